@@ -1,0 +1,377 @@
+"""The commands as plain functions: options in, exit code out.
+
+:mod:`lorac.cli` parses the command line into the frozen option objects below and calls these
+functions; nothing here imports click. Reports go to ``out`` (stdout), chatter to ``err``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from lorac.diagnostics import (
+    Diagnostic,
+    ExitCode,
+    LoracError,
+    Severity,
+    format_key_path,
+    render_github,
+    render_json,
+    render_sarif,
+    render_text,
+    sort_diagnostics,
+)
+
+
+@dataclass(frozen=True)
+class Io:
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+def _settings(overrides: dict[str, Any] | None = None):
+    from lorac.settings import load_settings
+
+    return load_settings(Path.cwd(), overrides)
+
+
+def _plugins():
+    from lorac.plugins import get_plugins
+
+    return get_plugins()
+
+
+def render(diags: list[Diagnostic], fmt: str, rules: Any = ()) -> str:
+    from lorac import __version__
+
+    if fmt == "json":
+        return render_json(diags)
+    if fmt == "sarif":
+        return render_sarif(diags, rules, __version__)
+    if fmt == "github":
+        return render_github(diags)
+    return render_text(diags)
+
+
+# --------------------------------------------------------------------------- lint
+
+
+@dataclass(frozen=True)
+class LintOptions:
+    paths: tuple[str, ...] = ()
+    fmt: str = "text"
+    fail_on: str | None = None
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    fix: bool = False
+    unsafe_fixes: bool = False
+    dataset: bool = True
+    argv: tuple[str, ...] | None = None  # the command line after ``lint``, for the cache
+
+
+def lint(opts: LintOptions, io: Io) -> int:
+    from lorac import cache as lint_cache
+    from lorac.lint import lint as run_lint
+
+    overrides: dict[str, Any] = {}
+    if opts.select:
+        overrides["select"] = list(opts.select)
+    if opts.ignore:
+        overrides["ignore"] = list(opts.ignore)
+    if opts.fail_on:
+        overrides["fail-on"] = opts.fail_on
+    settings = _settings(overrides)
+    plugins = _plugins()
+    paths = [Path(p) for p in opts.paths] or [settings.profiles if settings.profiles.exists()
+                                               else Path("profiles")]
+    options = {"dataset": opts.dataset}
+    report = run_lint(paths, settings, plugins, options=options)
+    diags = report.diagnostics
+    if opts.fix or opts.unsafe_fixes:
+        from lorac.fix import apply_fixes
+
+        fixed = apply_fixes(diags, unsafe=opts.unsafe_fixes)
+        if fixed:
+            io.err.write(f"fixed {fixed} finding(s)\n")
+            report = run_lint(paths, settings, plugins, options=options)
+            diags = report.diagnostics
+    text = render(diags, opts.fmt, list(plugins.rules.values()))
+    io.out.write(text)
+    code = report.exit_code(settings.fail_on)
+    if opts.fmt == "text":
+        _summary(diags, io)
+    if opts.argv is not None and not (opts.fix or opts.unsafe_fixes):
+        lint_cache.store(list(opts.argv), [str(p) for p in paths], report, text, int(code))
+    return int(code)
+
+
+def _summary(diags: list[Diagnostic], io: Io) -> None:
+    if not diags:
+        io.err.write("All checks passed.\n")
+        return
+    counts = {s: sum(1 for d in diags if d.severity == s) for s in Severity}
+    parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in sorted(counts.items(), reverse=True)
+             if n]
+    fixable = sum(1 for d in diags if d.fixable and d.fix_safe)
+    tail = f"; {fixable} fixable with --fix" if fixable else ""
+    io.err.write(f"Found {', '.join(parts)}{tail}.\n")
+
+
+# --------------------------------------------------------------------------- show / diff
+
+
+def _resolve_named(name: str):
+    from lorac.lint import check_profile
+    from lorac.profile import find_profile, resolve
+
+    settings = _settings()
+    path = find_profile(name, settings.profiles)
+    if not path.exists():
+        raise LoracError(f"no profile {name!r} (looked for {path})")
+    res = resolve(path)
+    diags = sort_diagnostics(check_profile(res))
+    return res, diags, settings
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return str(value)
+
+
+def _key(key: str) -> str:
+    import re
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def _leaves(data: Any, base: tuple = ()) -> dict[tuple, Any]:
+    out: dict[tuple, Any] = {}
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if isinstance(v, (dict, list)) and v and not (
+                    isinstance(v, list) and not any(isinstance(i, dict) for i in v)):
+                out.update(_leaves(v, (*base, k)))
+            else:
+                out[(*base, k)] = v
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            out.update(_leaves(v, (*base, i)))
+    return out
+
+
+@dataclass(frozen=True)
+class ShowOptions:
+    profile: str
+    fmt: str = "text"
+
+
+def show(opts: ShowOptions, io: Io) -> int:
+    res, diags, _ = _resolve_named(opts.profile)
+    if res.profile is None:
+        io.err.write(render_text(diags))
+        return int(ExitCode.FINDINGS)
+    profile = res.profile
+    if opts.fmt == "json":
+        leaves = _leaves(profile.data)
+        body = {
+            "profile": profile.name, "path": profile.path, "chain": list(profile.chain),
+            "data": profile.data,
+            "provenance": {format_key_path(k): str(profile.where(k)) for k in leaves},
+        }
+        io.out.write(json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        chain = " → ".join(profile.chain)
+        io.out.write(f"# {profile.name}: {chain}\n")
+        for section, table in profile.data.items():
+            _show_table(io, profile, (section,), table)
+    if diags:
+        io.err.write(render_text(diags))
+    return int(ExitCode.FINDINGS if any(d.severity >= Severity.ERROR for d in diags)
+               else ExitCode.OK)
+
+
+def _show_table(io: Io, profile: Any, path: tuple, table: dict, header: str | None = None) -> None:
+    io.out.write(f"\n{header or '[' + format_key_path(path) + ']'}\n")
+    width = max((len(_key(k)) + 3 + len(toml_value(v)) for k, v in table.items()
+                 if not _is_table_array(v) and not isinstance(v, dict)), default=0)
+    for key, value in table.items():
+        if isinstance(value, dict) or _is_table_array(value):
+            continue
+        line = f"{_key(key)} = {toml_value(value)}"
+        io.out.write(f"{line.ljust(width)}  # {profile.where((*path, key))}\n")
+    for key, value in table.items():
+        if isinstance(value, dict):
+            _show_table(io, profile, (*path, key), value)
+        elif _is_table_array(value):
+            for i, item in enumerate(value):
+                _show_table(io, profile, (*path, key, i), item,
+                            f"[[{format_key_path((*path, key))}]]")
+
+
+def _is_table_array(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+@dataclass(frozen=True)
+class DiffOptions:
+    a: str
+    b: str
+    fmt: str = "text"
+
+
+def diff(opts: DiffOptions, io: Io) -> int:
+    left, ldiags, _ = _resolve_named(opts.a)
+    right, rdiags, _ = _resolve_named(opts.b)
+    if left.profile is None or right.profile is None:
+        io.err.write(render_text(sort_diagnostics(ldiags + rdiags)))
+        return int(ExitCode.FINDINGS)
+    la, lb = _leaves(left.profile.data), _leaves(right.profile.data)
+    skip = {("profile", "extends"), ("profile", "description")}
+    rows = []
+    for key in sorted(set(la) | set(lb), key=lambda k: [str(p) for p in k]):
+        if key in skip or la.get(key, _MISSING) == lb.get(key, _MISSING):
+            continue
+        rows.append({
+            "key": format_key_path(key),
+            opts.a: la.get(key, None), opts.b: lb.get(key, None),
+            "only": opts.a if key not in lb else opts.b if key not in la else None,
+            "where": {opts.a: str(left.profile.where(key)) if key in la else None,
+                      opts.b: str(right.profile.where(key)) if key in lb else None},
+        })
+    if opts.fmt == "json":
+        io.out.write(json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n")
+        return 0
+    if not rows:
+        io.out.write(f"{opts.a} and {opts.b} resolve to the same values\n")
+        return 0
+    for row in rows:
+        a = "(unset)" if row["only"] == opts.b else toml_value(row[opts.a])
+        b = "(unset)" if row["only"] == opts.a else toml_value(row[opts.b])
+        io.out.write(f"{row['key']}: {a} → {b}\n")
+        where_a, where_b = row["where"][opts.a], row["where"][opts.b]
+        io.out.write(f"    {opts.a}: {where_a or '-'}\n    {opts.b}: {where_b or '-'}\n")
+    return 0
+
+
+_MISSING = object()
+
+
+# --------------------------------------------------------------------------- rules / explain
+
+
+def rules(fmt: str, io: Io) -> int:
+    plugins = _plugins()
+    rows = [{"code": r.code, "name": r.name, "family": r.family, "severity": str(r.severity),
+             "fix": r.fix, "summary": r.summary} for r in plugins.rules.values()]
+    if fmt == "json":
+        io.out.write(json.dumps(rows, indent=2) + "\n")
+        return 0
+    for r in rows:
+        fix = {"safe": "fix", "unsafe": "unsafe-fix", "none": ""}[r["fix"]]
+        io.out.write(f"{r['code']}  {r['name']:<34} {r['family']:<22} {r['severity']:<8} "
+                     f"{fix}\n")
+    return 0
+
+
+def explain(code: str, io: Io) -> int:
+    plugins = _plugins()
+    key = code.strip().upper()
+    rule = plugins.rules.get(key)
+    if rule is None:
+        by_name = {r.name: r for r in plugins.rules.values()}
+        rule = by_name.get(code.strip())
+    if rule is None:
+        raise LoracError(f"unknown rule {code!r} (see `lorac rules`)")
+    fix = {"safe": "safe fix available (--fix)", "unsafe": "fix available with --unsafe-fixes",
+           "none": "no automatic fix"}[rule.fix]
+    io.out.write(f"{rule.code} {rule.name} ({rule.family}; default {rule.severity}; {fix})\n\n")
+    io.out.write(rule.doc + "\n")
+    return 0
+
+
+def plugins_list(io: Io) -> int:
+    plugins = _plugins()
+    for info in plugins.infos:
+        kind = "built-in" if info.builtin else "entry point"
+        io.out.write(f"{info.name:<34} {info.version:<10} {kind:<12} {info.module}\n")
+    io.out.write(f"\n{len(plugins.rules)} rules, backends: "
+                 f"{', '.join(sorted(plugins.backends))}\n")
+    return 0
+
+
+def schema(write: bool, check: bool, io: Io) -> int:
+    from lorac import schema_gen
+
+    if write:
+        return schema_gen.main([])
+    if check:
+        return schema_gen.main(["--check"])
+    io.out.write(schema_gen.SCHEMA_FILE.read_text(encoding="utf-8"))
+    return 0
+
+
+# --------------------------------------------------------------------------- build
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    profile: str
+    backend: str | None = None
+    fmt: str | None = None
+    out: str | None = None
+
+
+def compile_profile(name: str, backend_name: str | None, fmt: str | None, io: Io):
+    """Resolve, validate and emit: the shared front half of ``build`` and ``run``."""
+
+    res, diags, settings = _resolve_named(name)
+    plugins = _plugins()
+    profile = res.profile
+    if profile is None or any(d.severity >= Severity.ERROR for d in diags):
+        io.err.write(render_text(diags))
+        raise LoracError(f"profile {name!r} has errors; nothing was built", ExitCode.FINDINGS)
+    backend_name = backend_name or profile.get("profile", "backend") or "kohya"
+    backend = plugins.backend(backend_name)
+    fmt = fmt or backend.formats[0]
+    if fmt not in backend.formats:
+        raise LoracError(f"backend {backend.name} has no format {fmt!r} "
+                         f"(available: {', '.join(backend.formats)})")
+    artifacts = backend.emit(profile, fmt)
+    all_diags = sort_diagnostics(diags + artifacts.diagnostics)
+    return profile, backend, fmt, artifacts, all_diags, settings
+
+
+def build(opts: BuildOptions, io: Io) -> int:
+    from lorac.outputs import write_tree
+
+    profile, backend, fmt, artifacts, diags, _ = compile_profile(
+        opts.profile, opts.backend, opts.fmt, io)
+    if diags:
+        io.err.write(render_text(diags))
+    if any(d.severity >= Severity.ERROR for d in diags):
+        io.err.write("lorac: nothing was written\n")
+        return int(ExitCode.FINDINGS)
+    out = Path(opts.out) if opts.out else Path("build") / profile.name
+    files = dict(artifacts.files)
+    files["lorac-build.json"] = json.dumps({
+        "profile": profile.name, "chain": list(profile.chain), "backend": backend.name,
+        "format": fmt, "argv": artifacts.argv, "files": sorted(artifacts.files),
+    }, indent=2, ensure_ascii=False) + "\n"
+    write_tree(out, files, executable=artifacts.executable)
+    io.out.write(f"built {profile.name} for {backend.name} ({fmt}) in {out}{os.sep}\n")
+    for name in sorted(files):
+        io.out.write(f"  {out / name}\n")
+    return 0

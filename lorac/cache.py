@@ -1,0 +1,190 @@
+"""The lint result cache: an unchanged tree is not re-parsed or re-validated.
+
+A cache entry is keyed by the working directory and the command line. It records everything
+the result depended on — the content hash (and size, mtime) of every file read, the listing
+time of every folder walked, the values of the environment variables the profiles referenced,
+the settings file, lorac's own code and data, and the installed distributions (plugins come
+from entry points). :func:`fast_lint` runs before click, pluggy or tomlkit are imported: on a
+hit it prints the stored report and returns the stored exit code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+CACHE_DIR = ".lorac_cache"
+VERSION = 1
+_SIMPLE_FLAGS = {"--no-dataset": ("dataset", False)}
+_VALUE_FLAGS = {"--format": "fmt", "-f": "fmt"}
+
+
+def _sha(path: str) -> str | None:
+    try:
+        with open(path, "rb") as fh:
+            return hashlib.sha256(fh.read()).hexdigest()
+    except OSError:
+        return None
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+def _code_fingerprint() -> str:
+    """lorac's own files and data, and the installed distributions (for plugins)."""
+
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    roots = [here, here / "plugins", here / "plugins" / "rules", here / "schema",
+             here.parent / "backends", here / "_backends"]
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for entry in sorted(os.scandir(root), key=lambda e: e.name):
+            if entry.is_file():
+                st = entry.stat()
+                h.update(f"{entry.path}:{st.st_size}:{st.st_mtime_ns};".encode())
+            elif entry.is_dir() and root.name in ("backends", "_backends"):
+                for sub in sorted(Path(entry.path).rglob("*")):
+                    st = sub.stat()
+                    h.update(f"{sub}:{st.st_size}:{st.st_mtime_ns};".encode())
+    for entry in sys.path:
+        if entry.endswith("site-packages") and os.path.isdir(entry):
+            names = sorted(n for n in os.listdir(entry) if n.endswith(".dist-info"))
+            h.update(";".join(names).encode())
+    return h.hexdigest()
+
+
+def _key(argv: list[str]) -> str:
+    raw = json.dumps([os.getcwd(), argv, sys.executable])
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def _entry_path(argv: list[str]) -> Path:
+    return Path(CACHE_DIR) / f"lint-{_key(argv)}.json"
+
+
+def _normalise(argv: list[str]) -> list[str] | None:
+    """The lint argv in canonical form, or None when it has options the cache does not know."""
+
+    args: list[str] = []
+    paths: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg in _SIMPLE_FLAGS:
+            args.append(arg)
+        elif arg in _VALUE_FLAGS:
+            value = next(it, None)
+            if value is None:
+                return None
+            args += ["--format", value]
+        elif arg.startswith("--format="):
+            args += ["--format", arg.split("=", 1)[1]]
+        elif arg.startswith("-"):
+            return None
+        else:
+            paths.append(arg)
+    return sorted(args) + ["--"] + paths
+
+
+def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) -> None:
+    """Record a finished lint run (called by :func:`lorac.app.lint`); ``argv`` is the command
+    line after ``lint``."""
+
+    norm = _normalise(argv)
+    if norm is None:
+        return
+    try:
+        from lorac.settings import find_settings_file
+
+        files = set(report.read)
+        found = find_settings_file(Path.cwd())
+        if found:
+            files.add(str(found[0]))
+        for folder in (Path.cwd(), *Path.cwd().parents):
+            for name in ("pyproject.toml", "lorac.toml"):
+                files.add(str(folder / name))
+        dirs = set()
+        for group in report.files.values():
+            for p in group:
+                dirs.add(str(Path(p).parent))
+        dirs |= {str(Path(p)) for p in paths if Path(p).is_dir()}
+        env_names = sorted({r.name for res in report.resolutions.values() if res.profile
+                            for r in res.profile.references if r.kind == "env"})
+        deps = {}
+        for f in sorted(files):
+            deps[f] = [_stat(f), _sha(f)]
+        entry = {
+            "version": VERSION,
+            "code": _code_fingerprint(),
+            "deps": deps,
+            "dirs": {d: _stat(d) for d in sorted(dirs)},
+            "env": {n: os.environ.get(n) for n in env_names + ["NO_COLOR"]},
+            "stdout": text,
+            "stderr": _summary_text(report),
+            "exit": code,
+        }
+        path = _entry_path(norm)
+        path.parent.mkdir(exist_ok=True)
+        ignore = path.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entry))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only tree simply has no cache
+
+
+def _summary_text(report: Any) -> str:
+    import io
+
+    from lorac.app import Io, _summary
+
+    buf = io.StringIO()
+    _summary(report.diagnostics, Io(out=buf, err=buf))
+    return buf.getvalue()
+
+
+def fast_lint(argv: list[str]) -> int | None:
+    """Print a cached lint result for ``argv`` (after ``lint``) and return its exit code, or
+    return None when there is no valid entry."""
+
+    norm = _normalise(argv)
+    if norm is None or os.environ.get("LORAC_NO_CACHE"):
+        return None
+    try:
+        with open(_entry_path(norm), encoding="utf-8") as fh:
+            entry = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if entry.get("version") != VERSION:
+        return None
+    for name, value in entry["env"].items():
+        if os.environ.get(name) != value:
+            return None
+    for d, st in entry["dirs"].items():
+        now = _stat(d)
+        if now is None or st is None or now[1] != st[1]:
+            return None
+    for f, (st, sha) in entry["deps"].items():
+        now = _stat(f)
+        if (now is None) != (st is None):
+            return None
+        if now is not None and tuple(now) != tuple(st) and _sha(f) != sha:
+            return None
+    if entry["code"] != _code_fingerprint():
+        return None
+    sys.stdout.write(entry["stdout"])
+    if "--format" not in norm or norm[norm.index("--format") + 1] == "text":
+        sys.stderr.write(entry["stderr"])
+    return int(entry["exit"])

@@ -1,0 +1,135 @@
+"""The command line: click commands only. Each parses its options into a frozen options
+object, calls a plain function in :mod:`lorac.app` and returns its exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from lorac import __version__, app
+from lorac.diagnostics import ExitCode, LoracError
+
+FORMATS = click.Choice(["text", "json", "sarif", "github"])
+
+
+class _State:
+    verbose = False
+
+
+def _call(fn: Callable[..., int], *args: Any) -> None:
+    sys.exit(fn(*args, app.Io()))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="lorac")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of internal errors.")
+def cli(verbose: bool) -> None:
+    """lorac: lint, compile and run LoRA training profiles."""
+    _State.verbose = verbose
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("-f", "--format", "fmt", type=FORMATS, default="text", show_default=True)
+@click.option("--fail-on", type=click.Choice(["info", "warning", "error"]),
+              help="Lowest severity that makes the exit code 1 (default: error).")
+@click.option("--select", multiple=True, help="Enable only these code prefixes.")
+@click.option("--ignore", multiple=True, help="Disable these code prefixes.")
+@click.option("--fix", is_flag=True, help="Apply safe fixes.")
+@click.option("--unsafe-fixes", is_flag=True, help="Apply safe and unsafe fixes.")
+@click.option("--no-dataset", is_flag=True, help="Skip the dataset rules (LRC5xx).")
+def lint(paths: tuple[str, ...], fmt: str, fail_on: str | None, select: tuple[str, ...],
+         ignore: tuple[str, ...], fix: bool, unsafe_fixes: bool, no_dataset: bool) -> None:
+    """Lint profiles (default: profiles/) and the files beside them."""
+    argv = tuple(sys.argv[2:]) if sys.argv[1:2] == ["lint"] else None
+    opts = app.LintOptions(paths=paths, fmt=fmt, fail_on=fail_on, select=select,
+                           ignore=ignore, fix=fix, unsafe_fixes=unsafe_fixes,
+                           dataset=not no_dataset, argv=argv)
+    _call(app.lint, opts)
+
+
+@cli.command()
+@click.argument("profile")
+@click.option("-b", "--backend", help="kohya, ai-toolkit, … (default: [profile] backend or kohya)")
+@click.option("--format", "fmt", help="Backend format, e.g. cli or toml for kohya.")
+@click.option("-o", "--output", "out", type=click.Path(), help="Output folder (build/PROFILE).")
+def build(profile: str, backend: str | None, fmt: str | None, out: str | None) -> None:
+    """Compile PROFILE for a trainer."""
+    _call(app.build, app.BuildOptions(profile=profile, backend=backend, fmt=fmt, out=out))
+
+
+@cli.command()
+@click.argument("profile")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def show(profile: str, fmt: str) -> None:
+    """Print the resolved PROFILE with the provenance of every value."""
+    _call(app.show, app.ShowOptions(profile=profile, fmt=fmt))
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def diff(a: str, b: str, fmt: str) -> None:
+    """Print the effective differences between two resolved profiles."""
+    _call(app.diff, app.DiffOptions(a=a, b=b, fmt=fmt))
+
+
+@cli.command()
+@click.argument("code")
+def explain(code: str) -> None:
+    """Explain a rule (by code or name)."""
+    _call(app.explain, code)
+
+
+@cli.command()
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def rules(fmt: str) -> None:
+    """List every rule with its code, name, family, severity and fixability."""
+    _call(app.rules, fmt)
+
+
+@cli.command()
+@click.option("--write", is_flag=True, help="Regenerate lorac/schema/profile.schema.json.")
+@click.option("--check", is_flag=True, help="Exit 1 when the committed schema is stale.")
+def schema(write: bool, check: bool) -> None:
+    """Print (or regenerate) the profile JSON Schema."""
+    _call(app.schema, write, check)
+
+
+@cli.command()
+def plugins() -> None:
+    """List the loaded plugins with their versions."""
+    _call(app.plugins_list)
+
+
+def run(argv: list[str]) -> int:
+    """Run the CLI with the one top-level handler: bad input never prints a traceback."""
+
+    try:
+        cli.main(args=argv, prog_name="lorac", standalone_mode=False)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except click.exceptions.Abort:
+        return int(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except LoracError as exc:
+        click.echo(f"lorac: error: {exc.message}", err=True)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("lorac: interrupted", err=True)
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if _State.verbose or "-v" in argv or "--verbose" in argv:
+            raise
+        click.echo(f"lorac: internal error: {exc.__class__.__name__}: {exc} "
+                   "(rerun with -v for the traceback)", err=True)
+        return int(ExitCode.INTERNAL)
+    return 0

@@ -1,0 +1,401 @@
+"""Loading TOML with source positions, and format-preserving edits.
+
+tomlkit keeps comments and layout (parse-then-dump is byte-identical) but gives no line or
+column for a value. :class:`Locator` fills that gap: a small scanner over the source text that
+maps every key path (tables, array-of-tables entries, inline tables, array items) to the
+``line:col`` where it is written, and remembers every comment by line (for suppressions).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from lorac.diagnostics import Diagnostic, KeyPath, Severity
+
+MAX_BYTES = 4 * 1024 * 1024
+SCHEMA_HEADER = re.compile(r"^#:schema\s+(\S+)")
+
+
+@dataclass
+class Document:
+    """One TOML file: its text, its plain data and the positions of its keys.
+
+    ``data`` comes from the standard library's ``tomllib`` (fast); the format-preserving
+    tomlkit document, needed only to edit the file, is parsed on first use of :attr:`toml`.
+    """
+
+    path: str
+    text: str
+    data: dict[str, Any]
+    locator: Locator
+
+    def position(self, key_path: KeyPath) -> tuple[int, int]:
+        return self.locator.find(key_path)
+
+    def plain(self) -> dict[str, Any]:
+        return self.data
+
+    @cached_property
+    def toml(self) -> Any:
+        """The tomlkit document (comments and layout kept)."""
+
+        import tomlkit
+
+        return tomlkit.parse(self.text)
+
+    def dumps(self) -> str:
+        import tomlkit
+
+        return tomlkit.dumps(self.toml)
+
+
+class LoadError(Exception):
+    """A file could not be loaded; carries the diagnostic that says why."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def read_text(path: Path, display: str | None = None) -> str:
+    """Read a UTF-8 text file or raise :class:`LoadError` with LRC002/LRC003."""
+
+    shown = display or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise LoadError(_diag("LRC003", f"file is {size / 1048576:.1f} MiB; lorac reads "
+                                  f"configuration files up to {MAX_BYTES // 1048576} MiB", shown))
+        data = path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise LoadError(_diag("LRC003", f"cannot read file: {reason}", shown)) from None
+    if b"\x00" in data:
+        raise LoadError(_diag("LRC002", "file is binary, not TOML text", shown))
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise LoadError(_diag("LRC002", f"file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+                              shown, line, col)) from None
+
+
+def _diag(code: str, message: str, path: str, line: int = 0, col: int = 0) -> Diagnostic:
+    names = {"LRC001": "invalid-toml", "LRC002": "not-utf8-text", "LRC003": "unreadable-file"}
+    return Diagnostic(code=code, message=message, path=path, line=line, col=col,
+                      severity=Severity.ERROR, rule=names[code])
+
+
+_TOMLLIB_POS = re.compile(r"\s*\(at line (\d+), column (\d+)\)$|\s*\(at end of document\)$")
+
+
+def parse(text: str, display: str) -> Document:
+    """Parse TOML text; invalid TOML raises :class:`LoadError` with LRC001 at its position."""
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        return _parse_tomlkit(text, display)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        m = _TOMLLIB_POS.search(message)
+        line, col = (int(m.group(1)), int(m.group(2))) if m and m.group(1) else (
+            text.count("\n") + 1, 1)
+        message = _TOMLLIB_POS.sub("", message)
+        raise LoadError(_diag("LRC001", f"invalid TOML: {message}", display, line, col)) from None
+    except RecursionError:
+        raise LoadError(_diag("LRC001", "invalid TOML: nested too deeply", display)) from None
+    return Document(path=display, text=text, data=data, locator=Locator(text))
+
+
+def _parse_tomlkit(text: str, display: str) -> Document:
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        doc = tomlkit.parse(text)
+    except ParseError as exc:
+        message = re.sub(r" at line \d+ col \d+$", "", str(exc))
+        raise LoadError(_diag("LRC001", f"invalid TOML: {message}", display,
+                              exc.line, exc.col)) from None
+    except RecursionError:
+        raise LoadError(_diag("LRC001", "invalid TOML: nested too deeply", display)) from None
+    except Exception as exc:  # tomlkit raises a few non-ParseError types on odd input
+        raise LoadError(_diag("LRC001", f"invalid TOML: {exc.__class__.__name__}: {exc}",
+                              display)) from None
+    result = Document(path=display, text=text, data=doc.unwrap(), locator=Locator(text))
+    result.__dict__["toml"] = doc
+    return result
+
+
+def load(path: Path, display: str | None = None) -> Document:
+    shown = display or str(path)
+    return parse(read_text(path, shown), shown)
+
+
+# --------------------------------------------------------------------------- locator
+
+
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass
+class Locator:
+    """Positions of keys in TOML source text (1-based line and column)."""
+
+    text: str
+    positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    comments: dict[int, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        try:
+            _Scanner(self.text, self.positions, self.comments).run()
+        except (IndexError, ValueError, RecursionError):
+            pass  # the text is valid TOML (tomlkit parsed it); keep what was found
+
+    def find(self, key_path: KeyPath) -> tuple[int, int]:
+        """The position of ``key_path`` or of its nearest located ancestor (else 1:1)."""
+
+        path = tuple(key_path)
+        while path:
+            if path in self.positions:
+                return self.positions[path]
+            path = path[:-1]
+        return (1, 1)
+
+
+class _Scanner:
+    def __init__(self, text: str, positions: dict, comments: dict) -> None:
+        self.s = text
+        self.i = 0
+        self.line = 1
+        self.line_start = 0
+        self.pos = positions
+        self.comments = comments
+        self.table: tuple[str | int, ...] = ()
+        self.aot: dict[tuple, int] = {}
+
+    # -- low level
+    def peek(self, k: int = 0) -> str:
+        j = self.i + k
+        return self.s[j] if j < len(self.s) else ""
+
+    def here(self) -> tuple[int, int]:
+        return (self.line, self.i - self.line_start + 1)
+
+    def advance(self, n: int = 1) -> None:
+        for _ in range(n):
+            if self.i < len(self.s) and self.s[self.i] == "\n":
+                self.line += 1
+                self.line_start = self.i + 1
+            self.i += 1
+
+    def skip_ws(self, newlines: bool = False) -> None:
+        while self.i < len(self.s):
+            c = self.s[self.i]
+            if c in " \t\r" or (newlines and c == "\n"):
+                self.advance()
+            elif c == "#":
+                start = self.i
+                while self.i < len(self.s) and self.s[self.i] != "\n":
+                    self.i += 1
+                self.comments[self.line] = self.s[start:self.i]
+            else:
+                break
+
+    # -- grammar
+    def run(self) -> None:
+        n = len(self.s)
+        while self.i < n:
+            self.skip_ws(newlines=True)
+            if self.i >= n:
+                break
+            if self.peek() == "[":
+                self.header()
+            else:
+                self.keyval(self.table)
+            self.skip_ws()
+            if self.peek() == "\n":
+                self.advance()
+
+    def header(self) -> None:
+        array = self.peek(1) == "["
+        self.advance(2 if array else 1)
+        self.skip_ws()
+        at = self.here()
+        keys = self.key()
+        self.skip_ws()
+        self.advance(2 if array else 1)
+        resolved: tuple[str | int, ...] = ()
+        for k in keys[:-1]:
+            resolved = (*resolved, k)
+            if resolved in self.aot:
+                resolved = (*resolved, self.aot[resolved])
+        resolved = (*resolved, keys[-1])
+        if array:
+            idx = self.aot.get(resolved, -1) + 1
+            self.aot[resolved] = idx
+            self.pos.setdefault(resolved, at)
+            resolved = (*resolved, idx)
+        self.pos[resolved] = at
+        self.table = resolved
+
+    def key(self) -> list[str]:
+        parts: list[str] = []
+        while True:
+            self.skip_ws()
+            c = self.peek()
+            if c == '"':
+                parts.append(self.basic_string())
+            elif c == "'":
+                parts.append(self.literal_string())
+            else:
+                m = _BARE.match(self.s, self.i)
+                if not m:
+                    raise ValueError("bad key")
+                parts.append(m.group())
+                self.advance(m.end() - self.i)
+            self.skip_ws()
+            if self.peek() == ".":
+                self.advance()
+                continue
+            return parts
+
+    def keyval(self, base: tuple) -> None:
+        at = self.here()
+        keys = self.key()
+        path = (*base, *keys)
+        for depth in range(len(keys)):
+            self.pos.setdefault((*base, *keys[: depth + 1]), at)
+        self.pos[path] = at
+        self.skip_ws()
+        if self.peek() != "=":
+            raise ValueError("expected =")
+        self.advance()
+        self.skip_ws()
+        self.value(path)
+
+    def value(self, path: tuple) -> None:
+        c = self.peek()
+        if c == '"':
+            self.basic_string()
+        elif c == "'":
+            self.literal_string()
+        elif c == "[":
+            self.array(path)
+        elif c == "{":
+            self.inline_table(path)
+        else:
+            while self.i < len(self.s) and self.s[self.i] not in ",]}\n#":
+                self.i += 1
+
+    def array(self, path: tuple) -> None:
+        self.advance()
+        idx = 0
+        while True:
+            self.skip_ws(newlines=True)
+            if self.peek() in ("]", ""):
+                self.advance()
+                return
+            self.pos[(*path, idx)] = self.here()
+            self.value((*path, idx))
+            idx += 1
+            self.skip_ws(newlines=True)
+            if self.peek() == ",":
+                self.advance()
+
+    def inline_table(self, path: tuple) -> None:
+        self.advance()
+        while True:
+            self.skip_ws(newlines=True)
+            if self.peek() in ("}", ""):
+                self.advance()
+                return
+            self.keyval(path)
+            self.skip_ws(newlines=True)
+            if self.peek() == ",":
+                self.advance()
+
+    def basic_string(self) -> str:
+        if self.s.startswith('"""', self.i):
+            self.advance(3)
+            end = self.i
+            while True:
+                end = self.s.index('"""', end)
+                if self.s[end - 1] == "\\" and not self._escaped_backslash(end - 1):
+                    end += 1
+                    continue
+                break
+            while end + 3 < len(self.s) and self.s[end + 3] == '"':
+                end += 1
+            body = self.s[self.i:end]
+            self.advance(end - self.i + 3)
+            return body
+        self.advance()
+        out = []
+        while True:
+            c = self.s[self.i]
+            if c == "\\":
+                out.append(self.s[self.i:self.i + 2])
+                self.advance(2)
+            elif c == '"':
+                self.advance()
+                body = "".join(out)
+                if "\\" in body:
+                    try:
+                        return json.loads('"' + body + '"')
+                    except ValueError:
+                        return body
+                return body
+            elif c == "\n":
+                raise ValueError("newline in string")
+            else:
+                out.append(c)
+                self.advance()
+
+    def _escaped_backslash(self, j: int) -> bool:
+        count = 0
+        while j >= 0 and self.s[j] == "\\":
+            count += 1
+            j -= 1
+        return count % 2 == 0
+
+    def literal_string(self) -> str:
+        if self.s.startswith("'''", self.i):
+            self.advance(3)
+            end = self.s.index("'''", self.i)
+            while end + 3 < len(self.s) and self.s[end + 3] == "'":
+                end += 1
+            body = self.s[self.i:end]
+            self.advance(end - self.i + 3)
+            return body
+        self.advance()
+        end = self.s.index("'", self.i)
+        body = self.s[self.i:end]
+        self.advance(end - self.i + 1)
+        return body
+
+
+SUPPRESS = re.compile(r"lorac:\s*ignore\[([A-Z0-9_,\s-]+)\]")
+
+
+def suppressions(doc_or_locator: Document | Locator) -> dict[int, set[str]]:
+    """Line → codes silenced there by ``# lorac: ignore[LRC123, LRC124]`` comments."""
+
+    loc = doc_or_locator.locator if isinstance(doc_or_locator, Document) else doc_or_locator
+    out: dict[int, set[str]] = {}
+    for line, comment in loc.comments.items():
+        m = SUPPRESS.search(comment)
+        if m:
+            out[line] = {c.strip() for c in m.group(1).split(",") if c.strip()}
+    return out

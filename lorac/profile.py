@@ -1,0 +1,408 @@
+"""Resolving a profile: ``extends`` chains, ``[vars]``, ``${env:X}``, with provenance.
+
+A profile file may extend another profile in the same folder (``[profile] extends = "base"``).
+Tables merge key by key, child over parent; arrays (``[[dataset.subsets]]``) replace as a
+whole. Then strings are interpolated: ``${name}`` reads ``[vars]``, ``${env:NAME}`` and
+``${env:NAME:-default}`` read the environment, ``$${`` writes a literal ``${``. A string that
+is exactly one reference keeps the referenced value's type (``"${rank}"`` → ``32``).
+
+Every resolved leaf keeps a :class:`Provenance`: the file, line and column it was written at,
+and how its value came to be (written, from a variable, from the environment, a default).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lorac import document
+from lorac.diagnostics import Diagnostic, KeyPath, Severity
+
+#: Sections that belong to lorac; every other table holds trainer options.
+OWN_SECTIONS = ("profile", "vars", "dataset", "run")
+
+REFERENCE = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
+ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.S)
+VAR_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a resolved value came from."""
+
+    path: str
+    line: int
+    col: int
+    kind: str = "file"  # file | var | env | env-default | default
+    detail: str = ""
+
+    def location(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
+
+    def __str__(self) -> str:
+        if self.kind == "file":
+            return self.location()
+        return f"{self.location()} ({self.kind} {self.detail})".rstrip()
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One ``${…}`` occurrence in a profile, for the variable and environment rules."""
+
+    kind: str  # "var" | "env"
+    name: str
+    default: str | None
+    where: Provenance
+    key_path: KeyPath
+    resolved: bool
+
+
+@dataclass
+class Profile:
+    """A resolved profile: plain data plus the provenance of every leaf."""
+
+    name: str
+    path: str
+    chain: tuple[str, ...]
+    data: dict[str, Any]
+    provenance: dict[KeyPath, Provenance]
+    documents: dict[str, document.Document]
+    references: list[Reference] = field(default_factory=list)
+
+    # -- access
+    def get(self, *keys: str | int, default: Any = None) -> Any:
+        node: Any = self.data
+        for k in keys:
+            try:
+                node = node[k]
+            except (KeyError, IndexError, TypeError):
+                return default
+        return node
+
+    def where(self, key_path: KeyPath) -> Provenance:
+        """Provenance of ``key_path``, or of its nearest ancestor, or of the file itself."""
+
+        path = tuple(key_path)
+        while path:
+            if path in self.provenance:
+                return self.provenance[path]
+            path = path[:-1]
+        return Provenance(self.path, 1, 1)
+
+    @property
+    def family(self) -> str | None:
+        value = self.get("profile", "family")
+        return value if isinstance(value, str) else None
+
+    @property
+    def description(self) -> str:
+        return str(self.get("profile", "description", default=""))
+
+    @property
+    def gpus(self) -> list[str]:
+        value = self.get("profile", "gpu")
+        if isinstance(value, str):
+            return [value]
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+    def option_sections(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        for section, table in self.data.items():
+            if section not in OWN_SECTIONS and isinstance(table, dict):
+                yield section, table
+
+    def options(self) -> dict[str, tuple[Any, KeyPath]]:
+        """Trainer options, flattened the way kohya flattens ``--config_file`` sections.
+
+        Later sections win on a duplicate name (the duplicate itself is a lint finding).
+        """
+
+        out: dict[str, tuple[Any, KeyPath]] = {}
+        for section, table in self.option_sections():
+            for key, value in table.items():
+                out[key] = (value, (section, key))
+        return out
+
+    def option(self, name: str, default: Any = None) -> Any:
+        found = self.options().get(name)
+        return default if found is None else found[0]
+
+    def diagnostic(self, code: str, message: str, key_path: KeyPath, *, rule: str = "",
+                   severity: Severity = Severity.ERROR, hint: str | None = None,
+                   **extra: Any) -> Diagnostic:
+        """A diagnostic placed where ``key_path``'s value was written."""
+
+        where = self.where(key_path)
+        return Diagnostic(code=code, message=message, path=where.path, line=where.line,
+                          col=where.col, severity=severity, rule=rule, key_path=tuple(key_path),
+                          hint=hint, **extra)
+
+
+@dataclass
+class Resolution:
+    """The outcome of resolving one profile: the profile (None when impossible) + findings."""
+
+    profile: Profile | None
+    diagnostics: list[Diagnostic]
+    files: list[str]
+
+
+def display_path(path: Path, base: Path | None = None) -> str:
+    base = base or Path.cwd()
+    try:
+        return os.path.relpath(path, base)
+    except ValueError:
+        return str(path)
+
+
+def find_profile(name_or_path: str, folder: Path | None = None) -> Path:
+    """``final`` → ``profiles/final.toml``; an existing path is taken as it is."""
+
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or candidate.exists() or "/" in name_or_path:
+        return candidate
+    return (folder or Path("profiles")) / f"{name_or_path}.toml"
+
+
+def resolve(path: Path, *, env: Mapping[str, str] | None = None,
+            cache: dict[Path, document.Document | Diagnostic] | None = None) -> Resolution:
+    """Resolve the profile file at ``path`` (see the module docstring)."""
+
+    env = os.environ if env is None else env
+    cache = {} if cache is None else cache
+    diags: list[Diagnostic] = []
+    chain: list[tuple[Path, document.Document]] = []
+    seen: list[Path] = []
+    current = path
+    child: tuple[document.Document, KeyPath] | None = None
+    while True:
+        real = current.resolve()
+        if real in seen:
+            names = " → ".join(display_path(p) for p in [*seen, real])
+            doc, kp = child  # type: ignore[misc]
+            line, col = doc.position(kp)
+            diags.append(Diagnostic("LRC012", f"extends cycle: {names}", doc.path, line, col,
+                                    rule="extends-cycle", key_path=kp))
+            return Resolution(None, diags, [d.path for _, d in chain])
+        seen.append(real)
+        loaded = _load_cached(current, cache)
+        if isinstance(loaded, Diagnostic):
+            if child is not None and loaded.code == "LRC003" and not current.exists():
+                doc, kp = child
+                line, col = doc.position(kp)
+                names = " → ".join([*(display_path(p) for p in seen[:-1]),
+                                    display_path(current)])
+                diags.append(Diagnostic(
+                    "LRC011", f"extends target not found: {display_path(current)} "
+                    f"(chain: {names})", doc.path, line, col, rule="extends-not-found",
+                    key_path=kp))
+            else:
+                diags.append(loaded)
+            return Resolution(None, diags, [d.path for _, d in chain])
+        chain.append((current, loaded))
+        parent = loaded.data.get("profile", {}).get("extends") if isinstance(
+            loaded.data.get("profile"), dict) else None
+        if parent is None:
+            break
+        kp = ("profile", "extends")
+        if not isinstance(parent, str) or not parent.strip():
+            line, col = loaded.position(kp)
+            diags.append(Diagnostic("LRC005", "extends must be a profile name (a string)",
+                                    loaded.path, line, col, rule="schema-violation", key_path=kp))
+            break
+        escape = _escapes(current.parent, parent)
+        if escape:
+            line, col = loaded.position(kp)
+            diags.append(Diagnostic("LRC011", f"extends target {parent!r} is outside the "
+                                    f"profile's folder", loaded.path, line, col,
+                                    rule="extends-not-found", key_path=kp))
+            return Resolution(None, diags, [d.path for _, d in chain])
+        child = (loaded, kp)
+        current = current.parent / (parent if parent.endswith(".toml") else f"{parent}.toml")
+
+    data: dict[str, Any] = {}
+    prov: dict[KeyPath, Provenance] = {}
+    for _, doc in reversed(chain):
+        _merge(data, prov, doc.plain(), doc, ())
+    top_doc = chain[0][1]
+    name = path.stem
+    profile = Profile(name=name, path=top_doc.path, chain=tuple(d.path for _, d in chain),
+                      data=data, provenance=prov, documents={d.path: d for _, d in chain})
+    _interpolate(profile, env, diags)
+    return Resolution(profile, diags, [d.path for _, d in chain])
+
+
+def _escapes(folder: Path, name: str) -> bool:
+    target = (folder / name).resolve()
+    try:
+        target.relative_to(folder.resolve())
+    except ValueError:
+        return True
+    return False
+
+
+def _load_cached(path: Path, cache: dict) -> document.Document | Diagnostic:
+    key = path.resolve()
+    if key not in cache:
+        try:
+            cache[key] = document.load(path, display_path(path))
+        except document.LoadError as exc:
+            cache[key] = exc.diagnostic
+    return cache[key]
+
+
+def _merge(dst: dict, prov: dict, src: dict, doc: document.Document, base: KeyPath) -> None:
+    for key, value in src.items():
+        kp = (*base, key)
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            line, col = doc.position(kp)
+            prov[kp] = Provenance(doc.path, line, col)
+            _merge(dst[key], prov, value, doc, kp)
+            continue
+        for stale in [p for p in prov if p[: len(kp)] == kp]:
+            del prov[stale]
+        dst[key] = copy.deepcopy(value)
+        _record(prov, value, doc, kp)
+
+
+def _record(prov: dict, value: Any, doc: document.Document, kp: KeyPath) -> None:
+    line, col = doc.position(kp)
+    prov[kp] = Provenance(doc.path, line, col)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _record(prov, v, doc, (*kp, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _record(prov, v, doc, (*kp, i))
+
+
+# --------------------------------------------------------------------------- interpolation
+
+
+class _Unresolved(Exception):
+    pass
+
+
+def _interpolate(profile: Profile, env: Mapping[str, str], diags: list[Diagnostic]) -> None:
+    raw_vars = profile.data.get("vars", {})
+    raw_vars = raw_vars if isinstance(raw_vars, dict) else {}
+    done: dict[str, Any] = {}
+
+    def var(name: str, stack: tuple[str, ...], at: KeyPath) -> Any:
+        if name in done:
+            return done[name]
+        if name in stack:
+            cycle = " → ".join((*stack, name))
+            diags.append(profile.diagnostic("LRC203", f"variable cycle: {cycle}", at,
+                                            rule="variable-cycle"))
+            raise _Unresolved
+        if name not in raw_vars:
+            raise KeyError(name)
+        value = walk(raw_vars[name], ("vars", name), (*stack, name))
+        done[name] = value
+        return value
+
+    def expand(text: str, kp: KeyPath, stack: tuple[str, ...]) -> Any:
+        matches = list(REFERENCE.finditer(text))
+        if not matches:
+            return text
+        whole = len(matches) == 1 and matches[0].span() == (0, len(text)) and matches[0].group(1)
+        parts: list[str] = []
+        last = 0
+        ok = True
+        for m in matches:
+            parts.append(text[last:m.start()])
+            last = m.end()
+            if m.group(0) == "$${":
+                parts.append("${")
+                continue
+            value, good = lookup(m.group(1), kp, stack)
+            ok = ok and good
+            if whole and good:
+                return value
+            parts.append(m.group(0) if not good else _as_text(value))
+        parts.append(text[last:])
+        return "".join(parts)
+
+    def lookup(ref: str, kp: KeyPath, stack: tuple[str, ...]) -> tuple[Any, bool]:
+        where = profile.where(kp)
+        env_match = ENV_REF.match(ref)
+        if env_match:
+            name, default = env_match.group(1), env_match.group(2)
+            if name in env:
+                profile.references.append(Reference("env", name, default, where, kp, True))
+                _mark(kp, "env", name)
+                return env[name], True
+            if default is not None:
+                profile.references.append(Reference("env", name, default, where, kp, True))
+                _mark(kp, "env-default", f"{name} unset")
+                return default, True
+            profile.references.append(Reference("env", name, None, where, kp, False))
+            diags.append(profile.diagnostic(
+                "LRC202", f"environment variable {name} is not set and has no default",
+                kp, rule="undefined-env-var",
+                hint=f"export {name}=… or write ${{env:{name}:-default}}"))
+            return None, False
+        if VAR_REF.match(ref):
+            try:
+                value = var(ref, stack, kp)
+            except KeyError:
+                profile.references.append(Reference("var", ref, None, where, kp, False))
+                known = sorted(raw_vars)
+                from difflib import get_close_matches
+
+                close = get_close_matches(ref, known, n=1)
+                diags.append(profile.diagnostic(
+                    "LRC201", f"undefined variable ${{{ref}}}", kp, rule="undefined-variable",
+                    hint=f"did you mean ${{{close[0]}}}?" if close else
+                    "define it under [vars]"))
+                return None, False
+            except _Unresolved:
+                return None, False
+            profile.references.append(Reference("var", ref, None, where, kp, True))
+            _mark(kp, "var", ref)
+            return value, True
+        diags.append(profile.diagnostic(
+            "LRC201", f"malformed reference ${{{ref}}}", kp, rule="undefined-variable",
+            hint="write ${name} for a [vars] entry or ${env:NAME} / ${env:NAME:-default}"))
+        return None, False
+
+    def _mark(kp: KeyPath, kind: str, detail: str) -> None:
+        old = profile.where(kp)
+        if kp in profile.provenance and old.kind == "file":
+            profile.provenance[kp] = Provenance(old.path, old.line, old.col, kind, detail)
+
+    def walk(value: Any, kp: KeyPath, stack: tuple[str, ...] = ()) -> Any:
+        if isinstance(value, str):
+            return expand(value, kp, stack)
+        if isinstance(value, dict):
+            return {k: walk(v, (*kp, k), stack) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v, (*kp, i), stack) for i, v in enumerate(value)]
+        return value
+
+    resolved: dict[str, Any] = {}
+    for section, table in profile.data.items():
+        if section == "vars":
+            continue
+        resolved[section] = walk(table, (section,))
+    for name in raw_vars:
+        try:
+            var(name, (), ("vars", name))
+        except (KeyError, _Unresolved):
+            pass
+    if "vars" in profile.data:
+        resolved["vars"] = {k: done.get(k, v) for k, v in raw_vars.items()}
+    order = list(profile.data)
+    profile.data.clear()
+    profile.data.update({k: resolved[k] for k in order})
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
