@@ -183,7 +183,7 @@ def resolve(path: Path, *, env: Mapping[str, str] | None = None,
         real = current.resolve()
         if real in seen:
             names = " → ".join(display_path(p) for p in [*seen, real])
-            doc, kp = child  # type: ignore[misc]
+            doc, kp = chain[0][1], ("profile", "extends")
             line, col = doc.position(kp)
             diags.append(Diagnostic("LRC012", f"extends cycle: {names}", doc.path, line, col,
                                     rule="extends-cycle", key_path=kp))

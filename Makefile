@@ -1,0 +1,33 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-dev
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/lorac lint profiles/ --no-dataset
+	$(BIN)/lorac build final --backend kohya
+	@echo
+	@echo "Compiled files are in build/final/ — launch with: bash build/final/train.sh"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check lorac tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/lint_speed.py
+
+clean:
+	rm -rf build dist .lorac_cache .pytest_cache

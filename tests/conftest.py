@@ -1,0 +1,53 @@
+"""Shared fixtures: a tmp project directory as cwd, and the CLI runner."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _no_lint_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    # tests call lorac in-process many times; the result cache is tested on its own
+    monkeypatch.setenv("LORAC_NO_CACHE", "1")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Path]:
+    """An empty project directory that is the current directory during the test."""
+
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        yield tmp_path
+    finally:
+        os.chdir(old)
+
+
+def write_files(root: Path, files: dict[str, str | bytes]) -> None:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+
+
+def lorac(*args: str) -> tuple[int, str, str]:
+    """Run the lorac CLI in-process; returns (exit code, stdout, stderr)."""
+
+    import contextlib
+    import io
+
+    from lorac.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()

@@ -1,0 +1,35 @@
+"""A third-party rule: descriptions must not be empty."""
+
+from lorac import hookimpl
+from lorac.rules import Rule
+
+
+class EmptyDescription(Rule):
+    """What it does
+    Reports an empty ``[profile] description``.
+
+    Why is this bad?
+    Nobody knows what the recipe is for.
+
+    Example
+        description = ""
+
+    Use instead
+        description = "Identity LoRA, production"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC899"
+    name = "empty-description"
+
+
+    def check(self, ctx):
+        if ctx.profile.get("profile", "description") == "":
+            yield self.at(ctx.profile, ("profile", "description"), "description is empty")
+
+
+@hookimpl
+def lorac_rules():
+    return [EmptyDescription()]

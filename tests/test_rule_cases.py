@@ -1,0 +1,86 @@
+"""Every rule's case file (tests/rules/cases/<CODE>-<name>.toml), run by one test.
+
+A case writes its ``files`` into a fresh project directory, lints ``lint`` (default
+``profiles``) and compares the text-format lines of the rule's code with ``expect``
+(prefixes, in order). ``kind = "fix"`` also runs ``lint --fix`` (``--unsafe-fixes`` when
+``unsafe = true``), compares the files with ``fixed`` and re-lints: no finding of the code may
+remain, and a second ``--fix`` changes nothing.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from tests.conftest import lorac, write_files
+
+CASES = Path(__file__).parent / "rules" / "cases"
+
+
+def _load() -> list:
+    params = []
+    for path in sorted(CASES.glob("LRC*.toml")):
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        for i, case in enumerate(data.get("case", [])):
+            params.append(pytest.param(data["code"], case,
+                                       id=f"{path.stem}[{i}:{case.get('kind')}]"))
+    return params
+
+
+def _lines(out: str, code: str) -> list[str]:
+    return [line for line in out.splitlines() if f": {code}" in line.split(" [")[0]]
+
+
+def _setup(project: Path, case: dict) -> None:
+    write_files(project, case.get("files", {}))
+    if "setup" in case:
+        cmd = [part.replace("{tmp}", str(project)) for part in shlex.split(case["setup"])]
+        if cmd and cmd[0] == "python":
+            cmd[0] = sys.executable
+        subprocess.run(cmd, check=True, cwd=Path(__file__).parent.parent)
+
+
+@pytest.mark.parametrize(("code", "case"), _load())
+def test_case(code: str, case: dict, project: Path) -> None:
+    _setup(project, case)
+    target = case.get("lint", "profiles")
+    args = ["lint", target, *case.get("args", [])]
+    _, out, err = lorac(*args)
+    assert "Traceback" not in err
+    got = _lines(out, code)
+    expect = case.get("expect", [])
+    if case["kind"] == "pass":
+        assert got == [], f"expected no {code}, got:\n{out}"
+        return
+    if case["kind"] == "fail":
+        assert len(got) == len(expect), f"expected {expect}, got:\n{out}"
+        for line, prefix in zip(got, expect, strict=True):
+            assert line.startswith(prefix), f"{line!r} does not start with {prefix!r}"
+        return
+    assert case["kind"] == "fix", case["kind"]
+    assert got, f"a fix case must start with a finding of {code}:\n{out}"
+    fix_flag = "--unsafe-fixes" if case.get("unsafe") else "--fix"
+    lorac(*args, fix_flag)
+    for name, content in case["fixed"].items():
+        assert (project / name).read_text(encoding="utf-8") == content, name
+    _, out2, _ = lorac(*args)
+    assert _lines(out2, code) == [], out2
+    before = {n: (project / n).read_text(encoding="utf-8") for n in case["fixed"]}
+    lorac(*args, fix_flag)
+    after = {n: (project / n).read_text(encoding="utf-8") for n in case["fixed"]}
+    assert before == after, "a second --fix changed the files"
+
+
+def test_every_rule_has_a_case_file() -> None:
+    from lorac.plugins import get_plugins
+
+    rules = get_plugins(entry_points=False).rules
+    covered = {p.name.split("-")[0] for p in CASES.glob("LRC*.toml")}
+    missing = sorted(code for code, rule in rules.items()
+                     if code not in covered)
+    assert not missing, f"rules without a case file: {missing}"

@@ -1,0 +1,84 @@
+"""The schema and lorac's own draft-4 evaluator, checked against jsonschema."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lorac import schema_gen
+from lorac.validate import SCHEMA_PATH, load_schema, schema_errors
+
+
+def test_schema_is_current() -> None:
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_gen.render(schema_gen.generate()), \
+        "lorac/schema/profile.schema.json is stale: run `python -m lorac.schema_gen`"
+
+
+def test_schema_is_valid_draft4_and_draft7() -> None:
+    schema = load_schema()
+    jsonschema.Draft4Validator.check_schema(schema)
+    jsonschema.Draft7Validator.check_schema(schema)
+    assert schema["$schema"] == "http://json-schema.org/draft-04/schema#"
+
+
+def test_schema_knows_every_flux_option() -> None:
+    from lorac.inventory import load_kohya_inventory
+
+    props = load_schema()["definitions"]["trainer_section"]["properties"]
+    missing = set(load_kohya_inventory("flux_train_network.py").options) - set(props)
+    assert not missing
+
+
+def test_errors_are_all_reported_with_paths_and_suggestions() -> None:
+    errs = schema_errors({
+        "profile": {"family": "flux1-dv", "gpu": 24},
+        "network": {"netwrok_alpha": 3, "network_dim": "32", "network_args": "a=b"},
+        "dataset": {"subsets": [{"image_dir": "x", "num_repeats": 1.5}]},
+    })
+    by_path = {e.path: e for e in errs}
+    assert by_path[("profile", "family")].suggestion == "flux1-dev"
+    assert by_path[("network", "netwrok_alpha")].suggestion == "network_alpha"
+    assert by_path[("network", "network_dim")].keyword == "type"
+    assert by_path[("network", "network_args")].keyword == "type"
+    assert by_path[("dataset", "subsets", 0, "num_repeats")].keyword == "type"
+    gpu = by_path[("profile", "gpu")]
+    assert "must be a string" in gpu.message  # best alternative of the anyOf, not both
+    assert len(errs) == 6
+    for e in errs:
+        assert "is not valid under" not in e.message  # our own sentences
+
+
+def _data_strategy() -> st.SearchStrategy:
+    schema = load_schema()
+    props = schema["definitions"]["trainer_section"]["properties"]
+    names = sorted(props)[:80] + ["netwrok_alpha", "bogus"]
+    scalar = st.one_of(st.integers(-5, 5), st.floats(-2, 2, allow_nan=False), st.booleans(),
+                       st.sampled_from(["", "x", "AdamW", "networks.lora_flux", "24GB"]))
+    value = st.one_of(scalar, st.lists(scalar, max_size=3))
+    section = st.dictionaries(st.sampled_from(names), value, max_size=5)
+    own = st.fixed_dictionaries({}, optional={
+        "profile": st.dictionaries(st.sampled_from(["family", "gpu", "extends", "famly",
+                                                    "trigger"]), value, max_size=3),
+        "run": st.dictionaries(st.sampled_from(["gpus", "num_machines", "env", "x"]), value,
+                               max_size=2),
+        "dataset": st.dictionaries(st.sampled_from(["resolution", "batch_size", "subsets",
+                                                    "flip_aug"]),
+                                   st.one_of(value, st.lists(st.dictionaries(
+                                       st.sampled_from(["image_dir", "num_repeats", "zz"]),
+                                       value, max_size=2), max_size=2)), max_size=3),
+    })
+    return st.tuples(own, st.dictionaries(st.sampled_from(["network", "training"]), section,
+                                          max_size=2)).map(lambda t: {**t[0], **t[1]})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_data_strategy())
+def test_evaluator_agrees_with_jsonschema(data: dict) -> None:
+    schema = load_schema()
+    reference = jsonschema.Draft4Validator(schema)
+    ours = schema_errors(data)
+    theirs = list(reference.iter_errors(json.loads(json.dumps(data))))
+    assert bool(ours) == bool(theirs), (ours, [e.message for e in theirs])
