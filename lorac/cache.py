@@ -113,7 +113,7 @@ def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) 
         for folder in (Path.cwd(), *Path.cwd().parents):
             for name in ("pyproject.toml", "lorac.toml"):
                 files.add(str(folder / name))
-        dirs = set()
+        dirs = set(getattr(report, "dirs", ()))
         for group in report.files.values():
             for p in group:
                 dirs.add(str(Path(p).parent))

@@ -106,6 +106,11 @@ def plugins() -> None:
     _call(app.plugins_list)
 
 
+from lorac.commands_backends import backends  # noqa: E402
+
+cli.add_command(backends)
+
+
 def run(argv: list[str]) -> int:
     """Run the CLI with the one top-level handler: bad input never prints a traceback."""
 

@@ -44,6 +44,7 @@ class LintReport:
     files: dict[str, list[Path]]
     resolutions: dict[str, Resolution] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)  # every file whose content the result depends on
+    dirs: set[str] = field(default_factory=set)  # every folder whose listing it depends on
 
     def exit_code(self, fail_on: Severity) -> ExitCode:
         if any(d.severity >= fail_on for d in self.diagnostics):
@@ -182,7 +183,9 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
     diags = apply_suppressions(diags, doc_cache, settings)
     read = {p for res in resolutions.values() for p in res.files}
     read |= {display_path(p) for group in files.values() for p in group}
-    return LintReport(sort_diagnostics(diags), files, resolutions, read)
+    read |= {str(p) for p in project.cache.get("deps", ())}
+    dirs = {str(p) for p in project.cache.get("dep_dirs", ())}
+    return LintReport(sort_diagnostics(diags), files, resolutions, read, dirs)
 
 
 _SUPPRESS = re.compile(r"lorac:\s*ignore\[([A-Z0-9_,\s-]+)\]")

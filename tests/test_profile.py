@@ -6,7 +6,7 @@ from lorac.profile import resolve
 from tests.conftest import write_files
 
 
-def _resolve(root: Path, name: str, env: dict[str, str] | None = None):  # noqa: ANN202
+def _resolve(root: Path, name: str, env: dict[str, str] | None = None):
     return resolve(root / "profiles" / f"{name}.toml", env=env or {})
 
 

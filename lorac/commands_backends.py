@@ -1,0 +1,80 @@
+"""``lorac backends …``: the pinned trainers, their generated knowledge, installing them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from lorac.diagnostics import LoracError
+
+BACKENDS = click.Choice(["kohya", "ai-toolkit"])
+
+
+@click.group()
+def backends() -> None:
+    """Trainer pins, inventories and checkouts."""
+
+
+@backends.command("list")
+def list_cmd() -> None:
+    """Show each backend's pinned trainer commit and the checkout lorac would use."""
+    from lorac.inventory import load_pin
+    from lorac.settings import load_settings
+    from lorac.trainer import find_checkout
+
+    settings = load_settings()
+    for name in ("kohya", "ai-toolkit"):
+        pin = load_pin(name)
+        click.echo(f"{name:<11} {pin.repository} @ {pin.commit[:10]} ({pin.date})")
+        configured = settings.sd_scripts if name == "kohya" else settings.ai_toolkit
+        try:
+            checkout = find_checkout(name, configured)
+        except LoracError as exc:
+            click.echo(f"            checkout: none ({exc.message})")
+            continue
+        state = "matches the pin" if checkout.matches_pin else checkout.warning()
+        click.echo(f"            checkout: {checkout.path} ({state})")
+
+
+@backends.command()
+@click.argument("backend", type=BACKENDS)
+@click.option("--from", "checkout", required=True, type=click.Path(file_okay=False),
+              help="A checkout of the trainer.")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Where to write (default: the source tree's backends/NAME).")
+def inventory(backend: str, checkout: str, out: str | None) -> None:
+    """Regenerate BACKEND's option inventory from a checkout."""
+    from lorac import inventory_gen
+
+    args = [backend, "--from", checkout] + (["--out", out] if out else [])
+    sys.exit(inventory_gen.main(args))
+
+
+@backends.command()
+@click.argument("backend", type=BACKENDS)
+@click.argument("directory", required=False, type=click.Path())
+@click.option("--dry-run", is_flag=True, help="Print the commands instead of running them.")
+def install(backend: str, directory: str | None, dry_run: bool) -> None:
+    """Clone BACKEND at the pinned commit into DIRECTORY and install its requirements."""
+    from lorac.trainer import install_commands
+
+    target = Path(directory or ("sd-scripts" if backend == "kohya" else "ai-toolkit"))
+    if target.exists() and any(target.iterdir()):
+        raise LoracError(f"{target} exists and is not empty")
+    commands = install_commands(backend, target, sys.executable)
+    for cmd in commands:
+        click.echo("$ " + " ".join(cmd), err=True)
+        if dry_run:
+            continue
+        try:
+            result = subprocess.run(cmd, check=False)
+        except FileNotFoundError as exc:
+            raise LoracError(f"{cmd[0]} is not installed") from exc
+        if result.returncode != 0:
+            raise LoracError(f"`{' '.join(cmd[:3])} …` failed with exit code "
+                             f"{result.returncode}", result.returncode)
+    env = "LORAC_SD_SCRIPTS" if backend == "kohya" else "LORAC_AI_TOOLKIT"
+    click.echo(f"export {env}={target.resolve()}")

@@ -1,0 +1,61 @@
+"""The lint result cache: hits on an unchanged tree, misses on any change it depends on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO, write_files
+
+
+def _lint(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if k != "LORAC_NO_CACHE"}
+    full.update(env)
+    full["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "lorac", "lint", *args],
+                          cwd=cwd, env=full, capture_output=True, text=True, timeout=60)
+
+
+def _hit(result: subprocess.CompletedProcess) -> bool:
+    # a cache hit never imports click
+    return "| click\n" not in result.stderr and " click\n" not in result.stderr
+
+
+def test_cache_hits_and_invalidates(tmp_path: Path) -> None:
+    write_files(tmp_path, {
+        "profiles/base.toml": '[vars]\nroot = "${env:LORAC_T_ROOT:-/m}"\n',
+        "profiles/p.toml": '[profile]\nextends = "base"\n[network]\nnetwork_dim = 4\n',
+    })
+    first = _lint(tmp_path, "profiles", "--no-dataset")
+    assert first.returncode == 0 and not _hit(first)
+    again = _lint(tmp_path, "profiles", "--no-dataset")
+    assert again.returncode == 0 and _hit(again)
+    assert (tmp_path / ".lorac_cache" / ".gitignore").read_text() == "*\n"
+
+    # a change in a parent profile
+    (tmp_path / "profiles" / "base.toml").write_text('[network]\nnetwrok_alpha = 1\n')
+    changed = _lint(tmp_path, "profiles", "--no-dataset")
+    assert changed.returncode == 1 and not _hit(changed) and "LRC004" in changed.stdout
+    cached = _lint(tmp_path, "profiles", "--no-dataset")
+    assert cached.returncode == 1 and _hit(cached) and cached.stdout == changed.stdout
+
+    # a touched but identical file still hits (the key is the content)
+    os.utime(tmp_path / "profiles" / "base.toml", (1, 1))
+    assert _hit(_lint(tmp_path, "profiles", "--no-dataset"))
+
+    # a new file in the folder
+    (tmp_path / "profiles" / "new.toml").write_text("[profile]\n")
+    assert not _hit(_lint(tmp_path, "profiles", "--no-dataset"))
+
+    # an environment variable the profiles read
+    (tmp_path / "profiles" / "base.toml").write_text('[vars]\nroot = "${env:LORAC_T_ROOT}"\n')
+    unset = _lint(tmp_path, "profiles", "--no-dataset")
+    assert unset.returncode == 1 and "LRC202" in unset.stdout
+    assert _hit(_lint(tmp_path, "profiles", "--no-dataset"))
+    set_ = _lint(tmp_path, "profiles", "--no-dataset", LORAC_T_ROOT="/x")
+    assert set_.returncode == 0 and not _hit(set_)
+
+    # options the cache does not know bypass it
+    assert not _hit(_lint(tmp_path, "profiles", "--no-dataset", "--select", "LRC0"))
