@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Prepare the git-ignored folder .gpu/ that travels to the GPU machine (run tool, carry ".gpu"):
+#
+#   .gpu/sd-scripts/   a trimmed copy of kohya sd-scripts (no images/docs/tests/.git, ~4 MB)
+#   .gpu/wheels/       Python 3.12 manylinux wheels the GPU machine lacks (see shared/gpu/README.md)
+#
+# Usage: scripts/gpu_kit.sh [SD_SCRIPTS_DIR]   (default: $LORAC_SD_SCRIPTS or /work/trainers/sd-scripts)
+#
+# On the GPU machine:
+#   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/wheels/*.whl
+#   export PYTHONPATH=/tmp/site
+# Nothing here is ever committed: .gpu/ is in .gitignore.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+src="${1:-${LORAC_SD_SCRIPTS:-/work/trainers/sd-scripts}}"
+kit="$here/.gpu"
+limit_mib=60
+
+if [[ ! -f "$src/flux_train_network.py" ]]; then
+    echo "gpu_kit: $src is not an sd-scripts checkout" >&2
+    exit 2
+fi
+
+mkdir -p "$kit/wheels"
+rm -rf "$kit/sd-scripts"
+mkdir -p "$kit/sd-scripts"
+# Copy the trainer without what it never imports at run time.
+tar -C "$src" \
+    --exclude=./images --exclude=./docs --exclude=./tests --exclude=./.git \
+    --exclude=./.github --exclude=./.ai --exclude='__pycache__' --exclude='*.md' \
+    --exclude=./bitsandbytes_windows --exclude=./configs \
+    -cf - . | tar -C "$kit/sd-scripts" -xf -
+
+# sd-scripts' own pins (requirements.txt at 48d368fa) that the machine lacks or has in an
+# incompatible version; wcwidth is ftfy's one dependency. Everything else transformers 4.54 and
+# diffusers 0.32 need (regex, requests, tqdm, pyyaml, filelock, fsspec, hf-xet, ...) is there.
+wheels=(
+    transformers==4.54.1
+    huggingface_hub==0.34.3
+    "tokenizers>=0.21,<0.22"
+    diffusers==0.32.1
+    toml==0.10.2
+    voluptuous==0.15.2
+    imagesize==1.4.1
+    ftfy==6.3.1
+    wcwidth
+)
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+    --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+    -d "$kit/wheels" "${wheels[@]}"
+
+# Keep one version of each distribution: two stop `pip install --target` on the machine.
+dups="$(ls "$kit/wheels" | sed 's/-[0-9].*//' | sort | uniq -d)"
+if [[ -n "$dups" ]]; then
+    echo "gpu_kit: several versions of: $dups (delete the old ones in $kit/wheels)" >&2
+    exit 1
+fi
+
+kit_mib=$(( $(du -sk "$kit" | cut -f1) / 1024 ))
+repo_mib=$(( $(git -C "$here" ls-files -co --exclude-standard -z | xargs -0 du -ck 2>/dev/null \
+    | tail -1 | cut -f1) / 1024 ))
+echo "gpu_kit: .gpu is ${kit_mib} MiB, the rest of the working tree ${repo_mib} MiB"
+if (( kit_mib + repo_mib >= limit_mib )); then
+    echo "gpu_kit: over ${limit_mib} MiB together; the run tool carries 64 MiB at most" >&2
+    exit 1
+fi
