@@ -60,7 +60,8 @@ class Edit:
     """A fix expressed as a replacement of ``value`` at ``key_path`` in ``path``.
 
     ``value`` of :data:`DELETE` removes the key. Fixes are applied by :mod:`lorac.fix`
-    on the tomlkit document, so comments and layout survive.
+    on the tomlkit document, so comments and layout survive. ``value`` must be hashable
+    (diagnostics are de-duplicated in sets): write a list as a tuple.
     """
 
     path: str

@@ -240,6 +240,7 @@ ALWAYS_STUB: frozenset[str] = frozenset(
         "torch",
         "torchvision",
         "transformers",
+        "voluptuous",
         "xformers",
     }
 )

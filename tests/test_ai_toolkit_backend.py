@@ -1,0 +1,146 @@
+"""The ai-toolkit emitter: the job YAML, its mapping table and its diagnostics."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lorac.plugins.ai_toolkit import AiToolkitBackend, check_mapping, dump_yaml, load_mapping
+from lorac.profile import Profile, resolve
+from tests.conftest import REPO, lorac, write_files
+
+CORPUS = Path("/work/shared/corpus/ai-toolkit-yaml/train_lora_flux_24gb.yaml")
+
+PROFILE = """[profile]
+family = "flux1-dev"
+
+[model]
+pretrained_model_name_or_path = "black-forest-labs/FLUX.1-dev"
+
+[network]
+network_module = "networks.lora_flux"
+network_dim = 16
+network_alpha = 16
+
+[optimizer]
+optimizer_type = "AdamW8bit"
+learning_rate = 1e-4
+optimizer_args = ["weight_decay=0.01"]
+
+[training]
+max_train_steps = 2000
+gradient_checkpointing = true
+mixed_precision = "bf16"
+
+[saving]
+output_dir = "output"
+output_name = "my_lora"
+save_every_n_steps = 250
+
+[dataset]
+resolution = 1024
+caption_extension = ".txt"
+
+[[dataset.subsets]]
+image_dir = "data/subject"
+num_repeats = 1
+"""
+
+
+def _profile(tmp_path: Path, text: str) -> Profile:
+    write_files(tmp_path, {"profiles/p.toml": text})
+    res = resolve(tmp_path / "profiles" / "p.toml", env={})
+    assert res.profile is not None
+    return res.profile
+
+
+def _process(art) -> dict:
+    job = yaml.safe_load(art.files["job.yaml"])
+    assert job["job"] == "extension"
+    return job["config"]["process"][0]
+
+
+def test_every_mapped_key_is_one_ai_toolkit_reads() -> None:
+    assert check_mapping() == []
+    broken = load_mapping()
+    broken = {**broken, "options": {**broken["options"], "seed": {"to": "train.sede"}}}
+    assert check_mapping(broken) == ["options.seed: train.sede is not a key ai-toolkit reads"]
+
+
+def test_job_has_the_shape_of_ai_toolkit_examples(tmp_path: Path) -> None:
+    art = AiToolkitBackend().emit(_profile(tmp_path, PROFILE), "yaml")
+    proc = _process(art)
+    assert proc["type"] == "sd_trainer" and proc["training_folder"] == "output"
+    assert proc["network"] == {"type": "lora", "linear": 16, "linear_alpha": 16}
+    assert proc["train"]["lr"] == 0.0001 and isinstance(proc["train"]["lr"], float)
+    assert proc["train"]["optimizer"] == "adamw8bit"
+    assert proc["train"]["optimizer_params"] == {"weight_decay": 0.01}
+    assert proc["train"]["steps"] == 2000 and proc["train"]["dtype"] == "bf16"
+    assert proc["model"] == {"is_flux": True, "name_or_path": "black-forest-labs/FLUX.1-dev",
+                             }
+    assert proc["datasets"] == [{"resolution": [1024], "caption_ext": ".txt",
+                                 "folder_path": "data/subject", "num_repeats": 1}]
+    assert proc["save"]["save_every"] == 250
+    assert art.diagnostics == []
+    if CORPUS.is_file():  # the same top-level structure as ai-toolkit's own example
+        example = yaml.safe_load(CORPUS.read_text())["config"]["process"][0]
+        assert set(proc) <= set(example) | {"trigger_word"}
+        for section in ("network", "train", "model", "save", "sample"):
+            if section in proc and isinstance(example.get(section), dict):
+                shared = set(proc[section]) & set(example[section])
+                assert shared, section
+    assert "1e-" not in art.files["job.yaml"]
+
+
+def test_options_without_equivalent_and_overrides_are_reported(tmp_path: Path) -> None:
+    text = PROFILE.replace("network_alpha = 16", "network_alpha = 8").replace(
+        '"black-forest-labs/FLUX.1-dev"', '"/m/flux1-dev.safetensors"').replace(
+        "max_train_steps = 2000", "max_train_steps = 2000\nseed = 3")
+    art = AiToolkitBackend().emit(_profile(tmp_path, text), "yaml")
+    found = {(d.code, d.line) for d in art.diagnostics}
+    assert ("LRC609", 10) in found  # alpha 8 != rank 16, at network_alpha
+    assert ("LRC609", 5) in found  # single-file model path
+    assert ("LRC608", 19) in found  # seed has no equivalent
+    assert all(d.severity.name == "WARNING" for d in art.diagnostics)
+    assert "seed" not in art.files["job.yaml"]
+
+
+def test_values_outside_the_mapping_are_reported(tmp_path: Path) -> None:
+    text = PROFILE.replace('"AdamW8bit"', '"SGDNesterov"').replace(
+        "resolution = 1024", "resolution = [1024, 768]")
+    art = AiToolkitBackend().emit(_profile(tmp_path, text), "yaml")
+    messages = [d.message for d in art.diagnostics]
+    assert any("optimizer_type: value 'SGDNesterov'" in m for m in messages)
+    assert any("resolution" in m and "square" in m for m in messages)
+    assert "optimizer" not in _process(art)["train"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.floats(min_value=1e-30,
+                                                                       max_value=1e-3))
+def test_floats_load_back_as_the_same_floats(value: float) -> None:
+    text = dump_yaml({"lr": value})
+    assert "e" not in text.split(":", 1)[1].lower()
+    loaded = yaml.safe_load(text)["lr"]
+    assert isinstance(loaded, float) and loaded == value
+
+
+def test_special_floats() -> None:
+    loaded = yaml.safe_load(dump_yaml({"a": math.inf, "b": -math.inf, "c": math.nan}))
+    assert loaded["a"] == math.inf and loaded["b"] == -math.inf and math.isnan(loaded["c"])
+
+
+@pytest.mark.parametrize("name", ["fast", "final"])
+def test_shipped_profiles_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                name: str) -> None:
+    monkeypatch.chdir(REPO)
+    code, _, err = lorac("build", name, "--backend", "ai-toolkit", "--output",
+                         str(tmp_path / "o"))
+    assert code == 0, err
+    assert "LRC609" in err  # the shipped profiles point at a single-file FLUX checkpoint
+    yaml.safe_load((tmp_path / "o" / "job.yaml").read_text())
