@@ -1,0 +1,691 @@
+"""``lorac import``: turn a trainer configuration people already have into a lorac profile.
+
+Each source format has one module with one public function ``read(source, opts) -> Draft``:
+
+- :mod:`lorac.importers.kohya_toml` — an sd-scripts ``--config_file`` TOML (+ its dataset TOML)
+- :mod:`lorac.importers.kohya_gui` — a kohya_ss GUI preset / saved-config JSON
+- :mod:`lorac.importers.ai_toolkit` — an ai-toolkit job YAML
+- :mod:`lorac.importers.shell` — a shell script or command line running ``*_train_network.py``
+  (parsed, never executed; :mod:`lorac.importers.envfile` reads ``--env`` files)
+
+A :class:`Draft` holds what was understood (kohya options with their values and where they were
+written, a ``[dataset]`` table, ``[run]`` settings) and what was not: every source key without an
+sd-scripts equivalent becomes an :class:`Unmapped` entry, reported as a diagnostic *and* kept as
+a comment in the written profile, so nothing is dropped silently. :func:`render` writes the
+profile with tomlkit, grouping options into sections with lorac's own small table
+(:data:`SECTIONS`).
+
+Import findings use codes LRC090–LRC096 (family 0, input):
+
+========  ==========================  ==========================================================
+LRC090    import-unmapped-key         a key of the source format with no sd-scripts equivalent
+LRC091    import-bad-value            a value that does not convert to the option's type
+LRC092    import-unknown-value        a value lorac cannot know without running something
+LRC093    import-unknown-option       an option the trainer script does not define
+LRC094    import-placeholder          a value that is a placeholder ("put the full path … here")
+LRC095    import-note                 how a value was translated (information only)
+LRC096    import-unsupported-syntax   a construct the importer reads past (heredoc, loop, …)
+========  ==========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lorac.diagnostics import Diagnostic, LoracError, Severity
+
+RULES = {
+    "LRC090": "import-unmapped-key",
+    "LRC091": "import-bad-value",
+    "LRC092": "import-unknown-value",
+    "LRC093": "import-unknown-option",
+    "LRC094": "import-placeholder",
+    "LRC095": "import-note",
+    "LRC096": "import-unsupported-syntax",
+}
+
+KINDS = ("kohya-toml", "kohya-gui", "ai-toolkit", "shell")
+
+SCHEMA_HEADER = "#:schema ../lorac/schema/profile.schema.json"
+
+#: lorac's grouping of kohya options into profile sections: (section, exact names, prefixes).
+#: The first section whose names or prefixes match wins; anything else goes to ``training``.
+SECTIONS: tuple[tuple[str, frozenset[str], tuple[str, ...]], ...] = (
+    ("model", frozenset({
+        "pretrained_model_name_or_path", "vae", "clip_l", "clip_g", "t5xxl", "ae", "v2",
+        "v_parameterization", "model_type", "tokenizer_cache_dir", "fp8_base", "fp8_base_unet",
+        "fp8_scaled", "disable_mmap_load_safetensors", "no_half_vae", "vae_batch_size",
+    }), ()),
+    ("network", frozenset({"dim_from_weights", "base_weights", "base_weights_multiplier",
+                           "scale_weight_norms"}), ("network_", "loraplus_")),
+    ("optimizer", frozenset({"learning_rate", "unet_lr", "text_encoder_lr", "max_grad_norm"}),
+     ("optimizer_", "lr_")),
+    ("saving", frozenset({"output_dir", "output_name", "resume", "training_comment",
+                          "no_metadata"}),
+     ("save_", "huggingface_", "metadata_", "resume_", "async_upload")),
+    ("sampling", frozenset(), ("sample_",)),
+    ("logging", frozenset({"logging_dir", "log_with", "log_prefix", "log_config"}),
+     ("log_", "wandb_")),
+)
+SECTION_ORDER = ("model", "network", "optimizer", "training", "saving", "sampling", "logging")
+
+#: Options that describe where the configuration itself lives; never copied into a profile.
+META_OPTIONS = frozenset({"config_file", "output_config", "dataset_config"})
+
+
+def section_for(option: str) -> str:
+    """The profile section lorac puts kohya option ``option`` in."""
+
+    for section, names, prefixes in SECTIONS:
+        if option in names or option.startswith(prefixes):
+            return section
+    return "training"
+
+
+# --------------------------------------------------------------------------- the draft
+
+
+@dataclass
+class Value:
+    """One imported option value.
+
+    ``value`` is the typed value written to the profile; ``text`` (when not None) is what the
+    profile holds instead, e.g. ``"${env:MODEL_DIR:-/models}/flux.safetensors"`` to keep the
+    wiring to an environment variable visible. ``note`` becomes a trailing comment.
+    """
+
+    value: Any
+    line: int = 0
+    text: str | None = None
+    note: str | None = None
+
+
+@dataclass
+class Unmapped:
+    """A source key kept as a comment in the profile (its diagnostic says why)."""
+
+    key: str
+    raw: str
+    reason: str
+    section: str = "training"
+
+
+@dataclass
+class Draft:
+    """What an importer understood and what it did not."""
+
+    kind: str
+    source: str
+    family: str | None = None
+    description: str = ""
+    options: dict[str, Value] = field(default_factory=dict)
+    dataset: dict[str, Any] | None = None
+    run: dict[str, Any] = field(default_factory=dict)
+    unmapped: list[Unmapped] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def report(self, code: str, message: str, *, line: int = 0, col: int = 0,
+               severity: Severity = Severity.WARNING, hint: str | None = None,
+               path: str | None = None) -> None:
+        """Add a finding at ``line:col`` of the source (or of ``path``)."""
+
+        self.diagnostics.append(Diagnostic(
+            code=code, message=message, path=path or self.source, line=line,
+            col=col if line else 0, severity=severity, rule=RULES[code], hint=hint))
+
+    def unmap(self, key: str, raw: Any, code: str, message: str, *, line: int = 0,
+              severity: Severity = Severity.WARNING, hint: str | None = None,
+              section: str | None = None, path: str | None = None) -> None:
+        """Report ``key`` as not imported and keep it as a comment."""
+
+        self.report(code, message, line=line, severity=severity, hint=hint, path=path)
+        self.unmapped.append(Unmapped(key, raw_text(raw), f"{code} {RULES[code]}",
+                                      section or section_for(key)))
+
+    def set(self, name: str, value: Any, *, line: int = 0, text: str | None = None,
+            note: str | None = None) -> None:
+        self.options[name] = Value(value, line, text, note)
+
+
+def raw_text(raw: Any) -> str:
+    """A source value as one line of text for a comment."""
+
+    if isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = json.dumps(raw, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(raw)
+    text = text.replace("\r", " ").replace("\n", " ")
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# --------------------------------------------------------------------------- families
+
+
+SCRIPT_FAMILIES = {
+    "flux_train_network": "flux1-dev",
+    "sdxl_train_network": "sdxl",
+    "sd3_train_network": "sd3",
+    "train_network": "sd15",
+}
+
+
+def family_script(family: str | None) -> str:
+    """The kohya entry script of ``family`` (``flux_train_network.py`` for flux1-dev)."""
+
+    from lorac.inventory import load_families
+
+    families = load_families()
+    if family in families:
+        return families[family].script
+    return "train_network.py"
+
+
+def inventory_for(family: str | None):
+    """The kohya option inventory of ``family``'s entry script."""
+
+    from lorac.inventory import load_kohya_inventory
+
+    return load_kohya_inventory(family_script(family))
+
+
+def check_family(family: str | None) -> str | None:
+    """Validate a ``--family`` value against ``backends/kohya/families.toml``."""
+
+    if family is None:
+        return None
+    from lorac.inventory import load_families
+
+    names = sorted(load_families())
+    if family not in names:
+        raise LoracError(f"unknown family {family!r} (expected one of: {', '.join(names)})")
+    return family
+
+
+# --------------------------------------------------------------------------- values
+
+
+class ConversionError(ValueError):
+    """A value that does not convert to an option's type (the message says why)."""
+
+
+_INT_TEXT = re.compile(r"^\s*[+-]?\d+(_\d+)*\s*$")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def convert_text(option: Any, text: str) -> Any:
+    """Convert one command-line string the way argparse converts it for ``option``."""
+
+    kind = option.type
+    if kind == "int":
+        try:
+            return int(text)
+        except ValueError:
+            raise ConversionError(f"{text!r} is not an integer") from None
+    if kind == "float":
+        try:
+            return float(text)
+        except ValueError:
+            raise ConversionError(f"{text!r} is not a number") from None
+    if kind.endswith("int_or_float"):
+        try:
+            return int(text) if _INT_TEXT.match(text) else float(text)
+        except ValueError:
+            raise ConversionError(f"{text!r} is not a number") from None
+    return text
+
+
+def check_choice(option: Any, value: Any) -> None:
+    if option.choices and value not in option.choices:
+        choices = ", ".join(repr(c) for c in option.choices)
+        raise ConversionError(f"{value!r} is not one of {choices}")
+
+
+def coerce(option: Any, value: Any) -> Any:
+    """Convert a value from a JSON/TOML/YAML source to ``option``'s type.
+
+    Numbers stored as strings (``"0.0001"``), integral floats for int options (``64.0``) and
+    ``"true"``/``"false"`` for flags are accepted; anything else raises :class:`ConversionError`.
+    """
+
+    if option.is_flag:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConversionError(f"{raw_text(value)} is not true or false")
+    if option.is_list:
+        items = value if isinstance(value, list) else (
+            value.split() if isinstance(value, str) else [value])
+        return [_coerce_scalar(option, v) for v in items]
+    out = _coerce_scalar(option, value)
+    check_choice(option, out)
+    return out
+
+
+def _coerce_scalar(option: Any, value: Any) -> Any:
+    kind = option.type
+    if isinstance(value, bool) and kind != "bool":
+        raise ConversionError(f"{value!r} is a boolean, the option takes {kind}")
+    if isinstance(value, (dict, list)):
+        raise ConversionError(f"{raw_text(value)} is a {type(value).__name__}, not one value")
+    if kind == "int":
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and math.isfinite(value) and value == int(value):
+            return int(value)
+        if isinstance(value, str):
+            return convert_text(option, value.strip())
+        raise ConversionError(f"{raw_text(value)} is not an integer")
+    if kind == "float" or kind.endswith("int_or_float"):
+        if isinstance(value, (int, float)):
+            return value
+        if isinstance(value, str):
+            return convert_text(option, value.strip())
+        raise ConversionError(f"{raw_text(value)} is not a number")
+    if kind in ("str", "path"):
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)):
+            return str(value)
+        raise ConversionError(f"{raw_text(value)} is not a string")
+    return value
+
+
+def convert(option: Any, texts: list[str]) -> Any:
+    """Convert the command-line strings given to ``option`` (none for a flag)."""
+
+    if option.is_flag:
+        if texts:
+            raise ConversionError("the option is a flag and takes no value")
+        return option.action == "store_true"
+    if option.is_list:
+        if option.nargs == "+" and not texts:
+            raise ConversionError("the option needs at least one value")
+        return [convert_text(option, t) for t in texts]
+    if len(texts) != 1:
+        raise ConversionError(f"the option takes one value, got {len(texts)}")
+    value = convert_text(option, texts[0])
+    check_choice(option, value)
+    return value
+
+
+PLACEHOLDER = re.compile(r"(?i)\b(put|path/to|/path/to|your[_ ]|goes[- ]here|here\b)")
+
+
+def looks_placeholder(value: Any) -> bool:
+    """``"put the full path to ae.sft here"`` and the like."""
+
+    return isinstance(value, str) and bool(PLACEHOLDER.search(value)) and (
+        "here" in value.lower() or "/path/to" in value.lower() or value.lower().startswith(
+            "put "))
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def dataset_from_kohya(data: Mapping[str, Any], draft: Draft, display: str) -> dict[str, Any]:
+    """An sd-scripts dataset-config document as a profile ``[dataset]`` table.
+
+    ``[general]`` keys go to the top of ``[dataset]``; a single ``[[datasets]]`` entry is merged
+    into it (its keys win, as sd-scripts' own fallback order does) with its subsets as
+    ``[[dataset.subsets]]``; several become ``[[dataset.datasets]]``.
+    """
+
+    from lorac.inventory import load_dataset_schema
+
+    schema = load_dataset_schema()
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in ("general", "datasets"):
+            draft.unmap(f"dataset.{key}", value, "LRC090",
+                        f"dataset config key {key!r} is neither [general] nor [[datasets]]",
+                        path=display, section="dataset")
+    general = data.get("general", {})
+    if not isinstance(general, dict):
+        raise LoracError(f"{display}: [general] must be a table")
+    general_keys = schema.keys("general")
+    for key, value in general.items():
+        if key not in general_keys:
+            _unknown_dataset_key(draft, key, value, "general", display, schema)
+        else:
+            out[key] = value
+    datasets = data.get("datasets", [])
+    if not isinstance(datasets, list) or not all(isinstance(d, dict) for d in datasets):
+        raise LoracError(f"{display}: datasets must be an array of tables ([[datasets]])")
+    converted = [_dataset(d, draft, display, schema) for d in datasets]
+    if len(converted) == 1:
+        single = converted[0]
+        subsets = single.pop("subsets", None)
+        out.update(single)
+        if subsets is not None:
+            out["subsets"] = subsets
+    elif converted:
+        out["datasets"] = converted
+    return out
+
+
+def _dataset(data: dict, draft: Draft, display: str, schema: Any) -> dict[str, Any]:
+    variant = "fine_tuning" if any(
+        isinstance(s, dict) and "metadata_file" in s for s in data.get("subsets", [])) \
+        else "dreambooth"
+    keys = schema.keys("dataset", variant)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "subsets":
+            continue
+        if key in keys:
+            out[key] = value
+        else:
+            _unknown_dataset_key(draft, key, value, "dataset", display, schema, variant)
+    subsets = data.get("subsets", [])
+    if not isinstance(subsets, list) or not all(isinstance(s, dict) for s in subsets):
+        raise LoracError(f"{display}: subsets must be an array of tables")
+    sub_keys = schema.keys("subset", variant)
+    out_subsets = []
+    for subset in subsets:
+        clean = {}
+        for key, value in subset.items():
+            if key in sub_keys:
+                clean[key] = value
+            else:
+                _unknown_dataset_key(draft, key, value, "subset", display, schema, variant)
+        out_subsets.append(clean)
+    out["subsets"] = out_subsets
+    return out
+
+
+def _unknown_dataset_key(draft: Draft, key: str, value: Any, level: str, display: str,
+                         schema: Any, variant: str = "dreambooth") -> None:
+    close = schema.closest(key, level, variant, n=1)
+    draft.unmap(f"dataset.{key}", value, "LRC090",
+                f"{key!r} is not a {level}-level key of sd-scripts' dataset config",
+                hint=f"did you mean {close[0]!r}?" if close else None, path=display,
+                section="dataset")
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def render(draft: Draft, *, schema_header: bool, name: str) -> str:
+    """The profile TOML text for ``draft`` (tomlkit; every unmapped key kept as a comment)."""
+
+    import tomlkit
+
+    doc = tomlkit.document()
+    doc.add(tomlkit.comment(f"Imported by `lorac import` from {draft.source} ({draft.kind})."))
+    if draft.unmapped:
+        doc.add(tomlkit.comment(f"{len(draft.unmapped)} key(s) were not imported; they are "
+                                "kept below as comments marked `not imported`."))
+    doc.add(tomlkit.nl())
+
+    profile = tomlkit.table()
+    profile.add("description", draft.description or f"Imported from {draft.source}")
+    if draft.family:
+        profile.add("family", draft.family)
+    doc.add("profile", profile)
+
+    by_section: dict[str, list[tuple[str, Value]]] = {}
+    for key, value in draft.options.items():
+        by_section.setdefault(section_for(key), []).append((key, value))
+    comments: dict[str, list[Unmapped]] = {}
+    for item in draft.unmapped:
+        comments.setdefault(item.section, []).append(item)
+    for section in SECTION_ORDER:
+        entries = by_section.get(section, [])
+        notes = comments.pop(section, [])
+        if not entries and not notes:
+            continue
+        table = tomlkit.table()
+        for key, value in entries:
+            table.add(key, value.text if value.text is not None else value.value)
+            if value.note:
+                table[key].comment(value.note)
+        _add_unmapped(table, notes)
+        doc.add(section, table)
+
+    dataset_notes = comments.pop("dataset", [])
+    if draft.dataset is not None:
+        doc.add("dataset", _dataset_table(draft.dataset, dataset_notes))
+    elif dataset_notes:
+        table = tomlkit.table()
+        _add_unmapped(table, dataset_notes)
+        doc.add("dataset", table)
+    run_notes = comments.pop("run", [])
+    if draft.run or run_notes:
+        table = tomlkit.table()
+        for key, value in draft.run.items():
+            table.add(key, value)
+        _add_unmapped(table, run_notes)
+        doc.add("run", table)
+    rest = [u for items in comments.values() for u in items]
+    if rest:
+        doc.add(tomlkit.nl())
+        _add_unmapped(doc, rest)
+    text = tomlkit.dumps(doc)
+    if schema_header:
+        text = SCHEMA_HEADER + "\n" + text
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _add_unmapped(container: Any, items: list[Unmapped]) -> None:
+    import tomlkit
+
+    for item in items:
+        key = item.key.split(".", 1)[1] if item.key.startswith("dataset.") else item.key
+        line = f"not imported ({item.reason}): {key} = {item.raw}"
+        container.add(tomlkit.comment(line))
+
+
+def _dataset_table(data: dict[str, Any], notes: list[Unmapped]) -> Any:
+    import tomlkit
+
+    table = tomlkit.table()
+    for key, value in data.items():
+        if key in ("subsets", "datasets"):
+            continue
+        table.add(key, value)
+    _add_unmapped(table, notes)
+    for key in ("subsets", "datasets"):
+        if key not in data:
+            continue
+        aot = tomlkit.aot()
+        for item in data[key]:
+            entry = tomlkit.table()
+            for k, v in item.items():
+                if k == "subsets":
+                    continue
+                entry.add(k, v)
+            if "subsets" in item:
+                sub_aot = tomlkit.aot()
+                for sub in item["subsets"]:
+                    sub_table = tomlkit.table()
+                    for k, v in sub.items():
+                        sub_table.add(k, v)
+                    sub_aot.append(sub_table)
+                entry.add("subsets", sub_aot)
+            aot.append(entry)
+        table.add(key, aot)
+    return table
+
+
+# --------------------------------------------------------------------------- detection
+
+
+@dataclass(frozen=True)
+class Source:
+    """The file being imported: its path, display name and text."""
+
+    path: Path
+    display: str
+    text: str
+
+
+def read_source(path: Path) -> Source:
+    """Read ``path`` as UTF-8 text (size-limited); unreadable input raises :class:`LoracError`."""
+
+    from lorac import document
+    from lorac.profile import display_path
+
+    shown = display_path(path)
+    try:
+        text = document.read_text(path, shown)
+    except document.LoadError as exc:
+        raise LoracError(f"{shown}: {exc.diagnostic.message}") from None
+    return Source(path, shown, text)
+
+
+def detect(source: Source) -> str:
+    """Which importer reads ``source`` (one of :data:`KINDS`), from its name and content."""
+
+    suffix = source.path.suffix.lower()
+    if suffix == ".json":
+        return "kohya-gui"
+    if suffix in (".yaml", ".yml"):
+        return "ai-toolkit"
+    if suffix == ".toml":
+        return "kohya-toml"
+    if suffix in (".sh", ".bash", ".zsh", ".cmd", ".txt", "") or "train_network" in source.text:
+        return "shell"
+    raise LoracError(f"{source.display}: cannot tell the format from the name; "
+                     f"pass --from ({', '.join(KINDS)})")
+
+
+def line_of_key(text: str, key: str, *, style: str) -> int:
+    """1-based line where ``key`` is first written in JSON (``"key":``) or YAML (``key:``)."""
+
+    if style == "json":
+        pattern = re.compile(r'"' + re.escape(key) + r'"\s*:')
+    else:
+        pattern = re.compile(r"^\s*-?\s*['\"]?" + re.escape(key) + r"['\"]?\s*:", re.M)
+    m = pattern.search(text)
+    return text.count("\n", 0, m.start()) + 1 if m else 0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the command line tells every importer."""
+
+    family: str | None = None
+    dataset_config: Path | None = None
+    env_files: tuple[Path, ...] = ()
+    keep_env: bool = True
+
+
+def read(source: Source, kind: str, settings: Settings) -> Draft:
+    """Run the importer for ``kind`` on ``source``."""
+
+    if kind == "kohya-toml":
+        from lorac.importers import kohya_toml as module
+    elif kind == "kohya-gui":
+        from lorac.importers import kohya_gui as module  # type: ignore[no-redef]
+    elif kind == "ai-toolkit":
+        from lorac.importers import ai_toolkit as module  # type: ignore[no-redef]
+    elif kind == "shell":
+        from lorac.importers import shell as module  # type: ignore[no-redef]
+    else:
+        raise LoracError(f"unknown input format {kind!r} (expected one of: {', '.join(KINDS)})")
+    return module.read(source, settings)
+
+
+def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:
+    """Guess the model family from kohya options (network module, model paths)."""
+
+    module = str(options.get("network_module") or "")
+    model = str(options.get("pretrained_model_name_or_path") or "").lower()
+    reason = ""
+    family = None
+    if "flux" in module or options.get("ae") or (options.get("t5xxl") and not options.get(
+            "clip_g")):
+        family = "flux1-schnell" if "schnell" in model else "flux1-dev"
+        reason = f"network_module {module!r}" if module else "the ae/t5xxl options"
+    elif "sd3" in module or options.get("clip_g"):
+        family, reason = "sd3", f"network_module {module!r}" if module else "clip_g"
+    elif "xl" in model:
+        family, reason = "sdxl", "the model file name"
+    if family:
+        draft.report("LRC095", f"model family {family} (from {reason}); pass --family to "
+                     "choose another", severity=Severity.INFO)
+    return family
+
+
+def load_dataset_file(path: Path, draft: Draft) -> dict[str, Any]:
+    """Read an sd-scripts dataset-config TOML into a ``[dataset]`` table."""
+
+    from lorac import document
+
+    source = read_source(path)
+    try:
+        doc = document.parse(source.text, source.display)
+    except document.LoadError as exc:
+        d = exc.diagnostic
+        raise LoracError(f"{d.path}:{d.line}:{d.col}: {d.message}") from None
+    return dataset_from_kohya(doc.data, draft, source.display)
+
+
+def find_relative(name: str, *bases: Path) -> Path | None:
+    """``name`` as given, else relative to each of ``bases``; None when no such file."""
+
+    candidate = Path(name)
+    if candidate.is_file():
+        return candidate
+    if not candidate.is_absolute():
+        for base in bases:
+            if (base / candidate).is_file():
+                return base / candidate
+    return None
+
+
+def import_options(draft: Draft, items: list[tuple[str, Any, int]], inventory: Any,
+                   base: Path, settings: Settings) -> None:
+    """Check typed ``(name, value, line)`` kohya options against ``inventory`` into ``draft``.
+
+    Shared by the kohya TOML importer and the shell importer (for its ``--config_file``).
+    """
+
+    for name, value, line in items:
+        if name == "config_file":
+            continue
+        if name == "dataset_config":
+            if settings.dataset_config is not None:
+                continue
+            found = find_relative(str(value), base) if isinstance(value, str) else None
+            if found is None:
+                draft.report("LRC095", f"dataset config {raw_text(value)} not found; kept as "
+                             "the dataset_config option (pass --dataset-config FILE to import "
+                             "it)", line=line, severity=Severity.WARNING)
+                draft.set("dataset_config", value, line=line)
+            else:
+                draft.dataset = load_dataset_file(found, draft)
+            continue
+        option = inventory.get(name)
+        if option is None:
+            close = inventory.closest(name, n=1)
+            draft.unmap(name, value, "LRC093", f"{name!r} is not an option of "
+                        f"{inventory.script}", line=line,
+                        hint=f"did you mean {close[0]!r}?" if close else None)
+            continue
+        try:
+            converted = coerce(option, value)
+        except ConversionError as exc:
+            draft.unmap(name, value, "LRC091", f"{name}: {exc}", line=line)
+            continue
+        if looks_placeholder(converted):
+            draft.report("LRC094", f"{name} is a placeholder ({raw_text(converted)}); set the "
+                         "real value", line=line)
+        draft.set(option.dest, converted, line=line)

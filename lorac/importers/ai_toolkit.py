@@ -1,0 +1,282 @@
+"""Import an ai-toolkit job YAML (``config.process[0]`` of type ``sd_trainer``).
+
+The YAML is read with ``yaml.safe_load`` only (``!!python/...`` tags are refused), after a
+bounded walk of the composed node graph so an alias bomb is refused instead of expanded. Keys
+map back to kohya names (``network.linear`` → ``network_dim``, ``train.lr`` →
+``learning_rate``, ``train.steps`` → ``max_train_steps``, ``datasets[].folder_path`` →
+``image_dir`` …); every key without an equivalent is reported and kept as a comment. A dataset
+with several resolutions becomes one ``[[dataset.datasets]]`` entry per resolution, the way
+sd-scripts trains several resolutions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lorac.diagnostics import LoracError, Severity
+from lorac.importers import (
+    ConversionError,
+    Draft,
+    Settings,
+    Source,
+    check_family,
+    coerce,
+    inventory_for,
+    line_of_key,
+    looks_placeholder,
+    raw_text,
+)
+
+MAX_NODES = 100_000
+
+#: (block, ai-toolkit key) → kohya option
+OPTIONS = {
+    ("network", "linear"): "network_dim", ("network", "rank"): "network_dim",
+    ("network", "linear_alpha"): "network_alpha", ("network", "alpha"): "network_alpha",
+    ("network", "dropout"): "network_dropout",
+    ("network", "pretrained_lora_path"): "network_weights",
+    ("train", "lr"): "learning_rate", ("train", "steps"): "max_train_steps",
+    ("train", "batch_size"): "train_batch_size",
+    ("train", "gradient_accumulation_steps"): "gradient_accumulation_steps",
+    ("train", "gradient_accumulation"): "gradient_accumulation_steps",
+    ("train", "gradient_checkpointing"): "gradient_checkpointing",
+    ("train", "optimizer"): "optimizer_type", ("train", "lr_scheduler"): "lr_scheduler",
+    ("train", "max_grad_norm"): "max_grad_norm", ("train", "min_snr_gamma"): "min_snr_gamma",
+    ("train", "noise_offset"): "noise_offset", ("train", "dtype"): "mixed_precision",
+    ("train", "train_text_encoder"): None, ("train", "train_unet"): None,
+    ("train", "noise_scheduler"): None, ("train", "timestep_type"): "timestep_sampling",
+    ("model", "name_or_path"): "pretrained_model_name_or_path",
+    ("model", "is_flux"): None, ("model", "is_v3"): None, ("model", "is_xl"): None,
+    ("model", "arch"): None,
+    ("save", "dtype"): "save_precision", ("save", "save_every"): "save_every_n_steps",
+    ("sample", "sample_every"): "sample_every_n_steps", ("sample", "sampler"): None,
+    ("training_folder",): "output_dir", ("name",): "output_name",
+}
+#: ai-toolkit optimizer names → sd-scripts optimizer_type
+OPTIMIZERS = {"adamw8bit": "AdamW8bit", "adamw": "AdamW", "adam8bit": "AdamW8bit",
+              "prodigy": "Prodigy", "adafactor": "Adafactor", "lion": "Lion",
+              "lion8bit": "Lion8bit", "sgd": "SGDNesterov", "dadaptation": "DAdaptation"}
+DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16",
+          "fp32": "no", "float32": "no", "float": "no"}
+SAVE_DTYPES = {"bf16": "bf16", "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16",
+               "fp32": "float", "float32": "float", "float": "float"}
+#: datasets[] key → (kohya dataset-config key, level)
+DATASET_KEYS = {"folder_path": ("image_dir", "subset"),
+                "caption_ext": ("caption_extension", "subset"),
+                "caption_dropout_rate": ("caption_dropout_rate", "subset"),
+                "shuffle_tokens": ("shuffle_caption", "subset"),
+                "keep_tokens": ("keep_tokens", "subset"),
+                "num_repeats": ("num_repeats", "subset"), "is_reg": ("is_reg", "subset"),
+                "flip_x": ("flip_aug", "subset"), "random_crop": ("random_crop", "subset"),
+                "batch_size": ("batch_size", "dataset")}
+DATASET_OPTIONS = {"cache_latents_to_disk": "cache_latents_to_disk",
+                   "cache_latents": "cache_latents"}
+IGNORED = {("type",), ("device",), ("save", "max_step_saves_to_keep"),
+           ("save", "push_to_hub"), ("train", "train_unet")}
+
+
+def load_yaml(source: Source) -> Any:
+    """``yaml.safe_load`` with a bound on alias expansion; errors raise :class:`LoracError`."""
+
+    import yaml
+
+    try:
+        node = yaml.compose(source.text, Loader=yaml.SafeLoader)
+        _bounded(node, source)
+        return yaml.safe_load(source.text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise LoracError(f"{source.display}{where}: invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise LoracError(f"{source.display}: invalid YAML: {exc.__class__.__name__}") from None
+    except RecursionError:
+        raise LoracError(f"{source.display}: invalid YAML: nested too deeply") from None
+
+
+def _bounded(node: Any, source: Source) -> None:
+    import yaml
+
+    count = 0
+    stack = [node] if node is not None else []
+    while stack:
+        current = stack.pop()
+        count += 1
+        if count > MAX_NODES:
+            raise LoracError(f"{source.display}: YAML expands to more than {MAX_NODES} values "
+                             "(aliases nested too deep?); refusing to read it")
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.extend((key, value))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+
+
+def read(source: Source, settings: Settings) -> Draft:
+    """Read ``source`` as an ai-toolkit job YAML."""
+
+    data = load_yaml(source)
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        raise LoracError(f"{source.display}: not an ai-toolkit job (no `config:` mapping)")
+    processes = data["config"].get("process")
+    if not isinstance(processes, list) or not processes or not isinstance(processes[0], dict):
+        raise LoracError(f"{source.display}: config.process must be a list of mappings")
+    draft = Draft(kind="ai-toolkit", source=source.display)
+    process = processes[0]
+    if len(processes) > 1:
+        draft.report("LRC095", f"{len(processes)} processes; importing the first")
+    line = lambda key: line_of_key(source.text, key, style="yaml")  # noqa: E731
+    model = process.get("model") if isinstance(process.get("model"), dict) else {}
+    draft.family = check_family(settings.family) or _family(model, draft)
+    inventory = inventory_for(draft.family)
+    draft.description = f"Imported from ai-toolkit job {data['config'].get('name', '')!s}"
+
+    def put(name: str, value: Any, key: str) -> None:
+        option = inventory.get(name)
+        if option is None:
+            draft.unmap(key, value, "LRC090", f"{key} maps to {name}, which "
+                        f"{inventory.script} does not have", line=line(key.split(".")[-1]))
+            return
+        try:
+            converted = coerce(option, value)
+        except ConversionError as exc:
+            draft.unmap(key, value, "LRC091", f"{key}: {exc}", line=line(key.split(".")[-1]))
+            return
+        if looks_placeholder(converted):
+            draft.report("LRC094", f"{key} is a placeholder ({raw_text(converted)})",
+                         line=line(key.split(".")[-1]))
+        draft.set(option.dest, converted, line=line(key.split(".")[-1]))
+
+    name = data["config"].get("name")
+    if isinstance(name, str):
+        put("output_name", name, "config.name")
+    for key, value in process.items():
+        if isinstance(value, dict):
+            _block(draft, key, value, put, line)
+        elif key == "datasets":
+            _datasets(draft, value, put, line)
+        elif OPTIONS.get((key,)):
+            put(OPTIONS[(key,)], value, key)
+        elif (key,) not in IGNORED:
+            draft.unmap(key, value, "LRC090", f"process key {key!r} has no sd-scripts "
+                        "equivalent", line=line(key))
+    batch = draft.options.get("train_batch_size")
+    if draft.dataset is not None and batch is not None:
+        del draft.options["train_batch_size"]
+        draft.dataset = {"batch_size": batch.value, **draft.dataset}
+    if "network_module" not in draft.options:
+        module = {"flux1-dev": "networks.lora_flux", "flux1-schnell": "networks.lora_flux",
+                  "sd3": "networks.lora_sd3"}.get(draft.family or "", "networks.lora")
+        draft.set("network_module", module)
+    return draft
+
+
+def _family(model: dict[str, Any], draft: Draft) -> str:
+    path = str(model.get("name_or_path") or "").lower()
+    if model.get("is_flux") or model.get("arch") in ("flux", "flex1") or "flux" in path:
+        family = "flux1-schnell" if "schnell" in path else "flux1-dev"
+    elif model.get("is_v3") or "stable-diffusion-3" in path:
+        family = "sd3"
+    elif model.get("is_xl") or "xl" in path:
+        family = "sdxl"
+    else:
+        family = "sd15"
+    draft.report("LRC095", f"model family {family} (from the model block)",
+                 severity=Severity.INFO)
+    return family
+
+
+def _block(draft: Draft, block: str, values: dict[str, Any], put: Any, line: Any) -> None:
+    for key, value in values.items():
+        dotted = f"{block}.{key}"
+        if (block, key) in IGNORED:
+            continue
+        if block == "network" and key == "type":
+            if str(value).lower() not in ("lora", "locon"):
+                draft.unmap(dotted, value, "LRC090", f"network type {value!r} has no "
+                            "sd-scripts network module lorac knows", line=line(key),
+                            section="network")
+            continue
+        if block == "train" and key == "optimizer" and isinstance(value, str):
+            mapped = OPTIMIZERS.get(value.lower())
+            if mapped is None:
+                draft.unmap(dotted, value, "LRC090", f"optimizer {value!r} has no sd-scripts "
+                            "name lorac knows", line=line(key), section="optimizer")
+            else:
+                put("optimizer_type", mapped, dotted)
+            continue
+        if (block, key) in (("train", "dtype"), ("save", "dtype")):
+            table = DTYPES if block == "train" else SAVE_DTYPES
+            mapped = table.get(str(value).lower())
+            if mapped is None:
+                draft.unmap(dotted, value, "LRC091", f"{dotted} {value!r} is not a precision "
+                            "lorac knows", line=line(key))
+            else:
+                put("mixed_precision" if block == "train" else "save_precision", mapped, dotted)
+            continue
+        if block == "model" and key in ("quantize",) and value is True:
+            put("fp8_base", True, dotted)
+            draft.report("LRC095", "model.quantize → fp8_base (both keep the base model in 8 "
+                         "bits; the formats differ)", line=line(key), severity=Severity.INFO)
+            continue
+        target = OPTIONS.get((block, key), "")
+        if target:
+            put(target, value, dotted)
+        elif target is None:
+            draft.unmap(dotted, value, "LRC090", f"{dotted} steers ai-toolkit only",
+                        line=line(key), severity=Severity.INFO, section=_section(block))
+        else:
+            draft.unmap(dotted, value, "LRC090", f"{dotted} has no sd-scripts equivalent",
+                        line=line(key), section=_section(block))
+
+
+def _section(block: str) -> str:
+    return {"network": "network", "train": "training", "save": "saving",
+            "sample": "sampling", "model": "model", "logging": "logging"}.get(block, "training")
+
+
+def _datasets(draft: Draft, datasets: Any, put: Any, line: Any) -> None:
+    if not isinstance(datasets, list) or not all(isinstance(d, dict) for d in datasets):
+        draft.unmap("datasets", datasets, "LRC091", "datasets must be a list of mappings",
+                    line=line("datasets"), section="dataset")
+        return
+    by_resolution: dict[Any, list[dict[str, Any]]] = {}
+    general: dict[str, Any] = {}
+    for entry in datasets:
+        subset: dict[str, Any] = {}
+        resolutions: list[Any] = [None]
+        for key, value in entry.items():
+            if key == "resolution":
+                resolutions = value if isinstance(value, list) else [value]
+                if not all(isinstance(r, int) and not isinstance(r, bool) for r in resolutions):
+                    draft.unmap("dataset.resolution", value, "LRC091", "resolution must be an "
+                                "integer or a list of integers", line=line(key),
+                                section="dataset")
+                    resolutions = [None]
+                continue
+            if key in DATASET_OPTIONS and isinstance(value, bool):
+                put(DATASET_OPTIONS[key], value, f"datasets.{key}")
+                continue
+            mapped = DATASET_KEYS.get(key)
+            if mapped is None:
+                draft.unmap(f"dataset.{key}", value, "LRC090", f"datasets[].{key} has no "
+                            "sd-scripts dataset-config equivalent", line=line(key),
+                            section="dataset")
+                continue
+            target, level = mapped
+            if target == "caption_extension" and isinstance(value, str) and \
+                    not value.startswith("."):
+                value = "." + value
+            (subset if level == "subset" else general)[target] = value
+        for res in resolutions:
+            by_resolution.setdefault(res, []).append(dict(subset))
+    if len(by_resolution) == 1:
+        res, subsets = next(iter(by_resolution.items()))
+        draft.dataset = {**general, **({"resolution": res} if res else {}), "subsets": subsets}
+    else:
+        draft.dataset = {**general, "datasets": [
+            {**({"resolution": res} if res else {}), "subsets": subsets}
+            for res, subsets in by_resolution.items()]}
+        draft.report("LRC095", f"{len(by_resolution)} resolutions → one dataset each",
+                     line=line("resolution"), severity=Severity.INFO)

@@ -1,0 +1,38 @@
+"""Read ``--env`` files for the shell importer.
+
+An env file is read with the shell importer's lexer and interpreter (nothing is executed), so
+both shell style (``export X="${X:-0.05}"``) and dotenv style (``X=0.05``) work. Every variable
+it assigns is an *environment* variable of the profile: ``X=v`` becomes ``${env:X:-v}`` and
+``X="${X:-d}"`` becomes ``${env:X:-d}``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lorac.importers import Draft, read_source
+from lorac.importers.shell import Defined, Interpreter, State, literal, template
+
+
+def read_env(path: Path, draft: Draft, state: State | None = None) -> State:
+    """Add the variables that the env file at ``path`` assigns to ``state`` (a new one if None).
+
+    Findings (unterminated quotes, command substitutions) go to ``draft``.
+    """
+
+    state = state or State()
+    source = read_source(path)
+    state.env_file = True
+    try:
+        Interpreter(draft, state, source.display).run(source.text)
+    finally:
+        state.env_file = False
+    return state
+
+
+def describe(defined: Defined) -> str:
+    """``${env:X:-v}`` (or the literal text) of one env-file variable, for messages."""
+
+    if isinstance(defined.value, list):
+        return " ".join(template(v) or "?" for v in defined.value)
+    return template(defined.value) or literal(defined.value) or "?"

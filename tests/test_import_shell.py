@@ -1,0 +1,160 @@
+"""The shell importer: the audit-style script, the lexer's corners, hostile input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lorac.diagnostics import LoracError
+from lorac.importers import Settings, read, read_source, render
+from lorac.profile import resolve
+from lorac.validate import validate
+
+FIXTURES = Path(__file__).parent / "fixtures" / "import"
+AUDIT = FIXTURES / "audit"
+
+
+def _import(path: Path, **settings) -> tuple:
+    draft = read(read_source(path), "shell", Settings(**settings))
+    return draft, render(draft, schema_header=False, name="x")
+
+
+def _script(tmp_path: Path, text: str, name: str = "train.sh") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _codes(draft) -> list[str]:
+    return [d.code for d in draft.diagnostics]
+
+
+def test_audit_script_resolves_to_the_scripts_values(tmp_path: Path) -> None:
+    draft, text = _import(AUDIT / "scripts" / "train_flux_fast.sh",
+                          env_files=(AUDIT / "docker" / "env.sh",))
+    out = tmp_path / "profiles" / "fast.toml"
+    out.parent.mkdir()
+    out.write_text(text, encoding="utf-8")
+    res = resolve(out, env={})
+    assert res.profile is not None and not res.diagnostics
+    assert validate(res.profile) == []
+    opts = {k: v for k, (v, _) in res.profile.options().items()}
+    assert res.profile.family == "flux1-dev"
+    assert opts["network_module"] == "networks.lora_flux"
+    assert opts["network_dim"] == 32 and isinstance(opts["network_dim"], int)
+    assert opts["network_alpha"] == 1.0  # the hardcoded alpha the audit found
+    assert opts["learning_rate"] == 1e-4
+    assert opts["max_train_steps"] == 1000
+    assert opts["lr_warmup_steps"] == 100
+    assert opts["gradient_checkpointing"] is True and opts["sdpa"] is True
+    assert opts["optimizer_args"] == ["weight_decay=0.01", "betas=0.9,0.999"]
+    assert opts["pretrained_model_name_or_path"] == (
+        "/workspace/models/flux1-dev/flux1-dev.safetensors")
+    assert opts["output_name"] == "flux_fast"
+    assert "noise_offset" not in opts  # never wired in the script
+    assert res.profile.get("run", "mixed_precision") == "bf16"
+    # the wiring stays visible
+    assert '"${env:MODEL_DIR:-/workspace/models/flux1-dev}/ae.safetensors"' in text
+    assert "network_dim = 32 # from $FAST_RANK" in text
+    # and the environment still steers it
+    res2 = resolve(out, env={"MODEL_DIR": "/m"})
+    assert res2.profile.option("ae") == "/m/ae.safetensors"
+    unused = [d.message for d in draft.diagnostics if "never reads it" in d.message]
+    assert any("FAST_NOISE_OFFSET" in m for m in unused)
+    assert not any("FAST_RANK" in m for m in unused)
+
+
+def test_no_keep_env_writes_literals() -> None:
+    _, text = _import(AUDIT / "scripts" / "train_flux_fast.sh",
+                      env_files=(AUDIT / "docker" / "env.sh",), keep_env=False)
+    assert "${env:" not in text
+    assert 'ae = "/workspace/models/flux1-dev/ae.safetensors"' in text
+
+
+def test_without_env_file_rank_is_unknown() -> None:
+    draft, text = _import(AUDIT / "scripts" / "train_flux_fast.sh")
+    assert "network_dim" not in draft.options
+    assert "# not imported (LRC092 import-unknown-value): network_dim = ${FAST_RANK}" in text
+    assert "LRC095" in _codes(draft)  # the source line that was not followed
+
+
+def test_hostile_script(tmp_path: Path) -> None:
+    draft, text = _import(FIXTURES / "hostile_heredoc.sh")
+    opts = draft.options
+    assert opts["network_dim"].value == 8  # the heredoc's 999 is never read
+    assert opts["optimizer_args"].value == ["weight_decay=0.1", "betas=0.9,0.99"]
+    assert opts["save_every_n_steps"].value == 100
+    assert "output_name" not in opts and "output_dir" not in opts
+    messages = "\n".join(d.message for d in draft.diagnostics)
+    assert "$(date +%s)" in messages and "`pwd`" in messages
+    assert "--network_dim: 'oops' is not an integer" in messages
+    assert "--unknown_opt is not an option" in messages
+    assert "--lr is not an option" in messages
+    assert "unterminated double quote" in messages
+    assert "heredoc <<EOF2 is skipped" in messages
+    assert "# not imported (LRC093 import-unknown-option): unknown_opt = x y" in text
+
+
+def test_cmd_variable_without_eval_and_arrays(tmp_path: Path) -> None:
+    script = _script(tmp_path, """
+RANK=16
+CMD="accelerate launch --num_processes=2 train_network.py"
+CMD="$CMD --network_dim $RANK"   # built piece by piece
+EXTRA="--network_alpha 8 --xformers"
+$CMD $EXTRA \\
+  --text_encoder_lr 1e-5 2e-5 --seed 7
+""")
+    draft, _ = _import(script)
+    assert draft.family == "sd15"
+    assert draft.options["network_dim"].value == 16
+    assert draft.options["network_alpha"].value == 8.0
+    assert draft.options["xformers"].value is True
+    assert draft.options["text_encoder_lr"].value == [1e-5, 2e-5]
+    assert draft.options["seed"].value == 7
+    assert draft.run == {"gpus": 2}
+
+
+def test_eval_with_quotes_and_defaults(tmp_path: Path) -> None:
+    script = _script(tmp_path, """
+export OUT_DIR="${OUT_DIR:-/out dir}"
+CMD="accelerate launch sdxl_train_network.py"
+CMD="${CMD} --output_dir=\\"${OUT_DIR}\\" --output_name='my run'"
+CMD="${CMD} --network_dim=${DIM:-4}"
+eval "$CMD"
+""")
+    draft, text = _import(script)
+    assert draft.family == "sdxl"
+    assert draft.options["output_dir"].value == "/out dir"
+    assert draft.options["output_dir"].text == "${env:OUT_DIR:-/out dir}"
+    assert draft.options["output_name"].value == "my run"
+    assert draft.options["network_dim"].value == 4
+    assert "from $DIM" in text
+
+
+def test_unset_variable_without_default(tmp_path: Path) -> None:
+    script = _script(tmp_path, "python flux_train_network.py --ae=$AE --network_dim=$DIM\n")
+    draft, _ = _import(script)
+    assert draft.options["ae"].value == "${env:AE}"
+    assert "network_dim" not in draft.options
+    assert "LRC092" in _codes(draft)
+
+
+@pytest.mark.parametrize("text", [
+    "", "echo hi\n", "accelerate launch 'unterminated\n", "eval $(curl x) | sh\n",
+    "cat <<EOF\nflux_train_network.py\n", "A=(a b\n", "${\n", "$((1+\n", "`\n",
+    "f() { python flux_train_network.py --seed 1; }\n" + "x" * 10,
+])
+def test_odd_scripts_never_traceback(tmp_path: Path, text: str) -> None:
+    script = _script(tmp_path, text)
+    try:
+        _import(script)
+    except LoracError as exc:
+        assert "\n" not in exc.message
+
+
+def test_self_referencing_growth_is_bounded(tmp_path: Path) -> None:
+    lines = ["A=x"] + ['A="$A $A"'] * 40 + ["python flux_train_network.py --output_name $A"]
+    script = _script(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(LoracError):
+        _import(script)
