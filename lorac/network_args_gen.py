@@ -1,0 +1,164 @@
+"""Generate ``backends/kohya/network_modules.toml``: which ``network_args`` each module reads.
+
+sd-scripts passes every ``--network_args key=value`` to the module's ``create_network(...,
+**kwargs)`` as strings (``train_network.py`` splits each at the first ``=``). A key that the
+module never looks up is silently ignored. This script reads the modules with :mod:`ast` (no
+import, no torch) and records, with file and line:
+
+* ``args``: every ``kwargs.get("key")`` in ``create_network`` — and in module-level helpers
+  that ``create_network`` hands its ``kwargs`` to (``parse_block_lr_kwargs`` in ``lora.py``);
+* ``bools``: the keys parsed as ``True if value == "True" else False`` (any other spelling,
+  ``true`` included, is False);
+* ``alpha_default``: the value ``network_alpha`` gets when it is not given.
+
+Usage::
+
+    python -m lorac.network_args_gen --from /path/to/sd-scripts [--out backends/kohya]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lorac.inventory_gen import InventoryError, checkout_commit
+
+#: The modules lorac knows, in the order they are written to the file.
+MODULES = ("networks.lora", "networks.lora_flux", "networks.lora_sd3")
+OUT_NAME = "network_modules.toml"
+
+
+def _str_get(node: ast.AST, holder: str) -> str | None:
+    """``holder.get("key", …)`` → ``"key"``."""
+
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get" and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == holder and node.args
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        return node.args[0].value
+    return None
+
+
+def _gets(func: ast.FunctionDef, holder: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for node in ast.walk(func):
+        key = _str_get(node, holder)
+        if key is not None:
+            found.setdefault(key, node.lineno)
+    return found
+
+
+def analyse_module(path: Path) -> dict[str, Any]:
+    """The ``network_args`` facts of one network module file (see the module docstring)."""
+
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    create = functions.get("create_network")
+    if create is None or create.args.kwarg is None:
+        raise ValueError(f"{path}: no create_network(..., **kwargs)")
+    holder = create.args.kwarg.arg
+    args = _gets(create, holder)
+    # helpers that receive the kwargs dict positionally
+    for node in ast.walk(create):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+            continue
+        helper = functions.get(node.func.id)
+        if helper is None:
+            continue
+        for i, arg in enumerate(node.args):
+            if isinstance(arg, ast.Name) and arg.id == holder and i < len(helper.args.args):
+                for key, line in _gets(helper, helper.args.args[i].arg).items():
+                    args.setdefault(key, line)
+    # variables bound to kwargs.get("key") and later compared with the string "True"
+    bound: dict[str, str] = {}
+    bools: dict[str, int] = {}
+    alpha: tuple[Any, int] | None = None
+    for node in ast.walk(create):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
+                node.targets[0], ast.Name):
+            key = _str_get(node.value, holder)
+            if key is not None:
+                bound[node.targets[0].id] = key
+        if (isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)
+                and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)
+                and isinstance(node.comparators[0], ast.Constant)
+                and node.comparators[0].value == "True" and node.left.id in bound):
+            bools.setdefault(bound[node.left.id], node.lineno)
+        if (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
+                and isinstance(node.test.left, ast.Name) and node.test.left.id == "network_alpha"
+                and isinstance(node.test.ops[0], ast.Is)):
+            for stmt in node.body:
+                if (isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Constant)
+                        and isinstance(stmt.targets[0], ast.Name)
+                        and stmt.targets[0].id == "network_alpha"):
+                    alpha = (stmt.value.value, stmt.lineno)
+    out: dict[str, Any] = {"create_network": create.lineno}
+    if alpha is not None:
+        out["alpha_default"], out["alpha_default_line"] = alpha
+    out["args"] = dict(sorted(args.items()))
+    out["bools"] = dict(sorted(bools.items()))
+    return out
+
+
+def render(checkout: Path, commit: str) -> str:
+    """The text of ``network_modules.toml`` for the checkout at ``checkout``."""
+
+    lines = [
+        "# GENERATED by `python -m lorac.network_args_gen --from <sd-scripts>`; do not edit.",
+        "# Which network_args each sd-scripts network module reads (key = line of the lookup),",
+        "# which of them are booleans parsed as `value == \"True\"`, and the alpha default.",
+        "",
+        "[source]",
+        'trainer = "sd-scripts"',
+        f'commit = "{commit}"',
+    ]
+    for module in MODULES:
+        rel = module.replace(".", "/") + ".py"
+        facts = analyse_module(checkout / rel)
+        lines += ["", f'[modules."{module}"]', f'file = "{rel}"',
+                  f"create_network = {facts['create_network']}"]
+        if "alpha_default" in facts:
+            lines += [f"alpha_default = {float(facts['alpha_default'])!r}",
+                      f"alpha_default_line = {facts['alpha_default_line']}"]
+        lines += ["", f'[modules."{module}".args]']
+        lines += [f"{key} = {line}" for key, line in facts["args"].items()]
+        lines += ["", f'[modules."{module}".bools]']
+        lines += [f"{key} = {line}" for key, line in facts["bools"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def generate(checkout: Path, out_dir: Path) -> Path:
+    """Write ``network_modules.toml`` for ``checkout`` into ``out_dir``; return its path."""
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / OUT_NAME
+    path.write_text(render(checkout, checkout_commit(checkout)), encoding="utf-8")
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point."""
+
+    parser = argparse.ArgumentParser(prog="python -m lorac.network_args_gen",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--from", dest="checkout", required=True, type=Path,
+                        help="an sd-scripts checkout at the pinned commit")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: the source tree's backends/kohya)")
+    ns = parser.parse_args(argv)
+    out = ns.out or Path(__file__).resolve().parent.parent / "backends" / "kohya"
+    try:
+        path = generate(ns.checkout, out)
+    except (OSError, ValueError, SyntaxError, InventoryError) as exc:
+        print(f"network_args_gen: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,177 @@
+"""Finding credentials in text, and hiding them.
+
+Two kinds of evidence are recognised:
+
+* **known token formats** — values whose prefix and shape identify a credential wherever they
+  appear (Hugging Face ``hf_…``, GitHub ``ghp_…``/``github_pat_…``, AWS ``AKIA…``, OpenAI
+  ``sk-…``, Slack ``xox?-…``, GitLab ``glpat-…``, Google ``AIza…``, Replicate ``r8_…``, PEM
+  private keys);
+* **secret-like assignments** — a name that reads like a credential (``HF_TOKEN``,
+  ``R2_SECRET_ACCESS_KEY``, ``wandb_api_key``, ``password``) assigned a literal, high-entropy
+  value (not a ``$VAR``/``${…}`` reference, a path or a placeholder).
+
+The functions here never return the secret itself: :func:`find_secrets` gives positions and a
+kind, :func:`fingerprint` shows at most the first four characters and the length, and
+:func:`redact` rewrites text for logs and manifests. Only the standard library is imported.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+#: (kind, pattern) of credential formats recognisable by their shape alone.
+TOKEN_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
+    ("GitHub token", re.compile(r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b")),
+    ("GitHub fine-grained token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{40,}\b")),
+    ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("OpenAI API key", re.compile(r"\bsk-(?:proj-|svcacct-)?[A-Za-z0-9_-]{32,}")),
+    ("Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("GitLab token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
+    ("Replicate token", re.compile(r"\br8_[A-Za-z0-9]{30,}\b")),
+    ("private key", re.compile(r"-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----")),
+)
+
+_WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+_SECRET_WORDS = frozenset({"secret", "secrets", "password", "passwd", "pwd", "passphrase",
+                           "apikey", "credential", "credentials", "privatekey"})
+_KEY_QUALIFIERS = frozenset({"api", "access", "private", "secret", "auth", "signing",
+                             "encryption", "master", "client", "account"})
+_PLACEHOLDER = re.compile(r"your|xxxx|changeme|change_me|example|placeholder|dummy|redacted|"
+                          r"<[^>]*>|\*\*\*|\.\.\.|…|todo|fixme|none|null|secret_here|token_here",
+                          re.I)
+_PATHLIKE = re.compile(r"^(?:/|\./|\.\./|~|[A-Za-z]:\\)|\.(?:safetensors|ckpt|pt|bin|json|toml|"
+                       r"ya?ml|txt|sh|py|png|jpe?g)$", re.I)
+_REFERENCE = re.compile(r"\$\{|\$\(|^\$[A-Za-z_]|`")
+
+# NAME=value, NAME: value, "name": "value", name = "value", --name=value, --name value
+_ASSIGN = re.compile(
+    r"""(?:\b(?:export|set|setx|local|declare|readonly|typeset)\s+(?:-[a-zA-Z]+\s+)?)?"""
+    r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)["']?[ \t]*(?:=|:(?!//)|[ \t](?=["']?[^\s"'=:]))"""
+    r"""[ \t]*(?P<q>["']?)(?P<value>[^\s"'#,;:}\]]+)(?P=q)""")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """One credential found in a text: its span (0-based offsets), 1-based position, kind."""
+
+    start: int
+    end: int
+    line: int
+    col: int
+    kind: str
+    name: str = ""
+
+
+def looks_secret_name(name: str) -> bool:
+    """True when ``name`` reads like the name of a credential.
+
+    ``HF_TOKEN``, ``huggingface_token``, ``wandb_api_key``, ``R2_SECRET_ACCESS_KEY``,
+    ``password`` do; ``max_token_length``, ``token_warmup_step``, ``class_tokens``,
+    ``cache_key`` do not: *token* counts only as the last word, *key* only after a word such as
+    *api*, *access*, *private* or *secret*.
+    """
+
+    words = [w.lower() for w in _WORDS.findall(name)]
+    if not words:
+        return False
+    if any(w in _SECRET_WORDS for w in words):
+        return True
+    if words[-1] in ("token", "pat") or (len(words) >= 2 and words[-2:] == ["auth", "token"]):
+        return True
+    for i, word in enumerate(words):
+        if word in ("key", "keyid") and i > 0 and words[i - 1] in _KEY_QUALIFIERS:
+            return True
+        if word == "token" and i + 1 < len(words) and words[i + 1] in ("id", "value"):
+            return True
+    return False
+
+
+def entropy(value: str) -> float:
+    """Shannon entropy of ``value`` in bits per character."""
+
+    if not value:
+        return 0.0
+    counts = Counter(value)
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def looks_secret_value(value: str) -> bool:
+    """True for a literal that could be a credential: long, dense, no reference, path or
+    placeholder, and mixing letters with digits (or long hex)."""
+
+    if len(value) < 16 or len(value) > 512 or any(c.isspace() for c in value):
+        return False
+    if _REFERENCE.search(value) or _PATHLIKE.search(value) or _PLACEHOLDER.search(value):
+        return False
+    if "://" in value:
+        return False
+    has_alpha = any(c.isalpha() for c in value)
+    has_digit = any(c.isdigit() for c in value)
+    if not (has_alpha and has_digit):
+        return False
+    return entropy(value) >= 3.0
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return line, col
+
+
+def scan(text: str) -> list[Secret]:
+    """Every credential in ``text``, in order, without overlaps."""
+
+    found: list[Secret] = []
+    taken: list[tuple[int, int]] = []
+
+    def free(start: int, end: int) -> bool:
+        return all(end <= a or start >= b for a, b in taken)
+
+    for kind, pattern in TOKEN_FORMATS:
+        for m in pattern.finditer(text):
+            if free(m.start(), m.end()):
+                taken.append(m.span())
+                found.append(Secret(m.start(), m.end(), *_position(text, m.start()), kind))
+    for m in _ASSIGN.finditer(text):
+        name, value = m.group("name"), m.group("value")
+        start, end = m.span("value")
+        if not free(start, end) or not looks_secret_name(name.lstrip("-")):
+            continue
+        if not looks_secret_value(value):
+            continue
+        taken.append((start, end))
+        found.append(Secret(start, end, *_position(text, start), "secret-like value",
+                            name.lstrip("-")))
+    return sorted(found, key=lambda s: s.start)
+
+
+def find_secrets(text: str) -> list[tuple[int, int, str]]:
+    """``(line, col, kind)`` of every credential in ``text`` (1-based positions)."""
+
+    return [(s.line, s.col, s.kind if not s.name else f"{s.kind} of {s.name}")
+            for s in scan(text)]
+
+
+def fingerprint(value: str) -> str:
+    """What may be shown of a secret: its first four characters and its length."""
+
+    return f"{value[:4]}… ({len(value)} chars)"
+
+
+def redact(text: str) -> str:
+    """``text`` with every credential replaced by its first four characters and a marker."""
+
+    out: list[str] = []
+    last = 0
+    for s in scan(text):
+        out.append(text[last:s.start])
+        out.append(f"{text[s.start:s.start + 4]}…[redacted]")
+        last = s.end
+    out.append(text[last:])
+    return "".join(out)
