@@ -96,7 +96,8 @@ def load_settings(start: Path | None = None, overrides: dict[str, Any] | None = 
     for code, level in (raw.get("severity") or {}).items():
         severity[code.upper()] = Severity.parse(str(level))
     known = {"select", "ignore", "severity", "fail-on", "fail_on", "profiles", "sd-scripts",
-             "sd_scripts", "ai-toolkit", "ai_toolkit", "extend-select", "dataset", "vram"}
+             "sd_scripts", "ai-toolkit", "ai_toolkit", "extend-select", "dataset", "vram",
+             "env-files", "env_files"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise LoracError(f"{source}: unknown lorac setting(s): {', '.join(unknown)}")
