@@ -1,0 +1,349 @@
+"""The dataset scanner, the LRC5xx rules and ``lorac dataset check``."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import shutil
+import types
+from pathlib import Path
+
+import pytest
+
+from lorac import dataset
+from lorac.diagnostics import LoracError
+from tests.conftest import lorac, write_files
+from tests.make_dataset_fixture import EXPECTED, build, write_profile
+
+SD_SCRIPTS = Path(os.environ.get("LORAC_SD_SCRIPTS", "/work/trainers/sd-scripts"))
+
+
+@pytest.fixture(scope="module")
+def fixture_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture dataset (data/) and a copy with only its clean images (clean/)."""
+
+    root = tmp_path_factory.mktemp("dataset")
+    build(root / "data")
+    (root / "clean").mkdir()
+    for path in (root / "data").glob("clean_*"):
+        shutil.copy2(path, root / "clean" / path.name)
+    return root
+
+
+@pytest.fixture
+def fx(fixture_root: Path, project: Path) -> Path:
+    for name in ("data", "clean"):
+        os.symlink(fixture_root / name, project / name)
+    write_profile(project / "profiles" / "p.toml", "data")
+    return project
+
+
+def _found(diags: list[dict]) -> set[tuple[str, str]]:
+    return {(d["code"], os.path.basename(d["data"]["file"])) for d in diags}
+
+
+def test_fixture_lint_reports_exactly_the_planted_problems(fx: Path) -> None:
+    code, out, err = lorac("lint", "profiles/p.toml", "--select", "LRC5", "-f", "json")
+    assert "Traceback" not in err
+    diags = json.loads(out)
+    assert _found(diags) == EXPECTED
+    assert code == 1
+    assert all(d["path"] == os.path.join("profiles", "p.toml") for d in diags)
+
+
+def test_fixture_dataset_check_reports_the_same(fx: Path) -> None:
+    code, out, err = lorac("dataset", "check", "data", "--profile", "profiles/p.toml", "--json")
+    assert "Traceback" not in err
+    report = json.loads(out)
+    assert _found(report["diagnostics"]) == EXPECTED
+    assert code == 1
+    # every score is in the report
+    images = {os.path.basename(i["path"]): i for i in report["images"]}
+    assert len(images) == 16
+    for name, rec in images.items():
+        if name == "truncated.jpg":
+            assert rec["error"] == "truncated"
+            continue
+        assert rec["blur"] > 0 and len(rec["phash"]) == 16 and len(rec["sha256"]) == 64
+    assert report["blur_median"] > 0
+    _, text, _ = lorac("dataset", "check", "data", "--profile", "profiles/p.toml")
+    assert "data/blurred.jpg: LRC518" in text and "sharpness" in text
+
+
+def test_clean_images_yield_nothing(fx: Path) -> None:
+    (fx / "lorac.toml").write_text("[dataset]\nmin-images = 8\n")
+    write_profile(fx / "profiles" / "p.toml", "clean")
+    code, out, err = lorac("lint", "profiles/p.toml", "--select", "LRC5")
+    assert (code, out) == (0, ""), out + err
+    code, out, _ = lorac("dataset", "check", "clean", "-p", "profiles/p.toml")
+    assert (code, out) == (0, ""), out
+
+
+def test_no_dataset_skips_the_family(fx: Path) -> None:
+    _, out, _ = lorac("lint", "profiles/p.toml", "--select", "LRC5", "--no-dataset")
+    assert "LRC5" not in out
+
+
+def test_rescan_reads_the_cache(fx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lorac("dataset", "check", "data", "-p", "profiles/p.toml")
+    assert list((fx / ".lorac_cache" / "dataset").glob("*.json"))
+
+    def boom(*_a: object) -> dict:
+        raise AssertionError("scanned an unchanged file")
+
+    monkeypatch.setattr(dataset, "scan_file", boom)
+    monkeypatch.setattr(dataset, "_POOL_MIN", 10**9)  # keep any scan in this process
+    _, out, err = lorac("dataset", "check", "data", "-p", "profiles/p.toml", "--json")
+    assert "Traceback" not in err and _found(json.loads(out)["diagnostics"]) == EXPECTED
+
+
+def test_cache_notices_a_changed_file(tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    build(folder, clean=2, only=())
+    cache = tmp_path / "cache"
+    first = dataset.scan(sorted(folder.glob("*.jpg")), cache_dir=cache)
+    target = folder / "clean_01.jpg"
+    (folder / "clean_02.jpg").replace(target)  # same name, other content and inode
+    again = dataset.scan([target], cache_dir=cache)
+    assert again[str(target)].sha256 == first[str(folder / "clean_02.jpg")].sha256
+    assert again[str(target)].sha256 != first[str(target)].sha256
+
+
+def test_bad_input_gives_one_diagnostic_each(project: Path) -> None:
+    d = project / "d"
+    build(d, clean=1, only=("huge",))
+    os.symlink("loop.jpg", d / "loop.jpg")
+    os.symlink("missing.png", d / "broken.png")
+    (d / "text.jpg").write_text("hello, I am not a JPEG\n")
+    (d / "zero.png").write_bytes(b"")
+    code, out, err = lorac("dataset", "check", "d", "--caption-extension", "txt",
+                           "--resolution", "1024")
+    assert code == 1 and "Traceback" not in err
+    expect = {
+        "d/loop.jpg: LRC511": "symbolic link loop",
+        "d/broken.png: LRC511": "broken symbolic link",
+        "d/text.jpg: LRC511": "not an image",
+        "d/zero.png: LRC511": "zero-byte",
+        "d/huge.png: LRC513": "50000×50000",
+    }
+    for prefix, words in expect.items():
+        line = next((ln for ln in out.splitlines() if ln.startswith(prefix)), "")
+        assert words in line, (prefix, out)
+    # the rest of the set was still judged
+    assert "clean_01.jpg" not in out
+    code, out, err = lorac("dataset", "check", "nowhere")
+    assert code == 1 and "nowhere: LRC501" in out and "does not exist" in out
+    assert "Traceback" not in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without permission")
+def test_unreadable_file(project: Path) -> None:
+    d = project / "d"
+    build(d, clean=1, only=())
+    (d / "clean_01.jpg").chmod(0)
+    try:
+        _, out, _ = lorac("dataset", "check", "d", "--caption-extension", ".txt")
+    finally:
+        (d / "clean_01.jpg").chmod(0o644)
+    assert "LRC511" in out and "permission denied" in out
+
+
+def test_scan_file_never_raises(tmp_path: Path) -> None:
+    (tmp_path / "dir.jpg").mkdir()
+    rec = dataset.scan_file(str(tmp_path / "dir.jpg"))
+    assert rec["error"] == "unreadable"
+    rec = dataset.scan_file(str(tmp_path / "absent.jpg"))
+    assert rec["error"] == "unreadable"
+
+
+def test_image_properties(tmp_path: Path) -> None:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (64, 48)).save(tmp_path / "rot.jpg", exif=exif)
+    Image.new("CMYK", (64, 64)).save(tmp_path / "cmyk.jpg")
+    Image.new("I;16", (64, 64)).save(tmp_path / "deep.png")
+    Image.new("RGBA", (64, 64)).save(tmp_path / "alpha.png")
+    recs = dataset.scan(sorted(tmp_path.iterdir()), cache_dir=None)
+    by = {Path(p).name: r for p, r in recs.items()}
+    assert by["rot.jpg"].orientation == 6 and by["rot.jpg"].width == 64
+    assert by["cmyk.jpg"].mode == "CMYK"
+    assert by["deep.png"].bit_depth == 16
+    assert by["alpha.png"].has_alpha
+
+
+def test_blur_score_orders_sharp_above_blurred() -> None:
+    from PIL import ImageFilter, ImageStat
+
+    from tests.make_dataset_fixture import make_image
+
+    sharp = make_image(3, (512, 512)).convert("L")
+    soft = sharp.filter(ImageFilter.GaussianBlur(3))
+    a = dataset._laplacian_variance(sharp, ImageFilter, ImageStat)
+    b = dataset._laplacian_variance(soft, ImageFilter, ImageStat)
+    assert a > 10 * b > 0
+
+
+def test_caption_extension_resolution_follows_sd_scripts(project: Path) -> None:
+    from lorac.profile import resolve
+
+    write_files(project, {"profiles/p.toml": """[profile]
+family = "flux1-dev"
+
+[training]
+caption_extension = "txt"
+
+[dataset]
+resolution = [1024, 768]
+keep_tokens = 2
+
+[[dataset.datasets]]
+batch_size = 2
+[[dataset.datasets.subsets]]
+image_dir = "a"
+[[dataset.datasets.subsets]]
+image_dir = "b"
+caption_extension = ".tags"
+""", "profiles/q.toml": """[profile]
+family = "flux1-dev"
+
+[[dataset.subsets]]
+image_dir = "c"
+"""})
+    profile = resolve(Path("profiles/p.toml")).profile
+    a, b = dataset.subsets_of(profile)
+    assert (a.caption_extension, a.caption_extension_at) == (".txt",
+                                                              ("training", "caption_extension"))
+    assert b.caption_extension == ".tags"
+    assert a.resolution == (1024, 768) and a.keep_tokens == 2 and a.batch_size == 2
+    (c,) = dataset.subsets_of(resolve(Path("profiles/q.toml")).profile)
+    assert (c.caption_extension, c.caption_extension_at) == (".caption", None)
+
+
+def test_config_errors_are_usage_errors(project: Path) -> None:
+    with pytest.raises(LoracError, match="unknown dataset setting"):
+        dataset.load_config({"blur-ratoi": 0.3})
+    with pytest.raises(LoracError, match="wrong type"):
+        dataset.load_config({"min-images": "many"})
+    assert dataset.load_config({"min-images": 3, "blur-ratio": 0.5}).min_images == 3
+    (project / "lorac.toml").write_text("[dataset]\nnear-duplicate-distance = -1\n")
+    (project / "d").mkdir()
+    code, _, err = lorac("dataset", "check", "d")
+    assert code == 2 and "must not be negative" in err and "Traceback" not in err
+
+
+def test_rules_register_dependencies(fx: Path) -> None:
+    from lorac.plugins import get_plugins
+    from lorac.plugins.dataset_rules import analysis_for
+    from lorac.profile import resolve
+    from lorac.rules import ProfileContext, ProjectContext
+    from lorac.settings import Settings
+
+    profile = resolve(Path("profiles/p.toml")).profile
+    project = ProjectContext(root=fx, settings=Settings(), files={}, resolutions={})
+    analysis_for(ProfileContext(profile, project))
+    assert os.path.join("data", "blurred.jpg") in project.cache["deps"]
+    assert os.path.join("data", "orphan.txt") in project.cache["deps"]
+    assert "data" in project.cache["dep_dirs"]
+    rules = get_plugins(entry_points=False).rules
+    assert all(code in rules for code in (f"LRC5{n:02d}" for n in range(1, 25)))
+
+
+def test_progress_bar_only_when_asked() -> None:
+    import io
+
+    buf = io.StringIO()
+    bar = dataset.Progress(3, "scanning", buf)  # StringIO is not a terminal
+    bar(3)
+    assert buf.getvalue() == ""
+    bar = dataset.Progress(3, "scanning", buf, enabled=True)
+    bar(1)
+    bar(3)
+    assert "3/3" in buf.getvalue()
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_parallel_map_keeps_order() -> None:
+    items = list(range(40))
+    assert dataset.run_parallel(_square, items, 2) == [x * x for x in items]
+
+
+def test_near_duplicate_bands_find_every_close_pair() -> None:
+    import random
+
+    rng = random.Random(5)
+    for _ in range(200):
+        a = rng.getrandbits(64)
+        flips = rng.sample(range(64), rng.randrange(0, 7))
+        b = a
+        for bit in flips:
+            b ^= 1 << bit
+        ka, kb = set(dataset._bands(a, 6)), set(dataset._bands(b, 6))
+        assert ka & kb, (hex(a), hex(b))
+
+
+# --------------------------------------------------------------------------- bucketing
+
+
+def _sd_scripts_bucketing() -> types.SimpleNamespace:
+    """sd-scripts' make_bucket_resolutions and BucketManager, taken from the checkout."""
+
+    import numpy as np
+
+    def extract(path: Path, name: str) -> str:
+        source = path.read_text(encoding="utf-8")
+        for node in ast.parse(source).body:
+            if getattr(node, "name", None) == name:
+                return ast.get_source_segment(source, node) or ""
+        raise LookupError(name)
+
+    ns: dict = {"math": math, "np": np}
+    exec(extract(SD_SCRIPTS / "library" / "model_util.py", "make_bucket_resolutions"), ns)
+    ns["model_util"] = types.SimpleNamespace(make_bucket_resolutions=ns[
+        "make_bucket_resolutions"])
+    ns["Tuple"] = tuple
+    exec("from typing import Tuple\n" + extract(SD_SCRIPTS / "library" / "train_util.py",
+                                                  "BucketManager"), ns)
+    return types.SimpleNamespace(**ns)
+
+
+@pytest.mark.skipif(not (SD_SCRIPTS / "library" / "train_util.py").exists(),
+                    reason="needs the sd-scripts checkout")
+def test_buckets_match_sd_scripts() -> None:
+    pytest.importorskip("numpy")
+    sd = _sd_scripts_bucketing()
+    sizes = [(1024, 1024), (512, 512), (1024, 768), (3000, 800), (600, 2000), (4000, 3000),
+             (1000, 1000), (333, 777), (2048, 512)]
+    for reso in [(1024, 1024), (768, 768), (1024, 768)]:
+        for no_upscale in (False, True):
+            spec = dataset.SubsetSpec(image_dir=".", key_path=(), resolution=reso,
+                                      enable_bucket=True, bucket_no_upscale=no_upscale)
+            manager = sd.BucketManager(no_upscale, reso, 256, 1024, 64)
+            if not no_upscale:
+                manager.make_buckets()
+                assert dataset.bucket_list(spec) == manager.predefined_resos
+            for w, h in sizes:
+                want_reso, want_resized, _ = manager.select_bucket(w, h)
+                got_reso, got_resized = dataset.select_bucket(w, h, spec)
+                assert (tuple(got_reso), tuple(got_resized)) == (
+                    tuple(want_reso), tuple(want_resized)), (reso, no_upscale, w, h)
+
+
+def test_phash_is_imagehash_phash() -> None:
+    imagehash = pytest.importorskip("imagehash")
+    from PIL import Image, ImageFilter
+
+    from tests.make_dataset_fixture import make_image
+
+    for seed in range(8):
+        im = make_image(seed, (256, 192) if seed % 2 else (256, 256)).convert("L")
+        if seed == 3:
+            im = im.filter(ImageFilter.GaussianBlur(4))
+        small = im.resize((64, 64), Image.Resampling.BOX)
+        assert dataset._phash(im) == str(imagehash.phash(small)), seed
