@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lorac lint profiles/ --no-dataset
+	@test -d data/subject || $(BIN)/python scripts/make_example_dataset.py data/subject
+	$(BIN)/lorac lint profiles/
 	$(BIN)/lorac build final --backend kohya
 	@echo
 	@echo "Compiled files are in build/final/ — launch with: bash build/final/train.sh"

@@ -4,7 +4,8 @@ A cache entry is keyed by the working directory and the command line. It records
 the result depended on — the content hash (and size, mtime) of every file read, the listing
 time of every folder walked, the values of the environment variables the profiles referenced,
 the settings file, lorac's own code and data, and the installed distributions (plugins come
-from entry points). :func:`fast_lint` runs before click, pluggy or tomlkit are imported: on a
+from entry points). Dataset files (images, captions) are compared by size and modification
+time only, so that a cache check never re-reads a dataset. :func:`fast_lint` runs before click, pluggy or tomlkit are imported: on a
 hit it prints the stored report and returns the stored exit code.
 """
 
@@ -123,6 +124,8 @@ def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) 
         deps = {}
         for f in sorted(files):
             deps[f] = [_stat(f), _sha(f)]
+        for f in sorted(set(getattr(report, "stat_deps", ())) - files):
+            deps[f] = [_stat(f), None]  # images: size and mtime only, never re-read
         entry = {
             "version": VERSION,
             "code": _code_fingerprint(),
@@ -180,7 +183,7 @@ def fast_lint(argv: list[str]) -> int | None:
         now = _stat(f)
         if (now is None) != (st is None):
             return None
-        if now is not None and tuple(now) != tuple(st) and _sha(f) != sha:
+        if now is not None and tuple(now) != tuple(st) and (sha is None or _sha(f) != sha):
             return None
     if entry["code"] != _code_fingerprint():
         return None

@@ -107,8 +107,21 @@ def plugins() -> None:
 
 
 from lorac.commands_backends import backends  # noqa: E402
+from lorac.commands_run import run as run_cmd  # noqa: E402
+from lorac.commands_run import runs, synth  # noqa: E402
 
 cli.add_command(backends)
+cli.add_command(run_cmd)
+cli.add_command(runs)
+cli.add_command(synth)
+
+from lorac.commands_import import import_cmd  # noqa: E402
+
+cli.add_command(import_cmd)
+
+from lorac.commands_dataset import dataset  # noqa: E402
+
+cli.add_command(dataset)
 
 
 def run(argv: list[str]) -> int:

@@ -45,6 +45,7 @@ class LintReport:
     resolutions: dict[str, Resolution] = field(default_factory=dict)
     read: set[str] = field(default_factory=set)  # every file whose content the result depends on
     dirs: set[str] = field(default_factory=set)  # every folder whose listing it depends on
+    stat_deps: set[str] = field(default_factory=set)  # large inputs (images): size + mtime only
 
     def exit_code(self, fail_on: Severity) -> ExitCode:
         if any(d.severity >= fail_on for d in self.diagnostics):
@@ -62,12 +63,31 @@ def classify(path: Path, *, explicit: bool = False, in_profiles: bool = False) -
             return "profile"
         if name in ("pyproject.toml", "lorac.toml", "Cargo.toml"):
             return None
-        try:
-            head = path.read_text(encoding="utf-8", errors="replace")[:65536]
-        except OSError:
-            return "toml"
-        return "profile" if _PROFILE_HINT.search(head) else "toml"
+        return "profile" if _has_profile_table(path) else "toml"
     return kind
+
+
+def _has_profile_table(path: Path) -> bool:
+    """A TOML file outside ``profiles/`` is a profile when it has a top-level ``[profile]``
+    table (or a ``#:schema`` header naming lorac's profile schema)."""
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")[:1048576]
+    except OSError:
+        return False
+    if not _PROFILE_HINT.search(text):
+        return False
+    if re.match(r"#:schema\s+\S*profile\.schema\.json", text):
+        return True
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the hint is all we have
+        return True
+    try:
+        data = tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, RecursionError):
+        return False
+    return isinstance(data.get("profile"), dict)
 
 
 def discover(paths: Iterable[Path]) -> dict[str, list[Path]]:
@@ -178,14 +198,26 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
             raise LoracError(f"rule {rule.code} ({rule.name}) failed: "
                              f"{exc.__class__.__name__}: {exc}", ExitCode.INTERNAL) from exc
 
+    diags = _drop_superseded(diags)
     diags = [d for d in diags if settings.enabled(d.code)]
     diags = [d.with_severity(settings.severity_of(d.code, d.severity)) for d in diags]
     diags = apply_suppressions(diags, doc_cache, settings)
     read = {p for res in resolutions.values() for p in res.files}
     read |= {display_path(p) for group in files.values() for p in group}
-    read |= {str(p) for p in project.cache.get("deps", ())}
+    stat_deps = {str(p) for p in project.cache.get("deps", ())}
     dirs = {str(p) for p in project.cache.get("dep_dirs", ())}
-    return LintReport(sort_diagnostics(diags), files, resolutions, read, dirs)
+    return LintReport(sort_diagnostics(diags), files, resolutions, read, dirs, stat_deps)
+
+
+#: Trainer-option findings that say more than a schema violation at the same key.
+_SPECIFIC = ("LRC602", "LRC603", "LRC604", "LRC605")
+
+
+def _drop_superseded(diags: list[Diagnostic]) -> list[Diagnostic]:
+    """Drop an LRC005 where an inventory rule reports the same key with its reason and fix."""
+
+    specific = {(d.path, d.key_path) for d in diags if d.code in _SPECIFIC}
+    return [d for d in diags if not (d.code == "LRC005" and (d.path, d.key_path) in specific)]
 
 
 _SUPPRESS = re.compile(r"lorac:\s*ignore\[([A-Z0-9_,\s-]+)\]")

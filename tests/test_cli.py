@@ -36,25 +36,27 @@ def test_misspelt_key_has_position_key_path_and_suggestion(shipped: Path) -> Non
 
 
 def test_output_formats(shipped: Path) -> None:
-    write_files(shipped, {"profiles/bad.toml": "[network]\nnetwork_dim = 'x'\n"})
+    write_files(shipped, {"profiles/bad.toml":
+                          "[profile]\nfamily = 'flux1-dev'\n[network]\nnetwork_dim = 'x'\n"})
     for fmt in ("json", "sarif", "github"):
         code, out, _ = lorac("lint", "profiles", "--no-dataset", "--format", fmt)
         assert code == 1
         if fmt != "github":
             json.loads(out)
         else:
-            assert out.startswith("::error file=profiles/bad.toml,line=2,col=1")
+            assert out.startswith("::error file=profiles/bad.toml,line=4,col=1")
 
 
 def test_settings_select_ignore_severity_and_fail_on(project: Path) -> None:
-    write_files(project, {"profiles/p.toml": "[network]\nnetwrok_alpha = 1\n"})
+    write_files(project, {"profiles/p.toml": "[profile]\nfamily = 'sdxl'\n[network]\n"
+                          "netwrok_alpha = 1\n"})
     assert lorac("lint", "--ignore", "LRC004")[0] == 0
     (project / "pyproject.toml").write_text(
         '[tool.lorac]\nfail-on = "error"\n[tool.lorac.severity]\nLRC004 = "warning"\n')
     code, out, _ = lorac("lint")
     assert code == 0 and "LRC004" in out
     assert lorac("lint", "--fail-on", "warning")[0] == 1
-    (project / "lorac.toml").write_text('ignore = ["LRC0"]\n')
+    (project / "lorac.toml").write_text('ignore = ["LRC0", "LRC6"]\n')
     assert lorac("lint", "--fail-on", "info")[0] == 0
 
 
@@ -66,7 +68,8 @@ def test_bad_settings_is_a_usage_error(project: Path) -> None:
 
 @pytest.mark.parametrize(("files", "target", "code", "fragment"), [
     ({"profiles/p.toml": "a = [\n"}, "profiles", 1, "LRC001 invalid TOML"),
-    ({"profiles/p.toml": "[network]\nnetwork_dim = true\n"}, "profiles", 1, "LRC005"),
+    ({"profiles/p.toml": "[run]\ngpus = 'two'\n"}, "profiles", 1, "LRC005"),
+    ({"profiles/p.toml": "[network]\nnetwork_dim = true\n"}, "profiles", 1, "LRC602"),
     ({"profiles/p.toml": "[network]\nnetwrok_dim = 1\n"}, "profiles", 1, "LRC004"),
     ({"profiles/p.toml": "[profile]\nextends = 'x'\n"}, "profiles", 1, "LRC011"),
     ({"profiles/p.toml": "[profile]\nextends = 'p'\n"}, "profiles", 1, "LRC012"),

@@ -1,7 +1,8 @@
 """Every rule's case file (tests/rules/cases/<CODE>-<name>.toml), run by one test.
 
 A case writes its ``files`` into a fresh project directory, lints ``lint`` (default
-``profiles``) and compares the text-format lines of the rule's code with ``expect``
+``profiles``) — or runs ``command`` (a list of arguments) for rules that another command
+reports — and compares the text-format lines of the rule's code with ``expect``
 (prefixes, in order). ``kind = "fix"`` also runs ``lint --fix`` (``--unsafe-fixes`` when
 ``unsafe = true``), compares the files with ``fixed`` and re-lints: no finding of the code may
 remain, and a second ``--fix`` changes nothing.
@@ -48,11 +49,18 @@ def _setup(project: Path, case: dict) -> None:
 @pytest.mark.parametrize(("code", "case"), _load())
 def test_case(code: str, case: dict, project: Path) -> None:
     _setup(project, case)
-    target = case.get("lint", "profiles")
-    args = ["lint", target, *case.get("args", [])]
-    _, out, err = lorac(*args)
-    assert "Traceback" not in err
-    got = _lines(out, code)
+    if "command" in case:  # a rule reported by another command (``lorac import``)
+        _, out, err = lorac(*case["command"])
+        assert "Traceback" not in err
+        got = _lines(out + err, code)
+        assert case["kind"] in ("pass", "fail"), "only lint cases can be fix cases"
+        args: list[str] = []
+    else:
+        target = case.get("lint", "profiles")
+        args = ["lint", target, *case.get("args", [])]
+        _, out, err = lorac(*args)
+        assert "Traceback" not in err
+        got = _lines(out, code)
     expect = case.get("expect", [])
     if case["kind"] == "pass":
         assert got == [], f"expected no {code}, got:\n{out}"

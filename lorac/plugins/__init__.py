@@ -20,7 +20,18 @@ from lorac.diagnostics import ExitCode, LoracError
 
 BUILTIN: tuple[str, ...] = (
     "lorac.plugins.rules.core",
+    "lorac.plugins.rules.importing",
+    "lorac.plugins.dataset_rules",
+    "lorac.plugins.rules.network",
+    "lorac.plugins.rules.compat",
+    "lorac.plugins.rules.secrets",
+    "lorac.plugins.rules.variables",
+    "lorac.plugins.rules.docs",
+    "lorac.plugins.rules.hygiene",
     "lorac.plugins.test_backend",
+    "lorac.plugins.inventory_rules",
+    "lorac.plugins.kohya",
+    "lorac.plugins.ai_toolkit",
 )
 GROUP = "lorac"
 

@@ -1,0 +1,416 @@
+"""``lorac run``: build, lint gate, a fresh run folder, pre-flight checks, launch, manifest.
+
+The stages are the ones ``lorac build`` uses (resolve → validate → emit) plus the whole lint
+as a gate: errors stop the run before the GPU is touched unless ``--force``, which runs anyway
+and records the findings in the manifest. The trainer's outputs are redirected into the run
+folder (``runs/<profile>-<timestamp>/output``), which is never reused.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lorac.app import Io, _plugins, _settings, render
+from lorac.diagnostics import ExitCode, LoracError, Severity, format_key_path
+from lorac.profile import Profile, find_profile
+
+#: The section lorac writes its run-time overrides into (a trainer-option section).
+OVERRIDES = "lorac_run"
+MODEL_OPTIONS = ("pretrained_model_name_or_path", "clip_l", "t5xxl", "ae", "vae", "clip_g",
+                 "text_encoder")
+MIN_FREE_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    profile: str
+    backend: str | None = None
+    fmt: str | None = None
+    dry_run: bool = False
+    force: bool = False
+    max_steps: int | None = None
+    synthetic: bool = False
+    synth_dir: str | None = None
+    runs_dir: str | None = None
+    display: str = "auto"
+
+
+def new_run_dir(root: Path, name: str, now: dt.datetime | None = None) -> Path:
+    """A fresh ``root/<name>-<timestamp>`` folder, created exclusively (never reused)."""
+
+    stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    if root.is_symlink():
+        raise LoracError(f"{root} is a symbolic link; lorac does not write through links")
+    for i in range(1000):
+        candidate = root / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise LoracError(f"cannot create a new run folder under {root}")
+
+
+def _set_option(profile: Profile, name: str, value: Any) -> None:
+    for _section, table in profile.option_sections():
+        if name in table:
+            table[name] = value
+            return
+    profile.data.setdefault(OVERRIDES, {})[name] = value
+
+
+def _git_state() -> dict[str, Any]:
+    if not shutil.which("git"):
+        return {"commit": None, "dirty": None}
+
+    def git(*args: str) -> str | None:
+        result = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _dataset_dirs(profile: Profile) -> list[Path]:
+    dataset = profile.get("dataset") or {}
+    subsets = list(dataset.get("subsets") or [])
+    for ds in dataset.get("datasets") or []:
+        subsets += list(ds.get("subsets") or [])
+    return [Path(s["image_dir"]) for s in subsets if isinstance(s, dict)
+            and isinstance(s.get("image_dir"), str)]
+
+
+def dataset_listing(profile: Profile) -> dict[str, Any]:
+    """A hash of the dataset folders' listings (names, sizes, modification times)."""
+
+    h = hashlib.sha256()
+    count = 0
+    for folder in _dataset_dirs(profile):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                st = path.stat()
+                h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                count += 1
+    return {"files": count, "sha256": h.hexdigest()}
+
+
+def gpu_count() -> int | None:
+    """Visible NVIDIA GPUs (NVML, honouring CUDA_VISIBLE_DEVICES), or None when unknown."""
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            total = pynvml.nvmlDeviceGetCount()
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return None
+    if visible is not None:
+        return len([v for v in visible.split(",") if v.strip()]) if visible.strip() else 0
+    return int(total)
+
+
+def preflight(profile: Profile, run_dir: Path) -> list[str]:
+    """Problems that would make the trainer fail after start-up, as sentences."""
+
+    problems = []
+    options = profile.options()
+    for name in MODEL_OPTIONS:
+        if name in options:
+            value, kp = options[name]
+            if isinstance(value, str) and not value.startswith(("http://", "https://")) and \
+                    "/" in value and not Path(value).exists():
+                where = profile.where(kp)
+                problems.append(f"{name} = {value!r} does not exist ({where.location()})")
+    for folder in _dataset_dirs(profile):
+        if not folder.is_dir():
+            problems.append(f"dataset folder {folder} does not exist")
+    free = shutil.disk_usage(run_dir).free
+    if free < MIN_FREE_BYTES:
+        problems.append(f"only {free / 1024**3:.1f} GiB free under {run_dir}; LoRA checkpoints "
+                        f"and caches need at least {MIN_FREE_BYTES / 1024**3:.0f} GiB")
+    wanted = profile.get("run", "gpus", default=1)
+    have = gpu_count()
+    if have is not None and isinstance(wanted, int) and wanted > have:
+        problems.append(f"[run] gpus = {wanted} but {have} GPU(s) are visible")
+    return problems
+
+
+SYNTH_MARKER = "lorac-synth.json"
+
+
+def record_synthetic(root: Path, family: str, trainer_args: dict[str, str]) -> None:
+    """Mark ``root`` as a complete synthetic set (written last, after every checkpoint)."""
+
+    (root / SYNTH_MARKER).write_text(json.dumps({"family": family,
+                                                  "trainer_args": trainer_args}, indent=2))
+
+
+def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io) -> dict[str, str]:
+    from lorac import synth
+
+    family = profile.family or "flux1-dev"
+    root = Path(synth_dir or os.environ.get("LORAC_SYNTH_DIR") or
+                Path(".lorac_cache") / "synth" / family)
+    marker = root / SYNTH_MARKER
+    if marker.is_file():
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+        if recorded.get("family") != family:
+            raise LoracError(f"{root} holds a synthetic {recorded.get('family')} set, not "
+                             f"{family}")
+        return recorded["trainer_args"]
+    io.err.write(f"lorac: writing synthetic {family} checkpoints to {root} (once)\n")
+    try:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError as exc:
+        raise LoracError("--synthetic needs the gpu extra (pip install 'lorac[gpu]')") from exc
+    try:
+        made = synth.write_synthetic(family, root, device=device)
+    except ValueError as exc:
+        raise LoracError(str(exc)) from None
+    args = made.trainer_args()
+    record_synthetic(root, family, args)
+    io.err.write(f"lorac: {made.bytes_written / 1e9:.1f} GB in {made.seconds:.0f} s\n")
+    return args
+
+
+def run_profile(opts: RunOptions, io: Io) -> int:
+    from lorac.lint import lint
+    from lorac.outputs import write_file
+    from lorac.runner import launch
+    from lorac.trainer import find_checkout
+
+    settings = _settings()
+    plugins = _plugins()
+    path = find_profile(opts.profile, settings.profiles)
+    if not path.exists():
+        raise LoracError(f"no profile {opts.profile!r} (looked for {path})")
+    report = lint([path], settings, plugins)
+    findings = report.diagnostics
+    errors = [d for d in findings if d.severity >= Severity.ERROR]
+    if findings:
+        io.err.write(render(findings, "text"))
+    if errors and not opts.force:
+        io.err.write(f"lorac: {len(errors)} error(s); nothing was launched (--force runs "
+                     "anyway and records them in the manifest)\n")
+        return int(ExitCode.FINDINGS)
+    resolution = next(iter(r for r in report.resolutions.values()
+                           if r.profile is not None and Path(r.profile.path).resolve()
+                           == path.resolve()), None)
+    if resolution is None or resolution.profile is None:
+        raise LoracError(f"profile {opts.profile!r} could not be resolved")
+    profile = copy.deepcopy(resolution.profile)
+
+    backend = plugins.backend(opts.backend or profile.get("profile", "backend") or "kohya")
+    fmt = opts.fmt or backend.formats[0]
+    if fmt not in backend.formats:
+        raise LoracError(f"backend {backend.name} has no format {fmt!r}")
+    if not hasattr(backend, "launch_argv"):
+        raise LoracError(f"backend {backend.name} cannot launch a trainer")
+
+    runs_root = Path(opts.runs_dir or profile.get("run", "runs_dir") or "runs")
+    run_dir = (runs_root / f"{profile.name}-DRY-RUN") if opts.dry_run else new_run_dir(
+        runs_root, profile.name)
+    overrides: dict[str, Any] = {"output_dir": str((run_dir / "output").resolve())}
+    if profile.option("logging_dir") is not None:
+        overrides["logging_dir"] = str((run_dir / "logs").resolve())
+    if opts.max_steps is not None:
+        overrides["max_train_steps"] = opts.max_steps
+    env = dict(profile.get("run", "env") or {})
+    if opts.synthetic:
+        overrides.update({"pretrained_model_name_or_path": "<synthetic>", "clip_l": "<synthetic>",
+                          "t5xxl": "<synthetic>", "ae": "<synthetic>"} if opts.dry_run else
+                         _synthetic_set(profile, opts.synth_dir, io))
+        env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    for name, value in overrides.items():
+        _set_option(profile, name, value)
+
+    artifacts = backend.emit(profile, fmt)
+    emit_errors = [d for d in artifacts.diagnostics if d.severity >= Severity.ERROR]
+    if artifacts.diagnostics:
+        io.err.write(render(artifacts.diagnostics, "text"))
+    if emit_errors and not opts.force:
+        if not opts.dry_run:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        io.err.write("lorac: the backend reported errors; nothing was launched\n")
+        return int(ExitCode.FINDINGS)
+
+    configured = settings.sd_scripts if backend.name == "kohya" else settings.ai_toolkit
+    try:
+        checkout = find_checkout(backend.name, configured)
+        trainer_path: Path | str = checkout.path
+        warning = checkout.warning()
+    except LoracError:
+        if not opts.dry_run:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        checkout, trainer_path, warning = None, "$LORAC_SD_SCRIPTS", None
+    argv = backend.launch_argv(artifacts.argv, trainer_path, run_dir.resolve())
+    if warning:
+        io.err.write(f"lorac: warning: {warning}\n")
+
+    if opts.dry_run:
+        io.out.write(shlex.join(argv) + "\n")
+        io.out.write(f"\nfiles ({run_dir}/ when run):\n")
+        for name in sorted(artifacts.files):
+            io.out.write(f"  {name}\n")
+        for name, value in overrides.items():
+            io.out.write(f"override: {name} = {value}\n")
+        return 0
+
+    problems = preflight(profile, run_dir)
+    if problems and not opts.force:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for p in problems:
+            io.err.write(f"lorac: pre-flight: {p}\n")
+        io.err.write("lorac: nothing was launched\n")
+        return int(ExitCode.USAGE)
+
+    for name, text in artifacts.files.items():
+        write_file(run_dir / name, text, mode=0o755 if name in artifacts.executable else None)
+    inputs = {
+        "profile_files": {p: _sha256(Path(p)) for p in profile.chain},
+        "compiled_files": {n: hashlib.sha256(t.encode()).hexdigest()
+                           for n, t in sorted(artifacts.files.items())},
+        "dataset": dataset_listing(profile),
+    }
+    leaves = _leaves_with_provenance(profile)
+    from lorac.inventory import load_pin
+
+    extra = {
+        "profile": {"name": profile.name, "path": profile.path, "chain": list(profile.chain),
+                    "data": profile.data, "provenance": leaves,
+                    "overrides": {k: str(v) for k, v in overrides.items()}},
+        "inputs": inputs,
+        "lint": {"forced": bool(errors or emit_errors) and opts.force,
+                 "findings": [d.to_json() for d in findings + artifacts.diagnostics]},
+        "trainer": {"backend": backend.name, "format": fmt,
+                    "pin": load_pin(backend.name).commit,
+                    "checkout": str(checkout.path) if checkout else None,
+                    "commit": checkout.commit if checkout else None},
+        "git": _git_state(),
+        "lorac_command": ["lorac", *sys.argv[1:]],
+        "synthetic": opts.synthetic,
+    }
+    io.err.write(f"lorac: run folder {run_dir}\n")
+    result = launch(argv, run_dir, env=env, display=opts.display,
+                    manifest_extra=_jsonable(extra))
+    io.err.write(f"lorac: {result.status} (exit {result.exit_code}); manifest "
+                 f"{result.manifest_path}\n")
+    if result.status == "interrupted":
+        return int(ExitCode.INTERRUPTED)
+    return int(result.exit_code)
+
+
+def _leaves_with_provenance(profile: Profile) -> dict[str, str]:
+    from lorac.app import _leaves
+
+    return {format_key_path(k): str(profile.where(k)) for k in _leaves(profile.data)}
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _manifests(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    out = []
+    if not root.is_dir():
+        return out
+    for folder in sorted(root.iterdir()):
+        path = folder / "manifest.json"
+        if path.is_file():
+            try:
+                out.append((folder, json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError):
+                out.append((folder, {"status": "unreadable manifest"}))
+    return out
+
+
+def _peak(manifest: dict[str, Any]) -> str:
+    telemetry = manifest.get("telemetry") or {}
+    peaks = telemetry.get("peak_mib") or telemetry.get("peaks_mib")
+    if isinstance(peaks, dict) and peaks:
+        values = [v for v in _numbers(peaks)]
+        return f"{max(values):,.0f} MiB" if values else "-"
+    return "-"
+
+
+def _numbers(value: Any) -> list[float]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _numbers(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _numbers(v)]
+    return []
+
+
+def list_runs(runs_dir: str | None, io: Io) -> int:
+    root = Path(runs_dir or "runs")
+    runs = _manifests(root)
+    if not runs:
+        io.err.write(f"no runs under {root}\n")
+        return 0
+    for folder, m in runs:
+        duration = m.get("duration_s")
+        io.out.write(f"{folder.name:<40} {m.get('status', '?'):<12} "
+                     f"{(f'{duration:.0f} s' if isinstance(duration, (int, float)) else '-'):>8}"
+                     f"  peak {_peak(m)}\n")
+    return 0
+
+
+def show_run(run_id: str, runs_dir: str | None, fmt: str, io: Io) -> int:
+    root = Path(runs_dir or "runs")
+    matches = [(f, m) for f, m in _manifests(root) if f.name == run_id] or \
+              [(f, m) for f, m in _manifests(root) if f.name.startswith(run_id)]
+    if not matches:
+        raise LoracError(f"no run {run_id!r} under {root}")
+    if len(matches) > 1:
+        raise LoracError(f"{run_id!r} matches {len(matches)} runs: "
+                         + ", ".join(f.name for f, _ in matches))
+    folder, m = matches[0]
+    if fmt == "json":
+        io.out.write(json.dumps(m, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    io.out.write(f"run      {folder}\nstatus   {m.get('status')} (exit {m.get('exit_code')})\n"
+                 f"started  {m.get('started_at')}\nduration {m.get('duration_s')} s\n")
+    io.out.write(f"command  {shlex.join(m.get('command') or [])}\n")
+    progress = m.get("progress") or {}
+    io.out.write(f"progress step {progress.get('step')}/{progress.get('total')}, "
+                 f"{progress.get('sec_per_it')} s/it, loss {progress.get('loss')}\n")
+    io.out.write(f"peak     {_peak(m)}\n")
+    for out in m.get("outputs") or []:
+        io.out.write(f"  {out.get('path')}  {out.get('bytes')} bytes  "
+                     f"{str(out.get('sha256'))[:12]}\n")
+    return 0

@@ -1,0 +1,188 @@
+"""`lorac run` end to end on the CPU: a fake `accelerate` on PATH runs the stand-in trainer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, write_files
+from tests.test_runner import wait_gone
+
+STAND_IN = REPO / "tests" / "stand_in_trainer.py"
+
+FAKE_ACCELERATE = f"""#!{sys.executable}
+import json, os, sys
+with open(os.environ["FAKE_ACCELERATE_LOG"], "a") as fh:
+    fh.write(json.dumps(sys.argv[1:]) + "\\n")
+args = sys.argv[1:]
+extra = json.loads(os.environ.get("FAKE_TRAINER_ARGS", "[]"))
+out_dir = None
+for i, a in enumerate(args):
+    if a.startswith("--output_dir="):
+        out_dir = a.split("=", 1)[1]
+if "--config_file" in args:
+    import tomllib
+    cfg = tomllib.load(open(args[args.index("--config_file") + 1], "rb"))
+    for table in cfg.values():
+        if isinstance(table, dict) and "output_dir" in table:
+            out_dir = table["output_dir"]
+if out_dir:
+    extra += ["--output", os.path.join(out_dir, "lora.safetensors")]
+os.execv(sys.executable, [sys.executable, {str(STAND_IN)!r}, *extra])
+"""
+
+PROFILE = """[profile]
+family = "flux1-dev"
+[model]
+pretrained_model_name_or_path = "models/flux1-dev.safetensors"
+clip_l = "models/clip_l.safetensors"
+t5xxl = "models/t5xxl.safetensors"
+ae = "models/ae.safetensors"
+[network]
+network_module = "networks.lora_flux"
+network_dim = 4
+network_alpha = 4
+[optimizer]
+optimizer_type = "AdamW"
+learning_rate = 1e-4
+[training]
+max_train_steps = 3
+mixed_precision = "bf16"
+cache_text_encoder_outputs = true
+[saving]
+output_dir = "output"
+output_name = "t"
+[dataset]
+resolution = 512
+[[dataset.subsets]]
+image_dir = "data"
+class_tokens = "ohwx"
+num_repeats = 1
+"""
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "accelerate"
+    fake.write_text(FAKE_ACCELERATE)
+    fake.chmod(0o755)
+    sd = tmp_path / "sd-scripts"
+    sd.mkdir()
+    (sd / "train_network.py").write_text("")
+    from lorac.inventory import load_pin
+
+    (sd / ".lorac-commit").write_text(load_pin("kohya").commit)
+    project = tmp_path / "project"
+    write_files(project, {"profiles/p.toml": PROFILE, "models/flux1-dev.safetensors": "x",
+                          "models/clip_l.safetensors": "x", "models/t5xxl.safetensors": "x",
+                          "models/ae.safetensors": "x", "data/a.txt": "ohwx",
+                          # the dataset rules have their own tests; this one is a stand-in
+                          "lorac.toml": 'ignore = ["LRC5"]\n'})
+    return {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "LORAC_SD_SCRIPTS": str(sd), "FAKE_ACCELERATE_LOG": str(tmp_path / "argv.jsonl"),
+            "PYTHONPATH": str(REPO), "LORAC_NO_CACHE": "1", "PROJECT": str(project)}
+
+
+def _lorac(env: dict[str, str], *args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lorac", *args], cwd=env["PROJECT"], env=env,
+                          capture_output=True, text=True, timeout=120, **kw)
+
+
+def _manifest(env: dict[str, str]) -> tuple[Path, dict]:
+    runs = sorted((Path(env["PROJECT"]) / "runs").iterdir())
+    assert len(runs) == 1
+    return runs[0], json.loads((runs[0] / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("fmt", ["toml", "cli"])
+def test_run_succeeds_and_records_everything(env: dict[str, str], fmt: str) -> None:
+    result = _lorac(env, "run", "p", "--format", fmt, "--display", "plain")
+    assert result.returncode == 0, result.stderr
+    run_dir, m = _manifest(env)
+    assert run_dir.name.startswith("p-")
+    assert m["status"] == "succeeded" and m["exit_code"] == 0
+    assert m["trainer"]["backend"] == "kohya" and m["trainer"]["format"] == fmt
+    assert m["profile"]["data"]["network"]["network_dim"] == 4
+    assert m["profile"]["provenance"]["network.network_dim"].startswith("profiles/p.toml:10")
+    assert m["profile"]["overrides"]["output_dir"] == str((run_dir / "output").resolve())
+    assert set(m["inputs"]["profile_files"]) == {"profiles/p.toml"}
+    paths = {o["path"] for o in m["outputs"]}
+    assert "output/lora.safetensors" in paths and "train.log" in paths
+    argv = json.loads((Path(env["FAKE_ACCELERATE_LOG"])).read_text().splitlines()[0])
+    assert argv[0] == "launch"
+    assert any(a.endswith("/flux_train_network.py") for a in argv)
+    listed = _lorac(env, "runs")
+    assert run_dir.name in listed.stdout and "succeeded" in listed.stdout
+    shown = _lorac(env, "runs", "show", run_dir.name[:4])
+    assert "status   succeeded" in shown.stdout
+
+
+def test_lint_gate_stops_before_launch_and_force_records(env: dict[str, str]) -> None:
+    p = Path(env["PROJECT"]) / "profiles" / "p.toml"
+    p.write_text(p.read_text().replace("network_alpha = 4", "netwrok_alpha = 4"))
+    result = _lorac(env, "run", "p")
+    assert result.returncode == 1 and "LRC004" in result.stderr
+    assert not (Path(env["PROJECT"]) / "runs").exists() or not list(
+        (Path(env["PROJECT"]) / "runs").iterdir())
+    assert not Path(env["FAKE_ACCELERATE_LOG"]).exists()
+
+
+def test_dry_run_prints_command_and_files(env: dict[str, str]) -> None:
+    result = _lorac(env, "run", "p", "--dry-run", "--max-steps", "2")
+    assert result.returncode == 0, result.stderr
+    assert "accelerate launch" in result.stdout and "config.toml" in result.stdout
+    assert "override: max_train_steps = 2" in result.stdout
+    assert not (Path(env["PROJECT"]) / "runs").exists()
+
+
+def test_preflight_missing_model(env: dict[str, str]) -> None:
+    (Path(env["PROJECT"]) / "models" / "ae.safetensors").unlink()
+    result = _lorac(env, "run", "p")
+    assert result.returncode == 2 and "ae = 'models/ae.safetensors' does not exist" in \
+        result.stderr
+    assert not list((Path(env["PROJECT"]) / "runs").iterdir())
+
+
+def test_trainer_failure_propagates_exit_code(env: dict[str, str]) -> None:
+    env = {**env, "FAKE_TRAINER_ARGS": json.dumps(["--fail-at", "2", "--exit-code", "7"])}
+    result = _lorac(env, "run", "p", "--display", "plain")
+    assert result.returncode == 7
+    _, m = _manifest(env)
+    assert m["status"] == "failed" and m["exit_code"] == 7
+
+
+def test_interrupt_leaves_no_process(env: dict[str, str], tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    env = {**env, "FAKE_TRAINER_ARGS": json.dumps(["--steps", "100", "--sleep", "0.2",
+                                                   "--grandchild", "--pid-file", str(pids)])}
+    proc = subprocess.Popen([sys.executable, "-m", "lorac", "run", "p", "--display", "plain"],
+                            cwd=env["PROJECT"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while not pids.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    _, m = _manifest(env)
+    assert m["status"] == "interrupted"
+    for pid in [int(x) for x in pids.read_text().split()]:
+        assert wait_gone(pid), f"process {pid} outlived the run"
+
+
+def test_runs_show_unknown(env: dict[str, str]) -> None:
+    result = _lorac(env, "runs", "show", "nope")
+    assert result.returncode == 2 and "no run 'nope'" in result.stderr
+    if shutil.which("true"):
+        assert _lorac(env, "runs").returncode == 0
