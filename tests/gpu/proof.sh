@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The GPU proof of `lorac run`, on the device machine, from the repository root:
+#
+#   tests/gpu/proof.sh setup    wheels into /tmp/site, example datasets, synthetic FLUX set
+#   tests/gpu/proof.sh formats  `lorac run fast --synthetic --max-steps 20`, --format toml on
+#                               GPU 0 and --format cli on GPU 1, at the same time
+#   tests/gpu/proof.sh multi    the same job with [run] gpus = 2, then an interrupted run
+#   tests/gpu/proof.sh overhead the same short job through `accelerate launch` directly and
+#                               through `lorac run`
+#
+# Needs the git-ignored folders .gpu/ (scripts/gpu_kit.sh) and .gpu-bnb/ (a bitsandbytes wheel
+# for Python 3.12: the shipped profiles use AdamW8bit) carried along. Results go to $OUT.
+set -uo pipefail
+OUT="${OUT:-/tmp/lorac-proof}"
+mkdir -p "$OUT"
+export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+export LORAC_SD_SCRIPTS="$PWD/.gpu/sd-scripts" LORAC_SYNTH_DIR=/tmp/synth LORAC_NO_CACHE=1
+lorac() { python3 -m lorac "$@"; }
+summarise() { python3 tests/gpu/summarise.py "$@" | tee -a "$OUT/summary.txt"; }
+
+case "${1:-}" in
+setup)
+    if [[ ! -d /tmp/site ]]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
+            .gpu/wheels/*.whl .gpu-bnb/*.whl 2>&1 | tail -3
+    fi
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpus.csv"
+    python3 -c "import bitsandbytes as bnb, torch
+p = torch.nn.Parameter(torch.randn(64, device='cuda')); o = bnb.optim.AdamW8bit([p], lr=1e-3)
+p.grad = torch.randn_like(p); o.step(); print('bitsandbytes', bnb.__version__, 'AdamW8bit ok')"
+    [[ -d data/subject ]] || python3 scripts/make_example_dataset.py data/subject
+    [[ -d data/subject2 ]] || cp -r data/subject data/subject2
+    [[ -f /tmp/synth/lorac-synth.json ]] || lorac synth flux1-dev /tmp/synth --device cuda \
+        2>&1 | tee "$OUT/synth.log"
+    ;;
+formats)
+    CUDA_VISIBLE_DEVICES=0 lorac run fast --synthetic --max-steps 20 --format toml \
+        --display plain --runs-dir runs-toml > "$OUT/run-toml.log" 2>&1 &
+    a=$!
+    CUDA_VISIBLE_DEVICES=1 DATA_DIR=data/subject2 lorac run fast --synthetic --max-steps 20 \
+        --format cli --display plain --runs-dir runs-cli > "$OUT/run-cli.log" 2>&1 &
+    b=$!
+    wait $a; echo "toml exit $?" | tee -a "$OUT/summary.txt"
+    wait $b; echo "cli exit $?" | tee -a "$OUT/summary.txt"
+    summarise runs-toml runs-cli
+    cp runs-toml/*/manifest.json "$OUT/manifest-toml.json"; cp runs-cli/*/manifest.json "$OUT/manifest-cli.json"
+    tail -c 60000 runs-toml/*/train.log > "$OUT/train-toml.log"
+    ;;
+multi)
+    printf '[profile]\nextends = "fast"\ndescription = "fast on two GPUs"\n[run]\ngpus = 2\n' \
+        > profiles/fast2.toml
+    lorac run fast2 --synthetic --max-steps 20 --display plain --runs-dir runs-multi \
+        > "$OUT/run-multi.log" 2>&1
+    echo "multi exit $?" | tee -a "$OUT/summary.txt"
+    summarise runs-multi
+    cp runs-multi/*/manifest.json "$OUT/manifest-multi.json"
+    # interrupted: Ctrl-C once training has started
+    CUDA_VISIBLE_DEVICES=0 lorac run fast --synthetic --max-steps 20 --display plain \
+        --runs-dir runs-int > "$OUT/run-int.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 240); do
+        grep -qs "steps:" runs-int/*/train.log && break
+        sleep 1
+    done
+    sleep 5
+    kill -INT $pid
+    wait $pid; echo "interrupted exit $?" | tee -a "$OUT/summary.txt"
+    sleep 2
+    left=$(pgrep -f flux_train_network.py | wc -l)
+    echo "trainer processes left after the interrupt: $left" | tee -a "$OUT/summary.txt"
+    summarise runs-int
+    ;;
+overhead)
+    python3 - <<'PY'
+import json
+a = json.load(open("/tmp/synth/lorac-synth.json"))["trainer_args"]
+lines = ['[profile]', 'extends = "fast"', '[model]']
+lines += [f'{k} = "{v}"' for k, v in a.items()]
+lines += ['[training]', 'max_train_steps = 5', '[saving]', 'output_dir = "out-direct"']
+open("profiles/short.toml", "w").write("\n".join(lines) + "\n")
+PY
+    lorac build short --backend kohya > "$OUT/build-short.log" 2>&1
+    timed() { local name=$1; shift; local s; s=$(date +%s.%N); "$@"; local rc=$?
+              echo "$name rc=$rc wall=$(python3 -c "import time; print(round(time.time() - $s, 2))") s" \
+              | tee -a "$OUT/summary.txt"; }
+    CUDA_VISIBLE_DEVICES=0 timed direct bash build/short/train.sh > "$OUT/direct.log" 2>&1 &
+    a=$!
+    CUDA_VISIBLE_DEVICES=1 DATA_DIR=data/subject2 timed lorac python3 -m lorac run short \
+        --display plain --runs-dir runs-short > "$OUT/lorac-short.log" 2>&1 &
+    b=$!
+    wait $a $b
+    grep -h "rc=" "$OUT/direct.log" "$OUT/lorac-short.log" | tee -a "$OUT/summary.txt"
+    ;;
+*)
+    echo "usage: $0 setup|formats|multi|overhead" >&2
+    exit 2
+    ;;
+esac
