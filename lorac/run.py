@@ -27,8 +27,11 @@ from lorac.profile import Profile, find_profile
 
 #: The section lorac writes its run-time overrides into (a trainer-option section).
 OVERRIDES = "lorac_run"
-MODEL_OPTIONS = ("pretrained_model_name_or_path", "clip_l", "t5xxl", "ae", "vae", "clip_g",
-                 "text_encoder")
+#: Options naming files that must exist before launch (the trainer reads them after minutes of
+#: start-up: sample_prompts only when it caches the prompts' text-encoder outputs).
+FILE_OPTIONS = ("pretrained_model_name_or_path", "clip_l", "t5xxl", "ae", "vae", "clip_g",
+                "text_encoder", "sample_prompts", "network_weights", "dataset_config",
+                "base_weights", "resume")
 MIN_FREE_BYTES = 2 * 1024**3
 
 
@@ -141,13 +144,15 @@ def preflight(profile: Profile, run_dir: Path) -> list[str]:
 
     problems = []
     options = profile.options()
-    for name in MODEL_OPTIONS:
+    for name in FILE_OPTIONS:
         if name in options:
             value, kp = options[name]
-            if isinstance(value, str) and not value.startswith(("http://", "https://")) and \
-                    "/" in value and not Path(value).exists():
+            values = value if isinstance(value, list) else [value]
+            missing = [v for v in values if isinstance(v, str) and v and not v.startswith(
+                ("http://", "https://")) and ("/" in v or "." in v) and not Path(v).exists()]
+            for v in missing:
                 where = profile.where(kp)
-                problems.append(f"{name} = {value!r} does not exist ({where.location()})")
+                problems.append(f"{name} = {v!r} does not exist ({where.location()})")
     for folder in _dataset_dirs(profile):
         if not folder.is_dir():
             problems.append(f"dataset folder {folder} does not exist")

@@ -76,7 +76,7 @@ import json
 a = json.load(open("/tmp/synth/lorac-synth.json"))["trainer_args"]
 lines = ['[profile]', 'extends = "fast"', '[model]']
 lines += [f'{k} = "{v}"' for k, v in a.items()]
-lines += ['[training]', 'max_train_steps = 5', '[saving]', 'output_dir = "out-direct"']
+lines += ['[training]', 'max_train_steps = 3', '[saving]', 'output_dir = "out-direct"']
 open("profiles/short.toml", "w").write("\n".join(lines) + "\n")
 PY
     lorac build short --backend kohya > "$OUT/build-short.log" 2>&1
