@@ -15,7 +15,6 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@test -d data/subject || $(BIN)/python scripts/make_example_dataset.py data/subject
 	$(BIN)/lorac lint profiles/
 	$(BIN)/lorac build final --backend kohya
 	@echo

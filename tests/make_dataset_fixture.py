@@ -38,7 +38,7 @@ _WORDS = ("portrait", "smiling", "outdoors", "studio", "window", "daylight", "re
           "evening", "candle", "guitar", "painting", "museum", "balcony")
 
 
-def make_image(seed: int, size: tuple[int, int] = (1024, 1024)):
+def make_image(seed: int, size: tuple[int, int] = (1024, 1024), grain: float = 0.15):
     """A sharp synthetic photo: large random shapes (distinct layout per seed) + fine texture."""
 
     from PIL import Image, ImageDraw
@@ -64,7 +64,7 @@ def make_image(seed: int, size: tuple[int, int] = (1024, 1024)):
         x, y = rng.randrange(w), rng.randrange(h)
         draw.line([x, y, x + rng.randrange(-200, 200), y + rng.randrange(-200, 200)],
                   fill=tuple(rng.randrange(256) for _ in range(3)), width=rng.randrange(1, 4))
-    return Image.blend(im, _noise(size, rng.randrange(w), rng.randrange(h)), 0.15)
+    return Image.blend(im, _noise(size, rng.randrange(w), rng.randrange(h)), grain)
 
 
 _NOISE: dict = {}

@@ -16,12 +16,13 @@ from tests.conftest import REPO, lorac, write_files
 
 @pytest.fixture
 def shipped(project: Path) -> Path:
-    shutil.copytree(REPO / "profiles", project / "profiles")
+    for folder in ("profiles", "configs", "examples"):
+        shutil.copytree(REPO / folder, project / folder)
     return project
 
 
 def test_shipped_profiles_lint_clean(shipped: Path) -> None:
-    code, out, err = lorac("lint", "profiles", "--no-dataset")
+    code, out, err = lorac("lint", "profiles")
     assert code == 0, out + err
     assert out == ""
 

@@ -28,8 +28,7 @@ setup)
     python3 -c "import bitsandbytes as bnb, torch
 p = torch.nn.Parameter(torch.randn(64, device='cuda')); o = bnb.optim.AdamW8bit([p], lr=1e-3)
 p.grad = torch.randn_like(p); o.step(); print('bitsandbytes', bnb.__version__, 'AdamW8bit ok')"
-    [[ -d data/subject ]] || python3 scripts/make_example_dataset.py data/subject
-    [[ -d data/subject2 ]] || cp -r data/subject data/subject2
+    [[ -d data/subject2 ]] || { mkdir -p data; cp -r examples/subject data/subject2; }
     [[ -f /tmp/synth/lorac-synth.json ]] || lorac synth flux1-dev /tmp/synth --device cuda \
         2>&1 | tee "$OUT/synth.log"
     ;;
@@ -54,17 +53,19 @@ multi)
     echo "multi exit $?" | tee -a "$OUT/summary.txt"
     summarise runs-multi
     cp runs-multi/*/manifest.json "$OUT/manifest-multi.json"
-    # interrupted: Ctrl-C once training has started
-    CUDA_VISIBLE_DEVICES=0 lorac run fast --synthetic --max-steps 20 --display plain \
+    ;;
+interrupt)
+    # Ctrl-C once training has started. A background job of a non-interactive shell ignores
+    # SIGINT, so the signal goes to lorac's own process, as a terminal would send it.
+    CUDA_VISIBLE_DEVICES=0 python3 -m lorac run fast --synthetic --max-steps 20 --display plain \
         --runs-dir runs-int > "$OUT/run-int.log" 2>&1 &
-    pid=$!
     for _ in $(seq 1 240); do
         grep -qs "steps:" runs-int/*/train.log && break
         sleep 1
     done
     sleep 5
-    kill -INT $pid
-    wait $pid; echo "interrupted exit $?" | tee -a "$OUT/summary.txt"
+    pkill -INT -f "python3 -m lorac run fast"
+    wait; echo "interrupted run finished" | tee -a "$OUT/summary.txt"
     sleep 2
     left=$(pgrep -f flux_train_network.py | wc -l)
     echo "trainer processes left after the interrupt: $left" | tee -a "$OUT/summary.txt"
@@ -92,7 +93,7 @@ PY
     grep -h "rc=" "$OUT/direct.log" "$OUT/lorac-short.log" | tee -a "$OUT/summary.txt"
     ;;
 *)
-    echo "usage: $0 setup|formats|multi|overhead" >&2
+    echo "usage: $0 setup|formats|multi|interrupt|overhead" >&2
     exit 2
     ;;
 esac
