@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+#: The real-world configuration files beside the checkout (``../shared/corpus``), as laid out
+#: for development and CI.
+SHARED_CORPUS = REPO.parent / "shared" / "corpus"
 
 
 @pytest.fixture(autouse=True)

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from lorac.plugins.ai_toolkit import AiToolkitBackend, check_mapping, dump_yaml, load_mapping
 from lorac.profile import Profile, resolve
-from tests.conftest import REPO, lorac, write_files
+from tests.conftest import REPO, SHARED_CORPUS, lorac, write_files
 
-CORPUS = Path("/work/shared/corpus/ai-toolkit-yaml/train_lora_flux_24gb.yaml")
+CORPUS = SHARED_CORPUS / "ai-toolkit-yaml" / "train_lora_flux_24gb.yaml"
 
 PROFILE = """[profile]
 family = "flux1-dev"

@@ -11,8 +11,9 @@ from lorac.diagnostics import LoracError
 from lorac.importers import Settings, detect, read, read_source, render
 from lorac.profile import resolve
 from lorac.validate import validate
+from tests.conftest import SHARED_CORPUS
 
-CORPUS = Path("/work/shared/corpus")
+CORPUS = SHARED_CORPUS
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
 corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus is not here")
 
