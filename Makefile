@@ -10,8 +10,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 'setuptools>=68' wheel
 
+# torch (CPU build), safetensors and transformers let the tests write and read a --tiny
+# synthetic checkpoint set; they are test tools here, not dependencies of lorac.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q torch==2.13.0 safetensors 'transformers>=4.44,<5'
 	touch $(STAMP)
 
 demo: $(STAMP)
