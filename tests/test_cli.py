@@ -168,3 +168,18 @@ def test_arbitrary_toml_documents_never_traceback(project: Path, data: dict) -> 
     code, _out, err = lorac("lint", "profiles", "--no-dataset")
     assert code in (0, 1, 2), err
     assert "Traceback" not in err and "internal error" not in err
+
+
+def test_lint_imports_only_what_it_needs(shipped: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LORAC_NO_CACHE": "1"}
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "lorac", "lint",
+                             "profiles", "--no-dataset"], cwd=shipped, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                if line.startswith("import time:")}
+    heavy = {"torch", "PIL", "jsonschema", "yaml", "numpy", "imagehash", "tomlkit"} & imported
+    assert not heavy, f"lint imported {sorted(heavy)}"
