@@ -123,6 +123,10 @@ from lorac.commands_dataset import dataset  # noqa: E402
 
 cli.add_command(dataset)
 
+from lorac.commands_vram import vram_cmd  # noqa: E402
+
+cli.add_command(vram_cmd)
+
 
 def run(argv: list[str]) -> int:
     """Run the CLI with the one top-level handler: bad input never prints a traceback."""

@@ -28,6 +28,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.plugins.rules.variables",
     "lorac.plugins.rules.docs",
     "lorac.plugins.rules.hygiene",
+    "lorac.plugins.rules.memory",
     "lorac.plugins.test_backend",
     "lorac.plugins.inventory_rules",
     "lorac.plugins.kohya",

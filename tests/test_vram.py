@@ -1,0 +1,117 @@
+"""The VRAM model (lorac/vram.py), `lorac vram` and its calibration data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lorac import vram
+from tests.conftest import lorac
+
+BASE = vram.RunConfig(rank=32, optimizer="adamw8bit", fp8_base=True, gradient_checkpointing=True,
+                      cache_latents=True, cache_te=True)
+
+
+def test_breakdown_sums_to_phase() -> None:
+    est = vram.estimate(BASE)
+    for phase, items in est.breakdown.items():
+        assert sum(i.mib for i in items) == pytest.approx(est.phases[phase])
+    assert est.peak_mib == max(est.phases.values())
+
+
+def test_lora_module_counts_match_sd_scripts() -> None:
+    assert len(vram.lora_modules(BASE.changed(train_clip_l=False))) == 304
+    assert len(vram.lora_modules(BASE)) == 304 + 72
+    assert len(vram.lora_modules(BASE.changed(train_blocks="single", train_clip_l=False))) == 114
+
+
+@pytest.mark.parametrize(("field", "values"), [
+    ("width", (512, 768, 1024)), ("batch_size", (1, 2, 4)), ("rank", (4, 32, 128))])
+def test_training_peak_grows(field: str, values: tuple) -> None:
+    peaks = [vram.estimate(BASE.changed(**{field: v, **({"height": v} if field == "width"
+                                                         else {})})).phases["train"]
+             for v in values]
+    assert peaks == sorted(peaks) and peaks[0] < peaks[-1]
+
+
+def test_block_swap_and_fp8_lower_the_training_peak() -> None:
+    train = vram.estimate(BASE).phases["train"]
+    assert vram.estimate(BASE.changed(blocks_to_swap=18)).phases["train"] < train - 4000
+    assert vram.estimate(BASE.changed(fp8_base=False)).phases["train"] > train + 10000
+    assert vram.estimate(BASE.changed(gradient_checkpointing=False)).phases["train"] > train
+
+
+def test_optimizer_states_order() -> None:
+    def states(opt: str) -> float:
+        items = vram.estimate(BASE.changed(optimizer=opt)).breakdown["train"]
+        return next(i.mib for i in items if i.name == "optimizer states")
+
+    assert states("adafactor") < states("adamw8bit") < states("adamw") < states("prodigy")
+
+
+def test_fitted_model_reproduces_the_measurements() -> None:
+    for rec in vram.load_measurements():
+        est = vram.estimate(vram.record_config(rec))
+        for phase, mib in rec["phases_mib"].items():
+            assert abs(est.phases[phase] - mib) / mib < 0.05, (rec["id"], phase)
+
+
+def test_records_carry_their_conditions() -> None:
+    for rec in vram.load_measurements():
+        for key in ("gpu", "driver", "trainer_commit", "date", "conditions", "split"):
+            assert rec.get(key), (rec["id"], key)
+
+
+def test_fit_recovers_constants() -> None:
+    truth = vram.Constants(train_mib=800.0, act_scale_gc=1.5)
+    recs = []
+    for i, (reso, rank) in enumerate([(512, 8), (768, 16), (1024, 64), (1024, 128)]):
+        cfg_cond = {"resolution": reso, "network_dim": rank, "fp8_base": True,
+                    "gradient_checkpointing": True, "cache_latents": True,
+                    "cache_text_encoder_outputs": True, "optimizer_type": "AdamW"}
+        cfg = vram.config_from_options(cfg_cond, dataset=cfg_cond)
+        recs.append({"id": str(i), "conditions": cfg_cond,
+                     "phases_mib": {"train": vram.estimate(cfg, truth).phases["train"]}})
+    got = vram.fit(recs)
+    assert got.act_scale_gc == pytest.approx(1.5, rel=0.02)
+    assert got.train_mib == pytest.approx(800.0, rel=0.05)
+
+
+def test_fixes_reach_the_card() -> None:
+    cfg = BASE.changed(fp8_base=False)
+    plan = vram.fixes(cfg, vram.card_mib("24GB"))
+    assert plan and plan[0].change.startswith("fp8_base") and plan[-1].peak_mib <= 24564
+    assert vram.fixes(BASE, vram.card_mib("24GB")) == []
+    swap = vram.fixes(BASE, vram.card_mib("16GB"))
+    assert any(f.change.startswith("blocks_to_swap") for f in swap)
+
+
+def test_card_names() -> None:
+    assert vram.card_mib("24GB") == vram.card_mib("RTX 4090")
+    assert vram.card_mib("20 GiB") == 20 * 1024
+    assert vram.card_mib("no such card") is None
+
+
+def test_shipped_profiles_fit_24gb(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    for name in ("fast", "final"):
+        code, out, err = lorac("vram", name, "--format", "json")
+        assert code == 0, err
+        doc = json.loads(out)
+        assert doc["fits"]["24GB"] is True
+        assert set(doc["phases"]) >= {"cache_latents", "cache_text_encoder", "prepare", "train"}
+        assert doc["peak_mib"] == max(doc["phases"].values())
+    code, out, _ = lorac("vram", "fast", "--gpu", "12GB")
+    assert code == 1 and "DOES NOT FIT" in out and "blocks_to_swap" in out
+
+
+def test_vram_bad_input(project) -> None:
+    code, _, err = lorac("vram", "nope")
+    assert code == 2 and "Traceback" not in err
+    (project / "profiles").mkdir(exist_ok=True)
+    (project / "profiles" / "s.toml").write_text('[profile]\nfamily = "sdxl"\n')
+    code, _, err = lorac("vram", "s")
+    assert code == 2 and "FLUX" in err
