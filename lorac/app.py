@@ -172,6 +172,14 @@ def _leaves(data: Any, base: tuple = ()) -> dict[tuple, Any]:
     return out
 
 
+def _printable(data: Any) -> Any:
+    """``data`` with credentials masked (``*** (hf_a… (37 chars))``), for printing."""
+
+    from lorac.secrets import environment_secrets, redact_data
+
+    return redact_data(data, environment_secrets())
+
+
 @dataclass(frozen=True)
 class ShowOptions:
     profile: str
@@ -184,18 +192,19 @@ def show(opts: ShowOptions, io: Io) -> int:
         io.err.write(render_text(diags))
         return int(ExitCode.FINDINGS)
     profile = res.profile
+    data = _printable(profile.data)
     if opts.fmt == "json":
         leaves = _leaves(profile.data)
         body = {
             "profile": profile.name, "path": profile.path, "chain": list(profile.chain),
-            "data": profile.data,
+            "data": data,
             "provenance": {format_key_path(k): str(profile.where(k)) for k in leaves},
         }
         io.out.write(json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n")
     else:
         chain = " → ".join(profile.chain)
         io.out.write(f"# {profile.name}: {chain}\n")
-        for section, table in profile.data.items():
+        for section, table in data.items():
             _show_table(io, profile, (section,), table)
     if diags:
         io.err.write(render_text(diags))
@@ -239,6 +248,8 @@ def diff(opts: DiffOptions, io: Io) -> int:
         io.err.write(render_text(sort_diagnostics(ldiags + rdiags)))
         return int(ExitCode.FINDINGS)
     la, lb = _leaves(left.profile.data), _leaves(right.profile.data)
+    # compared as they are, shown with credentials masked
+    pa, pb = _leaves(_printable(left.profile.data)), _leaves(_printable(right.profile.data))
     skip = {("profile", "extends"), ("profile", "description")}
     rows = []
     for key in sorted(set(la) | set(lb), key=lambda k: [str(p) for p in k]):
@@ -246,7 +257,7 @@ def diff(opts: DiffOptions, io: Io) -> int:
             continue
         rows.append({
             "key": format_key_path(key),
-            opts.a: la.get(key, None), opts.b: lb.get(key, None),
+            opts.a: pa.get(key, None), opts.b: pb.get(key, None),
             "only": opts.a if key not in lb else opts.b if key not in la else None,
             "where": {opts.a: str(left.profile.where(key)) if key in la else None,
                       opts.b: str(right.profile.where(key)) if key in lb else None},
@@ -364,12 +375,22 @@ def build(opts: BuildOptions, io: Io) -> int:
     if any(d.severity >= Severity.ERROR for d in diags):
         io.err.write("lorac: nothing was written\n")
         return int(ExitCode.FINDINGS)
+    from lorac.secrets import environment_secrets, scrub, secret_values
+
     out = Path(opts.out) if opts.out else Path("build") / profile.name
     files = dict(artifacts.files)
+    known = secret_values(profile.data) | environment_secrets()
     files["lorac-build.json"] = json.dumps({
         "profile": profile.name, "chain": list(profile.chain), "backend": backend.name,
-        "format": fmt, "argv": artifacts.argv, "files": sorted(artifacts.files),
+        "format": fmt, "argv": None if artifacts.argv is None
+        else [scrub(str(a), known) for a in artifacts.argv],
+        "files": sorted(artifacts.files),
     }, indent=2, ensure_ascii=False) + "\n"
+    carried = sorted(n for n, t in artifacts.files.items()
+                     if any(len(v) >= 8 and v in t for v in known))
+    if carried:  # the trainer needs them there (LRC703 says how to avoid it); never echoed
+        io.err.write(f"lorac: warning: {', '.join(carried)} hold(s) a credential from the "
+                     f"profile (see LRC703); keep {out}{os.sep} private\n")
     write_tree(out, files, executable=artifacts.executable)
     io.out.write(f"built {profile.name} for {backend.name} ({fmt}) in {out}{os.sep}\n")
     for name in sorted(files):

@@ -5,8 +5,9 @@ the result depended on — the content hash (and size, mtime) of every file read
 time of every folder walked, the values of the environment variables the profiles referenced,
 the settings file, lorac's own code and data, and the installed distributions (plugins come
 from entry points). Dataset files (images, captions) are compared by size and modification
-time only, so that a cache check never re-reads a dataset. :func:`fast_lint` runs before click, pluggy or tomlkit are imported: on a
-hit it prints the stored report and returns the stored exit code.
+time only, so that a cache check never re-reads a dataset. :func:`fast_lint` runs before click,
+pluggy or tomlkit are imported: on a hit it prints the stored report and returns the stored exit
+code.
 """
 
 from __future__ import annotations

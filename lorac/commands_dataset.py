@@ -126,6 +126,9 @@ def check(opts: DatasetCheckOptions, io: Any) -> int:
             "config": asdict(config),
             "diagnostics": [d.to_json() for d in diags],
         })
+        from lorac.secrets import environment_secrets, redact_data
+
+        report = redact_data(report, environment_secrets())  # captions may quote a token
         io.out.write(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
     else:
         io.out.write(render(diags, opts.fmt, list(rules.values())))

@@ -69,6 +69,11 @@ def import_file(opts: ImportOptions, io) -> int:
                      severity=Severity.INFO)
     text = importers.render(draft, schema_header=_under_profiles(target),
                             name=target.stem)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON "\ud800" and YAML "\ud800" decode to these
+        raise LoracError(f"{source.display}: holds a lone surrogate "
+                         f"({text[exc.start]!r}), which UTF-8 cannot encode") from None
     write_file(target, text)
     diags = sort_diagnostics(draft.diagnostics)
     if diags:

@@ -47,6 +47,7 @@ import json
 import math
 import os
 import re
+import stat
 import statistics
 import sys
 import time
@@ -336,6 +337,10 @@ def scan_file(path: str, max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> dict[str, An
     try:
         st = os.stat(path)
         rec.size, rec.mtime_ns, rec.inode = st.st_size, st.st_mtime_ns, st.st_ino
+        if not stat.S_ISREG(st.st_mode):
+            rec.error = "unreadable"
+            rec.detail = "not a regular file"
+            return dict(rec.__dict__)
         with open(path, "rb") as fh:
             data = fh.read()
     except OSError as exc:
@@ -489,7 +494,7 @@ def phash_distance(a: str, b: str) -> int:
 
 
 def _cache_file(cache_dir: Path, folder: Path) -> Path:
-    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:24]
+    key = hashlib.sha256(_real(folder).encode(errors="replace")).hexdigest()[:24]
     return cache_dir / f"{key}.json"
 
 
@@ -677,15 +682,28 @@ class Listing:
     subfolder_images: dict[str, int] = field(default_factory=dict)
 
 
+def _real(folder: Path) -> str:
+    """``folder`` with links resolved, never raising (loops, NUL bytes, names too long)."""
+
+    try:
+        return os.path.realpath(folder)
+    except (OSError, ValueError):
+        return str(folder)
+
+
 def list_folder(folder: Path) -> Listing:
     """List ``folder`` without following it anywhere sd-scripts would not go."""
 
     out = Listing(folder)
-    if not folder.exists():
-        out.error = "does not exist" if not folder.is_symlink() else "is a broken link"
-        return out
-    if not folder.is_dir():
-        out.error = "is not a directory"
+    try:
+        if not folder.exists():
+            out.error = "does not exist" if not folder.is_symlink() else "is a broken link"
+            return out
+        if not folder.is_dir():
+            out.error = "is not a directory"
+            return out
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        out.error = f"cannot be listed ({_os_reason(exc) if isinstance(exc, OSError) else exc})"
         return out
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -776,6 +794,9 @@ def _read_caption(path: Path, spec: SubsetSpec) -> tuple[str | None, Finding | N
 
     name = str(path)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None, Finding("LRC507", f"caption {name} cannot be read (not a regular "
+                                 "file)", name)
         raw = path.read_bytes()
     except OSError as exc:
         return None, Finding("LRC507", f"caption {name} cannot be read "
@@ -954,7 +975,7 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
 
     memo = {} if memo is None else memo
     folder = spec.folder
-    key = ("listing", str(folder.resolve()) if folder.exists() else str(folder))
+    key = ("listing", _real(folder))
     listing = memo.get(key)
     if listing is None:
         listing = memo[key] = list_folder(folder)

@@ -94,6 +94,15 @@ class Diagnostic:
     fix_safe: bool = True
     data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    def __post_init__(self) -> None:
+        # a message may quote a value; a credential in it is masked wherever it is shown
+        from lorac.secrets import scrub_message
+
+        for name in ("message", "hint"):
+            text = getattr(self, name)
+            if text:
+                object.__setattr__(self, name, scrub_message(text))
+
     @property
     def fixable(self) -> bool:
         return bool(self.fix)

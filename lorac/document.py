@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 from lorac.diagnostics import Diagnostic, KeyPath, Severity
 
 MAX_BYTES = 4 * 1024 * 1024
+#: the deepest nesting of tables and arrays lorac reads (the readers after it recurse)
+MAX_DEPTH = 100
 SCHEMA_HEADER = re.compile(r"^#:schema\s+(\S+)")
 
 
@@ -67,16 +70,27 @@ def read_text(path: Path, display: str | None = None) -> str:
 
     shown = display or str(path)
     try:
-        size = path.stat().st_size
+        st = path.stat()
+        if not stat.S_ISREG(st.st_mode):
+            what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise LoadError(_diag("LRC003", f"cannot read file: it is {what}", shown))
+        size = st.st_size
         if size > MAX_BYTES:
             raise LoadError(_diag("LRC003", f"file is {size / 1048576:.1f} MiB; lorac reads "
                                   f"configuration files up to {MAX_BYTES // 1048576} MiB", shown))
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise LoadError(_diag("LRC003", f"file is over {MAX_BYTES // 1048576} MiB; lorac "
+                                  "reads configuration files up to that size", shown))
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
         raise LoadError(_diag("LRC003", f"cannot read file: {reason}", shown)) from None
+    except ValueError:  # a NUL byte in the name
+        raise LoadError(_diag("LRC003", "cannot read file: the name holds a NUL byte",
+                              shown)) from None
     if b"\x00" in data:
-        raise LoadError(_diag("LRC002", "file is binary, not TOML text", shown))
+        raise LoadError(_diag("LRC002", "file is binary, not text", shown))
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
@@ -115,7 +129,27 @@ def parse(text: str, display: str) -> Document:
         raise LoadError(_diag("LRC001", f"invalid TOML: {message}", display, line, col)) from None
     except RecursionError:
         raise LoadError(_diag("LRC001", "invalid TOML: nested too deeply", display)) from None
+    if _depth(data) > MAX_DEPTH:
+        raise LoadError(_diag("LRC001", f"tables or arrays nested more than {MAX_DEPTH} levels "
+                              "deep", display))
     return Document(path=display, text=text, data=data, locator=Locator(text))
+
+
+def _depth(data: Any) -> int:
+    """How deeply tables and arrays nest in ``data`` (without recursion)."""
+
+    deepest = 0
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            break
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, (dict, list)))
+    return deepest
 
 
 def _parse_tomlkit(text: str, display: str) -> Document:
@@ -147,6 +181,8 @@ def load(path: Path, display: str | None = None) -> Document:
 
 
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
+_BARE_VALUE = re.compile(r"[^,\]}\n#]*")
+_BASIC_STRING = re.compile(r'"([^"\\\n]*(?:\\.[^"\\\n]*)*)"')
 
 
 @dataclass
@@ -194,11 +230,12 @@ class _Scanner:
         return (self.line, self.i - self.line_start + 1)
 
     def advance(self, n: int = 1) -> None:
-        for _ in range(n):
-            if self.i < len(self.s) and self.s[self.i] == "\n":
-                self.line += 1
-                self.line_start = self.i + 1
-            self.i += 1
+        end = min(self.i + n, len(self.s))
+        newlines = self.s.count("\n", self.i, end)
+        if newlines:
+            self.line += newlines
+            self.line_start = self.s.rfind("\n", self.i, end) + 1
+        self.i += n
 
     def skip_ws(self, newlines: bool = False) -> None:
         while self.i < len(self.s):
@@ -296,8 +333,7 @@ class _Scanner:
         elif c == "{":
             self.inline_table(path)
         else:
-            while self.i < len(self.s) and self.s[self.i] not in ",]}\n#":
-                self.i += 1
+            self.i = _BARE_VALUE.match(self.s, self.i).end()
 
     def array(self, path: tuple) -> None:
         self.advance()
@@ -341,27 +377,17 @@ class _Scanner:
             body = self.s[self.i:end]
             self.advance(end - self.i + 3)
             return body
-        self.advance()
-        out = []
-        while True:
-            c = self.s[self.i]
-            if c == "\\":
-                out.append(self.s[self.i:self.i + 2])
-                self.advance(2)
-            elif c == '"':
-                self.advance()
-                body = "".join(out)
-                if "\\" in body:
-                    try:
-                        return json.loads('"' + body + '"')
-                    except ValueError:
-                        return body
+        m = _BASIC_STRING.match(self.s, self.i)
+        if not m:
+            raise ValueError("unterminated string")
+        self.i = m.end()  # a one-line string: the line does not change
+        body = m.group(1)
+        if "\\" in body:
+            try:
+                return json.loads('"' + body + '"')
+            except ValueError:
                 return body
-            elif c == "\n":
-                raise ValueError("newline in string")
-            else:
-                out.append(c)
-                self.advance()
+        return body
 
     def _escaped_backslash(self, j: int) -> bool:
         count = 0

@@ -32,6 +32,7 @@ _FLAG_ACTIONS = frozenset({"store_true", "store_false"})
 # Locating and reading files
 
 
+@functools.lru_cache(maxsize=1)
 def backends_dir() -> Path:
     """Return the shipped backend-data folder.
 
@@ -49,6 +50,11 @@ def _resolve(relative: str, root: Path | None) -> Path:
         candidate = Path(override) / relative
         if candidate.is_file():
             return candidate
+    return _shipped(relative)
+
+
+@functools.lru_cache(maxsize=256)
+def _shipped(relative: str) -> Path:
     return backends_dir() / relative
 
 

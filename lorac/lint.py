@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,9 +72,11 @@ def _has_profile_table(path: Path) -> bool:
     """A TOML file outside ``profiles/`` is a profile when it has a top-level ``[profile]``
     table (or a ``#:schema`` header naming lorac's profile schema)."""
 
+    if _special(path):
+        return False
     try:
         text = path.read_text(encoding="utf-8", errors="replace")[:1048576]
-    except OSError:
+    except (OSError, ValueError):
         return False
     if not _PROFILE_HINT.search(text):
         return False
@@ -90,8 +93,22 @@ def _has_profile_table(path: Path) -> bool:
     return isinstance(data.get("profile"), dict)
 
 
+def _special(path: Path) -> bool:
+    """True for a FIFO, socket or device: reading one could block forever."""
+
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False  # missing or a dangling link: the reader reports it
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def discover(paths: Iterable[Path]) -> dict[str, list[Path]]:
-    """Files under ``paths`` by kind; a path that does not exist is a usage error."""
+    """Files under ``paths`` by kind; a path that does not exist is a usage error.
+
+    FIFOs, sockets and devices that would be linted are listed under ``"special"``: nothing
+    reads them, :func:`lint` reports each as unreadable.
+    """
 
     found: dict[str, list[Path]] = {}
     count = 0
@@ -100,6 +117,8 @@ def discover(paths: Iterable[Path]) -> dict[str, list[Path]]:
         nonlocal count
         if kind is None:
             return
+        if _special(path):
+            kind = "special"
         count += 1
         if count > MAX_FILES:
             raise LoracError(f"more than {MAX_FILES} files under the linted paths; "
@@ -173,6 +192,10 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
     doc_cache: dict = {}
     resolutions: dict[str, Resolution] = {}
     diags: list[Diagnostic] = []
+    for path in files.get("special", []):
+        diags.append(Diagnostic("LRC003", "cannot read file: not a regular file",
+                                display_path(path), severity=Severity.ERROR,
+                                rule="unreadable-file"))
     for path in files.get("profile", []):
         res = resolve(path, env=env, cache=doc_cache)
         resolutions[display_path(path)] = res
@@ -203,7 +226,8 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
     diags = [d.with_severity(settings.severity_of(d.code, d.severity)) for d in diags]
     diags = apply_suppressions(diags, doc_cache, settings)
     read = {p for res in resolutions.values() for p in res.files}
-    read |= {display_path(p) for group in files.values() for p in group}
+    read |= {display_path(p) for kind, group in files.items() if kind != "special"
+             for p in group}
     stat_deps = {str(p) for p in project.cache.get("deps", ())}
     dirs = {str(p) for p in project.cache.get("dep_dirs", ())}
     return LintReport(sort_diagnostics(diags), files, resolutions, read, dirs, stat_deps)
@@ -226,13 +250,18 @@ _SUPPRESS = re.compile(r"lorac:\s*ignore\[([A-Z0-9_,\s-]+)\]")
 def _file_suppressions(path: str, doc_cache: dict) -> dict[int, set[str]]:
     from lorac.document import Document, suppressions
 
-    doc = doc_cache.get(Path(path).resolve())
+    try:
+        doc = doc_cache.get(Path(os.path.realpath(path)))  # the key resolve() gives its files
+    except ValueError:  # a NUL byte in the name
+        return {}
     if isinstance(doc, Document):
         return suppressions(doc)
     out: dict[int, set[str]] = {}
     try:
+        if not os.path.isfile(path) or os.path.getsize(path) > 4 * 1024 * 1024:
+            return out
         text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    except (OSError, ValueError):
         return out
     for number, line in enumerate(text.splitlines(), 1):
         if "#" in line or "<!--" in line:

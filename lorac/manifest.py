@@ -88,8 +88,12 @@ def utc_now() -> str:
 
 
 def redact_env(env: Mapping[str, str]) -> dict[str, str | None]:
-    """Names always; values only where the name does not look secret."""
-    return {k: (None if SECRET_NAME.search(k) else v) for k, v in sorted(env.items())}
+    """Names always; values only where the name does not look secret, and then with any
+    recognisable token in them masked (:func:`lorac.secrets.redact`)."""
+    from lorac.secrets import looks_secret_name, redact
+
+    return {k: (None if SECRET_NAME.search(k) or looks_secret_name(k) else redact(v))
+            for k, v in sorted(env.items())}
 
 
 def _dist_version(name: str) -> str | None:

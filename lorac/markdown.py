@@ -71,13 +71,17 @@ class Markdown:
     def context_at(self, line: int) -> tuple[str, ...]:
         """The headings that enclose ``line``, outermost first."""
 
-        stack: list[Heading] = []
-        for h in self.headings:
-            if h.line > line:
-                break
+        # calls come in line order: resume from the previous call's heading stack
+        last = self.__dict__.get("_context")
+        start, stack = (last[1], list(last[2])) if last and last[0] <= line else (0, [])
+        index = start
+        while index < len(self.headings) and self.headings[index].line <= line:
+            h = self.headings[index]
             while stack and stack[-1].level >= h.level:
                 stack.pop()
             stack.append(h)
+            index += 1
+        self.__dict__["_context"] = (line, index, stack)
         return tuple(h.text for h in stack)
 
 

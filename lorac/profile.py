@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from lorac import document
-from lorac.diagnostics import Diagnostic, KeyPath, Severity
+from lorac.diagnostics import Diagnostic, KeyPath, LoracError, Severity
 
 #: Sections that belong to lorac; every other table holds trainer options.
 OWN_SECTIONS = ("profile", "vars", "dataset", "run")
+#: the most text one value may expand to through ``${...}`` references
+MAX_EXPANSION = 1024 * 1024
 
 REFERENCE = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
 ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.S)
@@ -180,7 +182,7 @@ def resolve(path: Path, *, env: Mapping[str, str] | None = None,
     current = path
     child: tuple[document.Document, KeyPath] | None = None
     while True:
-        real = current.resolve()
+        real = _real(current)
         if real in seen:
             names = " → ".join(display_path(p) for p in [*seen, real])
             doc, kp = chain[0][1], ("profile", "extends")
@@ -191,7 +193,7 @@ def resolve(path: Path, *, env: Mapping[str, str] | None = None,
         seen.append(real)
         loaded = _load_cached(current, cache)
         if isinstance(loaded, Diagnostic):
-            if child is not None and loaded.code == "LRC003" and not current.exists():
+            if child is not None and loaded.code == "LRC003" and not _exists(current):
                 doc, kp = child
                 line, col = doc.position(kp)
                 names = " → ".join([*(display_path(p) for p in seen[:-1]),
@@ -209,7 +211,7 @@ def resolve(path: Path, *, env: Mapping[str, str] | None = None,
         if parent is None:
             break
         kp = ("profile", "extends")
-        if not isinstance(parent, str) or not parent.strip():
+        if not isinstance(parent, str) or not parent.strip() or "\x00" in parent:
             line, col = loaded.position(kp)
             diags.append(Diagnostic("LRC005", "extends must be a profile name (a string)",
                                     loaded.path, line, col, rule="schema-violation", key_path=kp))
@@ -236,17 +238,34 @@ def resolve(path: Path, *, env: Mapping[str, str] | None = None,
     return Resolution(profile, diags, [d.path for _, d in chain])
 
 
-def _escapes(folder: Path, name: str) -> bool:
-    target = (folder / name).resolve()
+def _real(path: Path) -> Path:
+    """``path`` with symlinks resolved, never raising (symlink loops, NUL bytes, long names
+    leave it as it is, made absolute; reading it then reports why)."""
+
     try:
-        target.relative_to(folder.resolve())
+        return Path(os.path.realpath(path))
+    except (OSError, ValueError):
+        return Path(os.path.abspath(path))
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
+def _escapes(folder: Path, name: str) -> bool:
+    target = _real(folder / name)
+    try:
+        target.relative_to(_real(folder))
     except ValueError:
         return True
     return False
 
 
 def _load_cached(path: Path, cache: dict) -> document.Document | Diagnostic:
-    key = path.resolve()
+    key = _real(path)
     if key not in cache:
         try:
             cache[key] = document.load(path, display_path(path))
@@ -314,6 +333,7 @@ def _interpolate(profile: Profile, env: Mapping[str, str], diags: list[Diagnosti
         parts: list[str] = []
         last = 0
         ok = True
+        size = len(text)
         for m in matches:
             parts.append(text[last:m.start()])
             last = m.end()
@@ -325,6 +345,12 @@ def _interpolate(profile: Profile, env: Mapping[str, str], diags: list[Diagnosti
             if whole and good:
                 return value
             parts.append(m.group(0) if not good else _as_text(value))
+            size += len(parts[-1])
+            if size > MAX_EXPANSION:
+                raise LoracError(f"{profile.where(kp).location()}: "
+                                 f"{'.'.join(str(k) for k in kp)} expands to more than "
+                                 f"{MAX_EXPANSION // 1048576} MiB of text; refusing to "
+                                 "expand it (variables that double each other?)")
         parts.append(text[last:])
         return "".join(parts)
 

@@ -52,10 +52,12 @@ class RunOptions:
 def new_run_dir(root: Path, name: str, now: dt.datetime | None = None) -> Path:
     """A fresh ``root/<name>-<timestamp>`` folder, created exclusively (never reused)."""
 
+    from lorac.outputs import check_no_links
+
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    check_no_links(root)
     root.mkdir(parents=True, exist_ok=True)
-    if root.is_symlink():
-        raise LoracError(f"{root} is a symbolic link; lorac does not write through links")
+    check_no_links(root)
     for i in range(1000):
         candidate = root / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
         try:
@@ -282,13 +284,17 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     if warning:
         io.err.write(f"lorac: warning: {warning}\n")
 
+    from lorac.secrets import environment_secrets, redact_data, scrub, secret_values
+
+    # credentials the trainer gets (options, [run.env], this environment): never printed
+    known = secret_values(profile.data) | secret_values({"env": env}) | environment_secrets()
     if opts.dry_run:
-        io.out.write(shlex.join(argv) + "\n")
+        io.out.write(scrub(shlex.join(argv), known) + "\n")
         io.out.write(f"\nfiles ({run_dir}/ when run):\n")
         for name in sorted(artifacts.files):
             io.out.write(f"  {name}\n")
         for name, value in overrides.items():
-            io.out.write(f"override: {name} = {value}\n")
+            io.out.write(scrub(f"override: {name} = {value}", known) + "\n")
         return 0
 
     problems = preflight(profile, run_dir)
@@ -299,8 +305,11 @@ def run_profile(opts: RunOptions, io: Io) -> int:
         io.err.write("lorac: nothing was launched\n")
         return int(ExitCode.USAGE)
 
+    from lorac.outputs import safe_join
+
     for name, text in artifacts.files.items():
-        write_file(run_dir / name, text, mode=0o755 if name in artifacts.executable else None)
+        write_file(safe_join(run_dir, name), text,
+                   mode=0o755 if name in artifacts.executable else None)
     inputs = {
         "profile_files": {p: _sha256(Path(p)) for p in profile.chain},
         "compiled_files": {n: hashlib.sha256(t.encode()).hexdigest()
@@ -312,8 +321,8 @@ def run_profile(opts: RunOptions, io: Io) -> int:
 
     extra = {
         "profile": {"name": profile.name, "path": profile.path, "chain": list(profile.chain),
-                    "data": profile.data, "provenance": leaves,
-                    "overrides": {k: str(v) for k, v in overrides.items()}},
+                    "data": redact_data(profile.data, known), "provenance": leaves,
+                    "overrides": {k: scrub(str(v), known) for k, v in overrides.items()}},
         "inputs": inputs,
         "lint": {"forced": bool(errors or emit_errors) and opts.force,
                  "findings": [d.to_json() for d in findings + artifacts.diagnostics]},
@@ -327,7 +336,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     }
     io.err.write(f"lorac: run folder {run_dir}\n")
     result = launch(argv, run_dir, env=env, display=opts.display,
-                    manifest_extra=_jsonable(extra))
+                    manifest_extra=_jsonable(extra), secrets=known)
     io.err.write(f"lorac: {result.status} (exit {result.exit_code}); manifest "
                  f"{result.manifest_path}\n")
     if result.status == "interrupted":
@@ -406,11 +415,17 @@ def show_run(run_id: str, runs_dir: str | None, fmt: str, io: Io) -> int:
                          + ", ".join(f.name for f, _ in matches))
     folder, m = matches[0]
     if fmt == "json":
-        io.out.write(json.dumps(m, indent=2, ensure_ascii=False) + "\n")
+        from lorac.secrets import environment_secrets, redact_data
+
+        printable = redact_data(m, environment_secrets())
+        io.out.write(json.dumps(printable, indent=2, ensure_ascii=False) + "\n")
         return 0
     io.out.write(f"run      {folder}\nstatus   {m.get('status')} (exit {m.get('exit_code')})\n"
                  f"started  {m.get('started_at')}\nduration {m.get('duration_s')} s\n")
-    io.out.write(f"command  {shlex.join(m.get('command') or [])}\n")
+    from lorac.secrets import environment_secrets, scrub
+
+    command = shlex.join(str(a) for a in m.get("command") or [])
+    io.out.write(f"command  {scrub(command, environment_secrets())}\n")
     progress = m.get("progress") or {}
     io.out.write(f"progress step {progress.get('step')}/{progress.get('total')}, "
                  f"{progress.get('sec_per_it')} s/it, loss {progress.get('loss')}\n")

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from lorac.manifest import MANIFEST_NAME, file_entries, new_manifest, utc_now, write_manifest
 from lorac.progress import ProgressEvent, ProgressParser, split_lines
+from lorac.secrets import environment_secrets, scrub
 from lorac.telemetry import GpuSampler
 
 __all__ = ["RunResult", "launch"]
@@ -119,6 +120,7 @@ class _Display:
         self._last_draw = -1e9
         self._progress: Any = None
         self._task: Any = None
+        self.known: set[str] = set()  # secret values to mask in what is shown
 
     def __enter__(self) -> _Display:
         if self.mode == "rich":
@@ -164,7 +166,9 @@ class _Display:
                 kw.update(total=parser.total, completed=parser.step or 0)
             self._progress.update(self._task, **kw)
             if ev is not None and ev.kind == "error":
-                self._progress.console.print(f"[red]{ev.message}")
+                from rich.markup import escape
+
+                self._progress.console.print(f"[red]{escape(scrub(ev.message, self.known))}")
         elif urgent or now - self._last_draw >= PLAIN_EVERY_S:
             self._last_draw = now
             info = _status_text(parser, sampler)
@@ -213,6 +217,7 @@ def launch(
     stream: TextIO | None = None,
     on_event: Callable[[ProgressEvent], None] | None = None,
     sample_interval: float = 0.2,
+    secrets: Iterable[str] = (),
 ) -> RunResult:
     """Run ``argv`` (a trainer command, e.g. ``accelerate launch … flux_train_network.py …``).
 
@@ -222,6 +227,9 @@ def launch(
     none, shown on ``stream`` (stderr by default). ``max_steps``: end the trainer (SIGTERM to its
     group) once the ``steps`` bar reaches it; the status is then "stopped". ``manifest_extra``:
     caller-owned manifest keys (see :mod:`lorac.manifest`). ``on_event`` sees every parsed event.
+    ``secrets``: values never to write or show; they, the values of the secret-looking variables
+    of the trainer's environment and recognisable tokens (:func:`lorac.secrets.scrub`) are
+    masked in ``train.log``, the manifest's ``command`` and the lines echoed on failure.
 
     Returns a :class:`RunResult`; raises only when the trainer cannot be started at all
     (``FileNotFoundError`` for a missing executable, and the like).
@@ -238,8 +246,10 @@ def launch(
     set_env = {k: v for k, v in DEFAULT_ENV.items() if k not in os.environ}
     set_env.update(env or {})
     child_env.update(set_env)
+    known = set(secrets) | environment_secrets(child_env)
 
-    manifest = new_manifest(argv, run_dir, set_env, manifest_extra)
+    manifest = new_manifest([scrub(str(a), known) for a in argv], run_dir, set_env,
+                            manifest_extra)
     write_manifest(manifest_path, manifest)
 
     parser = ProgressParser()
@@ -256,6 +266,7 @@ def launch(
         sampler,
         signals.installed(),
     ):
+        view.known = known
         proc = subprocess.Popen(
             [str(a) for a in argv],
             stdout=subprocess.PIPE,
@@ -274,6 +285,7 @@ def launch(
         )
         reader.start()
         pending = ""
+        unlogged = b""
         last_was_bar = False
         exited_at: float | None = None
         try:
@@ -285,8 +297,14 @@ def launch(
                 if chunk is None:  # EOF: every writer of the pipe is gone
                     break
                 if chunk:
-                    log.write(chunk)
-                    log.flush()
+                    # whole lines (\n or \r) to the log, so a secret is never split
+                    unlogged += chunk
+                    cut = max(unlogged.rfind(b"\n"), unlogged.rfind(b"\r"))
+                    if cut >= 0 or len(unlogged) > 1 << 20:
+                        cut = cut if cut >= 0 else len(unlogged) - 1
+                        log.write(_scrub_bytes(unlogged[:cut + 1], known))
+                        unlogged = unlogged[cut + 1:]
+                        log.flush()
                     lines, pending = split_lines(pending + chunk.decode("utf-8", "replace"))
                     for line in lines:
                         events = parser.feed(line)
@@ -315,6 +333,8 @@ def launch(
                     exited_at = exited_at or time.monotonic()
                     if time.monotonic() - exited_at > EOF_GRACE_S:
                         _kill_group(proc.pid)
+            if unlogged:
+                log.write(_scrub_bytes(unlogged, known))
             if pending:
                 tail.append(pending)
                 parser.feed(pending)
@@ -351,7 +371,7 @@ def launch(
             "total": parser.total,
             "sec_per_it": parser.sec_per_it,
             "loss": parser.loss,
-            "error": parser.error,
+            "error": scrub(parser.error, known) if parser.error else parser.error,
         },
         phases=phases,
         telemetry=sampler.summary(),
@@ -372,13 +392,13 @@ def launch(
         total=parser.total,
         sec_per_it=parser.sec_per_it,
         loss=parser.loss,
-        error=parser.error,
+        error=scrub(parser.error, known) if parser.error else parser.error,
         peak_mib=sampler.peak_mib(),
         phase_peaks_mib={
             p: {i: pk.memory_used_mib for i, pk in g.items()} for p, g in peaks.items()
         },
         outputs=outputs,
-        tail=list(tail),
+        tail=[scrub(line, known) for line in tail],
         pid=proc.pid,
     )
     if display != "none":
@@ -399,6 +419,14 @@ def _report(r: RunResult, stream: TextIO) -> None:
         file=stream,
         flush=True,
     )
+
+
+def _scrub_bytes(data: bytes, known: set[str]) -> bytes:
+    """``data`` with secrets masked; bytes that are not UTF-8 pass through unchanged."""
+
+    text = data.decode("utf-8", "surrogateescape")
+    clean = scrub(text, known)
+    return data if clean == text else clean.encode("utf-8", "surrogateescape")
 
 
 def _pump(fd: int, out: queue.Queue[bytes | None]) -> None:

@@ -62,7 +62,11 @@ def _own_sections() -> dict[str, Any]:
             "properties": {
                 "gpus": {"type": "integer", "minimum": 1},
                 "num_machines": {"type": "integer", "minimum": 1},
-                "machine_rank": {"type": "integer", "minimum": 0},
+                "machine_rank": {
+                    "description": "This machine's rank, 0 on the main one; digits in a string "
+                    "are accepted so that \"${env:MACHINE_RANK:-0}\" works (docs/multi-gpu.md).",
+                    "anyOf": [{"type": "integer", "minimum": 0},
+                              {"type": "string", "pattern": "^[0-9]+$"}]},
                 "main_process_ip": {"type": "string"},
                 "main_process_port": {"type": "integer", "minimum": 1, "maximum": 65535},
                 "mixed_precision": {"enum": ["no", "fp16", "bf16", "fp8"]},

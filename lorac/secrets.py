@@ -20,7 +20,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 #: (kind, pattern) of credential formats recognisable by their shape alone.
 TOKEN_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -51,7 +53,8 @@ _REFERENCE = re.compile(r"\$\{|\$\(|^\$[A-Za-z_]|`")
 # NAME=value, NAME: value, "name": "value", name = "value", --name=value, --name value
 _ASSIGN = re.compile(
     r"""(?:\b(?:export|set|setx|local|declare|readonly|typeset)\s+(?:-[a-zA-Z]+\s+)?)?"""
-    r"""(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)["']?[ \t]*(?:=|:(?!//)|[ \t](?=["']?[^\s"'=:]))"""
+    r"""(?<![A-Za-z0-9_])(?P<name>[A-Za-z_][A-Za-z0-9_.-]{0,127})["']?[ \t]*"""
+    r"""(?:=|:(?!//)|[ \t](?=["']?[^\s"'=:]))"""
     r"""[ \t]*(?P<q>["']?)(?P<value>[^\s"'#,;:}\]]+)(?P=q)""")
 
 
@@ -175,3 +178,91 @@ def redact(text: str) -> str:
         last = s.end
     out.append(text[last:])
     return "".join(out)
+
+
+# --------------------------------------------------------------------------- masking values
+
+#: What a hidden value is shown as (followed by its fingerprint).
+MASK = "***"
+
+
+def mask(value: str) -> str:
+    """``***`` and the fingerprint of ``value``: what output shows instead of a secret."""
+
+    return f"{MASK} ({fingerprint(value)})"
+
+
+#: Variables whose names read like credentials but never hold one (``pwd`` is a word of both).
+_NOT_SECRET_VARS = frozenset({"PWD", "OLDPWD"})
+
+
+def environment_secrets(env: Mapping[str, str] | None = None) -> set[str]:
+    """Values (8+ characters) of the variables in ``env`` (default: this process's
+    environment) whose names read like credentials (``HF_TOKEN``, ``WANDB_API_KEY``, …)."""
+
+    import os
+
+    env = os.environ if env is None else env
+    return {v for k, v in env.items() if len(v) >= 8 and k not in _NOT_SECRET_VARS
+            and looks_secret_name(k) and not _PATHLIKE.search(v)}
+
+
+def scrub(text: str, known: Iterable[str] = ()) -> str:
+    """``text`` with every ``known`` secret value masked, then :func:`redact`-ed."""
+
+    for value in sorted({k for k in known if len(k) >= 8}, key=len, reverse=True):
+        if value in text:
+            text = text.replace(value, f"{value[:4]}…[redacted]")
+    return redact(text)
+
+
+def redact_data(data: Any, known: Iterable[str] = (), *, _name: str = "") -> Any:
+    """A copy of ``data`` (dicts, lists, scalars) fit to print: a non-empty string under a
+    credential-like key becomes :func:`mask`, every other string is :func:`scrub`-bed."""
+
+    known = known if isinstance(known, (set, frozenset)) else set(known)
+    if isinstance(data, Mapping):
+        return {k: redact_data(v, known, _name=str(k)) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_data(v, known, _name=_name) for v in data]
+    if isinstance(data, str) and data:
+        if _name and looks_secret_name(_name) and not _REFERENCE.search(data):
+            return mask(data)
+        return scrub(data, known)
+    return data
+
+
+def secret_values(data: Any, *, _name: str = "") -> set[str]:
+    """Every non-empty string in ``data`` held under a credential-like key, or matching a
+    known token format (to :func:`scrub` from text that does not name the key)."""
+
+    out: set[str] = set()
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            out |= secret_values(v, _name=str(k))
+    elif isinstance(data, (list, tuple)):
+        for v in data:
+            out |= secret_values(v, _name=_name)
+    elif isinstance(data, str) and data:
+        if _name and looks_secret_name(_name) and not _REFERENCE.search(data):
+            out.add(data)
+        out |= {data[s.start:s.end] for s in scan(data) if not s.name}
+    return out
+
+
+_CANDIDATE = re.compile(r"[A-Za-z0-9_+/=.-]{16,}")
+
+
+def scrub_message(text: str) -> str:
+    """``text`` (a diagnostic's message or hint) with credentials masked: recognisable tokens,
+    secret-like assignments and the values of this environment's secret-looking variables.
+
+    A cheap test comes first (no run of 16+ token characters mixing letters and digits, no PEM
+    header: returned as it is), so that ordinary messages cost next to nothing.
+    """
+
+    if "PRIVATE KEY" not in text and not any(
+            any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+            for run in _CANDIDATE.findall(text)):
+        return text
+    return scrub(text, environment_secrets())

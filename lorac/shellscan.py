@@ -19,6 +19,7 @@ rules can check a script's ``--network_alpha`` with it).
 from __future__ import annotations
 
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -479,10 +480,11 @@ def scan_file(path: Path, display: str | None = None) -> ShellScan:
 
     shown = display or str(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
+        st = path.stat()
+        if st.st_size > MAX_BYTES or not stat.S_ISREG(st.st_mode):
             return ShellScan(shown)
         data = path.read_bytes()
-    except OSError:
+    except (OSError, ValueError):
         return ShellScan(shown)
     if b"\x00" in data:
         return ShellScan(shown)

@@ -173,6 +173,7 @@ class Evaluator:
         props = node.get("properties", {})
         patterns = node.get("patternProperties", {})
         additional = node.get("additionalProperties", True)
+        suggest = 100  # "did you mean" for this many unknown keys (each costs a fuzzy search)
         for key, value in instance.items():
             matched = False
             if key in props:
@@ -185,7 +186,9 @@ class Evaluator:
             if matched:
                 continue
             if additional is False:
-                close = get_close_matches(key, list(props), n=1, cutoff=0.6)
+                suggest -= 1
+                close = get_close_matches(key, list(props), n=1, cutoff=0.6) if suggest >= 0 \
+                    else []
                 yield SchemaError((*path, key), "additionalProperties",
                                   f"unknown key {key!r} in {where}", unknown_key=key,
                                   suggestion=close[0] if close else None)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.make_dataset_fixture import caption, jpeg_bytes, make_image  # noqa: E402
+from tests.make_dataset_fixture import caption, jpeg_bytes, make_image
 
 
 def main() -> int:

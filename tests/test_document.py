@@ -69,7 +69,7 @@ def test_round_trip_and_locator_on_generated_documents(data: dict) -> None:
     lines = text.split("\n")
     for section, table in data.items():
         for key in table:
-            line, col = doc.position((section, key))
+            line, _col = doc.position((section, key))
             assert key in lines[line - 1] or repr(key)[1:-1] in lines[line - 1]
 
 

@@ -167,6 +167,16 @@ def raw_text(raw: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def comment_text(text: str) -> str:
+    """``text`` fit for a TOML comment: control characters (which TOML forbids there, and
+    newlines, which would end it) written as ``\\xNN``."""
+
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 # --------------------------------------------------------------------------- families
 
 
@@ -428,7 +438,8 @@ def render(draft: Draft, *, schema_header: bool, name: str) -> str:
     import tomlkit
 
     doc = tomlkit.document()
-    doc.add(tomlkit.comment(f"Imported by `lorac import` from {draft.source} ({draft.kind})."))
+    doc.add(tomlkit.comment(comment_text(f"Imported by `lorac import` from {draft.source} "
+                                         f"({draft.kind}).")))
     if draft.unmapped:
         doc.add(tomlkit.comment(f"{len(draft.unmapped)} key(s) were not imported; they are "
                                 "kept below as comments marked `not imported`."))
@@ -455,7 +466,7 @@ def render(draft: Draft, *, schema_header: bool, name: str) -> str:
         for key, value in entries:
             table.add(key, value.text if value.text is not None else value.value)
             if value.note:
-                table[key].comment(value.note)
+                table[key].comment(comment_text(value.note))
         _add_unmapped(table, notes)
         doc.add(section, table)
 
@@ -489,7 +500,7 @@ def _add_unmapped(container: Any, items: list[Unmapped]) -> None:
     for item in items:
         key = item.key.split(".", 1)[1] if item.key.startswith("dataset.") else item.key
         line = f"not imported ({item.reason}): {key} = {item.raw}"
-        container.add(tomlkit.comment(line))
+        container.add(tomlkit.comment(comment_text(line)))
 
 
 def _dataset_table(data: dict[str, Any], notes: list[Unmapped]) -> Any:
@@ -497,7 +508,7 @@ def _dataset_table(data: dict[str, Any], notes: list[Unmapped]) -> Any:
 
     table = tomlkit.table()
     for key, value in data.items():
-        if key in ("subsets", "datasets"):
+        if key in ("subsets", "datasets") or value is None:  # TOML has no null
             continue
         table.add(key, value)
     _add_unmapped(table, notes)
@@ -508,7 +519,7 @@ def _dataset_table(data: dict[str, Any], notes: list[Unmapped]) -> Any:
         for item in data[key]:
             entry = tomlkit.table()
             for k, v in item.items():
-                if k == "subsets":
+                if k == "subsets" or v is None:
                     continue
                 entry.add(k, v)
             if "subsets" in item:
@@ -516,7 +527,8 @@ def _dataset_table(data: dict[str, Any], notes: list[Unmapped]) -> Any:
                 for sub in item["subsets"]:
                     sub_table = tomlkit.table()
                     for k, v in sub.items():
-                        sub_table.add(k, v)
+                        if v is not None:
+                            sub_table.add(k, v)
                     sub_aot.append(sub_table)
                 entry.add("subsets", sub_aot)
             aot.append(entry)
@@ -569,6 +581,7 @@ def detect(source: Source) -> str:
 def line_of_key(text: str, key: str, *, style: str) -> int:
     """1-based line where ``key`` is first written in JSON (``"key":``) or YAML (``key:``)."""
 
+    key = str(key)  # YAML keys may be null, numbers or dates
     if style == "json":
         pattern = re.compile(r'"' + re.escape(key) + r'"\s*:')
     else:
@@ -600,7 +613,55 @@ def read(source: Source, kind: str, settings: Settings) -> Draft:
         from lorac.importers import shell as module  # type: ignore[no-redef]
     else:
         raise LoracError(f"unknown input format {kind!r} (expected one of: {', '.join(KINDS)})")
-    return module.read(source, settings)
+    return withhold_secrets(module.read(source, settings))
+
+
+#: The variables the trainer's libraries read in place of sd-scripts' credential options.
+SECRET_ENV = {"huggingface_token": "HF_TOKEN", "wandb_api_key": "WANDB_API_KEY"}
+
+
+def withhold_secrets(draft: Draft) -> Draft:
+    """``draft`` with no credential left in it: never copy a secret into a new profile.
+
+    An option named like a credential, or holding a recognisable token, becomes a
+    ``${env:NAME}`` reference (``huggingface_token`` → ``HF_TOKEN``, ``wandb_api_key`` →
+    ``WANDB_API_KEY``, else the option's name in capitals) with an LRC095 warning that shows
+    only a fingerprint; comments of unmapped keys, ``[run]``, ``[dataset]`` and the findings'
+    messages are masked (:func:`lorac.secrets.redact_data`).
+    """
+
+    from dataclasses import replace
+
+    from lorac.secrets import fingerprint, looks_secret_name, mask, redact_data, scan
+
+    known: set[str] = set()
+    for key, value in list(draft.options.items()):
+        text = value.text if value.text is not None else value.value
+        if not isinstance(text, str) or not text or "${" in text:
+            continue
+        tokens = [text[s.start:s.end] for s in scan(text) if not s.name]
+        if not tokens and not looks_secret_name(key):
+            continue
+        known.add(text)
+        known.update(tokens)
+        env = SECRET_ENV.get(key, re.sub(r"[^A-Za-z0-9_]", "_", key).upper())
+        draft.options[key] = Value(None, value.line, f"${{env:{env}}}",
+                                   f"credential withheld by lorac import; set {env}")
+        shown = fingerprint(tokens[0] if tokens else text)
+        draft.report("LRC095", f"{key} held a credential ({shown}); the profile reads it from "
+                     f"${{env:{env}}} instead", line=value.line,
+                     hint=f"export {env}=… where the trainer runs, keep the value out of the "
+                     "repository, and revoke the exposed one")
+    draft.unmapped = [replace(u, raw=mask(u.raw) if looks_secret_name(u.key.rsplit(".", 1)[-1])
+                              and u.raw and "${" not in u.raw else redact_data(u.raw, known))
+                      for u in draft.unmapped]
+    draft.run = redact_data(draft.run, known)
+    if draft.dataset is not None:
+        draft.dataset = redact_data(draft.dataset, known)
+    draft.description = redact_data(draft.description, known)
+    draft.diagnostics = [replace(d, message=redact_data(d.message, known),
+                                 hint=redact_data(d.hint, known)) for d in draft.diagnostics]
+    return draft
 
 
 def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:

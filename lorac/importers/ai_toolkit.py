@@ -80,10 +80,13 @@ def load_yaml(source: Source) -> Any:
 
     import yaml
 
+    # the safe loader, in C when libyaml is there (the Python one takes seconds per MiB);
+    # one parse: the node tree is bounded first, then constructed
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(source.text)
     try:
-        node = yaml.compose(source.text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
         _bounded(node, source)
-        return yaml.safe_load(source.text)
+        return _string_keys(loader.construct_document(node) if node is not None else None)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -93,6 +96,27 @@ def load_yaml(source: Source) -> Any:
         raise LoracError(f"{source.display}: invalid YAML: {exc.__class__.__name__}") from None
     except RecursionError:
         raise LoracError(f"{source.display}: invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _string_keys(value: Any) -> Any:
+    """``value`` with every mapping key a string (YAML keys may be null, numbers, dates)."""
+
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else _key_text(k): _string_keys(v)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_string_keys(v) for v in value]
+    return value
+
+
+def _key_text(key: Any) -> str:
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
 
 
 def _bounded(node: Any, source: Source) -> None:
@@ -231,6 +255,14 @@ def _block(draft: Draft, block: str, values: dict[str, Any], put: Any, line: Any
                         line=line(key), section=_section(block))
 
 
+def _plain_value(value: Any) -> bool:
+    """A string, number or boolean, or a list of them: what a dataset TOML key can hold."""
+
+    scalar = (str, int, float, bool)
+    return isinstance(value, scalar) or (
+        isinstance(value, list) and all(isinstance(v, scalar) for v in value))
+
+
 def _section(block: str) -> str:
     return {"network": "network", "train": "training", "save": "saving",
             "sample": "sampling", "model": "model", "logging": "logging"}.get(block, "training")
@@ -265,6 +297,11 @@ def _datasets(draft: Draft, datasets: Any, put: Any, line: Any) -> None:
                             section="dataset")
                 continue
             target, level = mapped
+            if not _plain_value(value):
+                draft.unmap(f"dataset.{key}", value, "LRC091", f"datasets[].{key} must be a "
+                            "string, number or boolean (or a list of them)", line=line(key),
+                            section="dataset")
+                continue
             if target == "caption_extension" and isinstance(value, str) and \
                     not value.startswith("."):
                 value = "." + value

@@ -48,6 +48,7 @@ from lorac.importers import (
 )
 
 MAX_EVAL_DEPTH = 8
+MAX_NESTING = 64  # ${…} / $(…) inside one another
 MAX_VALUE_SEGMENTS = 10_000
 MAX_VALUE_CHARS = 1_000_000
 
@@ -403,6 +404,9 @@ class Lexer:
                     return body
             elif self.text.startswith(opener, self.pos) or (c == "(" and closer == ")"):
                 depth += 1
+                if depth > MAX_NESTING:  # each level is read again: keep it linear
+                    raise LoracError(f"{self.path}:{self.line}: {opener}…{closer} nested more "
+                                     f"than {MAX_NESTING} deep; refusing to follow it")
             self._advance()
         self._note(f"{opener!r} is not closed")
         return self.text[start:]
@@ -894,7 +898,11 @@ def read(source: Source, settings: Settings) -> Draft:
     env_defined = {name: d for name, d in state.vars.items() if d.from_env_file}
     state.used.clear()
     interp = Interpreter(draft, state, source.display)
-    interp.run(source.text)
+    try:
+        interp.run(source.text)
+    except RecursionError:
+        raise LoracError(f"{source.display}: substitutions nested too deeply to follow "
+                         "($(…) or ${…} inside one another)") from None
     if not state.commands:
         raise LoracError(f"{source.display}: no command running *_train_network.py was found "
                          "(looked for accelerate launch / python … *_train_network.py)")
@@ -1073,7 +1081,7 @@ def _set_option(draft: Draft, inventory: Any, name: str, vals: list[Val], line: 
         draft.unmap(name, text, "LRC092", f"--{name} reads ${names[0]}, which has no "
                     "default", line=line, hint=f"export {names[0]}=… or pass --env FILE")
         return
-    if name == "dataset_config" and settings.dataset_config is None:
+    if name == "dataset_config" and settings.dataset_config is None and texts:
         found = find_relative(texts[0] or "", base, Path.cwd())
         if found is not None:
             draft.dataset = load_dataset_file(found, draft)

@@ -35,6 +35,7 @@ from lorac.backend import Artifacts
 from lorac.diagnostics import Diagnostic, LoracError
 from lorac.hookspecs import hookimpl
 from lorac.profile import Profile
+from lorac.secrets import looks_secret_name
 
 #: Prefix of the entry script in ``Artifacts.argv``: ``{sd_scripts}/flux_train_network.py``.
 SD_SCRIPTS = "{sd_scripts}"
@@ -151,14 +152,24 @@ def compile_dataset(profile: Profile) -> dict[str, Any] | None:
 
 
 def accelerate_options(profile: Profile) -> list[str]:
-    """``accelerate launch`` options from ``[run]``, each one ``--name=value`` element."""
+    """``accelerate launch`` options from ``[run]``, each one ``--name=value`` element.
+
+    ``gpus`` is the number of GPUs of *each* machine; accelerate's ``--num_processes`` is the
+    total over all machines, so it is ``gpus × num_machines`` (docs/multi-gpu.md).
+    ``--multi_gpu`` comes first whenever more than one process runs.
+    """
 
     run = profile.get("run", default={}) or {}
+    gpus, machines = int(run.get("gpus", 1)), int(run.get("num_machines", 1))
     args: list[str] = []
     for key, flag in _ACCELERATE:
-        if key in run:
+        if key == "gpus" and key in run:
+            args.append(f"--{flag}={gpus * machines}")
+        elif key == "gpus" and machines > 1:  # one GPU per machine
+            args.append(f"--{flag}={machines}")
+        elif key in run:
             args.append(f"--{flag}={run[key]}")
-    if int(run.get("gpus", 1)) > 1 or int(run.get("num_machines", 1)) > 1:
+    if gpus * machines > 1:
         args.insert(0, "--multi_gpu")
     extra = run.get("accelerate_args") or []
     args += [str(a) for a in extra]
@@ -251,6 +262,9 @@ def _table(data: dict[str, Any]) -> Any:
 def shell_script(argv: list[str], env: dict[str, str], header: str) -> str:
     """``train.sh`` running ``argv`` with every element quoted for bash.
 
+    ``env`` is exported first; a variable whose name reads like a credential (``HF_TOKEN``,
+    ``WANDB_API_KEY``) is not written down but required from the caller's environment.
+
     Placeholders (:data:`SD_SCRIPTS`, :data:`BUILD_DIR`) at the start of an element become
     ``"$sd_scripts"`` / ``"$here"``; every other element is ``shlex.quote``-d.
     """
@@ -263,7 +277,10 @@ def shell_script(argv: list[str], env: dict[str, str], header: str) -> str:
         f'sd_scripts="${{{ENV_VAR}:?set {ENV_VAR} to the sd-scripts checkout}}"',
     ]
     for name, value in env.items():
-        lines.append(f"export {name}={shlex.quote(value)}")
+        if looks_secret_name(name):  # never written down: taken from the caller's environment
+            lines.append(f'export {name}="${{{name}:?set {name} in the environment}}"')
+        else:
+            lines.append(f"export {name}={shlex.quote(value)}")
     words = []
     for i, arg in enumerate(argv):
         if arg.startswith(SD_SCRIPTS + "/") and _is_placeholder(argv, i):

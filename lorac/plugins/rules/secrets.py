@@ -1,4 +1,4 @@
-"""LRC7xx — credentials written into the linted tree.
+"""LRC7xx — credentials written into the linted tree, or carried into compiled files.
 
 Both rules scan the text of every profile and of every project file of kind env, shell,
 YAML, JSON and TOML (``ProjectContext.files``), comments included, with
@@ -14,8 +14,8 @@ from pathlib import Path
 from lorac.diagnostics import Diagnostic, Severity
 from lorac.hookspecs import hookimpl
 from lorac.profile import display_path
-from lorac.rules import ProjectContext, Rule
-from lorac.secrets import Secret, fingerprint, scan
+from lorac.rules import ProfileContext, ProjectContext, Rule
+from lorac.secrets import Secret, fingerprint, looks_secret_name, looks_secret_value, scan
 
 KINDS = ("profile", "env", "shell", "yaml", "json", "toml")
 
@@ -28,6 +28,8 @@ def _scanned(ctx: ProjectContext) -> list[tuple[str, str, list[Secret]]]:
         for kind in KINDS:
             for path in ctx.files.get(kind, []):
                 try:
+                    if Path(path).stat().st_size > 4 * 1024 * 1024:
+                        continue  # too big to be configuration: LRC003 reports it
                     text = Path(path).read_text(encoding="utf-8", errors="replace")
                 except OSError:
                     continue  # unreadable files are reported by the loading stage
@@ -112,7 +114,67 @@ class SecretLikeValue(_SecretRule):
     severity = Severity.ERROR
 
 
-RULES = (HardcodedToken, SecretLikeValue)
+class SecretInTrainerOption(Rule):
+    """What it does
+    Reports a trainer option whose resolved value is a credential: an option named like one
+    (sd-scripts' ``huggingface_token``, ``wandb_api_key``) with any value, or any option whose
+    value holds a recognisable token (``hf_…``, ``AKIA…``), wherever the value came from — a
+    ``${env:…}`` reference, a ``[vars]`` entry or a base profile. Literals that LRC701/LRC702
+    already report where they are written are not reported again.
+
+    Why is this bad?
+    Trainer options are compiled into files: ``config.toml`` or the command line in
+    ``train.sh``, copied into every run folder and often committed or shared with the run.
+    A token that the profile took from the environment is written down there in clear.
+    sd-scripts needs neither option: ``huggingface_hub`` reads ``HF_TOKEN`` and ``wandb``
+    reads ``WANDB_API_KEY`` from the trainer's environment, which ``[run.env]`` sets without
+    writing the value into any compiled file (``train.sh`` requires it from the environment).
+
+    Example
+        [logging]
+        wandb_api_key = "${env:WANDB_API_KEY}"
+
+    Use instead
+        [run.env]
+        WANDB_API_KEY = "${env:WANDB_API_KEY}"
+
+    Fix safety
+    No fix: moving the value changes where the trainer reads it from.
+    """
+
+    code = "LRC703"
+    name = "secret-in-trainer-option"
+    severity = Severity.ERROR
+    groups = ("secrets",)
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        profile = ctx.profile
+        for name, (value, kp) in profile.options().items():
+            values = value if isinstance(value, list) else [value]
+            for item in values:
+                if not isinstance(item, str) or not item or "${" in item:  # unresolved
+                    continue
+                tokens = [item[s.start:s.end] for s in scan(item) if not s.name]
+                if not tokens and not looks_secret_name(name):
+                    continue
+                where = profile.where(kp)
+                if where.kind == "file" and (tokens or looks_secret_value(item)):
+                    continue  # LRC701/LRC702 report it where it is written
+                shown = fingerprint(tokens[0] if tokens else item)
+                source = {"env": f"from ${{env:{where.detail}}}",
+                          "env-default": "from an environment default",
+                          "var": f"from [vars] {where.detail}".rstrip()}.get(where.kind,
+                                                                            "written here")
+                yield self.at(profile, kp,
+                              f"trainer option {name} holds a credential ({shown}, {source}); "
+                              "the compiled config and every run folder would carry it",
+                              hint="remove it and set the variable the library reads in "
+                              '[run.env] instead, e.g. HF_TOKEN = "${env:HF_TOKEN}" or '
+                              'WANDB_API_KEY = "${env:WANDB_API_KEY}"')
+                break
+
+
+RULES = (HardcodedToken, SecretLikeValue, SecretInTrainerOption)
 
 
 @hookimpl

@@ -1,0 +1,4 @@
+cat <<EOF
+A=1
+EOF
+B=2

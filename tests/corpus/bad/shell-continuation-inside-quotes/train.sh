@@ -1,0 +1,2 @@
+accelerate launch flux_train_network.py --output_name "a\
+b" --seed 1

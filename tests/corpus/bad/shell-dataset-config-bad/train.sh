@@ -1,0 +1,1 @@
+accelerate launch flux_train_network.py --dataset_config ds.toml

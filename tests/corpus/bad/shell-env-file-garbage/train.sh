@@ -1,0 +1,1 @@
+accelerate launch flux_train_network.py --seed $SEED

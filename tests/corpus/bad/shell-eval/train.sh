@@ -1,0 +1,2 @@
+CMD="accelerate launch flux_train_network.py --seed 1"
+eval $CMD

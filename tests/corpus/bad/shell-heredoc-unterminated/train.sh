@@ -1,0 +1,2 @@
+cat <<EOF
+accelerate launch flux_train_network.py --seed 1

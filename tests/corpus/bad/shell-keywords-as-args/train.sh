@@ -1,0 +1,1 @@
+if then else fi do done accelerate launch flux_train_network.py --seed 1

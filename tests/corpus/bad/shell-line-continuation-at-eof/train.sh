@@ -1,0 +1,2 @@
+accelerate launch flux_train_network.py \
+  --seed 1 \

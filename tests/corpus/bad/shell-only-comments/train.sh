@@ -1,0 +1,2 @@
+#!/bin/bash
+# accelerate launch flux_train_network.py --seed 1

@@ -1,0 +1,3 @@
+python -c 'print(1)'
+python
+accelerate launch

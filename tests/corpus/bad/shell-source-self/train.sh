@@ -1,0 +1,3 @@
+. ./train.sh
+source train.sh
+accelerate launch flux_train_network.py --seed 1

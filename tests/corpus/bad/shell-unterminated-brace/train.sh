@@ -1,0 +1,1 @@
+accelerate launch flux_train_network.py --output_name ${A:-x
