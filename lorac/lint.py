@@ -166,6 +166,24 @@ def _duplicate_options(profile: Profile) -> list[Diagnostic]:
     return out
 
 
+def _unparseable(paths: list[Path], doc_cache: dict) -> list[Diagnostic]:
+    """Other TOML files in the linted tree (trainer configs, dataset configs) that do not load:
+    a broken config is reported even though it is not a profile."""
+
+    from lorac import document
+
+    out = []
+    for path in paths:
+        key = path.resolve()
+        if key in doc_cache:
+            continue
+        try:
+            doc_cache[key] = document.load(path, display_path(path))
+        except document.LoadError as exc:
+            out.append(exc.diagnostic)
+    return out
+
+
 def check_profile(resolution: Resolution) -> list[Diagnostic]:
     """Resolution findings plus schema validation (what ``build`` also needs)."""
 
@@ -200,6 +218,7 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
         res = resolve(path, env=env, cache=doc_cache)
         resolutions[display_path(path)] = res
         diags += check_profile(res)
+    diags += _unparseable(files.get("toml", []), doc_cache)
 
     project = ProjectContext(root=Path.cwd(), settings=settings, files=files,
                              resolutions=resolutions, env=env, cache={"documents": doc_cache})

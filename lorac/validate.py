@@ -15,6 +15,7 @@ generated documents.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -215,6 +216,21 @@ class Evaluator:
         yield from min(results, key=rank)
 
 
+def _odd_numbers(node: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
+    """NaN, infinities (TOML allows them) and integers beyond 64 bits, anywhere in ``node``."""
+
+    non_finite = isinstance(node, float) and not math.isfinite(node)
+    too_big = isinstance(node, int) and not isinstance(node, bool) and not -2**63 <= node < 2**63
+    if non_finite or too_big:
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _odd_numbers(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _odd_numbers(value, (*path, i))
+
+
 @lru_cache(maxsize=1)
 def _evaluator() -> Evaluator:
     return Evaluator(load_schema())
@@ -233,6 +249,11 @@ def validate(profile: Profile, *, skip: set[KeyPath] | None = None) -> list[Diag
 
     skip = skip or set()
     out: list[Diagnostic] = []
+    for path, value in _odd_numbers(profile.data, ()):
+        where = format_key_path(path)
+        reason = (f"{where} is {value!r}, not a finite number" if isinstance(value, float)
+                  else f"{where} is {value}, beyond the 64-bit integers the trainer can read")
+        out.append(profile.diagnostic("LRC005", reason, path, rule="schema-violation"))
     for err in schema_errors(profile.data):
         if any(err.path[: len(s)] == s for s in skip):
             continue
