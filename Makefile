@@ -2,35 +2,41 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-dev
+STAMP_RUN  := $(VENV)/.installed
+STAMP_TEST := $(VENV)/.installed-dev
 
 .PHONY: demo test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip 'setuptools>=68' wheel
+	$(BIN)/python -m pip install -q --upgrade pip 'setuptools>=77' wheel
+
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	touch $(STAMP_RUN)
 
 # torch (CPU build), safetensors and transformers let the tests write and read a --tiny
 # synthetic checkpoint set; they are test tools here, not dependencies of lorac.
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	$(BIN)/python -m pip install -q torch==2.13.0 safetensors 'transformers>=4.44,<5'
-	touch $(STAMP)
+	touch $(STAMP_RUN) $(STAMP_TEST)
 
-demo: $(STAMP)
+demo: $(STAMP_RUN)
 	$(BIN)/lorac lint profiles/
 	$(BIN)/lorac build final --backend kohya
 	@echo
 	@echo "Compiled files are in build/final/ — launch with: bash build/final/train.sh"
 
-test: $(STAMP)
+test: $(STAMP_TEST)
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP)
-	$(BIN)/ruff check lorac tests bench
+lint: $(STAMP_TEST)
+	$(BIN)/ruff check lorac tests bench scripts
 
-bench: $(STAMP)
+bench: $(STAMP_TEST)
 	$(BIN)/python bench/lint_speed.py
+	$(BIN)/python bench/dataset_scan.py
 
 clean:
 	rm -rf build dist .lorac_cache .pytest_cache

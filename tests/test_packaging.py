@@ -24,3 +24,32 @@ def test_wheel_contains_backends_and_schema(tmp_path: Path) -> None:
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "lorac = lorac.__main__:main" in text
+
+
+def test_installed_wheel_lints_and_builds(tmp_path: Path) -> None:
+    """The wheel alone (no source tree) finds its backend data and schema."""
+
+    import os
+
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(wheels), str(REPO)], check=True,
+                   capture_output=True)
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
+                    str(site), str(next(wheels.glob("lorac-*.whl")))], check=True,
+                   capture_output=True)
+    project = tmp_path / "project"
+    (project / "profiles").mkdir(parents=True)
+    (project / "profiles" / "p.toml").write_text(
+        '[profile]\nfamily = "flux1-dev"\n[network]\nnetwork_module = "networks.lora_flux"\n'
+        'network_dim = 8\nnetwork_alpha = 8\n[optimizer]\nlearning_rate = 1e-4\n')
+    env = {**os.environ, "PYTHONPATH": str(site), "LORAC_NO_CACHE": "1"}
+    for args, code in ((["lint", "profiles"], 0), (["build", "p", "--backend", "kohya"], 0)):
+        result = subprocess.run([sys.executable, "-m", "lorac", *args], cwd=project, env=env,
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == code, result.stderr
+    probe = subprocess.run([sys.executable, "-c", "import lorac; print(lorac.__file__)"],
+                           cwd=project, env=env, capture_output=True, text=True)
+    assert probe.stdout.startswith(str(site))
+    assert (project / "build" / "p" / "config.toml").is_file()
