@@ -1,19 +1,55 @@
 """Entry point: the cached fast path for ``lorac lint``, then the click CLI, then the one
-top-level error handler (exit codes in :class:`lorac.diagnostics.ExitCode`)."""
+top-level error handler (exit codes in :class:`lorac.diagnostics.ExitCode`).
+
+``lorac lint [PATHS] [--format F] [--no-dataset]`` — what editors, pre-commit and CI run —
+never imports click: a cache hit prints the stored report (:mod:`lorac.cache`), a miss calls
+:func:`lorac.app.lint` directly. Every other command line goes through click.
+"""
 
 from __future__ import annotations
 
 import sys
 
+FORMATS = ("text", "json", "sarif", "github")
+
+
+def _simple_lint(args: list[str]) -> tuple[tuple[str, ...], str, bool] | None:
+    """(paths, format, dataset) for a plain lint command line, else None."""
+
+    paths: list[str] = []
+    fmt, dataset = "text", True
+    it = iter(args)
+    for arg in it:
+        if arg == "--no-dataset":
+            dataset = False
+        elif arg in ("-f", "--format") or arg.startswith("--format="):
+            value = arg.split("=", 1)[1] if "=" in arg else next(it, None)
+            if value not in FORMATS:
+                return None
+            fmt = value
+        elif arg.startswith("-"):
+            return None
+        else:
+            paths.append(arg)
+    return tuple(paths), fmt, dataset
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["lint"] and "-v" not in argv:
-        from lorac.cache import fast_lint
+    if argv[:1] == ["lint"]:
+        simple = _simple_lint(argv[1:])
+        if simple is not None:
+            from lorac.cache import fast_lint
 
-        code = fast_lint(argv[1:])
-        if code is not None:
-            return code
+            code = fast_lint(argv[1:])
+            if code is not None:
+                return code
+            from lorac import app
+
+            paths, fmt, dataset = simple
+            opts = app.LintOptions(paths=paths, fmt=fmt, dataset=dataset,
+                                   argv=tuple(argv[1:]))
+            return app.guarded(lambda: app.lint(opts, app.Io()))
     from lorac.cli import run
 
     return run(argv)

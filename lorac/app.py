@@ -33,6 +33,31 @@ class Io:
     err: TextIO = field(default_factory=lambda: sys.stderr)
 
 
+def guarded(call: Any, verbose: bool = False) -> int:
+    """Run ``call()`` under the one top-level error policy: a :class:`LoracError` is one line
+    and its exit code, Ctrl-C is 130, anything else is an internal error (exit 3) whose
+    traceback only ``-v`` shows. Bad input never prints a traceback."""
+
+    try:
+        return int(call() or 0)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except LoracError as exc:
+        sys.stderr.write(f"lorac: error: {exc.message}\n")
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("lorac: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        if verbose:
+            raise
+        sys.stderr.write(f"lorac: internal error: {exc.__class__.__name__}: {exc} "
+                         "(rerun with -v for the traceback)\n")
+        return int(ExitCode.INTERNAL)
+
+
 def _settings(overrides: dict[str, Any] | None = None):
     from lorac.settings import load_settings
 

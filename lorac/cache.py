@@ -29,14 +29,14 @@ def _sha(path: str) -> str | None:
     try:
         with open(path, "rb") as fh:
             return hashlib.sha256(fh.read()).hexdigest()
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 
 def _stat(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
-    except OSError:
+    except (OSError, ValueError):
         return None
     return (st.st_size, st.st_mtime_ns)
 
@@ -103,7 +103,7 @@ def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) 
     line after ``lint``."""
 
     norm = _normalise(argv)
-    if norm is None:
+    if norm is None or os.environ.get("LORAC_NO_CACHE"):
         return
     try:
         from lorac.settings import find_settings_file
@@ -145,8 +145,8 @@ def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) 
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(entry))
         os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only tree simply has no cache
+    except (OSError, ValueError):
+        pass  # a read-only tree (or an unusable path) simply has no cache
 
 
 def _summary_text(report: Any) -> str:

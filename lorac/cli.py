@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from lorac import __version__, app
-from lorac.diagnostics import ExitCode, LoracError
+from lorac.diagnostics import ExitCode
 
 FORMATS = click.Choice(["text", "json", "sarif", "github"])
 
@@ -129,29 +129,17 @@ cli.add_command(vram_cmd)
 
 
 def run(argv: list[str]) -> int:
-    """Run the CLI with the one top-level handler: bad input never prints a traceback."""
+    """Run the CLI with the one top-level handler (:func:`lorac.app.guarded`) plus click's own
+    usage errors: bad input never prints a traceback."""
 
-    try:
-        cli.main(args=argv, prog_name="lorac", standalone_mode=False)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except click.exceptions.Abort:
-        return int(ExitCode.INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
-        return int(ExitCode.USAGE)
-    except LoracError as exc:
-        click.echo(f"lorac: error: {exc.message}", err=True)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("lorac: interrupted", err=True)
-        return int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
+    def call() -> int:
+        try:
+            cli.main(args=argv, prog_name="lorac", standalone_mode=False)
+        except click.exceptions.Abort:
+            return int(ExitCode.INTERRUPTED)
+        except click.ClickException as exc:
+            exc.show()
+            return int(ExitCode.USAGE)
         return 0
-    except Exception as exc:
-        if _State.verbose or "-v" in argv or "--verbose" in argv:
-            raise
-        click.echo(f"lorac: internal error: {exc.__class__.__name__}: {exc} "
-                   "(rerun with -v for the traceback)", err=True)
-        return int(ExitCode.INTERNAL)
-    return 0
+
+    return app.guarded(call, verbose=_State.verbose or "-v" in argv or "--verbose" in argv)

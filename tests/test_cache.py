@@ -19,8 +19,9 @@ def _lint(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def _hit(result: subprocess.CompletedProcess) -> bool:
-    # a cache hit never imports click
-    return "| click\n" not in result.stderr and " click\n" not in result.stderr
+    # a cache hit never imports the lint stage
+    return not any(line.rstrip().endswith("| lorac.lint") or line.rstrip().endswith(" lorac.lint")
+                   for line in result.stderr.splitlines())
 
 
 def test_cache_hits_and_invalidates(tmp_path: Path) -> None:

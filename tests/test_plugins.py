@@ -77,3 +77,13 @@ def test_broken_plugin_stops_with_its_name(installed: Path, tmp_path: Path) -> N
     assert result.returncode == 3
     assert "plugin 'broken'" in result.stderr and "boom" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_entry_points_are_read_like_importlib_metadata() -> None:
+    from importlib import metadata
+
+    from lorac.plugins import find_entry_points
+
+    ours = sorted((e.name, e.value) for e in find_entry_points("console_scripts"))
+    theirs = sorted((e.name, e.value) for e in metadata.entry_points(group="console_scripts"))
+    assert ours == theirs and ours

@@ -9,9 +9,11 @@ linter that silently passes bad configs.
 from __future__ import annotations
 
 import importlib
+import os
+import re
+import sys
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import metadata
 
 import pluggy
 
@@ -94,8 +96,79 @@ class Plugins:
             raise LoracError(f"unknown backend {name!r} (available: {known})") from None
 
 
-def _version(dist: metadata.Distribution | None) -> str:
-    return dist.version if dist is not None else ""
+@dataclass(frozen=True)
+class EntryPoint:
+    """One ``[lorac]`` entry point of an installed distribution."""
+
+    name: str
+    value: str
+    dist_dir: str
+
+    def load(self) -> object:
+        module, _, attr = self.value.partition(":")
+        obj: object = importlib.import_module(module.strip())
+        for part in filter(None, attr.strip().split(".")):
+            obj = getattr(obj, part)
+        return obj
+
+    @property
+    def version(self) -> str:
+        try:
+            with open(os.path.join(self.dist_dir, "METADATA"), encoding="utf-8") as fh:
+                for line in fh:
+                    if line.startswith("Version:"):
+                        return line.split(":", 1)[1].strip()
+                    if not line.strip():
+                        break
+        except OSError:
+            pass
+        return ""
+
+
+_DIST = re.compile(r"^(?P<name>[^-]+)-[^-]+\.(dist|egg)-info$")
+
+
+def find_entry_points(group: str = GROUP) -> list[EntryPoint]:
+    """The ``group`` entry points of the distributions on ``sys.path``.
+
+    Reads ``entry_points.txt`` directly, as :mod:`importlib.metadata` would (the first
+    distribution of a name on ``sys.path`` wins), without importing it: that import alone costs
+    about 30 ms of every lint.
+    """
+
+    seen: set[str] = set()
+    found: list[EntryPoint] = []
+    for entry in sys.path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for name in names:
+            m = _DIST.match(name)
+            if not m:
+                continue
+            dist = m.group("name").lower().replace("_", "-").replace(".", "-")
+            if dist in seen:
+                continue
+            seen.add(dist)
+            path = os.path.join(entry or ".", name, "entry_points.txt")
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    text = fh.read()
+            except OSError:
+                continue
+            section = None
+            for raw in text.splitlines():
+                line = raw.strip()
+                if not line or line[0] in "#;":
+                    continue
+                if line.startswith("[") and line.endswith("]"):
+                    section = line[1:-1].strip()
+                elif section == group and "=" in line:
+                    key, _, value = line.partition("=")
+                    found.append(EntryPoint(key.strip(), value.strip(),
+                                            os.path.join(entry or ".", name)))
+    return found
 
 
 def get_plugins(*, entry_points: bool = True) -> Plugins:
@@ -111,7 +184,7 @@ def get_plugins(*, entry_points: bool = True) -> Plugins:
         pm.register(module, name=modname)
         infos.append(PluginInfo(modname, modname, __version__, True))
     if entry_points:
-        for ep in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
+        for ep in sorted(find_entry_points(GROUP), key=lambda e: e.name):
             try:
                 plugin = ep.load()
             except Exception as exc:
@@ -120,7 +193,7 @@ def get_plugins(*, entry_points: bool = True) -> Plugins:
             if pm.is_registered(plugin):
                 continue
             pm.register(plugin, name=ep.name)
-            infos.append(PluginInfo(ep.name, ep.value, _version(ep.dist), False))
+            infos.append(PluginInfo(ep.name, ep.value, ep.version, False))
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

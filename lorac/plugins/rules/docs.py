@@ -9,15 +9,17 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lorac import markdown
 from lorac.diagnostics import Diagnostic, Edit, Severity
 from lorac.hookspecs import hookimpl
 from lorac.plugins.rules.hygiene import model
 from lorac.plugins.rules.variables import readers, runtime_variable
 from lorac.profile import Profile, display_path
 from lorac.rules import ProjectContext, Rule
+
+if TYPE_CHECKING:
+    from lorac import markdown
 
 #: Human labels → the trainer options they name (a "Rank/Alpha" label names two).
 LABELS: dict[str, tuple[str, ...]] = {
@@ -62,6 +64,8 @@ def _documents(project: ProjectContext) -> list[tuple[str, markdown.Markdown]]:
             text = path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
+        from lorac import markdown
+
         out.append((display_path(path), markdown.parse(text)))
     project.cache["lorac.docs.markdown"] = out
     return out
@@ -173,6 +177,8 @@ def _option_type(trainer: str, option: str) -> tuple[str, Any] | None:
 
 def _parse(text: str, kind: str) -> Any:
     """The value a doc states, as the option's kind; None when it cannot be read."""
+
+    from lorac import markdown
 
     clean = markdown.strip_markup(text)
     if kind in ("int", "float"):
@@ -289,6 +295,8 @@ def _render(ctx: ProjectContext, block: markdown.Block) -> str | tuple[str] | No
     unknown = [k for k in keys if k not in options and (inventory is None or k not in inventory)]
     if unknown:
         return (f"unknown key(s) {', '.join(unknown)} for profile {profile.name!r}",)
+    from lorac import markdown
+
     return markdown.render_block(options, keys, block.params.get("format", "table"))
 
 

@@ -13,20 +13,23 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lorac.diagnostics import Diagnostic, Severity
 from lorac.hookspecs import hookimpl
 from lorac.profile import display_path
 from lorac.rules import ProjectContext, Rule
-from lorac.shellscan import (
-    Invocation,
-    ShellScan,
-    definitions,
-    evaluate,
-    scan_file,
-    sourced_env_files,
-)
+
+if TYPE_CHECKING:
+    from lorac.shellscan import Invocation, ShellScan
+
+
+def _sh() -> Any:
+    """:mod:`lorac.shellscan`, imported only when there are scripts or env files to read."""
+
+    import lorac.shellscan
+
+    return lorac.shellscan
 
 _IGNORED_PROFILE_KEYS = {("profile", "description"), ("profile", "extends")}
 
@@ -57,7 +60,7 @@ class Script:
             return None, 0, 0
         if found.raw is None:
             return True, found.line, found.col
-        return evaluate(found.raw, self.values), found.line, found.col
+        return _sh().evaluate(found.raw, self.values), found.line, found.col
 
 
 @dataclass
@@ -157,16 +160,16 @@ def model(project: ProjectContext) -> Model:
             env_paths.append(candidate)
     for path in env_paths:
         shown = display_path(path)
-        env_files[shown] = scans[shown] = scan_file(path, shown)
+        env_files[shown] = scans[shown] = _sh().scan_file(path, shown)
     for path in project.files.get("shell", []):
         shown = display_path(path)
         if shown not in scans:
-            scans[shown] = scan_file(path, shown)
+            scans[shown] = _sh().scan_file(path, shown)
     scripts: list[Script] = []
     for shown, sc in scans.items():
         if shown in env_files or not sc.invocations:
             continue
-        values = definitions([*sourced_env_files(sc, env_files), sc])
+        values = _sh().definitions([*_sh().sourced_env_files(sc, env_files), sc])
         scripts.append(Script(shown, sc, sc.invocations[0], values))
     texts: dict[str, str] = {}
     for kind in ("shell", "env", "profile", "toml", "yaml", "json"):
@@ -357,7 +360,7 @@ class ScriptHardcodedAlpha(Rule):
                 continue
             if "$" in alpha.raw or "$" not in dim.raw:
                 continue
-            dim_value = _number(evaluate(dim.raw, script.values))
+            dim_value = _number(_sh().evaluate(dim.raw, script.values))
             alpha_value = _number(alpha.raw)
             if dim_value is None or alpha_value is None or dim_value == alpha_value:
                 continue

@@ -10,9 +10,8 @@ from collections.abc import Iterable
 
 from lorac.diagnostics import DELETE, Diagnostic, Edit, Severity
 from lorac.hookspecs import hookimpl
-from lorac.plugins.rules.hygiene import model
+from lorac.plugins.rules.hygiene import _sh, model
 from lorac.rules import ProjectContext, Rule
-from lorac.shellscan import definitions, evaluate
 
 #: Variables read by programs (not by scripts): exporting them is their use.
 RUNTIME_PREFIXES = (
@@ -272,9 +271,9 @@ class ConflictingDefaults(Rule):
                 if ref.kind == "env" and ref.default:
                     w = ref.where
                     sites.setdefault(ref.name, []).append((ref.default, w.path, w.line, w.col))
-        known = definitions(m.env_files.values())
+        known = _sh().definitions(m.env_files.values())
         for name, found in sorted(sites.items()):
-            unique = [(evaluate(v, known) or v, p, ln, c)
+            unique = [(_sh().evaluate(v, known) or v, p, ln, c)
                       for v, p, ln, c in dict.fromkeys(found)]
             first = unique[0]
             seen_lines = {(first[1], first[2])}
