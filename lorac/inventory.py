@@ -117,8 +117,9 @@ class Family:
     evidence: tuple[str, ...]
 
 
+@functools.lru_cache(maxsize=8)
 def load_families(root: Path | None = None) -> dict[str, Family]:
-    """Return ``backends/kohya/families.toml`` as ``{family: Family}``."""
+    """Return ``backends/kohya/families.toml`` as ``{family: Family}`` (cached; do not mutate)."""
     table = _read_toml(_resolve("kohya/families.toml", root))["families"]
     return {
         name: Family(

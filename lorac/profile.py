@@ -75,6 +75,8 @@ class Profile:
     provenance: dict[KeyPath, Provenance]
     documents: dict[str, document.Document]
     references: list[Reference] = field(default_factory=list)
+    _options: dict[str, tuple[Any, KeyPath]] | None = field(default=None, repr=False,
+                                                             compare=False)
 
     # -- access
     def get(self, *keys: str | int, default: Any = None) -> Any:
@@ -120,14 +122,22 @@ class Profile:
     def options(self) -> dict[str, tuple[Any, KeyPath]]:
         """Trainer options, flattened the way kohya flattens ``--config_file`` sections.
 
-        Later sections win on a duplicate name (the duplicate itself is a lint finding).
+        Later sections win on a duplicate name (the duplicate itself is a lint finding). The
+        result is computed once; code that changes :attr:`data` calls :meth:`changed`.
         """
 
-        out: dict[str, tuple[Any, KeyPath]] = {}
-        for section, table in self.option_sections():
-            for key, value in table.items():
-                out[key] = (value, (section, key))
-        return out
+        if self._options is None:
+            out: dict[str, tuple[Any, KeyPath]] = {}
+            for section, table in self.option_sections():
+                for key, value in table.items():
+                    out[key] = (value, (section, key))
+            self._options = out
+        return dict(self._options)
+
+    def changed(self) -> None:
+        """Forget what was derived from :attr:`data` (call after editing it)."""
+
+        self._options = None
 
     def option(self, name: str, default: Any = None) -> Any:
         found = self.options().get(name)
@@ -426,6 +436,7 @@ def _interpolate(profile: Profile, env: Mapping[str, str], diags: list[Diagnosti
     order = list(profile.data)
     profile.data.clear()
     profile.data.update({k: resolved[k] for k in order})
+    profile.changed()
 
 
 def _as_text(value: Any) -> str:

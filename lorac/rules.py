@@ -17,6 +17,7 @@ The class docstring is the rule's documentation, printed by ``lorac explain CODE
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Iterable
@@ -67,6 +68,11 @@ class ProfileContext:
         return self.project.settings
 
 
+@functools.cache
+def _doc(cls: type) -> str:
+    return inspect.cleandoc(cls.__doc__ or "")
+
+
 class Rule:
     """Base of every lint rule (see the module docstring)."""
 
@@ -83,7 +89,7 @@ class Rule:
 
     @property
     def doc(self) -> str:
-        return inspect.cleandoc(type(self).__doc__ or "")
+        return _doc(type(self))
 
     @property
     def summary(self) -> str:

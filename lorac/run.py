@@ -69,6 +69,7 @@ def new_run_dir(root: Path, name: str, now: dt.datetime | None = None) -> Path:
 
 
 def _set_option(profile: Profile, name: str, value: Any) -> None:
+    profile.changed()
     for _section, table in profile.option_sections():
         if name in table:
             table[name] = value
