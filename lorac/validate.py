@@ -77,6 +77,13 @@ def _is_type(value: Any, name: str) -> bool:
     return actual == name or (name == "number" and actual == "integer")
 
 
+def type_name(value: Any) -> str:
+    """``"an integer"``, ``"a table"``…: the value's TOML type, for messages."""
+
+    kind = _type_of(value)
+    return _TYPE_NAMES.get(kind, kind).replace(" (true/false)", "")
+
+
 def _same(a: Any, b: Any) -> bool:
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 

@@ -72,19 +72,11 @@ def option_spec(profile: Profile, name: str) -> Any:
 
 
 def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a table"
-    return type(value).__name__
+    """The value's TOML type for a message; floats are "a float" (argparse's word)."""
+
+    from lorac.validate import type_name
+
+    return "a float" if isinstance(value, float) else type_name(value)
 
 
 def _number(value: Any) -> bool:
