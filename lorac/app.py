@@ -11,7 +11,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from lorac.diagnostics import (
     Diagnostic,
@@ -85,8 +85,7 @@ def render(diags: list[Diagnostic], fmt: str, rules: Any = ()) -> str:
 # --------------------------------------------------------------------------- lint
 
 
-@dataclass(frozen=True)
-class LintOptions:
+class LintOptions(NamedTuple):
     paths: tuple[str, ...] = ()
     fmt: str = "text"
     fail_on: str | None = None
@@ -205,8 +204,7 @@ def _printable(data: Any) -> Any:
     return redact_data(data, environment_secrets())
 
 
-@dataclass(frozen=True)
-class ShowOptions:
+class ShowOptions(NamedTuple):
     profile: str
     fmt: str = "text"
 
@@ -259,8 +257,7 @@ def _is_table_array(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-@dataclass(frozen=True)
-class DiffOptions:
+class DiffOptions(NamedTuple):
     a: str
     b: str
     fmt: str = "text"
@@ -362,8 +359,7 @@ def schema(write: bool, check: bool, io: Io) -> int:
 # --------------------------------------------------------------------------- build
 
 
-@dataclass(frozen=True)
-class BuildOptions:
+class BuildOptions(NamedTuple):
     profile: str
     backend: str | None = None
     fmt: str | None = None

@@ -19,9 +19,8 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ENV_VAR = "LORAC_INVENTORY_DIR"
 
@@ -86,8 +85,7 @@ def _closest(name: str, candidates: Any, n: int) -> list[str]:
 # Pins and families
 
 
-@dataclass(frozen=True)
-class Pin:
+class Pin(NamedTuple):
     """The trainer version a backend is generated against (``backends/<backend>/pin.toml``)."""
 
     name: str
@@ -107,8 +105,7 @@ def load_pin(backend: str, root: Path | None = None) -> Pin:
     )
 
 
-@dataclass(frozen=True)
-class Family:
+class Family(NamedTuple):
     """A model family's kohya entry script and the network modules that suit it."""
 
     name: str
@@ -136,8 +133,7 @@ def load_families(root: Path | None = None) -> dict[str, Family]:
 # kohya argparse inventories
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """One argparse option of a kohya entry script, as its parser defines it.
 
     ``type`` is ``"int"``, ``"float"``, ``"str"``, ``"bool"`` (store_true/store_false),
@@ -179,13 +175,12 @@ class Option:
         return f"{self.path}:{self.line}" if self.path else ""
 
 
-@dataclass(frozen=True)
-class Inventory:
+class Inventory(NamedTuple):
     """Every option of one kohya entry script at one trainer commit."""
 
     commit: str
     script: str
-    options: dict[str, Option] = field(repr=False)
+    options: dict[str, Option]
 
     def get(self, name: str) -> Option | None:
         """Return the option named *name* (a dest such as ``network_dim`` or a flag such as
@@ -272,8 +267,7 @@ _ACCEPT_CHECKS: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class DatasetKey:
+class DatasetKey(NamedTuple):
     """One key of kohya's dataset-config schema at one level.
 
     ``type`` is the voluptuous expression (``"int"``, ``"Any(float, int)"``,
@@ -294,8 +288,7 @@ class DatasetKey:
         return any(check(value) for check in known if check is not None)
 
 
-@dataclass(frozen=True)
-class DatasetSchema:
+class DatasetSchema(NamedTuple):
     """kohya's dataset-config schema: ``general`` keys, and per variant the dataset and subset keys.
 
     Variants are ``dreambooth``, ``fine_tuning`` and ``controlnet``; levels are ``general``,
@@ -303,9 +296,9 @@ class DatasetSchema:
     """
 
     commit: str
-    general: dict[str, DatasetKey] = field(repr=False)
-    variants: dict[str, dict[str, dict[str, DatasetKey]]] = field(repr=False)
-    raw: dict[str, Any] = field(repr=False)
+    general: dict[str, DatasetKey]
+    variants: dict[str, dict[str, dict[str, DatasetKey]]]
+    raw: dict[str, Any]
 
     def keys(self, level: str, variant: str = "dreambooth") -> dict[str, DatasetKey]:
         """Return the keys allowed at *level* (``general``/``dataset``/``subset``)."""
@@ -354,8 +347,7 @@ def load_dataset_schema(root: Path | None = None) -> DatasetSchema:
 # ai-toolkit config keys and facts
 
 
-@dataclass(frozen=True)
-class ToolkitKey:
+class ToolkitKey(NamedTuple):
     """One key an ai-toolkit config class reads with ``kwargs.get(key, default)``.
 
     ``default`` is set when the default is a literal (``default_is_literal``); otherwise
@@ -374,13 +366,12 @@ class ToolkitKey:
     line: int
 
 
-@dataclass(frozen=True)
-class ToolkitKeys:
+class ToolkitKeys(NamedTuple):
     """The keys of every config class in ai-toolkit's ``toolkit/config_modules.py``."""
 
     commit: str
     file: str
-    classes: dict[str, dict[str, ToolkitKey]] = field(repr=False)
+    classes: dict[str, dict[str, ToolkitKey]]
 
     def get(self, class_name: str, key: str) -> ToolkitKey | None:
         """Return *key* of *class_name* (e.g. ``("NetworkConfig", "linear_alpha")``), or None."""
@@ -421,8 +412,7 @@ def load_ai_toolkit_keys(root: Path | None = None) -> ToolkitKeys:
     return _toolkit_keys(_resolve("ai-toolkit/inventory/config_keys.json", root))
 
 
-@dataclass(frozen=True)
-class Fact:
+class Fact(NamedTuple):
     """A trainer behaviour that overrides configuration, with the source line that shows it."""
 
     id: str
