@@ -60,7 +60,7 @@ interrupt)
     CUDA_VISIBLE_DEVICES=0 python3 -m lorac run fast --synthetic --max-steps 20 --display plain \
         --runs-dir runs-int > "$OUT/run-int.log" 2>&1 &
     for _ in $(seq 1 240); do
-        grep -qs "steps:" runs-int/*/train.log && break
+        grep -qsaE "steps: +[0-9]+%\|" runs-int/*/train.log && break
         sleep 1
     done
     sleep 5

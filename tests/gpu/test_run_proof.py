@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -64,7 +65,7 @@ def test_interrupt_leaves_an_interrupted_manifest_and_no_process(tmp_path: Path)
     deadline = time.time() + 600
     while time.time() < deadline:
         logs = list(tmp_path.glob("*/train.log"))
-        if logs and "steps:" in logs[0].read_text(errors="replace"):
+        if logs and re.search(r"steps: +\d+%\|", logs[0].read_text(errors="replace")):
             break
         time.sleep(1)
     proc.send_signal(signal.SIGINT)
