@@ -10,37 +10,14 @@ from __future__ import annotations
 
 import sys
 
-FORMATS = ("text", "json", "sarif", "github")
-
-
-def _simple_lint(args: list[str]) -> tuple[tuple[str, ...], str, bool] | None:
-    """(paths, format, dataset) for a plain lint command line, else None."""
-
-    paths: list[str] = []
-    fmt, dataset = "text", True
-    it = iter(args)
-    for arg in it:
-        if arg == "--no-dataset":
-            dataset = False
-        elif arg in ("-f", "--format") or arg.startswith("--format="):
-            value = arg.split("=", 1)[1] if "=" in arg else next(it, None)
-            if value not in FORMATS:
-                return None
-            fmt = value
-        elif arg.startswith("-"):
-            return None
-        else:
-            paths.append(arg)
-    return tuple(paths), fmt, dataset
-
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["lint"]:
-        simple = _simple_lint(argv[1:])
-        if simple is not None:
-            from lorac.cache import fast_lint
+        from lorac.cache import fast_lint, parse_lint_argv
 
+        simple = parse_lint_argv(argv[1:])
+        if simple is not None:
             code = fast_lint(argv[1:])
             if code is not None:
                 return code

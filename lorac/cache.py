@@ -21,8 +21,6 @@ from typing import Any
 
 CACHE_DIR = ".lorac_cache"
 VERSION = 1
-_SIMPLE_FLAGS = {"--no-dataset": ("dataset", False)}
-_VALUE_FLAGS = {"--format": "fmt", "-f": "fmt"}
 
 
 def _sha(path: str) -> str | None:
@@ -59,10 +57,13 @@ def _code_fingerprint() -> str:
                 for sub in sorted(Path(entry.path).rglob("*")):
                     st = sub.stat()
                     h.update(f"{sub}:{st.st_size}:{st.st_mtime_ns};".encode())
-    for entry in sys.path:
-        if entry.endswith("site-packages") and os.path.isdir(entry):
-            names = sorted(n for n in os.listdir(entry) if n.endswith(".dist-info"))
-            h.update(";".join(names).encode())
+    for entry in sys.path:  # every folder plugins can come from (see find_entry_points)
+        try:
+            names = sorted(n for n in os.listdir(entry or ".")
+                           if n.endswith((".dist-info", ".egg-info")))
+        except OSError:
+            continue
+        h.update(f"{entry}:{';'.join(names)};".encode())
     return h.hexdigest()
 
 
@@ -75,27 +76,39 @@ def _entry_path(argv: list[str]) -> Path:
     return Path(CACHE_DIR) / f"lint-{_key(argv)}.json"
 
 
-def _normalise(argv: list[str]) -> list[str] | None:
-    """The lint argv in canonical form, or None when it has options the cache does not know."""
+FORMATS = ("text", "json", "sarif", "github")
 
-    args: list[str] = []
+
+def parse_lint_argv(args: list[str]) -> tuple[tuple[str, ...], str, bool] | None:
+    """(paths, format, dataset) for ``lint [PATHS] [--format F] [--no-dataset]``, or None when
+    the command line has anything else (click then parses it)."""
+
     paths: list[str] = []
-    it = iter(argv)
+    fmt, dataset = "text", True
+    it = iter(args)
     for arg in it:
-        if arg in _SIMPLE_FLAGS:
-            args.append(arg)
-        elif arg in _VALUE_FLAGS:
-            value = next(it, None)
-            if value is None:
+        if arg == "--no-dataset":
+            dataset = False
+        elif arg in ("-f", "--format") or arg.startswith("--format="):
+            value = arg.split("=", 1)[1] if "=" in arg else next(it, None)
+            if value not in FORMATS:
                 return None
-            args += ["--format", value]
-        elif arg.startswith("--format="):
-            args += ["--format", arg.split("=", 1)[1]]
+            fmt = value
         elif arg.startswith("-"):
             return None
         else:
             paths.append(arg)
-    return sorted(args) + ["--"] + paths
+    return tuple(paths), fmt, dataset
+
+
+def _normalise(argv: list[str]) -> list[str] | None:
+    """The lint argv in canonical form, or None when it has options the cache does not know."""
+
+    parsed = parse_lint_argv(argv)
+    if parsed is None:
+        return None
+    paths, fmt, dataset = parsed
+    return ["--format", fmt, *([] if dataset else ["--no-dataset"]), "--", *paths]
 
 
 def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) -> None:
@@ -189,6 +202,6 @@ def fast_lint(argv: list[str]) -> int | None:
     if entry["code"] != _code_fingerprint():
         return None
     sys.stdout.write(entry["stdout"])
-    if "--format" not in norm or norm[norm.index("--format") + 1] == "text":
+    if norm[1] == "text":
         sys.stderr.write(entry["stderr"])
     return int(entry["exit"])

@@ -54,3 +54,23 @@ def lorac(*args: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(args))
     return code, out.getvalue(), err.getvalue()
+
+
+def fake_trainer(root: Path, accelerate_source: str) -> tuple[Path, Path]:
+    """A stand-in ``accelerate`` executable and a minimal sd-scripts checkout at the pin.
+
+    Returns (folder to put first on PATH, checkout for LORAC_SD_SCRIPTS).
+    """
+
+    from lorac.inventory import load_pin
+
+    bin_dir = root / "bin"
+    bin_dir.mkdir(parents=True)
+    fake = bin_dir / "accelerate"
+    fake.write_text(accelerate_source)
+    fake.chmod(0o755)
+    sd = root / "sd-scripts"
+    sd.mkdir()
+    (sd / "train_network.py").write_text("")
+    (sd / ".lorac-commit").write_text(load_pin("kohya").commit)
+    return bin_dir, sd

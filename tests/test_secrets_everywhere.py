@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, lorac, write_files
+from tests.conftest import REPO, fake_trainer, lorac, write_files
 
 HF = "hf_" + "aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3x"
 HF2 = "hf_" + "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7"
@@ -112,18 +112,8 @@ def planted(project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory) ->
         "data/a.png": b"\x89PNG\r\n\x1a\n", "data/a.caption": f"ohwx {HF} {AKIA}\n",
         "lorac.toml": 'ignore = ["LRC5"]\n',
     })
-    tools = tmp_path_factory.mktemp("tools")
-    fake = tools / "bin" / "accelerate"
-    fake.parent.mkdir()
-    fake.write_text(FAKE_ACCELERATE)
-    fake.chmod(0o755)
-    sd = tools / "sd-scripts"
-    sd.mkdir()
-    (sd / "train_network.py").write_text("")
-    from lorac.inventory import load_pin
-
-    (sd / ".lorac-commit").write_text(load_pin("kohya").commit)
-    monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
+    bin_dir, sd = fake_trainer(tmp_path_factory.mktemp("tools"), FAKE_ACCELERATE)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("LORAC_SD_SCRIPTS", str(sd))
     monkeypatch.setenv("WANDB_API_KEY", WANDB)
     monkeypatch.setenv("HF_TOKEN", PROC_HF)

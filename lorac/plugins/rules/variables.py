@@ -271,10 +271,14 @@ class ConflictingDefaults(Rule):
                 if ref.kind == "env" and ref.default:
                     w = ref.where
                     sites.setdefault(ref.name, []).append((ref.default, w.path, w.line, w.col))
-        known = _sh().definitions(m.env_files.values())
+        known = None
         for name, found in sorted(sites.items()):
-            unique = [(_sh().evaluate(v, known) or v, p, ln, c)
-                      for v, p, ln, c in dict.fromkeys(found)]
+            distinct = list(dict.fromkeys(found))
+            if len(distinct) < 2:
+                continue  # one definition cannot conflict (and needs no shell evaluation)
+            if known is None:
+                known = _sh().definitions(m.env_files.values())
+            unique = [(_sh().evaluate(v, known) or v, p, ln, c) for v, p, ln, c in distinct]
             first = unique[0]
             seen_lines = {(first[1], first[2])}
             for value, path, line, col in unique[1:]:
