@@ -276,6 +276,7 @@ def launch(
             start_new_session=True,
         )
         signals.pgid = proc.pid  # the child leads its own group
+        sampler.group = proc.pid
         if signals.count:  # a signal that came while the child was starting
             signals._handle(signals.received or signal.SIGTERM, None)
         assert proc.stdout is not None

@@ -10,6 +10,11 @@ driver and nvidia-ml-py offer it. Its ``used`` leaves out the memory the driver 
 H100 machine reads a constant ~480 MiB higher (shared/gpu/README.md). Where v2 is missing the v1
 value is reported, and :attr:`GpuSampler.memory_api` says which one was used.
 
+Where several jobs share a GPU the device's "used" is their sum. Once :attr:`GpuSampler.group`
+names the trainer's process group, every sample also adds up NVML's per-process ``usedGpuMemory``
+(``nvmlDeviceGetComputeRunningProcesses``) over the processes of that group, kept per phase as
+``process_memory_mib``: this job's own memory, whatever else runs beside it.
+
 nvidia-ml-py (``pynvml``) is imported lazily; without it, or without a driver, the sampler takes no
 samples and :attr:`GpuSampler.reason` says why.
 """
@@ -17,6 +22,7 @@ samples and :attr:`GpuSampler.reason` says why.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,6 +46,7 @@ class PhasePeak:
     """The largest values seen on one GPU during one phase."""
 
     memory_used_mib: float = 0.0
+    process_memory_mib: float | None = None  # the run's own processes; None: not sampled
     utilization_pct: int = 0
     samples: int = 0
     first_s: float = 0.0  # seconds since the sampler started
@@ -64,6 +71,8 @@ class GpuSampler:
         self.nvml_version: str | None = None
         self.gpus: list[GpuInfo] = []
         self.baseline_mib: dict[int, float] = {}
+        self.group: int | None = None  # process group whose per-process memory is summed
+        self._pgids: dict[int, int] = {}
         self._state = _State(phase=phase)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -198,17 +207,42 @@ class GpuSampler:
                     util = 0
             except Exception:
                 continue
-            readings.append((i, used, util))
+            readings.append((i, used, util, self._group_memory(h)))
         with self._lock:
             per_gpu = self._state.peaks.setdefault(self._state.phase, {})
-            for i, used, util in readings:
+            for i, used, util, own in readings:
                 pk = per_gpu.get(i)
                 if pk is None:
                     pk = per_gpu[i] = PhasePeak(first_s=now)
                 pk.memory_used_mib = max(pk.memory_used_mib, round(used, 1))
+                if own is not None:
+                    pk.process_memory_mib = max(pk.process_memory_mib or 0.0, round(own, 1))
                 pk.utilization_pct = max(pk.utilization_pct, util)
                 pk.samples += 1
                 pk.last_s = now
+
+    def _group_memory(self, handle: Any) -> float | None:
+        """MiB used on this GPU by the processes of :attr:`group`; None when not known."""
+        if self.group is None:
+            return None
+        try:
+            procs = self._nvml.nvmlDeviceGetComputeRunningProcesses(handle)
+        except Exception:
+            return None
+        total = 0.0
+        for p in procs:
+            used = getattr(p, "usedGpuMemory", None)
+            if used is not None and self._pgid(int(p.pid)) == self.group:
+                total += used / MIB
+        return total
+
+    def _pgid(self, pid: int) -> int | None:
+        if pid not in self._pgids:
+            try:
+                self._pgids[pid] = os.getpgid(pid)
+            except OSError:  # gone already, or a process of another namespace
+                return None
+        return self._pgids[pid]
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -179,6 +179,44 @@ def test_sampler_without_nvml_states_reason() -> None:
         assert summary["memory_api"] and summary["gpus"]
 
 
+def test_sampler_sums_only_the_run_groups_processes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shared GPU: the device reads 30 GiB, the run's own group 12 GiB over two processes."""
+    import types
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                             start_new_session=True)
+    try:
+        mib = 1024 * 1024
+        procs = [types.SimpleNamespace(pid=child.pid, usedGpuMemory=10240 * mib),
+                 types.SimpleNamespace(pid=os.getpid(), usedGpuMemory=18432 * mib),  # not ours
+                 types.SimpleNamespace(pid=2**22 + 7, usedGpuMemory=999 * mib),  # unknown pid
+                 types.SimpleNamespace(pid=child.pid, usedGpuMemory=None)]  # not reported
+        fake = types.SimpleNamespace(
+            nvmlInit=lambda: None, nvmlShutdown=lambda: None,
+            nvmlSystemGetDriverVersion=lambda: "580", nvmlSystemGetNVMLVersion=lambda: "13",
+            nvmlDeviceGetCount=lambda: 1, nvmlDeviceGetHandleByIndex=lambda i: i,
+            nvmlDeviceGetName=lambda h: "Fake GPU", nvmlDeviceGetUUID=lambda h: "GPU-0",
+            nvmlDeviceGetMemoryInfo=lambda h, version=None: types.SimpleNamespace(
+                total=81559 * mib, used=30720 * mib),
+            nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=50),
+            nvmlDeviceGetComputeRunningProcesses=lambda h: procs, nvmlMemory_v2=2)
+        monkeypatch.setitem(sys.modules, "pynvml", fake)
+        s = GpuSampler(interval=0.02)
+        with s:
+            s.set_phase("prepare")
+            time.sleep(0.1)  # no group yet: nothing per process
+            s.group = child.pid
+            s.set_phase("train")
+            time.sleep(0.1)
+        phases = s.summary()["phases"]
+        assert phases["prepare"]["0"]["process_memory_mib"] is None
+        assert phases["train"]["0"]["memory_used_mib"] == 30720.0
+        assert phases["train"]["0"]["process_memory_mib"] == 10240.0
+    finally:
+        child.kill()
+        child.wait()
+
+
 # ---- runner ----------------------------------------------------------------------------------
 
 

@@ -7,6 +7,10 @@
 #   tests/gpu/proof.sh multi    the same job with [run] gpus = 2, then an interrupted run
 #   tests/gpu/proof.sh overhead the same short job through `accelerate launch` directly and
 #                               through `lorac run`
+#   tests/gpu/proof.sh matrix   the VRAM calibration matrix (tests/gpu/vram_matrix.py), detached
+#                               from a copy of the tree in /tmp/lorac-vm, so that it outlives the
+#                               command; results in /tmp/vm
+#   tests/gpu/proof.sh collect S  wait up to S seconds for the matrix, copy what finished to $OUT
 #
 # Needs the git-ignored folders .gpu/ (scripts/gpu_kit.sh) and .gpu-bnb/ (a bitsandbytes wheel
 # for Python 3.12: the shipped profiles use AdamW8bit) carried along. Results go to $OUT.
@@ -92,8 +96,25 @@ PY
     wait $a $b
     grep -h "rc=" "$OUT/direct.log" "$OUT/lorac-short.log" | tee -a "$OUT/summary.txt"
     ;;
+matrix)
+    python3 tests/gpu/vram_matrix.py probe 2>&1 | tee "$OUT/probe.log"
+    offset=$(awk '/^OFFSET/ {print $2}' "$OUT/probe.log")
+    rm -rf /tmp/lorac-vm /tmp/vm && mkdir -p /tmp/vm && cp -r . /tmp/lorac-vm
+    (cd /tmp/lorac-vm && PYTHONPATH="/tmp/site:/tmp/lorac-vm" \
+        LORAC_SD_SCRIPTS=/tmp/lorac-vm/.gpu/sd-scripts setsid nohup python3 \
+        tests/gpu/vram_matrix.py run /tmp/vm --steps 4 --offset "${offset:-0}" \
+        > /tmp/vm/matrix.log 2>&1 < /dev/null &)
+    echo "matrix started, offset ${offset:-0} MiB"
+    ;;
+collect)
+    end=$((SECONDS + ${2:-500}))
+    while ((SECONDS < end)) && ! grep -qs "^DONE" /tmp/vm/matrix.log; do sleep 10; done
+    cp /tmp/vm/matrix.log /tmp/vm/records.jsonl "$OUT/" 2>/dev/null
+    tar czf "$OUT/matrix-logs.tgz" -C /tmp/vm --exclude='*.safetensors' . 2>/dev/null
+    tail -n 40 /tmp/vm/matrix.log
+    ;;
 *)
-    echo "usage: $0 setup|formats|multi|interrupt|overhead" >&2
+    echo "usage: $0 setup|formats|multi|interrupt|overhead|matrix|collect [S]" >&2
     exit 2
     ;;
 esac

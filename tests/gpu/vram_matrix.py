@@ -1,21 +1,33 @@
-"""Measure the VRAM calibration matrix on a 2-GPU machine: two runs at a time, one per GPU.
+"""Measure the VRAM calibration matrix on a 2-GPU machine, several runs per GPU at a time.
 
     python3 tests/gpu/vram_matrix.py list                 # the configurations, no GPU needed
-    python3 tests/gpu/vram_matrix.py run OUT [--steps 4] [--only ID,ID]
+    python3 tests/gpu/vram_matrix.py probe                # device "used" minus process memory
+    python3 tests/gpu/vram_matrix.py run OUT [--steps 4] [--only ID,ID] [--per-gpu 3]
+                                                          [--offset MIB]
 
 Run from the repository root on the device machine after ``tests/gpu/proof.sh setup`` (wheels in
 /tmp/site, the synthetic FLUX set in /tmp/synth, bitsandbytes for AdamW8bit). Each
 configuration becomes a profile ``profiles/vm-<id>.toml`` extending ``fast`` and is run with
-``lorac run vm-<id> --synthetic --max-steps N``; CUDA_VISIBLE_DEVICES pins one run per GPU.
-Every finished run appends one record in the format of ``backends/kohya/vram_measurements.json``
-to ``OUT/records.jsonl`` at once (so a cut-off session keeps what finished); merge the records
-into the committed file and run ``bench/vram_accuracy.py --write``.
+``lorac run vm-<id> --synthetic --max-steps N``; CUDA_VISIBLE_DEVICES pins each run to a GPU.
 
-Budget: 32 configurations, two at a time, ~60-90 s of start-up plus N steps each: 16 rounds of
-~80-100 s ≈ 22-25 minutes. Runs share one dataset folder per GPU, so latent and text-encoder
-caches on disk are reused between runs of equal resolution (the caching phases are then shorter,
-but the models still reach the GPU: sd-scripts moves them before it checks the cache). Every
-fourth configuration is held back (split "holdout") for bench/vram_accuracy.py.
+Most configurations need 10-30 GB of an 80 GB card and a run is mostly start-up (loading and
+moving 34 GB of weights), so up to ``--per-gpu`` runs share a GPU: a run starts on a GPU when the
+current model's predicted peaks of everything there, times 1.3 plus 1.5 GB each, stay under 76 GB
+(``EXCLUSIVE`` configurations run alone). On a shared GPU the device's "used" is the sum of the
+jobs, so each record's phase peaks come from the run's own processes (the manifest's
+``process_memory_mib``: NVML's per-process ``usedGpuMemory`` summed over the trainer's process
+group) plus ``--offset``, the difference between the device's "used" (what nvidia-smi and the
+model report) and the process sum for a job alone on a GPU, as ``probe`` measures it. Records
+keep the raw process peaks, the device peaks and whether the GPU was shared, so a solo run checks
+the offset. Timings of shared runs are not a run's speed.
+
+Every slot has its own copy of the example dataset, so latent and text-encoder caches on disk
+are reused by the slot's later runs of equal resolution without two runs writing one file (the
+caching phases still load the models onto the GPU: sd-scripts moves them before it checks the
+cache). Every finished run appends one record in the format of
+``backends/kohya/vram_measurements.json`` to ``OUT/records.jsonl`` at once, so a cut-off session
+keeps what finished; merge them with ``bench/vram_accuracy.py --merge OUT/records.jsonl``. Every
+third configuration is held back (split "holdout").
 """
 
 from __future__ import annotations
@@ -23,6 +35,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -109,20 +123,33 @@ def profile_text(name: str, cond: dict) -> str:
     return "\n".join(lines)
 
 
-def record(run_id: str, cond: dict, manifest: dict, index: int, steps: int) -> dict:
+def record(run_id: str, cond: dict, manifest: dict, index: int, steps: int, offset: float,
+           shared: bool) -> dict:
     t = manifest.get("telemetry") or {}
-    phases = {}
+    phases: dict[str, float] = {}
+    own: dict[str, float] = {}
+    device: dict[str, float] = {}
     for phase, per_gpu in (t.get("phases") or {}).items():
-        vals = [v.get("memory_used_mib", 0) for v in per_gpu.values() if isinstance(v, dict)]
-        if vals and phase in ("cache_latents", "cache_text_encoder", "prepare", "train", "save"):
-            phases[phase] = max(vals)
+        if phase not in ("cache_latents", "cache_text_encoder", "prepare", "train", "save"):
+            continue
+        vals = [v for v in per_gpu.values() if isinstance(v, dict)]
+        dev = max((v.get("memory_used_mib") or 0.0 for v in vals), default=0.0)
+        proc = max((v.get("process_memory_mib") or 0.0 for v in vals), default=0.0)
+        if dev:
+            device[phase] = dev
+        if proc:
+            own[phase] = proc
+            phases[phase] = round(proc + offset, 1)
     gpu = (t.get("gpus") or [{}])[0]
     prog = manifest.get("progress") or {}
+    ok = manifest.get("status") in ("succeeded", "stopped") and bool(phases)
     return {"id": run_id, "profile": f"vm-{run_id}", "gpus": 1, "format": "toml",
-            "split": "holdout" if index % 4 == 3 else "fit",
-            "weight": "full" if manifest.get("status") in ("succeeded", "stopped") else "failed",
+            "split": "holdout" if index % 3 == 2 else "fit",
+            "weight": "full" if ok else "failed",
             "conditions": {**cond, "max_train_steps": steps},
-            "phases_mib": phases, "sec_per_step": prog.get("sec_per_it"),
+            "phases_mib": phases, "process_phases_mib": own, "device_phases_mib": device,
+            "offset_mib": offset, "gpu_shared": shared,
+            "sec_per_step": prog.get("sec_per_it"), "sec_per_step_shared": shared,
             "status": manifest.get("status"), "date": dt.date.today().isoformat(),
             "gpu": gpu.get("name"), "gpu_memory_total_mib": gpu.get("memory_total_mib"),
             "driver": t.get("driver_version"), "memory_api": t.get("memory_api"),
@@ -132,50 +159,119 @@ def record(run_id: str, cond: dict, manifest: dict, index: int, steps: int) -> d
             "weights": "synthetic (lorac synth flux1-dev)"}
 
 
-def run(out: Path, steps: int, only: set[str]) -> int:
+EXCLUSIVE = {"nogc-r1024"}
+BUDGET_MIB = 76_000
+
+
+def charge(cond: dict) -> float:
+    """What a run is assumed to take on its GPU while scheduling: the model's peak, with margin."""
+    sys.path.insert(0, str(ROOT))
+    from lorac import vram
+
+    est = vram.estimate(vram.record_config({"conditions": cond, "gpus": 1}))
+    return max(est.phases.values()) * 1.3 + 1500
+
+
+def probe() -> int:
+    """Device "used" minus the process's own usedGpuMemory, for one job alone on GPU 0."""
+    import pynvml
+    import torch
+
+    pynvml.nvmlInit()
+    h = pynvml.nvmlDeviceGetHandleByIndex(0)
+    idle = pynvml.nvmlDeviceGetMemoryInfo(h, version=pynvml.nvmlMemory_v2).used / 2**20
+    rows = []
+    for gib in (1, 8, 24):
+        x = torch.empty(gib * 2**30, dtype=torch.uint8, device="cuda:0")
+        torch.cuda.synchronize()
+        dev = pynvml.nvmlDeviceGetMemoryInfo(h, version=pynvml.nvmlMemory_v2).used / 2**20
+        own = sum(p.usedGpuMemory for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)
+                  if p.pid == os.getpid()) / 2**20
+        rows.append((gib, dev, own, dev - own))
+        del x
+        torch.cuda.empty_cache()
+    print(f"idle device used: {idle:.1f} MiB")
+    for gib, dev, own, off in rows:
+        print(f"{gib:>3} GiB tensor: device used {dev:.1f} MiB, process {own:.1f} MiB, "
+              f"offset {off:.1f} MiB")
+    print(f"OFFSET {statistics.median(r[3] for r in rows):.1f}")
+    return 0
+
+
+def run(out: Path, steps: int, only: set[str], per_gpu: int, offset: float) -> int:
     out.mkdir(parents=True, exist_ok=True)
-    todo = [(i, n, c) for i, (n, c) in enumerate(MATRIX) if not only or n in only]
+    queue = [(i, n, conditions(c)) for i, (n, c) in enumerate(MATRIX) if not only or n in only]
+    # the exclusive runs first, alone, then the largest first: small runs fill the gaps
+    queue.sort(key=lambda q: (q[1] not in EXCLUSIVE, -charge(q[2])))
     env = dict(os.environ)
-    queue = list(todo)
-    running: dict[int, tuple] = {}
+    slots = [(gpu, k) for k in range(per_gpu) for gpu in (0, 1)]
+    for gpu, k in slots:
+        data = ROOT / "data" / f"slot{gpu}{k}"
+        if not data.exists():
+            shutil.copytree(ROOT / "examples" / "subject", data)
+    running: dict[tuple[int, int], dict] = {}
+    ever_shared: dict[str, bool] = {}
     t0 = time.monotonic()
+
+    def on_gpu(gpu: int) -> list[dict]:
+        return [r for (g, _), r in running.items() if g == gpu]
+
     while queue or running:
-        for gpu in (0, 1):
-            if gpu not in running and queue:
-                i, name, changes = queue.pop(0)
-                cond = conditions(changes)
-                (ROOT / "profiles" / f"vm-{name}.toml").write_text(profile_text(name, cond))
-                runs = out / f"runs-{name}"
-                e = {**env, "CUDA_VISIBLE_DEVICES": str(gpu)}
-                if gpu == 1:
-                    e["DATA_DIR"] = "data/subject2"
-                log = open(out / f"{name}.log", "w")  # noqa: SIM115 (open while it runs)
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", "lorac", "run", f"vm-{name}", "--synthetic",
-                     "--max-steps", str(steps), "--display", "plain", "--force",
-                     "--runs-dir", str(runs)], cwd=ROOT, env=e, stdout=log,
-                    stderr=subprocess.STDOUT)
-                running[gpu] = (proc, i, name, cond, runs, log)
+        for gpu, k in slots:
+            if (gpu, k) in running or not queue:
+                continue
+            here = on_gpu(gpu)
+            if any(r["name"] in EXCLUSIVE for r in here):
+                continue
+            used = sum(r["charge"] for r in here)
+            pick = next((q for q in queue if (q[1] not in EXCLUSIVE or not here)
+                         and used + charge(q[2]) <= BUDGET_MIB), None)
+            if pick is None:
+                continue
+            queue.remove(pick)
+            i, name, cond = pick
+            (ROOT / "profiles" / f"vm-{name}.toml").write_text(profile_text(name, cond))
+            e = {**env, "CUDA_VISIBLE_DEVICES": str(gpu), "DATA_DIR": f"data/slot{gpu}{k}"}
+            log = open(out / f"{name}.log", "w")  # noqa: SIM115 (open while it runs)
+            runs = out / f"runs-{name}"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "lorac", "run", f"vm-{name}", "--synthetic",
+                 "--max-steps", str(steps), "--display", "plain", "--force",
+                 "--runs-dir", str(runs)], cwd=ROOT, env=e, stdout=log,
+                stderr=subprocess.STDOUT)
+            running[(gpu, k)] = {"proc": proc, "i": i, "name": name, "cond": cond,
+                                 "runs": runs, "log": log, "charge": charge(cond)}
+            ever_shared[name] = bool(here)
+            for r in here:
+                ever_shared[r["name"]] = True
+            print(f"[{time.monotonic() - t0:6.0f} s] start {name} on GPU {gpu} slot {k}",
+                  flush=True)
+            time.sleep(8)  # stagger the weight loading
         time.sleep(2)
-        for gpu, (proc, i, name, cond, runs, log) in list(running.items()):
-            if proc.poll() is None:
+        for key, r in list(running.items()):
+            if r["proc"].poll() is None:
                 continue
-            log.close()
-            del running[gpu]
-            manifests = sorted(runs.glob("*/manifest.json"))
+            r["log"].close()
+            del running[key]
+            name = r["name"]
+            manifests = sorted(r["runs"].glob("*/manifest.json"))
             if not manifests:
-                print(f"{name}: no manifest (exit {proc.returncode})", flush=True)
+                print(f"{name}: no manifest (exit {r['proc'].returncode})", flush=True)
                 continue
-            rec = record(name, cond, json.loads(manifests[-1].read_text()), i, steps)
+            rec = record(name, r["cond"], json.loads(manifests[-1].read_text()), r["i"],
+                         steps, offset, ever_shared[name])
             with open(out / "records.jsonl", "a") as fh:
                 fh.write(json.dumps(rec) + "\n")
             print(f"[{time.monotonic() - t0:6.0f} s] {name}: {rec['status']} "
-                  f"{rec['phases_mib']}", flush=True)
+                  f"shared={rec['gpu_shared']} {rec['phases_mib']} "
+                  f"device {rec['device_phases_mib']}",
+                  flush=True)
+    print(f"DONE in {time.monotonic() - t0:.0f} s", flush=True)
     return 0
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("list", "run"):
+    if not argv or argv[0] not in ("list", "probe", "run"):
         print(__doc__)
         return 2
     if argv[0] == "list":
@@ -183,9 +279,15 @@ def main(argv: list[str]) -> int:
             print(f"{name:<16}{json.dumps(changes)}")
         print(f"{len(MATRIX)} configurations")
         return 0
-    steps = int(argv[argv.index("--steps") + 1]) if "--steps" in argv else 4
-    only = set(argv[argv.index("--only") + 1].split(",")) if "--only" in argv else set()
-    return run(Path(argv[1]), steps, only)
+    if argv[0] == "probe":
+        return probe()
+
+    def opt(flag: str, default: str) -> str:
+        return argv[argv.index(flag) + 1] if flag in argv else default
+
+    only = set(opt("--only", "").split(",")) - {""}
+    return run(Path(argv[1]), int(opt("--steps", "4")), only, int(opt("--per-gpu", "3")),
+               float(opt("--offset", "0")))
 
 
 if __name__ == "__main__":
