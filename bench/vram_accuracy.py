@@ -4,6 +4,11 @@
     python bench/vram_accuracy.py --write    # also write the fitted constants to
                                              # backends/kohya/vram_model.json
     python bench/vram_accuracy.py --loo      # add leave-one-record-out errors on the fit records
+    python bench/vram_accuracy.py --sd-scripts-table   # the model against sd-scripts' table
+    python bench/vram_accuracy.py --merge OUT/records.jsonl [--check solo|h100]
+                                             # add tests/gpu/vram_matrix.py records (same id:
+                                             # replaced); --check marks re-runs that check the
+                                             # method (never fitted or judged)
 
 Prints per record and phase the predicted and measured MiB, the error distribution, the fit
 verdicts for 24 / 48 / 80 GB cards (measured run peak vs predicted run peak), and whether the
@@ -26,9 +31,70 @@ from lorac import vram
 
 
 def _peak(rec: dict, est: vram.Estimate) -> tuple[float, float]:
-    """(measured run peak, predicted peak over the same phases)."""
-    measured = rec["phases_mib"]
-    return max(measured.values()), max(est.phases[p] for p in measured if p in est.phases)
+    """(measured whole-run peak, predicted whole-run peak)."""
+    measured = rec.get("peak_mib") or max(rec["phases_mib"].values())
+    if "peak_mib" in rec:
+        return measured, est.peak_mib
+    phases = rec["phases_mib"]  # older records: the phases they list are the whole run
+    return measured, max(est.phases[p] for p in phases if p in est.phases)
+
+
+CHECK_NOTES = {
+    "solo": "solo re-run (alone on its GPU) of a matrix configuration: checks that process "
+            "memory + offset equals the device's 'used'",
+    "h100": "re-run of a matrix configuration on an H100 (the matrix ran on H200s): checks that "
+            "the card model does not change the figures",
+}
+
+
+def merge(path: Path, into: Path, check: str | None) -> int:
+    """Add matrix records to the measurements file.
+
+    A run that shared its GPU keeps only its ``train`` phase in ``phases_mib`` (plus
+    ``peak_mib``, the whole run's peak): NVML's per-process figure lags a fast rise by a sample
+    or so, which moves a short peak at a phase's end into the next phase (the solo re-runs show
+    it: prepare 2.8 GB low, train and the run's peak exact), while a phase's steady state and the
+    run's peak are exact. The raw per-phase figures stay in ``process_phases_mib``.
+    """
+    data = json.loads(into.read_text(encoding="utf-8"))
+    new = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    for rec in new:
+        own = rec.get("process_phases_mib") or {}
+        off = rec.get("offset_mib", 0.0)
+        if own:
+            rec["peak_mib"] = round(max(own.values()) + off, 1)
+        if rec.get("gpu_shared"):
+            rec["phases_mib"] = {k: v for k, v in rec["phases_mib"].items() if k == "train"}
+        if check:
+            rec["id"] += f"-{check}"
+            rec["split"] = "check"
+            rec["notes"] = CHECK_NOTES.get(check, f"re-run of a matrix configuration ({check})")
+        if rec.get("weight") != "full":
+            print(f"{rec['id']}: {rec.get('status')}; kept, weight {rec.get('weight')}")
+    ids = {r["id"] for r in new}
+    data["records"] = [r for r in data["records"] if r["id"] not in ids] + new
+    into.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    print(f"merged {len(new)} record(s) into {into}: {len(data['records'])} in all")
+    return 0
+
+
+def checks(records: list[dict]) -> None:
+    """Solo re-runs: device 'used' against process memory + offset, and against their twin."""
+    by_id = {r["id"]: r for r in records}
+    solo = [r for r in records if r.get("split") == "check"]
+    if not solo:
+        return
+    print(f"\n== checks of the method: {len(solo)} re-run(s) against the matrix run (its twin)")
+    for r in solo:
+        twin = by_id.get(r["id"].rsplit("-", 1)[0])
+        line = f"{r['id']:<20} {r.get('gpu', '?'):<22} peak {r['peak_mib']:>9.1f}"
+        if not r.get("gpu_shared"):
+            dev = max((r.get("device_phases_mib") or {"-": 0}).values())
+            line += f" (device 'used' {dev:.1f}, alone on the GPU)"
+        if twin:
+            line += f"  twin on {twin.get('gpu', '?')}: {twin['peak_mib']:.1f} " \
+                    f"({(twin['peak_mib'] - r['peak_mib']) / r['peak_mib'] * 100:+.1f} %)"
+        print(line)
 
 
 def report(fit_recs: list[dict], test_recs: list[dict], k: vram.Constants, title: str) -> dict:
@@ -38,6 +104,7 @@ def report(fit_recs: list[dict], test_recs: list[dict], k: vram.Constants, title
     peak_errs: list[float] = []
     verdicts_ok = 0
     verdicts = 0
+    peaks: list[tuple[str, float, float, str, str]] = []
     for rec in test_recs:
         est = vram.estimate(vram.record_config(rec), k)
         for phase, mib in rec["phases_mib"].items():
@@ -53,6 +120,14 @@ def report(fit_recs: list[dict], test_recs: list[dict], k: vram.Constants, title
             cap = vram.card_mib(card) or 0
             verdicts += 1
             verdicts_ok += (m <= cap) == (p <= cap)
+        peaks.append((rec["id"], m, p, "".join(
+            "Y" if m <= (vram.card_mib(c) or 0) else "n" for c in vram.STANDARD_CARDS), "".join(
+            "Y" if p <= (vram.card_mib(c) or 0) else "n" for c in vram.STANDARD_CARDS)))
+    print(f"\n{'record':<18}{'run peak':>10}{'predicted':>11}{'error':>9}"
+          f"   fits 24/48/80 GB measured | predicted")
+    for rid, m, p, fm, fp in peaks:
+        print(f"{rid:<18}{m:>10.1f}{p:>11.1f}{(p - m) / m * 100:>+8.1f}%   {fm:>10} | {fp}"
+              + ("" if fm == fp else "   <- verdict wrong"))
     out = {"records": len(test_recs), "phase_errors": errs, "peak_errors": peak_errs,
            "verdicts": verdicts, "verdicts_right": verdicts_ok}
     if errs:
@@ -66,16 +141,67 @@ def report(fit_recs: list[dict], test_recs: list[dict], k: vram.Constants, title
     return out
 
 
+# sd-scripts' "Recommended Settings by GPU Memory" (docs/flux_train_network.md:284-290, all with
+# --fp8_base) applied to its own example command (:124-149: rank 16, AdamW8bit, fp16 mixed
+# precision, gradient checkpointing, cached latents and text-encoder outputs, so UNet-only).
+SD_SCRIPTS_TABLE = [
+    ("24GB", "basic settings, batch size 2", {"batch_size": 2}),
+    ("16GB", "batch size 1 + blocks_to_swap (8 assumed)", {"blocks_to_swap": 8}),
+    ("12GB", "blocks_to_swap 16 + AdamW8bit", {"blocks_to_swap": 16}),
+    ("10GB", "blocks_to_swap 22, fp8 T5-XXL", {"blocks_to_swap": 22,
+                                              "t5xxl": "t5xxl_fp8_e4m3fn.safetensors"}),
+    ("8GB", "blocks_to_swap 28, fp8 T5-XXL", {"blocks_to_swap": 28,
+                                             "t5xxl": "t5xxl_fp8_e4m3fn.safetensors"}),
+]
+
+
+def sd_scripts_table(k: vram.Constants) -> None:
+    base = {"network_dim": 16, "optimizer_type": "AdamW8bit", "mixed_precision": "fp16",
+            "fp8_base": True, "gradient_checkpointing": True, "cache_latents": True,
+            "cache_text_encoder_outputs": True, "network_train_unet_only": True,
+            "resolution": 1024, "batch_size": 1, "t5xxl": "t5xxl_fp16.safetensors"}
+    print("sd-scripts' table against the model (1024 px unless named):")
+    for card, says, change in SD_SCRIPTS_TABLE:
+        cap = vram.card_mib(card) or 0
+        est = vram.estimate(vram.config_from_options({**base, **change}), k)
+        worst = {p: round(v) for p, v in est.phases.items() if v > cap}
+        line = f"  {card:<5} {says:<44} peak {est.peak_mib:>8.0f} ({est.peak_phase})"
+        if not worst:
+            print(line + f": fits, {cap - est.peak_mib:,.0f} MiB to spare")
+            continue
+        fix = ""
+        for n in range(int(change.get("blocks_to_swap", 0)) + 1, 36):
+            e = vram.estimate(vram.config_from_options({**base, **change, "blocks_to_swap": n}),
+                              k)
+            if e.phases["train"] <= cap:
+                fix = f"; training fits from blocks_to_swap {n}"
+                break
+        small = vram.estimate(vram.config_from_options({**base, **change, "resolution": 512}),
+                              k)
+        fix += f"; at 512 px peak {small.peak_mib:.0f} ({small.peak_phase})"
+        print(line + f": over {card} in {worst}{fix}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--measurements", type=Path, default=vram.measurements_path())
     ap.add_argument("--write", action="store_true", help="write backends/kohya/vram_model.json")
     ap.add_argument("--loo", action="store_true", help="leave-one-record-out on the fit records")
+    ap.add_argument("--merge", type=Path, help="records.jsonl of tests/gpu/vram_matrix.py")
+    ap.add_argument("--check", choices=sorted(CHECK_NOTES),
+                    help="with --merge: the records are re-runs that check the method")
+    ap.add_argument("--sd-scripts-table", action="store_true",
+                    help="only print sd-scripts' table by card size against the model")
     args = ap.parse_args(argv)
+    if args.sd_scripts_table:
+        sd_scripts_table(vram.load_constants())
+        return 0
+    if args.merge:
+        return merge(args.merge, args.measurements, args.check)
 
     records = vram.load_measurements(args.measurements)
-    fit_recs = [r for r in records if r.get("split") == "fit" and r.get("weight") != "weak"]
-    hold = [r for r in records if r not in fit_recs]
+    fit_recs = [r for r in records if r.get("split") == "fit" and r.get("weight") == "full"]
+    hold = [r for r in records if r.get("split") == "holdout" and r.get("weight") != "failed"]
     k = vram.fit(fit_recs)
     status = vram.fitted_terms(k, fit_recs)
     print(f"{len(records)} record(s): {len(fit_recs)} fit, {len(hold)} held back "
@@ -83,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     print("constants:")
     for name, value in k.as_dict().items():
         print(f"  {name:<22}{value:>12.4g}  {status[name]}")
+    checks(records)
     report(fit_recs, fit_recs, k, "in-sample (the records the constants were fitted on)")
     if args.loo and len(fit_recs) > 1:
         loo_errs = []

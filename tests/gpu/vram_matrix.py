@@ -3,7 +3,7 @@
     python3 tests/gpu/vram_matrix.py list                 # the configurations, no GPU needed
     python3 tests/gpu/vram_matrix.py probe                # device "used" minus process memory
     python3 tests/gpu/vram_matrix.py run OUT [--steps 4] [--only ID,ID] [--per-gpu 3]
-                                                          [--offset MIB]
+                                                          [--offset MIB] [--gpus 2]
 
 Run from the repository root on the device machine after ``tests/gpu/proof.sh setup`` (wheels in
 /tmp/site, the synthetic FLUX set in /tmp/synth, bitsandbytes for AdamW8bit). Each
@@ -198,13 +198,14 @@ def probe() -> int:
     return 0
 
 
-def run(out: Path, steps: int, only: set[str], per_gpu: int, offset: float) -> int:
+def run(out: Path, steps: int, only: set[str], per_gpu: int, offset: float,
+        gpus: int = 2) -> int:
     out.mkdir(parents=True, exist_ok=True)
     queue = [(i, n, conditions(c)) for i, (n, c) in enumerate(MATRIX) if not only or n in only]
     # the exclusive runs first, alone, then the largest first: small runs fill the gaps
     queue.sort(key=lambda q: (q[1] not in EXCLUSIVE, -charge(q[2])))
     env = dict(os.environ)
-    slots = [(gpu, k) for k in range(per_gpu) for gpu in (0, 1)]
+    slots = [(gpu, k) for k in range(per_gpu) for gpu in range(gpus)]
     for gpu, k in slots:
         data = ROOT / "data" / f"slot{gpu}{k}"
         if not data.exists():
@@ -287,7 +288,7 @@ def main(argv: list[str]) -> int:
 
     only = set(opt("--only", "").split(",")) - {""}
     return run(Path(argv[1]), int(opt("--steps", "4")), only, int(opt("--per-gpu", "3")),
-               float(opt("--offset", "0")))
+               float(opt("--offset", "0")), int(opt("--gpus", "2")))
 
 
 if __name__ == "__main__":
