@@ -51,10 +51,38 @@ def test_optimizer_states_order() -> None:
 
 
 def test_fitted_model_reproduces_the_measurements() -> None:
-    for rec in vram.load_measurements():
+    """Fit records within 5 % per phase; held-back run peaks within the issue's 10 % and every
+    24/48/80 GB verdict right (bench/vram_accuracy.py prints the same figures)."""
+    records = vram.load_measurements()
+    held = 0
+    for rec in records:
+        if rec.get("weight") != "full" or rec.get("split") not in ("fit", "holdout"):
+            continue
         est = vram.estimate(vram.record_config(rec))
-        for phase, mib in rec["phases_mib"].items():
-            assert abs(est.phases[phase] - mib) / mib < 0.05, (rec["id"], phase)
+        if rec["split"] == "fit":
+            for phase, mib in rec["phases_mib"].items():
+                assert abs(est.phases[phase] - mib) / mib < 0.05, (rec["id"], phase)
+            continue
+        held += 1
+        peak = rec.get("peak_mib") or max(rec["phases_mib"].values())
+        assert abs(est.peak_mib - peak) / peak < 0.10, rec["id"]
+        for card in vram.STANDARD_CARDS:
+            cap = vram.card_mib(card)
+            assert (peak <= cap) == (est.peak_mib <= cap), (rec["id"], card)
+    assert held >= 10
+
+
+def test_shared_gpu_method_checks() -> None:
+    """Re-runs alone on a GPU and on an H100 agree with the shared-GPU H200 matrix run."""
+    by_id = {r["id"]: r for r in vram.load_measurements()}
+    checks = [r for r in by_id.values() if r.get("split") == "check"]
+    assert {r["id"].rsplit("-", 1)[1] for r in checks} == {"solo", "h100"}
+    for rec in checks:
+        twin = by_id[rec["id"].rsplit("-", 1)[0]]
+        assert twin["gpu_shared"] and "H200" in twin["gpu"]
+        assert abs(twin["peak_mib"] - rec["peak_mib"]) / rec["peak_mib"] < 0.01, rec["id"]
+        if not rec["gpu_shared"]:
+            assert max(rec["device_phases_mib"].values()) == pytest.approx(rec["peak_mib"])
 
 
 def test_records_carry_their_conditions() -> None:
