@@ -90,7 +90,16 @@ MATRIX: list[tuple[str, dict]] = [
     ("unet-only", {"network_train_unet_only": True}),
     ("unet-only-r32", {"network_train_unet_only": True, "network_dim": 32}),
     ("latents-live", {"cache_latents": False, "cache_latents_to_disk": False}),
+    # sample generation every 2 steps (configs/sample_prompts.txt: 3 prompts, 20 steps, 1024 px
+    # and 832x1216), and no checkpointing with a bf16 transformer
+    ("sample", {"sample_every_n_steps": 2}),
+    ("sample-r64-adamw", {"sample_every_n_steps": 2, "network_dim": 64,
+                          "optimizer_type": "AdamW"}),
+    ("bf16-nogc-r512", {"fp8_base": False, "gradient_checkpointing": False, "resolution": 512}),
 ]
+# Held back whatever their place: lorac's telemetry folds sampling into the 'train' phase, so
+# runs that sample are judged on their whole-run peak and never fitted.
+HELD_BACK = {"sample", "sample-r64-adamw", "bf16-nogc-r512"}
 
 
 def conditions(changes: dict) -> dict:
@@ -102,23 +111,28 @@ def conditions(changes: dict) -> dict:
     if not cond.get("cache_text_encoder_outputs"):
         cond["cache_text_encoder_outputs_to_disk"] = False
     cond["network_alpha"] = cond["network_dim"]
+    if cond.get("sample_every_n_steps"):
+        cond["sample_prompts"] = "configs/sample_prompts.txt"  # base.toml's
     return cond
 
 
 def profile_text(name: str, cond: dict) -> str:
     ds = {"resolution": cond["resolution"], "batch_size": cond["batch_size"]}
     section = {"optimizer_type": "optimizer", "optimizer_args": "optimizer",
-               "network_train_unet_only": "network"}  # where base.toml / fast.toml write them
+               "network_train_unet_only": "network",
+               "sample_every_n_steps": "sampling"}  # where base.toml / fast.toml write them
     lines = ['[profile]', 'extends = "fast"', f'description = "VRAM matrix {name}"', "",
              "[vars]", f"rank = {cond['network_dim']}"]
-    for sec in ("network", "optimizer", "training"):
+    cond = {"sample_every_n_steps": 0, **cond}
+    for sec in ("network", "optimizer", "training", "sampling"):
         lines += ["", f"[{sec}]"]
         for k, v in cond.items():
-            if k in ds or k in ("network_dim", "network_alpha", "network_module", "t5xxl"):
+            if k in ds or k in ("network_dim", "network_alpha", "network_module", "t5xxl",
+                                "sample_prompts"):
                 continue
             if section.get(k, "training") == sec:
                 lines.append(f"{k} = {json.dumps(v)}")
-    lines += ["", "[sampling]", "sample_every_n_steps = 0", "", "[dataset]",
+    lines += ["", "[dataset]",
               f"resolution = {ds['resolution']}", f"batch_size = {ds['batch_size']}", ""]
     return "\n".join(lines)
 
@@ -144,7 +158,7 @@ def record(run_id: str, cond: dict, manifest: dict, index: int, steps: int, offs
     prog = manifest.get("progress") or {}
     ok = manifest.get("status") in ("succeeded", "stopped") and bool(phases)
     return {"id": run_id, "profile": f"vm-{run_id}", "gpus": 1, "format": "toml",
-            "split": "holdout" if index % 3 == 2 else "fit",
+            "split": "holdout" if index % 3 == 2 or run_id in HELD_BACK else "fit",
             "weight": "full" if ok else "failed",
             "conditions": {**cond, "max_train_steps": steps},
             "phases_mib": phases, "process_phases_mib": own, "device_phases_mib": device,
