@@ -110,7 +110,7 @@ def report(fit_recs: list[dict], test_recs: list[dict], k: vram.Constants, title
         for phase, mib in rec["phases_mib"].items():
             if phase not in est.phases:
                 continue
-            pred = est.phases[phase]
+            pred = vram.telemetry_phase(est, phase)
             err = (pred - mib) / mib * 100
             errs.append(err)
             print(f"{rec['id']:<18}{phase:<20}{mib:>10.1f}{pred:>11.1f}{err:>+8.1f}%")

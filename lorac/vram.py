@@ -391,6 +391,7 @@ class Constants:
     act_scale_gc: float = 1.0  # scale on the checkpointed activation estimate
     act_scale_nogc: float = 1.0  # scale on the full activation estimate
     grad_share: float = 1.0  # share of the LoRA gradients alive at the training peak
+    sample_mib: float = 300.0  # sample generation: VAE decode workspace, allocator slack
     adam_step_bytes: float = 0.0  # torch AdamW's foreach temporaries, bytes per LoRA param
     ddp_te_mib: float = 800.0  # per-GPU extra under DDP (NCCL, a peer's context), per phase
     ddp_prepare_mib: float = 1500.0
@@ -405,7 +406,7 @@ FREE = tuple(f.name for f in fields(Constants))
 PRIOR_SCALE: dict[str, float] = {
     "context_mib": 100.0, "latent_mib_per_mpx": 2000.0, "te_cache_mib": 1000.0,
     "prepare_mib": 1000.0, "train_mib": 2000.0, "act_scale_gc": 1.0, "act_scale_nogc": 0.5,
-    "grad_share": 0.5, "adam_step_bytes": 4.0,
+    "grad_share": 0.5, "adam_step_bytes": 4.0, "sample_mib": 1000.0,
     "ddp_te_mib": 1500.0, "ddp_prepare_mib": 2000.0, "ddp_train_mib": 2000.0,
 }  # fmt: skip
 
@@ -629,13 +630,24 @@ def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
                        f"{cfg.sample_size}x{cfg.sample_size}"))
         sample.append(("VAE decode activations", 0.0,
                        {"latent_mib_per_mpx": smpx * 2.0}, "decode ~ 2x encode"))
-        sample.append(("allocator slack", 0.0, {"prepare_mib": 1.0, "ddp_prepare_mib": ddp}, ""))
+        sample.append(("LoRA-sized buffers held while sampling", _mib(n_lora * pbytes), {},
+                       "measured: the sampling peak grows by 4 B per LoRA parameter"))
+        sample.append(("decode workspace and allocator slack", 0.0,
+                       {"sample_mib": 1.0, "ddp_prepare_mib": ddp}, ""))
         phases["sample"] = sample
 
-    if cfg.save:
+    if cfg.save and cfg.sample:
+        # Sampling ends by emptying the allocator's cache (clean_memory_on_device,
+        # flux_train_utils.py:136), so the save after it starts from the resident model.
+        save = [t for t in resident]
+        save.append(("optimizer states", _mib(opt_b), {}, opt_detail))
+        save.append(("state-dict copy", _mib(n_lora * pbytes), {}, "cloned before the host copy"))
+        save.append(("allocator slack", 0.0, {"prepare_mib": 1.0, "ddp_prepare_mib": ddp}, ""))
+        phases["save"] = save
+    elif cfg.save:
         # Saving follows a training step without emptying the allocator's cache: nvidia-smi
         # still shows the step's memory, and the state-dict copy fits in its free blocks
-        # (measured: every run's save peak equals its train peak).
+        # (measured: the save peak of every run that does not sample equals its train peak).
         phases["save"] = train
     return {ph: phases[ph] for ph in PHASES if ph in phases}
 
@@ -799,14 +811,29 @@ def record_config(record: Mapping[str, Any]) -> RunConfig:
                                gpus=_int(record.get("gpus", 1), 1), dataset=cond)
 
 
+def telemetry_phase(est: Estimate, phase: str) -> float:
+    """The prediction for what lorac's telemetry records as ``phase``: sampling has no log
+    marker, so a run that samples records it inside ``train``."""
+    if phase == "train" and "sample" in est.phases:
+        return max(est.phases["train"], est.phases["sample"])
+    return est.phases[phase]
+
+
 def observations(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, float, RunConfig]]:
-    """(record id, phase, measured MiB, config) for every measured phase the model predicts."""
+    """(record id, phase, measured MiB, config) for every measured phase the model predicts.
+
+    A sampling run's ``train`` figure is the larger of its training and sampling peaks; it
+    counts for the phase the shipped constants predict larger (the fit stays linear)."""
     out = []
     for rec in records:
         cfg = record_config(rec)
         feats = features(cfg)
+        est = estimate(cfg) if "sample" in feats else None
         for phase, mib in (rec.get("phases_mib") or {}).items():
             if phase in feats and isinstance(mib, int | float):
+                if est is not None and phase == "train" and (
+                        est.phases["sample"] > est.phases["train"]):
+                    phase = "sample"
                 out.append((str(rec.get("id")), phase, float(mib), cfg))
     return out
 
