@@ -43,6 +43,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from lorac import vram  # noqa: E402 (the repository root is not on the path of a script)
+
 COMMIT = "48d368fa557731ad0488c07304dfeba8c07910eb"
 
 BASE = {"resolution": 1024, "batch_size": 1, "network_dim": 16, "optimizer_type": "AdamW8bit",
@@ -180,9 +184,6 @@ BUDGET_MIB = 76_000
 
 def charge(cond: dict) -> float:
     """What a run is assumed to take on its GPU while scheduling: the model's peak, with margin."""
-    sys.path.insert(0, str(ROOT))
-    from lorac import vram
-
     est = vram.estimate(vram.record_config({"conditions": cond, "gpus": 1}))
     return max(est.phases.values()) * 1.3 + 1500
 
@@ -216,9 +217,10 @@ def probe() -> int:
 def run(out: Path, steps: int, only: set[str], per_gpu: int, offset: float,
         gpus: int = 2) -> int:
     out.mkdir(parents=True, exist_ok=True)
-    queue = [(i, n, conditions(c)) for i, (n, c) in enumerate(MATRIX) if not only or n in only]
+    queue = [(i, n, cond, charge(cond)) for i, (n, c) in enumerate(MATRIX)
+             if not only or n in only for cond in (conditions(c),)]
     # the exclusive runs first, alone, then the largest first: small runs fill the gaps
-    queue.sort(key=lambda q: (q[1] not in EXCLUSIVE, -charge(q[2])))
+    queue.sort(key=lambda q: (q[1] not in EXCLUSIVE, -q[3]))
     env = dict(os.environ)
     slots = [(gpu, k) for k in range(per_gpu) for gpu in range(gpus)]
     for gpu, k in slots:
@@ -241,11 +243,11 @@ def run(out: Path, steps: int, only: set[str], per_gpu: int, offset: float,
                 continue
             used = sum(r["charge"] for r in here)
             pick = next((q for q in queue if (q[1] not in EXCLUSIVE or not here)
-                         and used + charge(q[2]) <= BUDGET_MIB), None)
+                         and used + q[3] <= BUDGET_MIB), None)
             if pick is None:
                 continue
             queue.remove(pick)
-            i, name, cond = pick
+            i, name, cond, cost = pick
             (ROOT / "profiles" / f"vm-{name}.toml").write_text(profile_text(name, cond))
             e = {**env, "CUDA_VISIBLE_DEVICES": str(gpu), "DATA_DIR": f"data/slot{gpu}{k}"}
             log = open(out / f"{name}.log", "w")  # noqa: SIM115 (open while it runs)
@@ -256,7 +258,7 @@ def run(out: Path, steps: int, only: set[str], per_gpu: int, offset: float,
                  "--runs-dir", str(runs)], cwd=ROOT, env=e, stdout=log,
                 stderr=subprocess.STDOUT)
             running[(gpu, k)] = {"proc": proc, "i": i, "name": name, "cond": cond,
-                                 "runs": runs, "log": log, "charge": charge(cond)}
+                                 "runs": runs, "log": log, "charge": cost}
             ever_shared[name] = bool(here)
             for r in here:
                 ever_shared[r["name"]] = True
