@@ -65,6 +65,18 @@ class LoadError(Exception):
         self.diagnostic = diagnostic
 
 
+def read_lenient(path: Path | str) -> str:
+    """A file's text for scanning rules: "" when it is unreadable or over :data:`MAX_BYTES`;
+    undecodable bytes become U+FFFD (nothing is reported: the scanners look for patterns)."""
+    try:
+        p = Path(path)
+        if p.stat().st_size > MAX_BYTES:
+            return ""
+        return p.read_text(encoding="utf-8", errors="replace")
+    except (OSError, ValueError):
+        return ""
+
+
 def read_text(path: Path, display: str | None = None) -> str:
     """Read a UTF-8 text file or raise :class:`LoadError` with LRC002/LRC003."""
 

@@ -129,6 +129,19 @@ def load_families(root: Path | None = None) -> dict[str, Family]:
     }
 
 
+def family_script(family: str | None, root: Path | None = None) -> str | None:
+    """The kohya entry script of ``family`` (``flux_train_network.py``, …); None when the
+    family is unset or unknown."""
+    entry = load_families(root).get(family) if family else None
+    return entry.script if entry else None
+
+
+def load_network_modules(root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """``backends/kohya/network_modules.toml``: module → facts (``args``, ``bools``,
+    ``alpha_default``, …). Cached through the file read; do not mutate."""
+    return _read_toml(_resolve("kohya/network_modules.toml", root)).get("modules", {})
+
+
 # --------------------------------------------------------------------------------------------
 # kohya argparse inventories
 

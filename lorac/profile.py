@@ -104,6 +104,12 @@ class Profile:
         return value if isinstance(value, str) else None
 
     @property
+    def backend(self) -> str:
+        """``[profile] backend``; kohya when unset (or not a string: a schema error)."""
+        value = self.get("profile", "backend")
+        return value if isinstance(value, str) else "kohya"
+
+    @property
     def description(self) -> str:
         return str(self.get("profile", "description", default=""))
 
