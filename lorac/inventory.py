@@ -63,8 +63,11 @@ def _read_json(path: Path) -> dict[str, Any]:
         return json.load(fh)
 
 
-@functools.lru_cache(maxsize=16)
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse the TOML file *path* into plain data (``tomllib``; ``tomlkit`` on Python 3.10).
+
+    Not cached: a file that may change between calls (settings) reads it afresh.
+    """
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
@@ -73,6 +76,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomlkit.parse(path.read_text(encoding="utf-8")).unwrap()
     with path.open("rb") as fh:
         return tomllib.load(fh)
+
+
+_read_toml = functools.lru_cache(maxsize=16)(read_toml)
+
+
+def load_backend_toml(relative: str, root: Path | None = None) -> dict[str, Any]:
+    """Return the backend-data TOML file *relative* (``ai-toolkit/mapping.toml``), found like
+    every other file here (*root*, ``$LORAC_INVENTORY_DIR``, shipped copy). Cached; do not
+    mutate."""
+    return _read_toml(_resolve(relative, root))
 
 
 def _closest(name: str, candidates: Any, n: int) -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lorac.diagnostics import LoracError, Severity
+from lorac.inventory import read_toml
 
 
 @dataclass(frozen=True)
@@ -43,17 +44,6 @@ class Settings:
         return self.severity.get(code, default)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomlkit
-
-        return tomlkit.parse(path.read_text(encoding="utf-8")).unwrap()
-    with path.open("rb") as fh:
-        return tomllib.load(fh)
-
-
 def find_settings_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
     for folder in [start, *start.parents]:
         lorac_toml = folder / "lorac.toml"
@@ -71,7 +61,7 @@ def find_settings_file(start: Path) -> tuple[Path, dict[str, Any]] | None:
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        return _read_toml(path)
+        return read_toml(path)
     except Exception as exc:
         raise LoracError(f"{path}: cannot read settings: {exc}") from None
 

@@ -12,7 +12,6 @@ The YAML is written with PyYAML plus a float representer that writes positional 
 
 from __future__ import annotations
 
-import functools
 import shlex
 from pathlib import Path
 from typing import Any
@@ -27,24 +26,12 @@ PROCESS_ORDER = ("type", "training_folder", "device", "trigger_word", "network",
                  "datasets", "train", "model", "sample")
 
 
-@functools.lru_cache(maxsize=4)
-def _read_mapping(path: Path) -> dict[str, Any]:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomlkit
-
-        return tomlkit.parse(path.read_text(encoding="utf-8")).unwrap()
-    with path.open("rb") as fh:
-        return tomllib.load(fh)
-
-
 def load_mapping(root: Path | None = None) -> dict[str, Any]:
     """``backends/ai-toolkit/mapping.toml`` (the profile → ai-toolkit key table)."""
 
-    from lorac.inventory import _resolve
+    from lorac.inventory import load_backend_toml
 
-    return _read_mapping(_resolve("ai-toolkit/mapping.toml", root))
+    return load_backend_toml("ai-toolkit/mapping.toml", root)
 
 
 def check_mapping(mapping: dict[str, Any] | None = None) -> list[str]:
