@@ -69,12 +69,16 @@ def new_run_dir(root: Path, name: str, now: dt.datetime | None = None) -> Path:
 
 
 def _set_option(profile: Profile, name: str, value: Any) -> None:
+    """Set trainer option ``name`` where :meth:`Profile.options` reads it (the last section
+    holding it), else in the :data:`OVERRIDES` section."""
+
+    found = profile.options().get(name)
+    if found:
+        section, key = found[1]
+        profile.data[section][key] = value
+    else:
+        profile.data.setdefault(OVERRIDES, {})[name] = value
     profile.changed()
-    for _section, table in profile.option_sections():
-        if name in table:
-            table[name] = value
-            return
-    profile.data.setdefault(OVERRIDES, {})[name] = value
 
 
 def _git_state() -> dict[str, Any]:

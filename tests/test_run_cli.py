@@ -175,3 +175,19 @@ def test_runs_show_unknown(env: dict[str, str]) -> None:
     assert result.returncode == 2 and "no run 'nope'" in result.stderr
     listed = _lorac(env, "runs")
     assert listed.returncode == 0 and "no runs under runs" in listed.stderr
+
+
+def test_override_goes_where_the_option_is_read(tmp_path: Path) -> None:
+    # output_dir in two sections: the trainer (and Profile.options) take the last one, so the
+    # run folder redirect must land there, not in the first
+    from lorac.profile import resolve
+    from lorac.run import _set_option
+
+    write_files(tmp_path, {"profiles/p.toml": PROFILE.replace(
+        "[training]\n", '[training]\noutput_dir = "a"\n')})
+    profile = resolve(tmp_path / "profiles" / "p.toml").profile
+    assert profile is not None and profile.option("output_dir") == "output"
+    _set_option(profile, "output_dir", "/runs/p/output")
+    assert profile.option("output_dir") == "/runs/p/output"
+    _set_option(profile, "new_option", 1)
+    assert profile.data["lorac_run"]["new_option"] == 1 and profile.option("new_option") == 1
