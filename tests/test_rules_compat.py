@@ -30,6 +30,35 @@ def test_dataset_values_fall_back_subset_dataset_option(project: Path) -> None:
         (0.0, ("dataset", "subsets", 1, "caption_dropout_rate"))]
 
 
+def test_dataset_values_walk_datasets_tables(project: Path) -> None:
+    # subset, then its [[dataset.datasets]] table, then [dataset], then the trainer option
+    write_files(project, {"profiles/p.toml": FLUX + "[training]\nshuffle_caption = true\n"
+                          "[dataset]\ncaption_dropout_rate = 0.1\n"
+                          "[[dataset.datasets]]\nshuffle_caption = false\n"
+                          "[[dataset.datasets.subsets]]\nimage_dir = 'a'\n"
+                          "[[dataset.datasets.subsets]]\nimage_dir = 'b'\n"
+                          "caption_dropout_rate = 0.0\n"
+                          "[[dataset.datasets]]\n"
+                          "[[dataset.datasets.subsets]]\nimage_dir = 'c'\n"})
+    p = resolve(project / "profiles/p.toml", env={}).profile
+    assert compat.dataset_values(p, "shuffle_caption") == [
+        (False, ("dataset", "datasets", 0, "shuffle_caption")),
+        (True, ("training", "shuffle_caption"))]
+    assert compat.dataset_values(p, "caption_dropout_rate") == [
+        (0.1, ("dataset", "caption_dropout_rate")),
+        (0.0, ("dataset", "datasets", 0, "subsets", 1, "caption_dropout_rate"))]
+
+
+def test_caption_augmentation_in_datasets_subsets_is_reported(project: Path) -> None:
+    # bug: only [[dataset.subsets]] was walked, so this linted clean and sd-scripts asserted
+    write_files(project, {"profiles/p.toml": FLUX + "[training]\n"
+                          "cache_text_encoder_outputs = true\n"
+                          "[[dataset.datasets]]\n[[dataset.datasets.subsets]]\n"
+                          "image_dir = 'a'\nshuffle_caption = true\n"})
+    _, out, _ = lorac("lint", "profiles")
+    assert "profiles/p.toml:8:1: LRC611 shuffle_caption = True" in out
+
+
 def test_te_caching_to_disk_counts_as_caching(project: Path) -> None:
     write_files(project, {"profiles/p.toml": FLUX + "[training]\n"
                           "cache_text_encoder_outputs_to_disk = true\n"

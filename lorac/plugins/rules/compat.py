@@ -8,8 +8,8 @@ default). What the ai-toolkit backend cannot express is reported when building f
 (LRC608/LRC609).
 
 Dataset options (``caption_dropout_rate``, ``color_aug``, …) are looked up the way
-``library/config_util.py:439-445`` resolves them: subset, then ``[dataset]``, then the trainer
-option of the same name.
+``library/config_util.py:439-445`` resolves them: subset, then its ``[[dataset.datasets]]``
+table, then ``[dataset]``, then the trainer option of the same name.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from lorac.diagnostics import DELETE, Diagnostic, Edit, KeyPath, Severity
 from lorac.hookspecs import hookimpl
+from lorac.plugins.inventory_rules import dataset_levels
 from lorac.plugins.rules.network import (
     backend_of,
     is_base,
@@ -64,9 +65,9 @@ def latents_cached(profile: Profile) -> bool:
 
 def dataset_values(profile: Profile, name: str) -> list[tuple[Any, KeyPath]]:
     """The value of dataset option ``name`` for every subset, with the key path it came from
-    (subset, then ``[dataset]``, then the trainer option); unset ones are left out."""
+    (subset, then its ``[[dataset.datasets]]`` table, then ``[dataset]``, then the trainer
+    option); unset ones are left out."""
 
-    subsets = profile.get("dataset", "subsets")
     general = profile.get("dataset", name)
     opt = profile.options().get(name)
     fallback: tuple[Any, KeyPath] | None = None
@@ -75,13 +76,18 @@ def dataset_values(profile: Profile, name: str) -> list[tuple[Any, KeyPath]]:
     elif opt is not None:
         fallback = opt
     out: list[tuple[Any, KeyPath]] = []
-    if isinstance(subsets, list) and subsets:
-        for i, sub in enumerate(subsets):
-            if isinstance(sub, dict) and sub.get(name) is not None:
-                out.append((sub[name], ("dataset", "subsets", i, name)))
-            elif fallback is not None:
-                out.append(fallback)
-    elif fallback is not None:
+    parent: tuple[Any, KeyPath] | None = None  # the enclosing [[dataset.datasets]] value
+    subsets = 0
+    for level, _, base, table in dataset_levels(profile):
+        value = table.get(name)
+        if level == "dataset":
+            parent = (value, (*base, name)) if value is not None else None
+        elif level == "subset":
+            subsets += 1
+            found = (value, (*base, name)) if value is not None else parent or fallback
+            if found is not None:
+                out.append(found)
+    if not subsets and fallback is not None:
         out.append(fallback)
     unique: dict[KeyPath, tuple[Any, KeyPath]] = {}
     for value, kp in out:
