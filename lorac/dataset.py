@@ -186,14 +186,15 @@ class SubsetSpec:
 
 
 def parse_resolution(value: Any) -> tuple[int, int] | None:
-    """``1024`` / ``[1024, 768]`` / ``"1024,768"`` → (width, height); None when unreadable."""
+    """``1024`` / ``[1024, 768]`` / ``"1024,768"`` / ``"1024x768"`` → (width, height); None
+    when unreadable or when a side is not positive."""
 
     try:
         if isinstance(value, bool):
             return None
         if isinstance(value, int):
-            return (value, value)
-        if isinstance(value, str):
+            parts = [value]
+        elif isinstance(value, str):
             parts = [int(p) for p in value.replace("x", ",").split(",") if p.strip()]
         elif isinstance(value, (list, tuple)):
             parts = [int(p) for p in value]

@@ -43,6 +43,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from lorac.dataset import parse_resolution
+
 __all__ = [
     "CARDS",
     "Constants",
@@ -152,24 +154,6 @@ def _int(value: Any, default: int) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return default
-
-
-def parse_resolution(value: Any) -> tuple[int, int] | None:
-    """``1024`` / ``"1024"`` / ``"768,1024"`` / ``[768, 1024]`` → (width, height)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) and value > 0:
-        return value, value
-    if isinstance(value, list | tuple) and len(value) == 2:
-        w, h = _int(value[0], 0), _int(value[1], 0)
-        return (w, h) if w > 0 and h > 0 else None
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.split(",")]
-        if len(parts) == 1 and parts[0].isdigit():
-            return int(parts[0]), int(parts[0])
-        if len(parts) == 2 and all(p.isdigit() for p in parts):
-            return int(parts[0]), int(parts[1])
-    return None
 
 
 def _bucket(w: int, h: int, steps: int = 64) -> tuple[int, int]:

@@ -223,6 +223,22 @@ image_dir = "c"
     assert (c.caption_extension, c.caption_extension_at) == (".caption", None)
 
 
+def test_parse_resolution_rejects_sides_that_are_not_positive(project: Path) -> None:
+    assert dataset.parse_resolution(1024) == (1024, 1024)
+    assert dataset.parse_resolution("1024x768") == (1024, 768)
+    assert dataset.parse_resolution([768, 1024]) == (768, 1024)
+    for bad in (0, -512, "0", [0, 512], "512,-1", True, 1.5, "big"):
+        assert dataset.parse_resolution(bad) is None, bad
+    # resolution = 0 once reached the bucket arithmetic and failed LRC501 with ZeroDivisionError
+    build(project / "d", clean=1, only=())
+    (project / "profiles").mkdir()
+    (project / "profiles" / "p.toml").write_text(
+        '[profile]\nfamily = "flux1-dev"\n\n[dataset]\nresolution = 0\n'
+        'caption_extension = ".txt"\n\n[[dataset.subsets]]\nimage_dir = "d"\n')
+    code, out, err = lorac("lint", "profiles/p.toml", "--select", "LRC5")
+    assert code in (0, 1) and "ZeroDivisionError" not in out + err, out + err
+
+
 def test_config_errors_are_usage_errors(project: Path) -> None:
     with pytest.raises(LoracError, match="unknown dataset setting"):
         dataset.load_config({"blur-ratoi": 0.3})
