@@ -42,9 +42,15 @@ def backends_dir() -> Path:
     return installed if installed.is_dir() else package.parent / "backends"
 
 
+def _override(root: Path | None) -> str | None:
+    """The override folder in effect: *root*, else ``$LORAC_INVENTORY_DIR``, else None."""
+    override = root if root is not None else os.environ.get(ENV_VAR) or None
+    return None if override is None else str(override)
+
+
 def _resolve(relative: str, root: Path | None) -> Path:
     """Find *relative* under *root*, else under ``$LORAC_INVENTORY_DIR``, else the shipped copy."""
-    override = root if root is not None else os.environ.get(ENV_VAR) or None
+    override = _override(root)
     if override is not None:
         candidate = Path(override) / relative
         if candidate.is_file():
@@ -269,6 +275,24 @@ def kohya_scripts(root: Path | None = None) -> list[str]:
     """Return the entry scripts that have an inventory (``["flux_train_network.py", ...]``)."""
     folder = _resolve("kohya/inventory/train_network.json", root).parent
     return sorted(f"{p.stem}.py" for p in folder.glob("*.json") if p.stem != "dataset_config")
+
+
+def kohya_options(root: Path | None = None) -> dict[str, Option]:
+    """Every option of any inventoried entry script: ``{dest: Option}``, the first script in
+    :func:`kohya_scripts` order answering for an option they share (their specs agree at the
+    pinned commit; ``tests/test_inventory_rules.py`` checks). Cached per override folder; do
+    not mutate."""
+    return _kohya_options(_override(root))
+
+
+@functools.lru_cache(maxsize=8)
+def _kohya_options(override: str | None) -> dict[str, Option]:
+    root = Path(override) if override is not None else None
+    union: dict[str, Option] = {}
+    for script in kohya_scripts(root):
+        for name, option in load_kohya_inventory(script, root).options.items():
+            union.setdefault(name, option)
+    return union
 
 
 # --------------------------------------------------------------------------------------------

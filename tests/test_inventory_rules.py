@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lorac.inventory import kohya_scripts, load_kohya_inventory
+from lorac.inventory import kohya_options, kohya_scripts, load_kohya_inventory
 from lorac.plugins.inventory_rules import RULES
 from tests.conftest import lorac, write_files
 
@@ -19,6 +19,15 @@ def test_option_specs_agree_across_scripts() -> None:
         for name, opt in load_kohya_inventory(script).options.items():
             spec = (opt.type, opt.action, opt.nargs, opt.choices)
             assert seen.setdefault(name, spec) == spec, (script, name)
+
+
+def test_kohya_options_is_the_first_wins_union_of_the_scripts() -> None:
+    union: dict[str, object] = {}
+    for script in kohya_scripts():
+        for name, opt in load_kohya_inventory(script).options.items():
+            union.setdefault(name, opt)
+    assert kohya_options() == union
+    assert kohya_options() is kohya_options()  # cached: the lint path asks once per option
 
 
 def test_rules_have_distinct_codes_in_the_600_range() -> None:

@@ -44,31 +44,21 @@ CONFIG_LOADER = "library/train_util.py:4748-4761"
 def family_script(profile: Profile) -> str | None:
     """The kohya entry script of the profile's family, or None (no or unknown family)."""
 
-    from lorac.inventory import load_families
+    from lorac import inventory
 
-    family = profile.family
-    if family is None:
-        return None
-    entry = load_families().get(family)
-    return entry.script if entry else None
+    return inventory.family_script(profile.family)
 
 
 def option_spec(profile: Profile, name: str) -> Any:
     """The :class:`~lorac.inventory.Option` ``name`` has for the profile's script.
 
-    Without a family the first inventoried script that has the option answers (the option
-    specs agree across scripts at the pinned commit; ``tests/test_inventory_rules.py`` checks).
+    Without a family any inventoried script answers (:func:`option_spec_any`).
     """
 
-    from lorac.inventory import kohya_scripts, load_kohya_inventory
+    from lorac.inventory import load_kohya_inventory
 
     script = family_script(profile)
-    scripts = [script] if script else kohya_scripts()
-    for s in scripts:
-        opt = load_kohya_inventory(s).options.get(name)
-        if opt is not None:
-            return opt
-    return None
+    return load_kohya_inventory(script).options.get(name) if script else option_spec_any(name)
 
 
 def _kind(value: Any) -> str:
@@ -205,13 +195,9 @@ class OptionNotInScript(Rule):
 def option_spec_any(name: str) -> Any:
     """The option ``name`` in any inventoried script, or None."""
 
-    from lorac.inventory import kohya_scripts, load_kohya_inventory
+    from lorac.inventory import kohya_options
 
-    for s in kohya_scripts():
-        opt = load_kohya_inventory(s).options.get(name)
-        if opt is not None:
-            return opt
-    return None
+    return kohya_options().get(name)
 
 
 class OptionWrongType(_OptionRule):
