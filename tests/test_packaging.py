@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import pytest
+
+from tests.conftest import REPO
 
 
-def test_wheel_contains_backends_and_schema(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The lorac wheel, built once for this module."""
+
+    out = tmp_path_factory.mktemp("wheels")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp_path), str(REPO)], check=True,
+                    "--no-build-isolation", "-w", str(out), str(REPO)], check=True,
                    capture_output=True)
-    wheel = next(tmp_path.glob("lorac-*.whl"))
+    return next(out.glob("lorac-*.whl"))
+
+
+def test_wheel_contains_backends_and_schema(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "lorac/_backends/kohya/pin.toml" in names
     assert "lorac/_backends/kohya/inventory/flux_train_network.json" in names
@@ -26,19 +36,12 @@ def test_wheel_contains_backends_and_schema(tmp_path: Path) -> None:
     assert "lorac = lorac.__main__:main" in text
 
 
-def test_installed_wheel_lints_and_builds(tmp_path: Path) -> None:
+def test_installed_wheel_lints_and_builds(wheel: Path, tmp_path: Path) -> None:
     """The wheel alone (no source tree) finds its backend data and schema."""
 
-    import os
-
-    wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(wheels), str(REPO)], check=True,
-                   capture_output=True)
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target",
-                    str(site), str(next(wheels.glob("lorac-*.whl")))], check=True,
-                   capture_output=True)
+                    str(site), str(wheel)], check=True, capture_output=True)
     project = tmp_path / "project"
     (project / "profiles").mkdir(parents=True)
     (project / "profiles" / "p.toml").write_text(
