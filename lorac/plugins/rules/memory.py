@@ -20,18 +20,26 @@ from lorac.rules import ProfileContext, Rule
 LADDER = ("8GB", "10GB", "12GB", "16GB", "24GB", "32GB", "40GB", "48GB", "80GB")
 
 
-def _estimate(ctx: ProfileContext) -> Any:
-    """The profile's estimate, computed once per lint run (None when the model does not apply)."""
-    from lorac import vram
+def _estimate(ctx: ProfileContext) -> tuple[Any, Any, list[tuple[str, float, tuple]]] | None:
+    """``(config, estimate, targets)`` for the profile, the estimate computed once per lint
+    run; None when the model does not apply or ``[profile] gpu`` names no known card."""
 
     p = ctx.profile
-    if backend_of(p) != "kohya" or p.family not in vram.FLUX_FAMILIES or is_base(p, ctx.project):
+    if not p.gpus or backend_of(p) != "kohya":
+        return None  # the common case: nothing to judge, so vram is not even imported
+    from lorac import vram
+
+    if p.family not in vram.FLUX_FAMILIES or is_base(p, ctx.project):
+        return None
+    targets = _targets(ctx)
+    if not targets:
         return None
     key = ("vram", p.path)
     if key not in ctx.project.cache:
         cfg = vram.config_from_profile(p)
         ctx.project.cache[key] = (cfg, vram.estimate(cfg))
-    return ctx.project.cache[key]
+    cfg, est = ctx.project.cache[key]
+    return cfg, est, targets
 
 
 def _targets(ctx: ProfileContext) -> list[tuple[str, float, tuple]]:
@@ -82,13 +90,13 @@ class DoesNotFitGpu(Rule):
     groups = ("memory",)
 
     def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        from lorac import vram
-
         found = _estimate(ctx)
         if found is None:
             return
-        cfg, est = found
-        for name, mib, kp in _targets(ctx):
+        from lorac import vram
+
+        cfg, est, targets = found
+        for name, mib, kp in targets:
             if est.peak_mib <= mib:
                 continue
             plan = vram.fixes(cfg, mib)
@@ -131,15 +139,12 @@ class FitsMuchSmallerGpu(Rule):
     groups = ("memory",)
 
     def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        from lorac import vram
-
         found = _estimate(ctx)
         if found is None:
             return
-        _, est = found
-        targets = _targets(ctx)
-        if not targets:
-            return
+        from lorac import vram
+
+        _, est, targets = found
         name, mib, kp = min(targets, key=lambda t: t[1])
         if est.peak_mib > mib:
             return
