@@ -87,9 +87,15 @@ class _Signals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
         self.received = self.received or signum
-        if self.pgid is None:
+        self.forward()
+
+    def forward(self) -> None:
+        """Pass what was received on to the child's group (once it has one): the first signal
+        itself, SIGKILL from the second on. Called again when the group appears, for signals
+        that came while the child was starting; that call counts nothing."""
+        if self.pgid is None or self.received is None:
             return
-        sig = signum if self.count == 1 else signal.SIGKILL
+        sig = self.received if self.count == 1 else signal.SIGKILL
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pgid, sig)
 
@@ -277,8 +283,7 @@ def launch(
         )
         signals.pgid = proc.pid  # the child leads its own group
         sampler.group = proc.pid
-        if signals.count:  # a signal that came while the child was starting
-            signals._handle(signals.received or signal.SIGTERM, None)
+        signals.forward()  # a signal that came while the child was starting
         assert proc.stdout is not None
         chunks: queue.Queue[bytes | None] = queue.Queue()
         reader = threading.Thread(

@@ -274,6 +274,26 @@ def test_launch_missing_executable_raises(tmp_path: Path) -> None:
         launch(["/nonexistent/trainer"], tmp_path / "run", display="none")
 
 
+def test_signal_during_start_up_is_forwarded_not_escalated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One SIGTERM that lands before the child's group is known is passed on as SIGTERM once
+    the group is known; it is not counted a second time (which would send SIGKILL)."""
+    import lorac.runner
+
+    real_popen = subprocess.Popen
+
+    def popen_then_signal(*args: object, **kw: object) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kw)  # type: ignore[call-overload]
+        if kw.get("start_new_session"):  # the trainer, not a helper such as nvidia-smi
+            signal.raise_signal(signal.SIGTERM)  # lorac's handler runs before pgid is set
+        return proc
+
+    monkeypatch.setattr(lorac.runner.subprocess, "Popen", popen_then_signal)
+    r = launch(stand_in("--steps", "1000", "--sleep", "0.05"), tmp_path / "run", display="none")
+    assert r.status == "interrupted" and r.exit_code == 128 + signal.SIGTERM
+
+
 # Signals are sent to a separate lorac process (a driver script), as a user's Ctrl-C would be.
 DRIVER = """
 import sys, json
