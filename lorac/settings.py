@@ -69,7 +69,13 @@ def _load(path: Path) -> dict[str, Any]:
 def load_settings(start: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
     start = (start or Path.cwd()).resolve()
     found = find_settings_file(start)
-    raw: dict[str, Any] = dict(found[1]) if found else {}
+    # one spelling for every top-level key: ``fail_on`` is ``fail-on`` (the dashed one wins)
+    raw: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for key, value in (found[1] if found else {}).items():
+        dashed = key.replace("_", "-")
+        if dashed not in raw or key == dashed:
+            raw[dashed], spelled[dashed] = value, key
     raw.update({k: v for k, v in (overrides or {}).items() if v not in (None, ())})
     source = str(found[0]) if found else None
     base = found[0].parent if found else start
@@ -85,15 +91,14 @@ def load_settings(start: Path | None = None, overrides: dict[str, Any] | None = 
     severity = {}
     for code, level in (raw.get("severity") or {}).items():
         severity[code.upper()] = Severity.parse(str(level))
-    known = {"select", "ignore", "severity", "fail-on", "fail_on", "profiles", "sd-scripts",
-             "sd_scripts", "ai-toolkit", "ai_toolkit", "extend-select", "dataset", "vram",
-             "env-files", "env_files"}
-    unknown = sorted(set(raw) - known)
+    known = {"select", "ignore", "severity", "fail-on", "profiles", "sd-scripts", "ai-toolkit",
+             "extend-select", "dataset", "vram", "env-files"}
+    unknown = sorted(spelled.get(k, k) for k in set(raw) - known)
     if unknown:
         raise LoracError(f"{source}: unknown lorac setting(s): {', '.join(unknown)}")
 
     def path(key: str) -> Path | None:
-        value = raw.get(key) or raw.get(key.replace("-", "_"))
+        value = raw.get(key)
         return (base / value) if isinstance(value, str) else None
 
     select = strings("select", ("LRC",)) + strings("extend-select", ())
@@ -101,7 +106,7 @@ def load_settings(start: Path | None = None, overrides: dict[str, Any] | None = 
         select=select,
         ignore=strings("ignore", ()),
         severity=severity,
-        fail_on=Severity.parse(str(raw.get("fail-on", raw.get("fail_on", "error")))),
+        fail_on=Severity.parse(str(raw.get("fail-on", "error"))),
         profiles=path("profiles") or base / "profiles",
         sd_scripts=path("sd-scripts"),
         ai_toolkit=path("ai-toolkit"),
