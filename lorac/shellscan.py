@@ -114,17 +114,17 @@ def _refs_in(text: str, line_of, base: int) -> list[Ref]:
     out: list[Ref] = []
     i = 0
     n = len(text)
-    in_single = False
+    quote = ""
     while i < n:
         c = text[i]
-        if c == "\\" and not in_single:
+        if c == "\\" and quote != "'":
             i += 2
             continue
-        if c == "'" and not _in_double(text, i):
-            in_single = not in_single
+        if c in "'\"" and quote in ("", c):
+            quote = "" if quote else c
             i += 1
             continue
-        if in_single or c != "$":
+        if quote == "'" or c != "$":
             i += 1
             continue
         if text.startswith("${", i):
@@ -147,19 +147,6 @@ def _refs_in(text: str, line_of, base: int) -> list[Ref]:
             continue
         i += 1
     return out
-
-
-def _in_double(text: str, pos: int) -> bool:
-    count = 0
-    i = 0
-    while i < pos:
-        if text[i] == "\\":
-            i += 2
-            continue
-        if text[i] == '"':
-            count += 1
-        i += 1
-    return count % 2 == 1
 
 
 def _match_brace(text: str, open_at: int) -> int:
@@ -395,8 +382,7 @@ def scan(text: str, path: str = "<text>") -> ShellScan:
         m = _HEREDOC.search(code)
         if m:
             heredoc = (m.group(2), bool(m.group(1)))
-        for ref in _refs_in(code, lambda o, at=at: at(o), 0):
-            result.refs.append(ref)
+        result.refs += _refs_in(code, at, 0)
         for statement in split_words(code):
             _statement(statement, at, result, builders)
         i += 1
@@ -574,7 +560,7 @@ def sourced_env_files(sc: ShellScan, env_files: Mapping[str, ShellScan]) -> list
     out: list[ShellScan] = []
     for target, _line in sc.sources:
         tail = re.sub(r"^.*[}\)]", "", target).lstrip("/")
-        tail = tail.lstrip("./") if tail.startswith("./") else tail
+        tail = tail.removeprefix("./")
         matches = [s for p, s in env_files.items()
                    if tail and (p == tail or p.endswith("/" + tail))]
         if not matches:
