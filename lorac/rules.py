@@ -20,10 +20,10 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from lorac.diagnostics import Diagnostic, Edit, KeyPath, Severity
 
@@ -38,6 +38,7 @@ FAMILIES = {
 CODE = re.compile(r"^LRC\d{3}$")
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 DOC_SECTIONS = ("What it does", "Why is this bad?", "Example", "Use instead", "Fix safety")
+T = TypeVar("T")
 
 
 @dataclass
@@ -49,11 +50,19 @@ class ProjectContext:
     files: dict[str, list[Path]]  # kind → paths ("profile", "env", "markdown", "shell", …)
     resolutions: dict[str, Resolution]  # display path → resolution of every profile file
     env: dict[str, str] = field(default_factory=dict)
-    cache: dict[str, Any] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def profiles(self) -> list[Profile]:
         return [r.profile for r in self.resolutions.values() if r.profile is not None]
+
+    def memo(self, key: Hashable, compute: Callable[[], T]) -> T:
+        """``compute()``, called at most once per lint run for ``key`` (name keys after the
+        module that owns them: ``"lorac.hygiene.model"``, ``("lorac.vram", path)``)."""
+
+        if key not in self.cache:
+            self.cache[key] = compute()
+        return self.cache[key]
 
 
 @dataclass
