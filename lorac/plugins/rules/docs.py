@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lorac.diagnostics import Diagnostic, Edit, Severity
+from lorac.document import read_lenient
 from lorac.hookspecs import hookimpl
 from lorac.plugins.rules.hygiene import model
 from lorac.plugins.rules.variables import readers, runtime_variable
@@ -53,22 +54,15 @@ _FAMILY_WORDS = {"train", "training", "flux", "sdxl", "sd3", "sd15", "lora", "ne
 
 
 def _documents(project: ProjectContext) -> list[tuple[str, markdown.Markdown]]:
-    cached = project.cache.get("lorac.docs.markdown")
-    if cached is not None:
-        return cached
-    out = []
-    for path in project.files.get("markdown", []):
-        try:
-            if path.stat().st_size > 4 * 1024 * 1024:
-                continue
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
+    """``(display path, parsed Markdown)`` of every readable Markdown file, once per run."""
+
+    def parse_all() -> list[tuple[str, markdown.Markdown]]:
         from lorac import markdown
 
-        out.append((display_path(path), markdown.parse(text)))
-    project.cache["lorac.docs.markdown"] = out
-    return out
+        read = ((path, read_lenient(path)) for path in project.files.get("markdown", []))
+        return [(display_path(path), markdown.parse(text)) for path, text in read if text]
+
+    return project.memo("lorac.docs.markdown", parse_all)
 
 
 # --------------------------------------------------------------------------- subjects

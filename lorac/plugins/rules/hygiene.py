@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lorac.diagnostics import Diagnostic, Severity
+from lorac.document import read_lenient
 from lorac.hookspecs import hookimpl
 from lorac.profile import display_path
 from lorac.rules import ProjectContext, Rule
@@ -73,13 +74,17 @@ class Model:
     texts: dict[str, str]
 
 
-def _read(path: Path) -> str:
-    try:
-        if path.stat().st_size > 4 * 1024 * 1024:
-            return ""
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
+#: The kinds of file whose text :func:`texts` holds (the secrets rules scan the same set).
+TEXT_KINDS = ("shell", "env", "profile", "toml", "yaml", "json")
+
+
+def texts(project: ProjectContext) -> dict[str, str]:
+    """Display path → text of every linted file of :data:`TEXT_KINDS`, read once per lint run
+    (leniently: "" when unreadable or too big). Building it starts no shell scan."""
+
+    return project.memo("lorac.hygiene.texts", lambda: {
+        display_path(path): read_lenient(path)
+        for kind in TEXT_KINDS for path in project.files.get(kind, [])})
 
 
 def tree_root(project: ProjectContext) -> Path:
@@ -127,8 +132,7 @@ def _looks_like_kohya_config(data: dict[str, Any]) -> bool:
     return len(typed) >= 3 and len(typed) * 2 > len(known)
 
 
-def _trainer_config_kind(path: Path, kind: str) -> str | None:
-    text = _read(path)
+def _trainer_config_kind(text: str, kind: str) -> str | None:
     if kind == "toml":
         import tomllib
 
@@ -171,22 +175,19 @@ def model(project: ProjectContext) -> Model:
             continue
         values = _sh().definitions([*_sh().sourced_env_files(sc, env_files), sc])
         scripts.append(Script(shown, sc, sc.invocations[0], values))
-    texts: dict[str, str] = {}
-    for kind in ("shell", "env", "profile", "toml", "yaml", "json"):
-        for path in project.files.get(kind, []):
-            texts[display_path(path)] = _read(path)
+    read = texts(project)
     configs: list[TrainerConfig] = []
     for kind in ("toml", "yaml"):
         for path in project.files.get(kind, []):
-            ckind = _trainer_config_kind(path, kind)
+            shown = display_path(path)
+            ckind = _trainer_config_kind(read[shown], kind)
             if ckind is None:
                 continue
-            shown = display_path(path)
             pattern = re.compile(r"(?<![\w.-])" + re.escape(path.name) + r"(?![\w-])")
-            users = [other for other, text in texts.items()
+            users = [other for other, text in read.items()
                      if other != shown and pattern.search(text)]
             configs.append(TrainerConfig(shown, ckind, users))
-    result = Model(root, scans, env_files, scripts, configs, texts)
+    result = Model(root, scans, env_files, scripts, configs, read)
     project.cache["lorac.hygiene.model"] = result
     return result
 

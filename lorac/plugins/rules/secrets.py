@@ -9,35 +9,24 @@ characters and length); it never prints the secret.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 from lorac.diagnostics import Diagnostic, Severity
 from lorac.hookspecs import hookimpl
-from lorac.profile import display_path
+from lorac.plugins.rules.hygiene import texts
 from lorac.rules import ProfileContext, ProjectContext, Rule
 from lorac.secrets import Secret, fingerprint, looks_secret_name, looks_secret_value, scan
 
-KINDS = ("profile", "env", "shell", "yaml", "json", "toml")
-
 
 def _scanned(ctx: ProjectContext) -> list[tuple[str, str, list[Secret]]]:
-    """``(display path, text, secrets)`` per file, computed once per lint run."""
+    """``(display path, text, secrets)`` per file that has any, computed once per lint run
+    from :func:`~lorac.plugins.rules.hygiene.texts` (unreadable or over-size files read as "":
+    the loading stage reports them)."""
 
-    if "secrets" not in ctx.cache:
-        out = []
-        for kind in KINDS:
-            for path in ctx.files.get(kind, []):
-                try:
-                    if Path(path).stat().st_size > 4 * 1024 * 1024:
-                        continue  # too big to be configuration: LRC003 reports it
-                    text = Path(path).read_text(encoding="utf-8", errors="replace")
-                except OSError:
-                    continue  # unreadable files are reported by the loading stage
-                found = scan(text)
-                if found:
-                    out.append((display_path(Path(path)), text, found))
-        ctx.cache["secrets"] = out
-    return ctx.cache["secrets"]
+    def compute() -> list[tuple[str, str, list[Secret]]]:
+        found = ((path, text, scan(text)) for path, text in texts(ctx).items())
+        return [entry for entry in found if entry[2]]
+
+    return ctx.memo("lorac.secrets.scanned", compute)
 
 
 class _SecretRule(Rule):
