@@ -48,7 +48,7 @@ import platform
 import re
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -87,12 +87,14 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def redact_env(env: Mapping[str, str]) -> dict[str, str | None]:
-    """Names always; values only where the name does not look secret, and then with any
-    recognisable token in them masked (:func:`lorac.secrets.redact`)."""
-    from lorac.secrets import looks_secret_name, redact
+def redact_env(env: Mapping[str, str], known: Iterable[str] = ()) -> dict[str, str | None]:
+    """Names always; values only where the name does not look secret, and then with the
+    ``known`` secret values and any recognisable token in them masked
+    (:func:`lorac.secrets.scrub`)."""
+    from lorac.secrets import looks_secret_name, scrub
 
-    return {k: (None if SECRET_NAME.search(k) or looks_secret_name(k) else redact(v))
+    known = set(known)
+    return {k: (None if SECRET_NAME.search(k) or looks_secret_name(k) else scrub(v, known))
             for k, v in sorted(env.items())}
 
 
@@ -156,8 +158,11 @@ def new_manifest(
     run_dir: Path,
     env: Mapping[str, str],
     extra: Mapping[str, Any] | None = None,
+    *,
+    known: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The start-time manifest. ``extra`` adds caller-owned top-level keys (see module doc)."""
+    """The start-time manifest. ``extra`` adds caller-owned top-level keys (see module doc);
+    ``known`` secret values are masked in the recorded ``env``."""
     clash = OWNED_KEYS.intersection(extra or {})
     if clash:
         raise ValueError(f"manifest keys owned by lorac cannot be set by a caller: {sorted(clash)}")
@@ -166,7 +171,7 @@ def new_manifest(
         "lorac_version": lorac_version(),
         "run_dir": str(Path(run_dir).resolve()),
         "command": [str(a) for a in argv],
-        "env": redact_env(env),
+        "env": redact_env(env, known),
         "status": "running",
         "exit_code": None,
         "started_at": utc_now(),

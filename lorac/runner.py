@@ -255,7 +255,7 @@ def launch(
     known = set(secrets) | environment_secrets(child_env)
 
     manifest = new_manifest([scrub(str(a), known) for a in argv], run_dir, set_env,
-                            manifest_extra)
+                            manifest_extra, known=known)
     write_manifest(manifest_path, manifest)
 
     parser = ProgressParser()

@@ -247,6 +247,17 @@ def test_launch_succeeded(tmp_path: Path) -> None:
     assert m["versions"]["python"] and m["lorac_version"]
 
 
+def test_launch_masks_known_secrets_in_the_manifest_env(tmp_path: Path) -> None:
+    # the name does not look secret and 64 hex digits are no token format: only the value
+    # being one of the run's known secrets says it must not be recorded
+    value = "9f2c" * 16
+    r = launch(stand_in("--steps", "1"), tmp_path / "run", env={"R2_CREDS": value},
+               display="none", secrets=[value])
+    assert r.status == "succeeded"
+    assert value not in r.manifest_path.read_text()
+    assert json.loads(r.manifest_path.read_text())["env"]["R2_CREDS"].startswith("9f2c…")
+
+
 def test_launch_failed_propagates_exit_code_and_shows_tail(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
