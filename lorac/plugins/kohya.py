@@ -60,9 +60,9 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 def script_for(profile: Profile) -> str:
     """The sd-scripts entry script of the profile's family (LoracError without one)."""
 
-    from lorac.plugins.inventory_rules import family_script
+    from lorac.inventory import family_script
 
-    script = family_script(profile)
+    script = family_script(profile.family)
     if script is None:
         raise LoracError(f"profile {profile.name!r} has no [profile] family; the kohya backend "
                          "needs it to choose the sd-scripts entry script")
@@ -72,18 +72,16 @@ def script_for(profile: Profile) -> str:
 def _typed(opt: Any, value: Any) -> Any:
     """``value`` with the type ``opt``'s argparse conversion gives (see the module docstring)."""
 
-    from lorac.plugins.inventory_rules import INT_OR_FLOAT
-
     if opt is None:
         return value
     if opt.is_list and isinstance(value, list):
-        return [_scalar(opt.type, v, INT_OR_FLOAT) for v in value]
+        return [_scalar(opt.type, v) for v in value]
     if opt.is_flag:
         return value
-    return _scalar(opt.type, value, INT_OR_FLOAT)
+    return _scalar(opt.type, value)
 
 
-def _scalar(type_name: str, value: Any, int_or_float: str) -> Any:
+def _scalar(type_name: str, value: Any) -> Any:
     number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if type_name == "float" and number:
         return float(value)
@@ -92,13 +90,10 @@ def _scalar(type_name: str, value: Any, int_or_float: str) -> Any:
     return value
 
 
-def compile_options(profile: Profile) -> dict[str, Any]:
-    """The flat option mapping sd-scripts' namespace should hold (before its defaults)."""
+def compile_options(profile: Profile, inv: Any) -> dict[str, Any]:
+    """The flat option mapping sd-scripts' namespace should hold (before its defaults), typed
+    by ``inv``, the inventory of the profile's entry script."""
 
-    from lorac.inventory import load_kohya_inventory
-
-    script = script_for(profile)
-    inv = load_kohya_inventory(script)
     out: dict[str, Any] = {}
     for name, (value, _kp) in profile.options().items():
         if name in MANAGED:
@@ -131,18 +126,18 @@ def compile_dataset(profile: Profile) -> dict[str, Any] | None:
         keys = schema.keys(level, variant)
         return {k: emitted_value(keys[k], v) if k in keys else v for k, v in table.items()}
 
-    def dataset(table: dict[str, Any], level: str) -> dict[str, Any]:
+    def dataset(table: dict[str, Any]) -> dict[str, Any]:
         subs = [s for s in table.get("subsets") or [] if isinstance(s, dict)]
         variant = dataset_variant(subs) or "dreambooth"
-        body = convert({k: v for k, v in table.items() if k != "subsets"}, level, variant)
+        body = convert({k: v for k, v in table.items() if k != "subsets"}, "dataset", variant)
         body["subsets"] = [convert(s, "subset", variant) for s in subs]
         return body
 
     general = {k: v for k, v in data.items() if k not in ("subsets", "datasets")}
-    top = dataset({"subsets": data.get("subsets") or []}, "dataset")
+    top = dataset({"subsets": data.get("subsets") or []})
     general = convert(general, "general", "dreambooth")
     datasets = [top] if top["subsets"] else []
-    datasets += [dataset(ds, "dataset") for ds in data.get("datasets") or []
+    datasets += [dataset(ds) for ds in data.get("datasets") or []
                  if isinstance(ds, dict)]
     out: dict[str, Any] = {}
     if general:
@@ -210,11 +205,7 @@ def _negative_number(text: str) -> bool:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 # --------------------------------------------------------------------------- files
@@ -282,10 +273,11 @@ def shell_script(argv: list[str], env: dict[str, str], header: str) -> str:
         else:
             lines.append(f"export {name}={shlex.quote(value)}")
     words = []
+    script = _script_index(argv)
     for i, arg in enumerate(argv):
-        if arg.startswith(SD_SCRIPTS + "/") and _is_placeholder(argv, i):
+        if arg.startswith(SD_SCRIPTS + "/") and _is_placeholder(argv, i, script):
             words.append('"$sd_scripts"/' + shlex.quote(arg[len(SD_SCRIPTS) + 1:]))
-        elif arg.startswith(BUILD_DIR + "/") and _is_placeholder(argv, i):
+        elif arg.startswith(BUILD_DIR + "/") and _is_placeholder(argv, i, script):
             words.append('"$here"/' + shlex.quote(arg[len(BUILD_DIR) + 1:]))
         else:
             words.append(shlex.quote(arg))
@@ -300,10 +292,10 @@ def _script_index(argv: list[str]) -> int | None:
     return None
 
 
-def _is_placeholder(argv: list[str], i: int) -> bool:
-    """Only the entry script and the file arguments right after it are placeholders."""
+def _is_placeholder(argv: list[str], i: int, s: int | None) -> bool:
+    """Only the entry script (at ``s``, see :func:`_script_index`) and the file arguments right
+    after it are placeholders."""
 
-    s = _script_index(argv)
     if s is None:
         return False
     if i == s:
@@ -320,8 +312,9 @@ def launch_argv(argv: list[str], sd_scripts: str | Path, build_dir: str | Path) 
     """
 
     out = list(argv)
+    script = _script_index(argv)
     for i, arg in enumerate(argv):
-        if not _is_placeholder(argv, i):
+        if not _is_placeholder(argv, i, script):
             continue
         if arg.startswith(SD_SCRIPTS + "/"):
             out[i] = str(Path(sd_scripts) / arg[len(SD_SCRIPTS) + 1:])
@@ -349,7 +342,7 @@ class KohyaBackend:
             raise LoracError(f"backend kohya has no format {fmt!r}")
         script = script_for(profile)
         inv = load_kohya_inventory(script)
-        options = compile_options(profile)
+        options = compile_options(profile, inv)
         dataset = compile_dataset(profile)
         header = (f"Generated by lorac from {profile.path} (profile {profile.name}) for "
                   f"{script}; do not edit — change the profile and rebuild.")
