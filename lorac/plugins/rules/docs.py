@@ -247,7 +247,7 @@ class GeneratedBlockStale(Rule):
             for block in md.blocks:
                 if block.error or block.end is None:
                     continue
-                rendered = _render(ctx, block)
+                rendered = _render(ctx, path, block)
                 if rendered is None or isinstance(rendered, tuple):
                     continue
                 if block.body.strip("\n").rstrip() == rendered.rstrip():
@@ -267,13 +267,22 @@ def _find_profile(ctx: ProjectContext, name: str) -> Profile | None:
     if candidate.is_file():
         from lorac.profile import resolve
 
-        return resolve(candidate, env=ctx.env).profile
+        # resolved on its own, not through the run's documents: suppressions in a profile
+        # that is not linted must not count as unused (LRC006)
+        return ctx.memo(("lorac.docs.profile", name),
+                        lambda: resolve(candidate, env=ctx.env).profile)
     return None
 
 
-def _render(ctx: ProjectContext, block: markdown.Block) -> str | tuple[str] | None:
-    """The rendered body, or ``(error,)`` when the block cannot be rendered."""
+def _render(ctx: ProjectContext, path: str, block: markdown.Block) -> str | tuple[str] | None:
+    """The rendered body, or ``(error,)`` when the block cannot be rendered; computed once
+    per block and lint run (LRC301 and LRC306 both ask)."""
 
+    return ctx.memo(("lorac.docs.render", path, block.begin),
+                    lambda: _render_block(ctx, block))
+
+
+def _render_block(ctx: ProjectContext, block: markdown.Block) -> str | tuple[str] | None:
     profile = _find_profile(ctx, block.params["profile"])
     if profile is None:
         return (f"no profile named {block.params['profile']!r}",)
@@ -323,7 +332,7 @@ class MalformedGeneratedBlock(Rule):
             for block in md.blocks:
                 error = block.error
                 if error is None and block.end is not None:
-                    rendered = _render(ctx, block)
+                    rendered = _render(ctx, path, block)
                     error = rendered[0] if isinstance(rendered, tuple) else None
                 if error:
                     yield self.in_file(path, block.begin, 1, error)
