@@ -175,11 +175,11 @@ class OptionNotInScript(Rule):
         profile = ctx.profile
         script = family_script(profile)
         if script is None:
-            if any(True for _ in profile.options()):
+            if profile.options():
                 d = self.at(profile, ("profile",), "profile has no [profile] family: its options "
                             "are not checked against one sd-scripts entry script",
                             hint='set family = "flux1-dev" (or sdxl, sd3, sd15, flux1-schnell)')
-                yield Diagnostic(**{**d.__dict__, "severity": Severity.INFO})
+                yield d.with_severity(Severity.INFO)
             return
         inv = load_kohya_inventory(script)
         for name, (_value, kp) in profile.options().items():
