@@ -22,7 +22,7 @@ from lorac.diagnostics import (
     Severity,
     sort_diagnostics,
 )
-from lorac.profile import Profile, Resolution, display_path, resolve
+from lorac.profile import Profile, Resolution, display_path, load_cached, resolve
 
 if TYPE_CHECKING:
     from lorac.plugins import Plugins
@@ -170,18 +170,8 @@ def _unparseable(paths: list[Path], doc_cache: dict) -> list[Diagnostic]:
     """Other TOML files in the linted tree (trainer configs, dataset configs) that do not load:
     a broken config is reported even though it is not a profile."""
 
-    from lorac import document
-
-    out = []
-    for path in paths:
-        key = path.resolve()
-        if key in doc_cache:
-            continue
-        try:
-            doc_cache[key] = document.load(path, display_path(path))
-        except document.LoadError as exc:
-            out.append(exc.diagnostic)
-    return out
+    loaded = (load_cached(path, doc_cache) for path in paths)
+    return [d for d in loaded if isinstance(d, Diagnostic)]
 
 
 def check_profile(resolution: Resolution) -> list[Diagnostic]:

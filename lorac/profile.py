@@ -207,7 +207,7 @@ def resolve(path: Path, *, env: Mapping[str, str] | None = None,
                                     rule="extends-cycle", key_path=kp))
             return Resolution(None, diags, [d.path for _, d in chain])
         seen.append(real)
-        loaded = _load_cached(current, cache)
+        loaded = load_cached(current, cache)
         if isinstance(loaded, Diagnostic):
             if child is not None and loaded.code == "LRC003" and not _exists(current):
                 doc, kp = child
@@ -280,7 +280,10 @@ def _escapes(folder: Path, name: str) -> bool:
     return False
 
 
-def _load_cached(path: Path, cache: dict) -> document.Document | Diagnostic:
+def load_cached(path: Path, cache: dict) -> document.Document | Diagnostic:
+    """The document at ``path``, or the diagnostic saying why it does not load; ``cache`` is
+    keyed on the real path (symlinks resolved, never raising), so each file is read once."""
+
     key = _real(path)
     if key not in cache:
         try:

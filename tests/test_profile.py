@@ -75,3 +75,15 @@ def test_undefined_references_are_errors(project: Path) -> None:
     assert codes == ["LRC201", "LRC201", "LRC202"]
     hint = next(d.hint for d in res.diagnostics if "rnak" in d.message)
     assert hint == "did you mean ${rank}?"
+
+
+def test_a_symlink_loop_among_other_tomls_is_a_finding(project: Path) -> None:
+    import os
+
+    from tests.conftest import lorac
+
+    (project / "cfg").mkdir()
+    os.symlink("loop.toml", project / "cfg" / "loop.toml")
+    code, out, err = lorac("lint", "cfg")
+    assert "internal error" not in err, err
+    assert code == 1 and "cfg/loop.toml: LRC003" in out, out + err
