@@ -15,6 +15,7 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 def rules_page() -> str:
     from lorac.plugins import get_plugins
+    from lorac.rules import DOC_SECTIONS
 
     rules = get_plugins(entry_points=False).rules
     out = ["# Rules", "",
@@ -29,8 +30,7 @@ def rules_page() -> str:
                 f"{rule.severity}, fix: {rule.fix}", ""]
         for line in rule.doc.splitlines():
             heading = line.strip()
-            if heading in ("What it does", "Why is this bad?", "Example", "Use instead",
-                           "Fix safety"):
+            if heading in DOC_SECTIONS:
                 out += [f"**{heading}**", ""]
             else:
                 out.append(line)
