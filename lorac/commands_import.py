@@ -60,7 +60,7 @@ def import_file(opts: ImportOptions, io) -> int:
     source = importers.read_source(source_path)
     kind = opts.kind or importers.detect(source)
     settings = importers.Settings(
-        family=importers.check_family(opts.family),
+        family=opts.family,
         dataset_config=Path(opts.dataset_config) if opts.dataset_config else None,
         env_files=tuple(Path(e) for e in opts.env_files), keep_env=opts.keep_env)
     draft = importers.read(source, kind, settings)

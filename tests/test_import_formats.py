@@ -178,3 +178,16 @@ def test_ai_toolkit_hostile(tmp_path: Path, text: str, match: str) -> None:
     with pytest.raises(LoracError, match=match) as info:
         read(read_source(path), "ai-toolkit", Settings())
     assert "\n" not in info.value.message
+
+
+def test_ai_toolkit_says_dataset_config_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "job.yaml"
+    path.write_text("config:\n  name: x\n  process:\n    - type: sd_trainer\n"
+                    "      datasets:\n        - folder_path: /data\n", encoding="utf-8")
+    dataset = tmp_path / "dataset.toml"
+    dataset.write_text("[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'other'\n",
+                       encoding="utf-8")
+    draft = read(read_source(path), "ai-toolkit", Settings(dataset_config=dataset))
+    assert draft.dataset["subsets"] == [{"image_dir": "/data"}]
+    assert any(d.code == "LRC095" and "--dataset-config" in d.message
+               for d in draft.diagnostics)

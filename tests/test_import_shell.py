@@ -158,3 +158,25 @@ def test_self_referencing_growth_is_bounded(tmp_path: Path) -> None:
     script = _script(tmp_path, "\n".join(lines) + "\n")
     with pytest.raises(LoracError):
         _import(script)
+
+
+def test_dataset_config_option_yields_to_the_command_line(tmp_path: Path) -> None:
+    (tmp_path / "other.toml").write_text("[[datasets]]\n[[datasets.subsets]]\n"
+                                         "image_dir = 'other'\n", encoding="utf-8")
+    given = _script(tmp_path, "[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'given'\n",
+                    "given.toml")
+    path = _script(tmp_path, "accelerate launch train_network.py --network_dim 8 "
+                   "--dataset_config other.toml\n")
+    draft, _ = _import(path, dataset_config=given)
+    assert "dataset_config" not in draft.options  # the kohya backend refuses both
+    assert draft.dataset["subsets"] == [{"image_dir": "given"}]
+    # without --dataset-config the script's file is read; a missing one is said so
+    draft, _ = _import(path)
+    assert draft.dataset["subsets"] == [{"image_dir": "other"}]
+    (tmp_path / "other.toml").unlink()
+    draft, _ = _import(path)
+    assert draft.options["dataset_config"].value == "other.toml"
+    assert [d.message for d in draft.diagnostics if d.code == "LRC095"
+            and "not found" in d.message] == [
+        "dataset config other.toml not found; kept as the dataset_config option (pass "
+        "--dataset-config FILE to import it)"]

@@ -601,19 +601,27 @@ class Settings:
 
 
 def read(source: Source, kind: str, settings: Settings) -> Draft:
-    """Run the importer for ``kind`` on ``source``."""
+    """Run the importer for ``kind`` on ``source``.
 
-    if kind == "kohya-toml":
-        from lorac.importers import kohya_toml as module
-    elif kind == "kohya-gui":
-        from lorac.importers import kohya_gui as module  # type: ignore[no-redef]
-    elif kind == "ai-toolkit":
-        from lorac.importers import ai_toolkit as module  # type: ignore[no-redef]
-    elif kind == "shell":
-        from lorac.importers import shell as module  # type: ignore[no-redef]
-    else:
+    ``settings.family`` is checked here, before the source is parsed, and
+    ``settings.dataset_config`` is read into ``[dataset]`` here after the importer ran (an
+    ai-toolkit job brings its own ``datasets``, so there it is only noted as ignored).
+    """
+
+    import importlib
+
+    if kind not in KINDS:
         raise LoracError(f"unknown input format {kind!r} (expected one of: {', '.join(KINDS)})")
-    return withhold_secrets(module.read(source, settings))
+    check_family(settings.family)
+    module = importlib.import_module(f"lorac.importers.{kind.replace('-', '_')}")
+    draft = module.read(source, settings)
+    if settings.dataset_config is not None:
+        if kind == "ai-toolkit":
+            draft.report("LRC095", "--dataset-config is read only for kohya inputs; ignored "
+                         "(the job's datasets are imported)", severity=Severity.INFO)
+        else:
+            draft.dataset = load_dataset_file(settings.dataset_config, draft)
+    return withhold_secrets(draft)
 
 
 #: The variables the trainer's libraries read in place of sd-scripts' credential options.
@@ -685,18 +693,45 @@ def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:
     return family
 
 
-def load_dataset_file(path: Path, draft: Draft) -> dict[str, Any]:
-    """Read an sd-scripts dataset-config TOML into a ``[dataset]`` table."""
+def parse_toml(source: Source) -> Any:
+    """Parse a TOML source into a :class:`lorac.document.Document`; invalid TOML raises
+    :class:`LoracError` with its position."""
 
     from lorac import document
 
-    source = read_source(path)
     try:
-        doc = document.parse(source.text, source.display)
+        return document.parse(source.text, source.display)
     except document.LoadError as exc:
         d = exc.diagnostic
         raise LoracError(f"{d.path}:{d.line}:{d.col}: {d.message}") from None
-    return dataset_from_kohya(doc.data, draft, source.display)
+
+
+def load_dataset_file(path: Path, draft: Draft) -> dict[str, Any]:
+    """Read an sd-scripts dataset-config TOML into a ``[dataset]`` table."""
+
+    source = read_source(path)
+    return dataset_from_kohya(parse_toml(source).data, draft, source.display)
+
+
+def take_dataset_config(draft: Draft, value: Any, line: int, settings: Settings,
+                        *bases: Path) -> bool:
+    """Handle the kohya ``dataset_config`` option; False when the caller keeps it as an option.
+
+    With ``--dataset-config`` the option is dropped (that file is read instead); otherwise the
+    file it names (as given, else under ``bases``) is read into ``[dataset]``. A file that is
+    not found is reported (LRC095) and left to the caller to keep as the option.
+    """
+
+    if settings.dataset_config is not None:
+        return True
+    found = find_relative(value, *bases) if isinstance(value, str) else None
+    if found is None:
+        draft.report("LRC095", f"dataset config {raw_text(value)} not found; kept as the "
+                     "dataset_config option (pass --dataset-config FILE to import it)",
+                     line=line, severity=Severity.WARNING)
+        return False
+    draft.dataset = load_dataset_file(found, draft)
+    return True
 
 
 def find_relative(name: str, *bases: Path) -> Path | None:
@@ -723,16 +758,8 @@ def import_options(draft: Draft, items: list[tuple[str, Any, int]], inventory: A
         if name == "config_file":
             continue
         if name == "dataset_config":
-            if settings.dataset_config is not None:
-                continue
-            found = find_relative(str(value), base) if isinstance(value, str) else None
-            if found is None:
-                draft.report("LRC095", f"dataset config {raw_text(value)} not found; kept as "
-                             "the dataset_config option (pass --dataset-config FILE to import "
-                             "it)", line=line, severity=Severity.WARNING)
+            if not take_dataset_config(draft, value, line, settings, base):
                 draft.set("dataset_config", value, line=line)
-            else:
-                draft.dataset = load_dataset_file(found, draft)
             continue
         option = inventory.get(name)
         if option is None:

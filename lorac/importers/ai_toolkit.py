@@ -19,7 +19,6 @@ from lorac.importers import (
     Draft,
     Settings,
     Source,
-    check_family,
     coerce,
     inventory_for,
     line_of_key,
@@ -152,7 +151,7 @@ def read(source: Source, settings: Settings) -> Draft:
         draft.report("LRC095", f"{len(processes)} processes; importing the first")
     line = lambda key: line_of_key(source.text, key, style="yaml")  # noqa: E731
     model = process.get("model") if isinstance(process.get("model"), dict) else {}
-    draft.family = check_family(settings.family) or _family(model, draft)
+    draft.family = settings.family or _family(model, draft)
     inventory = inventory_for(draft.family)
     draft.description = f"Imported from ai-toolkit job {data['config'].get('name', '')!s}"
 

@@ -22,13 +22,12 @@ from lorac.importers import (
     Draft,
     Settings,
     Source,
-    check_family,
     coerce,
     inventory_for,
     line_of_key,
-    load_dataset_file,
     looks_placeholder,
     raw_text,
+    take_dataset_config,
 )
 
 #: GUI key → sd-scripts option, where only the name differs.
@@ -139,7 +138,7 @@ def read(source: Source, settings: Settings) -> Draft:
     draft = Draft(kind="kohya-gui", source=source.display)
     line = lambda key: line_of_key(source.text, key, style="json")  # noqa: E731
     family, why = family_of(data)
-    draft.family = check_family(settings.family) or family
+    draft.family = settings.family or family
     if settings.family is None:
         draft.report("LRC095", f"model family {family} (from {why})", severity=Severity.INFO)
     inventory = inventory_for(draft.family)
@@ -285,16 +284,9 @@ def read(source: Source, settings: Settings) -> Draft:
         gated = (flux and name in NOT_FOR_FLUX) or (not flux and name in FLUX_ONLY) or (
             name in MULTIRES and noise != "Multires") or (
             name in ORIGINAL_NOISE and noise != "Original")
-        if name == "dataset_config" and isinstance(value, str) and value.strip():
-            if settings.dataset_config is None:
-                from lorac.importers import find_relative
-
-                found = find_relative(value, source.path.parent)
-                if found is not None:
-                    draft.dataset = load_dataset_file(found, draft)
-                    continue
-            else:
-                continue
+        if name == "dataset_config" and isinstance(value, str) and value.strip() and \
+                take_dataset_config(draft, value, line(key), settings, source.path.parent):
+            continue
         if _falsy(value) and name != "max_data_loader_n_workers":
             silent.append(key)
             continue
@@ -304,8 +296,6 @@ def read(source: Source, settings: Settings) -> Draft:
                         line=line(key), severity=Severity.INFO)
             continue
         take(name, value, key)
-    if settings.dataset_config is not None:
-        draft.dataset = load_dataset_file(settings.dataset_config, draft)
     unmapped_silent = [k for k in silent if inventory.get(RENAMES.get(k, k)) is None]
     gui_only = [k for k in data if k in GUI_ONLY and k not in handled and _falsy(data[k])
                 and k not in ("xformers", "sdxl", "flux1_checkbox", "sd3_checkbox")]

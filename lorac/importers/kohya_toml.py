@@ -17,11 +17,10 @@ from lorac.importers import (
     Draft,
     Settings,
     Source,
-    check_family,
     guess_family,
     import_options,
     inventory_for,
-    load_dataset_file,
+    parse_toml,
 )
 
 
@@ -39,30 +38,18 @@ def flatten(doc: document.Document) -> list[tuple[str, Any, int]]:
     return [item for i, item in enumerate(items) if last[item[0]] == i]
 
 
-def parse_config(source: Source) -> document.Document:
-    """Parse a config TOML; invalid TOML raises :class:`LoracError` with its position."""
-
-    try:
-        return document.parse(source.text, source.display)
-    except document.LoadError as exc:
-        d = exc.diagnostic
-        raise LoracError(f"{d.path}:{d.line}:{d.col}: {d.message}") from None
-
-
 def read(source: Source, settings: Settings) -> Draft:
     """Read ``source`` as a kohya ``--config_file`` TOML."""
 
-    doc = parse_config(source)
+    doc = parse_toml(source)
     draft = Draft(kind="kohya-toml", source=source.display)
     if "datasets" in doc.data or "general" in doc.data:
         raise LoracError(f"{source.display} is a dataset config ([[datasets]]), not a "
                          "--config_file; import the config file and pass this one with "
                          "--dataset-config")
     items = flatten(doc)
-    draft.family = check_family(settings.family) or guess_family(
+    draft.family = settings.family or guess_family(
         {name: value for name, value, _ in items}, draft)
     inventory = inventory_for(draft.family)
     import_options(draft, items, inventory, source.path.parent, settings)
-    if settings.dataset_config is not None:
-        draft.dataset = load_dataset_file(settings.dataset_config, draft)
     return draft

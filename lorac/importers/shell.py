@@ -37,14 +37,14 @@ from lorac.importers import (
     Draft,
     Settings,
     Source,
-    check_family,
     convert,
     find_relative,
     import_options,
     inventory_for,
-    load_dataset_file,
     looks_placeholder,
+    parse_toml,
     read_source,
+    take_dataset_config,
 )
 
 MAX_EVAL_DEPTH = 8
@@ -924,7 +924,7 @@ def _command(draft: Draft, fields: list[Val], line: int, source: Source,
     index = next(i for i, f in enumerate(fields) if _script_of(f))
     script = _script_of(fields[index]) or "train_network"
     launcher, args = fields[:index], fields[index + 1:]
-    family = check_family(settings.family)
+    family = settings.family
     if family is None:
         family = SCRIPT_FAMILIES.get(script)
         if family is None:
@@ -948,8 +948,6 @@ def _command(draft: Draft, fields: list[Val], line: int, source: Source,
         if settings.family is None and model and "schnell" in str(model.value).lower():
             family = "flux1-schnell"
     draft.family = family
-    if settings.dataset_config is not None:
-        draft.dataset = load_dataset_file(settings.dataset_config, draft)
 
 
 def _launcher(draft: Draft, words: list[Val], line: int) -> None:
@@ -1081,11 +1079,9 @@ def _set_option(draft: Draft, inventory: Any, name: str, vals: list[Val], line: 
         draft.unmap(name, text, "LRC092", f"--{name} reads ${names[0]}, which has no "
                     "default", line=line, hint=f"export {names[0]}=… or pass --env FILE")
         return
-    if name == "dataset_config" and settings.dataset_config is None and texts:
-        found = find_relative(texts[0] or "", base, Path.cwd())
-        if found is not None:
-            draft.dataset = load_dataset_file(found, draft)
-            return
+    if name == "dataset_config" and texts and take_dataset_config(
+            draft, texts[0], line, settings, base, Path.cwd()):
+        return
     try:
         value = convert(option, texts)  # type: ignore[arg-type]
     except ConversionError as exc:
@@ -1105,7 +1101,7 @@ def _set_option(draft: Draft, inventory: Any, name: str, vals: list[Val], line: 
 
 def _config_file(draft: Draft, config: tuple[str, list[Val], int], inventory: Any,
                  base: Path, settings: Settings) -> None:
-    from lorac.importers.kohya_toml import flatten, parse_config
+    from lorac.importers.kohya_toml import flatten
 
     _, vals, line = config
     name = literal(vals[0]) if len(vals) == 1 else None
@@ -1114,5 +1110,5 @@ def _config_file(draft: Draft, config: tuple[str, list[Val], int], inventory: An
         draft.report("LRC095", f"--config_file {name or '?'} not found; its options are not "
                      "imported", line=line)
         return
-    doc = parse_config(read_source(found))
+    doc = parse_toml(read_source(found))
     import_options(draft, flatten(doc), inventory, found.parent, settings)
