@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from lorac.inventory import load_network_modules
 from lorac.network_args_gen import analyse_module, render
-from lorac.plugins.rules.network import literal_edit, network_modules, scale_of
+from lorac.plugins.rules.network import literal_edit, scale_of
 from lorac.profile import resolve
 from tests.conftest import lorac, write_files
 
@@ -100,7 +101,7 @@ def test_generator_rejects_a_module_without_create_network(tmp_path: Path) -> No
 
 
 def test_shipped_network_modules_data() -> None:
-    mods = network_modules()
+    mods = load_network_modules()
     assert mods["networks.lora_flux"]["bools"].keys() == {"split_qkv", "train_t5xxl", "verbose"}
     assert "train_blocks" in mods["networks.lora_flux"]["args"]
     assert "down_lr_weight" in mods["networks.lora"]["args"]  # via parse_block_lr_kwargs

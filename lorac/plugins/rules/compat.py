@@ -21,7 +21,6 @@ from lorac.diagnostics import DELETE, Diagnostic, Edit, KeyPath, Severity
 from lorac.hookspecs import hookimpl
 from lorac.plugins.inventory_rules import dataset_levels
 from lorac.plugins.rules.network import (
-    backend_of,
     is_base,
     literal_edit,
     option_path,
@@ -113,7 +112,7 @@ class _Compat(Rule):
 
     def applies(self, ctx: ProfileContext) -> bool:
         profile = ctx.profile
-        if backend_of(profile) != "kohya" or is_base(profile, ctx.project):
+        if profile.backend != "kohya" or is_base(profile, ctx.project):
             return False
         kind = kind_of(profile)
         return kind in self.kinds or (kind is None and self.any_family)

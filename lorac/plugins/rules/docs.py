@@ -81,13 +81,9 @@ class Subject:
 
 
 def _trainer_of(profile: Profile) -> str:
-    from lorac.inventory import load_families
+    from lorac.inventory import family_script
 
-    try:
-        family = load_families().get(profile.family or "")
-    except (OSError, ValueError, KeyError):
-        family = None
-    return family.script if family else "train_network.py"
+    return family_script(profile.family) or "train_network.py"
 
 
 def subjects(project: ProjectContext) -> list[Subject]:

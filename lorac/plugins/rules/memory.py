@@ -13,7 +13,7 @@ from typing import Any
 
 from lorac.diagnostics import Diagnostic, Severity
 from lorac.hookspecs import hookimpl
-from lorac.plugins.rules.network import backend_of, is_base
+from lorac.plugins.rules.network import is_base
 from lorac.rules import ProfileContext, Rule
 
 #: Card sizes LRC402 offers, smallest first.
@@ -25,7 +25,7 @@ def _estimate(ctx: ProfileContext) -> tuple[Any, Any, list[tuple[str, float, tup
     run; None when the model does not apply or ``[profile] gpu`` names no known card."""
 
     p = ctx.profile
-    if not p.gpus or backend_of(p) != "kohya":
+    if not p.gpus or p.backend != "kohya":
         return None  # the common case: nothing to judge, so vram is not even imported
     from lorac import vram
 

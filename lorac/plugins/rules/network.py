@@ -26,19 +26,9 @@ from lorac.rules import ProfileContext, ProjectContext, Rule
 
 # --------------------------------------------------------------------------- shared helpers
 
-#: sd-scripts' default when ``network_alpha`` is not given (networks/lora*.py; see
-#: backends/kohya/network_modules.toml ``alpha_default``).
-KOHYA_ALPHA_DEFAULT = 1.0
 KOHYA_DIM_DEFAULT = 4  # networks/lora_flux.py:450-451, networks/lora.py:429-430
 PEFT_FAMILIES = ("flux1-dev", "flux1-schnell", "sd3")  # ai-toolkit: alpha = rank (facts.json)
 ADAPTIVE_OPTIMIZERS = ("prodigy", "dadapt")  # learning rate is found by the optimizer
-
-
-def backend_of(profile: Profile) -> str:
-    """The backend a profile is built for: ``[profile] backend``, else ``kohya``."""
-
-    value = profile.get("profile", "backend")
-    return value if isinstance(value, str) and value else "kohya"
 
 
 def is_base(profile: Profile, project: ProjectContext) -> bool:
@@ -129,11 +119,14 @@ def _lr_default(script: str) -> float | None:
     return _num(option.default) if option else None
 
 
-def _script(profile: Profile) -> str:
-    from lorac.inventory import load_families
+def _kohya_alpha_default(profile: Profile) -> float:
+    """sd-scripts' alpha when ``network_alpha`` is not given: the module's ``alpha_default``
+    in ``backends/kohya/network_modules.toml`` (generated from networks/lora*.py), else 1."""
 
-    family = load_families().get(profile.family or "")
-    return family.script if family else "train_network.py"
+    from lorac.inventory import load_network_modules
+
+    facts = load_network_modules().get(_module_of(profile) or "", {})
+    return float(facts.get("alpha_default", 1.0))
 
 
 @dataclass(frozen=True)
@@ -177,16 +170,18 @@ def scale_of(profile: Profile) -> Scale | None:
     alpha_set = alpha_raw is not None
     if alpha_set:
         alpha = _num(alpha_raw)
-    elif backend_of(profile) == "ai-toolkit" and profile.family in PEFT_FAMILIES:
+    elif profile.backend == "ai-toolkit" and profile.family in PEFT_FAMILIES:
         alpha = dim
     else:
-        alpha = KOHYA_ALPHA_DEFAULT
+        alpha = _kohya_alpha_default(profile)
     if dim is None or alpha is None or dim <= 0:
         return None
     lr = _num(profile.option("learning_rate"))
     lr_set = lr is not None
     if lr is None:
-        lr = _lr_default(_script(profile))
+        from lorac.inventory import family_script
+
+        lr = _lr_default(family_script(profile.family) or "train_network.py")
     optimizer = str(profile.option("optimizer_type", "")).lower()
     return Scale(dim, alpha, alpha_set, lr, lr_set, _num(profile.option("unet_lr")),
                  _num(profile.option("text_encoder_lr")),
@@ -211,15 +206,6 @@ def family_of(profile: Profile) -> tuple[str | None, bool]:
 def _suffix(profile: Profile, key_path: KeyPath) -> str:
     where = profile.where(key_path)
     return "" if where.path == profile.path else f" (in profile {profile.name})"
-
-
-@functools.lru_cache(maxsize=4)
-def network_modules() -> dict[str, dict[str, Any]]:
-    """``backends/kohya/network_modules.toml``: module → facts (``args``, ``bools``, …)."""
-
-    from lorac.inventory import _read_toml, _resolve
-
-    return dict(_read_toml(_resolve("kohya/network_modules.toml", None)).get("modules", {}))
 
 
 def _network_args(profile: Profile) -> tuple[KeyPath, list[Any]] | None:
@@ -292,13 +278,13 @@ class AlphaUnset(_NetworkRule):
         section = anchor[0]
         found = written(profile, anchor)
         target = found[0] if found else profile.path
-        if backend_of(profile) == "ai-toolkit" and profile.family in PEFT_FAMILIES:
+        if profile.backend == "ai-toolkit" and profile.family in PEFT_FAMILIES:
             dim_raw = written(profile, dim_path)
             value: Any = dim_raw[1] if dim_raw and dim_raw[0] == target else int(scale.dim)
         else:
-            value = KOHYA_ALPHA_DEFAULT
+            value = scale.alpha  # the default scale_of found
         fix = [Edit(target, (section, "network_alpha"), value)]
-        yield self.at(profile, anchor, f"network_alpha is not set; the {backend_of(profile)} "
+        yield self.at(profile, anchor, f"network_alpha is not set; the {profile.backend} "
                       f"default decides: {scale.describe()}{_suffix(profile, anchor)}",
                       hint="set network_alpha explicitly (alpha = dim gives scale 1)",
                       fix=fix, scale=scale.value)
@@ -514,7 +500,7 @@ class NetworkModuleWrongFamily(_NetworkRule):
         family = families.get(family_name or "")
         if module is None or family is None or module in family.network_modules:
             return
-        if backend_of(profile) != "kohya" or is_base(profile, ctx.project):
+        if profile.backend != "kohya" or is_base(profile, ctx.project):
             return
         owners = sorted(name for name, f in families.items() if module in f.network_modules)
         if not owners:
@@ -549,11 +535,13 @@ def _split_arg(arg: str) -> tuple[str, str] | None:
 class _NetworkArgsRule(_NetworkRule):
     def items(self, ctx: ProfileContext) -> Iterator[tuple[KeyPath, str, dict[str, Any]]]:
         profile = ctx.profile
-        if is_base(profile, ctx.project) or backend_of(profile) != "kohya":
+        if is_base(profile, ctx.project) or profile.backend != "kohya":
             return
+        from lorac.inventory import load_network_modules
+
         found = _network_args(profile)
         module = _module_of(profile)
-        facts = network_modules().get(module or "")
+        facts = load_network_modules().get(module or "")
         if found is None or facts is None:
             return
         base, args = found
