@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from lorac.diagnostics import DELETE, Diagnostic, Edit, Severity
 from lorac.hookspecs import hookimpl
 from lorac.plugins.rules.hygiene import _sh, model
 from lorac.rules import ProjectContext, Rule
+
+if TYPE_CHECKING:
+    from lorac.shellscan import Assignment
 
 #: Variables read by programs (not by scripts): exporting them is their use.
 RUNTIME_PREFIXES = (
@@ -27,6 +31,13 @@ def runtime_variable(name: str) -> bool:
     """True for variables that programs read from the environment (HF_HOME, CUDA_…)."""
 
     return name in RUNTIME_NAMES or name.startswith(RUNTIME_PREFIXES)
+
+
+def _env_default(a: Assignment) -> str | None:
+    """The default an env-file assignment gives its variable: ``X=${X:-d}`` → ``d``,
+    ``X=value`` → ``value``; None for anything else."""
+
+    return a.fallback[1] if a.fallback and a.fallback[0] == a.name else a.literal
 
 
 def readers(project: ProjectContext) -> dict[str, list[tuple[str, int]]]:
@@ -259,7 +270,7 @@ class ConflictingDefaults(Rule):
         sites: dict[str, list[tuple[str, str, int, int]]] = {}
         for path, sc in m.env_files.items():
             for a in sc.assignments:
-                value = a.fallback[1] if a.fallback and a.fallback[0] == a.name else a.literal
+                value = _env_default(a)
                 if value is not None:
                     sites.setdefault(a.name, []).append((value, path, a.line, a.col))
         for path, sc in m.scans.items():
@@ -332,7 +343,7 @@ class DuplicatedDefinition(Rule):
         env_defaults = {}
         for path, sc in m.env_files.items():
             for a in sc.assignments:
-                value = a.fallback[1] if a.fallback and a.fallback[0] == a.name else a.literal
+                value = _env_default(a)
                 if value is not None:
                     env_defaults.setdefault(a.name, (value, path, a.line))
         for script in m.scripts:
