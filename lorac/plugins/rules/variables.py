@@ -15,6 +15,7 @@ from lorac.plugins.rules.hygiene import _sh, model
 from lorac.rules import ProjectContext, Rule
 
 if TYPE_CHECKING:
+    from lorac.document import Document
     from lorac.shellscan import Assignment
 
 #: Variables read by programs (not by scripts): exporting them is their use.
@@ -89,20 +90,20 @@ class UnusedVariable(Rule):
 
     def check(self, ctx: ProjectContext) -> Iterable[Diagnostic]:
         used: dict[str, set[str]] = {}
-        files: dict[str, object] = {}
+        files: dict[str, Document] = {}
         for profile in ctx.profiles:
             names = {r.name for r in profile.references if r.kind == "var"}
             for path in profile.chain:
                 used.setdefault(path, set()).update(names)
-                files[path] = profile.documents.get(path)
+                files[path] = profile.documents[path]  # built from the same chain
         for path, doc in sorted(files.items()):
-            table = getattr(doc, "data", {}).get("vars")
+            table = doc.data.get("vars")
             if not isinstance(table, dict):
                 continue
             for name in table:
                 if name in used.get(path, set()):
                     continue
-                line, col = doc.position(("vars", name))  # type: ignore[union-attr]
+                line, col = doc.position(("vars", name))
                 yield self.in_file(path, line, col,
                                    f"variable {name!r} is defined but never referenced",
                                    key_path=("vars", name),
