@@ -8,10 +8,13 @@ options as JSON, which is what the pipeline tests use.
 
 from __future__ import annotations
 
+import re
+import shlex
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
-from lorac.diagnostics import Diagnostic
+from lorac.diagnostics import Diagnostic, LoracError
 
 if TYPE_CHECKING:
     from lorac.profile import Profile
@@ -45,3 +48,75 @@ class Backend(Protocol):
     def emit(self, profile: Profile, fmt: str) -> Artifacts:
         """Compile ``profile`` into ``fmt`` (one of :attr:`formats`)."""
         ...
+
+
+# --------------------------------------------------------------------------- train.sh
+
+#: Prefix of emitted files in ``Artifacts.argv``: ``{build_dir}/config.toml``.
+BUILD_DIR = "{build_dir}"
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class CheckoutVar(NamedTuple):
+    """How ``train.sh`` finds the trainer checkout: the ``Artifacts.argv`` placeholder prefix
+    (``{sd_scripts}``), the shell variable it becomes (``sd_scripts``), the environment variable
+    that sets it (``LORAC_SD_SCRIPTS``) and what it names (``the sd-scripts checkout``)."""
+
+    prefix: str
+    shell: str
+    env_var: str
+    what: str
+
+
+def run_env(profile: Profile) -> dict[str, str]:
+    """``[run.env]`` as strings (LoracError for a name no shell accepts or a NUL character)."""
+
+    env = profile.get("run", "env", default={}) or {}
+    out = {}
+    for name, value in env.items():
+        if not _ENV_NAME.match(name):
+            raise LoracError(f"{profile.path}: [run.env] name {name!r} is not a valid "
+                             "environment variable name")
+        if "\x00" in str(value):
+            raise LoracError(f"{profile.path}: [run.env] {name} contains a NUL character")
+        out[name] = str(value)
+    return out
+
+
+def shell_script(argv: list[str], env: dict[str, str], header: str, checkout: CheckoutVar,
+                 placeholders: Collection[int]) -> str:
+    """``train.sh`` running ``argv`` with every element quoted for bash.
+
+    ``env`` is exported first; a variable whose name reads like a credential (``HF_TOKEN``,
+    ``WANDB_API_KEY``) is not written down but required from the caller's environment.
+
+    The elements at the indices ``placeholders`` that start with ``checkout.prefix`` or
+    :data:`BUILD_DIR` become ``"$<checkout.shell>"/…`` / ``"$here"/…``; every other element is
+    ``shlex.quote``-d.
+    """
+
+    from lorac.secrets import looks_secret_name
+
+    lines = ["#!/usr/bin/env bash"]
+    lines += [f"# {line}" for line in header.splitlines()]
+    lines += [
+        "set -euo pipefail",
+        'here="$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)"',
+        f'{checkout.shell}="${{{checkout.env_var}:?set {checkout.env_var} to {checkout.what}}}"',
+    ]
+    for name, value in env.items():
+        if looks_secret_name(name):  # never written down: taken from the caller's environment
+            lines.append(f'export {name}="${{{name}:?set {name} in the environment}}"')
+        else:
+            lines.append(f"export {name}={shlex.quote(value)}")
+    words = []
+    for i, arg in enumerate(argv):
+        if i in placeholders and arg.startswith(checkout.prefix + "/"):
+            words.append(f'"${checkout.shell}"/' + shlex.quote(arg[len(checkout.prefix) + 1:]))
+        elif i in placeholders and arg.startswith(BUILD_DIR + "/"):
+            words.append('"$here"/' + shlex.quote(arg[len(BUILD_DIR) + 1:]))
+        else:
+            words.append(shlex.quote(arg))
+    lines.append(f"exec {words[0]} {words[1]} " + " \\\n  ".join(words[2:]))
+    return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from lorac.diagnostics import LoracError
 from lorac.trainer import commit_of, find_checkout
 from tests.conftest import lorac
 
@@ -44,3 +45,39 @@ def test_find_checkout(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert not checkout.matches_pin and "regenerate it" in checkout.warning()
     code, out, _ = lorac("backends", "list")
     assert code == 0 and "kohya" in out and "0000000000" in out
+
+
+_AI_TOOLKIT_PROFILE = """[profile]
+family = "flux1-dev"
+[model]
+pretrained_model_name_or_path = "black-forest-labs/FLUX.1-dev"
+[network]
+network_dim = 16
+network_alpha = 16
+[[dataset.subsets]]
+image_dir = "data/subject"
+"""
+
+
+def _ai_toolkit_train_sh(project: Path, extra: str = "") -> str:
+    from lorac.plugins.ai_toolkit import AiToolkitBackend
+    from lorac.profile import resolve
+
+    (project / "profiles").mkdir(exist_ok=True)
+    (project / "profiles" / "p.toml").write_text(_AI_TOOLKIT_PROFILE + extra)
+    profile = resolve(project / "profiles" / "p.toml", env={}).profile
+    assert profile is not None
+    return AiToolkitBackend().emit(profile, "yaml").files["train.sh"]
+
+
+def test_ai_toolkit_train_sh_exports_run_env_like_kohya(project: Path) -> None:
+    """``lorac run`` passes [run.env] to either trainer; train.sh did so only for kohya."""
+    plain = _ai_toolkit_train_sh(project)
+    assert plain.endswith('\nexec python "$toolkit"/run.py "$here"/job.yaml\n')
+    assert 'toolkit="${LORAC_AI_TOOLKIT:?set LORAC_AI_TOOLKIT to the ai-toolkit checkout}"' in plain
+    assert "export" not in plain
+    text = _ai_toolkit_train_sh(project, '[run.env]\nHF_HOME = "/cache/hf"\nHF_TOKEN = "x"\n')
+    assert "export HF_HOME=/cache/hf\n" in text
+    assert 'export HF_TOKEN="${HF_TOKEN:?set HF_TOKEN in the environment}"\n' in text
+    with pytest.raises(LoracError, match="not a valid environment variable name"):
+        _ai_toolkit_train_sh(project, '[run.env]\n"BAD-NAME" = "1"\n')

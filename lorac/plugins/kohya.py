@@ -27,22 +27,20 @@ like the profile's own paths are relative to the project.
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
-from lorac.backend import Artifacts
+from lorac.backend import BUILD_DIR, Artifacts, CheckoutVar, run_env, shell_script
 from lorac.diagnostics import Diagnostic, LoracError
 from lorac.hookspecs import hookimpl
 from lorac.profile import Profile
-from lorac.secrets import looks_secret_name
 
 #: Prefix of the entry script in ``Artifacts.argv``: ``{sd_scripts}/flux_train_network.py``.
 SD_SCRIPTS = "{sd_scripts}"
-#: Prefix of emitted files in ``Artifacts.argv``: ``{build_dir}/config.toml``.
-BUILD_DIR = "{build_dir}"
 #: The environment variable ``train.sh`` reads for the sd-scripts checkout.
 ENV_VAR = "LORAC_SD_SCRIPTS"
+#: How ``train.sh`` finds the sd-scripts checkout.
+CHECKOUT = CheckoutVar(SD_SCRIPTS, "sd_scripts", ENV_VAR, "the sd-scripts checkout")
 #: Options lorac itself sets on the command line; a profile must not set them.
 MANAGED = ("config_file", "output_config")
 
@@ -51,7 +49,6 @@ _ACCELERATE = (("gpus", "num_processes"), ("num_machines", "num_machines"),
                ("main_process_port", "main_process_port"),
                ("mixed_precision", "mixed_precision"),
                ("num_cpu_threads_per_process", "num_cpu_threads_per_process"))
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 # --------------------------------------------------------------------------- compiling
@@ -250,57 +247,16 @@ def _table(data: dict[str, Any]) -> Any:
     return table
 
 
-def shell_script(argv: list[str], env: dict[str, str], header: str) -> str:
-    """``train.sh`` running ``argv`` with every element quoted for bash.
+def _placeholders(argv: list[str]) -> set[int]:
+    """The indices of the elements the emitter made placeholders: the entry script and the
+    ``--config_file`` / ``--dataset_config`` values right after it."""
 
-    ``env`` is exported first; a variable whose name reads like a credential (``HF_TOKEN``,
-    ``WANDB_API_KEY``) is not written down but required from the caller's environment.
-
-    Placeholders (:data:`SD_SCRIPTS`, :data:`BUILD_DIR`) at the start of an element become
-    ``"$sd_scripts"`` / ``"$here"``; every other element is ``shlex.quote``-d.
-    """
-
-    lines = ["#!/usr/bin/env bash"]
-    lines += [f"# {line}" for line in header.splitlines()]
-    lines += [
-        "set -euo pipefail",
-        'here="$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)"',
-        f'sd_scripts="${{{ENV_VAR}:?set {ENV_VAR} to the sd-scripts checkout}}"',
-    ]
-    for name, value in env.items():
-        if looks_secret_name(name):  # never written down: taken from the caller's environment
-            lines.append(f'export {name}="${{{name}:?set {name} in the environment}}"')
-        else:
-            lines.append(f"export {name}={shlex.quote(value)}")
-    words = []
-    script = _script_index(argv)
-    for i, arg in enumerate(argv):
-        if arg.startswith(SD_SCRIPTS + "/") and _is_placeholder(argv, i, script):
-            words.append('"$sd_scripts"/' + shlex.quote(arg[len(SD_SCRIPTS) + 1:]))
-        elif arg.startswith(BUILD_DIR + "/") and _is_placeholder(argv, i, script):
-            words.append('"$here"/' + shlex.quote(arg[len(BUILD_DIR) + 1:]))
-        else:
-            words.append(shlex.quote(arg))
-    lines.append(f"exec {words[0]} {words[1]} " + " \\\n  ".join(words[2:]))
-    return "\n".join(lines) + "\n"
-
-
-def _script_index(argv: list[str]) -> int | None:
-    for i, arg in enumerate(argv):
-        if arg.startswith(SD_SCRIPTS + "/") and arg.endswith(".py"):
-            return i
-    return None
-
-
-def _is_placeholder(argv: list[str], i: int, s: int | None) -> bool:
-    """Only the entry script (at ``s``, see :func:`_script_index`) and the file arguments right
-    after it are placeholders."""
-
+    s = next((i for i, arg in enumerate(argv)
+              if arg.startswith(SD_SCRIPTS + "/") and arg.endswith(".py")), None)
     if s is None:
-        return False
-    if i == s:
-        return True
-    return i in (s + 2, s + 4) and argv[i - 1] in ("--config_file", "--dataset_config")
+        return set()
+    return {s} | {i for i in (s + 2, s + 4)
+                  if i < len(argv) and argv[i - 1] in ("--config_file", "--dataset_config")}
 
 
 def launch_argv(argv: list[str], sd_scripts: str | Path, build_dir: str | Path) -> list[str]:
@@ -312,10 +268,8 @@ def launch_argv(argv: list[str], sd_scripts: str | Path, build_dir: str | Path) 
     """
 
     out = list(argv)
-    script = _script_index(argv)
-    for i, arg in enumerate(argv):
-        if not _is_placeholder(argv, i, script):
-            continue
+    for i in _placeholders(argv):
+        arg = argv[i]
         if arg.startswith(SD_SCRIPTS + "/"):
             out[i] = str(Path(sd_scripts) / arg[len(SD_SCRIPTS) + 1:])
         elif arg.startswith(BUILD_DIR + "/"):
@@ -369,8 +323,8 @@ class KohyaBackend:
             if "\x00" in arg:
                 raise LoracError(f"{profile.path}: a value contains a NUL character, which no "
                                  "command line can carry")
-        env = _run_env(profile)
-        files["train.sh"] = shell_script(argv, env, header)
+        files["train.sh"] = shell_script(argv, run_env(profile), header, CHECKOUT,
+                                         _placeholders(argv))
         return Artifacts(files=files, executable={"train.sh"}, argv=argv, diagnostics=diags,
                          options=options)
 
@@ -379,19 +333,6 @@ class KohyaBackend:
         """``argv`` with the placeholders replaced (see :func:`launch_argv`)."""
 
         return launch_argv(argv, trainer, build_dir)
-
-
-def _run_env(profile: Profile) -> dict[str, str]:
-    env = profile.get("run", "env", default={}) or {}
-    out = {}
-    for name, value in env.items():
-        if not _ENV_NAME.match(name):
-            raise LoracError(f"{profile.path}: [run.env] name {name!r} is not a valid "
-                             "environment variable name")
-        if "\x00" in str(value):
-            raise LoracError(f"{profile.path}: [run.env] {name} contains a NUL character")
-        out[name] = str(value)
-    return out
 
 
 @hookimpl
