@@ -65,8 +65,7 @@ def import_file(opts: ImportOptions, io) -> int:
         env_files=tuple(Path(e) for e in opts.env_files), keep_env=opts.keep_env)
     draft = importers.read(source, kind, settings)
     if opts.env_files and kind != "shell":
-        draft.report("LRC095", "--env is read only for shell scripts; ignored",
-                     severity=Severity.INFO)
+        draft.report("LRC095", "--env is read only for shell scripts; ignored")
     text = importers.render(draft, schema_header=_under_profiles(target),
                             name=target.stem)
     try:

@@ -180,3 +180,14 @@ def test_dataset_config_option_yields_to_the_command_line(tmp_path: Path) -> Non
             and "not found" in d.message] == [
         "dataset config other.toml not found; kept as the dataset_config option (pass "
         "--dataset-config FILE to import it)"]
+
+
+def test_findings_take_the_import_rules_names_and_severities(tmp_path: Path) -> None:
+    from lorac.diagnostics import Severity
+    from lorac.plugins.rules.importing import ImportBadValue
+
+    path = _script(tmp_path, "python train_network.py --network_dim=abc\n")
+    draft, text = _import(path)
+    [bad] = [d for d in draft.diagnostics if d.code == "LRC091"]
+    assert (bad.rule, bad.severity) == (ImportBadValue.name, Severity.ERROR)
+    assert f"not imported (LRC091 {ImportBadValue.name}): network_dim = abc" in text

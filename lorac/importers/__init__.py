@@ -35,20 +35,21 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from lorac.diagnostics import Diagnostic, LoracError, Severity
 
-RULES = {
-    "LRC090": "import-unmapped-key",
-    "LRC091": "import-bad-value",
-    "LRC092": "import-unknown-value",
-    "LRC093": "import-unknown-option",
-    "LRC094": "import-placeholder",
-    "LRC095": "import-note",
-    "LRC096": "import-unsupported-syntax",
-}
+
+@lru_cache(maxsize=1)
+def rules() -> dict[str, Any]:
+    """The import rules by code (:mod:`lorac.plugins.rules.importing`): their names and
+    default severities. Imported on first use, so ``import lorac.importers`` stays light."""
+
+    from lorac.plugins.rules.importing import RULES
+
+    return {rule.code: rule for rule in RULES}
 
 KINDS = ("kohya-toml", "kohya-gui", "ai-toolkit", "shell")
 
@@ -130,22 +131,25 @@ class Draft:
     unmapped: list[Unmapped] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
-    def report(self, code: str, message: str, *, line: int = 0, col: int = 0,
-               severity: Severity = Severity.WARNING, hint: str | None = None,
+    def report(self, code: str, message: str, *, line: int = 0,
+               severity: Severity | None = None, hint: str | None = None,
                path: str | None = None) -> None:
-        """Add a finding at ``line:col`` of the source (or of ``path``)."""
+        """Add a finding at ``line`` of the source (or of ``path``); ``severity`` defaults to
+        the rule's own."""
 
+        rule = rules()[code]
         self.diagnostics.append(Diagnostic(
-            code=code, message=message, path=path or self.source, line=line,
-            col=col if line else 0, severity=severity, rule=RULES[code], hint=hint))
+            code=code, message=message, path=path or self.source, line=line, col=0,
+            severity=rule.severity if severity is None else severity, rule=rule.name,
+            hint=hint))
 
     def unmap(self, key: str, raw: Any, code: str, message: str, *, line: int = 0,
-              severity: Severity = Severity.WARNING, hint: str | None = None,
+              severity: Severity | None = None, hint: str | None = None,
               section: str | None = None, path: str | None = None) -> None:
         """Report ``key`` as not imported and keep it as a comment."""
 
         self.report(code, message, line=line, severity=severity, hint=hint, path=path)
-        self.unmapped.append(Unmapped(key, raw_text(raw), f"{code} {RULES[code]}",
+        self.unmapped.append(Unmapped(key, raw_text(raw), f"{code} {rules()[code].name}",
                                       section or section_for(key)))
 
     def set(self, name: str, value: Any, *, line: int = 0, text: str | None = None,
@@ -618,7 +622,7 @@ def read(source: Source, kind: str, settings: Settings) -> Draft:
     if settings.dataset_config is not None:
         if kind == "ai-toolkit":
             draft.report("LRC095", "--dataset-config is read only for kohya inputs; ignored "
-                         "(the job's datasets are imported)", severity=Severity.INFO)
+                         "(the job's datasets are imported)")
         else:
             draft.dataset = load_dataset_file(settings.dataset_config, draft)
     return withhold_secrets(draft)
@@ -659,7 +663,7 @@ def withhold_secrets(draft: Draft) -> Draft:
         draft.report("LRC095", f"{key} held a credential ({shown}); the profile reads it from "
                      f"${{env:{env}}} instead", line=value.line,
                      hint=f"export {env}=… where the trainer runs, keep the value out of the "
-                     "repository, and revoke the exposed one")
+                     "repository, and revoke the exposed one", severity=Severity.WARNING)
     draft.unmapped = [replace(u, raw=mask(u.raw) if looks_secret_name(u.key.rsplit(".", 1)[-1])
                               and u.raw and "${" not in u.raw else redact_data(u.raw, known))
                       for u in draft.unmapped]
@@ -689,7 +693,7 @@ def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:
         family, reason = "sdxl", "the model file name"
     if family:
         draft.report("LRC095", f"model family {family} (from {reason}); pass --family to "
-                     "choose another", severity=Severity.INFO)
+                     "choose another")
     return family
 
 

@@ -148,7 +148,8 @@ def read(source: Source, settings: Settings) -> Draft:
     draft = Draft(kind="ai-toolkit", source=source.display)
     process = processes[0]
     if len(processes) > 1:
-        draft.report("LRC095", f"{len(processes)} processes; importing the first")
+        draft.report("LRC095", f"{len(processes)} processes; importing the first",
+                     severity=Severity.WARNING)
     line = lambda key: line_of_key(source.text, key, style="yaml")  # noqa: E731
     model = process.get("model") if isinstance(process.get("model"), dict) else {}
     draft.family = settings.family or _family(model, draft)
@@ -205,8 +206,7 @@ def _family(model: dict[str, Any], draft: Draft) -> str:
         family = "sdxl"
     else:
         family = "sd15"
-    draft.report("LRC095", f"model family {family} (from the model block)",
-                 severity=Severity.INFO)
+    draft.report("LRC095", f"model family {family} (from the model block)")
     return family
 
 
@@ -241,7 +241,7 @@ def _block(draft: Draft, block: str, values: dict[str, Any], put: Any, line: Any
         if block == "model" and key in ("quantize",) and value is True:
             put("fp8_base", True, dotted)
             draft.report("LRC095", "model.quantize → fp8_base (both keep the base model in 8 "
-                         "bits; the formats differ)", line=line(key), severity=Severity.INFO)
+                         "bits; the formats differ)", line=line(key))
             continue
         target = OPTIONS.get((block, key), "")
         if target:
@@ -315,4 +315,4 @@ def _datasets(draft: Draft, datasets: Any, put: Any, line: Any) -> None:
             {**({"resolution": res} if res else {}), "subsets": subsets}
             for res, subsets in by_resolution.items()]}
         draft.report("LRC095", f"{len(by_resolution)} resolutions → one dataset each",
-                     line=line("resolution"), severity=Severity.INFO)
+                     line=line("resolution"))

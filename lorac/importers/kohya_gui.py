@@ -140,7 +140,7 @@ def read(source: Source, settings: Settings) -> Draft:
     family, why = family_of(data)
     draft.family = settings.family or family
     if settings.family is None:
-        draft.report("LRC095", f"model family {family} (from {why})", severity=Severity.INFO)
+        draft.report("LRC095", f"model family {family} (from {why})")
     inventory = inventory_for(draft.family)
     flux = draft.family.startswith("flux1")
     lora_type = str(data.get("LoRA_type") or "Standard")
@@ -174,7 +174,8 @@ def read(source: Source, settings: Settings) -> Draft:
         args += [f"preset={data.get('LyCORIS_preset', 'full')}", f"algo={algo}"]
         keys: tuple[str, ...] = LYCORIS_ARGS
         draft.report("LRC095", "LoRA_type LyCORIS uses the lycoris.kohya module, which is not "
-                     "part of sd-scripts (pip install lycoris-lora)", line=line("LoRA_type"))
+                     "part of sd-scripts (pip install lycoris-lora)", line=line("LoRA_type"),
+                     severity=Severity.WARNING)
     elif lora_type in MODULES:
         module = MODULES[lora_type]
         if lora_type in ("Standard", "Kohya LoCon") and draft.family == "sd3":
@@ -226,18 +227,17 @@ def read(source: Source, settings: Settings) -> Draft:
     if epoch and not steps and not epochs:
         draft.set("max_train_epochs", int(epoch), line=line("epoch"))
         draft.report("LRC095", f"epoch {int(epoch)} → max_train_epochs (the GUI computes the "
-                     "steps from it when max_train_steps is 0)", line=line("epoch"),
-                     severity=Severity.INFO)
+                     "steps from it when max_train_steps is 0)", line=line("epoch"))
     elif epoch:
         which = "max_train_steps" if steps else "max_train_epochs"
         draft.report("LRC095", f"epoch {int(epoch)} has no effect: {which} is set",
-                     line=line("epoch"), severity=Severity.INFO)
+                     line=line("epoch"))
     warmup = _number(data.get("lr_warmup"))
     if warmup and not _number(data.get("lr_warmup_steps")):
         if steps:
             draft.set("lr_warmup_steps", round(warmup * steps / 100), line=line("lr_warmup"))
             draft.report("LRC095", f"lr_warmup {warmup:g}% of {int(steps)} steps → "
-                         "lr_warmup_steps", line=line("lr_warmup"), severity=Severity.INFO)
+                         "lr_warmup_steps", line=line("lr_warmup"))
         else:
             draft.unmap("lr_warmup", data["lr_warmup"], "LRC090", "lr_warmup is a percentage "
                         "of max_train_steps, which is not set", line=line("lr_warmup"),

@@ -756,7 +756,7 @@ class Interpreter:
         if name in self.state.env_files:
             return
         self.draft.report("LRC095", f"`source {text}` is not followed; pass the file with "
-                          "--env to read its variables", line=line, severity=Severity.INFO,
+                          "--env to read its variables", line=line,
                           path=self.path)
 
     def assign(self, a: Assign) -> None:
@@ -909,13 +909,14 @@ def read(source: Source, settings: Settings) -> Draft:
     if len(state.commands) > 1:
         lines = ", ".join(f"{p}:{ln}" for _, ln, p in state.commands[1:])
         draft.report("LRC095", f"{len(state.commands)} training commands found; importing the "
-                     f"first (others at {lines})", line=state.commands[0][1])
+                     f"first (others at {lines})", line=state.commands[0][1],
+                     severity=Severity.WARNING)
     fields, line, _ = state.commands[0]
     _command(draft, fields, line, source, settings)
     for name, d in sorted(env_defined.items()):
         if name not in state.used:
             draft.report("LRC095", f"{name} is defined here but the training script never "
-                         "reads it", line=d.line, path=d.path)
+                         "reads it", line=d.line, path=d.path, severity=Severity.WARNING)
     return draft
 
 
@@ -930,11 +931,11 @@ def _command(draft: Draft, fields: list[Val], line: int, source: Source,
         if family is None:
             family = "sd15"
             draft.report("LRC095", f"{script}.py is not a script lorac knows; reading its "
-                         "options as train_network.py's", line=line)
+                         "options as train_network.py's", line=line, severity=Severity.WARNING)
     inventory = inventory_for(family)
     if f"{script}.py" != inventory.script and script in SCRIPT_FAMILIES:
         draft.report("LRC095", f"--family {family} trains with {inventory.script}, but the "
-                     f"script runs {script}.py", line=line)
+                     f"script runs {script}.py", line=line, severity=Severity.WARNING)
     _launcher(draft, launcher, line)
     parsed = _parse_args(draft, args, inventory, line)
     base = source.path.parent
@@ -1074,7 +1075,8 @@ def _set_option(draft: Draft, inventory: Any, name: str, vals: list[Val], line: 
                 len(vals) == 1:
             draft.set(name, template(vals[0]), line=line)
             draft.report("LRC095", f"--{name} reads ${names[0]}, which has no default; the "
-                         "profile needs it set when it is resolved", line=line)
+                         "profile needs it set when it is resolved", line=line,
+                         severity=Severity.WARNING)
             return
         draft.unmap(name, text, "LRC092", f"--{name} reads ${names[0]}, which has no "
                     "default", line=line, hint=f"export {names[0]}=… or pass --env FILE")
@@ -1108,7 +1110,7 @@ def _config_file(draft: Draft, config: tuple[str, list[Val], int], inventory: An
     found = find_relative(name, base, Path.cwd()) if name else None
     if found is None:
         draft.report("LRC095", f"--config_file {name or '?'} not found; its options are not "
-                     "imported", line=line)
+                     "imported", line=line, severity=Severity.WARNING)
         return
     doc = parse_toml(read_source(found))
     import_options(draft, flatten(doc), inventory, found.parent, settings)
