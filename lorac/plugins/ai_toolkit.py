@@ -185,6 +185,16 @@ def _put(tree: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _route(tree: dict[str, Any], dataset_entry: dict[str, Any], to: str, value: Any) -> None:
+    """Put a mapped value at ``to``: ``datasets.<key>`` into the dataset entry, anything else
+    into the job tree."""
+
+    if to.startswith("datasets."):
+        dataset_entry[to.split(".", 1)[1]] = value
+    else:
+        _put(tree, to, value)
+
+
 def _transform(spec: dict[str, Any], value: Any) -> tuple[bool, Any, str]:
     """``(ok, new value, why not)`` for one mapped value."""
 
@@ -270,10 +280,7 @@ class AiToolkitBackend:
             if not ok:
                 out.warn("LRC608", f"{name}: {why}; it is left out", kp)
                 continue
-            if spec["to"].startswith("datasets."):
-                dataset_keys[spec["to"].split(".", 1)[1]] = new
-            else:
-                _put(tree, spec["to"], new)
+            _route(tree, dataset_keys, spec["to"], new)
         datasets = self._datasets(profile, mapping, tree, out)
         for entry in datasets:
             for key, value in dataset_keys.items():
@@ -326,6 +333,12 @@ class AiToolkitBackend:
                 groups.append((("dataset", "datasets", i), own, ds.get("subsets") or []))
         entries = []
         reported: set[KeyPath] = set()
+
+        def skip(kp: KeyPath, message: str) -> None:  # each key path is reported once
+            if kp not in reported:
+                reported.add(kp)
+                out.warn("LRC608", f"{message}; it is left out", kp)
+
         for base, own, subsets in groups:
             for j, sub in enumerate(subsets):
                 if not isinstance(sub, dict):
@@ -340,24 +353,16 @@ class AiToolkitBackend:
                 entry: dict[str, Any] = {}
                 for key, (value, kp) in merged.items():
                     spec = mapping["dataset"].get(key)
-                    if spec is None or ("implied" in spec and value != spec["implied"]):
-                        if kp not in reported:
-                            reported.add(kp)
-                            out.warn("LRC608", f"dataset key {key} has no ai-toolkit "
-                                     "equivalent; it is left out", kp)
+                    if spec is None or spec.get("implied", value) != value:
+                        skip(kp, f"dataset key {key} has no ai-toolkit equivalent")
                         continue
-                    if "implied" in spec:
+                    if "implied" in spec:  # what ai-toolkit does anyway
                         continue
                     ok, new, why = _transform(spec, value)
                     if not ok:
-                        if kp not in reported:
-                            reported.add(kp)
-                            out.warn("LRC608", f"dataset key {key}: {why}; it is left out", kp)
+                        skip(kp, f"dataset key {key}: {why}")
                         continue
-                    if spec["to"].startswith("datasets."):
-                        entry[spec["to"].split(".", 1)[1]] = new
-                    else:
-                        _put(tree, spec["to"], new)
+                    _route(tree, entry, spec["to"], new)
                 entries.append(entry)
         return entries
 
