@@ -184,31 +184,29 @@ def comment_text(text: str) -> str:
 # --------------------------------------------------------------------------- families
 
 
-SCRIPT_FAMILIES = {
-    "flux_train_network": "flux1-dev",
-    "sdxl_train_network": "sdxl",
-    "sd3_train_network": "sd3",
-    "train_network": "sd15",
-}
-
-
-def family_script(family: str | None) -> str:
-    """The kohya entry script of ``family`` (``flux_train_network.py`` for flux1-dev)."""
+@lru_cache(maxsize=1)
+def script_families() -> dict[str, str]:
+    """Kohya entry script stem → the first family (``backends/kohya/families.toml``) that
+    trains with it: ``flux_train_network`` → flux1-dev, ``train_network`` → sd15, …"""
 
     from lorac.inventory import load_families
 
-    families = load_families()
-    if family in families:
-        return families[family].script
-    return "train_network.py"
+    return {Path(f.script).stem: name for name, f in reversed(load_families().items())}
+
+
+def flux_family(model: str) -> str:
+    """flux1-schnell when the model path says so, else flux1-dev."""
+
+    return "flux1-schnell" if "schnell" in model.lower() else "flux1-dev"
 
 
 def inventory_for(family: str | None):
-    """The kohya option inventory of ``family``'s entry script."""
+    """The kohya option inventory of ``family``'s entry script (train_network.py's when the
+    family is unset or unknown)."""
 
-    from lorac.inventory import load_kohya_inventory
+    from lorac.inventory import family_script, load_kohya_inventory
 
-    return load_kohya_inventory(family_script(family))
+    return load_kohya_inventory(family_script(family) or "train_network.py")
 
 
 def check_family(family: str | None) -> str | None:
@@ -685,7 +683,7 @@ def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:
     family = None
     if "flux" in module or options.get("ae") or (options.get("t5xxl") and not options.get(
             "clip_g")):
-        family = "flux1-schnell" if "schnell" in model else "flux1-dev"
+        family = flux_family(model)
         reason = f"network_module {module!r}" if module else "the ae/t5xxl options"
     elif "sd3" in module or options.get("clip_g"):
         family, reason = "sd3", f"network_module {module!r}" if module else "clip_g"

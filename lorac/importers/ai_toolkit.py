@@ -20,6 +20,7 @@ from lorac.importers import (
     Settings,
     Source,
     coerce,
+    flux_family,
     inventory_for,
     line_of_key,
     looks_placeholder,
@@ -190,16 +191,18 @@ def read(source: Source, settings: Settings) -> Draft:
         del draft.options["train_batch_size"]
         draft.dataset = {"batch_size": batch.value, **draft.dataset}
     if "network_module" not in draft.options:
-        module = {"flux1-dev": "networks.lora_flux", "flux1-schnell": "networks.lora_flux",
-                  "sd3": "networks.lora_sd3"}.get(draft.family or "", "networks.lora")
-        draft.set("network_module", module)
+        from lorac.inventory import load_families
+
+        entry = load_families().get(draft.family or "")
+        draft.set("network_module", entry.network_modules[0] if entry and entry.network_modules
+                  else "networks.lora")
     return draft
 
 
 def _family(model: dict[str, Any], draft: Draft) -> str:
     path = str(model.get("name_or_path") or "").lower()
     if model.get("is_flux") or model.get("arch") in ("flux", "flex1") or "flux" in path:
-        family = "flux1-schnell" if "schnell" in path else "flux1-dev"
+        family = flux_family(path)
     elif model.get("is_v3") or "stable-diffusion-3" in path:
         family = "sd3"
     elif model.get("is_xl") or "xl" in path:

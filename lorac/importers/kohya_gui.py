@@ -23,6 +23,7 @@ from lorac.importers import (
     Settings,
     Source,
     coerce,
+    flux_family,
     inventory_for,
     line_of_key,
     looks_placeholder,
@@ -123,7 +124,7 @@ def family_of(data: dict[str, Any]) -> tuple[str, str]:
 
     model = str(data.get("pretrained_model_name_or_path") or "").lower()
     if data.get("flux1_checkbox") is True or data.get("LoRA_type") in ("Flux1", "Flux1 OFT"):
-        return ("flux1-schnell" if "schnell" in model else "flux1-dev"), "flux1_checkbox"
+        return flux_family(model), "flux1_checkbox"
     if data.get("sd3_checkbox") is True:
         return "sd3", "sd3_checkbox"
     if data.get("sdxl") is True or data.get("sdxl_checkbox") is True:

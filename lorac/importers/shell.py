@@ -32,18 +32,19 @@ from typing import Any
 
 from lorac.diagnostics import LoracError, Severity
 from lorac.importers import (
-    SCRIPT_FAMILIES,
     ConversionError,
     Draft,
     Settings,
     Source,
     convert,
     find_relative,
+    flux_family,
     import_options,
     inventory_for,
     looks_placeholder,
     parse_toml,
     read_source,
+    script_families,
     take_dataset_config,
 )
 
@@ -927,13 +928,13 @@ def _command(draft: Draft, fields: list[Val], line: int, source: Source,
     launcher, args = fields[:index], fields[index + 1:]
     family = settings.family
     if family is None:
-        family = SCRIPT_FAMILIES.get(script)
+        family = script_families().get(script)
         if family is None:
             family = "sd15"
             draft.report("LRC095", f"{script}.py is not a script lorac knows; reading its "
                          "options as train_network.py's", line=line, severity=Severity.WARNING)
     inventory = inventory_for(family)
-    if f"{script}.py" != inventory.script and script in SCRIPT_FAMILIES:
+    if f"{script}.py" != inventory.script and script in script_families():
         draft.report("LRC095", f"--family {family} trains with {inventory.script}, but the "
                      f"script runs {script}.py", line=line, severity=Severity.WARNING)
     _launcher(draft, launcher, line)
@@ -944,10 +945,9 @@ def _command(draft: Draft, fields: list[Val], line: int, source: Source,
         _config_file(draft, config, inventory, base, settings)
     for name, vals, wline in parsed:
         _set_option(draft, inventory, name, vals, wline, base, settings)
-    if family.startswith("flux1"):
-        model = draft.options.get("pretrained_model_name_or_path")
-        if settings.family is None and model and "schnell" in str(model.value).lower():
-            family = "flux1-schnell"
+    model = draft.options.get("pretrained_model_name_or_path")
+    if settings.family is None and family.startswith("flux1") and model:
+        family = flux_family(str(model.value))
     draft.family = family
 
 
