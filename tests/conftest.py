@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,12 +24,8 @@ def _no_lint_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 def project(tmp_path: Path) -> Iterator[Path]:
     """An empty project directory that is the current directory during the test."""
 
-    old = Path.cwd()
-    os.chdir(tmp_path)
-    try:
+    with contextlib.chdir(tmp_path):
         yield tmp_path
-    finally:
-        os.chdir(old)
 
 
 def write_files(root: Path, files: dict[str, str | bytes]) -> None:
@@ -45,7 +41,6 @@ def write_files(root: Path, files: dict[str, str | bytes]) -> None:
 def lorac(*args: str) -> tuple[int, str, str]:
     """Run the lorac CLI in-process; returns (exit code, stdout, stderr)."""
 
-    import contextlib
     import io
 
     from lorac.__main__ import main

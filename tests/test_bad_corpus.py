@@ -672,17 +672,13 @@ def _warm_up() -> None:
     from lorac.__main__ import main
 
     by_name = {c["name"]: c for c in CASES}
-    old = os.getcwd()
     for name in WARM_UP:
         with tempfile.TemporaryDirectory() as tmp:
             prepare(by_name[name], Path(tmp))
-            os.chdir(tmp)
-            try:
-                sink = io.StringIO()
-                with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-                    main(list(by_name[name]["command"]))
-            finally:
-                os.chdir(old)
+            sink = io.StringIO()
+            with (contextlib.chdir(tmp), contextlib.redirect_stdout(sink),
+                  contextlib.redirect_stderr(sink)):
+                main(list(by_name[name]["command"]))
 
 
 CASES = load_cases()

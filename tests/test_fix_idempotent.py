@@ -7,7 +7,7 @@ ignores, ``split_mode``, ``v2`` on SDXL — with comments that must survive.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -51,19 +51,14 @@ def _codes(out: str) -> set[str]:
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=profiles())
 def test_fix_twice_changes_nothing_the_second_time(text: str) -> None:
-    old = Path.cwd()
-    with tempfile.TemporaryDirectory() as tmp:
-        os.chdir(tmp)
-        try:
-            path = Path("profiles/p.toml")
-            path.parent.mkdir()
-            path.write_text(text, encoding="utf-8")
-            lorac("lint", "profiles", "--fix")
-            once = path.read_text(encoding="utf-8")
-            _, out, _ = lorac("lint", "profiles")
-            assert not _codes(out) & set(SAFE_CODES), out
-            lorac("lint", "profiles", "--fix")
-            assert path.read_text(encoding="utf-8") == once
-            assert "# generated" in once and "# module" in once
-        finally:
-            os.chdir(old)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        path = Path("profiles/p.toml")
+        path.parent.mkdir()
+        path.write_text(text, encoding="utf-8")
+        lorac("lint", "profiles", "--fix")
+        once = path.read_text(encoding="utf-8")
+        _, out, _ = lorac("lint", "profiles")
+        assert not _codes(out) & set(SAFE_CODES), out
+        lorac("lint", "profiles", "--fix")
+        assert path.read_text(encoding="utf-8") == once
+        assert "# generated" in once and "# module" in once

@@ -17,6 +17,7 @@ Properties:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import tempfile
@@ -150,7 +151,7 @@ def profile_texts(draw: st.DrawFn) -> str:
 @FAST
 @given(text=profile_texts(), base=st.booleans())
 def test_lint_any_profile(text: str, base: bool) -> None:
-    with tempfile.TemporaryDirectory() as tmp, _cwd(Path(tmp)):
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
         folder = Path("profiles")
         folder.mkdir()
         (folder / "p.toml").write_text(text, encoding="utf-8")
@@ -363,24 +364,3 @@ def _credential(name: str, value: Any) -> bool:
 
     return isinstance(value, str) and bool(value) and (
         looks_secret_name(name) or any(not s.name for s in scan(value)))
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-class _cwd:
-    """Change the working directory for a ``with`` block."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.old = path, Path.cwd()
-
-    def __enter__(self) -> Path:
-        import os
-
-        os.chdir(self.path)
-        return self.path
-
-    def __exit__(self, *exc: object) -> None:
-        import os
-
-        os.chdir(self.old)
