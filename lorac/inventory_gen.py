@@ -710,17 +710,20 @@ def _infer_type(is_literal: bool, value: Any) -> str:
     )
 
 
-def _is_kwargs_get(node: ast.AST) -> bool:
-    return (
+def str_get(node: ast.AST, holder: str) -> str | None:
+    """``holder.get("key", …)`` → ``"key"``; None for any other node."""
+    if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
         and node.func.attr == "get"
         and isinstance(node.func.value, ast.Name)
-        and node.func.value.id == "kwargs"
-        and bool(node.args)
+        and node.func.value.id == holder
+        and node.args
         and isinstance(node.args[0], ast.Constant)
         and isinstance(node.args[0].value, str)
-    )
+    ):
+        return node.args[0].value
+    return None
 
 
 def _class_keys(cls: ast.ClassDef) -> dict[str, Any]:
@@ -732,12 +735,12 @@ def _class_keys(cls: ast.ClassDef) -> dict[str, Any]:
     attr_to_key: dict[str, str] = {}
     keys: dict[str, Any] = {}
     calls = sorted(
-        (n for n in ast.walk(cls) if _is_kwargs_get(n)),
+        (n for n in ast.walk(cls) if str_get(n, "kwargs") is not None),
         key=lambda n: (n.lineno, n.col_offset),
     )
     for call in calls:
         assert isinstance(call, ast.Call)
-        key = call.args[0].value  # type: ignore[attr-defined]
+        key = str_get(call, "kwargs")
         default_node = call.args[1] if len(call.args) > 1 else None
         if default_node is None:
             is_lit, default, expr = True, None, "None"
@@ -772,8 +775,9 @@ def _class_keys(cls: ast.ClassDef) -> dict[str, Any]:
             "type": _infer_type(is_lit, default),
         }
         if default_node is not None and not is_lit:
-            if _is_kwargs_get(default_node):
-                entry["default_from"] = default_node.args[0].value  # type: ignore[attr-defined]
+            copied = str_get(default_node, "kwargs")
+            if copied is not None:
+                entry["default_from"] = copied
             elif (
                 isinstance(default_node, ast.Attribute)
                 and isinstance(default_node.value, ast.Name)

@@ -25,28 +25,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lorac.inventory_gen import InventoryError, checkout_commit
+from lorac.inventory_gen import InventoryError, checkout_commit, default_out_dir, str_get
 
 #: The modules lorac knows, in the order they are written to the file.
 MODULES = ("networks.lora", "networks.lora_flux", "networks.lora_sd3")
 OUT_NAME = "network_modules.toml"
 
 
-def _str_get(node: ast.AST, holder: str) -> str | None:
-    """``holder.get("key", …)`` → ``"key"``."""
-
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "get" and isinstance(node.func.value, ast.Name)
-            and node.func.value.id == holder and node.args
-            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-        return node.args[0].value
-    return None
-
-
 def _gets(func: ast.FunctionDef, holder: str) -> dict[str, int]:
     found: dict[str, int] = {}
     for node in ast.walk(func):
-        key = _str_get(node, holder)
+        key = str_get(node, holder)
         if key is not None:
             found.setdefault(key, node.lineno)
     return found
@@ -80,7 +69,7 @@ def analyse_module(path: Path) -> dict[str, Any]:
     for node in ast.walk(create):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(
                 node.targets[0], ast.Name):
-            key = _str_get(node.value, holder)
+            key = str_get(node.value, holder)
             if key is not None:
                 bound[node.targets[0].id] = key
         if (isinstance(node, ast.Compare) and isinstance(node.left, ast.Name)
@@ -150,7 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: the source tree's backends/kohya)")
     ns = parser.parse_args(argv)
-    out = ns.out or Path(__file__).resolve().parent.parent / "backends" / "kohya"
+    out = ns.out or default_out_dir("kohya")
+    if out is None:
+        parser.error("--out is required outside lorac's source tree")
     try:
         path = generate(ns.checkout, out)
     except (OSError, ValueError, SyntaxError, InventoryError) as exc:
