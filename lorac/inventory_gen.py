@@ -66,24 +66,18 @@ class InventoryError(Exception):
 
 
 def checkout_commit(checkout: Path) -> str:
-    """Return the commit of *checkout*: ``git rev-parse HEAD``, else its ``.lorac-commit`` file.
+    """Return the commit of *checkout* (:func:`lorac.trainer.commit_of`: its ``.lorac-commit``
+    file, else ``git rev-parse HEAD`` of its own ``.git``).
 
     Raises:
         InventoryError: when neither names a 40-hex commit.
     """
-    marker = checkout / ".lorac-commit"
-    if marker.is_file():
-        commit = marker.read_text(encoding="utf-8").strip()
-    else:
-        try:
-            commit = subprocess.run(
-                ["git", "-C", str(checkout), "rev-parse", "HEAD"],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.strip()
-        except (OSError, subprocess.CalledProcessError) as exc:
-            raise InventoryError(f"{checkout}: cannot tell its commit ({exc})") from exc
+    from lorac.trainer import commit_of
+
+    commit = commit_of(checkout)
+    if commit is None:
+        raise InventoryError(f"{checkout}: cannot tell its commit (no .lorac-commit file, and "
+                             "no git checkout whose HEAD git can read)")
     if not re.fullmatch(r"[0-9a-f]{40}", commit):
         raise InventoryError(f"{checkout}: {commit!r} is not a 40-hex commit")
     return commit

@@ -179,3 +179,25 @@ def test_ai_toolkit_generator_is_pure_ast(tmp_path: Path) -> None:
     keys = classes["NetworkConfig"]["keys"]
     assert keys["alpha"]["default"] == 1.0 and keys["alpha"]["line"] == 3
     assert keys["linear_alpha"]["default_from"] == "alpha"
+
+
+def test_checkout_commit_reads_the_checkout_not_an_enclosing_repository(tmp_path: Path) -> None:
+    """checkout_commit goes through trainer.commit_of: a marker file, else the checkout's own
+    .git; a plain folder inside some other repository has no commit of its own."""
+    from lorac.inventory_gen import InventoryError, checkout_commit
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert checkout_commit(tmp_path) == head
+    inner = tmp_path / "vendored"
+    inner.mkdir()
+    with pytest.raises(InventoryError, match="cannot tell its commit"):
+        checkout_commit(inner)
+    (inner / ".lorac-commit").write_text("a" * 40 + "\n")
+    assert checkout_commit(inner) == "a" * 40
+    (inner / ".lorac-commit").write_text("main\n")
+    with pytest.raises(InventoryError, match="not a 40-hex commit"):
+        checkout_commit(inner)
