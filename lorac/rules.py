@@ -114,22 +114,27 @@ class Rule:
 
     # -- helpers for subclasses
     def at(self, profile: Profile, key_path: KeyPath, message: str, *,
-           hint: str | None = None, fix: Iterable[Edit] = (), **data: Any) -> Diagnostic:
-        """A finding placed at the position where ``key_path`` was written in ``profile``."""
+           hint: str | None = None, fix: Iterable[Edit | None] = (), **data: Any) -> Diagnostic:
+        """A finding placed at the position where ``key_path`` was written in ``profile``.
+        ``None`` items of ``fix`` (an edit helper that found nothing to edit) are dropped."""
 
         d = profile.diagnostic(self.code, message, key_path, rule=self.name,
                                severity=self.severity, hint=hint)
-        return Diagnostic(**{**d.__dict__, "fix": tuple(fix), "fix_safe": self.fix == "safe",
+        return Diagnostic(**{**d.__dict__, "fix": _edits(fix), "fix_safe": self.fix == "safe",
                              "data": data})
 
     def in_file(self, path: str, line: int, col: int, message: str, *,
-                hint: str | None = None, key_path: KeyPath = (), fix: Iterable[Edit] = (),
-                **data: Any) -> Diagnostic:
-        """A finding at an explicit place in any file."""
+                hint: str | None = None, key_path: KeyPath = (),
+                fix: Iterable[Edit | None] = (), **data: Any) -> Diagnostic:
+        """A finding at an explicit place in any file (``fix`` as for :meth:`at`)."""
 
         return Diagnostic(code=self.code, message=message, path=path, line=line, col=col,
                           severity=self.severity, rule=self.name, key_path=key_path, hint=hint,
-                          fix=tuple(fix), fix_safe=self.fix == "safe", data=data)
+                          fix=_edits(fix), fix_safe=self.fix == "safe", data=data)
+
+
+def _edits(fix: Iterable[Edit | None]) -> tuple[Edit, ...]:
+    return tuple(e for e in fix if e is not None)
 
 
 def validate_rule(rule: Rule, plugin: str) -> None:

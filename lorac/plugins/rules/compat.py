@@ -21,11 +21,11 @@ from lorac.diagnostics import DELETE, Diagnostic, Edit, KeyPath, Severity
 from lorac.hookspecs import hookimpl
 from lorac.plugins.inventory_rules import dataset_levels
 from lorac.plugins.rules.network import (
+    beside,
     is_base,
     literal_edit,
     option_path,
     with_safety,
-    written,
 )
 from lorac.profile import Profile
 from lorac.rules import ProfileContext, Rule
@@ -156,7 +156,7 @@ class BlocksToSwapWithCpuOffloadCheckpointing(_Compat):
             "sd3_train_network.py:66-68"
         yield self.at(p, kp, f"blocks_to_swap = {swap} cannot be combined with "
                       f"cpu_offload_checkpointing: sd-scripts asserts ({script})",
-                      hint="drop one of the two", fix=[edit] if edit else [])
+                      hint="drop one of the two", fix=[edit])
 
 
 class CachedTextEncoderWithCaptionAugmentation(_Compat):
@@ -244,11 +244,10 @@ class Fp8BaseWithoutMixedPrecision(_Compat):
             edit = literal_edit(p, kp, "bf16")
         else:
             kp = flag_path
-            found = written(p, flag_path)
-            edit = Edit(found[0], (flag_path[0], "mixed_precision"), "bf16") if found else None
+            edit = beside(p, flag_path, "mixed_precision", "bf16")
         yield self.at(p, kp, f"{flag} needs mixed_precision \"fp16\" or \"bf16\", and it is "
                       f"\"{mp}\": sd-scripts asserts (train_network.py:829-833)",
-                      hint="mixed_precision = \"bf16\"", fix=[edit] if edit else [])
+                      hint="mixed_precision = \"bf16\"", fix=[edit])
 
 
 class FullPrecisionMismatch(_Compat):
@@ -413,7 +412,7 @@ class BucketResoStepsNotMultiple(_Compat):
             edit = literal_edit(p, kp, fixed)
             yield self.at(p, kp, f"bucket_reso_steps = {value} is not a multiple of {step}: "
                           f"sd-scripts asserts (library/train_util.py:1093-1097, {where})",
-                          hint=f"bucket_reso_steps = {fixed}", fix=[edit] if edit else [])
+                          hint=f"bucket_reso_steps = {fixed}", fix=[edit])
 
 
 class DeprecatedSplitMode(_Compat):
@@ -532,7 +531,7 @@ class OptionIgnoredByFamily(_Compat):
                 for u in _users(p, edit.path, ctx.project))
             diag = self.at(p, kp, f"{name} is accepted but ignored by the {p.family} "
                            f"training path ({ignored[name]})", hint=f"remove {name}",
-                           fix=[edit] if edit else [])
+                           fix=[edit])
             yield with_safety(diag, safe)
 
 
@@ -573,11 +572,10 @@ class SdxlCachedOutputsTrainTextEncoder(_Compat):
         name = "cache_text_encoder_outputs" if on(p, "cache_text_encoder_outputs") else \
             "cache_text_encoder_outputs_to_disk"
         kp = option_path(p, name, "training")
-        found = written(p, kp)
-        fix = [Edit(found[0], (kp[0], "network_train_unet_only"), True)] if found else []
         yield self.at(p, kp, f"{name} on SDXL requires network_train_unet_only: sd-scripts "
                       "asserts (sdxl_train_network.py:39-41)",
-                      hint="network_train_unet_only = true", fix=fix)
+                      hint="network_train_unet_only = true",
+                      fix=[beside(p, kp, "network_train_unet_only", True)])
 
 
 class AdaptiveNoiseScaleWithoutNoiseOffset(_Compat):
@@ -689,7 +687,7 @@ class V2WithSdxl(_Compat):
                                         for u in _users(p, edit.path, ctx.project))
         diag = self.at(p, kp, "v2 cannot be enabled for SDXL: sd-scripts asserts "
                        "(library/sdxl_train_util.py:349)", hint="remove v2",
-                       fix=[edit] if edit else [])
+                       fix=[edit])
         yield with_safety(diag, safe)
 
 

@@ -85,6 +85,14 @@ def literal_edit(profile: Profile, key_path: KeyPath, value: Any) -> Edit | None
     return Edit(path, tuple(key_path), value)
 
 
+def beside(profile: Profile, key_path: KeyPath, name: str, value: Any) -> Edit | None:
+    """An edit writing option ``name = value`` into the table and file where ``key_path`` is
+    written (None when it is not written in a file of the chain)."""
+
+    found = written(profile, key_path)
+    return Edit(found[0], (key_path[0], name), value) if found else None
+
+
 def option_path(profile: Profile, name: str, default_section: str) -> KeyPath:
     """Key path of trainer option ``name``, or where it would be added."""
 
@@ -508,8 +516,7 @@ class NetworkModuleWrongFamily(_NetworkRule):
         kp = option_path(profile, "network_module", "network")
         fix = []
         if len(family.network_modules) == 1:
-            edit = literal_edit(profile, kp, family.network_modules[0])
-            fix = [edit] if edit else []
+            fix = [literal_edit(profile, kp, family.network_modules[0])]
         scale = scale_of(profile)
         where = ", ".join(family.evidence)
         guess = " (family inferred from the model options)" if inferred else ""
@@ -596,7 +603,7 @@ class UnknownNetworkArg(_NetworkArgsRule):
                 yield self.at(profile, kp, f"network_args key {key!r} has spaces around it; "
                               f"{module} reads {key.strip()!r}, so this entry is "
                               f"ignored{tail}", hint=f"write \"{key.strip()}={value.strip()}\"",
-                              fix=[edit] if edit else [])
+                              fix=[edit])
                 continue
             close = difflib.get_close_matches(key, list(known), n=1)
             if key == "dropout":
@@ -690,7 +697,7 @@ class NetworkArgBoolSpelling(_NetworkArgsRule):
             diag = self.at(profile, kp, f"{module} reads {key}={value!r} ({meant}read as "
                            f"False): only the exact string 'True' is true "
                            f"({facts['file']}:{bools[key]}){_scale_tail(profile)}",
-                           hint=f"write \"{key}={fixed or 'True'}\"", fix=[edit] if edit else [])
+                           hint=f"write \"{key}={fixed or 'True'}\"", fix=[edit])
             yield with_safety(diag, fixed == "False")
 
 
