@@ -33,7 +33,7 @@ def test_writes_profile_and_refuses_to_overwrite(project: Path, _run) -> None:
     script = str(AUDIT / "scripts" / "train_flux_fast.sh")
     env = str(AUDIT / "docker" / "env.sh")
     result = _run(script, "--env", env, "--name", "fast")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, result.stderr
     written = project / "profiles" / "fast.toml"
     assert written.read_text().startswith("#:schema ../lorac/schema/profile.schema.json\n")
     assert "LRC095" in result.stderr and "wrote profiles/fast.toml" in result.stderr
@@ -133,3 +133,12 @@ def test_import_of_build_is_identity(tmp_path_factory, p: dict, fmt: str) -> Non
     assert back is not None
     assert _plain(back) == _plain(original)
     assert back.get("dataset") == original.get("dataset")
+
+
+def test_from_choices_are_the_importers_kinds() -> None:
+    # typed out in the command so that `lorac lint` does not import lorac.importers
+    from lorac.commands_import import import_cmd
+    from lorac.importers import KINDS
+
+    [option] = [p for p in import_cmd.params if p.name == "kind"]
+    assert tuple(option.type.choices) == KINDS
