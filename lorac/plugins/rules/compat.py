@@ -30,7 +30,6 @@ from lorac.plugins.rules.network import (
 from lorac.profile import Profile
 from lorac.rules import ProfileContext, Rule
 
-FLUX = ("flux1-dev", "flux1-schnell")
 SCRIPT_KIND = {"flux1-dev": "flux", "flux1-schnell": "flux", "sdxl": "sdxl", "sd3": "sd3",
                "sd15": "sd"}
 
@@ -44,8 +43,7 @@ def kind_of(profile: Profile) -> str | None:
 def on(profile: Profile, name: str) -> bool:
     """True when trainer option ``name`` is set to a true value."""
 
-    value = profile.option(name)
-    return bool(value) and value is not None
+    return bool(profile.option(name))
 
 
 def te_outputs_cached(profile: Profile) -> bool:

@@ -376,7 +376,7 @@ class DocClaimMismatch(Rule):
                 subject = _bind(claim.context, found)
                 if subject is None:
                     continue
-                parts = [p for p in re.split(r"\s*/\s*", claim.value)] if len(options) > 1 \
+                parts = re.split(r"\s*/\s*", claim.value) if len(options) > 1 \
                     else [claim.value]
                 if len(parts) != len(options):
                     continue

@@ -147,7 +147,6 @@ class Scale:
     lr: float | None
     lr_set: bool
     unet_lr: float | None
-    te_lr: float | None
     adaptive: bool
 
     @property
@@ -192,7 +191,6 @@ def scale_of(profile: Profile) -> Scale | None:
         lr = _lr_default(family_script(profile.family) or "train_network.py")
     optimizer = str(profile.option("optimizer_type", "")).lower()
     return Scale(dim, alpha, alpha_set, lr, lr_set, _num(profile.option("unet_lr")),
-                 _num(profile.option("text_encoder_lr")),
                  any(a in optimizer for a in ADAPTIVE_OPTIMIZERS))
 
 
@@ -393,9 +391,8 @@ class AlphaScaleTooSmall(_NetworkRule):
             return
         if scale.value >= self.MIN_SCALE:
             return
-        lrs = [x for x in (scale.unet_lr if scale.unet_lr is not None else scale.lr,)
-               if x is not None]
-        if not lrs or max(lrs) * scale.value >= self.MIN_EFFECTIVE_LR:
+        lr = scale.unet_lr if scale.unet_lr is not None else scale.lr
+        if lr is None or lr * scale.value >= self.MIN_EFFECTIVE_LR:
             return
         profile = ctx.profile
         kp = option_path(profile, "network_alpha", "network")
