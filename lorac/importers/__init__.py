@@ -76,10 +76,6 @@ SECTIONS: tuple[tuple[str, frozenset[str], tuple[str, ...]], ...] = (
 )
 SECTION_ORDER = ("model", "network", "optimizer", "training", "saving", "sampling", "logging")
 
-#: Options that describe where the configuration itself lives; never copied into a profile.
-META_OPTIONS = frozenset({"config_file", "output_config", "dataset_config"})
-
-
 def section_for(option: str) -> str:
     """The profile section lorac puts kohya option ``option`` in."""
 
@@ -428,10 +424,6 @@ def _unknown_dataset_key(draft: Draft, key: str, value: Any, level: str, display
 
 
 # --------------------------------------------------------------------------- rendering
-
-
-def _toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
 
 
 def render(draft: Draft, *, schema_header: bool, name: str) -> str:

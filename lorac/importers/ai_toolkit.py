@@ -43,7 +43,7 @@ OPTIONS = {
     ("train", "optimizer"): "optimizer_type", ("train", "lr_scheduler"): "lr_scheduler",
     ("train", "max_grad_norm"): "max_grad_norm", ("train", "min_snr_gamma"): "min_snr_gamma",
     ("train", "noise_offset"): "noise_offset", ("train", "dtype"): "mixed_precision",
-    ("train", "train_text_encoder"): None, ("train", "train_unet"): None,
+    ("train", "train_text_encoder"): None,
     ("train", "noise_scheduler"): None, ("train", "timestep_type"): "timestep_sampling",
     ("model", "name_or_path"): "pretrained_model_name_or_path",
     ("model", "is_flux"): None, ("model", "is_v3"): None, ("model", "is_xl"): None,

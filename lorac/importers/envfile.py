@@ -11,28 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from lorac.importers import Draft, read_source
-from lorac.importers.shell import Defined, Interpreter, State, literal, template
+from lorac.importers.shell import Interpreter, State
 
 
-def read_env(path: Path, draft: Draft, state: State | None = None) -> State:
-    """Add the variables that the env file at ``path`` assigns to ``state`` (a new one if None).
+def read_env(path: Path, draft: Draft, state: State) -> None:
+    """Add the variables that the env file at ``path`` assigns to ``state``.
 
     Findings (unterminated quotes, command substitutions) go to ``draft``.
     """
 
-    state = state or State()
     source = read_source(path)
     state.env_file = True
     try:
         Interpreter(draft, state, source.display).run(source.text)
     finally:
         state.env_file = False
-    return state
-
-
-def describe(defined: Defined) -> str:
-    """``${env:X:-v}`` (or the literal text) of one env-file variable, for messages."""
-
-    if isinstance(defined.value, list):
-        return " ".join(template(v) or "?" for v in defined.value)
-    return template(defined.value) or literal(defined.value) or "?"

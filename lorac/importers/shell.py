@@ -221,7 +221,6 @@ class Command:
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\+?)=")
 _DECLARE = {"export", "local", "declare", "readonly", "typeset"}
-_SEPARATORS = {";", "&", "|", "\n"}
 
 
 class Lexer:
@@ -597,7 +596,7 @@ class State:
     commands: list[tuple[list[Val], int, str]] = field(default_factory=list)
     env_file: bool = False
     env_files: set[str] = field(default_factory=set)
-    noted: set[str] = field(default_factory=set)
+    noted_branches: bool = False  # the "every branch is followed" note was given
 
 
 class Interpreter:
@@ -608,12 +607,12 @@ class Interpreter:
         self.state = state
         self.path = path
 
-    def run(self, text: str, first_line: int = 1, depth: int = 0) -> None:
-        for cmd in Lexer(text, self.path, self.draft, first_line).commands():
-            self.execute(cmd, depth)
+    def run(self, text: str) -> None:
+        for cmd in Lexer(text, self.path, self.draft).commands():
+            self.execute(cmd, 0)
 
     # -- expansion
-    def lookup(self, name: str, line: int) -> Val | None:
+    def lookup(self, name: str) -> Val | None:
         self.state.used.add(name)
         found = self.state.vars.get(name)
         if found is None:
@@ -635,7 +634,7 @@ class Interpreter:
                 return []
             return list(found.value) if isinstance(found.value, list) else [found.value]
         _, name, op, arg, _ = piece
-        value = self.lookup(name, line)
+        value = self.lookup(name)
         if value is not None:
             if op.startswith(":") and literal(value) == "" and arg is not None:
                 value = None
@@ -717,15 +716,15 @@ class Interpreter:
             head = literal(fields[0])
             if head in ("then", "else", "do", "{", "!", "if", "elif", "while", "until",
                         "time", "exec", "nohup", "command", "env", "sudo"):
-                if head in ("if", "elif", "while", "until", "else") and "if" not in \
-                        self.state.noted:
-                    self.state.noted.add("if")
+                if head in ("if", "elif", "while", "until", "else") and \
+                        not self.state.noted_branches:
+                    self.state.noted_branches = True
                     self.draft.report("LRC096", "conditionals and loops are read straight "
                                       "through: every branch is followed in order",
                                       line=line, severity=Severity.INFO, path=self.path)
                 fields = fields[1:]
                 continue
-            if head == "env" or (head and _ASSIGN.match(head) and len(fields) > 1):
+            if head and _ASSIGN.match(head) and len(fields) > 1:  # env X=1 cmd
                 fields = fields[1:]
                 continue
             break
@@ -923,8 +922,7 @@ def read(source: Source, settings: Settings) -> Draft:
 
 def _command(draft: Draft, fields: list[Val], line: int, source: Source,
              settings: Settings) -> None:
-    index = next(i for i, f in enumerate(fields) if _script_of(f))
-    script = _script_of(fields[index]) or "train_network"
+    index, script = next((i, s) for i, f in enumerate(fields) if (s := _script_of(f)))
     launcher, args = fields[:index], fields[index + 1:]
     family = settings.family
     if family is None:
