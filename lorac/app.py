@@ -18,6 +18,7 @@ from lorac.diagnostics import (
     ExitCode,
     LoracError,
     Severity,
+    exit_code_for,
     format_key_path,
     render_github,
     render_json,
@@ -148,17 +149,38 @@ def _summary(diags: list[Diagnostic], io: Io) -> None:
 # --------------------------------------------------------------------------- show / diff
 
 
-def _resolve_named(name: str):
-    from lorac.lint import check_profile
-    from lorac.profile import find_profile, resolve
+def profile_path(name: str, settings: Any = None) -> Path:
+    """The file of profile ``name`` (under ``settings.profiles``), or a :class:`LoracError`."""
+    from lorac.profile import find_profile
 
-    settings = _settings()
+    settings = settings if settings is not None else _settings()
     path = find_profile(name, settings.profiles)
     if not path.exists():
         raise LoracError(f"no profile {name!r} (looked for {path})")
-    res = resolve(path)
-    diags = sort_diagnostics(check_profile(res))
-    return res, diags, settings
+    return path
+
+
+def load_profile(name: str, settings: Any = None) -> Any:
+    """Profile ``name`` resolved, or a :class:`LoracError` naming the first error that stops it
+    resolving. Validation runs only on that failure."""
+    from lorac.lint import check_profile
+    from lorac.profile import resolve
+
+    res = resolve(profile_path(name, settings))
+    if res.profile is None:
+        errors = [d for d in check_profile(res) if d.severity >= Severity.ERROR]
+        first = errors[0] if errors else None
+        why = f": {first.path}:{first.line}: {first.message}" if first else ""
+        raise LoracError(f"profile {name!r} cannot be resolved{why}")
+    return res.profile
+
+
+def _resolve_named(name: str):
+    from lorac.lint import check_profile
+    from lorac.profile import resolve
+
+    res = resolve(profile_path(name))
+    return res, sort_diagnostics(check_profile(res))
 
 
 def toml_value(value: Any) -> str:
@@ -171,11 +193,13 @@ def toml_value(value: Any) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        pairs = ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items())
+        return "{ " + pairs + " }"
     return str(value)
 
 
-def _key(key: str) -> str:
+def toml_key(key: str) -> str:
+    """``key`` as a TOML key: bare when it can be, else quoted."""
     import re
 
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
@@ -196,6 +220,12 @@ def _leaves(data: Any, base: tuple = ()) -> dict[tuple, Any]:
     return out
 
 
+def leaves_with_provenance(profile: Any) -> dict[str, str]:
+    """Every leaf of ``profile.data`` (as a dotted key path) and where its value was written."""
+
+    return {format_key_path(k): str(profile.where(k)) for k in _leaves(profile.data)}
+
+
 def _printable(data: Any) -> Any:
     """``data`` with credentials masked (``*** (hf_a… (37 chars))``), for printing."""
 
@@ -210,18 +240,16 @@ class ShowOptions(NamedTuple):
 
 
 def show(opts: ShowOptions, io: Io) -> int:
-    res, diags, _ = _resolve_named(opts.profile)
+    res, diags = _resolve_named(opts.profile)
     if res.profile is None:
         io.err.write(render_text(diags))
         return int(ExitCode.FINDINGS)
     profile = res.profile
     data = _printable(profile.data)
     if opts.fmt == "json":
-        leaves = _leaves(profile.data)
         body = {
             "profile": profile.name, "path": profile.path, "chain": list(profile.chain),
-            "data": data,
-            "provenance": {format_key_path(k): str(profile.where(k)) for k in leaves},
+            "data": data, "provenance": leaves_with_provenance(profile),
         }
         io.out.write(json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n")
     else:
@@ -231,18 +259,17 @@ def show(opts: ShowOptions, io: Io) -> int:
             _show_table(io, profile, (section,), table)
     if diags:
         io.err.write(render_text(diags))
-    return int(ExitCode.FINDINGS if any(d.severity >= Severity.ERROR for d in diags)
-               else ExitCode.OK)
+    return int(exit_code_for(diags, Severity.ERROR))
 
 
 def _show_table(io: Io, profile: Any, path: tuple, table: dict, header: str | None = None) -> None:
     io.out.write(f"\n{header or '[' + format_key_path(path) + ']'}\n")
-    width = max((len(_key(k)) + 3 + len(toml_value(v)) for k, v in table.items()
+    width = max((len(toml_key(k)) + 3 + len(toml_value(v)) for k, v in table.items()
                  if not _is_table_array(v) and not isinstance(v, dict)), default=0)
     for key, value in table.items():
         if isinstance(value, dict) or _is_table_array(value):
             continue
-        line = f"{_key(key)} = {toml_value(value)}"
+        line = f"{toml_key(key)} = {toml_value(value)}"
         io.out.write(f"{line.ljust(width)}  # {profile.where((*path, key))}\n")
     for key, value in table.items():
         if isinstance(value, dict):
@@ -264,8 +291,8 @@ class DiffOptions(NamedTuple):
 
 
 def diff(opts: DiffOptions, io: Io) -> int:
-    left, ldiags, _ = _resolve_named(opts.a)
-    right, rdiags, _ = _resolve_named(opts.b)
+    left, ldiags = _resolve_named(opts.a)
+    right, rdiags = _resolve_named(opts.b)
     if left.profile is None or right.profile is None:
         io.err.write(render_text(sort_diagnostics(ldiags + rdiags)))
         return int(ExitCode.FINDINGS)
@@ -366,30 +393,39 @@ class BuildOptions(NamedTuple):
     out: str | None = None
 
 
-def compile_profile(name: str, backend_name: str | None, fmt: str | None, io: Io):
-    """Resolve, validate and emit: the shared front half of ``build`` and ``run``."""
+def choose_backend(plugins: Any, profile: Any, backend_name: str | None,
+                   fmt: str | None) -> tuple[Any, str]:
+    """The backend (``backend_name``, else ``[profile] backend``, else kohya) and its format
+    (``fmt``, else the backend's first), or a :class:`LoracError` for an unknown format."""
 
-    res, diags, settings = _resolve_named(name)
-    plugins = _plugins()
-    profile = res.profile
-    if profile is None or any(d.severity >= Severity.ERROR for d in diags):
-        io.err.write(render_text(diags))
-        raise LoracError(f"profile {name!r} has errors; nothing was built", ExitCode.FINDINGS)
-    backend_name = backend_name or profile.get("profile", "backend") or "kohya"
-    backend = plugins.backend(backend_name)
+    backend = plugins.backend(backend_name or profile.backend)
     fmt = fmt or backend.formats[0]
     if fmt not in backend.formats:
         raise LoracError(f"backend {backend.name} has no format {fmt!r} "
                          f"(available: {', '.join(backend.formats)})")
+    return backend, fmt
+
+
+def compile_profile(name: str, backend_name: str | None, fmt: str | None, io: Io):
+    """Resolve, validate and emit (what ``build`` does before writing): returns the profile,
+    backend, format, artifacts and every diagnostic. ``run`` lints instead of validating,
+    and shares :func:`choose_backend`."""
+
+    res, diags = _resolve_named(name)
+    profile = res.profile
+    if profile is None or any(d.severity >= Severity.ERROR for d in diags):
+        io.err.write(render_text(diags))
+        raise LoracError(f"profile {name!r} has errors; nothing was built", ExitCode.FINDINGS)
+    backend, fmt = choose_backend(_plugins(), profile, backend_name, fmt)
     artifacts = backend.emit(profile, fmt)
     all_diags = sort_diagnostics(diags + artifacts.diagnostics)
-    return profile, backend, fmt, artifacts, all_diags, settings
+    return profile, backend, fmt, artifacts, all_diags
 
 
 def build(opts: BuildOptions, io: Io) -> int:
     from lorac.outputs import write_tree
 
-    profile, backend, fmt, artifacts, diags, _ = compile_profile(
+    profile, backend, fmt, artifacts, diags = compile_profile(
         opts.profile, opts.backend, opts.fmt, io)
     if diags:
         io.err.write(render_text(diags))

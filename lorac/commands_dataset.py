@@ -18,7 +18,14 @@ from typing import Any
 
 import click
 
-from lorac.diagnostics import Diagnostic, ExitCode, LoracError, Severity, sort_diagnostics
+from lorac.diagnostics import (
+    RENDERERS,
+    Diagnostic,
+    LoracError,
+    Severity,
+    exit_code_for,
+    sort_diagnostics,
+)
 
 
 @dataclass(frozen=True)
@@ -44,19 +51,9 @@ def _spec_for(opts: DatasetCheckOptions, settings: Any) -> tuple[Any, list[str],
     base = None
     triggers = list(opts.triggers)
     if opts.profile:
-        from lorac.lint import check_profile
-        from lorac.profile import find_profile, resolve
+        from lorac.app import load_profile
 
-        path = find_profile(opts.profile, settings.profiles)
-        if not path.exists():
-            raise LoracError(f"no profile {opts.profile!r} (looked for {path})")
-        res = resolve(path)
-        if res.profile is None:
-            errors = [d for d in check_profile(res) if d.severity >= Severity.ERROR]
-            first = errors[0] if errors else None
-            why = f": {first.path}:{first.line}: {first.message}" if first else ""
-            raise LoracError(f"profile {opts.profile!r} cannot be resolved{why}")
-        profile = res.profile
+        profile = load_profile(opts.profile, settings)
         specs = dataset.subsets_of(profile)
         target = os.path.realpath(opts.folder)
         for spec in specs:
@@ -139,8 +136,7 @@ def check(opts: DatasetCheckOptions, io: Any) -> int:
             io.err.write(f"{opts.folder}: {n} image(s), caption extension "
                          f"{spec.caption_extension!r}\n")
             _summary(diags, io)
-    failing = any(d.severity >= settings.fail_on for d in diags)
-    return int(ExitCode.FINDINGS if failing else ExitCode.OK)
+    return int(exit_code_for(diags, settings.fail_on))
 
 
 # --------------------------------------------------------------------------- click
@@ -155,7 +151,7 @@ def dataset() -> None:
 @click.argument("folder", type=click.Path())
 @click.option("-p", "--profile", help="Take the subset settings and trigger from this profile.")
 @click.option("--json", "as_json", is_flag=True, help="Write a JSON report with every score.")
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
+@click.option("-f", "--format", "fmt", type=click.Choice(RENDERERS),
               default="text", show_default=True, help="Diagnostics format (--json: report).")
 @click.option("--caption-extension", help="Override the caption extension (default: .caption, "
               "as sd-scripts, or the profile's).")

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from lorac.diagnostics import ExitCode, LoracError, Severity
+from lorac.diagnostics import ExitCode, LoracError
 
 
 @dataclass(frozen=True)
@@ -23,23 +23,6 @@ class VramOptions:
     profile: str
     gpus: tuple[str, ...] = ()
     fmt: str = "text"
-
-
-def _load(name: str) -> Any:
-    from lorac.app import _settings
-    from lorac.lint import check_profile
-    from lorac.profile import find_profile, resolve
-
-    path = find_profile(name, _settings().profiles)
-    if not path.exists():
-        raise LoracError(f"no profile {name!r} (looked for {path})")
-    res = resolve(path)
-    if res.profile is None:
-        errors = [d for d in check_profile(res) if d.severity >= Severity.ERROR]
-        first = errors[0] if errors else None
-        why = f": {first.path}:{first.line}: {first.message}" if first else ""
-        raise LoracError(f"profile {name!r} cannot be resolved{why}")
-    return res.profile
 
 
 def cards_for(profile: Any, extra: tuple[str, ...]) -> list[tuple[str, float]]:
@@ -61,8 +44,9 @@ def cards_for(profile: Any, extra: tuple[str, ...]) -> list[tuple[str, float]]:
 def vram_report(opts: VramOptions, io: Any) -> int:
     """Print the memory breakdown, the verdict per card and the fixes for misfits."""
     from lorac import vram
+    from lorac.app import load_profile
 
-    profile = _load(opts.profile)
+    profile = load_profile(opts.profile)
     cfg = vram.config_from_profile(profile)
     k = vram.load_constants()
     est = vram.estimate(cfg, k)

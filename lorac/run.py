@@ -21,9 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lorac.app import Io, _plugins, _settings, render
-from lorac.diagnostics import ExitCode, LoracError, Severity, format_key_path
-from lorac.profile import Profile, find_profile
+from lorac.app import (
+    Io,
+    _plugins,
+    _settings,
+    choose_backend,
+    leaves_with_provenance,
+    profile_path,
+    render,
+)
+from lorac.diagnostics import ExitCode, LoracError, Severity
+from lorac.profile import Profile
 
 #: The section lorac writes its run-time overrides into (a trainer-option section).
 OVERRIDES = "lorac_run"
@@ -222,9 +230,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
 
     settings = _settings()
     plugins = _plugins()
-    path = find_profile(opts.profile, settings.profiles)
-    if not path.exists():
-        raise LoracError(f"no profile {opts.profile!r} (looked for {path})")
+    path = profile_path(opts.profile, settings)
     report = lint([path], settings, plugins)
     findings = report.diagnostics
     errors = [d for d in findings if d.severity >= Severity.ERROR]
@@ -241,10 +247,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
         raise LoracError(f"profile {opts.profile!r} could not be resolved")
     profile = copy.deepcopy(resolution.profile)
 
-    backend = plugins.backend(opts.backend or profile.get("profile", "backend") or "kohya")
-    fmt = opts.fmt or backend.formats[0]
-    if fmt not in backend.formats:
-        raise LoracError(f"backend {backend.name} has no format {fmt!r}")
+    backend, fmt = choose_backend(plugins, profile, opts.backend, opts.fmt)
     if not hasattr(backend, "launch_argv"):
         raise LoracError(f"backend {backend.name} cannot launch a trainer")
 
@@ -321,12 +324,12 @@ def run_profile(opts: RunOptions, io: Io) -> int:
                            for n, t in sorted(artifacts.files.items())},
         "dataset": dataset_listing(profile),
     }
-    leaves = _leaves_with_provenance(profile)
     from lorac.inventory import load_pin
 
     extra = {
         "profile": {"name": profile.name, "path": profile.path, "chain": list(profile.chain),
-                    "data": redact_data(profile.data, known), "provenance": leaves,
+                    "data": redact_data(profile.data, known),
+                    "provenance": leaves_with_provenance(profile),
                     "overrides": {k: scrub(str(v), known) for k, v in overrides.items()}},
         "inputs": inputs,
         "lint": {"forced": bool(errors or emit_errors) and opts.force,
@@ -347,12 +350,6 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
     return int(result.exit_code)
-
-
-def _leaves_with_provenance(profile: Profile) -> dict[str, str]:
-    from lorac.app import _leaves
-
-    return {format_key_path(k): str(profile.where(k)) for k in _leaves(profile.data)}
 
 
 def _jsonable(value: Any) -> Any:
