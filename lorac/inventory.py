@@ -133,10 +133,14 @@ class Family(NamedTuple):
     evidence: tuple[str, ...]
 
 
-@functools.lru_cache(maxsize=8)
 def load_families(root: Path | None = None) -> dict[str, Family]:
     """Return ``backends/kohya/families.toml`` as ``{family: Family}`` (cached; do not mutate)."""
-    table = _read_toml(_resolve("kohya/families.toml", root))["families"]
+    return _families(_resolve("kohya/families.toml", root))
+
+
+@functools.lru_cache(maxsize=8)
+def _families(path: Path) -> dict[str, Family]:
+    table = _read_toml(path)["families"]
     return {
         name: Family(
             name=name,
@@ -272,9 +276,14 @@ def load_kohya_inventory(script: str, root: Path | None = None) -> Inventory:
 
 
 def kohya_scripts(root: Path | None = None) -> list[str]:
-    """Return the entry scripts that have an inventory (``["flux_train_network.py", ...]``)."""
-    folder = _resolve("kohya/inventory/train_network.json", root).parent
-    return sorted(f"{p.stem}.py" for p in folder.glob("*.json") if p.stem != "dataset_config")
+    """Return the entry scripts that have an inventory (``["flux_train_network.py", ...]``):
+    those of the override folder and of the shipped copy, which answers for the rest."""
+    folders = [_shipped("kohya/inventory")]
+    override = _override(root)
+    if override is not None:
+        folders.append(Path(override) / "kohya" / "inventory")
+    stems = {p.stem for folder in folders for p in folder.glob("*.json")}
+    return sorted(f"{stem}.py" for stem in stems if stem != "dataset_config")
 
 
 def kohya_options(root: Path | None = None) -> dict[str, Option]:

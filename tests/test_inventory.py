@@ -139,12 +139,41 @@ def test_override_dir_wins_and_falls_back(tmp_path: Path, monkeypatch: pytest.Mo
     target.parent.mkdir(parents=True)
     target.write_text(json.dumps(data))
     assert inventory.load_kohya_inventory("train_network.py", root=tmp_path).commit == "0" * 40
+    shipped = inventory.load_pin("kohya")
     monkeypatch.setenv(inventory.ENV_VAR, str(tmp_path))
     assert inventory.load_kohya_inventory("train_network.py").commit == "0" * 40
     # files absent from the override come from the shipped copy
-    assert inventory.load_pin("kohya").commit == inventory.load_pin("kohya", root=None).commit
+    assert inventory.load_pin("kohya") == shipped
+    assert inventory._resolve("kohya/pin.toml", None) == (
+        inventory.backends_dir() / "kohya/pin.toml")
     monkeypatch.delenv(inventory.ENV_VAR)
     assert inventory.load_kohya_inventory("train_network.py").commit != "0" * 40
+
+
+def test_partial_override_adds_scripts_and_hides_none(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = inventory.kohya_scripts()
+    src = inventory.backends_dir() / "kohya" / "inventory" / "flux_train_network.json"
+    folder = tmp_path / "kohya" / "inventory"
+    folder.mkdir(parents=True)
+    (folder / "flux_train_network.json").write_text(src.read_text())
+    (folder / "my_train_network.json").write_text(src.read_text())
+    scripts = inventory.kohya_scripts(root=tmp_path)
+    assert scripts == sorted([*shipped, "my_train_network.py"])
+    assert inventory.load_kohya_inventory("train_network.py", root=tmp_path).options
+
+
+def test_families_follow_the_override_set_later(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "my-family" not in inventory.load_families()
+    (tmp_path / "kohya").mkdir()
+    (tmp_path / "kohya" / "families.toml").write_text(
+        '[families.my-family]\nscript = "train_network.py"\nnetwork_modules = []\n')
+    monkeypatch.setenv(inventory.ENV_VAR, str(tmp_path))
+    assert inventory.load_families()["my-family"].script == "train_network.py"
+    assert inventory.family_script("my-family") == "train_network.py"
+    monkeypatch.delenv(inventory.ENV_VAR)
+    assert "my-family" not in inventory.load_families()
 
 
 def test_loader_imports_only_stdlib() -> None:
