@@ -762,12 +762,22 @@ def import_options(draft: Draft, items: list[tuple[str, Any, int]], inventory: A
                         f"{inventory.script}", line=line,
                         hint=f"did you mean {close[0]!r}?" if close else None)
             continue
-        try:
-            converted = coerce(option, value)
-        except ConversionError as exc:
-            draft.unmap(name, value, "LRC091", f"{name}: {exc}", line=line)
-            continue
-        if looks_placeholder(converted):
-            draft.report("LRC094", f"{name} is a placeholder ({raw_text(converted)}); set the "
-                         "real value", line=line)
-        draft.set(option.dest, converted, line=line)
+        set_checked(draft, option, value, key=name, line=line)
+
+
+def set_checked(draft: Draft, option: Any, value: Any, *, key: str, line: int) -> None:
+    """Set ``option`` from the source value ``value`` of ``key``, converted to its type.
+
+    A value that does not convert is kept as a comment (LRC091); a placeholder value is set
+    and reported (LRC094).
+    """
+
+    try:
+        converted = coerce(option, value)
+    except ConversionError as exc:
+        draft.unmap(key, value, "LRC091", f"{key}: {exc}", line=line)
+        return
+    if looks_placeholder(converted):
+        draft.report("LRC094", f"{key} is a placeholder ({raw_text(converted)}); set the real "
+                     "value", line=line)
+    draft.set(option.dest, converted, line=line)

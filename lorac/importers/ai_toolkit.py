@@ -15,16 +15,13 @@ from typing import Any
 
 from lorac.diagnostics import LoracError, Severity
 from lorac.importers import (
-    ConversionError,
     Draft,
     Settings,
     Source,
-    coerce,
     flux_family,
     inventory_for,
     line_of_key,
-    looks_placeholder,
-    raw_text,
+    set_checked,
 )
 
 MAX_NODES = 100_000
@@ -159,19 +156,12 @@ def read(source: Source, settings: Settings) -> Draft:
 
     def put(name: str, value: Any, key: str) -> None:
         option = inventory.get(name)
+        at = line(key.split(".")[-1])
         if option is None:
             draft.unmap(key, value, "LRC090", f"{key} maps to {name}, which "
-                        f"{inventory.script} does not have", line=line(key.split(".")[-1]))
+                        f"{inventory.script} does not have", line=at)
             return
-        try:
-            converted = coerce(option, value)
-        except ConversionError as exc:
-            draft.unmap(key, value, "LRC091", f"{key}: {exc}", line=line(key.split(".")[-1]))
-            return
-        if looks_placeholder(converted):
-            draft.report("LRC094", f"{key} is a placeholder ({raw_text(converted)})",
-                         line=line(key.split(".")[-1]))
-        draft.set(option.dest, converted, line=line(key.split(".")[-1]))
+        set_checked(draft, option, value, key=key, line=at)
 
     name = data["config"].get("name")
     if isinstance(name, str):

@@ -18,16 +18,14 @@ from typing import Any
 
 from lorac.diagnostics import LoracError, Severity
 from lorac.importers import (
-    ConversionError,
     Draft,
     Settings,
     Source,
-    coerce,
     flux_family,
     inventory_for,
     line_of_key,
-    looks_placeholder,
     raw_text,
+    set_checked,
     take_dataset_config,
 )
 
@@ -156,15 +154,7 @@ def read(source: Source, settings: Settings) -> Draft:
                         f"{inventory.script}", line=line(key),
                         hint=f"did you mean {close[0]!r}?" if close else None)
             return
-        try:
-            converted = coerce(option, value)
-        except ConversionError as exc:
-            draft.unmap(key, value, "LRC091", f"{key}: {exc}", line=line(key))
-            return
-        if looks_placeholder(converted):
-            draft.report("LRC094", f"{key} is a placeholder ({raw_text(converted)}); set the "
-                         "real value", line=line(key))
-        draft.set(option.dest, converted, line=line(key))
+        set_checked(draft, option, value, key=key, line=line(key))
 
     # -- the network
     handled.update({"LoRA_type", "LyCORIS_preset"})
