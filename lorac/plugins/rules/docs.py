@@ -87,11 +87,12 @@ def _trainer_of(profile: Profile) -> str:
 
 
 def subjects(project: ProjectContext) -> list[Subject]:
-    """Profiles and training scripts of the linted tree, profiles first."""
+    """Profiles and training scripts of the linted tree, profiles first (once per run)."""
 
-    cached = project.cache.get("lorac.docs.subjects")
-    if cached is not None:
-        return cached
+    return project.memo("lorac.docs.subjects", lambda: _subjects(project))
+
+
+def _subjects(project: ProjectContext) -> list[Subject]:
     out: list[Subject] = []
     for profile in project.profiles:
         options = {k: (v, profile.where(kp).location()) for k, (v, kp) in
@@ -117,7 +118,6 @@ def subjects(project: ProjectContext) -> list[Subject]:
                                f"{script.path}:{line}:{col}")
         out.append(Subject("script", stem, script.path, aliases, script.invocation.trainer,
                            options))
-    project.cache["lorac.docs.subjects"] = out
     return out
 
 

@@ -150,9 +150,10 @@ def _trainer_config_kind(text: str, kind: str) -> str | None:
 def model(project: ProjectContext) -> Model:
     """Build (once per lint run) the project model shared by the LRC2xx/3xx/8xx rules."""
 
-    cached = project.cache.get("lorac.hygiene.model")
-    if cached is not None:
-        return cached
+    return project.memo("lorac.hygiene.model", lambda: _model(project))
+
+
+def _model(project: ProjectContext) -> Model:
     root = tree_root(project)
     scans: dict[str, ShellScan] = {}
     env_files: dict[str, ShellScan] = {}
@@ -187,9 +188,7 @@ def model(project: ProjectContext) -> Model:
             users = [other for other, text in read.items()
                      if other != shown and pattern.search(text)]
             configs.append(TrainerConfig(shown, ckind, users))
-    result = Model(root, scans, env_files, scripts, configs, read)
-    project.cache["lorac.hygiene.model"] = result
-    return result
+    return Model(root, scans, env_files, scripts, configs, read)
 
 
 # --------------------------------------------------------------------------- rules

@@ -34,11 +34,11 @@ def _estimate(ctx: ProfileContext) -> tuple[Any, Any, list[tuple[str, float, tup
     targets = _targets(ctx)
     if not targets:
         return None
-    key = ("vram", p.path)
-    if key not in ctx.project.cache:
+    def price() -> tuple[Any, Any]:
         cfg = vram.config_from_profile(p)
-        ctx.project.cache[key] = (cfg, vram.estimate(cfg))
-    cfg, est = ctx.project.cache[key]
+        return cfg, vram.estimate(cfg)
+
+    cfg, est = ctx.project.memo(("lorac.memory.estimate", p.path), price)
     return cfg, est, targets
 
 

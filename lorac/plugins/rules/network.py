@@ -38,11 +38,9 @@ def is_base(profile: Profile, project: ProjectContext) -> bool:
     reaches the rules with its children, and what it leaves unset is theirs to set.
     """
 
-    key = ("is_base", profile.path)
-    if key not in project.cache:
-        parents = {p for other in project.profiles for p in other.chain[1:]}
-        project.cache[key] = profile.path in parents
-    return project.cache[key]
+    parents = project.memo("lorac.network.extended", lambda: {
+        p for other in project.profiles for p in other.chain[1:]})
+    return profile.path in parents
 
 
 def written(profile: Profile, key_path: KeyPath) -> tuple[str, Any] | None:

@@ -43,11 +43,12 @@ def _env_default(a: Assignment) -> str | None:
 
 def readers(project: ProjectContext) -> dict[str, list[tuple[str, int]]]:
     """Variable name → places that read it: shell/env references (not a variable's own
-    ``X=${X:-d}`` definition) and profile ``${env:X}`` references."""
+    ``X=${X:-d}`` definition) and profile ``${env:X}`` references; once per lint run."""
 
-    cached = project.cache.get("lorac.variables.readers")
-    if cached is not None:
-        return cached
+    return project.memo("lorac.variables.readers", lambda: _readers(project))
+
+
+def _readers(project: ProjectContext) -> dict[str, list[tuple[str, int]]]:
     out: dict[str, list[tuple[str, int]]] = {}
     for path, sc in model(project).scans.items():
         own = {(a.name, a.line) for a in sc.assignments}
@@ -59,7 +60,6 @@ def readers(project: ProjectContext) -> dict[str, list[tuple[str, int]]]:
         for ref in profile.references:
             if ref.kind == "env":
                 out.setdefault(ref.name, []).append((ref.where.path, ref.where.line))
-    project.cache["lorac.variables.readers"] = out
     return out
 
 
