@@ -91,9 +91,13 @@ def test_split_mode_fix_goes_where_split_mode_is_written(project: Path) -> None:
 
 
 def test_compat_rules_skip_other_backends(project: Path) -> None:
-    write_files(project, {"profiles/p.toml": FLUX + 'backend = "ai-toolkit"\n'
-                          "[training]\nnoise_offset = 0.1\n"})
-    assert "LRC618" not in lorac("lint", "profiles")[1]
+    options = "[training]\nnoise_offset = 0.1\nfp8_base = true\nsplit_mode = true\n"
+    write_files(project, {"profiles/p.toml": FLUX + options})
+    out = lorac("lint", "profiles")[1]
+    assert {"LRC612", "LRC617", "LRC618"} <= set(re.findall(r": (LRC6\d\d) ", out))
+    write_files(project, {"profiles/p.toml": FLUX + 'backend = "ai-toolkit"\n' + options})
+    out = lorac("lint", "profiles")[1]
+    assert not re.search(r": LRC6(1\d|2[0-2]) ", out), out
 
 
 CITATION = re.compile(r"``((?:library/|networks/)?[a-z0-9_]+\.py):(\d+)(?:-(\d+))?``")
