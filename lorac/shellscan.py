@@ -11,13 +11,11 @@ need, with the line and column of each piece:
 * trainer invocations: a command naming a kohya entry script (``flux_train_network.py``) and
   its ``--option[=value]`` words, whether written on one (continued) command line or built
   piece by piece in a variable (``CMD="${CMD} --network_dim=${RANK}"`` or ``CMD+=" …"``).
-
-:func:`script_options` is the one-call entry point for rules of other families (the network
-rules can check a script's ``--network_alpha`` with it).
 """
 
 from __future__ import annotations
 
+import bisect
 import re
 import stat
 from collections.abc import Iterable, Mapping
@@ -84,7 +82,6 @@ class Invocation:
     line: int
     col: int
     options: tuple[ScriptOption, ...]
-    variable: str | None = None  # the variable the command was built in (``CMD``), if any
 
     def option(self, name: str) -> ScriptOption | None:
         found = [o for o in self.options if o.name == name]
@@ -100,9 +97,6 @@ class ShellScan:
     refs: list[Ref] = field(default_factory=list)
     sources: list[tuple[str, int]] = field(default_factory=list)
     invocations: list[Invocation] = field(default_factory=list)
-
-    def assigned(self, name: str) -> list[Assignment]:
-        return [a for a in self.assignments if a.name == name]
 
 
 # --------------------------------------------------------------------------- low level
@@ -351,14 +345,8 @@ def scan(text: str, path: str = "<text>") -> ShellScan:
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def line_of(offset: int) -> tuple[int, int]:
-        lo, hi = 0, len(line_starts) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if line_starts[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo + 1, offset - line_starts[lo] + 1
+        index = bisect.bisect_right(line_starts, offset) - 1
+        return index + 1, offset - line_starts[index] + 1
 
     physical = text.split("\n")
     builders: dict[str, tuple[str, int, int, list[ScriptOption]]] = {}
@@ -393,8 +381,8 @@ def scan(text: str, path: str = "<text>") -> ShellScan:
                     result.refs += _refs_in(physical[i], line_of, line_starts[i])
                 i += 1
             i += 1
-    for var, (trainer, line, col, options) in builders.items():
-        result.invocations.append(Invocation(trainer, line, col, tuple(options), var))
+    for trainer, line, col, options in builders.values():
+        result.invocations.append(Invocation(trainer, line, col, tuple(options)))
     result.invocations.sort(key=lambda v: (v.line, v.col))
     return result
 
@@ -475,18 +463,6 @@ def scan_file(path: Path, display: str | None = None) -> ShellScan:
     if b"\x00" in data:
         return ShellScan(shown)
     return scan(data.decode("utf-8", errors="replace"), shown)
-
-
-def script_options(path: Path | str) -> list[tuple[str, str | bool, int, int]]:
-    """The trainer options a shell script passes: ``(option, value, line, col)``.
-
-    ``value`` is the option's text as written (variables unexpanded, quotes removed), or True
-    for a bare flag. Options of every trainer invocation in the script, in file order.
-    """
-
-    found = scan_file(Path(path))
-    return [(o.name, True if o.raw is None else o.raw, o.line, o.col)
-            for inv in found.invocations for o in inv.options]
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lorac.shellscan import definitions, evaluate, scan, script_options
+from lorac.shellscan import definitions, evaluate, scan, scan_file
 from tests.conftest import lorac, write_files
 
 
@@ -42,9 +42,10 @@ def test_direct_invocation_with_continuations_and_spaced_values(tmp_path: Path) 
         "  sd-scripts/flux_train_network.py \\\n"
         "  --network_dim 16 --network_alpha=\"${ALPHA:-8}\" \\\n"
         "  --cache_latents --learning_rate 1e-4\n")
-    assert script_options(path) == [
+    [invocation] = scan_file(path).invocations
+    assert [(o.name, o.raw, o.line, o.col) for o in invocation.options] == [
         ("network_dim", "16", 3, 3), ("network_alpha", "${ALPHA:-8}", 3, 20),
-        ("cache_latents", True, 4, 3), ("learning_rate", "1e-4", 4, 19)]
+        ("cache_latents", None, 4, 3), ("learning_rate", "1e-4", 4, 19)]
 
 
 def test_evaluate_and_definitions() -> None:
