@@ -427,13 +427,21 @@ class _Scanner:
 SUPPRESS = re.compile(r"lorac:\s*ignore\[([A-Z0-9_,\s-]+)\]")
 
 
+def suppressed_codes(comment: str) -> set[str] | None:
+    """The codes a ``lorac: ignore[LRC123, LRC124]`` in ``comment`` silences; None when the
+    comment has no such marker."""
+
+    m = SUPPRESS.search(comment)
+    return {c.strip() for c in m.group(1).split(",") if c.strip()} if m else None
+
+
 def suppressions(doc_or_locator: Document | Locator) -> dict[int, set[str]]:
     """Line → codes silenced there by ``# lorac: ignore[LRC123, LRC124]`` comments."""
 
     loc = doc_or_locator.locator if isinstance(doc_or_locator, Document) else doc_or_locator
     out: dict[int, set[str]] = {}
     for line, comment in loc.comments.items():
-        m = SUPPRESS.search(comment)
-        if m:
-            out[line] = {c.strip() for c in m.group(1).split(",") if c.strip()}
+        codes = suppressed_codes(comment)
+        if codes is not None:
+            out[line] = codes
     return out

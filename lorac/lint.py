@@ -20,6 +20,7 @@ from lorac.diagnostics import (
     KeyPath,
     LoracError,
     Severity,
+    exit_code_for,
     sort_diagnostics,
 )
 from lorac.profile import Profile, Resolution, display_path, load_cached, resolve
@@ -49,9 +50,7 @@ class LintReport:
     stat_deps: set[str] = field(default_factory=set)  # large inputs (images): size + mtime only
 
     def exit_code(self, fail_on: Severity) -> ExitCode:
-        if any(d.severity >= fail_on for d in self.diagnostics):
-            return ExitCode.FINDINGS
-        return ExitCode.OK
+        return exit_code_for(self.diagnostics, fail_on)
 
 
 def classify(path: Path, *, explicit: bool = False, in_profiles: bool = False) -> str | None:
@@ -253,11 +252,8 @@ def _drop_superseded(diags: list[Diagnostic]) -> list[Diagnostic]:
     return [d for d in diags if not (d.code == "LRC005" and (d.path, d.key_path) in specific)]
 
 
-_SUPPRESS = re.compile(r"lorac:\s*ignore\[([A-Z0-9_,\s-]+)\]")
-
-
 def _file_suppressions(path: str, doc_cache: dict) -> dict[int, set[str]]:
-    from lorac.document import Document, suppressions
+    from lorac.document import Document, read_lenient, suppressed_codes, suppressions
 
     try:
         doc = doc_cache.get(Path(os.path.realpath(path)))  # the key resolve() gives its files
@@ -266,17 +262,13 @@ def _file_suppressions(path: str, doc_cache: dict) -> dict[int, set[str]]:
     if isinstance(doc, Document):
         return suppressions(doc)
     out: dict[int, set[str]] = {}
-    try:
-        if not os.path.isfile(path) or os.path.getsize(path) > 4 * 1024 * 1024:
-            return out
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except (OSError, ValueError):
+    if not os.path.isfile(path):
         return out
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(read_lenient(path).splitlines(), 1):
         if "#" in line or "<!--" in line:
-            m = _SUPPRESS.search(line)
-            if m:
-                out[number] = {c.strip() for c in m.group(1).split(",") if c.strip()}
+            codes = suppressed_codes(line)
+            if codes is not None:
+                out[number] = codes
     return out
 
 
