@@ -68,22 +68,6 @@ class Markdown:
     claims: list[Claim] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
 
-    def context_at(self, line: int) -> tuple[str, ...]:
-        """The headings that enclose ``line``, outermost first."""
-
-        # calls come in line order: resume from the previous call's heading stack
-        last = self.__dict__.get("_context")
-        start, stack = (last[1], list(last[2])) if last and last[0] <= line else (0, [])
-        index = start
-        while index < len(self.headings) and self.headings[index].line <= line:
-            h = self.headings[index]
-            while stack and stack[-1].level >= h.level:
-                stack.pop()
-            stack.append(h)
-            index += 1
-        self.__dict__["_context"] = (line, index, stack)
-        return tuple(h.text for h in stack)
-
 
 def _cells(row: str) -> list[tuple[str, int]]:
     """Cells of a table row with the 1-based column of each cell's text."""
@@ -125,10 +109,14 @@ def parse(text: str) -> Markdown:
     open_block: tuple[int, dict[str, str], str | None] | None = None
     body: list[str] = []
     table: list[tuple[int, str]] = []
+    enclosing: list[Heading] = []  # the headings above the current line, outermost first
 
-    def flush_table() -> None:
+    def context() -> tuple[str, ...]:
+        return tuple(h.text for h in enclosing)
+
+    def flush_table() -> None:  # before a heading changes the context of its rows
         if len(table) >= 3 and _is_separator(table[1][1]):
-            _table_claims(md, table, paragraph_before[0])
+            _table_claims(md, table, (*context(), paragraph_before[0]))
         table.clear()
 
     paragraph_before = [""]
@@ -166,7 +154,11 @@ def parse(text: str) -> Markdown:
         h = _HEADING.match(line)
         if h:
             flush_table()
-            md.headings.append(Heading(number, len(h.group(1)), strip_markup(h.group(2))))
+            heading = Heading(number, len(h.group(1)), strip_markup(h.group(2)))
+            md.headings.append(heading)
+            while enclosing and enclosing[-1].level >= heading.level:
+                enclosing.pop()
+            enclosing.append(heading)
             paragraph = ""
             continue
         if "|" in line and line.strip().startswith("|"):
@@ -179,10 +171,8 @@ def parse(text: str) -> Markdown:
             continue
         c = _CLAIM.match(line)
         if c and not line.lstrip().startswith(("http", "<")):
-            label = strip_markup(c.group(1))
-            col = line.index(c.group(1)) + 1 if c.group(1) in line else 1
-            md.claims.append(Claim(label, c.group(2), number, col,
-                                   md.context_at(number) + (paragraph,)))
+            md.claims.append(Claim(strip_markup(c.group(1)), c.group(2), number, c.start(1) + 1,
+                                   (*context(), paragraph)))
         if not re.match(r"^\s*([-*+]|\d+[.)])\s", line):
             paragraph = line.strip()
     flush_table()
@@ -192,11 +182,14 @@ def parse(text: str) -> Markdown:
     return md
 
 
-def _table_claims(md: Markdown, table: list[tuple[int, str]], paragraph: str) -> None:
+def _table_claims(md: Markdown, table: list[tuple[int, str]],
+                  context: tuple[str, ...]) -> None:
+    """Claims of a table's rows; ``context`` is the enclosing headings and the paragraph
+    before the table."""
+
     header = [strip_markup(c) for c, _ in _cells(table[0][1])]
     for number, row in table[2:]:
         cells = _cells(row)
-        context = md.context_at(number) + (paragraph,)
         if len(cells) == 2:
             (label, _), (value, col) = cells
             md.claims.append(Claim(strip_markup(label), value, number, col, context))
