@@ -29,6 +29,8 @@ from pathlib import Path
 import pytest
 import tomllib
 
+from tests.conftest import write_files
+
 CORPUS = Path(__file__).resolve().parent / "corpus" / "bad"
 TIMEOUT = 5.0
 MB = 1024 * 1024
@@ -41,22 +43,18 @@ PROFILE = ('[profile]\nfamily = "flux1-dev"\n\n[network]\nnetwork_module = "netw
 
 
 def _write(root: Path, name: str, data: str | bytes) -> Path:
-    path = root / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, bytes):
-        path.write_bytes(data)
-    else:
-        path.write_text(data, encoding="utf-8")
-    return path
+    write_files(root, {name: data})
+    return root / name
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def _png(width: int, height: int, body: bytes = b"") -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + body
+    return b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + body
 
 
 def _dataset_profile(root: Path, image_dir: str = "data") -> None:
@@ -437,11 +435,6 @@ def gen_dataset_png_bomb(root: Path) -> None:
     _write(root, "data/a.png", _png(8192, 2730, _png_chunk(b"IDAT", raw)
                                      + _png_chunk(b"IEND", b"")))
     _write(root, "data/a.txt", "x")
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
 
 def gen_dataset_fake_images(root: Path) -> None:
