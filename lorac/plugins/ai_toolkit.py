@@ -324,13 +324,9 @@ class AiToolkitBackend:
         data = profile.get("dataset")
         if not isinstance(data, dict):
             return []
+        from lorac.plugins.inventory_rules import dataset_groups
+
         general = {k: v for k, v in data.items() if k not in ("subsets", "datasets")}
-        groups: list[tuple[KeyPath, dict[str, Any], list[Any]]] = [
-            (("dataset",), {}, data.get("subsets") or [])]
-        for i, ds in enumerate(data.get("datasets") or []):
-            if isinstance(ds, dict):
-                own = {k: v for k, v in ds.items() if k != "subsets"}
-                groups.append((("dataset", "datasets", i), own, ds.get("subsets") or []))
         entries = []
         reported: set[KeyPath] = set()
 
@@ -339,7 +335,7 @@ class AiToolkitBackend:
                 reported.add(kp)
                 out.warn("LRC608", f"{message}; it is left out", kp)
 
-        for base, own, subsets in groups:
+        for base, own, subsets in dataset_groups(data):
             for j, sub in enumerate(subsets):
                 if not isinstance(sub, dict):
                     continue

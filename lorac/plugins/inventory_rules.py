@@ -430,32 +430,42 @@ def emitted_value(key: Any, value: Any) -> Any:
     return value
 
 
+def dataset_groups(data: dict[str, Any]) -> list[tuple[KeyPath, dict[str, Any], list[Any]]]:
+    """The datasets of ``[dataset]`` (``data``) in the order sd-scripts gets them, each as
+    ``(key_path, own keys, subsets)``.
+
+    The first is ``[dataset]``'s own ``subsets`` (key path ``("dataset",)``, no keys of its
+    own: the other keys of ``[dataset]`` are ``[general]``); then each ``[[dataset.datasets]]``
+    table, without its ``subsets`` key. Subsets keep their positions (items that are not tables
+    included, so that key paths stay right); a ``subsets`` that is not a list counts as none.
+    """
+
+    def subsets(table: dict[str, Any]) -> list[Any]:
+        subs = table.get("subsets")
+        return subs if isinstance(subs, list) else []
+
+    groups: list[tuple[KeyPath, dict[str, Any], list[Any]]] = [(("dataset",), {}, subsets(data))]
+    datasets = data.get("datasets")
+    if isinstance(datasets, list):
+        groups += [(("dataset", "datasets", i), {k: v for k, v in ds.items() if k != "subsets"},
+                    subsets(ds)) for i, ds in enumerate(datasets) if isinstance(ds, dict)]
+    return groups
+
+
 def dataset_levels(profile: Profile) -> Iterator[tuple[str, str, KeyPath, dict[str, Any]]]:
-    """Every table of ``[dataset]`` as ``(level, variant, key_path, table)``."""
+    """Every table of ``[dataset]`` as ``(level, variant, key_path, table)``: ``[dataset]``
+    itself (level ``general``), each ``[[dataset.datasets]]`` (``dataset``, without its
+    ``subsets``) and each subset, in :func:`dataset_groups` order."""
 
     data = profile.get("dataset")
     if not isinstance(data, dict):
         return
-
-    def subsets_of(table: dict[str, Any], base: KeyPath) -> Iterator[tuple]:
-        subs = table.get("subsets")
-        if not isinstance(subs, list):
-            return
-        variant = dataset_variant(subs) or "dreambooth"
-        for i, sub in enumerate(subs):
+    for n, (base, own, subsets) in enumerate(dataset_groups(data)):
+        variant = dataset_variant(subsets) or "dreambooth"
+        yield ("general", variant, base, data) if n == 0 else ("dataset", variant, base, own)
+        for i, sub in enumerate(subsets):
             if isinstance(sub, dict):
                 yield ("subset", variant, (*base, "subsets", i), sub)
-
-    top_variant = dataset_variant(data.get("subsets") or []) or "dreambooth"
-    yield ("general", top_variant, ("dataset",), data)
-    yield from subsets_of(data, ("dataset",))
-    datasets = data.get("datasets")
-    if isinstance(datasets, list):
-        for i, ds in enumerate(datasets):
-            if isinstance(ds, dict):
-                variant = dataset_variant(ds.get("subsets") or []) or "dreambooth"
-                yield ("dataset", variant, ("dataset", "datasets", i), ds)
-                yield from subsets_of(ds, ("dataset", "datasets", i))
 
 
 class DatasetValueInvalid(Rule):
@@ -543,20 +553,12 @@ class DatasetMissingRequired(Rule):
         data = profile.get("dataset")
         if not isinstance(data, dict):
             return
-        tables = [(("dataset",), data)]
-        if isinstance(data.get("datasets"), list):
-            tables += [(("dataset", "datasets", i), ds) for i, ds in enumerate(data["datasets"])
-                       if isinstance(ds, dict)]
-        has_subsets = any(isinstance(t.get("subsets"), list) and t["subsets"]
-                          for _, t in tables)
-        if not has_subsets and "train_data_dir" not in profile.options():
+        groups = dataset_groups(data)
+        if not any(subs for _, _, subs in groups) and "train_data_dir" not in profile.options():
             yield self.at(profile, ("dataset",), "[dataset] has no subsets: sd-scripts would "
                           "find no images to train on",
                           hint="add [[dataset.subsets]] with image_dir = \"…\"")
-        for base, table in tables:
-            subs = table.get("subsets")
-            if not isinstance(subs, list):
-                continue
+        for base, _own, subs in groups:
             variant = dataset_variant(subs)
             if variant is None:
                 yield self.at(profile, (*base, "subsets"), "DreamBooth subsets (no "

@@ -112,7 +112,7 @@ def compile_dataset(profile: Profile) -> dict[str, Any] | None:
     """
 
     from lorac.inventory import load_dataset_schema
-    from lorac.plugins.inventory_rules import dataset_variant, emitted_value
+    from lorac.plugins.inventory_rules import dataset_groups, dataset_variant, emitted_value
 
     data = profile.get("dataset")
     if not isinstance(data, dict):
@@ -123,19 +123,19 @@ def compile_dataset(profile: Profile) -> dict[str, Any] | None:
         keys = schema.keys(level, variant)
         return {k: emitted_value(keys[k], v) if k in keys else v for k, v in table.items()}
 
-    def dataset(table: dict[str, Any]) -> dict[str, Any]:
-        subs = [s for s in table.get("subsets") or [] if isinstance(s, dict)]
+    def dataset(own: dict[str, Any], subsets: list[Any]) -> dict[str, Any]:
+        subs = [s for s in subsets if isinstance(s, dict)]
         variant = dataset_variant(subs) or "dreambooth"
-        body = convert({k: v for k, v in table.items() if k != "subsets"}, "dataset", variant)
+        body = convert(own, "dataset", variant)
         body["subsets"] = [convert(s, "subset", variant) for s in subs]
         return body
 
     general = {k: v for k, v in data.items() if k not in ("subsets", "datasets")}
-    top = dataset({"subsets": data.get("subsets") or []})
+    (_, _, top_subsets), *others = dataset_groups(data)
+    top = dataset({}, top_subsets)
     general = convert(general, "general", "dreambooth")
     datasets = [top] if top["subsets"] else []
-    datasets += [dataset(ds) for ds in data.get("datasets") or []
-                 if isinstance(ds, dict)]
+    datasets += [dataset(own, subsets) for _, own, subsets in others]
     out: dict[str, Any] = {}
     if general:
         out["general"] = general
