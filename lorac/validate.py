@@ -103,7 +103,7 @@ class Evaluator:
     def _check_keywords(self, node: Any) -> None:
         if isinstance(node, dict):
             unknown = set(node) - SUPPORTED
-            if "properties" not in node and "definitions" not in node and unknown:
+            if unknown:
                 raise ValueError(f"schema keyword(s) not supported: {sorted(unknown)}")
             for key, value in node.items():
                 if key in ("properties", "definitions", "patternProperties"):
@@ -264,12 +264,11 @@ def validate(profile: Profile, *, skip: set[KeyPath] | None = None) -> list[Diag
     for err in schema_errors(profile.data):
         if any(err.path[: len(s)] == s for s in skip):
             continue
+        hint = f"did you mean {err.suggestion!r}?" if err.suggestion else None
         if err.unknown_key is not None:
-            hint = f"did you mean {err.suggestion!r}?" if err.suggestion else None
             out.append(profile.diagnostic("LRC004", err.message, err.path, rule="unknown-key",
                                           hint=hint))
         else:
-            hint = f"did you mean {err.suggestion!r}?" if err.suggestion else None
             out.append(profile.diagnostic("LRC005", err.message, err.path,
                                           rule="schema-violation", hint=hint))
     return out

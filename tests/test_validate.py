@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import jsonschema
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lorac import schema_gen
-from lorac.validate import SCHEMA_PATH, load_schema, schema_errors
+from lorac.validate import SCHEMA_PATH, Evaluator, load_schema, schema_errors
 
 
 def test_schema_is_current() -> None:
@@ -82,3 +83,12 @@ def test_evaluator_agrees_with_jsonschema(data: dict) -> None:
     ours = schema_errors(data)
     theirs = list(reference.iter_errors(json.loads(json.dumps(data))))
     assert bool(ours) == bool(theirs), (ours, [e.message for e in theirs])
+
+
+def test_evaluator_refuses_keywords_it_does_not_evaluate() -> None:
+    Evaluator(load_schema())  # the shipped schema uses only supported keywords
+    for schema in ({"propertyNames": {"pattern": "^a"}},
+                   {"type": "object", "properties": {}, "propertyNames": {"pattern": "^a"}},
+                   {"definitions": {}, "dependencies": {"a": ["b"]}}):
+        with pytest.raises(ValueError, match="not supported"):
+            Evaluator(schema)
