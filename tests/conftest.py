@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from lorac.profile import Resolution
 
 REPO = Path(__file__).resolve().parent.parent
 #: The real-world configuration files beside the checkout (``../shared/corpus``), as laid out
@@ -36,6 +40,18 @@ def write_files(root: Path, files: dict[str, str | bytes]) -> None:
             path.write_bytes(content)
         else:
             path.write_text(content, encoding="utf-8")
+
+
+def resolved(root: Path, text: str, name: str = "p", env: Mapping[str, str] | None = None,
+             **others: str) -> Resolution:
+    """Write ``profiles/<name>.toml`` (and ``profiles/<key>.toml`` for each of ``others``) under
+    ``root`` and resolve it with ``env`` (empty when None, never the process environment)."""
+
+    from lorac.profile import resolve
+
+    write_files(root, {f"profiles/{name}.toml": text,
+                       **{f"profiles/{k}.toml": v for k, v in others.items()}})
+    return resolve(root / "profiles" / f"{name}.toml", env=env or {})
 
 
 def lorac(*args: str) -> tuple[int, str, str]:

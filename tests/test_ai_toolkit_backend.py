@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lorac.plugins.ai_toolkit import AiToolkitBackend, check_mapping, dump_yaml, load_mapping
-from lorac.profile import Profile, resolve
-from tests.conftest import REPO, SHARED_CORPUS, lorac, write_files
+from lorac.profile import Profile
+from tests.conftest import REPO, SHARED_CORPUS, lorac, resolved
 
 CORPUS = SHARED_CORPUS / "ai-toolkit-yaml" / "train_lora_flux_24gb.yaml"
 
@@ -53,8 +53,7 @@ num_repeats = 1
 
 
 def _profile(tmp_path: Path, text: str) -> Profile:
-    write_files(tmp_path, {"profiles/p.toml": text})
-    res = resolve(tmp_path / "profiles" / "p.toml", env={})
+    res = resolved(tmp_path, text)
     assert res.profile is not None
     return res.profile
 

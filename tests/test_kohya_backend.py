@@ -18,8 +18,8 @@ from lorac.plugins.kohya import (
     compile_dataset,
     launch_argv,
 )
-from lorac.profile import Profile, resolve
-from tests.conftest import REPO, lorac, write_files
+from lorac.profile import Profile
+from tests.conftest import REPO, lorac, resolved, write_files
 
 BASE = """[profile]
 family = "flux1-dev"
@@ -42,9 +42,7 @@ max_train_steps = 100
 
 
 def _profile(tmp_path: Path, text: str, name: str = "p") -> Profile:
-    path = tmp_path / "profiles" / f"{name}.toml"
-    write_files(tmp_path, {f"profiles/{name}.toml": text})
-    res = resolve(path, env={})
+    res = resolved(tmp_path, text, name)
     assert res.profile is not None, res.diagnostics
     return res.profile
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from lorac.plugins.kohya import SD_SCRIPTS, KohyaBackend, accelerate_options
-from lorac.profile import Profile, resolve
-from tests.conftest import lorac, write_files
+from lorac.profile import Profile
+from tests.conftest import lorac, resolved, write_files
 
 BASE = """[profile]
 family = "flux1-dev"
@@ -35,9 +35,7 @@ main_process_port = 29500
 
 
 def _profile(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Profile:
-    path = tmp_path / "profiles" / "p.toml"
-    write_files(tmp_path, {"profiles/p.toml": text})
-    res = resolve(path, env=env or {})
+    res = resolved(tmp_path, text, env=env)
     assert res.profile is not None and not res.diagnostics, res.diagnostics
     return res.profile
 
