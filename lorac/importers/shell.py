@@ -430,13 +430,7 @@ class Lexer:
                                     else "", True))
             elif c == "'":
                 self._advance()
-                end = self.text.find("'", self.pos)
-                if end < 0:
-                    self.draft.report("LRC096", "unterminated single quote",
-                                      line=self.line, path=self.path)
-                    end = len(self.text)
-                word.pieces.append(("lit", self._advance(end - self.pos), True))
-                self._advance()
+                word.pieces.append(("lit", self._single_quoted(report=True), True))
             elif c == '"':
                 self._advance()
                 word.pieces.extend(self._double_quoted())
@@ -456,6 +450,20 @@ class Lexer:
                 self._advance()
             return None
         return word
+
+    def _single_quoted(self, report: bool = False) -> str:
+        """The text up to the closing ``'`` (the opening one already read); both are consumed.
+        An unterminated quote runs to the end of the text (and is reported with ``report``)."""
+
+        end = self.text.find("'", self.pos)
+        if end < 0:
+            if report:
+                self.draft.report("LRC096", "unterminated single quote", line=self.line,
+                                  path=self.path)
+            end = len(self.text)
+        text = self._advance(end - self.pos)
+        self._advance()
+        return text
 
     def _backtick(self) -> str:
         start = self.pos
@@ -524,9 +532,7 @@ class Lexer:
             return self._brace(body, quoted)
         if c == "'" and not quoted:  # $'…' ANSI-C quoting, read as single-quoted
             self._advance()
-            end = self.text.find("'", self.pos)
-            end = len(self.text) if end < 0 else end
-            return ("lit", self._advance(end - self.pos) + self._advance()[:0], True)
+            return ("lit", self._single_quoted(), True)
         m = _NAME.match(self.text, self.pos)
         if m:
             self._advance(m.end() - self.pos)
@@ -557,10 +563,7 @@ class Lexer:
             c = self._peek()
             if c == "'":
                 self._advance()
-                end = self.text.find("'", self.pos)
-                end = len(self.text) if end < 0 else end
-                word.pieces.append(("lit", self._advance(end - self.pos), True))
-                self._advance()
+                word.pieces.append(("lit", self._single_quoted(), True))
             elif c == '"':
                 self._advance()
                 word.pieces.extend(self._double_quoted())
