@@ -20,6 +20,7 @@ from lorac.plugins.kohya import (
 )
 from lorac.profile import Profile
 from tests.conftest import REPO, lorac, resolved, write_files
+from tests.test_roundtrip_build import FAKE, read_config_like_sd_scripts
 
 BASE = """[profile]
 family = "flux1-dev"
@@ -47,22 +48,11 @@ def _profile(tmp_path: Path, text: str, name: str = "p") -> Profile:
     return res.profile
 
 
-def _flatten(text: str) -> dict:
-    # library/train_util.py:4748-4758: every table's keys at top level, no conversion
-    out: dict = {}
-    for key, value in tomllib.loads(text).items():
-        if isinstance(value, dict):
-            out.update(value)
-        else:
-            out[key] = value
-    return out
-
-
 def test_toml_format_writes_typed_options_and_keeps_sections(tmp_path: Path) -> None:
     art = KohyaBackend().emit(_profile(tmp_path, BASE), "toml")
     config = tomllib.loads(art.files["config.toml"])
     assert set(config) == {"network", "optimizer", "training"}  # no lorac sections
-    flat = _flatten(art.files["config.toml"])
+    flat = read_config_like_sd_scripts(art.files["config.toml"])
     assert flat == art.options
     assert flat["network_alpha"] == 8.0 and isinstance(flat["network_alpha"], float)
     assert flat["learning_rate"] == 1.0 and isinstance(flat["learning_rate"], float)
@@ -165,12 +155,10 @@ def test_train_sh_runs_the_argv(tmp_path: Path) -> None:
     fake = tmp_path / "bin"
     fake.mkdir()
     record = tmp_path / "argv.json"
-    (fake / "accelerate").write_text(
-        "#!/usr/bin/env python3\nimport json, sys\n"
-        f"json.dump(sys.argv[1:], open({str(record)!r}, 'w'))\n")
+    (fake / "accelerate").write_text(FAKE)
     (fake / "accelerate").chmod(0o755)
     env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}",
-           "LORAC_SD_SCRIPTS": "/opt/sd scripts"}
+           "LORAC_SD_SCRIPTS": "/opt/sd scripts", "ARGV_OUT": str(record)}
     subprocess.run(["bash", str(build / "train.sh")], check=True, env=env, cwd=tmp_path)
     got = ["accelerate", *json.loads(record.read_text())]
     assert got == launch_argv(art.argv, "/opt/sd scripts", build.resolve())
