@@ -145,6 +145,12 @@ class Draft:
         """Report ``key`` as not imported and keep it as a comment."""
 
         self.report(code, message, line=line, severity=severity, hint=hint, path=path)
+        self.keep(key, raw, code, section)
+
+    def keep(self, key: str, raw: Any, code: str, section: str | None = None) -> None:
+        """Keep ``key`` as a comment marked with ``code`` (reported elsewhere, or in a
+        summary)."""
+
         self.unmapped.append(Unmapped(key, raw_text(raw), f"{code} {rules()[code].name}",
                                       section or section_for(key)))
 

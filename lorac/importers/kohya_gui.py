@@ -292,18 +292,12 @@ def read(source: Source, settings: Settings) -> Draft:
                 and k not in ("xformers", "sdxl", "flux1_checkbox", "sd3_checkbox")]
     quiet = sorted(set(unmapped_silent + gui_only))
     for key in quiet:
-        draft.unmapped.append(_quiet(key, data[key]))
+        draft.keep(key, data[key], "LRC090")
     if quiet:
         draft.report("LRC090", f"{len(quiet)} GUI key(s) without an sd-scripts option are "
                      f"empty/off and have no effect: {', '.join(quiet)}",
                      severity=Severity.INFO)
     return draft
-
-
-def _quiet(key: str, value: Any) -> Any:
-    from lorac.importers import Unmapped, section_for
-
-    return Unmapped(key, raw_text(value), "LRC090 import-unmapped-key", section_for(key))
 
 
 def _run(draft: Draft, data: dict[str, Any], line: Any) -> None:
