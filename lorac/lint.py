@@ -193,7 +193,7 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
 
     env = dict(os.environ if env is None else env)
     files = discover(paths)
-    if not files.get("profile") and not any(files.values()):
+    if not any(files.values()):
         shown = ", ".join(str(p) for p in paths)
         raise LoracError(f"no profiles or configuration files found in {shown}")
     doc_cache: dict = {}

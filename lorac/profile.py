@@ -201,43 +201,35 @@ def resolve(path: Path, *, env: Mapping[str, str] | None = None,
         real = _real(current)
         if real in seen:
             names = " → ".join(display_path(p) for p in [*seen, real])
-            doc, kp = chain[0][1], ("profile", "extends")
-            line, col = doc.position(kp)
-            diags.append(Diagnostic("LRC012", f"extends cycle: {names}", doc.path, line, col,
-                                    rule="extends-cycle", key_path=kp))
+            diags.append(_at(chain[0][1], ("profile", "extends"), "LRC012",
+                             f"extends cycle: {names}", "extends-cycle"))
             return Resolution(None, diags, [d.path for _, d in chain])
         seen.append(real)
         loaded = load_cached(current, cache)
         if isinstance(loaded, Diagnostic):
             if child is not None and loaded.code == "LRC003" and not _exists(current):
-                doc, kp = child
-                line, col = doc.position(kp)
                 names = " → ".join([*(display_path(p) for p in seen[:-1]),
                                     display_path(current)])
-                diags.append(Diagnostic(
-                    "LRC011", f"extends target not found: {display_path(current)} "
-                    f"(chain: {names})", doc.path, line, col, rule="extends-not-found",
-                    key_path=kp))
+                diags.append(_at(*child, "LRC011", f"extends target not found: "
+                                 f"{display_path(current)} (chain: {names})",
+                                 "extends-not-found"))
             else:
                 diags.append(loaded)
             return Resolution(None, diags, [d.path for _, d in chain])
         chain.append((current, loaded))
-        parent = loaded.data.get("profile", {}).get("extends") if isinstance(
-            loaded.data.get("profile"), dict) else None
+        table = loaded.data.get("profile")
+        parent = table.get("extends") if isinstance(table, dict) else None
         if parent is None:
             break
         kp = ("profile", "extends")
         if not isinstance(parent, str) or not parent.strip() or "\x00" in parent:
-            line, col = loaded.position(kp)
-            diags.append(Diagnostic("LRC005", "extends must be a profile name (a string)",
-                                    loaded.path, line, col, rule="schema-violation", key_path=kp))
+            diags.append(_at(loaded, kp, "LRC005", "extends must be a profile name (a string)",
+                             "schema-violation"))
             break
         escape = _escapes(current.parent, parent)
         if escape:
-            line, col = loaded.position(kp)
-            diags.append(Diagnostic("LRC011", f"extends target {parent!r} is outside the "
-                                    f"profile's folder", loaded.path, line, col,
-                                    rule="extends-not-found", key_path=kp))
+            diags.append(_at(loaded, kp, "LRC011", f"extends target {parent!r} is outside "
+                             "the profile's folder", "extends-not-found"))
             return Resolution(None, diags, [d.path for _, d in chain])
         child = (loaded, kp)
         current = current.parent / (parent if parent.endswith(".toml") else f"{parent}.toml")
@@ -252,6 +244,12 @@ def resolve(path: Path, *, env: Mapping[str, str] | None = None,
                       data=data, provenance=prov, documents={d.path: d for _, d in chain})
     _interpolate(profile, env, diags)
     return Resolution(profile, diags, [d.path for _, d in chain])
+
+
+def _at(doc: document.Document, kp: KeyPath, code: str, message: str,
+        rule: str) -> Diagnostic:
+    line, col = doc.position(kp)
+    return Diagnostic(code, message, doc.path, line, col, rule=rule, key_path=kp)
 
 
 def _real(path: Path) -> Path:
