@@ -80,8 +80,9 @@ json.dump(plain(result), open(out, "w"))
 '''
 
 
-def checkout(env: str) -> Path:
-    """The checkout named by ``env``; skips the test when unset."""
+def checkout(env: str, pinned: str | None = None) -> Path:
+    """The checkout named by ``env``; skips the test when unset. With ``pinned`` (a backend
+    name), fails the test unless the checkout is at that backend's pinned commit."""
 
     value = os.environ.get(env)
     if not value:
@@ -89,6 +90,13 @@ def checkout(env: str) -> Path:
     path = Path(value)
     if not path.is_dir():
         pytest.fail(f"{env}={value} is not a directory")
+    if pinned is not None:
+        from lorac.inventory import load_pin
+        from lorac.inventory_gen import checkout_commit
+
+        commit = load_pin(pinned).commit
+        if checkout_commit(path) != commit:
+            pytest.fail(f"{env}={path} is not at the pinned commit {commit}")
     return path
 
 

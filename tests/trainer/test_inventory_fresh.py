@@ -6,26 +6,15 @@ of the commits in ``backends/*/pin.toml``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from lorac import inventory
-from lorac.inventory_gen import checkout_commit, generate_ai_toolkit, generate_kohya
+from lorac.inventory_gen import generate_ai_toolkit, generate_kohya
+from tests.trainer.conftest import checkout
 
 pytestmark = pytest.mark.trainer
-
-
-def _checkout(env: str, backend: str) -> Path:
-    value = os.environ.get(env)
-    if not value:
-        pytest.skip(f"{env} is not set")
-    path = Path(value)
-    pinned = inventory.load_pin(backend).commit
-    if checkout_commit(path) != pinned:
-        pytest.fail(f"{env}={path} is not at the pinned commit {pinned}")
-    return path
 
 
 def _assert_identical(written: list[Path], out: Path, backend: str) -> None:
@@ -40,10 +29,10 @@ def _assert_identical(written: list[Path], out: Path, backend: str) -> None:
 
 
 def test_kohya_inventory_is_fresh(tmp_path: Path) -> None:
-    checkout = _checkout("LORAC_SD_SCRIPTS", "kohya")
-    _assert_identical(generate_kohya(checkout, tmp_path), tmp_path, "kohya")
+    sd = checkout("LORAC_SD_SCRIPTS", pinned="kohya")
+    _assert_identical(generate_kohya(sd, tmp_path), tmp_path, "kohya")
 
 
 def test_ai_toolkit_inventory_is_fresh(tmp_path: Path) -> None:
-    checkout = _checkout("LORAC_AI_TOOLKIT", "ai-toolkit")
-    _assert_identical(generate_ai_toolkit(checkout, tmp_path), tmp_path, "ai-toolkit")
+    toolkit = checkout("LORAC_AI_TOOLKIT", pinned="ai-toolkit")
+    _assert_identical(generate_ai_toolkit(toolkit, tmp_path), tmp_path, "ai-toolkit")
