@@ -2,7 +2,7 @@
 option inventories (``backends/*/inventory``).
 
 Run ``python -m lorac.schema_gen`` (or ``lorac schema --write``) after regenerating an
-inventory; ``tests/test_schema.py`` fails while the committed schema is stale. Only keywords
+inventory; ``tests/test_validate.py`` fails while the committed schema is stale. Only keywords
 that JSON Schema draft 4 also has are used, so taplo / Even Better TOML can offer completion
 through a ``#:schema`` header.
 """
@@ -14,17 +14,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lorac.inventory import backends_dir
+from lorac.inventory import backends_dir, load_families
+from lorac.validate import SCHEMA_PATH
 
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
-FAMILIES = ("flux1-dev", "flux1-schnell", "sdxl", "sd3", "sd15")
 GPU_PATTERN = r"^([0-9]+(\.[0-9]+)?\s*(GB|GiB|G)|[A-Za-z][A-Za-z0-9 ._-]*)$"
 
 _SCALAR = {"int": "integer", "float": "number", "str": "string", "path": "string",
            "bool": "boolean"}
 
 
-def _own_sections() -> dict[str, Any]:
+def _own_sections(families: list[str]) -> dict[str, Any]:
     return {
         "profile": {
             "type": "object",
@@ -33,7 +33,7 @@ def _own_sections() -> dict[str, Any]:
                 "extends": {"type": "string", "minLength": 1,
                             "description": "Another profile in the same folder (name or file)."},
                 "description": {"type": "string"},
-                "family": {"enum": list(FAMILIES),
+                "family": {"enum": families,
                            "description": "Model family: decides the trainer script and rules."},
                 "gpu": {"description": "The card(s) this profile must fit, e.g. \"24GB\".",
                         "anyOf": [{"type": "string", "pattern": GPU_PATTERN},
@@ -173,7 +173,7 @@ def generate(root: Path | None = None) -> dict[str, Any]:
     dataset_inv = json.loads((root / "kohya" / "inventory" / "dataset_config.json")
                              .read_text(encoding="utf-8"))
     dataset = _dataset_section(dataset_inv)
-    properties = _own_sections()
+    properties = _own_sections(list(load_families(root)))
     properties["dataset"] = {"$ref": "#/definitions/dataset_section"}
     return {
         "$schema": DRAFT4,
@@ -198,7 +198,7 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=1, sort_keys=False, ensure_ascii=False) + "\n"
 
 
-SCHEMA_FILE = Path(__file__).parent / "schema" / "profile.schema.json"
+SCHEMA_FILE = SCHEMA_PATH
 
 
 def main(argv: list[str] | None = None) -> int:
