@@ -12,6 +12,7 @@ import pytest
 from lorac.diagnostics import LoracError
 from lorac.plugins import BUILTIN, get_plugins
 from lorac.rules import Rule, validate_rule
+from tests.conftest import REPO
 
 PKG = Path(__file__).parent / "plugin_pkg"
 
@@ -45,7 +46,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{Path(__file__).parent.parent}",
+    env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{REPO}",
            "LORAC_NO_CACHE": "1"}
     return subprocess.run([sys.executable, "-m", "lorac", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -63,7 +64,7 @@ def test_third_party_rule_runs(installed: Path, tmp_path: Path) -> None:
     assert "Why is this bad?" in explained.stdout
 
 
-def test_broken_plugin_stops_with_its_name(installed: Path, tmp_path: Path) -> None:
+def test_broken_plugin_stops_with_its_name(tmp_path: Path) -> None:
     broken = tmp_path / "site2"
     broken.mkdir()
     dist = broken / "broken_plugin-0.1.dist-info"
