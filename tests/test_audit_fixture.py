@@ -125,7 +125,6 @@ def test_fixing_the_repository_clears_the_findings(repo: Path) -> None:
 
 
 def test_imported_profiles_lint_clean_after_fix(repo: Path) -> None:
-    pytest.importorskip("lorac.importers", reason="lorac import is not available")
     for name in ("fast", "final"):
         code, _, err = lorac("import", f"scripts/train_flux_{name}.sh", "--env",
                              "docker/env.sh", "--name", name)
