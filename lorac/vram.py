@@ -271,9 +271,10 @@ class Shapes:
     t5_d_ff: int
 
 
-@lru_cache(maxsize=2)
-def shapes(family: str = "flux1-dev") -> Shapes:
-    """Counts computed from :func:`lorac.synth.component_specs` (no allocation)."""
+@lru_cache(maxsize=1)
+def shapes() -> Shapes:
+    """Counts computed from :func:`lorac.synth.component_specs` (no allocation); flux1-dev and
+    flux1-schnell share them."""
     from lorac.synth import FluxSizes, component_specs
 
     specs = component_specs("flux1-dev")
@@ -302,33 +303,39 @@ def shapes(family: str = "flux1-dev") -> Shapes:
 
 def lora_modules(cfg: RunConfig) -> list[tuple[str, int, int]]:
     """(name pattern, in, out) of every Linear ``networks/lora_flux.py`` wraps for ``cfg``."""
-    sh = shapes(cfg.family)
+    return list(_lora_modules(cfg.train_blocks, cfg.train_clip_l))
+
+
+@lru_cache(maxsize=8)
+def _lora_modules(train_blocks: str, train_clip_l: bool) -> tuple[tuple[str, int, int], ...]:
+    sh = shapes()
     h, m = sh.hidden, sh.mlp
     out: list[tuple[str, int, int]] = []
-    if cfg.train_blocks in ("all", "double"):
+    if train_blocks in ("all", "double"):
         for b in range(sh.double_blocks):
             for stream in ("img", "txt"):
                 p = f"double_blocks.{b}.{stream}"
                 out += [(f"{p}_mod.lin", h, 6 * h), (f"{p}_attn.qkv", h, 3 * h),
                         (f"{p}_attn.proj", h, h), (f"{p}_mlp.0", h, m), (f"{p}_mlp.2", m, h)]
-    if cfg.train_blocks in ("all", "single"):
+    if train_blocks in ("all", "single"):
         for b in range(sh.single_blocks):
             p = f"single_blocks.{b}"
             out += [(f"{p}.linear1", h, 3 * h + m), (f"{p}.linear2", h + m, h),
                     (f"{p}.modulation.lin", h, 3 * h)]
-    if cfg.train_clip_l:
+    if train_clip_l:
         c, ci = sh.clip_hidden, sh.clip_intermediate
         for layer in range(sh.clip_layers):
             p = f"te1.layers.{layer}"
             out += [(f"{p}.self_attn.{x}", c, c) for x in ("q_proj", "k_proj", "v_proj",
                                                            "out_proj")]
             out += [(f"{p}.mlp.fc1", c, ci), (f"{p}.mlp.fc2", ci, c)]
-    return out
+    return tuple(out)
 
 
 def lora_params(cfg: RunConfig) -> int:
     """Trained parameters: ``rank * (in + out)`` per module (alpha is a buffer, not trained)."""
-    return sum(cfg.rank * (i + o) for _, i, o in lora_modules(cfg))
+    return sum(cfg.rank * (i + o) for _, i, o in _lora_modules(cfg.train_blocks,
+                                                                cfg.train_clip_l))
 
 
 def _opt_bytes(cfg: RunConfig) -> tuple[float, str]:
@@ -337,7 +344,8 @@ def _opt_bytes(cfg: RunConfig) -> tuple[float, str]:
     if name.startswith("adafactor"):
         # transformers' Adafactor (sd-scripts' default args): factored second moment for 2-D
         # weights (row + column vectors, fp32), no first moment (beta1 None).
-        n = sum(cfg.rank + i + o + cfg.rank for _, i, o in lora_modules(cfg))
+        n = sum(cfg.rank + i + o + cfg.rank
+                for _, i, o in _lora_modules(cfg.train_blocks, cfg.train_clip_l))
         return 4.0 * n, "Adafactor: factored second moment (rows + columns, fp32)"
     per = OPTIMIZER_BYTES.get(name)
     if per is None:
@@ -433,7 +441,7 @@ def load_measurements(path: Path | None = None) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Item:
-    """One line of a breakdown: MiB, and its linear dependence on the free constants."""
+    """One line of a breakdown: its MiB under the constants used, and how it was counted."""
 
     name: str
     mib: float
@@ -479,6 +487,14 @@ def _mib(nbytes: float) -> float:
     return nbytes / MIB
 
 
+def _swapped(cfg: RunConfig, sh: Shapes) -> tuple[int, int, int]:
+    """``blocks_to_swap`` as sd-scripts splits it: (double blocks, single blocks, parameters
+    off the GPU)."""
+    n_double = cfg.blocks_to_swap // 2
+    n_single = (cfg.blocks_to_swap - n_double) * 2
+    return n_double, n_single, n_double * sh.dit_double_block + n_single * sh.dit_single_block
+
+
 def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
     """Every phase as terms linear in the free constants (the heart of the model)."""
     if cfg.family not in FLUX_FAMILIES:
@@ -486,7 +502,7 @@ def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
 
         raise LoracError(f"the VRAM model covers FLUX.1 (flux1-dev, flux1-schnell) only, "
                          f"not {cfg.family!r}")
-    sh = shapes(cfg.family)
+    sh = shapes()
     ctx: Term = ("CUDA context and workspaces", 0.0, {"context_mib": 1.0}, "")
     wdt = 4 if cfg.mixed_precision not in ("bf16", "fp16") else 2  # weight_dtype
     mpx = cfg.width * cfg.height / 1e6
@@ -522,9 +538,7 @@ def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
     # -- resident model before the first step
     fp8 = cfg.fp8_base
     dit_b = 1 if fp8 else wdt
-    n_double = cfg.blocks_to_swap // 2
-    n_single = (cfg.blocks_to_swap - n_double) * 2
-    swapped = n_double * sh.dit_double_block + n_single * sh.dit_single_block
+    n_double, n_single, swapped = _swapped(cfg, sh)
     dit = ("transformer" + (" (fp8)" if fp8 else ""), _mib((sh.dit_total - swapped) * dit_b), {},
            f"{(sh.dit_total - swapped) / 1e9:.2f} B params x {dit_b} B on the GPU")
     resident: list[Term] = [ctx, dit]
@@ -563,7 +577,6 @@ def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
                       "torch's foreach AdamW: per-parameter intermediates (fitted)"))
     a_d, a_s = _act_per_token(sh)
     toks = cfg.batch_size * cfg.tokens
-    img_toks = cfg.batch_size * cfg.image_tokens
     if cfg.gradient_checkpointing:
         stored = toks * (sh.double_blocks + sh.single_blocks) * sh.hidden * 2
         recompute = toks * 2 * max(a_d, a_s)  # one block's activations and their gradients
@@ -596,7 +609,6 @@ def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
         train.append(("VAE encode per step", 0.0,
                       {"latent_mib_per_mpx": mpx * cfg.batch_size * 0.5},
                       "before the forward; half of it overlaps the stored activations"))
-    _ = img_toks
     train.append(("workspaces, fp8 up-casts, allocator slack", 0.0,
                   {"train_mib": 1.0, "ddp_train_mib": ddp}, ""))
     phases["train"] = train
@@ -663,14 +675,11 @@ def host_ram_mib(cfg: RunConfig) -> float:
     swapped blocks, and the text encoders and AE that caching moved back to the host; ~3 GiB of
     Python, torch and CUDA host allocations.
     """
-    sh = shapes(cfg.family)
+    sh = shapes()
     wdt = 2
     load = sh.dit_total * 2 + (sh.dit_total if cfg.fp8_base else 0) * 0.02
     others = sh.t5_total * (1 if cfg.t5_fp8_file else 2) + sh.clip_total * wdt + sh.ae_total * wdt
-    n_double = cfg.blocks_to_swap // 2
-    n_single = (cfg.blocks_to_swap - n_double) * 2
-    swapped = (n_double * sh.dit_double_block + n_single * sh.dit_single_block) * (
-        1 if cfg.fp8_base else 2)
+    swapped = _swapped(cfg, sh)[2] * (1 if cfg.fp8_base else 2)
     train = swapped + (others if cfg.cache_te else sh.ae_total * wdt)
     return (max(load + others, train) / MIB + 3072) * cfg.gpus
 
@@ -716,7 +725,7 @@ class Fix:
     phase: str
 
 
-def _steps(cfg: RunConfig) -> list[tuple[str, dict[str, Any], Callable[[RunConfig], RunConfig]]]:
+def _steps() -> list[tuple[str, dict[str, Any], Callable[[RunConfig], RunConfig]]]:
     """Candidate changes, cheapest in speed first."""
     return [
         ("fp8_base = true", {"fp8_base": True}, lambda c: c.changed(fp8_base=True)),
@@ -748,7 +757,7 @@ def fixes(cfg: RunConfig, limit_mib: float, constants: Constants | None = None) 
     if p <= limit_mib:
         return []
     out: list[Fix] = []
-    for label, opts, apply in _steps(cfg):
+    for label, opts, apply in _steps():
         nxt = apply(cur)
         if nxt == cur:
             continue
@@ -803,8 +812,10 @@ def telemetry_phase(est: Estimate, phase: str) -> float:
     return est.phases[phase]
 
 
-def observations(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, float, RunConfig]]:
-    """(record id, phase, measured MiB, config) for every measured phase the model predicts.
+def observations(records: Sequence[Mapping[str, Any]],
+                 ) -> list[tuple[str, str, float, tuple[float, dict[str, float]]]]:
+    """(record id, phase, measured MiB, the phase's :func:`features`) for every measured phase
+    the model predicts.
 
     A sampling run's ``train`` figure is the larger of its training and sampling peaks; it
     counts for the phase the shipped constants predict larger (the fit stays linear)."""
@@ -818,7 +829,7 @@ def observations(records: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, f
                 if est is not None and phase == "train" and (
                         est.phases["sample"] > est.phases["train"]):
                     phase = "sample"
-                out.append((str(rec.get("id")), phase, float(mib), cfg))
+                out.append((str(rec.get("id")), phase, float(mib), feats[phase]))
     return out
 
 
@@ -852,8 +863,7 @@ def fit(records: Sequence[Mapping[str, Any]], prior: Constants | None = None, *,
     names = [n for n in FREE if n not in fixed]
     idx = {n: i for i, n in enumerate(names)}
     rows: list[tuple[list[float], float]] = []
-    for _, phase, mib, cfg in observations(records):
-        base, coef = features(cfg)[phase]
+    for _, _, mib, (base, coef) in observations(records):
         rhs = mib - base - sum(getattr(prior, n) * c for n, c in coef.items() if n in fixed)
         row = [0.0] * len(names)
         for n, c in coef.items():
@@ -874,6 +884,6 @@ def fit(records: Sequence[Mapping[str, Any]], prior: Constants | None = None, *,
 def fitted_terms(constants: Constants, records: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """Which constants ``records`` inform (``fitted``) and which stay at the prior."""
     seen: set[str] = set()
-    for _, phase, _, cfg in observations(records):
-        seen.update(n for n, c in features(cfg)[phase][1].items() if c)
+    for _, _, _, (_, coef) in observations(records):
+        seen.update(n for n, c in coef.items() if c)
     return {n: ("fitted" if n in seen and n != "context_mib" else "prior") for n in FREE}
