@@ -118,6 +118,12 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+def _is_kind(value: Any, kinds: tuple[type, ...]) -> bool:
+    """``isinstance``, except that a bool is an int only where ``kinds`` names bool."""
+
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
 def load_config(raw: Mapping[str, Any] | None, source: str | None = None) -> DatasetConfig:
     """Build a :class:`DatasetConfig` from the ``dataset`` settings table; bad values are a
     :class:`~lorac.diagnostics.LoracError` naming the key."""
@@ -134,7 +140,7 @@ def load_config(raw: Mapping[str, Any] | None, source: str | None = None) -> Dat
         if types is None:
             known = ", ".join(k.replace("_", "-") for k in _CONFIG_TYPES)
             raise LoracError(f"{where}: unknown dataset setting {key!r} (known: {known})")
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        if not _is_kind(value, types):
             raise LoracError(f"{where}: dataset setting {key} has the wrong type "
                              f"({type(value).__name__})")
         if name == "min_images_by_tag" and not all(
@@ -239,15 +245,11 @@ def subsets_of(profile: Any) -> list[SubsetSpec]:
                 for table, base in levels:
                     value = table.get(key)
                     if value is not None:
-                        ok = isinstance(value, kinds) and not (
-                            isinstance(value, bool) and bool not in kinds)
-                        return (value if ok else default), (*base, key)
+                        return (value if _is_kind(value, kinds) else default), (*base, key)
                 found = options.get(key)
                 if found is not None and found[0] is not None:
                     value = found[0]
-                    ok = isinstance(value, kinds) and not (
-                        isinstance(value, bool) and bool not in kinds)
-                    return (value if ok else default), found[1]
+                    return (value if _is_kind(value, kinds) else default), found[1]
                 return default, None
 
             def val(key: str, default: Any, *kinds: type) -> Any:
@@ -483,12 +485,6 @@ def _phash(gray: Any) -> str:
     low = (_DCT @ pixels @ _DCT.T)[:8, :8]
     bits = "".join("1" if b else "0" for b in (low > np.median(low)).flatten())
     return f"{int(bits, 2):016x}"
-
-
-def phash_distance(a: str, b: str) -> int:
-    """Hamming distance between two hex perceptual hashes."""
-
-    return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
 # -- the cache
@@ -1272,6 +1268,16 @@ def min_images_for(profile: Any, config: DatasetConfig) -> int:
     return max([config.min_images, *(config.min_images_by_tag.get(t, 0) for t in tags)])
 
 
+def accumulation_of(profile: Any) -> tuple[int, KeyPath | None]:
+    """``profile``'s ``gradient_accumulation_steps`` (1 unless an integer is set) and the key
+    path it is set at (None when it is not an integer or not set)."""
+
+    found = profile.options().get("gradient_accumulation_steps")
+    if found and isinstance(found[0], int):
+        return found[0], found[1]
+    return 1, None
+
+
 def analyse_profile(profile: Any, config: DatasetConfig, *, memo: dict[str, Any] | None = None,
                     cache_dir: Path | None = CACHE_DIR, show_progress: bool | None = None,
                     ) -> ProfileAnalysis:
@@ -1314,13 +1320,11 @@ def analyse_profile(profile: Any, config: DatasetConfig, *, memo: dict[str, Any]
                     count += 1
         minimum = min_images_for(profile, config)
         spec = max(train, key=lambda r: r.spec.batch_size).spec
-        accum_found = profile.options().get("gradient_accumulation_steps")
-        accum = accum_found[0] if accum_found and isinstance(accum_found[0], int) else 1
+        accum, accum_at = accumulation_of(profile)
         anchor = train[0].spec.key_path
         for f in count_findings(count, minimum, spec.batch_size, accum):
             if f.code == "LRC522":
-                kp = (accum_found[1] if accum_found and accum > 1 else
-                      spec.batch_size_at or anchor)
+                kp = accum_at if accum_at and accum > 1 else spec.batch_size_at or anchor
                 out.append((f, kp))
             else:
                 out.append((f, anchor))
@@ -1349,13 +1353,12 @@ def count_findings(count: int, minimum: int, batch_size: int = 1,
     return out
 
 
-def dependencies(analysis: ProfileAnalysis | Iterable[FolderResult]) -> tuple[set[str], set[str]]:
+def dependencies(analysis: ProfileAnalysis) -> tuple[set[str], set[str]]:
     """(files, folders) the findings depend on, for the lint result cache."""
 
-    folders = analysis.folders if isinstance(analysis, ProfileAnalysis) else list(analysis)
     files: set[str] = set()
     dirs: set[str] = set()
-    for r in folders:
+    for r in analysis.folders:
         dirs.add(str(r.listing.folder))
         if r.listing.error:
             continue
