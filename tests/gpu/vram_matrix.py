@@ -46,8 +46,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from lorac import vram  # noqa: E402 (the repository root is not on the path of a script)
+from lorac.inventory import load_families, load_pin  # noqa: E402
 
-COMMIT = "48d368fa557731ad0488c07304dfeba8c07910eb"
+COMMIT = load_pin("kohya").commit
+SCRIPT = load_families()["flux1-dev"].script
+#: the phases telemetry records (sampling has no log marker: it is inside "train")
+RECORDED = tuple(p for p in vram.PHASES if p != "sample")
 
 BASE = {"resolution": 1024, "batch_size": 1, "network_dim": 16, "optimizer_type": "AdamW8bit",
         "fp8_base": True, "gradient_checkpointing": True, "blocks_to_swap": 0,
@@ -149,7 +153,7 @@ def record(run_id: str, cond: dict, manifest: dict, index: int, steps: int, offs
     own: dict[str, float] = {}
     device: dict[str, float] = {}
     for phase, per_gpu in (t.get("phases") or {}).items():
-        if phase not in ("cache_latents", "cache_text_encoder", "prepare", "train", "save"):
+        if phase not in RECORDED:
             continue
         vals = [v for v in per_gpu.values() if isinstance(v, dict)]
         dev = max((v.get("memory_used_mib") or 0.0 for v in vals), default=0.0)
@@ -174,7 +178,7 @@ def record(run_id: str, cond: dict, manifest: dict, index: int, steps: int, offs
             "driver": t.get("driver_version"), "memory_api": t.get("memory_api"),
             "trainer": "kohya sd-scripts", "trainer_commit": COMMIT,
             "torch": (manifest.get("versions") or {}).get("torch"),
-            "script": "flux_train_network.py", "family": "flux1-dev",
+            "script": SCRIPT, "family": "flux1-dev",
             "weights": "synthetic (lorac synth flux1-dev)"}
 
 
