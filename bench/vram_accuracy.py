@@ -97,8 +97,9 @@ def checks(records: list[dict]) -> None:
         print(line)
 
 
-def report(fit_recs: list[dict], test_recs: list[dict], k: vram.Constants, title: str) -> dict:
+def report(test_recs: list[dict], k: vram.Constants, title: str) -> dict:
     print(f"\n== {title}: {len(test_recs)} record(s)")
+    caps = [vram.card_mib(c) or 0 for c in vram.STANDARD_CARDS]
     print(f"{'record':<18}{'phase':<20}{'measured':>10}{'predicted':>11}{'error':>9}")
     errs: list[float] = []
     peak_errs: list[float] = []
@@ -116,13 +117,11 @@ def report(fit_recs: list[dict], test_recs: list[dict], k: vram.Constants, title
             print(f"{rec['id']:<18}{phase:<20}{mib:>10.1f}{pred:>11.1f}{err:>+8.1f}%")
         m, p = _peak(rec, est)
         peak_errs.append((p - m) / m * 100)
-        for card in vram.STANDARD_CARDS:
-            cap = vram.card_mib(card) or 0
+        for cap in caps:
             verdicts += 1
             verdicts_ok += (m <= cap) == (p <= cap)
-        peaks.append((rec["id"], m, p, "".join(
-            "Y" if m <= (vram.card_mib(c) or 0) else "n" for c in vram.STANDARD_CARDS), "".join(
-            "Y" if p <= (vram.card_mib(c) or 0) else "n" for c in vram.STANDARD_CARDS)))
+        peaks.append((rec["id"], m, p, "".join("Y" if m <= cap else "n" for cap in caps),
+                      "".join("Y" if p <= cap else "n" for cap in caps)))
     print(f"\n{'record':<18}{'run peak':>10}{'predicted':>11}{'error':>9}"
           f"   fits 24/48/80 GB measured | predicted")
     for rid, m, p, fm, fp in peaks:
@@ -210,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, value in k.as_dict().items():
         print(f"  {name:<22}{value:>12.4g}  {status[name]}")
     checks(records)
-    report(fit_recs, fit_recs, k, "in-sample (the records the constants were fitted on)")
+    report(fit_recs, k, "in-sample (the records the constants were fitted on)")
     if args.loo and len(fit_recs) > 1:
         loo_errs = []
         for rec in fit_recs:
@@ -218,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             m, p = _peak(rec, vram.estimate(vram.record_config(rec), kk))
             loo_errs.append((p - m) / m * 100)
             print(f"  leave out {rec['id']:<18} peak error {loo_errs[-1]:+.1f}%")
-    res = report(fit_recs, hold, k, "held back")
+    res = report(hold, k, "held back")
     n = res["records"]
     within = sum(abs(e) <= 10 for e in res["peak_errors"])
     ok = n >= 10 and within >= 0.9 * n and res["verdicts_right"] == res["verdicts"]
