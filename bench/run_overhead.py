@@ -1,4 +1,4 @@
-"""How much lorac.runner adds to a trainer's wall time and CPU: stand-in trainer, direct vs launch.
+"""How much lorac.runner adds to a trainer's wall time: stand-in trainer, direct vs launch.
 
     .venv/bin/python bench/run_overhead.py [--steps 2000] [--spam 5] [--repeat 3]
 

@@ -21,7 +21,6 @@ from lorac.diagnostics import Diagnostic, KeyPath, Severity
 MAX_BYTES = 4 * 1024 * 1024
 #: the deepest nesting of tables and arrays lorac reads (the readers after it recurse)
 MAX_DEPTH = 100
-SCHEMA_HEADER = re.compile(r"^#:schema\s+(\S+)")
 
 
 @dataclass
