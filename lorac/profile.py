@@ -105,9 +105,9 @@ class Profile:
 
     @property
     def backend(self) -> str:
-        """``[profile] backend``; kohya when unset (or not a string: a schema error)."""
+        """``[profile] backend``; kohya when unset or empty (or not a string: a schema error)."""
         value = self.get("profile", "backend")
-        return value if isinstance(value, str) else "kohya"
+        return value if isinstance(value, str) and value else "kohya"
 
     @property
     def description(self) -> str:
