@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tests.conftest import lorac, write_files
+from tests.conftest import REPO, lorac, write_files
 
 CASES = Path(__file__).parent / "rules" / "cases"
 
@@ -44,7 +44,7 @@ def _setup(project: Path, case: dict) -> None:
         cmd = [part.replace("{tmp}", str(project)) for part in shlex.split(case["setup"])]
         if cmd and cmd[0] == "python":
             cmd[0] = sys.executable
-        subprocess.run(cmd, check=True, cwd=Path(__file__).parent.parent)
+        subprocess.run(cmd, check=True, cwd=REPO)
 
 
 @pytest.mark.parametrize(("code", "case"), _load())

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import lorac, write_files
+from tests.conftest import REPO, lorac, write_files
 
-PACKAGE = Path(__file__).resolve().parent.parent / "lorac"
+PACKAGE = REPO / "lorac"
 
 
 def _calls(tree: ast.AST) -> Iterator[ast.Call]:
