@@ -129,7 +129,7 @@ def test_dataset_toml_passes_config_sanitizer(tmp_path: Path) -> None:
         assert len(sanitized["datasets"]) == expected
         first = sanitized["datasets"][0]["subsets"][0]
         assert first["image_dir"] == datasets["subsets"][0]["image_dir"]
-        if "face_crop_aug_range" in first:  # converted to a tuple of floats by the sanitizer
+        if "face_crop_aug_range" in datasets["subsets"][0]:  # [1, 2], floats once sanitized
             assert first["face_crop_aug_range"] == [1.0, 2.0]
 
 
