@@ -9,8 +9,9 @@ from pathlib import Path
 import click
 
 from lorac.diagnostics import LoracError
+from lorac.trainer import ENV
 
-BACKENDS = click.Choice(["kohya", "ai-toolkit"])
+BACKENDS = click.Choice(tuple(ENV))
 
 
 @click.group()
@@ -23,15 +24,14 @@ def list_cmd() -> None:
     """Show each backend's pinned trainer commit and the checkout lorac would use."""
     from lorac.inventory import load_pin
     from lorac.settings import load_settings
-    from lorac.trainer import find_checkout
+    from lorac.trainer import configured_checkout
 
     settings = load_settings()
-    for name in ("kohya", "ai-toolkit"):
+    for name in ENV:
         pin = load_pin(name)
         click.echo(f"{name:<11} {pin.repository} @ {pin.commit[:10]} ({pin.date})")
-        configured = settings.sd_scripts if name == "kohya" else settings.ai_toolkit
         try:
-            checkout = find_checkout(name, configured)
+            checkout = configured_checkout(settings, name)
         except LoracError as exc:
             click.echo(f"            checkout: none ({exc.message})")
             continue
@@ -59,9 +59,9 @@ def inventory(backend: str, checkout: str, out: str | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the commands instead of running them.")
 def install(backend: str, directory: str | None, dry_run: bool) -> None:
     """Clone BACKEND at the pinned commit into DIRECTORY and install its requirements."""
-    from lorac.trainer import install_commands
+    from lorac.trainer import install_commands, settings_key
 
-    target = Path(directory or ("sd-scripts" if backend == "kohya" else "ai-toolkit"))
+    target = Path(directory or settings_key(backend))
     if target.exists() and any(target.iterdir()):
         raise LoracError(f"{target} exists and is not empty")
     commands = install_commands(backend, target, sys.executable)
@@ -76,5 +76,4 @@ def install(backend: str, directory: str | None, dry_run: bool) -> None:
         if result.returncode != 0:
             raise LoracError(f"`{' '.join(cmd[:3])} …` failed with exit code "
                              f"{result.returncode}", result.returncode)
-    env = "LORAC_SD_SCRIPTS" if backend == "kohya" else "LORAC_AI_TOOLKIT"
-    click.echo(f"export {env}={target.resolve()}")
+    click.echo(f"export {ENV[backend]}={target.resolve()}")

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from lorac.app import Io
-from lorac.diagnostics import LoracError
 
 
 @click.command()
@@ -65,21 +64,9 @@ def show(runs_dir: str | None, run_id: str, fmt: str) -> None:
 @click.option("--device", default="auto", help="cuda, cpu or auto.")
 def synth(family: str, directory: str, tiny: bool, device: str) -> None:
     """Write synthetic checkpoints of FAMILY's real shapes into DIRECTORY."""
-    from lorac import synth as synthmod
+    from lorac.run import make_synthetic
 
-    try:
-        import torch
-    except ImportError as exc:
-        raise LoracError("lorac synth needs the gpu extra (pip install 'lorac[gpu]')") from exc
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        made = synthmod.write_synthetic(family, Path(directory), tiny=tiny, device=device)
-    except ValueError as exc:
-        raise LoracError(str(exc)) from None
-    from lorac.run import record_synthetic
-
-    record_synthetic(Path(directory), family, made.trainer_args())
+    made = make_synthetic(family, Path(directory), tiny=tiny, device=device)
     click.echo(f"wrote {made.bytes_written / 1e9:.2f} GB in {made.seconds:.1f} s", err=True)
     for name, value in made.trainer_args().items():
         click.echo(f"{name} = {value}")

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lorac.app import (
     Io,
@@ -32,6 +32,9 @@ from lorac.app import (
 )
 from lorac.diagnostics import ExitCode, LoracError, Severity
 from lorac.profile import Profile
+
+if TYPE_CHECKING:
+    from lorac.synth import SynthSet
 
 #: The section lorac writes its run-time overrides into (a trainer-option section).
 OVERRIDES = "lorac_run"
@@ -102,21 +105,13 @@ def _git_state() -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if status is not None else None}
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _dataset_dirs(profile: Profile) -> list[Path]:
-    dataset = profile.get("dataset") or {}
-    subsets = list(dataset.get("subsets") or [])
-    for ds in dataset.get("datasets") or []:
-        subsets += list(ds.get("subsets") or [])
-    return [Path(s["image_dir"]) for s in subsets if isinstance(s, dict)
-            and isinstance(s.get("image_dir"), str)]
+    from lorac.dataset import subsets_of
+
+    # top-level [[dataset.subsets]] first, as this list has always been (the manifest's
+    # dataset hash follows its order)
+    specs = sorted(subsets_of(profile), key=lambda s: s.key_path[:2] != ("dataset", "subsets"))
+    return [s.folder for s in specs]
 
 
 def dataset_listing(profile: Profile) -> dict[str, Any]:
@@ -186,15 +181,36 @@ SYNTH_MARKER = "lorac-synth.json"
 
 
 def record_synthetic(root: Path, family: str, trainer_args: dict[str, str]) -> None:
-    """Mark ``root`` as a complete synthetic set (written last, after every checkpoint)."""
+    """Mark ``root`` as a complete synthetic set (written last, after every checkpoint, and
+    atomically: a killed write leaves no marker rather than a truncated one)."""
+    from lorac.outputs import write_file
 
-    (root / SYNTH_MARKER).write_text(json.dumps({"family": family,
-                                                  "trainer_args": trainer_args}, indent=2))
+    write_file(root / SYNTH_MARKER, json.dumps({"family": family,
+                                                "trainer_args": trainer_args}, indent=2))
+
+
+def make_synthetic(family: str, root: Path, *, tiny: bool = False,
+                   device: str = "auto") -> SynthSet:
+    """Write a synthetic ``family`` set into ``root`` (on the GPU when there is one, for
+    ``device="auto"``) and mark it complete; a :class:`LoracError` without torch."""
+    from lorac import synth
+
+    try:
+        import torch
+    except ImportError as exc:
+        raise LoracError("synthetic checkpoints need the gpu extra "
+                         "(pip install 'lorac[gpu]')") from exc
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        made = synth.write_synthetic(family, root, tiny=tiny, device=device)
+    except ValueError as exc:
+        raise LoracError(str(exc)) from None
+    record_synthetic(root, family, made.trainer_args())
+    return made
 
 
 def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io) -> dict[str, str]:
-    from lorac import synth
-
     family = profile.family or "flux1-dev"
     root = Path(synth_dir or os.environ.get("LORAC_SYNTH_DIR") or
                 Path(".lorac_cache") / "synth" / family)
@@ -206,27 +222,18 @@ def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io) -> dict[str,
                              f"{family}")
         return recorded["trainer_args"]
     io.err.write(f"lorac: writing synthetic {family} checkpoints to {root} (once)\n")
-    try:
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError as exc:
-        raise LoracError("--synthetic needs the gpu extra (pip install 'lorac[gpu]')") from exc
-    try:
-        made = synth.write_synthetic(family, root, device=device)
-    except ValueError as exc:
-        raise LoracError(str(exc)) from None
-    args = made.trainer_args()
-    record_synthetic(root, family, args)
+    made = make_synthetic(family, root)
     io.err.write(f"lorac: {made.bytes_written / 1e9:.1f} GB in {made.seconds:.0f} s\n")
-    return args
+    return made.trainer_args()
 
 
 def run_profile(opts: RunOptions, io: Io) -> int:
     from lorac.lint import lint
-    from lorac.outputs import write_file
+    from lorac.manifest import sha256_file
+    from lorac.outputs import safe_join, write_file
     from lorac.runner import launch
-    from lorac.trainer import find_checkout
+    from lorac.secrets import environment_secrets, redact_data, scrub, secret_values
+    from lorac.trainer import configured_checkout
 
     settings = _settings()
     plugins = _plugins()
@@ -254,106 +261,98 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     runs_root = Path(opts.runs_dir or profile.get("run", "runs_dir") or "runs")
     run_dir = (runs_root / f"{profile.name}-DRY-RUN") if opts.dry_run else new_run_dir(
         runs_root, profile.name)
-    overrides: dict[str, Any] = {"output_dir": str((run_dir / "output").resolve())}
-    if profile.option("logging_dir") is not None:
-        overrides["logging_dir"] = str((run_dir / "logs").resolve())
-    if opts.max_steps is not None:
-        overrides["max_train_steps"] = opts.max_steps
-    env = dict(profile.get("run", "env") or {})
-    if opts.synthetic:
-        overrides.update({"pretrained_model_name_or_path": "<synthetic>", "clip_l": "<synthetic>",
-                          "t5xxl": "<synthetic>", "ae": "<synthetic>"} if opts.dry_run else
-                         _synthetic_set(profile, opts.synth_dir, io))
-        env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
-    for name, value in overrides.items():
-        _set_option(profile, name, value)
-
-    artifacts = backend.emit(profile, fmt)
-    emit_errors = [d for d in artifacts.diagnostics if d.severity >= Severity.ERROR]
-    if artifacts.diagnostics:
-        io.err.write(render(artifacts.diagnostics, "text"))
-    if emit_errors and not opts.force:
-        if not opts.dry_run:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        io.err.write("lorac: the backend reported errors; nothing was launched\n")
-        return int(ExitCode.FINDINGS)
-
-    configured = settings.sd_scripts if backend.name == "kohya" else settings.ai_toolkit
-    try:
-        checkout = find_checkout(backend.name, configured)
-        trainer_path: Path | str = checkout.path
-        warning = checkout.warning()
-    except LoracError:
-        if not opts.dry_run:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise
-        checkout, trainer_path, warning = None, "$LORAC_SD_SCRIPTS", None
-    argv = backend.launch_argv(artifacts.argv, trainer_path, run_dir.resolve())
-    if warning:
-        io.err.write(f"lorac: warning: {warning}\n")
-
-    from lorac.secrets import environment_secrets, redact_data, scrub, secret_values
-
-    # credentials the trainer gets (options, [run.env], this environment): never printed
-    known = secret_values(profile.data) | secret_values({"env": env}) | environment_secrets()
-    if opts.dry_run:
-        io.out.write(scrub(shlex.join(argv), known) + "\n")
-        io.out.write(f"\nfiles ({run_dir}/ when run):\n")
-        for name in sorted(artifacts.files):
-            io.out.write(f"  {name}\n")
+    staged = False
+    try:  # until the trainer is launched, any way out removes the fresh run folder
+        overrides: dict[str, Any] = {"output_dir": str((run_dir / "output").resolve())}
+        if profile.option("logging_dir") is not None:
+            overrides["logging_dir"] = str((run_dir / "logs").resolve())
+        if opts.max_steps is not None:
+            overrides["max_train_steps"] = opts.max_steps
+        env = dict(profile.get("run", "env") or {})
+        if opts.synthetic:
+            overrides.update({"pretrained_model_name_or_path": "<synthetic>",
+                              "clip_l": "<synthetic>", "t5xxl": "<synthetic>",
+                              "ae": "<synthetic>"} if opts.dry_run else
+                             _synthetic_set(profile, opts.synth_dir, io))
+            env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
         for name, value in overrides.items():
-            io.out.write(scrub(f"override: {name} = {value}", known) + "\n")
-        return 0
+            _set_option(profile, name, value)
 
-    problems = preflight(profile, run_dir)
-    if problems and not opts.force:
-        shutil.rmtree(run_dir, ignore_errors=True)
-        for p in problems:
-            io.err.write(f"lorac: pre-flight: {p}\n")
-        io.err.write("lorac: nothing was launched\n")
-        return int(ExitCode.USAGE)
+        artifacts = backend.emit(profile, fmt)
+        emit_errors = [d for d in artifacts.diagnostics if d.severity >= Severity.ERROR]
+        if artifacts.diagnostics:
+            io.err.write(render(artifacts.diagnostics, "text"))
+        if emit_errors and not opts.force:
+            io.err.write("lorac: the backend reported errors; nothing was launched\n")
+            return int(ExitCode.FINDINGS)
 
-    from lorac.outputs import safe_join
+        try:
+            checkout = configured_checkout(settings, backend.name)
+            trainer_path: Path | str = checkout.path
+            warning = checkout.warning()
+        except LoracError:
+            if not opts.dry_run:
+                raise
+            checkout, trainer_path, warning = None, "$LORAC_SD_SCRIPTS", None
+        argv = backend.launch_argv(artifacts.argv, trainer_path, run_dir.resolve())
+        if warning:
+            io.err.write(f"lorac: warning: {warning}\n")
 
-    for name, text in artifacts.files.items():
-        write_file(safe_join(run_dir, name), text,
-                   mode=0o755 if name in artifacts.executable else None)
-    inputs = {
-        "profile_files": {p: _sha256(Path(p)) for p in profile.chain},
-        "compiled_files": {n: hashlib.sha256(t.encode()).hexdigest()
-                           for n, t in sorted(artifacts.files.items())},
-        "dataset": dataset_listing(profile),
-    }
-    from lorac.inventory import load_pin
+        # credentials the trainer gets (options and [run.env], this environment): never printed
+        known = secret_values(profile.data) | environment_secrets()
+        if opts.dry_run:
+            io.out.write(scrub(shlex.join(argv), known) + "\n")
+            io.out.write(f"\nfiles ({run_dir}/ when run):\n")
+            for name in sorted(artifacts.files):
+                io.out.write(f"  {name}\n")
+            for name, value in overrides.items():
+                io.out.write(scrub(f"override: {name} = {value}", known) + "\n")
+            return 0
+        assert checkout is not None  # only a dry run goes on without one
 
-    extra = {
-        "profile": {"name": profile.name, "path": profile.path, "chain": list(profile.chain),
-                    "data": redact_data(profile.data, known),
-                    "provenance": leaves_with_provenance(profile),
-                    "overrides": {k: scrub(str(v), known) for k, v in overrides.items()}},
-        "inputs": inputs,
-        "lint": {"forced": bool(errors or emit_errors) and opts.force,
-                 "findings": [d.to_json() for d in findings + artifacts.diagnostics]},
-        "trainer": {"backend": backend.name, "format": fmt,
-                    "pin": load_pin(backend.name).commit,
-                    "checkout": str(checkout.path) if checkout else None,
-                    "commit": checkout.commit if checkout else None},
-        "git": _git_state(),
-        "lorac_command": ["lorac", *sys.argv[1:]],
-        "synthetic": opts.synthetic,
-    }
+        problems = preflight(profile, run_dir)
+        if problems and not opts.force:
+            for p in problems:
+                io.err.write(f"lorac: pre-flight: {p}\n")
+            io.err.write("lorac: nothing was launched\n")
+            return int(ExitCode.USAGE)
+
+        for name, text in artifacts.files.items():
+            write_file(safe_join(run_dir, name), text,
+                       mode=0o755 if name in artifacts.executable else None)
+        inputs = {
+            "profile_files": {p: sha256_file(Path(p)) for p in profile.chain},
+            "compiled_files": {n: hashlib.sha256(t.encode()).hexdigest()
+                               for n, t in sorted(artifacts.files.items())},
+            "dataset": dataset_listing(profile),
+        }
+        extra = {
+            "profile": {"name": profile.name, "path": profile.path,
+                        "chain": list(profile.chain), "data": redact_data(profile.data, known),
+                        "provenance": leaves_with_provenance(profile),
+                        "overrides": {k: scrub(str(v), known) for k, v in overrides.items()}},
+            "inputs": inputs,
+            "lint": {"forced": bool(errors or emit_errors) and opts.force,
+                     "findings": [d.to_json() for d in findings + artifacts.diagnostics]},
+            "trainer": {"backend": backend.name, "format": fmt, "pin": checkout.pinned,
+                        "checkout": str(checkout.path), "commit": checkout.commit},
+            "git": _git_state(),
+            "lorac_command": ["lorac", *sys.argv[1:]],
+            "synthetic": opts.synthetic,
+        }
+        staged = True
+    finally:
+        if not staged and not opts.dry_run:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
     io.err.write(f"lorac: run folder {run_dir}\n")
-    result = launch(argv, run_dir, env=env, display=opts.display,
-                    manifest_extra=_jsonable(extra), secrets=known)
+    result = launch(argv, run_dir, env=env, display=opts.display, manifest_extra=extra,
+                    secrets=known)
     io.err.write(f"lorac: {result.status} (exit {result.exit_code}); manifest "
                  f"{result.manifest_path}\n")
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
     return int(result.exit_code)
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
 
 
 # --------------------------------------------------------------------------- runs

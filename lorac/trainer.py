@@ -2,18 +2,20 @@
 
 Order: ``$LORAC_SD_SCRIPTS`` (or ``$LORAC_AI_TOOLKIT``), then ``[tool.lorac] sd-scripts`` /
 ``ai-toolkit``. ``lorac backends install`` creates a checkout at the pinned commit.
+
+Cheap to import (the CLI's ``backends`` choices come from :data:`ENV`): the pins are read
+when needed.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lorac.diagnostics import LoracError
-from lorac.inventory import load_pin
 
 ENV = {"kohya": "LORAC_SD_SCRIPTS", "ai-toolkit": "LORAC_AI_TOOLKIT"}
 MARKER = {"kohya": "train_network.py", "ai-toolkit": "toolkit/config_modules.py"}
@@ -44,6 +46,8 @@ class Checkout:
 def commit_of(path: Path) -> str | None:
     """The checkout's commit: ``git rev-parse HEAD``, else a ``.lorac-commit`` file."""
 
+    import shutil
+
     marker = path / ".lorac-commit"
     if marker.is_file():
         text = marker.read_text(encoding="utf-8").strip()
@@ -59,24 +63,40 @@ def commit_of(path: Path) -> str | None:
 def find_checkout(backend: str, configured: Path | None = None) -> Checkout:
     """The trainer checkout to use, or a :class:`LoracError` saying how to get one."""
 
+    from lorac.inventory import load_pin
+
+    if backend not in ENV:
+        raise LoracError(f"lorac knows no trainer checkout for backend {backend!r} "
+                         f"(only {', '.join(ENV)})")
     env_name = ENV[backend]
     raw = os.environ.get(env_name)
     path = Path(raw) if raw else configured
     if path is None:
-        raise LoracError(f"no {backend} checkout: set {env_name}, add `{_key(backend)} = "
-                         f"\"PATH\"` under [tool.lorac], or run `lorac backends install "
+        raise LoracError(f"no {backend} checkout: set {env_name}, add `{settings_key(backend)} "
+                         f"= \"PATH\"` under [tool.lorac], or run `lorac backends install "
                          f"{backend} DIR`")
     if not (path / MARKER[backend]).is_file():
         raise LoracError(f"{path} is not a {backend} checkout (no {MARKER[backend]})")
     return Checkout(backend, path, commit_of(path), load_pin(backend).commit)
 
 
-def _key(backend: str) -> str:
+def configured_checkout(settings: Any, backend: str) -> Checkout:
+    """:func:`find_checkout` with the path ``settings`` (``[tool.lorac] sd-scripts`` or
+    ``ai-toolkit``) gives for ``backend``."""
+
+    configured = getattr(settings, settings_key(backend).replace("-", "_"), None)
+    return find_checkout(backend, configured)
+
+
+def settings_key(backend: str) -> str:
+    """The ``[tool.lorac]`` key naming ``backend``'s checkout (also the default folder name
+    ``lorac backends install`` clones into)."""
     return "sd-scripts" if backend == "kohya" else "ai-toolkit"
 
 
 def install_commands(backend: str, target: Path, python: str) -> list[list[str]]:
     """The commands ``lorac backends install`` runs (no shell involved)."""
+    from lorac.inventory import load_pin
 
     pin = load_pin(backend)
     return [

@@ -191,3 +191,13 @@ def test_override_goes_where_the_option_is_read(tmp_path: Path) -> None:
     assert profile.option("output_dir") == "/runs/p/output"
     _set_option(profile, "new_option", 1)
     assert profile.data["lorac_run"]["new_option"] == 1 and profile.option("new_option") == 1
+
+
+def test_refusal_after_the_run_folder_exists_removes_it(env: dict[str, str]) -> None:
+    # the backend refuses config_file (lorac writes its own) after the run folder was made
+    p = Path(env["PROJECT"]) / "profiles" / "p.toml"
+    p.write_text(p.read_text().replace("[training]\n", '[training]\nconfig_file = "x.toml"\n'))
+    result = _lorac(env, "run", "p", "--force")
+    assert result.returncode == 2 and "config_file" in result.stderr, result.stderr
+    runs = Path(env["PROJECT"]) / "runs"
+    assert not runs.exists() or not list(runs.iterdir())
