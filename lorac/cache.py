@@ -119,16 +119,11 @@ def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) 
     if norm is None or os.environ.get("LORAC_NO_CACHE"):
         return
     try:
-        from lorac.settings import find_settings_file
-
         files = set(report.read)
-        found = find_settings_file(Path.cwd())
-        if found:
-            files.add(str(found[0]))
-        for folder in (Path.cwd(), *Path.cwd().parents):
+        for folder in (Path.cwd(), *Path.cwd().parents):  # the settings files, found or not
             for name in ("pyproject.toml", "lorac.toml"):
                 files.add(str(folder / name))
-        dirs = set(getattr(report, "dirs", ()))
+        dirs = set(report.dirs)
         for group in report.files.values():
             for p in group:
                 dirs.add(str(Path(p).parent))
@@ -138,7 +133,7 @@ def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) 
         deps = {}
         for f in sorted(files):
             deps[f] = [_stat(f), _sha(f)]
-        for f in sorted(set(getattr(report, "stat_deps", ())) - files):
+        for f in sorted(report.stat_deps - files):
             deps[f] = [_stat(f), None]  # images: size and mtime only, never re-read
         entry = {
             "version": VERSION,

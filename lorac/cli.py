@@ -10,13 +10,9 @@ from typing import Any
 import click
 
 from lorac import __version__, app
-from lorac.diagnostics import ExitCode
+from lorac.diagnostics import RENDERERS, ExitCode
 
-FORMATS = click.Choice(["text", "json", "sarif", "github"])
-
-
-class _State:
-    verbose = False
+FORMATS = click.Choice(RENDERERS)
 
 
 def _call(fn: Callable[..., int], *args: Any) -> None:
@@ -28,7 +24,7 @@ def _call(fn: Callable[..., int], *args: Any) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of internal errors.")
 def cli(verbose: bool) -> None:
     """lorac: lint, compile and run LoRA training profiles."""
-    _State.verbose = verbose
+    # -v is read from the command line by run(): the handler is chosen before click parses
 
 
 @cli.command()
@@ -44,10 +40,10 @@ def cli(verbose: bool) -> None:
 def lint(paths: tuple[str, ...], fmt: str, fail_on: str | None, select: tuple[str, ...],
          ignore: tuple[str, ...], fix: bool, unsafe_fixes: bool, no_dataset: bool) -> None:
     """Lint profiles (default: profiles/) and the files beside them."""
-    argv = tuple(sys.argv[2:]) if sys.argv[1:2] == ["lint"] else None
+    # not cached: a command line the cache could store never reaches click (see __main__)
     opts = app.LintOptions(paths=paths, fmt=fmt, fail_on=fail_on, select=select,
                            ignore=ignore, fix=fix, unsafe_fixes=unsafe_fixes,
-                           dataset=not no_dataset, argv=argv)
+                           dataset=not no_dataset)
     _call(app.lint, opts)
 
 
@@ -142,4 +138,4 @@ def run(argv: list[str]) -> int:
             return int(ExitCode.USAGE)
         return 0
 
-    return app.guarded(call, verbose=_State.verbose or "-v" in argv or "--verbose" in argv)
+    return app.guarded(call, verbose="-v" in argv or "--verbose" in argv)
