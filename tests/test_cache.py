@@ -44,7 +44,8 @@ def test_cache_hits_and_invalidates(tmp_path: Path) -> None:
 
     # a touched but identical file still hits (the key is the content)
     os.utime(tmp_path / "profiles" / "base.toml", (1, 1))
-    assert _hit(_lint(tmp_path, "profiles", "--no-dataset"))
+    touched = _lint(tmp_path, "profiles", "--no-dataset")
+    assert touched.returncode == 1 and _hit(touched) and touched.stdout == changed.stdout
 
     # a new file in the folder
     (tmp_path / "profiles" / "new.toml").write_text("[profile]\n")
@@ -54,7 +55,8 @@ def test_cache_hits_and_invalidates(tmp_path: Path) -> None:
     (tmp_path / "profiles" / "base.toml").write_text('[vars]\nroot = "${env:LORAC_T_ROOT}"\n')
     unset = _lint(tmp_path, "profiles", "--no-dataset")
     assert unset.returncode == 1 and "LRC202" in unset.stdout
-    assert _hit(_lint(tmp_path, "profiles", "--no-dataset"))
+    still = _lint(tmp_path, "profiles", "--no-dataset")
+    assert still.returncode == 1 and _hit(still) and still.stdout == unset.stdout
     set_ = _lint(tmp_path, "profiles", "--no-dataset", LORAC_T_ROOT="/x")
     assert set_.returncode == 0 and not _hit(set_)
 

@@ -124,6 +124,11 @@ def test_lint_gate_stops_before_launch_and_force_records(env: dict[str, str]) ->
     assert not (Path(env["PROJECT"]) / "runs").exists() or not list(
         (Path(env["PROJECT"]) / "runs").iterdir())
     assert not Path(env["FAKE_ACCELERATE_LOG"]).exists()
+    forced = _lorac(env, "run", "p", "--force", "--display", "plain")
+    assert forced.returncode == 0, forced.stderr
+    _, m = _manifest(env)
+    assert m["lint"]["forced"] is True
+    assert "LRC004" in {f["code"] for f in m["lint"]["findings"]}
 
 
 def test_dry_run_prints_command_and_files(env: dict[str, str]) -> None:

@@ -166,17 +166,15 @@ def test_manifest_extra_keys_and_atomic_write(tmp_path: Path) -> None:
         new_manifest(["x"], tmp_path, {}, extra={"status": "mine"})
 
 
-def test_sampler_without_nvml_states_reason() -> None:
+def test_sampler_without_nvml_states_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` fails, GPU or not
     s = GpuSampler(interval=0.05)
     with s:
         s.set_phase("train")
         time.sleep(0.1)
     summary = s.summary()
     json.dumps(summary)
-    if not s.available:
-        assert s.reason and summary["phases"] == {}
-    else:  # on a GPU machine
-        assert summary["memory_api"] and summary["gpus"]
+    assert not s.available and s.reason and summary["phases"] == {}
 
 
 def test_sampler_sums_only_the_run_groups_processes(monkeypatch: pytest.MonkeyPatch) -> None:
