@@ -106,18 +106,12 @@ def _dist_version(name: str) -> str | None:
 
 
 def lorac_version() -> str:
-    v = _dist_version("lorac")
-    if v:
-        return v
-    try:
-        from lorac import __version__  # type: ignore[attr-defined]
+    from lorac import __version__
 
-        return str(__version__)
-    except ImportError:
-        return "unknown"
+    return _dist_version("lorac") or __version__
 
 
-def versions(driver: str | None = None) -> dict[str, str | None]:
+def versions() -> dict[str, str | None]:
     """Versions of lorac's Python environment, read from package metadata (nothing imported).
 
     The trainer normally runs under the same interpreter (``accelerate launch`` spawns
@@ -130,7 +124,7 @@ def versions(driver: str | None = None) -> dict[str, str | None]:
     }
     for dist in ("torch", "accelerate", "transformers", "diffusers", "safetensors", "nvidia-ml-py"):
         out[dist] = _dist_version(dist)
-    out["driver"] = driver
+    out["driver"] = None  # the runner fills it in from NVML
     return out
 
 

@@ -373,22 +373,11 @@ def _manifests(root: Path) -> list[tuple[Path, dict[str, Any]]]:
 
 
 def _peak(manifest: dict[str, Any]) -> str:
-    telemetry = manifest.get("telemetry") or {}
-    peaks = telemetry.get("peak_mib") or telemetry.get("peaks_mib")
-    if isinstance(peaks, dict) and peaks:
-        values = [v for v in _numbers(peaks)]
-        return f"{max(values):,.0f} MiB" if values else "-"
-    return "-"
-
-
-def _numbers(value: Any) -> list[float]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return [float(value)]
-    if isinstance(value, dict):
-        return [n for v in value.values() for n in _numbers(v)]
-    if isinstance(value, list):
-        return [n for v in value for n in _numbers(v)]
-    return []
+    peaks = (manifest.get("telemetry") or {}).get("peak_mib")  # {gpu: MiB}
+    if not isinstance(peaks, dict):
+        return "-"
+    values = [v for v in peaks.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return f"{max(values):,.0f} MiB" if values else "-"
 
 
 def list_runs(runs_dir: str | None, io: Io) -> int:
@@ -407,8 +396,9 @@ def list_runs(runs_dir: str | None, io: Io) -> int:
 
 def show_run(run_id: str, runs_dir: str | None, fmt: str, io: Io) -> int:
     root = Path(runs_dir or "runs")
-    matches = [(f, m) for f, m in _manifests(root) if f.name == run_id] or \
-              [(f, m) for f, m in _manifests(root) if f.name.startswith(run_id)]
+    runs = _manifests(root)
+    matches = [(f, m) for f, m in runs if f.name == run_id] or \
+              [(f, m) for f, m in runs if f.name.startswith(run_id)]
     if not matches:
         raise LoracError(f"no run {run_id!r} under {root}")
     if len(matches) > 1:

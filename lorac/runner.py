@@ -157,14 +157,15 @@ class _Display:
             self._progress.__exit__(None, None, None)
 
     def update(self, parser: ProgressParser, sampler: GpuSampler, ev: ProgressEvent | None) -> None:
-        """Called for every line; redraws at most every RICH_EVERY_S / PLAIN_EVERY_S seconds,
-        and at once on a phase change or an error."""
+        """Called for every line (``ev`` None when the line had no event) and every event.
+        Rich redraws on every event and at most every RICH_EVERY_S seconds otherwise; plain
+        prints at once on a phase change or an error, else at most every PLAIN_EVERY_S."""
         if self.mode == "none":
             return
         now = time.monotonic()
         urgent = ev is not None and ev.kind in ("phase", "error")
         if self.mode == "rich":
-            if not urgent and now - self._last_draw < RICH_EVERY_S and ev is None:
+            if ev is None and now - self._last_draw < RICH_EVERY_S:
                 return
             self._last_draw = now
             kw: dict[str, Any] = {"phase": parser.phase, "info": _status_text(parser, sampler)}
@@ -366,19 +367,20 @@ def launch(
 
     peaks = sampler.peaks()
     outputs = file_entries(run_dir)
+    progress = {
+        "phase": parser.phase,
+        "step": parser.step,
+        "total": parser.total,
+        "sec_per_it": parser.sec_per_it,
+        "loss": parser.loss,
+        "error": scrub(parser.error, known) if parser.error else parser.error,
+    }
     manifest.update(
         status=status,
         exit_code=code,
         ended_at=utc_now(),
         duration_s=duration,
-        progress={
-            "phase": parser.phase,
-            "step": parser.step,
-            "total": parser.total,
-            "sec_per_it": parser.sec_per_it,
-            "loss": parser.loss,
-            "error": scrub(parser.error, known) if parser.error else parser.error,
-        },
+        progress=progress,
         phases=phases,
         telemetry=sampler.summary(),
         outputs=outputs,
@@ -393,12 +395,7 @@ def launch(
         run_dir=run_dir,
         log_path=log_path,
         manifest_path=manifest_path,
-        phase=parser.phase,
-        step=parser.step,
-        total=parser.total,
-        sec_per_it=parser.sec_per_it,
-        loss=parser.loss,
-        error=scrub(parser.error, known) if parser.error else parser.error,
+        **progress,
         peak_mib=sampler.peak_mib(),
         phase_peaks_mib={
             p: {i: pk.memory_used_mib for i, pk in g.items()} for p, g in peaks.items()

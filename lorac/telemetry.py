@@ -62,7 +62,7 @@ class _State:
 class GpuSampler:
     """Sample NVML in a daemon thread; use as a context manager or call start()/stop()."""
 
-    def __init__(self, interval: float = 0.2, phase: str = "startup") -> None:
+    def __init__(self, interval: float = 0.2) -> None:
         self.interval = interval
         self.available = False
         self.reason: str | None = None
@@ -73,7 +73,7 @@ class GpuSampler:
         self.baseline_mib: dict[int, float] = {}
         self.group: int | None = None  # process group whose per-process memory is summed
         self._pgids: dict[int, int] = {}
-        self._state = _State(phase=phase)
+        self._state = _State()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -144,10 +144,6 @@ class GpuSampler:
         with self._lock:
             self._state.phase = phase
 
-    @property
-    def phase(self) -> str:
-        return self._state.phase
-
     def peaks(self) -> dict[str, dict[int, PhasePeak]]:
         with self._lock:
             return {
@@ -197,7 +193,7 @@ class GpuSampler:
 
     def _sample(self) -> None:
         now = round(time.monotonic() - self._t0, 3)
-        readings: list[tuple[int, float, int]] = []
+        readings: list[tuple[int, float, int, float | None]] = []  # gpu, MiB, %, group MiB
         for i, h in enumerate(self._handles):
             try:
                 used = self._memory(h).used / MIB
