@@ -99,17 +99,9 @@ def tree_root(project: ProjectContext) -> Path:
 
 
 def _kohya_option_types() -> dict[str, str]:
-    from lorac.inventory import kohya_scripts, load_kohya_inventory
+    from lorac.inventory import kohya_options
 
-    types: dict[str, str] = {}
-    for script in kohya_scripts():
-        try:
-            options = load_kohya_inventory(script).options
-        except (OSError, ValueError, KeyError):
-            continue
-        for name, option in options.items():
-            types.setdefault(name, option.type)
-    return types
+    return {name: option.type for name, option in kohya_options().items()}
 
 
 _TYPE_CHECKS = {
