@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
-
-import pytest
 
 from lorac.plugins import get_plugins
 from lorac.plugins.rules import compat
 from lorac.profile import resolve
 from tests.conftest import lorac, write_files
+from tests.trainer.conftest import checkout
 
 FLUX = '[profile]\nfamily = "flux1-dev"\n'
 
@@ -109,11 +107,9 @@ def test_docstrings_cite_lines_that_exist() -> None:
     cited = [(m.group(1), int(m.group(3) or m.group(2))) for r in rules
              for m in CITATION.finditer(r.doc)]
     assert len(cited) > 30
-    checkout = os.environ.get("LORAC_SD_SCRIPTS")
-    if not checkout:
-        pytest.skip("LORAC_SD_SCRIPTS is not set")
+    root = checkout("LORAC_SD_SCRIPTS")
     for name, line in cited:
-        path = Path(checkout) / name
+        path = root / name
         if name.startswith("toolkit/") or not path.is_file():
             assert name in ("lora_special.py", "config_modules.py"), name
             continue

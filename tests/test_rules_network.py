@@ -9,16 +9,13 @@ import pytest
 from lorac.inventory import load_network_modules
 from lorac.network_args_gen import analyse_module, render
 from lorac.plugins.rules.network import literal_edit, scale_of
-from lorac.profile import resolve
-from tests.conftest import lorac, write_files
+from tests.conftest import lorac, resolved, write_files
 
 FLUX = '[profile]\nfamily = "flux1-dev"\n[network]\nnetwork_module = "networks.lora_flux"\n'
 
 
 def _profile(project: Path, text: str, name: str = "p", **others: str):
-    write_files(project, {f"profiles/{name}.toml": text,
-                          **{f"profiles/{k}.toml": v for k, v in others.items()}})
-    return resolve(project / "profiles" / f"{name}.toml", env={}).profile
+    return resolved(project, text, name, **others).profile
 
 
 def test_scale_uses_the_kohya_default_alpha_and_reports_effective_lr(project: Path) -> None:

@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, fake_trainer, write_files
-from tests.test_runner import wait_gone
-
-STAND_IN = REPO / "tests" / "stand_in_trainer.py"
+from tests.test_runner import STAND_IN, wait_gone
 
 FAKE_ACCELERATE = f"""#!{sys.executable}
 import json, os, sys

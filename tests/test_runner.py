@@ -17,9 +17,9 @@ from lorac.manifest import new_manifest, read_manifest, redact_env, write_manife
 from lorac.progress import ProgressParser, split_lines
 from lorac.runner import launch
 from lorac.telemetry import GpuSampler
+from tests.conftest import REPO
 
-STAND_IN = Path(__file__).with_name("stand_in_trainer.py")
-ROOT = Path(__file__).resolve().parents[1]
+STAND_IN = REPO / "tests" / "stand_in_trainer.py"
 
 
 def stand_in(*args: str) -> list[str]:
@@ -329,8 +329,8 @@ def run_driver(tmp_path: Path, trainer_args: list[str]) -> tuple[subprocess.Pope
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     end = time.monotonic() + 20
     while not (pid_file.exists() and pid_file.read_text().strip()):
