@@ -57,6 +57,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from lorac.diagnostics import KeyPath, LoracError
+from lorac.profile import parse_resolution
 
 #: sd-scripts' image extensions, matched case-sensitively (library/train_util.py:104).
 SD_IMAGE_EXTENSIONS = frozenset(
@@ -189,30 +190,6 @@ class SubsetSpec:
     @property
     def folder(self) -> Path:
         return Path(self.image_dir)
-
-
-def parse_resolution(value: Any) -> tuple[int, int] | None:
-    """``1024`` / ``[1024, 768]`` / ``"1024,768"`` / ``"1024x768"`` → (width, height); None
-    when unreadable or when a side is not positive."""
-
-    try:
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            parts = [value]
-        elif isinstance(value, str):
-            parts = [int(p) for p in value.replace("x", ",").split(",") if p.strip()]
-        elif isinstance(value, (list, tuple)):
-            parts = [int(p) for p in value]
-        else:
-            return None
-    except (TypeError, ValueError):
-        return None
-    if len(parts) == 1:
-        parts = parts * 2
-    if len(parts) != 2 or min(parts) <= 0:
-        return None
-    return (parts[0], parts[1])
 
 
 def subsets_of(profile: Any) -> list[SubsetSpec]:

@@ -33,6 +33,31 @@ ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.S)
 VAR_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
+def parse_resolution(value: Any) -> tuple[int, int] | None:
+    """A ``resolution`` value as sd-scripts reads it: ``1024`` / ``[1024, 768]`` /
+    ``"1024,768"`` / ``"1024x768"`` → (width, height); None when unreadable or when a side is
+    not positive. (Here, not in :mod:`lorac.dataset`, so the VRAM rules on the lint path can
+    read it without importing the dataset scanner.)"""
+
+    try:
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int):
+            parts = [value]
+        elif isinstance(value, str):
+            parts = [int(p) for p in value.replace("x", ",").split(",") if p.strip()]
+        elif isinstance(value, (list, tuple)):
+            parts = [int(p) for p in value]
+        else:
+            return None
+    except (TypeError, ValueError):
+        return None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) <= 0:
+        return None
+    return (parts[0], parts[1])
+
 @dataclass(frozen=True)
 class Provenance:
     """Where a resolved value came from."""

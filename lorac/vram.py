@@ -43,7 +43,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lorac.dataset import parse_resolution
+from lorac.profile import parse_resolution
 
 __all__ = [
     "CARDS",

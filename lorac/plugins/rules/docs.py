@@ -57,9 +57,12 @@ def _documents(project: ProjectContext) -> list[tuple[str, markdown.Markdown]]:
     """``(display path, parsed Markdown)`` of every readable Markdown file, once per run."""
 
     def parse_all() -> list[tuple[str, markdown.Markdown]]:
+        paths = project.files.get("markdown", [])
+        if not paths:
+            return []  # no Markdown linted: keep the scanner off the import path
         from lorac import markdown
 
-        read = ((path, read_lenient(path)) for path in project.files.get("markdown", []))
+        read = ((path, read_lenient(path)) for path in paths)
         return [(display_path(path), markdown.parse(text)) for path, text in read if text]
 
     return project.memo("lorac.docs.markdown", parse_all)
