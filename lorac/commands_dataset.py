@@ -95,10 +95,9 @@ def check(opts: DatasetCheckOptions, io: Any) -> int:
     findings = list(result.findings)
     if not result.listing.error:
         minimum = dataset.min_images_for(profile, config) if profile else config.min_images
-        accum = profile.option("gradient_accumulation_steps", 1) if profile else 1
-        findings += dataset.count_findings(
-            len(result.listing.images), minimum, spec.batch_size,
-            accum if isinstance(accum, int) else 1)
+        accum = dataset.accumulation_of(profile)[0] if profile else 1
+        findings += dataset.count_findings(len(result.listing.images), minimum,
+                                           spec.batch_size, accum)
 
     diags: list[Diagnostic] = []
     for f in findings:
