@@ -127,6 +127,10 @@ def test_build_writes_atomically(shipped: Path) -> None:
     assert lorac("build", "fast", "--backend", "nope")[0] == 2
 
 
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(st.text(max_size=300), st.binary(max_size=200).map(
+    lambda b: b.decode("latin-1"))))
 def test_arbitrary_text_never_tracebacks(project: Path, text: str) -> None:
     write_files(project, {"profiles/fuzz.toml": text.encode("utf-8", "replace")})
     code, _out, err = lorac("lint", "profiles", "--no-dataset")
