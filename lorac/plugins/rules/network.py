@@ -536,6 +536,7 @@ def _split_arg(arg: str) -> tuple[str, str] | None:
 
 class _NetworkArgsRule(_NetworkRule):
     def items(self, ctx: ProfileContext) -> Iterator[tuple[KeyPath, str, dict[str, Any]]]:
+        """``(key path, entry, module facts)`` of every string entry of ``network_args``."""
         profile = ctx.profile
         if is_base(profile, ctx.project) or profile.backend != "kohya":
             return
@@ -550,6 +551,13 @@ class _NetworkArgsRule(_NetworkRule):
         for i, arg in enumerate(args):
             if isinstance(arg, str):
                 yield (*base, i), arg, facts
+
+    def pairs(self, ctx: ProfileContext) -> Iterator[tuple[KeyPath, str, str, dict[str, Any]]]:
+        """``(key path, key, value, module facts)`` of every ``key=value`` entry."""
+        for kp, arg, facts in self.items(ctx):
+            pair = _split_arg(arg)
+            if pair is not None:
+                yield kp, pair[0], pair[1], facts
 
 
 class UnknownNetworkArg(_NetworkArgsRule):
@@ -584,11 +592,7 @@ class UnknownNetworkArg(_NetworkArgsRule):
     def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
         profile = ctx.profile
         module = _module_of(profile)
-        for kp, arg, facts in self.items(ctx):
-            pair = _split_arg(arg)
-            if pair is None:
-                continue
-            key, value = pair
+        for kp, key, value, facts in self.pairs(ctx):
             known = facts.get("args", {})
             if key in known:
                 continue
@@ -677,11 +681,7 @@ class NetworkArgBoolSpelling(_NetworkArgsRule):
     def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
         profile = ctx.profile
         module = _module_of(profile)
-        for kp, arg, facts in self.items(ctx):
-            pair = _split_arg(arg)
-            if pair is None:
-                continue
-            key, value = pair
+        for kp, key, value, facts in self.pairs(ctx):
             bools = facts.get("bools", {})
             if key not in bools or value in ("True", "False"):
                 continue
