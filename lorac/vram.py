@@ -225,21 +225,30 @@ def config_from_options(options: Mapping[str, Any], *, family: str = "flux1-dev"
 def config_from_profile(profile: Any) -> RunConfig:
     """The :class:`RunConfig` of a resolved :class:`lorac.profile.Profile` (kohya backend).
 
-    Resolution and batch size come from ``[dataset]`` (the largest subset resolution wins);
-    ``[run] gpus`` gives the number of processes.
+    Resolution and batch size come from ``[dataset]`` and, for a ``[[dataset.datasets]]``
+    profile, from the dataset whose resolution x batch is largest (a subset's own resolution
+    counts where it is larger); ``[run] gpus`` gives the number of processes.
     """
 
     options = {k: v for k, (v, _) in profile.options().items()}
     ds = profile.get("dataset", default={}) or {}
     ds = dict(ds) if isinstance(ds, dict) else {}
-    best = parse_resolution(ds.get("resolution", options.get("resolution", 512))) or (512, 512)
-    subsets = ds.get("subsets")
-    if isinstance(subsets, list):
-        for sub in subsets:
+    general = parse_resolution(ds.get("resolution", options.get("resolution", 512))) or (512, 512)
+    batch = ds.get("batch_size", options.get("train_batch_size", 1))
+    groups = [ds] + [d for d in ds.get("datasets") or [] if isinstance(d, dict)]
+    worst: tuple[int, tuple[int, int], Any] | None = None
+    for group in groups:
+        best = parse_resolution(group.get("resolution")) or general
+        for sub in group.get("subsets") or []:
             r = parse_resolution(sub.get("resolution")) if isinstance(sub, dict) else None
             if r and r[0] * r[1] > best[0] * best[1]:
                 best = r
-    ds["resolution"] = list(best)
+        b = group.get("batch_size", batch)
+        weight = best[0] * best[1] * max(1, _int(b, 1))
+        if worst is None or weight > worst[0]:
+            worst = (weight, best, b)
+    assert worst is not None
+    ds["resolution"], ds["batch_size"] = list(worst[1]), worst[2]
     gpus = _int(profile.get("run", "gpus", default=1), 1)
     return config_from_options(options, family=profile.family or "flux1-dev", gpus=gpus,
                                dataset=ds)

@@ -144,3 +144,16 @@ def test_vram_bad_input(project) -> None:
     (project / "profiles" / "s.toml").write_text('[profile]\nfamily = "sdxl"\n')
     code, _, err = lorac("vram", "s")
     assert code == 2 and "FLUX" in err
+
+
+def test_datasets_tables_set_resolution_and_batch(tmp_path) -> None:
+    """A ``[[dataset.datasets]]`` profile: the dataset with the largest resolution x batch."""
+    from tests.conftest import resolved
+
+    text = ('[profile]\nfamily = "flux1-dev"\n[dataset]\nbatch_size = 1\n'
+            '[[dataset.datasets]]\nresolution = 512\nbatch_size = 4\n'
+            '[[dataset.datasets.subsets]]\nimage_dir = "a"\n'
+            '[[dataset.datasets]]\nresolution = 1024\nbatch_size = 2\n'
+            '[[dataset.datasets.subsets]]\nimage_dir = "b"\n')
+    cfg = vram.config_from_profile(resolved(tmp_path, text).profile)
+    assert (cfg.width, cfg.height, cfg.batch_size) == (1024, 1024, 2)
