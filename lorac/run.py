@@ -233,7 +233,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     from lorac.outputs import safe_join, write_file
     from lorac.runner import launch
     from lorac.secrets import environment_secrets, redact_data, scrub, secret_values
-    from lorac.trainer import configured_checkout
+    from lorac.trainer import ENV, configured_checkout
 
     settings = _settings()
     plugins = _plugins()
@@ -293,7 +293,8 @@ def run_profile(opts: RunOptions, io: Io) -> int:
         except LoracError:
             if not opts.dry_run:
                 raise
-            checkout, trainer_path, warning = None, "$LORAC_SD_SCRIPTS", None
+            checkout, warning = None, None
+            trainer_path = f"${ENV.get(backend.name, 'LORAC_SD_SCRIPTS')}"
         argv = backend.launch_argv(artifacts.argv, trainer_path, run_dir.resolve())
         if warning:
             io.err.write(f"lorac: warning: {warning}\n")

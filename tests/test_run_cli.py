@@ -137,6 +137,15 @@ def test_dry_run_prints_command_and_files(env: dict[str, str]) -> None:
     assert not (Path(env["PROJECT"]) / "runs").exists()
 
 
+def test_dry_run_without_checkout_names_the_backends_variable(env: dict[str, str]) -> None:
+    env = {k: v for k, v in env.items() if k not in ("LORAC_SD_SCRIPTS", "LORAC_AI_TOOLKIT")}
+    write_files(Path(env["PROJECT"]), {"profiles/t.toml": PROFILE.replace(
+        "[profile]\n", '[profile]\nbackend = "ai-toolkit"\n')})
+    result = _lorac(env, "run", "t", "--dry-run", "--force")
+    assert result.returncode == 0, result.stderr
+    assert "$LORAC_AI_TOOLKIT/run.py" in result.stdout and "SD_SCRIPTS" not in result.stdout
+
+
 def test_preflight_missing_model(env: dict[str, str]) -> None:
     (Path(env["PROJECT"]) / "models" / "ae.safetensors").unlink()
     result = _lorac(env, "run", "p")
