@@ -66,8 +66,7 @@ def import_file(opts: ImportOptions, io) -> int:
     draft = importers.read(source, kind, settings)
     if opts.env_files and kind != "shell":
         draft.report("LRC095", "--env is read only for shell scripts; ignored")
-    text = importers.render(draft, schema_header=_under_profiles(target),
-                            name=target.stem)
+    text = importers.render(draft, schema_header=_under_profiles(target))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:  # JSON "\ud800" and YAML "\ud800" decode to these

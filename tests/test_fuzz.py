@@ -98,7 +98,7 @@ def _import(text: str, name: str, kind: str, folder: Path) -> None:
     source = Source(path, name, text)
     try:
         draft = read(source, kind, Settings())
-        out = render(draft, schema_header=True, name="imported")
+        out = render(draft, schema_header=True)
     except LoracError as exc:
         _check_one_line(exc)
         return
@@ -346,7 +346,7 @@ def test_import_of_built_config_gives_the_same_options(sections: dict) -> None:
         draft = read(Source(config, "config.toml", art.files["config.toml"]), "kohya-toml",
                      Settings(family="flux1-dev"))
         back_path = root / "profiles" / "back.toml"
-        back_path.write_text(render(draft, schema_header=True, name="back"), encoding="utf-8")
+        back_path.write_text(render(draft, schema_header=True), encoding="utf-8")
         back = resolve(back_path, env={}).profile
         assert back is not None
         got = {k: v for k, (v, _) in back.options().items()}

@@ -128,7 +128,7 @@ def test_import_of_build_is_identity(tmp_path_factory, p: dict, fmt: str) -> Non
     draft = read(read_source(entry), kind,
                  Settings(family="flux1-dev", dataset_config=build / "dataset.toml"))
     out = folder / "profiles" / "back.toml"
-    out.write_text(render(draft, schema_header=True, name="back"), encoding="utf-8")
+    out.write_text(render(draft, schema_header=True), encoding="utf-8")
     back = resolve(out, env={}).profile
     assert back is not None
     assert _plain(back) == _plain(original)

@@ -23,7 +23,7 @@ def _roundtrip(path: Path, tmp_path: Path, **settings):
     draft = read(source, detect(source), Settings(**settings))
     out = tmp_path / "profiles" / "imported.toml"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(render(draft, schema_header=True, name="imported"), encoding="utf-8")
+    out.write_text(render(draft, schema_header=True), encoding="utf-8")
     res = resolve(out, env={})
     assert res.profile is not None and not res.diagnostics
     return draft, res.profile, out.read_text(encoding="utf-8")

@@ -17,7 +17,7 @@ AUDIT = FIXTURES / "audit"
 
 def _import(path: Path, **settings) -> tuple:
     draft = read(read_source(path), "shell", Settings(**settings))
-    return draft, render(draft, schema_header=False, name="x")
+    return draft, render(draft, schema_header=False)
 
 
 def _script(tmp_path: Path, text: str, name: str = "train.sh") -> Path:

@@ -432,7 +432,7 @@ def _unknown_dataset_key(draft: Draft, key: str, value: Any, level: str, display
 # --------------------------------------------------------------------------- rendering
 
 
-def render(draft: Draft, *, schema_header: bool, name: str) -> str:
+def render(draft: Draft, *, schema_header: bool) -> str:
     """The profile TOML text for ``draft`` (tomlkit; every unmapped key kept as a comment)."""
 
     import tomlkit
