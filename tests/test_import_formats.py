@@ -191,3 +191,15 @@ def test_ai_toolkit_says_dataset_config_is_ignored(tmp_path: Path) -> None:
     assert draft.dataset["subsets"] == [{"image_dir": "/data"}]
     assert any(d.code == "LRC095" and "--dataset-config" in d.message
                for d in draft.diagnostics)
+
+
+def test_a_credential_holding_dollar_brace_is_still_withheld(tmp_path: Path) -> None:
+    """A literal ``${`` in a kohya TOML value is text, not a lorac reference (hypothesis found
+    ``huggingface_token = "${"`` copied into the profile)."""
+    from lorac.importers import Source
+
+    text = 'huggingface_token = "${"\n'
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    draft = read(Source(path, "config.toml", text), "kohya-toml", Settings(family="flux1-dev"))
+    assert draft.options["huggingface_token"].text == "${env:HF_TOKEN}"

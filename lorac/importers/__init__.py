@@ -644,8 +644,10 @@ def withhold_secrets(draft: Draft) -> Draft:
 
     known: set[str] = set()
     for key, value in list(draft.options.items()):
+        if value.text is not None and "${" in value.text:
+            continue  # wired to a variable already (only .text carries lorac references)
         text = value.text if value.text is not None else value.value
-        if not isinstance(text, str) or not text or "${" in text:
+        if not isinstance(text, str) or not text:
             continue
         tokens = [text[s.start:s.end] for s in scan(text) if not s.name]
         if not tokens and not looks_secret_name(key):
