@@ -8,7 +8,6 @@ options as JSON, which is what the pipeline tests use.
 
 from __future__ import annotations
 
-import re
 import shlex
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -55,9 +54,6 @@ class Backend(Protocol):
 #: Prefix of emitted files in ``Artifacts.argv``: ``{build_dir}/config.toml``.
 BUILD_DIR = "{build_dir}"
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
 class CheckoutVar(NamedTuple):
     """How ``train.sh`` finds the trainer checkout: the ``Artifacts.argv`` placeholder prefix
     (``{sd_scripts}``), the shell variable it becomes (``sd_scripts``), the environment variable
@@ -70,14 +66,17 @@ class CheckoutVar(NamedTuple):
 
 
 def run_env(profile: Profile) -> dict[str, str]:
-    """``[run.env]`` as strings (LoracError for a name no shell accepts or a NUL character)."""
+    """``[run.env]`` as strings: a :class:`LoracError` for a name :func:`lorac.envnames.problem`
+    refuses (lint reports the same as LRC209, at the key) or a value with a NUL character."""
+
+    from lorac.envnames import problem
 
     env = profile.get("run", "env", default={}) or {}
     out = {}
     for name, value in env.items():
-        if not _ENV_NAME.match(name):
-            raise LoracError(f"{profile.path}: [run.env] name {name!r} is not a valid "
-                             "environment variable name")
+        why = problem(name)
+        if why is not None:
+            raise LoracError(f"{profile.path}: {why[0]}")
         if "\x00" in str(value):
             raise LoracError(f"{profile.path}: [run.env] {name} contains a NUL character")
         out[name] = str(value)
@@ -88,8 +87,13 @@ def shell_script(argv: list[str], env: dict[str, str], header: str, checkout: Ch
                  placeholders: Collection[int]) -> str:
     """``train.sh`` running ``argv`` with every element quoted for bash.
 
-    ``env`` is exported first; a variable whose name reads like a credential (``HF_TOKEN``,
-    ``WANDB_API_KEY``) is not written down but required from the caller's environment.
+    ``env`` reaches the trainer only through ``exec env NAME=value … argv``, after the script's
+    own variables (``here``, ``checkout.shell``) have been expanded: no name in ``env`` is ever
+    assigned in the shell, so none can change what the script runs (``here=…`` moving
+    ``--config_file``) or stop it (``SHELLOPTS: readonly variable``). A variable whose name
+    reads like a credential (``HF_TOKEN``, ``WANDB_API_KEY``) is not written down: the script
+    requires it in the caller's environment, which the trainer inherits (the check reads the
+    name in the shell; the script's own names never read like credentials).
 
     The elements at the indices ``placeholders`` that start with ``checkout.prefix`` or
     :data:`BUILD_DIR` become ``"$<checkout.shell>"/…`` / ``"$here"/…``; every other element is
@@ -105,11 +109,12 @@ def shell_script(argv: list[str], env: dict[str, str], header: str, checkout: Ch
         'here="$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)"',
         f'{checkout.shell}="${{{checkout.env_var}:?set {checkout.env_var} to {checkout.what}}}"',
     ]
+    assigned = []
     for name, value in env.items():
         if looks_secret_name(name):  # never written down: taken from the caller's environment
-            lines.append(f'export {name}="${{{name}:?set {name} in the environment}}"')
+            lines.append(f': "${{{name}:?set {name} in the environment}}"')
         else:
-            lines.append(f"export {name}={shlex.quote(value)}")
+            assigned.append(shlex.quote(f"{name}={value}"))
     words = []
     for i, arg in enumerate(argv):
         if i in placeholders and arg.startswith(checkout.prefix + "/"):
@@ -118,5 +123,8 @@ def shell_script(argv: list[str], env: dict[str, str], header: str, checkout: Ch
             words.append('"$here"/' + shlex.quote(arg[len(BUILD_DIR) + 1:]))
         else:
             words.append(shlex.quote(arg))
-    lines.append(f"exec {words[0]} {words[1]} " + " \\\n  ".join(words[2:]))
+    command = f"{words[0]} {words[1]} " + " \\\n  ".join(words[2:])
+    if assigned:  # the user's names go to env(1) as arguments, never to the shell
+        command = " \\\n  ".join(["env", *assigned, command])
+    lines.append(f"exec {command}")
     return "\n".join(lines) + "\n"

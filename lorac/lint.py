@@ -165,6 +165,24 @@ def _duplicate_options(profile: Profile) -> list[Diagnostic]:
     return out
 
 
+def _run_env_names(profile: Profile) -> list[Diagnostic]:
+    """LRC209 for each ``[run.env]`` name the shell, the launcher or lorac owns, or no
+    environment can carry (:func:`lorac.envnames.problem`)."""
+
+    from lorac.envnames import problem
+
+    env = profile.get("run", "env")
+    if not isinstance(env, dict):
+        return []  # the schema reports it
+    out = []
+    for name in env:
+        why = problem(name)
+        if why is not None:
+            out.append(profile.diagnostic("LRC209", why[0], ("run", "env", name),
+                                          rule="forbidden-run-env-name", hint=why[1]))
+    return out
+
+
 def _unparseable(paths: list[Path], doc_cache: dict) -> list[Diagnostic]:
     """Other TOML files in the linted tree (trainer configs, dataset configs) that do not load:
     a broken config is reported even though it is not a profile."""
@@ -183,6 +201,7 @@ def check_profile(resolution: Resolution) -> list[Diagnostic]:
 
         diags += validate(profile, skip=_failed_references(profile))
         diags += _duplicate_options(profile)
+        diags += _run_env_names(profile)
     return diags
 
 

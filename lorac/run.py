@@ -228,6 +228,7 @@ def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io) -> dict[str,
 
 
 def run_profile(opts: RunOptions, io: Io) -> int:
+    from lorac.backend import run_env
     from lorac.lint import lint
     from lorac.manifest import sha256_file
     from lorac.outputs import safe_join, write_file
@@ -268,7 +269,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
             overrides["logging_dir"] = str((run_dir / "logs").resolve())
         if opts.max_steps is not None:
             overrides["max_train_steps"] = opts.max_steps
-        env = dict(profile.get("run", "env") or {})
+        env = run_env(profile)  # the names lint refuses (LRC209) stop even a --force run
         if opts.synthetic:
             overrides.update({"pretrained_model_name_or_path": "<synthetic>",
                               "clip_l": "<synthetic>", "t5xxl": "<synthetic>",

@@ -75,9 +75,10 @@ def test_ai_toolkit_train_sh_exports_run_env_like_kohya(project: Path) -> None:
     plain = _ai_toolkit_train_sh(project)
     assert plain.endswith('\nexec python "$toolkit"/run.py "$here"/job.yaml\n')
     assert 'toolkit="${LORAC_AI_TOOLKIT:?set LORAC_AI_TOOLKIT to the ai-toolkit checkout}"' in plain
-    assert "export" not in plain
+    assert "export" not in plain and "env" not in plain.splitlines()[-1]
     text = _ai_toolkit_train_sh(project, '[run.env]\nHF_HOME = "/cache/hf"\nHF_TOKEN = "x"\n')
-    assert "export HF_HOME=/cache/hf\n" in text
-    assert 'export HF_TOKEN="${HF_TOKEN:?set HF_TOKEN in the environment}"\n' in text
+    assert text.endswith('\nexec env \\\n  HF_HOME=/cache/hf \\\n  python "$toolkit"/run.py '
+                         '"$here"/job.yaml\n')
+    assert ': "${HF_TOKEN:?set HF_TOKEN in the environment}"\n' in text
     with pytest.raises(LoracError, match="not a valid environment variable name"):
         _ai_toolkit_train_sh(project, '[run.env]\n"BAD-NAME" = "1"\n')

@@ -293,9 +293,43 @@ class VariableCycle(_Pipeline):
     name = "variable-cycle"
 
 
+class ForbiddenRunEnvName(_Pipeline):
+    """What it does
+    Reports a ``[run.env]`` name that no environment can carry (``"BAD-NAME"``, ``"A=B"``), or
+    that the shell, the launcher or lorac owns: bash's read-only and special variables
+    (``SHELLOPTS``, ``BASHOPTS``, ``BASH_ENV``, ``IFS``, ``CDPATH``, ``EUID``, ``PPID``, every
+    ``BASH*``), what ``accelerate launch`` and torchrun set for each process
+    (``ACCELERATE_MIXED_PRECISION``, ``OMP_NUM_THREADS``, ``MASTER_ADDR``, ``RANK``,
+    ``WORLD_SIZE``, ``TORCHELASTIC_*``), and lorac's own ``LORAC_*``.
+
+    Why is this bad?
+    ``[run.env]`` is the trainer's environment. ``SHELLOPTS = "braceexpand"`` stops a launch
+    script (``SHELLOPTS: readonly variable``) and changes every shell the trainer starts;
+    ``BASH_ENV`` makes each of them source a file; the launcher overwrites
+    ``OMP_NUM_THREADS``, ``MASTER_PORT`` or ``RANK`` from its own options, so the value here
+    never arrives; ``LORAC_SD_SCRIPTS`` here reaches only the trainer, not lorac, and chooses
+    no checkout. ``lorac build`` and ``lorac run`` stop on it.
+
+    Example
+        [run.env]
+        SHELLOPTS = "braceexpand"
+        OMP_NUM_THREADS = "8"
+
+    Use instead
+        [run]
+        num_cpu_threads_per_process = 8
+
+    Fix safety
+    No fix; the hint names the ``[run]`` key that sets the value, where there is one.
+    """
+
+    code = "LRC209"
+    name = "forbidden-run-env-name"
+
+
 RULES = (InvalidToml, NotUtf8Text, UnreadableFile, UnknownKey, SchemaViolation,
          UnusedSuppression, DuplicateOption, ExtendsNotFound, ExtendsCycle, UndefinedVariable,
-         UndefinedEnvVar, VariableCycle)
+         UndefinedEnvVar, VariableCycle, ForbiddenRunEnvName)
 
 
 @hookimpl
