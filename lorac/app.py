@@ -20,6 +20,7 @@ from lorac.diagnostics import (
     Severity,
     exit_code_for,
     format_key_path,
+    printable,
     render_github,
     render_json,
     render_sarif,
@@ -44,7 +45,7 @@ def guarded(call: Any, verbose: bool = False) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except LoracError as exc:
-        sys.stderr.write(f"lorac: error: {exc.message}\n")
+        sys.stderr.write(f"lorac: error: {printable(exc.message)}\n")
         return int(exc.exit_code)
     except KeyboardInterrupt:
         sys.stderr.write("lorac: interrupted\n")
@@ -54,7 +55,7 @@ def guarded(call: Any, verbose: bool = False) -> int:
     except Exception as exc:
         if verbose:
             raise
-        sys.stderr.write(f"lorac: internal error: {exc.__class__.__name__}: {exc} "
+        sys.stderr.write(f"lorac: internal error: {exc.__class__.__name__}: {printable(exc)} "
                          "(rerun with -v for the traceback)\n")
         return int(ExitCode.INTERNAL)
 
@@ -226,12 +227,20 @@ def leaves_with_provenance(profile: Any) -> dict[str, str]:
     return {format_key_path(k): str(profile.where(k)) for k in _leaves(profile.data)}
 
 
+def _printable_provenance(profile: Any) -> dict[str, str]:
+    """:func:`leaves_with_provenance` with keys and places fit to print (credentials masked)."""
+
+    from lorac.secrets import scrub_message
+
+    return {scrub_message(k): scrub_message(v) for k, v in leaves_with_provenance(profile).items()}
+
+
 def _printable(data: Any) -> Any:
     """``data`` with credentials masked (``*** (hf_a… (37 chars))``), for printing."""
 
-    from lorac.secrets import environment_secrets, redact_data
+    from lorac.secrets import known_secrets, redact_data
 
-    return redact_data(data, environment_secrets())
+    return redact_data(data, known_secrets())
 
 
 class ShowOptions(NamedTuple):
@@ -240,22 +249,24 @@ class ShowOptions(NamedTuple):
 
 
 def show(opts: ShowOptions, io: Io) -> int:
+    from lorac.secrets import scrub_message
+
     res, diags = _resolve_named(opts.profile)
     if res.profile is None:
         io.err.write(render_text(diags))
         return int(ExitCode.FINDINGS)
     profile = res.profile
-    data = _printable(profile.data)
     if opts.fmt == "json":
         body = {
-            "profile": profile.name, "path": profile.path, "chain": list(profile.chain),
-            "data": data, "provenance": leaves_with_provenance(profile),
+            "profile": scrub_message(profile.name), "path": scrub_message(profile.path),
+            "chain": [scrub_message(p) for p in profile.chain],
+            "data": _printable(profile.data), "provenance": _printable_provenance(profile),
         }
         io.out.write(json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n")
     else:
-        chain = " → ".join(profile.chain)
-        io.out.write(f"# {profile.name}: {chain}\n")
-        for section, table in data.items():
+        chain = " → ".join(printable(p) for p in profile.chain)
+        io.out.write(f"# {printable(profile.name)}: {chain}\n")
+        for section, table in profile.data.items():
             _show_table(io, profile, (section,), table)
     if diags:
         io.err.write(render_text(diags))
@@ -263,14 +274,19 @@ def show(opts: ShowOptions, io: Io) -> int:
 
 
 def _show_table(io: Io, profile: Any, path: tuple, table: dict, header: str | None = None) -> None:
-    io.out.write(f"\n{header or '[' + format_key_path(path) + ']'}\n")
-    width = max((len(toml_key(k)) + 3 + len(toml_value(v)) for k, v in table.items()
-                 if not _is_table_array(v) and not isinstance(v, dict)), default=0)
+    """``table`` (of the resolved profile) as TOML lines, each with where it was written: keys
+    and values masked (:func:`_printable`) and escaped (:func:`printable`); positions are
+    looked up with the real keys."""
+
+    io.out.write(f"\n{printable(header or '[' + format_key_path(path) + ']')}\n")
+    lines = {}
     for key, value in table.items():
-        if isinstance(value, dict) or _is_table_array(value):
-            continue
-        line = f"{toml_key(key)} = {toml_value(value)}"
-        io.out.write(f"{line.ljust(width)}  # {profile.where((*path, key))}\n")
+        if not isinstance(value, dict) and not _is_table_array(value):
+            ((shown_key, shown),) = _printable({key: value}).items()
+            lines[key] = printable(f"{toml_key(shown_key)} = {toml_value(shown)}")
+    width = max((len(line) for line in lines.values()), default=0)
+    for key, line in lines.items():
+        io.out.write(f"{line.ljust(width)}  # {printable(profile.where((*path, key)))}\n")
     for key, value in table.items():
         if isinstance(value, dict):
             _show_table(io, profile, (*path, key), value)
@@ -291,6 +307,8 @@ class DiffOptions(NamedTuple):
 
 
 def diff(opts: DiffOptions, io: Io) -> int:
+    from lorac.secrets import scrub_message
+
     left, ldiags = _resolve_named(opts.a)
     right, rdiags = _resolve_named(opts.b)
     if left.profile is None or right.profile is None:
@@ -305,24 +323,26 @@ def diff(opts: DiffOptions, io: Io) -> int:
         if key in skip or la.get(key, _MISSING) == lb.get(key, _MISSING):
             continue
         rows.append({
-            "key": format_key_path(key),
+            "key": scrub_message(format_key_path(key)),
             opts.a: pa.get(key, None), opts.b: pb.get(key, None),
             "only": opts.a if key not in lb else opts.b if key not in la else None,
-            "where": {opts.a: str(left.profile.where(key)) if key in la else None,
-                      opts.b: str(right.profile.where(key)) if key in lb else None},
+            "where": {opts.a: scrub_message(str(left.profile.where(key))) if key in la else None,
+                      opts.b: scrub_message(str(right.profile.where(key))) if key in lb
+                      else None},
         })
     if opts.fmt == "json":
         io.out.write(json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n")
         return 0
     if not rows:
-        io.out.write(f"{opts.a} and {opts.b} resolve to the same values\n")
+        io.out.write(f"{printable(opts.a)} and {printable(opts.b)} resolve to the same values\n")
         return 0
     for row in rows:
         a = "(unset)" if row["only"] == opts.b else toml_value(row[opts.a])
         b = "(unset)" if row["only"] == opts.a else toml_value(row[opts.b])
-        io.out.write(f"{row['key']}: {a} → {b}\n")
+        io.out.write(printable(f"{row['key']}: {a} → {b}") + "\n")
         where_a, where_b = row["where"][opts.a], row["where"][opts.b]
-        io.out.write(f"    {opts.a}: {where_a or '-'}\n    {opts.b}: {where_b or '-'}\n")
+        io.out.write(f"    {printable(opts.a)}: {printable(where_a or '-')}\n"
+                     f"    {printable(opts.b)}: {printable(where_b or '-')}\n")
     return 0
 
 
@@ -447,9 +467,10 @@ def build(opts: BuildOptions, io: Io) -> int:
                      if any(len(v) >= 8 and v in t for v in known))
     if carried:  # the trainer needs them there (LRC703 says how to avoid it); never echoed
         io.err.write(f"lorac: warning: {', '.join(carried)} hold(s) a credential from the "
-                     f"profile (see LRC703); keep {out}{os.sep} private\n")
+                     f"profile (see LRC703); keep {printable(out)}{os.sep} private\n")
     write_tree(out, files, executable=artifacts.executable)
-    io.out.write(f"built {profile.name} for {backend.name} ({fmt}) in {out}{os.sep}\n")
+    io.out.write(f"built {printable(profile.name)} for {backend.name} ({fmt}) in "
+                 f"{printable(out)}{os.sep}\n")
     for name in sorted(files):
-        io.out.write(f"  {out / name}\n")
+        io.out.write(f"  {printable(out / name)}\n")
     return 0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import click
 
-from lorac.diagnostics import LoracError
+from lorac.diagnostics import LoracError, printable
 from lorac.trainer import ENV
 
 BACKENDS = click.Choice(tuple(ENV))
@@ -33,10 +34,10 @@ def list_cmd() -> None:
         try:
             checkout = configured_checkout(settings, name)
         except LoracError as exc:
-            click.echo(f"            checkout: none ({exc.message})")
+            click.echo(f"            checkout: none ({printable(exc.message)})")
             continue
         state = "matches the pin" if checkout.matches_pin else checkout.warning()
-        click.echo(f"            checkout: {checkout.path} ({state})")
+        click.echo(f"            checkout: {printable(checkout.path)} ({printable(state)})")
 
 
 @backends.command()
@@ -66,7 +67,7 @@ def install(backend: str, directory: str | None, dry_run: bool) -> None:
         raise LoracError(f"{target} exists and is not empty")
     commands = install_commands(backend, target, sys.executable)
     for cmd in commands:
-        click.echo("$ " + " ".join(cmd), err=True)
+        click.echo("$ " + printable(shlex.join(str(c) for c in cmd)), err=True)
         if dry_run:
             continue
         try:
@@ -76,4 +77,4 @@ def install(backend: str, directory: str | None, dry_run: bool) -> None:
         if result.returncode != 0:
             raise LoracError(f"`{' '.join(cmd[:3])} …` failed with exit code "
                              f"{result.returncode}", result.returncode)
-    click.echo(f"export {ENV[backend]}={target.resolve()}")
+    click.echo(f"export {ENV[backend]}={shlex.quote(str(target.resolve()))}")

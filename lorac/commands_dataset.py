@@ -24,6 +24,7 @@ from lorac.diagnostics import (
     LoracError,
     Severity,
     exit_code_for,
+    printable,
     sort_diagnostics,
 )
 
@@ -122,9 +123,9 @@ def check(opts: DatasetCheckOptions, io: Any) -> int:
             "config": asdict(config),
             "diagnostics": [d.to_json() for d in diags],
         })
-        from lorac.secrets import environment_secrets, redact_data
+        from lorac.secrets import known_secrets, redact_data
 
-        report = redact_data(report, environment_secrets())  # captions may quote a token
+        report = redact_data(report, known_secrets())  # captions may quote a token
         io.out.write(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
     else:
         io.out.write(render(diags, opts.fmt, list(rules.values())))
@@ -132,8 +133,8 @@ def check(opts: DatasetCheckOptions, io: Any) -> int:
             from lorac.app import _summary
 
             n = len(result.listing.images)
-            io.err.write(f"{opts.folder}: {n} image(s), caption extension "
-                         f"{spec.caption_extension!r}\n")
+            io.err.write(printable(f"{opts.folder}: {n} image(s), caption extension "
+                                   f"{spec.caption_extension!r}") + "\n")
             _summary(diags, io)
     return int(exit_code_for(diags, settings.fail_on))
 

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import click
 
-from lorac.diagnostics import ExitCode, LoracError, Severity, render_text, sort_diagnostics
+from lorac.diagnostics import (
+    ExitCode,
+    LoracError,
+    Severity,
+    printable,
+    render_text,
+    sort_diagnostics,
+)
 
 #: codes that mean "something in the input was not carried into the profile" (for --strict)
 UNMAPPED_CODES = frozenset({"LRC090", "LRC091", "LRC092", "LRC093"})
@@ -77,7 +84,7 @@ def import_file(opts: ImportOptions, io) -> int:
     if diags:
         io.err.write(render_text(diags))
     unmapped = [d for d in diags if d.code in UNMAPPED_CODES and d.severity >= Severity.WARNING]
-    io.err.write(f"wrote {display_path(target)} ({len(draft.options)} options"
+    io.err.write(f"wrote {printable(display_path(target))} ({len(draft.options)} options"
                  f"{', dataset' if draft.dataset is not None else ''}; "
                  f"{len(draft.unmapped)} key(s) kept as comments)\n")
     if opts.strict and unmapped:

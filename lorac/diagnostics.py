@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -95,13 +96,18 @@ class Diagnostic:
     data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        # a message may quote a value; a credential in it is masked wherever it is shown
+        # a message may quote a value and a key may be one: a credential in either is masked
+        # wherever the finding goes (renderers, manifests, the lint cache)
         from lorac.secrets import scrub_message
 
         for name in ("message", "hint"):
             text = getattr(self, name)
             if text:
                 object.__setattr__(self, name, scrub_message(text))
+        if any(isinstance(part, str) for part in self.key_path):
+            object.__setattr__(self, "key_path", tuple(
+                scrub_message(part) if isinstance(part, str) else part
+                for part in self.key_path))
 
     @property
     def fixable(self) -> bool:
@@ -118,15 +124,27 @@ class Diagnostic:
         return Diagnostic(**{**self.__dict__, "severity": severity})
 
     def to_json(self) -> dict[str, Any]:
+        """Every field, fit to print: paths, keys and values pass the one scrubber
+        (:func:`lorac.secrets.scrub_message`); ``path`` is kept as it is on the object,
+        where suppressions and fixes find the file by it."""
+
+        from lorac.secrets import known_secrets, redact_data, scrub_message
+
         out = asdict(self)
+        out["path"] = scrub_message(self.path)
         out["severity"] = str(self.severity)
         out["key_path"] = list(self.key_path)
         out["fixable"] = self.fixable
         out["fix"] = [
-            {"path": e.path, "key_path": list(e.key_path),
-             "value": None if e.value is DELETE else e.value, "delete": e.value is DELETE}
+            {"path": scrub_message(e.path),
+             "key_path": [scrub_message(k) if isinstance(k, str) else k for k in e.key_path],
+             "value": None if e.value is DELETE else (
+                 scrub_message(e.value) if isinstance(e.value, str) else e.value),
+             "delete": e.value is DELETE}
             for e in self.fix
         ]
+        if self.data:
+            out["data"] = redact_data(self.data, known_secrets())
         return out
 
     @classmethod
@@ -141,6 +159,36 @@ class Diagnostic:
             key_path=tuple(data["key_path"]), hint=data.get("hint"), fix=fix,
             fix_safe=data.get("fix_safe", True), data=data.get("data") or {},
         )
+
+
+#: What text output escapes: C0 and C1 control characters (a newline would start a forged
+#: line, an ESC a terminal sequence), Unicode line and paragraph separators, bidirectional
+#: overrides and isolates (which reorder what a terminal shows), lone surrogates (undecodable
+#: bytes of a file name, which no UTF-8 terminal can print).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e"
+                      r"\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with every character of :data:`_CONTROL` written as a Python escape
+    (``\\n``, ``\\x1b``, ``\\u202e``): one line on a terminal, showing what is there."""
+
+    if not _CONTROL.search(text):
+        return text
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group()) or (
+        f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"),
+        text)
+
+
+def printable(text: object) -> str:
+    """What text output shows of a path, key, value or message: credentials masked
+    (:func:`lorac.secrets.scrub_message`, the one scrubber), control characters escaped
+    (:func:`escape_controls`). Every path and value lorac prints as text goes through it."""
+
+    from lorac.secrets import scrub_message
+
+    return escape_controls(scrub_message(str(text)))
 
 
 def format_key_path(key_path: KeyPath) -> str:
@@ -166,19 +214,22 @@ def exit_code_for(diags: Sequence[Diagnostic], fail_on: Severity) -> ExitCode:
 
 def _location(d: Diagnostic) -> str:
     if d.line:
-        return f"{d.path}:{d.line}:{d.col or 1}"
-    return d.path
+        return f"{printable(d.path)}:{d.line}:{d.col or 1}"
+    return printable(d.path)
 
 
 def render_text(diags: Sequence[Diagnostic], *, show_hints: bool = True) -> str:
+    """One line a finding (and its hint line): every path, key and message :func:`printable`,
+    so a file name or value holding a newline cannot start a line of its own."""
+
     lines: list[str] = []
     for d in diags:
         fix_mark = " [*]" if d.fixable and d.fix_safe else ""
-        where = f" ({d.dotted_key})" if d.key_path else ""
-        rule = f" [{d.rule}]" if d.rule else ""
-        lines.append(f"{_location(d)}: {d.code}{fix_mark} {d.message}{where}{rule}")
+        where = f" ({printable(d.dotted_key)})" if d.key_path else ""
+        rule = f" [{printable(d.rule)}]" if d.rule else ""
+        lines.append(f"{_location(d)}: {d.code}{fix_mark} {printable(d.message)}{where}{rule}")
         if show_hints and d.hint:
-            lines.append(f"    hint: {d.hint}")
+            lines.append(f"    hint: {printable(d.hint)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -188,6 +239,8 @@ def render_json(diags: Sequence[Diagnostic]) -> str:
 
 def render_github(diags: Sequence[Diagnostic]) -> str:
     """GitHub Actions workflow commands (``::error file=…,line=…``)."""
+
+    from lorac.secrets import scrub_message
 
     level = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -199,7 +252,7 @@ def render_github(diags: Sequence[Diagnostic]) -> str:
 
     out = []
     for d in diags:
-        props = [f"file={esc_prop(d.path)}"]
+        props = [f"file={esc_prop(scrub_message(d.path))}"]
         if d.line:
             props += [f"line={d.line}", f"col={d.col or 1}"]
         props.append(f"title={esc_prop(d.code + ' ' + d.rule)}")
@@ -213,6 +266,8 @@ def render_sarif(diags: Sequence[Diagnostic], rules: Sequence[Any] = (), version
     ``rules`` are rule objects (``code``, ``name``, ``summary``, ``severity``); every code that
     appears in ``diags`` gets a ``reportingDescriptor`` even if no rule object was passed.
     """
+
+    from lorac.secrets import scrub_message
 
     level = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
     descriptors: dict[str, dict[str, Any]] = {}
@@ -241,12 +296,13 @@ def render_sarif(diags: Sequence[Diagnostic], rules: Sequence[Any] = (), version
             "message": {"text": d.message + (f" (hint: {d.hint})" if d.hint else "")},
             "locations": [{
                 "physicalLocation": {
-                    "artifactLocation": {"uri": d.path.replace("\\", "/"),
+                    "artifactLocation": {"uri": scrub_message(d.path).replace("\\", "/"),
                                          "uriBaseId": "%SRCROOT%"},
                     "region": region,
                 },
             }],
-            "partialFingerprints": {"lorac/v1": f"{d.code}:{d.path}:{d.dotted_key}"},
+            "partialFingerprints": {"lorac/v1": scrub_message(f"{d.code}:{d.path}:"
+                                                              f"{d.dotted_key}")},
         })
     doc = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",

@@ -143,7 +143,17 @@ def parse(text: str, display: str) -> Document:
     if _depth(data) > MAX_DEPTH:
         raise LoadError(_diag("LRC001", f"tables or arrays nested more than {MAX_DEPTH} levels "
                               "deep", display))
+    _remember_credentials(data)
     return Document(path=display, text=text, data=data, locator=Locator(text))
+
+
+def _remember_credentials(data: dict[str, Any]) -> None:
+    """Values under credential-like keys are hidden in everything printed from now on, however
+    a finding, key path or table comes to quote them (:func:`lorac.secrets.remember`)."""
+
+    from lorac.secrets import credential_values, remember
+
+    remember(credential_values(data))
 
 
 def _depth(data: Any) -> int:
@@ -179,6 +189,7 @@ def _parse_tomlkit(text: str, display: str) -> Document:
         raise LoadError(_diag("LRC001", f"invalid TOML: {exc.__class__.__name__}: {exc}",
                               display)) from None
     result = Document(path=display, text=text, data=doc.unwrap(), locator=Locator(text))
+    _remember_credentials(result.data)
     result.__dict__["toml"] = doc
     return result
 

@@ -268,6 +268,9 @@ def resolve(path: Path, *, env: Mapping[str, str] | None = None,
     profile = Profile(name=name, path=top_doc.path, chain=tuple(d.path for _, d in chain),
                       data=data, provenance=prov, documents={d.path: d for _, d in chain})
     _interpolate(profile, env, diags)
+    from lorac.secrets import credential_values, remember
+
+    remember(credential_values(profile.data))  # a credential reached through [vars] too
     return Resolution(profile, diags, [d.path for _, d in chain])
 
 

@@ -30,7 +30,7 @@ from lorac.app import (
     profile_path,
     render,
 )
-from lorac.diagnostics import ExitCode, LoracError, Severity
+from lorac.diagnostics import ExitCode, LoracError, Severity, printable
 from lorac.profile import Profile
 
 if TYPE_CHECKING:
@@ -298,24 +298,24 @@ def run_profile(opts: RunOptions, io: Io) -> int:
             trainer_path = f"${ENV.get(backend.name, 'LORAC_SD_SCRIPTS')}"
         argv = backend.launch_argv(artifacts.argv, trainer_path, run_dir.resolve())
         if warning:
-            io.err.write(f"lorac: warning: {warning}\n")
+            io.err.write(f"lorac: warning: {printable(warning)}\n")
 
         # credentials the trainer gets (options and [run.env], this environment): never printed
         known = secret_values(profile.data) | environment_secrets()
         if opts.dry_run:
-            io.out.write(scrub(shlex.join(argv), known) + "\n")
-            io.out.write(f"\nfiles ({run_dir}/ when run):\n")
+            io.out.write(printable(scrub(shlex.join(argv), known)) + "\n")
+            io.out.write(f"\nfiles ({printable(run_dir)}/ when run):\n")
             for name in sorted(artifacts.files):
-                io.out.write(f"  {name}\n")
+                io.out.write(f"  {printable(name)}\n")
             for name, value in overrides.items():
-                io.out.write(scrub(f"override: {name} = {value}", known) + "\n")
+                io.out.write(printable(scrub(f"override: {name} = {value}", known)) + "\n")
             return 0
         assert checkout is not None  # only a dry run goes on without one
 
         problems = preflight(profile, run_dir)
         if problems and not opts.force:
             for p in problems:
-                io.err.write(f"lorac: pre-flight: {p}\n")
+                io.err.write(f"lorac: pre-flight: {printable(p)}\n")
             io.err.write("lorac: nothing was launched\n")
             return int(ExitCode.USAGE)
 
@@ -347,11 +347,11 @@ def run_profile(opts: RunOptions, io: Io) -> int:
         if not staged and not opts.dry_run:
             shutil.rmtree(run_dir, ignore_errors=True)
 
-    io.err.write(f"lorac: run folder {run_dir}\n")
+    io.err.write(f"lorac: run folder {printable(run_dir)}\n")
     result = launch(argv, run_dir, env=env, display=opts.display, manifest_extra=extra,
                     secrets=known)
     io.err.write(f"lorac: {result.status} (exit {result.exit_code}); manifest "
-                 f"{result.manifest_path}\n")
+                 f"{printable(result.manifest_path)}\n")
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
     return int(result.exit_code)
@@ -386,11 +386,11 @@ def list_runs(runs_dir: str | None, io: Io) -> int:
     root = Path(runs_dir or "runs")
     runs = _manifests(root)
     if not runs:
-        io.err.write(f"no runs under {root}\n")
+        io.err.write(f"no runs under {printable(root)}\n")
         return 0
     for folder, m in runs:
         duration = m.get("duration_s")
-        io.out.write(f"{folder.name:<40} {m.get('status', '?'):<12} "
+        io.out.write(f"{printable(folder.name):<40} {printable(m.get('status', '?')):<12} "
                      f"{(f'{duration:.0f} s' if isinstance(duration, (int, float)) else '-'):>8}"
                      f"  peak {_peak(m)}\n")
     return 0
@@ -408,22 +408,23 @@ def show_run(run_id: str, runs_dir: str | None, fmt: str, io: Io) -> int:
                          + ", ".join(f.name for f, _ in matches))
     folder, m = matches[0]
     if fmt == "json":
-        from lorac.secrets import environment_secrets, redact_data
+        from lorac.secrets import known_secrets, redact_data
 
-        printable = redact_data(m, environment_secrets())
-        io.out.write(json.dumps(printable, indent=2, ensure_ascii=False) + "\n")
+        shown = redact_data(m, known_secrets())
+        io.out.write(json.dumps(shown, indent=2, ensure_ascii=False) + "\n")
         return 0
-    io.out.write(f"run      {folder}\nstatus   {m.get('status')} (exit {m.get('exit_code')})\n"
-                 f"started  {m.get('started_at')}\nduration {m.get('duration_s')} s\n")
-    from lorac.secrets import environment_secrets, scrub
-
+    io.out.write(printable(f"run      {folder}") + "\n" + printable(
+        f"status   {m.get('status')} (exit {m.get('exit_code')})") + "\n" + printable(
+        f"started  {m.get('started_at')}") + "\n" + printable(
+        f"duration {m.get('duration_s')} s") + "\n")
     command = shlex.join(str(a) for a in m.get("command") or [])
-    io.out.write(f"command  {scrub(command, environment_secrets())}\n")
+    io.out.write(f"command  {printable(command)}\n")
     progress = m.get("progress") or {}
-    io.out.write(f"progress step {progress.get('step')}/{progress.get('total')}, "
-                 f"{progress.get('sec_per_it')} s/it, loss {progress.get('loss')}\n")
+    io.out.write(printable(f"progress step {progress.get('step')}/{progress.get('total')}, "
+                           f"{progress.get('sec_per_it')} s/it, loss {progress.get('loss')}")
+                 + "\n")
     io.out.write(f"peak     {_peak(m)}\n")
     for out in m.get("outputs") or []:
-        io.out.write(f"  {out.get('path')}  {out.get('bytes')} bytes  "
-                     f"{str(out.get('sha256'))[:12]}\n")
+        io.out.write(printable(f"  {out.get('path')}  {out.get('bytes')} bytes  "
+                               f"{str(out.get('sha256'))[:12]}") + "\n")
     return 0

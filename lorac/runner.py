@@ -29,6 +29,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from lorac.diagnostics import printable
 from lorac.manifest import MANIFEST_NAME, file_entries, new_manifest, utc_now, write_manifest
 from lorac.progress import ProgressEvent, ProgressParser, split_lines
 from lorac.secrets import environment_secrets, scrub
@@ -175,7 +176,8 @@ class _Display:
             if ev is not None and ev.kind == "error":
                 from rich.markup import escape
 
-                self._progress.console.print(f"[red]{escape(scrub(ev.message, self.known))}")
+                self._progress.console.print(
+                    f"[red]{escape(printable(scrub(ev.message, self.known)))}")
         elif urgent or now - self._last_draw >= PLAIN_EVERY_S:
             self._last_draw = now
             info = _status_text(parser, sampler)
@@ -411,14 +413,14 @@ def launch(
 
 def _report(r: RunResult, stream: TextIO) -> None:
     if r.status in ("failed", "interrupted"):
-        print(f"lorac: last lines of {r.log_path}:", file=stream)
+        print(f"lorac: last lines of {printable(r.log_path)}:", file=stream)
         for line in r.tail[-20:]:
-            print(f"  | {line}", file=stream)
+            print(f"  | {printable(line)}", file=stream)
     peak = ", ".join(f"gpu{i} {v / 1024:.1f} GiB" for i, v in sorted(r.peak_mib.items()))
     print(
         f"lorac: {r.status} (exit code {r.exit_code}) after {r.duration_s:.0f} s"
         + (f"; peak {peak}" if peak else "")
-        + f"; manifest {r.manifest_path}",
+        + f"; manifest {printable(r.manifest_path)}",
         file=stream,
         flush=True,
     )

@@ -22,6 +22,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 #: (kind, pattern) of credential formats recognisable by their shape alone.
@@ -70,6 +71,7 @@ class Secret:
     name: str = ""
 
 
+@lru_cache(maxsize=4096)
 def looks_secret_name(name: str) -> bool:
     """True when ``name`` reads like the name of a credential.
 
@@ -218,11 +220,13 @@ def scrub(text: str, known: Iterable[str] = ()) -> str:
 
 def redact_data(data: Any, known: Iterable[str] = (), *, _name: str = "") -> Any:
     """A copy of ``data`` (dicts, lists, scalars) fit to print: a non-empty string under a
-    credential-like key becomes :func:`mask`, every other string is :func:`scrub`-bed."""
+    credential-like key becomes :func:`mask`, every other string and every key is
+    :func:`scrub`-bed."""
 
     known = known if isinstance(known, (set, frozenset)) else set(known)
-    if isinstance(data, Mapping):
-        return {k: redact_data(v, known, _name=str(k)) for k, v in data.items()}
+    if isinstance(data, Mapping):  # a key may be a token too
+        return {scrub(k, known) if isinstance(k, str) else k: redact_data(v, known, _name=str(k))
+                for k, v in data.items()}
     if isinstance(data, (list, tuple)):
         return [redact_data(v, known, _name=_name) for v in data]
     if isinstance(data, str) and data:
@@ -230,6 +234,23 @@ def redact_data(data: Any, known: Iterable[str] = (), *, _name: str = "") -> Any
             return mask(data)
         return scrub(data, known)
     return data
+
+
+def credential_values(data: Any, *, _name: str = "") -> set[str]:
+    """Every non-empty string in ``data`` held under a credential-like key and not a
+    reference (what :func:`redact_data` masks), without scanning for token formats."""
+
+    out: set[str] = set()
+    if isinstance(data, Mapping):
+        for k, v in data.items():
+            out |= credential_values(v, _name=str(k))
+    elif isinstance(data, (list, tuple)):
+        for v in data:
+            out |= credential_values(v, _name=_name)
+    elif isinstance(data, str) and data and _name and looks_secret_name(_name) \
+            and not _REFERENCE.search(data):
+        out.add(data)
+    return out
 
 
 def secret_values(data: Any, *, _name: str = "") -> set[str]:
@@ -250,19 +271,55 @@ def secret_values(data: Any, *, _name: str = "") -> set[str]:
     return out
 
 
+# --------------------------------------------------------------------------- what is printed
+
+#: Credentials found in what this process read (:func:`remember`); every printed text hides them.
+_REMEMBERED: set[str] = set()
+
+
+def remember(values: Iterable[str]) -> None:
+    """Hide ``values`` in everything :func:`scrub_message` sees from now on.
+
+    The readers call it with the credentials they find — the values under credential-like keys
+    of every TOML file loaded (:func:`credential_values`), the secrets an import withholds — so
+    that a message, key path or table that quotes one is masked however it was built. Values
+    shorter than 8 characters are left out: they would mask ordinary words.
+    """
+
+    _REMEMBERED.update(v for v in values if isinstance(v, str) and len(v) >= 8)
+
+
+def known_secrets() -> set[str]:
+    """The values :func:`scrub_message` hides besides token formats: those remembered and
+    those of this environment's secret-looking variables."""
+
+    return environment_secrets() | _REMEMBERED
+
+
 _CANDIDATE = re.compile(r"[A-Za-z0-9_+/=.-]{16,}")
 
 
 def scrub_message(text: str) -> str:
-    """``text`` (a diagnostic's message or hint) with credentials masked: recognisable tokens,
-    secret-like assignments and the values of this environment's secret-looking variables.
+    """``text`` — a message, hint, path, key or value lorac prints — with credentials masked:
+    recognisable tokens, secret-like assignments, the values :func:`remember`-ed and those of
+    this environment's secret-looking variables. The one scrubber of printed text.
 
-    A cheap test comes first (no run of 16+ token characters mixing letters and digits, no PEM
-    header: returned as it is), so that ordinary messages cost next to nothing.
+    A cheap test comes first (no remembered value in it, no run of 16+ token characters mixing
+    letters and digits, no PEM header: returned as it is), so that ordinary text costs next to
+    nothing.
     """
 
-    if "PRIVATE KEY" not in text and not any(
+    if "PRIVATE KEY" not in text and not any(v in text for v in _REMEMBERED) and not any(
             any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
             for run in _CANDIDATE.findall(text)):
         return text
-    return scrub(text, environment_secrets())
+    return scrub(text, known_secrets())
+
+
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters (ending in ``...``) for a message or a
+    comment, masked (:func:`scrub_message`) *before* it is cut: a cut through a token would
+    leave a fragment that no scrubber recognises afterwards."""
+
+    text = scrub_message(text)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -89,8 +89,9 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value) if not isinstance(value, (dict, list)) else _type_of(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    from lorac.secrets import shorten
+
+    return shorten(repr(value) if not isinstance(value, (dict, list)) else _type_of(value), 60)
 
 
 class Evaluator:

@@ -169,8 +169,9 @@ def raw_text(raw: Any) -> str:
             text = json.dumps(raw, ensure_ascii=False, default=str)
         except (TypeError, ValueError):
             text = repr(raw)
-    text = text.replace("\r", " ").replace("\n", " ")
-    return text if len(text) <= 200 else text[:197] + "..."
+    from lorac.secrets import shorten
+
+    return shorten(text.replace("\r", " ").replace("\n", " "), 200)
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
