@@ -191,3 +191,43 @@ def test_findings_take_the_import_rules_names_and_severities(tmp_path: Path) -> 
     [bad] = [d for d in draft.diagnostics if d.code == "LRC091"]
     assert (bad.rule, bad.severity) == (ImportBadValue.name, Severity.ERROR)
     assert f"not imported (LRC091 {ImportBadValue.name}): network_dim = abc" in text
+
+
+WANDB_HEX = "9f3a1c7e5b2d8f4a6c0e9b3d7f1a5c2e8b4d6f0a"  # a W&B key: 40 hex, no token format
+HF_VALUE = "Q1w2E3r4T5y6U7i8O9p0A1s2D3f4G5h6J7"
+SECRET_SCRIPTS = {
+    # the --env file's value became the ${env:WANDB_API_KEY:-…} default
+    "env-file default": ("accelerate launch flux_train_network.py --network_module "
+                         "networks.lora_flux --wandb_api_key $WANDB_API_KEY "
+                         '--huggingface_token "$HF_TOKEN" --output_dir out\n'),
+    # a variable named like a credential feeding another option
+    "export into another option": (f"export WANDB_API_KEY={WANDB_HEX}\n"
+                                   "accelerate launch flux_train_network.py --network_module "
+                                   'networks.lora_flux --log_tracker_config "x$WANDB_API_KEY" '
+                                   "--output_dir out\n"),
+    # a plain variable feeding a credential option and another option
+    "one value, two options": (f"KEY={WANDB_HEX}\n"
+                               "accelerate launch flux_train_network.py --network_module "
+                               "networks.lora_flux --wandb_api_key $KEY "
+                               '--wandb_run_name "run-$KEY" --output_dir out\n'),
+}
+
+
+@pytest.mark.parametrize("name", list(SECRET_SCRIPTS))
+def test_import_never_copies_a_credential(tmp_path: Path, name: str) -> None:
+    env = _script(tmp_path, f"WANDB_API_KEY={WANDB_HEX}\nHF_TOKEN={HF_VALUE}\n", "env.sh")
+    draft, text = _import(_script(tmp_path, SECRET_SCRIPTS[name]), env_files=(env,))
+    for secret in (WANDB_HEX, HF_VALUE):
+        assert secret not in text
+        assert all(secret not in d.message and secret not in (d.hint or "")
+                   for d in draft.diagnostics)
+    assert any(d.code == "LRC095" and "held a credential" in d.message
+               for d in draft.diagnostics)
+
+
+def test_a_withheld_credential_keeps_the_variable_it_came_from(tmp_path: Path) -> None:
+    env = _script(tmp_path, f"WANDB_API_KEY={WANDB_HEX}\n", "env.sh")
+    draft, text = _import(_script(tmp_path, SECRET_SCRIPTS["env-file default"]),
+                          env_files=(env,))
+    assert draft.options["wandb_api_key"].text == "${env:WANDB_API_KEY}"
+    assert 'wandb_api_key = "${env:WANDB_API_KEY}"' in text

@@ -126,6 +126,9 @@ class Draft:
     run: dict[str, Any] = field(default_factory=dict)
     unmapped: list[Unmapped] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: values the reader saw under credential-like names (a script's ``export HF_TOKEN=…``),
+    #: which :func:`withhold_secrets` keeps out of every option
+    credentials: set[str] = field(default_factory=set)
 
     def report(self, code: str, message: str, *, line: int = 0,
                severity: Severity | None = None, hint: str | None = None,
@@ -629,40 +632,80 @@ def read(source: Source, kind: str, settings: Settings) -> Draft:
 SECRET_ENV = {"huggingface_token": "HF_TOKEN", "wandb_api_key": "WANDB_API_KEY"}
 
 
+_ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_VAR_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings(v)]
+    return []
+
+
+def _written(value: Value) -> list[str]:
+    """What the profile would write out itself for ``value``: a literal's strings, or a
+    reference text (:attr:`Value.text`) with ``${name}`` dropped and each ``${env:NAME:-d}``
+    replaced by its default ``d`` (the profile holds the default, not the variable)."""
+
+    if value.text is None:
+        return _strings(value.value)
+    return [_ENV_REF.sub(lambda m: m.group(2) or "", _VAR_REF.sub("", value.text))]
+
+
 def withhold_secrets(draft: Draft) -> Draft:
     """``draft`` with no credential left in it: never copy a secret into a new profile.
 
-    An option named like a credential, or holding a recognisable token, becomes a
-    ``${env:NAME}`` reference (``huggingface_token`` → ``HF_TOKEN``, ``wandb_api_key`` →
-    ``WANDB_API_KEY``, else the option's name in capitals) with an LRC095 warning that shows
-    only a fingerprint; comments of unmapped keys, ``[run]``, ``[dataset]`` and the findings'
-    messages are masked (:func:`lorac.secrets.redact_data`).
+    The credentials are: what an option named like one writes out itself (its literal, or the
+    default of its ``${env:NAME:-default}``), the default of a ``${env:NAME:-…}`` whose
+    ``NAME`` reads like a credential (an ``--env`` file's ``WANDB_API_KEY=…`` becomes such a
+    default), the values the reader saw under credential names (:attr:`Draft.credentials`:
+    a script's ``export WANDB_API_KEY=…``) and recognisable tokens. Every option that writes
+    one out — also ``wandb_run_name = "run-$WANDB_API_KEY"``, or an option fed by a variable
+    that fed a credential — becomes a ``${env:NAME}`` reference (the variable it read, else
+    ``huggingface_token`` → ``HF_TOKEN``, ``wandb_api_key`` → ``WANDB_API_KEY``, else the
+    option's name in capitals) with an LRC095 warning that shows only a fingerprint; comments
+    of unmapped keys, ``[run]``, ``[dataset]`` and the findings' messages are masked
+    (:func:`lorac.secrets.redact_data`), and everything printed afterwards hides them
+    (:func:`lorac.secrets.remember`).
     """
 
     from dataclasses import replace
 
-    from lorac.secrets import fingerprint, looks_secret_name, mask, redact_data, scan
+    from lorac.secrets import fingerprint, looks_secret_name, mask, redact_data, remember, scan
 
-    known: set[str] = set()
+    def tokens(text: str) -> list[str]:
+        return [text[s.start:s.end] for s in scan(text) if not s.name]
+
+    known: set[str] = set(draft.credentials)
+    for key, value in draft.options.items():
+        for text in _strings(value.text):
+            known.update(m.group(2) for m in _ENV_REF.finditer(text)
+                         if m.group(2) and looks_secret_name(m.group(1)))
+        for text in _written(value):
+            known.update(tokens(text))
+            if text and looks_secret_name(key):
+                known.add(text)
     for key, value in list(draft.options.items()):
-        if value.text is not None and "${" in value.text:
-            continue  # wired to a variable already (only .text carries lorac references)
-        text = value.text if value.text is not None else value.value
-        if not isinstance(text, str) or not text:
+        shown = [t for text in _written(value) + _strings(value.text) for t in tokens(text)]
+        shown += [k for k in known if len(k) >= 8 and any(
+            k in text for text in _written(value) + _strings(value.text))]
+        shown += [t for t in _written(value) if t and looks_secret_name(key)]
+        if not shown:
             continue
-        tokens = [text[s.start:s.end] for s in scan(text) if not s.name]
-        if not tokens and not looks_secret_name(key):
-            continue
-        known.add(text)
-        known.update(tokens)
-        env = SECRET_ENV.get(key, re.sub(r"[^A-Za-z0-9_]", "_", key).upper())
+        only = _ENV_REF.fullmatch(value.text or "")
+        env = only.group(1) if only else SECRET_ENV.get(
+            key, re.sub(r"[^A-Za-z0-9_]", "_", key).upper())
         draft.options[key] = Value(None, value.line, f"${{env:{env}}}",
                                    f"credential withheld by lorac import; set {env}")
-        shown = fingerprint(tokens[0] if tokens else text)
-        draft.report("LRC095", f"{key} held a credential ({shown}); the profile reads it from "
-                     f"${{env:{env}}} instead", line=value.line,
+        draft.report("LRC095", f"{key} held a credential ({fingerprint(shown[0])}); the profile "
+                     f"reads it from ${{env:{env}}} instead", line=value.line,
                      hint=f"export {env}=… where the trainer runs, keep the value out of the "
                      "repository, and revoke the exposed one", severity=Severity.WARNING)
+    remember(known)
     draft.unmapped = [replace(u, raw=mask(u.raw) if looks_secret_name(u.key.rsplit(".", 1)[-1])
                               and u.raw and "${" not in u.raw else redact_data(u.raw, known))
                       for u in draft.unmapped]

@@ -916,11 +916,30 @@ def read(source: Source, settings: Settings) -> Draft:
                      severity=Severity.WARNING)
     fields, line, _ = state.commands[0]
     _command(draft, fields, line, source, settings)
+    draft.credentials |= _credentials(state)
     for name, d in sorted(env_defined.items()):
         if name not in state.used:
             draft.report("LRC095", f"{name} is defined here but the training script never "
                          "reads it", line=d.line, path=d.path, severity=Severity.WARNING)
     return draft
+
+
+def _credentials(state: State) -> set[str]:
+    """The values of the variables whose names read like credentials (``WANDB_API_KEY=…`` in
+    the script or an ``--env`` file): kept out of every option, whichever variable carries
+    them there."""
+
+    from lorac.secrets import looks_secret_name
+
+    out: set[str] = set()
+    for name, defined in state.vars.items():
+        if not looks_secret_name(name):
+            continue
+        for val in defined.value if isinstance(defined.value, list) else [defined.value]:
+            text = literal(val)
+            if text:
+                out.add(text)
+    return out
 
 
 def _command(draft: Draft, fields: list[Val], line: int, source: Source,
