@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from lorac.diagnostics import printable
 from lorac.manifest import MANIFEST_NAME, file_entries, new_manifest, utc_now, write_manifest
 from lorac.progress import ProgressEvent, ProgressParser, split_lines
-from lorac.secrets import environment_secrets, scrub
+from lorac.secrets import environment_secrets, safe_cut, scrub
 from lorac.telemetry import GpuSampler
 
 __all__ = ["RunResult", "launch"]
@@ -41,6 +41,10 @@ LOG_NAME = "train.log"
 PLAIN_EVERY_S = 15.0
 RICH_EVERY_S = 0.1
 TAIL_LINES = 40
+#: A line of trainer output longer than this is written to the log before it ends (in pieces
+#: cut where no credential is), keeping the last LINE_KEEP characters for the next piece.
+LINE_LIMIT = 1 << 20
+LINE_KEEP = 4096
 #: Seconds to wait for the pipe to close after the trainer exited, before killing its group.
 EOF_GRACE_S = 5.0
 #: Set in the trainer's environment unless the caller sets them: unbuffered Python output (so
@@ -306,13 +310,17 @@ def launch(
                 if chunk is None:  # EOF: every writer of the pipe is gone
                     break
                 if chunk:
-                    # whole lines (\n or \r) to the log, so a secret is never split
+                    # whole lines (\n or \r) to the log, so a secret is never split; a line
+                    # longer than LINE_LIMIT is cut where no credential is (_cut_long_line)
                     unlogged += chunk
                     cut = max(unlogged.rfind(b"\n"), unlogged.rfind(b"\r"))
-                    if cut >= 0 or len(unlogged) > 1 << 20:
-                        cut = cut if cut >= 0 else len(unlogged) - 1
+                    if cut >= 0:
                         log.write(_scrub_bytes(unlogged[:cut + 1], known))
                         unlogged = unlogged[cut + 1:]
+                        log.flush()
+                    elif len(unlogged) > LINE_LIMIT:
+                        head, unlogged = _cut_long_line(unlogged, known)
+                        log.write(head)
                         log.flush()
                     lines, pending = split_lines(pending + chunk.decode("utf-8", "replace"))
                     for line in lines:
@@ -424,6 +432,19 @@ def _report(r: RunResult, stream: TextIO) -> None:
         file=stream,
         flush=True,
     )
+
+
+def _cut_long_line(data: bytes, known: set[str]) -> tuple[bytes, bytes]:
+    """``data``, a line longer than :data:`LINE_LIMIT` still being written: its head to log
+    now, scrubbed, and the rest to keep. The cut comes before the last :data:`LINE_KEEP`
+    characters and never inside a credential (:func:`lorac.secrets.safe_cut`), so every token
+    is masked whole — no fragment of it reaches the log on either side of the cut."""
+
+    text = data.decode("utf-8", "surrogateescape")
+    cut = safe_cut(text, known, keep=LINE_KEEP) or len(text) - LINE_KEEP
+    head, rest = text[:cut], text[cut:]
+    return (scrub(head, known).encode("utf-8", "surrogateescape"),
+            rest.encode("utf-8", "surrogateescape"))
 
 
 def _scrub_bytes(data: bytes, known: set[str]) -> bytes:

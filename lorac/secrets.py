@@ -69,6 +69,11 @@ class Secret:
     col: int
     kind: str
     name: str = ""
+    origin: int = -1  # where the evidence starts: an assignment's name; -1: ``start``
+
+    def __post_init__(self) -> None:
+        if self.origin < 0:
+            object.__setattr__(self, "origin", self.start)
 
 
 @lru_cache(maxsize=4096)
@@ -152,7 +157,7 @@ def scan(text: str) -> list[Secret]:
             continue
         taken.append((start, end))
         found.append(Secret(start, end, *_position(text, start), "secret-like value",
-                            name.lstrip("-")))
+                            name.lstrip("-"), m.start()))
     return sorted(found, key=lambda s: s.start)
 
 
@@ -323,3 +328,33 @@ def shorten(text: str, limit: int) -> str:
 
     text = scrub_message(text)
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def safe_cut(text: str, known: Iterable[str] = (), *, keep: int = 4096) -> int:
+    """Where a stream's ``text`` may be cut when it has to be written before its line ends: an
+    offset at most ``len(text) - keep`` that splits no credential :func:`scrub` would mask
+    (neither a token, nor a secret-like assignment from its name on, nor a ``known`` value).
+
+    The ``keep`` characters left after the cut are carried over to the next write, so a token
+    still arriving at the end of ``text`` is never cut before it is complete: a credential is
+    far shorter than ``keep`` (a match longer than that is not one). 0 means there is no such
+    place, or ``text`` is not longer than ``keep``.
+    """
+
+    cut = max(len(text) - keep, 0)
+    if cut == 0:
+        return 0
+    spans = [(s.origin, s.end) for s in scan(text)]
+    for value in {k for k in known if 8 <= len(k) <= keep}:
+        start = text.find(value)
+        while start >= 0:
+            spans.append((start, start + len(value)))
+            start = text.find(value, start + 1)
+    spans = [(start, end) for start, end in spans if end - start <= keep]  # no credential is longer
+    moved = True
+    while moved and cut > 0:
+        moved = False
+        for start, end in spans:
+            if start < cut < end:
+                cut, moved = start, True
+    return cut

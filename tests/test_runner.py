@@ -374,3 +374,48 @@ def test_second_sigint_kills(tmp_path: Path) -> None:
     assert result == {"status": "interrupted", "exit_code": 128 + signal.SIGKILL}
     assert wait_gone(trainer)
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+
+
+SPLIT_TOKEN = "hf_" + "aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3x"
+
+
+@pytest.mark.parametrize("line", [SPLIT_TOKEN, f"HF_TOKEN={'9f3a1c7e5b2d8f4a6c0e9b3d7f1a5c2e'}"])
+def test_a_long_line_is_never_cut_inside_a_credential(tmp_path: Path, line: str) -> None:
+    """A line over LINE_LIMIT is logged in pieces; the piece boundary used to fall inside a
+    token that was still arriving, and each half — unrecognisable on its own — was logged."""
+
+    from lorac.runner import LINE_LIMIT
+
+    half = len(line) // 2
+    script = tmp_path / "trainer.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, time
+        sys.stdout.write("x" * {LINE_LIMIT - 6} + " " + {line[:half]!r})
+        sys.stdout.flush()
+        time.sleep(0.5)
+        sys.stdout.write({line[half:]!r} + " done\\n")
+    """))
+    r = launch([sys.executable, str(script)], tmp_path / "run", display="none")
+    assert r.status == "succeeded"
+    log = r.log_path.read_text(encoding="utf-8")
+    assert log.endswith(" done\n") and log.count("x") >= LINE_LIMIT - 6
+    value = line.split("=")[-1]
+    assert value[4:14] not in log and value[-10:] not in log, log[-200:]
+    assert "…[redacted]" in log
+
+
+def test_cut_long_line_keeps_a_tail_and_splits_no_assignment() -> None:
+    from lorac.runner import LINE_KEEP, _cut_long_line
+
+    value = "9f3a1c7e5b2d8f4a6c0e9b3d7f1a5c2e"
+    data = ("x" * 10_000 + " R2_SECRET_ACCESS_KEY=" + value + " " + "y" * (LINE_KEEP - 20)
+            ).encode()
+    head, rest = _cut_long_line(data, set())
+    assert head.decode() == "x" * 10_000 + " " and rest.decode().startswith("R2_SECRET")
+    known = "k3y-" + "Ab9" * 10
+    data = ("x" * 10_000 + known + "y" * (LINE_KEEP - 20)).encode()
+    head, rest = _cut_long_line(data, {known})
+    assert head.decode() == "x" * 10_000 and rest.decode().startswith(known)
+    plain = ("z" * 20_000).encode()
+    head, rest = _cut_long_line(plain, set())
+    assert head + rest == plain and len(rest) == LINE_KEEP
