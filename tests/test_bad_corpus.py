@@ -6,7 +6,9 @@ arguments, run in a temporary copy of ``tests/corpus/bad/<name>/``, or of ``file
 when given); ``exit`` (the expected exit code); ``fragment`` (text the output must contain);
 optionally ``generate`` (a generator below that writes inputs too big, too binary or too
 strange to commit: 10 MB values, 10,000-level nesting, BOMs, UTF-16, symlink loops, a PNG
-header claiming 50,000×50,000 pixels) and ``output`` (a path that must not exist afterwards).
+header claiming 50,000×50,000 pixels), ``output`` (a path that must not exist afterwards) and
+``absent`` (texts — planted credentials, a forged line — that neither the output nor any file
+the command wrote may contain).
 
 Each case runs in a forked child (the parent has already imported lorac), so a crash is seen
 as a crash, a hang is killed after :data:`TIMEOUT` seconds, and no state leaks between cases.
@@ -552,6 +554,30 @@ def gen_import_dataset_symlink_loop(root: Path) -> None:
     os.symlink("dataset.toml", root / "dataset.toml")
 
 
+def gen_profile_newline_name(root: Path) -> None:
+    _write(root, "profiles/a\nok.toml:1:1: LRC999 forged finding [x]\nb.toml",
+           PROFILE + 'network_args = "x"\n')
+
+
+#: a Hugging Face token the stand-in trainer prints in two writes, around the 1 MiB cut
+SPLIT_TOKEN = "hf_" + "Rr8Tt6Yy4Uu2Ii0Oo8Pp6Aa4Ss2Dd0Ff8Gg"
+
+
+def gen_run_log_split_token(root: Path) -> None:
+    from tests.conftest import fake_trainer
+
+    half = len(SPLIT_TOKEN) // 2  # the first half ends the line's first MiB (LINE_LIMIT)
+    bin_dir, sd = fake_trainer(root, f"""#!{sys.executable}
+import sys, time
+sys.stdout.write("x" * {MB - 6} + " " + {SPLIT_TOKEN[:half]!r})
+sys.stdout.flush()
+time.sleep(0.3)
+sys.stdout.write({SPLIT_TOKEN[half:]!r} + " logged in\\n")
+""")
+    _write(root, "lorac.toml", f'sd-scripts = "{sd}"\n')
+    _write(root, "profiles/p.toml", PROFILE + f'\n[run.env]\nPATH = "{bin_dir}:/usr/bin:/bin"\n')
+
+
 GENERATORS: dict[str, Callable[[Path], None]] = {
     name[4:]: fn for name, fn in globals().items() if name.startswith("gen_") and callable(fn)}
 
@@ -688,7 +714,7 @@ def test_cases_are_well_formed() -> None:
     assert len(CASES) >= 200
     for case in CASES:
         assert set(case) <= {"name", "command", "exit", "fragment", "generate", "files",
-                             "output", "reader"}, case["name"]
+                             "output", "reader", "absent"}, case["name"]
         assert case["exit"] in (0, 1, 2), case["name"]
         assert case["fragment"], case["name"]
         assert case.get("generate", "x") == "x" or case["generate"] in GENERATORS, case["name"]
@@ -724,6 +750,13 @@ def test_bad_input(case: dict, tmp_path: Path) -> None:
         assert after == before, f"files left behind: {sorted(after ^ before)}"
     if "output" in case:
         assert not os.path.lexists(root / case["output"]), shown
+    written = [root / name for name in sorted(after - before) if (root / name).is_file()
+               and not (root / name).is_symlink()]
+    for text in case.get("absent", ()):
+        assert text not in output, f"{text!r} in the output; {shown}"
+        for path in written:
+            assert text not in path.read_text(encoding="utf-8", errors="replace"), \
+                f"{text!r} in {path.relative_to(root)}"
 
 
 if __name__ == "__main__":  # probe: print what every case does now

@@ -1,0 +1,1 @@
+WANDB_API_KEY=5e1b9d3f7a2c6e0b4d8f1a5c9e3b7d2f6a0c4e8b
