@@ -13,9 +13,8 @@ if TYPE_CHECKING:
     from lorac.profile import Resolution
 
 REPO = Path(__file__).resolve().parent.parent
-#: The real-world configuration files beside the checkout (``../shared/corpus``), as laid out
-#: for development and CI.
-SHARED_CORPUS = REPO.parent / "shared" / "corpus"
+#: Real-world configuration files from public projects (their sources: ``SOURCES.md`` there).
+CORPUS = REPO / "tests" / "fixtures" / "corpus"
 
 
 @pytest.fixture(autouse=True)
