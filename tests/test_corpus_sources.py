@@ -17,7 +17,7 @@ def _rows() -> list[dict[str, str]]:
     text = (CORPUS / "SOURCES.md").read_text(encoding="utf-8")
     lines = [line for line in text.splitlines() if line.startswith("| `")]
     rows = [ROW.match(line) for line in lines]
-    assert all(rows), [line for line, row in zip(lines, rows) if not row]
+    assert all(rows), [line for line, row in zip(lines, rows, strict=True) if not row]
     return [row.groupdict() for row in rows if row]
 
 
