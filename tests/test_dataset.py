@@ -14,7 +14,7 @@ import pytest
 
 from lorac import dataset
 from lorac.diagnostics import LoracError
-from tests.conftest import lorac, write_files
+from tests.conftest import file_modes_bind, lorac, write_files
 from tests.make_dataset_fixture import EXPECTED, build, write_profile
 
 #: the sd-scripts checkout that LORAC_SD_SCRIPTS names (None without it: those tests skip)
@@ -139,13 +139,13 @@ def test_bad_input_gives_one_diagnostic_each(project: Path) -> None:
     assert "Traceback" not in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files without permission")
 def test_unreadable_file(project: Path) -> None:
     d = project / "d"
     build(d, clean=1, only=())
     (d / "clean_01.jpg").chmod(0)
     try:
-        _, out, _ = lorac("dataset", "check", "d", "--caption-extension", ".txt")
+        with file_modes_bind():
+            _, out, _ = lorac("dataset", "check", "d", "--caption-extension", ".txt")
     finally:
         (d / "clean_01.jpg").chmod(0o644)
     assert "LRC511" in out and "permission denied" in out
