@@ -12,6 +12,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# which tests may skip (GPU, trainer checkout) and the skip count at the end: tests/skip_policy.py
+from tests.skip_policy import (  # noqa: F401  (hooks, found by pytest in this module)
+    pytest_configure,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+    pytest_terminal_summary,
+)
+
 if TYPE_CHECKING:
     from lorac.profile import Resolution
 
