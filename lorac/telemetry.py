@@ -6,8 +6,8 @@ keeps, for each phase it is told about (:meth:`GpuSampler.set_phase`, fed from
 
 Which "used" is reported: ``nvmlDeviceGetMemoryInfo`` with ``version=nvmlMemory_v2`` when the
 driver and nvidia-ml-py offer it. Its ``used`` leaves out the memory the driver reserves and matches
-``nvidia-smi``; the v1 struct's ``used`` counts the reserved memory too, which on the project's
-H100 machine reads a constant ~480 MiB higher (shared/gpu/README.md). Where v2 is missing the v1
+``nvidia-smi``; the v1 struct's ``used`` counts the reserved memory too, which on an H100
+measured for lorac read a constant ~480 MiB above ``nvidia-smi``. Where v2 is missing the v1
 value is reported, and :attr:`GpuSampler.memory_api` says which one was used.
 
 Where several jobs share a GPU the device's "used" is their sum. Once :attr:`GpuSampler.group`

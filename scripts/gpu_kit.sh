@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Prepare the git-ignored folder .gpu/ that travels to the GPU machine (run tool, carry ".gpu"):
+# Prepare the git-ignored folder .gpu/ that is copied to a bare GPU machine:
 #
 #   .gpu/sd-scripts/   a trimmed copy of kohya sd-scripts (no images/docs/tests/.git, ~4 MB)
-#   .gpu/wheels/       Python 3.12 manylinux wheels the GPU machine lacks (see shared/gpu/README.md)
+#   .gpu/wheels/       Python 3.12 manylinux wheels of sd-scripts' own pins that such a machine
+#                      lacks (sd-scripts does not import under transformers 5.x)
 #
-# Usage: scripts/gpu_kit.sh [SD_SCRIPTS_DIR]   (default: $LORAC_SD_SCRIPTS or /work/trainers/sd-scripts)
+# Usage: scripts/gpu_kit.sh [SD_SCRIPTS_DIR]   (default: $LORAC_SD_SCRIPTS)
 #
 # On the GPU machine:
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/wheels/*.whl
@@ -13,7 +14,11 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-src="${1:-${LORAC_SD_SCRIPTS:-/work/trainers/sd-scripts}}"
+src="${1:-${LORAC_SD_SCRIPTS:-}}"
+if [[ -z "$src" ]]; then
+    echo "gpu_kit: name the sd-scripts checkout (argument or LORAC_SD_SCRIPTS)" >&2
+    exit 2
+fi
 kit="$here/.gpu"
 limit_mib=60
 

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+# which tests may skip (GPU, trainer checkout) and the skip count at the end: tests/skip_policy.py
+from tests.skip_policy import (  # noqa: F401  (hooks, found by pytest in this module)
+    pytest_configure,
+    pytest_make_collect_report,
+    pytest_runtest_makereport,
+    pytest_terminal_summary,
+)
+
 if TYPE_CHECKING:
     from lorac.profile import Resolution
 
 REPO = Path(__file__).resolve().parent.parent
-#: The real-world configuration files beside the checkout (``../shared/corpus``), as laid out
-#: for development and CI.
-SHARED_CORPUS = REPO.parent / "shared" / "corpus"
+#: Real-world configuration files from public projects (their sources: ``SOURCES.md`` there).
+CORPUS = REPO / "tests" / "fixtures" / "corpus"
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +62,55 @@ def resolved(root: Path, text: str, name: str = "p", env: Mapping[str, str] | No
     write_files(root, {f"profiles/{name}.toml": text,
                        **{f"profiles/{k}.toml": v for k, v in others.items()}})
     return resolve(root / "profiles" / f"{name}.toml", env=env or {})
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_VERSION_3 = 0x20080522
+#: CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: what lets root read a file whatever its mode
+_DAC_CAPS = (1 << 1) | (1 << 2)
+
+
+@contextlib.contextmanager
+def file_modes_bind() -> Iterator[None]:
+    """File permissions bind this thread (and processes it forks) during the block, for root too.
+
+    Root reads a file of mode 0 through CAP_DAC_OVERRIDE / CAP_DAC_READ_SEARCH; for root the
+    block takes both out of the thread's effective capabilities (they stay permitted, so they
+    come back on exit), and the kernel then answers EACCES as it does to any other user. A
+    system where root cannot drop them fails the test instead of skipping it."""
+
+    if os.geteuid() != 0:
+        yield
+        return
+    if not sys.platform.startswith("linux"):
+        raise RuntimeError("running as root on a system without Linux capabilities: the test "
+                           "cannot make a file unreadable; run it as another user")
+    libc = ctypes.CDLL(None, use_errno=True)
+    header = _CapHeader(_CAP_VERSION_3, 0)
+    caps = (_CapData * 2)()
+
+    def call(name: str) -> None:
+        if getattr(libc, name)(ctypes.byref(header), caps) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"{name}: {os.strerror(err)}")
+
+    call("capget")
+    saved = caps[0].effective
+    caps[0].effective = saved & ~_DAC_CAPS
+    call("capset")
+    try:
+        yield
+    finally:
+        caps[0].effective = saved
+        call("capset")
 
 
 def lorac(*args: str) -> tuple[int, str, str]:

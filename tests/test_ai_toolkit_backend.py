@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from lorac.plugins.ai_toolkit import AiToolkitBackend, check_mapping, dump_yaml, load_mapping
 from lorac.profile import Profile
-from tests.conftest import REPO, SHARED_CORPUS, lorac, resolved
+from tests.conftest import CORPUS, REPO, lorac, resolved
 
-CORPUS = SHARED_CORPUS / "ai-toolkit-yaml" / "train_lora_flux_24gb.yaml"
+EXAMPLE = CORPUS / "ai-toolkit-yaml" / "train_lora_flux_24gb.yaml"
 
 PROFILE = """[profile]
 family = "flux1-dev"
@@ -86,13 +86,13 @@ def test_job_has_the_shape_of_ai_toolkit_examples(tmp_path: Path) -> None:
                                  "folder_path": "data/subject", "num_repeats": 1}]
     assert proc["save"]["save_every"] == 250
     assert art.diagnostics == []
-    if CORPUS.is_file():  # the same top-level structure as ai-toolkit's own example
-        example = yaml.safe_load(CORPUS.read_text())["config"]["process"][0]
-        assert set(proc) <= set(example) | {"trigger_word"}
-        for section in ("network", "train", "model", "save", "sample"):
-            if section in proc and isinstance(example.get(section), dict):
-                shared = set(proc[section]) & set(example[section])
-                assert shared, section
+    # the same top-level structure as ai-toolkit's own example
+    example = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))["config"]["process"][0]
+    assert set(proc) <= set(example) | {"trigger_word"}
+    for section in ("network", "train", "model", "save", "sample"):
+        if section in proc and isinstance(example.get(section), dict):
+            common = set(proc[section]) & set(example[section])
+            assert common, section
     assert "1e-" not in art.files["job.yaml"]
 
 

@@ -1,5 +1,5 @@
-"""The audited repository (tests/fixtures/audit_repo, rebuilt from
-/work/shared/seed/repository-audit.md) linted end to end.
+"""The audited repository (tests/fixtures/audit_repo, rebuilt from a real audit of a FLUX.1
+training repository) linted end to end.
 
 Every P0/P1 row of the audit's risk register and every row of its documentation-mismatch
 table must come out as a distinct finding at the right file and line:

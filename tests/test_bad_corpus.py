@@ -18,6 +18,7 @@ no output, no staging folder, no temporary file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -31,7 +32,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tests.conftest import write_files
+from tests.conftest import file_modes_bind, write_files
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "bad"
 TIMEOUT = 5.0
@@ -724,20 +725,22 @@ def test_cases_are_well_formed() -> None:
     assert not unused, f"generators no case uses: {sorted(unused)}"
 
 
-#: generators whose input is a file without read permission, which root reads anyway
-NEEDS_NON_ROOT = {"profile_unreadable", "import_unreadable"}
+#: generators whose input is a file without read permission, which root reads anyway unless
+#: file modes are made to bind it
+NEEDS_FILE_MODES = {"profile_unreadable", "import_unreadable", "dataset_unreadable_dir",
+                    "dataset_unreadable_image"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_bad_input(case: dict, tmp_path: Path) -> None:
-    if case.get("generate") in NEEDS_NON_ROOT and os.geteuid() == 0:
-        pytest.skip("root reads files without read permission")
+    modes = file_modes_bind if case.get("generate") in NEEDS_FILE_MODES else contextlib.nullcontext
     root = tmp_path / "project"
     root.mkdir()
     prepare(case, root)
     before = _snapshot(root)
     try:
-        status, output = run_case(case["command"], root)
+        with modes():
+            status, output = run_case(case["command"], root)
         after = _snapshot(root)
     finally:
         _restore_permissions(root)

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lorac.cli import run
+from lorac.plugins import kohya
 from lorac.profile import resolve
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
@@ -63,9 +64,6 @@ def test_bad_input_is_one_line_exit_2(project: Path, _run) -> None:
 
 
 # --------------------------------------------------------------------------- identity
-
-kohya = pytest.importorskip("lorac.plugins.kohya",
-                            reason="the kohya backend (lorac/plugins/kohya.py) is missing")
 
 _text = st.text(st.characters(min_codepoint=32, max_codepoint=0x2FF,
                               blacklist_characters="\x7f"), min_size=1, max_size=12)

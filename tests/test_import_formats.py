@@ -11,11 +11,9 @@ from lorac.diagnostics import LoracError
 from lorac.importers import Settings, detect, read, read_source, render
 from lorac.profile import resolve
 from lorac.validate import validate
-from tests.conftest import SHARED_CORPUS
+from tests.conftest import CORPUS
 
-CORPUS = SHARED_CORPUS
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
-corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus is not here")
 
 
 def _roundtrip(path: Path, tmp_path: Path, **settings):
@@ -29,7 +27,6 @@ def _roundtrip(path: Path, tmp_path: Path, **settings):
     return draft, res.profile, out.read_text(encoding="utf-8")
 
 
-@corpus
 @pytest.mark.parametrize("path", sorted((CORPUS / "kohya_ss-gui-presets").glob("*.json")),
                          ids=lambda p: p.stem)
 def test_gui_presets(path: Path, tmp_path: Path) -> None:
@@ -58,7 +55,6 @@ def test_gui_presets(path: Path, tmp_path: Path) -> None:
         } or data[key] in ("", False, 0, None, "0"), key
 
 
-@corpus
 def test_gui_flux_preset_values(tmp_path: Path) -> None:
     path = CORPUS / "kohya_ss-gui-presets" / "flux1D - adamw8bit fp8.json"
     draft, profile, text = _roundtrip(path, tmp_path)
@@ -106,7 +102,6 @@ def test_gui_bad_json(tmp_path: Path, text: str) -> None:
         assert "is not a number JSON allows" in info.value.message
 
 
-@corpus
 @pytest.mark.parametrize("name", ["dataset.toml", "dataset-multires.toml",
                                   "dataset-finetune.toml", "dataset-masked_loss.toml"])
 def test_kohya_toml_with_corpus_datasets(name: str, tmp_path: Path) -> None:
@@ -142,7 +137,6 @@ def test_kohya_toml_invalid(tmp_path: Path) -> None:
         read(read_source(path), "kohya-toml", Settings())
 
 
-@corpus
 @pytest.mark.parametrize("path", sorted((CORPUS / "ai-toolkit-yaml").glob("*.yaml")),
                          ids=lambda p: p.stem)
 def test_ai_toolkit_corpus(path: Path, tmp_path: Path) -> None:

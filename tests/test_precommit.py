@@ -28,7 +28,7 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A committed copy of the working tree: try-repo installs from a revision."""
 
     if not Path(PRE_COMMIT).exists():
-        pytest.skip("pre-commit is not installed (it is part of the dev extra)")
+        pytest.fail("pre-commit is not installed (it is part of the dev extra)")
     snap = tmp_path_factory.mktemp("lorac-snapshot")
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO,
                            check=True, capture_output=True, text=True).stdout.split()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from lorac.plugins import get_plugins
 from lorac.plugins.rules import compat
 from lorac.profile import resolve
@@ -101,6 +103,7 @@ def test_compat_rules_skip_other_backends(project: Path) -> None:
 CITATION = re.compile(r"``((?:library/|networks/)?[a-z0-9_]+\.py):(\d+)(?:-(\d+))?``")
 
 
+@pytest.mark.trainer
 def test_docstrings_cite_lines_that_exist() -> None:
     rules = [r for code, r in get_plugins(entry_points=False).rules.items()
              if code.startswith(("LRC1", "LRC61", "LRC62"))]
