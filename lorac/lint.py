@@ -197,6 +197,7 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
         shown = ", ".join(str(p) for p in paths)
         raise LoracError(f"no profiles or configuration files found in {shown}")
     doc_cache: dict = {}
+    chains: dict = {}  # files merged over their ancestors: each merged once per run
     resolutions: dict[str, Resolution] = {}
     diags: list[Diagnostic] = []
     for path in files.get("special", []):
@@ -204,7 +205,7 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
                                 display_path(path), severity=Severity.ERROR,
                                 rule="unreadable-file"))
     for path in files.get("profile", []):
-        res = resolve(path, env=env, cache=doc_cache)
+        res = resolve(path, env=env, cache=doc_cache, chains=chains)
         resolutions[display_path(path)] = res
         diags += check_profile(res)
     diags += _unparseable(files.get("toml", []), doc_cache)

@@ -12,7 +12,6 @@ and how its value came to be (written, from a variable, from the environment, a 
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -212,63 +211,155 @@ def find_profile(name_or_path: str, folder: Path | None = None) -> Path:
 
 
 def resolve(path: Path, *, env: Mapping[str, str] | None = None,
-            cache: dict[Path, document.Document | Diagnostic] | None = None) -> Resolution:
-    """Resolve the profile file at ``path`` (see the module docstring)."""
+            cache: dict[Path, document.Document | Diagnostic] | None = None,
+            chains: dict[ChainKey, _Merged | None] | None = None) -> Resolution:
+    """Resolve the profile file at ``path`` (see the module docstring).
+
+    ``cache`` holds the loaded documents by real path; ``chains`` the files already merged
+    over their ancestors (before interpolation), so that linting every file of a long
+    ``extends`` chain merges each file once. Pass the same dictionaries for every profile of
+    one lint run.
+    """
 
     env = os.environ if env is None else env
     cache = {} if cache is None else cache
-    diags: list[Diagnostic] = []
-    chain: list[tuple[Path, document.Document]] = []
+    chains = {} if chains is None else chains
+    merged = _merged(path, cache, chains)
+    if merged is None:  # the chain cannot be resolved: say why, as seen from this file
+        diags, files = _chain_failure(path, cache)
+        return Resolution(None, diags, files)
+    diags = list(merged.diags)
+    profile = Profile(name=path.stem, path=merged.chain[0], chain=merged.chain,
+                      data=dict(merged.data), provenance=dict(merged.provenance),
+                      documents=merged.documents)
+    _interpolate(profile, env, diags)
+    return Resolution(profile, diags, list(profile.chain))
+
+
+@dataclass(frozen=True)
+class _Merged:
+    """A profile file merged over its ancestors, before interpolation (never mutated)."""
+
+    chain: tuple[str, ...]  # the files (display paths): this one first, the root last
+    data: dict[str, Any]
+    provenance: dict[KeyPath, Provenance]
+    documents: dict[str, document.Document]
+    diags: tuple[Diagnostic, ...]  # findings that leave the chain resolvable
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One file of an ``extends`` chain: where its parent is, or why it has none."""
+
+    doc: document.Document
+    parent: Path | None = None
+    finding: Diagnostic | None = None
+    fatal: bool = False  # the finding stops the chain from resolving
+
+
+def _step(current: Path, folder: Path, doc: document.Document) -> _Step:
+    """Where the parent of ``doc`` (the file ``current``, in the real folder ``folder``) is."""
+
+    table = doc.data.get("profile")
+    parent = table.get("extends") if isinstance(table, dict) else None
+    if parent is None:
+        return _Step(doc)
+    kp = ("profile", "extends")
+    if not isinstance(parent, str) or not parent.strip() or "\x00" in parent:
+        return _Step(doc, finding=_at(doc, kp, "LRC005", "extends must be a profile name "
+                                      "(a string)", "schema-violation"))
+    target = current.parent / (parent if parent.endswith(".toml") else f"{parent}.toml")
+    real = _real(target)  # symbolic links followed: a link may not lead out of the folder
+    if not real.is_relative_to(folder):
+        return _Step(doc, finding=_at(doc, kp, "LRC011", f"extends target {parent!r} is outside "
+                                      f"the profile's folder (it resolves to "
+                                      f"{display_path(real)})", "extends-not-found"),
+                     fatal=True)
+    return _Step(doc, parent=target)
+
+
+#: a file by its real path and the real folder its ``extends`` is looked up in
+ChainKey = tuple[Path, Path]
+
+
+def _key(current: Path) -> ChainKey:
+    return _real(current), _real(current.parent)
+
+
+def _merged(path: Path, cache: dict, chains: dict[ChainKey, _Merged | None]) -> _Merged | None:
+    """``path`` merged over its ancestors (memoized in ``chains``), or None when the chain does
+    not resolve. Iterative, so that a chain of any depth walks each new file once."""
+
+    pending: list[tuple[ChainKey, _Step]] = []  # from ``path`` up to the first known file
+    seen: set[Path] = set()
+    base: _Merged | None = None
+    current: Path | None = path
+    while current is not None:
+        key = _key(current)
+        if key in chains:
+            base = chains[key]
+            if base is None:
+                break
+            current = None
+            continue
+        loaded = None if key[0] in seen else load_cached(current, cache)
+        if not isinstance(loaded, document.Document):  # a cycle, or a file that does not load
+            break
+        seen.add(key[0])
+        step = _step(current, key[1], loaded)
+        pending.append((key, step))
+        if step.fatal:
+            break
+        current = step.parent
+    else:
+        for key, step in reversed(pending):
+            data = _copy_tree(base.data) if base else {}
+            prov = dict(base.provenance) if base else {}
+            _merge(data, prov, step.doc.plain(), step.doc, ())
+            own = (step.finding,) if step.finding else ()
+            base = _Merged(chain=(step.doc.path, *(base.chain if base else ())), data=data,
+                           provenance=prov,
+                           documents={step.doc.path: step.doc,
+                                      **(base.documents if base else {})},
+                           diags=(*(base.diags if base else ()), *own))
+            chains[key] = base
+        return base
+    for key, _ in pending:
+        chains[key] = None
+    return None
+
+
+def _chain_failure(path: Path, cache: dict) -> tuple[list[Diagnostic], list[str]]:
+    """Why the chain from ``path`` does not resolve (the messages name the chain as seen from
+    ``path``), and the files read on the way."""
+
+    docs: list[document.Document] = []
     seen: list[Path] = []
+    known: set[Path] = set()
     current = path
     child: tuple[document.Document, KeyPath] | None = None
     while True:
         real = _real(current)
-        if real in seen:
+        if real in known:
             names = " → ".join(display_path(p) for p in [*seen, real])
-            diags.append(_at(chain[0][1], ("profile", "extends"), "LRC012",
-                             f"extends cycle: {names}", "extends-cycle"))
-            return Resolution(None, diags, [d.path for _, d in chain])
+            return [_at(docs[0], ("profile", "extends"), "LRC012", f"extends cycle: {names}",
+                        "extends-cycle")], [d.path for d in docs]
         seen.append(real)
+        known.add(real)
         loaded = load_cached(current, cache)
         if isinstance(loaded, Diagnostic):
             if child is not None and loaded.code == "LRC003" and not _exists(current):
                 names = " → ".join([*(display_path(p) for p in seen[:-1]),
                                     display_path(current)])
-                diags.append(_at(*child, "LRC011", f"extends target not found: "
-                                 f"{display_path(current)} (chain: {names})",
-                                 "extends-not-found"))
-            else:
-                diags.append(loaded)
-            return Resolution(None, diags, [d.path for _, d in chain])
-        chain.append((current, loaded))
-        table = loaded.data.get("profile")
-        parent = table.get("extends") if isinstance(table, dict) else None
-        if parent is None:
-            break
-        kp = ("profile", "extends")
-        if not isinstance(parent, str) or not parent.strip() or "\x00" in parent:
-            diags.append(_at(loaded, kp, "LRC005", "extends must be a profile name (a string)",
-                             "schema-violation"))
-            break
-        escape = _escapes(current.parent, parent)
-        if escape:
-            diags.append(_at(loaded, kp, "LRC011", f"extends target {parent!r} is outside "
-                             "the profile's folder", "extends-not-found"))
-            return Resolution(None, diags, [d.path for _, d in chain])
-        child = (loaded, kp)
-        current = current.parent / (parent if parent.endswith(".toml") else f"{parent}.toml")
-
-    data: dict[str, Any] = {}
-    prov: dict[KeyPath, Provenance] = {}
-    for _, doc in reversed(chain):
-        _merge(data, prov, doc.plain(), doc, ())
-    top_doc = chain[0][1]
-    name = path.stem
-    profile = Profile(name=name, path=top_doc.path, chain=tuple(d.path for _, d in chain),
-                      data=data, provenance=prov, documents={d.path: d for _, d in chain})
-    _interpolate(profile, env, diags)
-    return Resolution(profile, diags, [d.path for _, d in chain])
+                loaded = _at(*child, "LRC011", f"extends target not found: "
+                             f"{display_path(current)} (chain: {names})", "extends-not-found")
+            return [loaded], [d.path for d in docs]
+        docs.append(loaded)
+        step = _step(current, _real(current.parent), loaded)
+        if step.parent is None:  # a fatal finding (the end of a chain that resolves has none)
+            return [step.finding] if step.finding else [], [d.path for d in docs]
+        child = (loaded, ("profile", "extends"))
+        current = step.parent
 
 
 def _at(doc: document.Document, kp: KeyPath, code: str, message: str,
@@ -294,15 +385,6 @@ def _exists(path: Path) -> bool:
         return False
 
 
-def _escapes(folder: Path, name: str) -> bool:
-    target = _real(folder / name)
-    try:
-        target.relative_to(_real(folder))
-    except ValueError:
-        return True
-    return False
-
-
 def load_cached(path: Path, cache: dict) -> document.Document | Diagnostic:
     """The document at ``path``, or the diagnostic saying why it does not load; ``cache`` is
     keyed on the real path (symlinks resolved, never raising), so each file is read once."""
@@ -317,17 +399,51 @@ def load_cached(path: Path, cache: dict) -> document.Document | Diagnostic:
 
 
 def _merge(dst: dict, prov: dict, src: dict, doc: document.Document, base: KeyPath) -> None:
+    """Merge ``src`` (``doc``'s data at ``base``) over ``dst``; ``prov`` follows. Linear in the
+    size of ``src`` and of the values it replaces."""
+
     for key, value in src.items():
         kp = (*base, key)
-        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+        old = dst.get(key, _MISSING)
+        if isinstance(value, dict) and isinstance(old, dict):
             line, col = doc.position(kp)
             prov[kp] = Provenance(doc.path, line, col)
-            _merge(dst[key], prov, value, doc, kp)
+            _merge(old, prov, value, doc, kp)
             continue
-        for stale in [p for p in prov if p[: len(kp)] == kp]:
-            del prov[stale]
-        dst[key] = copy.deepcopy(value)
-        _record(prov, value, doc, kp)
+        if old is not _MISSING:
+            _forget(prov, old, kp)
+        if isinstance(value, (dict, list)):
+            dst[key] = _copy_tree(value)
+            _record(prov, value, doc, kp)
+        else:  # the common case, a scalar
+            dst[key] = value
+            line, col = doc.position(kp)
+            prov[kp] = Provenance(doc.path, line, col)
+
+
+_MISSING = object()
+
+
+def _forget(prov: dict, value: Any, kp: KeyPath) -> None:
+    """Drop the provenance of ``value`` (at ``kp``) and of everything inside it."""
+
+    prov.pop(kp, None)
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _forget(prov, v, (*kp, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _forget(prov, v, (*kp, i))
+
+
+def _copy_tree(value: Any) -> Any:
+    """A copy of ``value``'s tables and arrays (the leaves TOML gives are immutable)."""
+
+    if isinstance(value, dict):
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(v) for v in value]
+    return value
 
 
 def _record(prov: dict, value: Any, doc: document.Document, kp: KeyPath) -> None:
@@ -463,8 +579,9 @@ def _interpolate(profile: Profile, env: Mapping[str, str], diags: list[Diagnosti
             var(name, (), ("vars", name))
         except (KeyError, _Unresolved):
             pass
-    if "vars" in profile.data:
-        resolved["vars"] = {k: done.get(k, v) for k, v in raw_vars.items()}
+    if "vars" in profile.data:  # (walk() built every other value afresh)
+        resolved["vars"] = {k: done[k] if k in done else _copy_tree(v)
+                            for k, v in raw_vars.items()}
     order = list(profile.data)
     profile.data.clear()
     profile.data.update({k: resolved[k] for k in order})
