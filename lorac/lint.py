@@ -231,8 +231,10 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
                              f"{exc.__class__.__name__}: {exc}", ExitCode.INTERNAL) from exc
 
     diags = _drop_superseded(diags)
-    diags = [d for d in diags if settings.enabled(d.code)]
-    diags = [d.with_severity(settings.severity_of(d.code, d.severity)) for d in diags]
+    enabled = {code: settings.enabled(code) for code in {d.code for d in diags}}
+    diags = [d for d in diags if enabled[d.code]]
+    diags = [d if (severity := settings.severity_of(d.code, d.severity)) == d.severity
+             else d.with_severity(severity) for d in diags]
     diags = apply_suppressions(diags, doc_cache, settings)
     read = {p for res in resolutions.values() for p in res.files}
     read |= {display_path(p) for kind, group in files.items() if kind != "special"

@@ -72,11 +72,6 @@ def _type_of(value: Any) -> str:
     return type(value).__name__  # dates and times from TOML
 
 
-def _is_type(value: Any, name: str) -> bool:
-    actual = _type_of(value)
-    return actual == name or (name == "number" and actual == "integer")
-
-
 def type_name(value: Any) -> str:
     """``"an integer"``, ``"a table"``…: the value's TOML type, for messages."""
 
@@ -91,6 +86,19 @@ def _same(a: Any, b: Any) -> bool:
 def _describe(value: Any) -> str:
     text = repr(value) if not isinstance(value, (dict, list)) else _type_of(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Where:
+    """A key path as a message names it, formatted only when a message is written (most
+    values are valid: a profile with 100,000 keys formats none)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: KeyPath) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return format_key_path(self.path) or "the profile"
 
 
 class Evaluator:
@@ -129,10 +137,11 @@ class Evaluator:
     def errors(self, instance: Any, schema: dict[str, Any] | None = None,
                path: KeyPath = ()) -> Iterator[SchemaError]:
         node = self.resolve(self.root if schema is None else schema)
-        where = format_key_path(path) or "the profile"
+        where = _Where(path)
         if "type" in node:
             types = node["type"] if isinstance(node["type"], list) else [node["type"]]
-            if not any(_is_type(instance, t) for t in types):
+            actual = _type_of(instance)
+            if actual not in types and not (actual == "integer" and "number" in types):
                 wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
                 yield SchemaError(path, "type", f"{where} must be {wanted}, not "
                                   f"{_TYPE_NAMES.get(_type_of(instance), _type_of(instance))} "
@@ -174,7 +183,7 @@ class Evaluator:
                 yield from self._alternatives(instance, node[keyword], path, keyword, where)
 
     def _object(self, instance: dict, node: dict, path: KeyPath,
-                where: str) -> Iterator[SchemaError]:
+                where: _Where) -> Iterator[SchemaError]:
         for key in node.get("required", ()):
             if key not in instance:
                 yield SchemaError(path, "required", f"{where} needs the key {key!r}")
@@ -188,7 +197,7 @@ class Evaluator:
                 matched = True
                 yield from self.errors(value, props[key], (*path, key))
             for pattern, sub in patterns.items():
-                if re.search(pattern, key):
+                if _pattern(pattern).search(key):
                     matched = True
                     yield from self.errors(value, sub, (*path, key))
             if matched:
@@ -204,7 +213,7 @@ class Evaluator:
                 yield from self.errors(value, additional, (*path, key))
 
     def _alternatives(self, instance: Any, options: list, path: KeyPath, keyword: str,
-                      where: str) -> Iterator[SchemaError]:
+                      where: _Where) -> Iterator[SchemaError]:
         results = [list(self.errors(instance, sub, path)) for sub in options]
         passing = sum(1 for r in results if not r)
         if keyword == "anyOf" and passing:
@@ -236,6 +245,11 @@ def _odd_numbers(node: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _odd_numbers(value, (*path, i))
+
+
+@lru_cache(maxsize=256)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 @lru_cache(maxsize=1)
