@@ -4,7 +4,11 @@ A profile file may extend another profile in the same folder (``[profile] extend
 Tables merge key by key, child over parent; arrays (``[[dataset.subsets]]``) replace as a
 whole. Then strings are interpolated: ``${name}`` reads ``[vars]``, ``${env:NAME}`` and
 ``${env:NAME:-default}`` read the environment, ``$${`` writes a literal ``${``. A string that
-is exactly one reference keeps the referenced value's type (``"${rank}"`` → ``32``).
+is exactly one reference keeps the referenced value's type (``"${rank}"`` → ``32``); an
+environment reference gives text. A default may hold references of its own
+(``${env:MODEL_DIR:-${models}}``), expanded when the default is used; its variables count as
+used either way. A ``${`` that does not resolve is a finding (LRC201/LRC202), so no emitted
+file carries one unnoticed.
 
 Every resolved leaf keeps a :class:`Provenance`: the file, line and column it was written at,
 and how its value came to be (written, from a variable, from the environment, a default).
@@ -28,6 +32,10 @@ OWN_SECTIONS = ("profile", "vars", "dataset", "run")
 MAX_EXPANSION = 1024 * 1024
 
 REFERENCE = re.compile(r"\$\$\{|\$\{([^{}]*)\}")
+#: how many references may lead through one another (variables, defaults of defaults)
+MAX_NESTING = 64
+_OPEN = re.compile(r"\$\$?\{")
+_TOKEN = re.compile(r"\$\$?\{|\}")
 ENV_REF = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.S)
 VAR_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -460,6 +468,42 @@ def _record(prov: dict, value: Any, doc: document.Document, kp: KeyPath) -> None
 # --------------------------------------------------------------------------- interpolation
 
 
+class _BadReference(Exception):
+    """Text whose ``${…}`` cannot be read: an unclosed ``${``, or nesting that is too deep."""
+
+
+def _references(text: str) -> list[tuple[int, int, str | None]]:
+    """The ``${…}`` references in ``text`` as ``(start, end, body)``, ``body`` None for the
+    ``$${`` escape. A body may hold references of its own (``${env:X:-${name}}``: braces
+    nest; inside a body an escaped ``$${x}`` is closed by its own brace too).
+    :class:`_BadReference` for a ``${`` never closed or nested beyond :data:`MAX_NESTING`
+    (found in one pass, before anything is expanded)."""
+
+    out: list[tuple[int, int, str | None]] = []
+    pos = 0
+    while True:
+        m = _OPEN.search(text, pos)
+        if m is None:
+            return out
+        if m.group() == "$${":
+            out.append((m.start(), m.end(), None))
+            pos = m.end()
+            continue
+        depth, j = 1, m.end()
+        while depth:
+            t = _TOKEN.search(text, j)
+            if t is None:
+                raise _BadReference(f"the '${{' at offset {m.start()} is never closed",
+                                    "close it with '}', or write $${ for a literal '${'")
+            depth += -1 if t.group() == "}" else 1
+            if depth > MAX_NESTING:
+                raise _BadReference(f"references nested more than {MAX_NESTING} deep",
+                                    "refer to fewer variables in turn")
+            j = t.end()
+        out.append((m.start(), j, text[m.end():j - 1]))
+        pos = j
+
+
 class _Unresolved(Exception):
     pass
 
@@ -483,26 +527,37 @@ def _interpolate(profile: Profile, env: Mapping[str, str], diags: list[Diagnosti
         done[name] = value
         return value
 
-    def expand(text: str, kp: KeyPath, stack: tuple[str, ...]) -> Any:
-        matches = list(REFERENCE.finditer(text))
-        if not matches:
-            return text
-        whole = len(matches) == 1 and matches[0].span() == (0, len(text)) and matches[0].group(1)
+    def expand(text: str, kp: KeyPath, stack: tuple[str, ...], nest: int = 0,
+               live: bool = True) -> tuple[Any, bool]:
+        """``text`` with its references replaced, and whether all of them resolved. Not
+        ``live``: the default of an environment variable that is set; its variable references
+        are still looked up (they count as used; a misspelt one is reported), nothing else."""
+
+        try:
+            found = _references(text)
+        except _BadReference as exc:
+            message, hint = exc.args
+            diags.append(profile.diagnostic("LRC201", f"malformed reference: {message}", kp,
+                                            rule="undefined-variable", hint=hint))
+            return text, False
+        if not found:
+            return text, True
+        whole = len(found) == 1 and found[0][2] is not None and found[0][:2] == (0, len(text))
         parts: list[str] = []
         last = 0
         ok = True
         size = len(text)
-        for m in matches:
-            parts.append(text[last:m.start()])
-            last = m.end()
-            if m.group(0) == "$${":
+        for start, end, body in found:
+            parts.append(text[last:start])
+            last = end
+            if body is None:
                 parts.append("${")
                 continue
-            value, good = lookup(m.group(1), kp, stack)
+            value, good = lookup(body, kp, stack, nest, live)
             ok = ok and good
             if whole and good:
-                return value
-            parts.append(m.group(0) if not good else _as_text(value))
+                return value, True
+            parts.append(text[start:end] if not good else _as_text(value))
             size += len(parts[-1])
             if size > MAX_EXPANSION:
                 raise LoracError(f"{profile.where(kp).location()}: "
@@ -510,20 +565,39 @@ def _interpolate(profile: Profile, env: Mapping[str, str], diags: list[Diagnosti
                                  f"{MAX_EXPANSION // 1048576} MiB of text; refusing to "
                                  "expand it (variables that double each other?)")
         parts.append(text[last:])
-        return "".join(parts)
+        return "".join(parts), ok
 
-    def lookup(ref: str, kp: KeyPath, stack: tuple[str, ...]) -> tuple[Any, bool]:
+    def lookup(ref: str, kp: KeyPath, stack: tuple[str, ...], nest: int,
+               live: bool) -> tuple[Any, bool]:
         where = profile.where(kp)
+        if len(stack) + nest >= MAX_NESTING:
+            if VAR_REF.match(ref):  # still a use of the variable (LRC204)
+                profile.references.append(Reference("var", ref, None, where, kp, False))
+            shown = ref if len(ref) <= 60 else ref[:60] + "…"
+            diags.append(profile.diagnostic(
+                "LRC201", f"references nested more than {MAX_NESTING} deep: ${{{shown}}}",
+                kp, rule="undefined-variable", hint="refer to fewer variables in turn"))
+            return None, False
         env_match = ENV_REF.match(ref)
         if env_match:
             name, default = env_match.group(1), env_match.group(2)
+            good = True
+            if default is not None and "${" in default:  # ${env:X:-${name}}: expanded too
+                text, good = expand(default, kp, stack, nest + 1, live and name not in env)
+                default = _as_text(text) if good else default
+            if not live:
+                return None, True
             if name in env:
                 profile.references.append(Reference("env", name, default, where, kp, True))
-                _mark(kp, "env", name)
+                if not nest:
+                    _mark(kp, "env", name)
                 return env[name], True
             if default is not None:
-                profile.references.append(Reference("env", name, default, where, kp, True))
-                _mark(kp, "env-default", f"{name} unset")
+                profile.references.append(Reference("env", name, default, where, kp, good))
+                if not good:  # the default's own reference failed and said why
+                    return None, False
+                if not nest:
+                    _mark(kp, "env-default", f"{name} unset")
                 return default, True
             profile.references.append(Reference("env", name, None, where, kp, False))
             diags.append(profile.diagnostic(
@@ -548,7 +622,8 @@ def _interpolate(profile: Profile, env: Mapping[str, str], diags: list[Diagnosti
             except _Unresolved:
                 return None, False
             profile.references.append(Reference("var", ref, None, where, kp, True))
-            _mark(kp, "var", ref)
+            if not nest:  # (a reference in a default: the default's reference is marked)
+                _mark(kp, "var", ref)
             return value, True
         diags.append(profile.diagnostic(
             "LRC201", f"malformed reference ${{{ref}}}", kp, rule="undefined-variable",
@@ -562,7 +637,7 @@ def _interpolate(profile: Profile, env: Mapping[str, str], diags: list[Diagnosti
 
     def walk(value: Any, kp: KeyPath, stack: tuple[str, ...] = ()) -> Any:
         if isinstance(value, str):
-            return expand(value, kp, stack)
+            return expand(value, kp, stack)[0]
         if isinstance(value, dict):
             return {k: walk(v, (*kp, k), stack) for k, v in value.items()}
         if isinstance(value, list):

@@ -573,6 +573,17 @@ def gen_profile_extends_symlinked_folder(root: Path) -> None:
     os.symlink("../outside", root / "profiles" / "shared")
 
 
+def gen_profile_deep_default(root: Path) -> None:
+    _write(root, "profiles/p.toml", PROFILE + '[saving]\noutput_name = "'
+           + "${env:LORAC_CORPUS_UNSET:-" * 10_000 + "x" + "}" * 10_000 + '"\n')
+
+
+def gen_profile_vars_chain_2000(root: Path) -> None:
+    _write(root, "profiles/p.toml", PROFILE.replace("network_dim = 16", 'network_dim = "${v0}"')
+           + "[vars]\n" + "".join(f'v{i} = "${{v{i + 1}}}"\n' for i in range(2000))
+           + "v2000 = 16\n")
+
+
 GENERATORS: dict[str, Callable[[Path], None]] = {
     name[4:]: fn for name, fn in globals().items() if name.startswith("gen_") and callable(fn)}
 

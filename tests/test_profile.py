@@ -202,3 +202,54 @@ def test_extends_through_a_symlink_out_of_the_folder_is_refused(project: Path) -
         assert "is outside the profile's folder" in d.message
         assert f"it resolves to {target}" in d.message
     assert _resolve(project, "r").profile.get("vars", "rank") == 8
+
+
+def test_a_default_holding_a_reference_is_expanded(project: Path) -> None:
+    text = ('[vars]\nrank = 32\nmodels = "/models"\n[training]\n'
+            'a = "${env:NOPE:-${models}}"\nb = "${env:NOPE:-r${rank}-$${x}}"\n'
+            'c = "${env:NOPE:-${env:NOPE2:-${rank}}}"\n')
+    write_files(project, {"profiles/p.toml": text})
+    res = _resolve(project, "p")
+    assert res.diagnostics == []
+    p = res.profile
+    assert p.get("training") == {"a": "/models", "b": "r32-${x}", "c": "32"}
+    assert (p.where(("training", "a")).kind, p.where(("training", "a")).detail) == \
+        ("env-default", "NOPE unset")
+    assert {r.name for r in p.references if r.kind == "var"} == {"models", "rank"}
+    used = _resolve(project, "p", {"NOPE": "/mnt"}).profile
+    assert used.get("training") == {"a": "/mnt", "b": "/mnt", "c": "/mnt"}
+    assert used.where(("training", "a")).kind == "env"
+    # the unused defaults still name their variables: nothing is an unused variable
+    assert {r.name for r in used.references if r.kind == "var"} == {"models", "rank"}
+
+
+def test_a_reference_that_does_not_resolve_is_never_passed_on(project: Path) -> None:
+    from tests.conftest import lorac
+
+    write_files(project, {"profiles/p.toml": (
+        '[profile]\nfamily = "flux1-dev"\n[vars]\na = 1\n[training]\n'
+        'output_name = "${env:NOPE:-${typo}}"\nlogging_dir = "logs/${a"\n'
+        'log_prefix = "${a{b}"\n')})
+    for env in ({}, {"NOPE": "set"}):
+        res = _resolve(project, "p", env)
+        found = sorted((d.code, d.key_path[-1], d.message) for d in res.diagnostics)
+        assert [(c, k) for c, k, _ in found] == (
+            [("LRC201", "log_prefix"), ("LRC201", "logging_dir"), ("LRC201", "output_name")])
+        assert "undefined variable ${typo}" in found[2][2]
+        assert "never closed" in found[1][2]
+    code, out, err = lorac("build", "p", "-o", "out")
+    assert code == 1 and "LRC201" in out + err and not (project / "out").exists()
+
+
+def test_references_nested_too_deep_are_a_finding_not_a_crash(project: Path) -> None:
+    chain = "".join(f'v{i} = "${{v{i + 1}}}"\n' for i in range(2000)) + "v2000 = 1\n"
+    deep = "${env:A:-" * 200 + "x" + "}" * 200
+    write_files(project, {"profiles/p.toml": f'[vars]\n{chain}[training]\nseed = "${{v0}}"\n'
+                          f'output_name = "{deep}"\n'})
+    res = _resolve(project, "p")
+    assert res.profile is not None
+    messages = [d.message for d in res.diagnostics]
+    assert messages and all("nested more than 64 deep" in m for m in messages)
+    assert {d.key_path for d in res.diagnostics} >= {("training", "output_name")}
+    named = {r.name for r in res.profile.references if r.kind == "var"}
+    assert named == {f"v{i}" for i in range(2001)}  # each one is used by the one before
