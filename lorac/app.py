@@ -255,15 +255,15 @@ def show(opts: ShowOptions, io: Io) -> int:
     else:
         chain = " → ".join(profile.chain)
         io.out.write(f"# {profile.name}: {chain}\n")
-        for section, table in data.items():
-            _show_table(io, profile, (section,), table)
+        _show_table(io, profile, (), data)  # (a key that should be a table is shown as written)
     if diags:
         io.err.write(render_text(diags))
     return int(exit_code_for(diags, Severity.ERROR))
 
 
 def _show_table(io: Io, profile: Any, path: tuple, table: dict, header: str | None = None) -> None:
-    io.out.write(f"\n{header or '[' + format_key_path(path) + ']'}\n")
+    if path:
+        io.out.write(f"\n{header or '[' + format_key_path(path) + ']'}\n")
     width = max((len(toml_key(k)) + 3 + len(toml_value(v)) for k, v in table.items()
                  if not _is_table_array(v) and not isinstance(v, dict)), default=0)
     for key, value in table.items():

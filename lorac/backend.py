@@ -72,7 +72,9 @@ class CheckoutVar(NamedTuple):
 def run_env(profile: Profile) -> dict[str, str]:
     """``[run.env]`` as strings (LoracError for a name no shell accepts or a NUL character)."""
 
-    env = profile.get("run", "env", default={}) or {}
+    from lorac.validate import run_section
+
+    env = run_section(profile).get("env", {})
     out = {}
     for name, value in env.items():
         if not _ENV_NAME.match(name):

@@ -234,6 +234,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     from lorac.runner import launch
     from lorac.secrets import environment_secrets, redact_data, scrub, secret_values
     from lorac.trainer import ENV, configured_checkout
+    from lorac.validate import run_section
 
     settings = _settings()
     plugins = _plugins()
@@ -253,12 +254,13 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     if resolution is None or resolution.profile is None:
         raise LoracError(f"profile {opts.profile!r} could not be resolved")
     profile = copy.deepcopy(resolution.profile)
+    run_settings = run_section(profile)  # even --force launches nothing from a broken [run]
 
     backend, fmt = choose_backend(plugins, profile, opts.backend, opts.fmt)
     if not hasattr(backend, "launch_argv"):
         raise LoracError(f"backend {backend.name} cannot launch a trainer")
 
-    runs_root = Path(opts.runs_dir or profile.get("run", "runs_dir") or "runs")
+    runs_root = Path(opts.runs_dir or run_settings.get("runs_dir") or "runs")
     run_dir = (runs_root / f"{profile.name}-DRY-RUN") if opts.dry_run else new_run_dir(
         runs_root, profile.name)
     staged = False
@@ -268,7 +270,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
             overrides["logging_dir"] = str((run_dir / "logs").resolve())
         if opts.max_steps is not None:
             overrides["max_train_steps"] = opts.max_steps
-        env = dict(profile.get("run", "env") or {})
+        env = dict(run_settings.get("env", {}))
         if opts.synthetic:
             overrides.update({"pretrained_model_name_or_path": "<synthetic>",
                               "clip_l": "<synthetic>", "t5xxl": "<synthetic>",

@@ -271,10 +271,8 @@ def validate(profile: Profile, *, skip: set[KeyPath] | None = None) -> list[Diag
     skip = skip or set()
     out: list[Diagnostic] = []
     for path, value in _odd_numbers(profile.data, ()):
-        where = format_key_path(path)
-        reason = (f"{where} is {value!r}, not a finite number" if isinstance(value, float)
-                  else f"{where} is {value}, beyond the 64-bit integers the trainer can read")
-        out.append(profile.diagnostic("LRC005", reason, path, rule="schema-violation"))
+        out.append(profile.diagnostic("LRC005", _odd_reason(path, value), path,
+                                      rule="schema-violation"))
     for err in schema_errors(profile.data):
         if any(err.path[: len(s)] == s for s in skip):
             continue
@@ -286,3 +284,29 @@ def validate(profile: Profile, *, skip: set[KeyPath] | None = None) -> list[Diag
             out.append(profile.diagnostic("LRC005", err.message, err.path,
                                           rule="schema-violation", hint=hint))
     return out
+
+
+def _odd_reason(path: KeyPath, value: Any) -> str:
+    where = format_key_path(path)
+    return (f"{where} is {value!r}, not a finite number" if isinstance(value, float)
+            else f"{where} is {value}, beyond the 64-bit integers the trainer can read")
+
+
+def run_section(profile: Profile) -> dict[str, Any]:
+    """``[run]`` of ``profile`` (empty when absent), checked against its part of the schema:
+    every key it holds has the schema's type. Otherwise a :class:`LoracError` (exit 2) that
+    names the first wrong key at its file:line:col, so that ``lorac run --force`` cannot
+    launch accelerate with ``gpus = "abc"``. Everything that launches reads ``[run]`` here."""
+
+    from lorac.diagnostics import LoracError
+
+    run = profile.data.get("run", {})
+    problems = [(path, _odd_reason(path, value)) for path, value in _odd_numbers(run, ("run",))]
+    schema = load_schema()["properties"]["run"]
+    problems += [(e.path, e.message) for e in _evaluator().errors(run, schema, ("run",))]
+    if problems:
+        path, message = problems[0]
+        others = len({p for p, _ in problems} - {path})
+        more = f" (and {others} more: lorac lint lists them)" if others else ""
+        raise LoracError(f"{profile.where(path).location()}: {message}{more}")
+    return run

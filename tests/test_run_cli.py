@@ -213,3 +213,35 @@ def test_refusal_after_the_run_folder_exists_removes_it(env: dict[str, str]) -> 
     assert result.returncode == 2 and "config_file" in result.stderr, result.stderr
     runs = Path(env["PROJECT"]) / "runs"
     assert not runs.exists() or not list(runs.iterdir())
+
+
+@pytest.mark.parametrize(("run", "message"), [
+    ('[run]\ngpus = "abc"\n', "run.gpus must be an integer"),
+    ("[run]\ngpus = inf\n", "run.gpus is inf, not a finite number"),
+    ("[[run]]\ngpus = 1\n", "run must be a table, not a list"),
+    ("[run]\naccelerate_args = 5\n", "run.accelerate_args must be a list"),
+    ("[run]\nenv = 5\n", "run.env must be a table"),
+    ("[run]\nruns_dir = 5\n", "run.runs_dir must be a string"),
+])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_force_does_not_launch_from_a_mistyped_run_section(
+        project: Path, run: str, message: str, dry_run: bool) -> None:
+    from tests.conftest import lorac
+
+    write_files(project, {"profiles/p.toml": PROFILE + run})
+    code, out, err = lorac("run", "p", "--force", *(["--dry-run"] if dry_run else []))
+    assert code == 2, out + err
+    assert "internal error" not in err and "Traceback" not in err
+    [line] = [x for x in err.splitlines() if x.startswith("lorac: error:")]
+    assert line.startswith("lorac: error: profiles/p.toml:") and message in line, line
+    assert not (project / "runs").exists()
+
+
+def test_show_prints_a_run_array_and_a_top_level_value(project: Path) -> None:
+    from tests.conftest import lorac
+
+    write_files(project, {"profiles/p.toml": "x = 1\n" + PROFILE + "[[run]]\ngpus = 2\n"})
+    code, out, err = lorac("show", "p")
+    assert code == 1 and "LRC005" in err and "internal error" not in err, err
+    assert "\nx = 1  # profiles/p.toml:1:1\n" in out
+    assert "\n[[run]]\ngpus = 2  # profiles/p.toml:" in out
