@@ -67,15 +67,21 @@ def new_run_dir(root: Path, name: str, now: dt.datetime | None = None) -> Path:
 
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
     check_no_links(root)
-    root.mkdir(parents=True, exist_ok=True)
-    check_no_links(root)
-    for i in range(1000):
-        candidate = root / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        check_no_links(root)
+        for i in range(1000):
+            candidate = root / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return candidate
+    except OSError as exc:  # no permission, a read-only file system, a file in the way
+        why = ("it exists and is not a folder" if isinstance(exc, FileExistsError) else
+               "a part of that path is a file, not a folder"
+               if isinstance(exc, NotADirectoryError) else exc.strerror or str(exc))
+        raise LoracError(f"cannot create a run folder under {root}: {why}") from None
     raise LoracError(f"cannot create a new run folder under {root}")
 
 

@@ -245,3 +245,51 @@ def test_show_prints_a_run_array_and_a_top_level_value(project: Path) -> None:
     assert code == 1 and "LRC005" in err and "internal error" not in err, err
     assert "\nx = 1  # profiles/p.toml:1:1\n" in out
     assert "\n[[run]]\ngpus = 2  # profiles/p.toml:" in out
+
+
+def _runnable(project: Path) -> None:
+    write_files(project, {"profiles/p.toml": PROFILE, "models/flux1-dev.safetensors": "x",
+                          "models/clip_l.safetensors": "x", "models/t5xxl.safetensors": "x",
+                          "models/ae.safetensors": "x", "data/a.txt": "ohwx",
+                          "lorac.toml": 'ignore = ["LRC5"]\n', "afile": "not a folder\n"})
+
+
+@pytest.mark.parametrize(("runs_dir", "why"), [
+    ("afile", "afile: it exists and is not a folder"),
+    ("afile/runs", "afile/runs: a part of that path is a file, not a folder"),
+    ("locked/runs", "locked/runs: Permission denied"),
+    ("readonly/runs", "readonly/runs: Read-only file system"),
+])
+def test_a_runs_folder_that_cannot_be_made_is_a_one_line_error(
+        project: Path, monkeypatch: pytest.MonkeyPatch, runs_dir: str, why: str) -> None:
+    import errno
+
+    from tests.conftest import lorac
+
+    _runnable(project)
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args, **kwargs) -> None:  # what root cannot be refused for real
+        if self.parts[0] == "locked":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        if self.parts[0] == "readonly":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    code, out, err = lorac("run", "p", "--runs-dir", runs_dir)
+    assert code == 2, out + err
+    assert err.splitlines()[-1] == f"lorac: error: cannot create a run folder under {why}"
+    assert "internal error" not in err
+
+
+def test_a_runs_dir_that_is_a_file_in_the_profile_is_a_one_line_error(project: Path) -> None:
+    from tests.conftest import lorac
+
+    _runnable(project)
+    p = project / "profiles" / "p.toml"
+    p.write_text(p.read_text() + '[run]\nruns_dir = "afile"\n')
+    code, out, err = lorac("run", "p")
+    assert code == 2, out + err
+    assert err.splitlines()[-1] == ("lorac: error: cannot create a run folder under afile: "
+                                    "it exists and is not a folder")
