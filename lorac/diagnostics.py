@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lorac import secrets as _secrets  # (only the standard library: no import cycle)
+
 KeyPath = tuple[str | int, ...]
 
 
@@ -96,12 +98,10 @@ class Diagnostic:
 
     def __post_init__(self) -> None:
         # a message may quote a value; a credential in it is masked wherever it is shown
-        from lorac.secrets import scrub_message
-
         for name in ("message", "hint"):
             text = getattr(self, name)
             if text:
-                object.__setattr__(self, name, scrub_message(text))
+                object.__setattr__(self, name, _secrets.scrub_message(text))
 
     @property
     def fixable(self) -> bool:
