@@ -266,8 +266,8 @@ def show(opts: ShowOptions, io: Io) -> int:
     else:
         chain = " → ".join(printable(p) for p in profile.chain)
         io.out.write(f"# {printable(profile.name)}: {chain}\n")
-        for section, table in profile.data.items():
-            _show_table(io, profile, (section,), table)
+        # (a top-level key that should be a table is shown as written)
+        _show_table(io, profile, (), profile.data)
     if diags:
         io.err.write(render_text(diags))
     return int(exit_code_for(diags, Severity.ERROR))
@@ -278,7 +278,8 @@ def _show_table(io: Io, profile: Any, path: tuple, table: dict, header: str | No
     and values masked (:func:`_printable`) and escaped (:func:`printable`); positions are
     looked up with the real keys."""
 
-    io.out.write(f"\n{printable(header or '[' + format_key_path(path) + ']')}\n")
+    if path:
+        io.out.write(f"\n{printable(header or '[' + format_key_path(path) + ']')}\n")
     lines = {}
     for key, value in table.items():
         if not isinstance(value, dict) and not _is_table_array(value):

@@ -70,8 +70,9 @@ def run_env(profile: Profile) -> dict[str, str]:
     refuses (lint reports the same as LRC209, at the key) or a value with a NUL character."""
 
     from lorac.envnames import problem
+    from lorac.validate import run_section
 
-    env = profile.get("run", "env", default={}) or {}
+    env = run_section(profile).get("env", {})
     out = {}
     for name, value in env.items():
         why = problem(name)

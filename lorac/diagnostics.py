@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from lorac import secrets as _secrets  # (only the standard library: no import cycle)
+
 KeyPath = tuple[str | int, ...]
 
 
@@ -98,16 +100,14 @@ class Diagnostic:
     def __post_init__(self) -> None:
         # a message may quote a value and a key may be one: a credential in either is masked
         # wherever the finding goes (renderers, manifests, the lint cache)
-        from lorac.secrets import scrub_message
-
+        scrub = _secrets.scrub_message
         for name in ("message", "hint"):
             text = getattr(self, name)
             if text:
-                object.__setattr__(self, name, scrub_message(text))
+                object.__setattr__(self, name, scrub(text))
         if any(isinstance(part, str) for part in self.key_path):
             object.__setattr__(self, "key_path", tuple(
-                scrub_message(part) if isinstance(part, str) else part
-                for part in self.key_path))
+                scrub(part) if isinstance(part, str) else part for part in self.key_path))
 
     @property
     def fixable(self) -> bool:

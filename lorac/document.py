@@ -205,6 +205,11 @@ def load(path: Path, display: str | None = None) -> Document:
 _BARE = re.compile(r"[A-Za-z0-9_-]+")
 _BARE_VALUE = re.compile(r"[^,\]}\n#]*")
 _BASIC_STRING = re.compile(r'"([^"\\\n]*(?:\\.[^"\\\n]*)*)"')
+#: the common line ``key = value`` with a bare key and a one-line value that holds no
+#: escape, comma or bracket (``rank = 32``, ``name = "x"``): located without the full scanner
+_SIMPLE_KEYVAL = re.compile(r"""([A-Za-z0-9_-]+)[ \t]*=[ \t]*"""
+                            r"""(?:"[^"\\\n]*"|'[^'\n]*'|[A-Za-z0-9_+.:-]+)"""
+                            r"""(?=[ \t]*(?:[#\r\n]|$))""")
 
 
 @dataclass
@@ -279,7 +284,11 @@ class _Scanner:
             self.skip_ws(newlines=True)
             if self.i >= n:
                 break
-            if self.peek() == "[":
+            simple = _SIMPLE_KEYVAL.match(self.s, self.i)
+            if simple:
+                self.pos[(*self.table, simple.group(1))] = self.here()
+                self.i = simple.end()  # the line does not change
+            elif self.peek() == "[":
                 self.header()
             else:
                 self.keyval(self.table)

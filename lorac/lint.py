@@ -216,6 +216,7 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
         shown = ", ".join(str(p) for p in paths)
         raise LoracError(f"no profiles or configuration files found in {shown}")
     doc_cache: dict = {}
+    chains: dict = {}  # files merged over their ancestors: each merged once per run
     resolutions: dict[str, Resolution] = {}
     diags: list[Diagnostic] = []
     for path in files.get("special", []):
@@ -223,7 +224,7 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
                                 display_path(path), severity=Severity.ERROR,
                                 rule="unreadable-file"))
     for path in files.get("profile", []):
-        res = resolve(path, env=env, cache=doc_cache)
+        res = resolve(path, env=env, cache=doc_cache, chains=chains)
         resolutions[display_path(path)] = res
         diags += check_profile(res)
     diags += _unparseable(files.get("toml", []), doc_cache)
@@ -249,8 +250,10 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
                              f"{exc.__class__.__name__}: {exc}", ExitCode.INTERNAL) from exc
 
     diags = _drop_superseded(diags)
-    diags = [d for d in diags if settings.enabled(d.code)]
-    diags = [d.with_severity(settings.severity_of(d.code, d.severity)) for d in diags]
+    enabled = {code: settings.enabled(code) for code in {d.code for d in diags}}
+    diags = [d for d in diags if enabled[d.code]]
+    diags = [d if (severity := settings.severity_of(d.code, d.severity)) == d.severity
+             else d.with_severity(severity) for d in diags]
     diags = apply_suppressions(diags, doc_cache, settings)
     read = {p for res in resolutions.values() for p in res.files}
     read |= {display_path(p) for kind, group in files.items() if kind != "special"

@@ -67,15 +67,21 @@ def new_run_dir(root: Path, name: str, now: dt.datetime | None = None) -> Path:
 
     stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
     check_no_links(root)
-    root.mkdir(parents=True, exist_ok=True)
-    check_no_links(root)
-    for i in range(1000):
-        candidate = root / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        check_no_links(root)
+        for i in range(1000):
+            candidate = root / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return candidate
+    except OSError as exc:  # no permission, a read-only file system, a file in the way
+        why = ("it exists and is not a folder" if isinstance(exc, FileExistsError) else
+               "a part of that path is a file, not a folder"
+               if isinstance(exc, NotADirectoryError) else exc.strerror or str(exc))
+        raise LoracError(f"cannot create a run folder under {root}: {why}") from None
     raise LoracError(f"cannot create a new run folder under {root}")
 
 
@@ -235,6 +241,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     from lorac.runner import launch
     from lorac.secrets import environment_secrets, redact_data, scrub, secret_values
     from lorac.trainer import ENV, configured_checkout
+    from lorac.validate import run_section
 
     settings = _settings()
     plugins = _plugins()
@@ -254,12 +261,13 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     if resolution is None or resolution.profile is None:
         raise LoracError(f"profile {opts.profile!r} could not be resolved")
     profile = copy.deepcopy(resolution.profile)
+    run_settings = run_section(profile)  # even --force launches nothing from a broken [run]
 
     backend, fmt = choose_backend(plugins, profile, opts.backend, opts.fmt)
     if not hasattr(backend, "launch_argv"):
         raise LoracError(f"backend {backend.name} cannot launch a trainer")
 
-    runs_root = Path(opts.runs_dir or profile.get("run", "runs_dir") or "runs")
+    runs_root = Path(opts.runs_dir or run_settings.get("runs_dir") or "runs")
     run_dir = (runs_root / f"{profile.name}-DRY-RUN") if opts.dry_run else new_run_dir(
         runs_root, profile.name)
     staged = False

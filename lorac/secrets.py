@@ -151,9 +151,9 @@ def scan(text: str) -> list[Secret]:
     for m in _ASSIGN.finditer(text):
         name, value = m.group("name"), m.group("value")
         start, end = m.span("value")
-        if not free(start, end) or not looks_secret_name(name.lstrip("-")):
+        if not looks_secret_value(value):  # (the cheap test first: most values are short)
             continue
-        if not looks_secret_value(value):
+        if not free(start, end) or not looks_secret_name(name.lstrip("-")):
             continue
         taken.append((start, end))
         found.append(Secret(start, end, *_position(text, start), "secret-like value",

@@ -72,11 +72,6 @@ def _type_of(value: Any) -> str:
     return type(value).__name__  # dates and times from TOML
 
 
-def _is_type(value: Any, name: str) -> bool:
-    actual = _type_of(value)
-    return actual == name or (name == "number" and actual == "integer")
-
-
 def type_name(value: Any) -> str:
     """``"an integer"``, ``"a table"``…: the value's TOML type, for messages."""
 
@@ -92,6 +87,19 @@ def _describe(value: Any) -> str:
     from lorac.secrets import shorten
 
     return shorten(repr(value) if not isinstance(value, (dict, list)) else _type_of(value), 60)
+
+
+class _Where:
+    """A key path as a message names it, formatted only when a message is written (most
+    values are valid: a profile with 100,000 keys formats none)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: KeyPath) -> None:
+        self.path = path
+
+    def __str__(self) -> str:
+        return format_key_path(self.path) or "the profile"
 
 
 class Evaluator:
@@ -130,10 +138,11 @@ class Evaluator:
     def errors(self, instance: Any, schema: dict[str, Any] | None = None,
                path: KeyPath = ()) -> Iterator[SchemaError]:
         node = self.resolve(self.root if schema is None else schema)
-        where = format_key_path(path) or "the profile"
+        where = _Where(path)
         if "type" in node:
             types = node["type"] if isinstance(node["type"], list) else [node["type"]]
-            if not any(_is_type(instance, t) for t in types):
+            actual = _type_of(instance)
+            if actual not in types and not (actual == "integer" and "number" in types):
                 wanted = " or ".join(_TYPE_NAMES.get(t, t) for t in types)
                 yield SchemaError(path, "type", f"{where} must be {wanted}, not "
                                   f"{_TYPE_NAMES.get(_type_of(instance), _type_of(instance))} "
@@ -175,7 +184,7 @@ class Evaluator:
                 yield from self._alternatives(instance, node[keyword], path, keyword, where)
 
     def _object(self, instance: dict, node: dict, path: KeyPath,
-                where: str) -> Iterator[SchemaError]:
+                where: _Where) -> Iterator[SchemaError]:
         for key in node.get("required", ()):
             if key not in instance:
                 yield SchemaError(path, "required", f"{where} needs the key {key!r}")
@@ -189,7 +198,7 @@ class Evaluator:
                 matched = True
                 yield from self.errors(value, props[key], (*path, key))
             for pattern, sub in patterns.items():
-                if re.search(pattern, key):
+                if _pattern(pattern).search(key):
                     matched = True
                     yield from self.errors(value, sub, (*path, key))
             if matched:
@@ -205,7 +214,7 @@ class Evaluator:
                 yield from self.errors(value, additional, (*path, key))
 
     def _alternatives(self, instance: Any, options: list, path: KeyPath, keyword: str,
-                      where: str) -> Iterator[SchemaError]:
+                      where: _Where) -> Iterator[SchemaError]:
         results = [list(self.errors(instance, sub, path)) for sub in options]
         passing = sum(1 for r in results if not r)
         if keyword == "anyOf" and passing:
@@ -239,6 +248,11 @@ def _odd_numbers(node: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
             yield from _odd_numbers(value, (*path, i))
 
 
+@lru_cache(maxsize=256)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
 @lru_cache(maxsize=1)
 def _evaluator() -> Evaluator:
     return Evaluator(load_schema())
@@ -258,10 +272,8 @@ def validate(profile: Profile, *, skip: set[KeyPath] | None = None) -> list[Diag
     skip = skip or set()
     out: list[Diagnostic] = []
     for path, value in _odd_numbers(profile.data, ()):
-        where = format_key_path(path)
-        reason = (f"{where} is {value!r}, not a finite number" if isinstance(value, float)
-                  else f"{where} is {value}, beyond the 64-bit integers the trainer can read")
-        out.append(profile.diagnostic("LRC005", reason, path, rule="schema-violation"))
+        out.append(profile.diagnostic("LRC005", _odd_reason(path, value), path,
+                                      rule="schema-violation"))
     for err in schema_errors(profile.data):
         if any(err.path[: len(s)] == s for s in skip):
             continue
@@ -273,3 +285,29 @@ def validate(profile: Profile, *, skip: set[KeyPath] | None = None) -> list[Diag
             out.append(profile.diagnostic("LRC005", err.message, err.path,
                                           rule="schema-violation", hint=hint))
     return out
+
+
+def _odd_reason(path: KeyPath, value: Any) -> str:
+    where = format_key_path(path)
+    return (f"{where} is {value!r}, not a finite number" if isinstance(value, float)
+            else f"{where} is {value}, beyond the 64-bit integers the trainer can read")
+
+
+def run_section(profile: Profile) -> dict[str, Any]:
+    """``[run]`` of ``profile`` (empty when absent), checked against its part of the schema:
+    every key it holds has the schema's type. Otherwise a :class:`LoracError` (exit 2) that
+    names the first wrong key at its file:line:col, so that ``lorac run --force`` cannot
+    launch accelerate with ``gpus = "abc"``. Everything that launches reads ``[run]`` here."""
+
+    from lorac.diagnostics import LoracError
+
+    run = profile.data.get("run", {})
+    problems = [(path, _odd_reason(path, value)) for path, value in _odd_numbers(run, ("run",))]
+    schema = load_schema()["properties"]["run"]
+    problems += [(e.path, e.message) for e in _evaluator().errors(run, schema, ("run",))]
+    if problems:
+        path, message = problems[0]
+        others = len({p for p, _ in problems} - {path})
+        more = f" (and {others} more: lorac lint lists them)" if others else ""
+        raise LoracError(f"{profile.where(path).location()}: {message}{more}")
+    return run

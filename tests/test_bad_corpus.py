@@ -578,6 +578,37 @@ sys.stdout.write({SPLIT_TOKEN[half:]!r} + " logged in\\n")
     _write(root, "lorac.toml", f'sd-scripts = "{sd}"\n')
     _write(root, "profiles/p.toml", PROFILE + f'\n[run.env]\nPATH = "{bin_dir}:/usr/bin:/bin"\n')
 
+def gen_profile_many_vars_over_base(root: Path) -> None:
+    # merging was quadratic in the keys (10,000 took 8 s, 100,000 over a minute); the 100,000
+    # of the issue are timed by bench/resolve_scale.py, which has no 5-second kill
+    _write(root, "profiles/base.toml", PROFILE + '\n[vars]\nrank = 16\nlr = 1e-4\n')
+    _write(root, "profiles/p.toml", '[profile]\nextends = "base"\n\n[vars]\nrank = 32\n'
+           + "".join(f"v{i} = {i}\n" for i in range(30_000)))
+
+
+def gen_profile_extends_chain_1000(root: Path) -> None:
+    _write(root, "profiles/p0000.toml", PROFILE)
+    for i in range(1, 1001):
+        _write(root, f"profiles/p{i:04d}.toml",
+               f'[profile]\nextends = "p{i - 1:04d}"\n\n[training]\nseed = {i}\n')
+
+
+def gen_profile_extends_symlinked_folder(root: Path) -> None:
+    _write(root, "outside/base.toml", PROFILE)
+    _write(root, "profiles/p.toml", '[profile]\nextends = "shared/base"\n')
+    os.symlink("../outside", root / "profiles" / "shared")
+
+
+def gen_profile_deep_default(root: Path) -> None:
+    _write(root, "profiles/p.toml", PROFILE + '[saving]\noutput_name = "'
+           + "${env:LORAC_CORPUS_UNSET:-" * 10_000 + "x" + "}" * 10_000 + '"\n')
+
+
+def gen_profile_vars_chain_2000(root: Path) -> None:
+    _write(root, "profiles/p.toml", PROFILE.replace("network_dim = 16", 'network_dim = "${v0}"')
+           + "[vars]\n" + "".join(f'v{i} = "${{v{i + 1}}}"\n' for i in range(2000))
+           + "v2000 = 16\n")
+
 
 GENERATORS: dict[str, Callable[[Path], None]] = {
     name[4:]: fn for name, fn in globals().items() if name.startswith("gen_") and callable(fn)}

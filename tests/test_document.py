@@ -100,3 +100,63 @@ def test_suppressions() -> None:
     doc = document.parse('a = 1  # lorac: ignore[LRC101, LRC102]\ns = "# lorac: ignore[X]"\n',
                          "s.toml")
     assert document.suppressions(doc) == {1: {"LRC101", "LRC102"}}
+
+
+_NO_FAST_PATH = document.re.compile(r"(?!)")  # a pattern that never matches
+
+
+def _positions(text: str, monkeypatch: pytest.MonkeyPatch, fast: bool) -> tuple[dict, dict]:
+    with monkeypatch.context() as m:
+        if not fast:
+            m.setattr(document, "_SIMPLE_KEYVAL", _NO_FAST_PATH)
+        locator = document.Locator(text)
+    return locator.positions, locator.comments
+
+
+_TRICKY = SAMPLE + "\n".join([
+    "[x]",
+    "a = 1979-05-27 07:32:00",
+    'b = "quoted \\\\" # with an escape',
+    "c = 'lit' # comment",
+    "d.e = 1",
+    'f = """',
+    "g = 1",
+    '"""',
+    "h = [1,",
+    "  2]",
+    '"i" = 1',
+    "j = -1_000.5e3",
+    "k = inf   # c",
+    "l = \'\'\'x = 1\'\'\'",
+    "m = 1",
+    "",
+])
+
+
+def test_the_locators_fast_path_finds_what_the_scanner_finds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = [_TRICKY, _TRICKY.replace("\n", "\r\n")]
+    texts += [p.read_text(encoding="utf-8") for p in sorted(
+        Path(__file__).resolve().parent.parent.glob("profiles/**/*.toml"))]
+    assert len(texts) > 3
+    for text in texts:
+        assert _positions(text, monkeypatch, True) == _positions(text, monkeypatch, False)
+    pos, _ = _positions(_TRICKY, monkeypatch, True)
+    assert ("x", "g") not in pos  # inside a multi-line string: not a key
+    assert pos[("x", "m")] == (SAMPLE.count("\n") + 15, 1)
+    assert document.parse(_TRICKY, "t.toml").data["x"]["l"] == "x = 1"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(_keys, st.dictionaries(_keys, _values, max_size=4), max_size=3))
+def test_fast_path_on_generated_documents(data: dict) -> None:
+    text = tomlkit.dumps(data)
+    slow = pytest.MonkeyPatch()
+    try:
+        fast_result = document.Locator(text)
+        slow.setattr(document, "_SIMPLE_KEYVAL", _NO_FAST_PATH)
+        slow_result = document.Locator(text)
+    finally:
+        slow.undo()
+    assert (fast_result.positions, fast_result.comments) == \
+        (slow_result.positions, slow_result.comments)

@@ -213,3 +213,83 @@ def test_refusal_after_the_run_folder_exists_removes_it(env: dict[str, str]) -> 
     assert result.returncode == 2 and "config_file" in result.stderr, result.stderr
     runs = Path(env["PROJECT"]) / "runs"
     assert not runs.exists() or not list(runs.iterdir())
+
+
+@pytest.mark.parametrize(("run", "message"), [
+    ('[run]\ngpus = "abc"\n', "run.gpus must be an integer"),
+    ("[run]\ngpus = inf\n", "run.gpus is inf, not a finite number"),
+    ("[[run]]\ngpus = 1\n", "run must be a table, not a list"),
+    ("[run]\naccelerate_args = 5\n", "run.accelerate_args must be a list"),
+    ("[run]\nenv = 5\n", "run.env must be a table"),
+    ("[run]\nruns_dir = 5\n", "run.runs_dir must be a string"),
+])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_force_does_not_launch_from_a_mistyped_run_section(
+        project: Path, run: str, message: str, dry_run: bool) -> None:
+    from tests.conftest import lorac
+
+    write_files(project, {"profiles/p.toml": PROFILE + run})
+    code, out, err = lorac("run", "p", "--force", *(["--dry-run"] if dry_run else []))
+    assert code == 2, out + err
+    assert "internal error" not in err and "Traceback" not in err
+    [line] = [x for x in err.splitlines() if x.startswith("lorac: error:")]
+    assert line.startswith("lorac: error: profiles/p.toml:") and message in line, line
+    assert not (project / "runs").exists()
+
+
+def test_show_prints_a_run_array_and_a_top_level_value(project: Path) -> None:
+    from tests.conftest import lorac
+
+    write_files(project, {"profiles/p.toml": "x = 1\n" + PROFILE + "[[run]]\ngpus = 2\n"})
+    code, out, err = lorac("show", "p")
+    assert code == 1 and "LRC005" in err and "internal error" not in err, err
+    assert "\nx = 1  # profiles/p.toml:1:1\n" in out
+    assert "\n[[run]]\ngpus = 2  # profiles/p.toml:" in out
+
+
+def _runnable(project: Path) -> None:
+    write_files(project, {"profiles/p.toml": PROFILE, "models/flux1-dev.safetensors": "x",
+                          "models/clip_l.safetensors": "x", "models/t5xxl.safetensors": "x",
+                          "models/ae.safetensors": "x", "data/a.txt": "ohwx",
+                          "lorac.toml": 'ignore = ["LRC5"]\n', "afile": "not a folder\n"})
+
+
+@pytest.mark.parametrize(("runs_dir", "why"), [
+    ("afile", "afile: it exists and is not a folder"),
+    ("afile/runs", "afile/runs: a part of that path is a file, not a folder"),
+    ("locked/runs", "locked/runs: Permission denied"),
+    ("readonly/runs", "readonly/runs: Read-only file system"),
+])
+def test_a_runs_folder_that_cannot_be_made_is_a_one_line_error(
+        project: Path, monkeypatch: pytest.MonkeyPatch, runs_dir: str, why: str) -> None:
+    import errno
+
+    from tests.conftest import lorac
+
+    _runnable(project)
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args, **kwargs) -> None:  # what root cannot be refused for real
+        if self.parts[0] == "locked":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+        if self.parts[0] == "readonly":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    code, out, err = lorac("run", "p", "--runs-dir", runs_dir)
+    assert code == 2, out + err
+    assert err.splitlines()[-1] == f"lorac: error: cannot create a run folder under {why}"
+    assert "internal error" not in err
+
+
+def test_a_runs_dir_that_is_a_file_in_the_profile_is_a_one_line_error(project: Path) -> None:
+    from tests.conftest import lorac
+
+    _runnable(project)
+    p = project / "profiles" / "p.toml"
+    p.write_text(p.read_text() + '[run]\nruns_dir = "afile"\n')
+    code, out, err = lorac("run", "p")
+    assert code == 2, out + err
+    assert err.splitlines()[-1] == ("lorac: error: cannot create a run folder under afile: "
+                                    "it exists and is not a folder")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -92,3 +93,48 @@ def test_evaluator_refuses_keywords_it_does_not_evaluate() -> None:
                    {"definitions": {}, "dependencies": {"a": ["b"]}}):
         with pytest.raises(ValueError, match="not supported"):
             Evaluator(schema)
+
+
+_RUN_PROFILE = ('[profile]\nfamily = "flux1-dev"\n[network]\nnetwork_module = '
+                '"networks.lora_flux"\nnetwork_dim = 4\nnetwork_alpha = 4\n')
+
+
+@pytest.mark.parametrize(("run", "line", "message"), [
+    ('[run]\ngpus = "abc"\n', 8, "run.gpus must be an integer, not a string ('abc')"),
+    ("[run]\ngpus = inf\n", 8, "run.gpus is inf, not a finite number"),
+    ("[[run]]\ngpus = 1\n", 7, "run must be a table, not a list"),
+    ("[run]\naccelerate_args = 5\n", 8, "run.accelerate_args must be a list, not an integer"),
+    ("[run]\nenv = 5\n", 8, "run.env must be a table, not an integer"),
+    ('[run]\nenv = { A = 1 }\n', 8, "run.env.A must be a string, not an integer"),
+    ("[run]\nruns_dir = 5\n", 8, "run.runs_dir must be a string, not an integer"),
+    ('[run]\nmachine_rank = "x1"\n', 8, "run.machine_rank is 'x1', which is not of the form"),
+])
+def test_run_section_is_typed_by_the_schema(tmp_path: Path, run: str, line: int,
+                                            message: str) -> None:
+    from lorac.diagnostics import LoracError
+    from lorac.lint import check_profile
+    from lorac.validate import run_section
+    from tests.conftest import resolved
+
+    res = resolved(tmp_path, _RUN_PROFILE + run)
+    found = [d for d in check_profile(res) if d.key_path[:1] == ("run",)]
+    assert found and found[0].code == "LRC005" and found[0].line == line, found
+    assert message in found[0].message
+    with pytest.raises(LoracError) as exc:
+        run_section(res.profile)
+    assert exc.value.exit_code == 2
+    assert exc.value.message.startswith(f"{res.profile.path}:{line}:")
+    assert message in exc.value.message and "\n" not in exc.value.message
+
+
+def test_run_section_returns_the_checked_table(tmp_path: Path) -> None:
+    from lorac.diagnostics import LoracError
+    from lorac.validate import run_section
+    from tests.conftest import resolved
+
+    ok = resolved(tmp_path, _RUN_PROFILE + '[run]\ngpus = 2\nmachine_rank = "${env:R:-0}"\n')
+    assert run_section(ok.profile) == {"gpus": 2, "machine_rank": "0"}
+    assert run_section(resolved(tmp_path, _RUN_PROFILE).profile) == {}
+    two = resolved(tmp_path, _RUN_PROFILE + '[run]\ngpus = "a"\nnum_machines = "b"\n')
+    with pytest.raises(LoracError, match=r"run\.gpus .*\(and 1 more: lorac lint lists them\)"):
+        run_section(two.profile)

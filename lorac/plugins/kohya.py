@@ -151,8 +151,10 @@ def accelerate_options(profile: Profile) -> list[str]:
     ``--multi_gpu`` comes first whenever more than one process runs.
     """
 
-    run = profile.get("run", default={}) or {}
-    gpus, machines = int(run.get("gpus", 1)), int(run.get("num_machines", 1))
+    from lorac.validate import run_section
+
+    run = run_section(profile)
+    gpus, machines = run.get("gpus", 1), run.get("num_machines", 1)
     args: list[str] = []
     for key, flag in _ACCELERATE:
         if key == "gpus" and key in run:
