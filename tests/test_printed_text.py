@@ -90,6 +90,9 @@ def test_show_masks_keys_and_keeps_their_positions(keyed: Path) -> None:
 
 
 def test_the_run_env_name_error_masks_the_name(keyed: Path) -> None:
+    # (the [run] type check comes first, so this profile's only [run] fault is the name)
+    profile = keyed / "profiles" / "p.toml"
+    profile.write_text(profile.read_text().replace("mixed_precision", "# mixed_precision"))
     code, _, err = lorac("run", "p", "--force", "--dry-run")
     assert code == 2
     assert "lorac: error: profiles/p.toml: [run.env] name 'HF_TOKEN=hf_P…[redacted]'" in err
