@@ -1,0 +1,218 @@
+"""The output-folder rule (:mod:`lorac.outputs`): lorac replaces only a folder it built itself,
+never lets a trainer output path leave the run folder, and never removes or changes a file it
+did not write — whatever folder it is pointed at."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lorac.diagnostics import LoracError
+from lorac.outputs import BUILD_MARKER, check_folder, write_tree
+from tests.conftest import lorac, write_files
+
+PROFILE = """[profile]
+family = "flux1-dev"
+[network]
+network_module = "networks.lora_flux"
+network_dim = 4
+network_alpha = 4
+[saving]
+output_name = "t"
+"""
+
+
+def snapshot(root: Path) -> dict[str, tuple]:
+    """Every entry under ``root``: a file by its bytes' hash and mode, a link by its target."""
+
+    out: dict[str, tuple] = {}
+    for folder, dirs, names in os.walk(root):
+        for name in dirs + names:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path):
+                out[rel] = ("link", os.readlink(path))
+            elif os.path.isdir(path):
+                out[rel] = ("dir",)
+            else:
+                with open(path, "rb") as fh:
+                    out[rel] = ("file", hashlib.sha256(fh.read()).hexdigest(),
+                                os.stat(path).st_mode)
+    return out
+
+
+def _project(root: Path) -> None:
+    write_files(root, {"profiles/p.toml": PROFILE, "data/a.txt": "mine",
+                       "models/flux1-dev.safetensors": b"real weights",
+                       "mywork/notes.txt": "precious", "configs/old.toml": "x = 1\n"})
+
+
+# --------------------------------------------------------------------------- lorac build -o
+
+
+@pytest.mark.parametrize("out", ["{cwd}", ".", "..", "profiles", "mywork", "data", "models"])
+def test_build_refuses_a_folder_it_did_not_make(project: Path, out: str) -> None:
+    _project(project)
+    before = snapshot(project.parent)
+    code, _, err = lorac("build", "p", "-o", out.format(cwd=project))
+    assert code == 2, err
+    assert err.count("\n") == 1 and "refusing to" in err
+    assert out.format(cwd=project) in err
+    assert snapshot(project.parent) == before
+
+
+def test_build_replaces_its_own_folder_and_only_that(project: Path) -> None:
+    _project(project)
+    assert lorac("build", "p")[0] == 0
+    made = snapshot(project / "build" / "p")
+    record = json.loads((project / "build" / "p" / BUILD_MARKER).read_text())
+    assert set(made) == set(record["files"]) | {BUILD_MARKER}
+    # a rebuild with another value replaces the folder (atomically, nothing left beside it)
+    (project / "profiles" / "p.toml").write_text(PROFILE.replace("= 4", "= 8"))
+    assert lorac("build", "p")[0] == 0
+    assert "network_dim = 8" in (project / "build" / "p" / "config.toml").read_text()
+    assert sorted(p.name for p in (project / "build").iterdir()) == ["p"]
+    # a file of the user's beside the build files: refused, the folder stays as it was
+    (project / "build" / "p" / "notes.txt").write_text("mine")
+    before = snapshot(project)
+    code, _, err = lorac("build", "p")
+    assert code == 2 and "notes.txt" in err and "move them out" in err
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize("record", ["not json", "[]", '{"files": "config.toml"}',
+                                    '{"files": ["../profiles/p.toml"]}',
+                                    '{"profile": "p"}'])
+def test_a_marker_lorac_did_not_write_is_not_lorac_s(project: Path, record: str) -> None:
+    _project(project)
+    write_files(project, {"out/lorac-build.json": record, "out/config.toml": "mine"})
+    before = snapshot(project)
+    code, _, err = lorac("build", "p", "-o", "out")
+    assert code == 2 and "out" in err
+    assert snapshot(project) == before
+
+
+def test_a_marker_does_not_vouch_for_folders_links_or_unlisted_files(
+        project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "keep.txt").write_text("keep")
+    _project(project)
+    assert lorac("build", "p", "-o", "out")[0] == 0
+    for extra in ("config.toml.bak", "sub/x", "link"):
+        if extra == "link":
+            (project / "out" / "link").symlink_to(outside)
+        else:
+            write_files(project, {f"out/{extra}": "mine"})
+        before = snapshot(project), snapshot(outside)
+        code, _, err = lorac("build", "p", "-o", "out")
+        assert code == 2 and extra.split("/")[0] in err
+        assert (snapshot(project), snapshot(outside)) == before
+        os.unlink(project / "out" / extra)
+        if extra == "sub/x":
+            os.rmdir(project / "out" / "sub")
+    assert lorac("build", "p", "-o", "out")[0] == 0
+
+
+def test_an_empty_or_new_folder_is_fine(project: Path) -> None:
+    _project(project)
+    (project / "empty").mkdir()
+    for out in ("empty", "new/nested/out", "mywork/build"):
+        code, _, err = lorac("build", "p", "-o", out)
+        assert code == 0, err
+        assert (project / out / "train.sh").is_file()
+    assert (project / "mywork" / "notes.txt").read_text() == "precious"
+
+
+def test_write_tree_removes_only_the_files_its_marker_lists(tmp_path: Path) -> None:
+    files = {"a.txt": "a", "sub/b.txt": "b", BUILD_MARKER: json.dumps({"files": ["a.txt",
+                                                                                "sub/b.txt"]})}
+    write_tree(tmp_path / "out", files)
+    assert check_folder(tmp_path / "out", BUILD_MARKER, replace=True) is True
+    write_tree(tmp_path / "out", {**files, "a.txt": "A"})
+    assert (tmp_path / "out" / "a.txt").read_text() == "A"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    # a folder written without a record is never lorac's to replace
+    write_tree(tmp_path / "bare", {"x.txt": "x"})
+    with pytest.raises(LoracError, match="refusing to replace"):
+        write_tree(tmp_path / "bare", {"x.txt": "y"})
+    assert (tmp_path / "bare" / "x.txt").read_text() == "x"
+
+
+# --------------------------------------------------------------------------- the property
+
+
+def built_files(stdout: str, target: str) -> set[str]:
+    """The file names ``lorac build`` reports (``  TARGET/NAME`` lines)."""
+
+    return {os.path.relpath(line.strip(), target) for line in stdout.splitlines()[1:]}
+
+
+FOLDERS = ["{default}", ".", "..", "{cwd}", "profiles", "data", "mywork", "mywork/sub",
+           "mywork/new", "build/old", "build/dirty", "build", "empty", "new/nested/out",
+           "linkdir", "linkdir/x", "afile", "build/old/lorac-build.json", "{outside}",
+           "{outside}/new"]
+#: the names lorac writes into a build folder (of every backend here)
+LORAC_NAMES = (BUILD_MARKER, "config.toml", "dataset.toml", "train.sh", "job.yaml",
+               "options.json")
+#: the folders a build may write: new, empty, or a clean lorac build folder
+ACCEPTED = {"{default}", "mywork/new", "build/old", "empty", "new/nested/out", "{outside}/new"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(out=st.sampled_from(FOLDERS),
+       backend=st.sampled_from(["kohya", "ai-toolkit", "test"]),
+       dim=st.integers(1, 128),
+       name=st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True),
+       user_files=st.dictionaries(
+           st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,15}", fullmatch=True)
+           .filter(lambda n: n not in (".", "..", "sub", "new", *LORAC_NAMES)),
+           st.binary(max_size=64), min_size=1, max_size=4))
+def test_no_file_lorac_did_not_write_is_ever_removed_or_changed(
+        out: str, backend: str, dim: int, name: str, user_files: dict[str, bytes]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        top = Path(tmp)
+        root, outside = top / "project", top / "outside"
+        profile = PROFILE.replace("= 4", f"= {dim}").replace('"t"', f'"{name}"')
+        write_files(root, {"profiles/p.toml": profile, "afile": b"a file"})
+        write_files(outside, {"keep.txt": b"keep"})
+        (root / "empty").mkdir()
+        (root / "linkdir").symlink_to(outside)
+        with contextlib.chdir(root):
+            for folder in ("build/old", "build/dirty"):
+                assert lorac("build", "p", "--backend", backend, "-o", folder)[0] == 0
+            for folder in ("data", "mywork", "mywork/sub", "build/dirty"):
+                write_files(root, {f"{folder}/{n}": b for n, b in user_files.items()})
+            before = snapshot(top)
+            lorac_made = {k for k in before if k.startswith(("project/build/old/",
+                                                             "project/build/dirty/"))
+                          and k[len("project/build/dirty/"):] not in user_files}
+            target = out.format(default="build/p", cwd=root, outside=outside)
+            args = ["build", "p", "--backend", backend]
+            args += [] if out == "{default}" else ["-o", target]
+            code, stdout, err = lorac(*args)
+        after = snapshot(top)
+    assert "Traceback" not in err and "internal error" not in err
+    assert code == (0 if out in ACCEPTED else 2), f"{out}: {err}"
+    if code != 0:
+        assert after == before, f"{out}: a refused build changed something"
+        assert err.count("\n") == 1
+        return
+    for path, entry in before.items():
+        if path not in lorac_made:
+            assert after.get(path) == entry, f"{out}: {path} was removed or changed"
+    # the folder holds exactly what its record lists: the next build may replace it
+    folder = os.path.relpath(Path(target) if Path(target).is_absolute() else root / target,
+                             top)
+    inside = {k[len(folder) + 1:] for k, v in after.items()
+              if k.startswith(folder + os.sep) and v[0] == "file"}
+    record = stdout.splitlines()[0]
+    assert record.startswith("built p for ") and BUILD_MARKER in inside
+    assert inside == {BUILD_MARKER, *built_files(stdout, target)}
