@@ -185,16 +185,23 @@ def record_synthetic(root: Path, family: str, trainer_args: dict[str, str]) -> N
     atomically: a killed write leaves no marker rather than a truncated one)."""
     from lorac.outputs import write_file
 
-    write_file(root / SYNTH_MARKER, json.dumps({"family": family,
+    write_file(root / SYNTH_MARKER, json.dumps({"family": family, "complete": True,
                                                 "trainer_args": trainer_args}, indent=2))
 
 
 def make_synthetic(family: str, root: Path, *, tiny: bool = False,
                    device: str = "auto") -> SynthSet:
     """Write a synthetic ``family`` set into ``root`` (on the GPU when there is one, for
-    ``device="auto"``) and mark it complete; a :class:`LoracError` without torch."""
-    from lorac import synth
+    ``device="auto"``) and mark it complete; a :class:`LoracError` without torch.
 
+    ``root`` must be new, empty, or a synthetic set lorac wrote (it holds
+    :data:`SYNTH_MARKER`, written first with ``"complete": false``): a folder of real
+    checkpoints is never overwritten with random weights."""
+    from lorac import synth
+    from lorac.outputs import check_folder, check_no_links, write_file
+
+    check_no_links(root)
+    check_folder(root, SYNTH_MARKER, replace=False)
     try:
         import torch
     except ImportError as exc:
@@ -202,6 +209,11 @@ def make_synthetic(family: str, root: Path, *, tiny: bool = False,
                          "(pip install 'lorac[gpu]')") from exc
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if family not in synth.FAMILIES:
+        raise LoracError(f"no synthetic checkpoints for family {family!r}; known: "
+                         f"{', '.join(synth.FAMILIES)}")
+    if not (root / SYNTH_MARKER).is_file():  # claim the folder before the first checkpoint
+        write_file(root / SYNTH_MARKER, json.dumps({"family": family, "complete": False}))
     try:
         made = synth.write_synthetic(family, root, tiny=tiny, device=device)
     except ValueError as exc:
@@ -220,7 +232,8 @@ def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io) -> dict[str,
         if recorded.get("family") != family:
             raise LoracError(f"{root} holds a synthetic {recorded.get('family')} set, not "
                              f"{family}")
-        return recorded["trainer_args"]
+        if recorded.get("trainer_args"):  # complete; else an interrupted write: write again
+            return recorded["trainer_args"]
     io.err.write(f"lorac: writing synthetic {family} checkpoints to {root} (once)\n")
     made = make_synthetic(family, root)
     io.err.write(f"lorac: {made.bytes_written / 1e9:.1f} GB in {made.seconds:.0f} s\n")

@@ -216,3 +216,34 @@ def test_no_file_lorac_did_not_write_is_ever_removed_or_changed(
     record = stdout.splitlines()[0]
     assert record.startswith("built p for ") and BUILD_MARKER in inside
     assert inside == {BUILD_MARKER, *built_files(stdout, target)}
+
+
+# --------------------------------------------------------------------------- synth
+
+
+def test_synth_never_writes_over_real_checkpoints(project: Path) -> None:
+    _project(project)
+    before = snapshot(project)
+    code, _, err = lorac("synth", "flux1-dev", "models", "--tiny", "--device", "cpu")
+    assert code == 2 and "models" in err and "lorac-synth.json" in err
+    assert snapshot(project) == before
+
+
+def test_synth_claims_its_folder_first_and_finishes_an_interrupted_set(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("torch")
+    from lorac import run, synth
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth, "write_synthetic", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run.make_synthetic("flux1-dev", project / "s", tiny=True, device="cpu")
+    claim = json.loads((project / "s" / run.SYNTH_MARKER).read_text())
+    assert claim == {"family": "flux1-dev", "complete": False}
+    monkeypatch.undo()
+    made = run.make_synthetic("flux1-dev", project / "s", tiny=True, device="cpu")
+    assert made.pretrained_model_name_or_path.is_file()
+    record = json.loads((project / "s" / run.SYNTH_MARKER).read_text())
+    assert record["complete"] is True and record["trainer_args"]
