@@ -218,7 +218,7 @@ def test_no_file_lorac_did_not_write_is_ever_removed_or_changed(
     assert inside == {BUILD_MARKER, *built_files(stdout, target)}
 
 
-# --------------------------------------------------------------------------- synth
+# --------------------------------------------------------------------------- synth, import
 
 
 def test_synth_never_writes_over_real_checkpoints(project: Path) -> None:
@@ -247,3 +247,11 @@ def test_synth_claims_its_folder_first_and_finishes_an_interrupted_set(
     assert made.pretrained_model_name_or_path.is_file()
     record = json.loads((project / "s" / run.SYNTH_MARKER).read_text())
     assert record["complete"] is True and record["trainer_args"]
+
+
+@pytest.mark.parametrize("flag", [[], ["--force"]])
+def test_import_never_writes_over_its_own_input(project: Path, flag: list[str]) -> None:
+    write_files(project, {"config.toml": "[model]\nnetwork_dim = 4\n"})
+    code, _, err = lorac("import", "config.toml", "-o", "./config.toml", *flag)
+    assert code == 2 and "input of this import" in err
+    assert (project / "config.toml").read_text() == "[model]\nnetwork_dim = 4\n"
