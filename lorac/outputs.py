@@ -254,6 +254,7 @@ def write_tree(target: Path, files: Mapping[str, str], *,
             if name in executable:
                 os.chmod(dest, 0o755)
         if target.exists():
+            os.chmod(stage, target.stat().st_mode & 0o7777)  # the folder keeps its mode
             old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
             os.rmdir(old)
             os.replace(target, old)

@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -38,14 +39,14 @@ def snapshot(root: Path) -> dict[str, tuple]:
         for name in dirs + names:
             path = os.path.join(folder, name)
             rel = os.path.relpath(path, root)
-            if os.path.islink(path):
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
                 out[rel] = ("link", os.readlink(path))
-            elif os.path.isdir(path):
-                out[rel] = ("dir",)
-            else:
+            elif stat.S_ISREG(st.st_mode):
                 with open(path, "rb") as fh:
-                    out[rel] = ("file", hashlib.sha256(fh.read()).hexdigest(),
-                                os.stat(path).st_mode)
+                    out[rel] = ("file", hashlib.sha256(fh.read()).hexdigest(), st.st_mode)
+            else:
+                out[rel] = (stat.filemode(st.st_mode),)
     return out
 
 
@@ -59,14 +60,16 @@ def _project(root: Path) -> None:
 
 
 @pytest.mark.parametrize("out", ["{cwd}", ".", "..", "profiles", "mywork", "data", "models"])
-def test_build_refuses_a_folder_it_did_not_make(project: Path, out: str) -> None:
+def test_build_refuses_a_folder_it_did_not_make(tmp_path: Path, out: str) -> None:
+    project = tmp_path / "project"  # the parent holds nothing else: -o .. is checked too
     _project(project)
-    before = snapshot(project.parent)
-    code, _, err = lorac("build", "p", "-o", out.format(cwd=project))
+    before = snapshot(tmp_path)
+    with contextlib.chdir(project):
+        code, _, err = lorac("build", "p", "-o", out.format(cwd=project))
     assert code == 2, err
     assert err.count("\n") == 1 and "refusing to" in err
     assert out.format(cwd=project) in err
-    assert snapshot(project.parent) == before
+    assert snapshot(tmp_path) == before
 
 
 def test_build_replaces_its_own_folder_and_only_that(project: Path) -> None:
