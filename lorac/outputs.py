@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -26,6 +27,43 @@ BUILD_MARKER = "lorac-build.json"
 #: How many names a refusal shows, and how many entries lorac reads to decide.
 _SHOWN = 3
 _MAX_ENTRIES = 10_000
+
+
+#: Trainer options naming a folder or file the trainer writes, and where ``lorac run`` puts
+#: each inside the run folder instead of what the profile says (``output_dir`` always, the
+#: others when the profile sets them). kohya opens ``console_log_file`` with mode "w".
+RUN_FOLDER_PATHS = {"output_dir": "output", "logging_dir": "logs",
+                    "console_log_file": "console.log"}
+#: Trainer options that name a file or folder inside an output folder, kept by ``lorac run``
+#: as they are: kohya joins ``output_dir/output_name.safetensors`` (with ``os.path.join``: an
+#: absolute name replaces the folder) and ``logging_dir/log_prefix<time>``; ai-toolkit writes
+#: to ``training_folder/name``.
+OUTPUT_NAMES = ("output_name", "log_prefix")
+
+
+def output_name_problem(option: str, value: object) -> str | None:
+    """Why ``option = value`` (one of :data:`OUTPUT_NAMES`) would make the trainer write
+    outside its output folder, or None when it is a plain name."""
+
+    if not isinstance(value, str) or option not in OUTPUT_NAMES:
+        return None
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", value):
+        why = "is an absolute path: the trainer would write outside the run folder"
+    elif ".." in parts:
+        why = "climbs out with '..': the trainer would write outside the run folder"
+    elif len(parts) > 1:
+        why = "holds a path separator: the trainer joins it onto the output folder as a name"
+    else:
+        return None
+    return f"{why} — give a plain name"
+
+
+def quoted(value: str, limit: int = 80) -> str:
+    """``value`` quoted for a one-line message, cut to about ``limit`` characters."""
+
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 5] + "…" + text[-4:]
 
 
 def _check_target(target: Path) -> None:

@@ -240,10 +240,27 @@ def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io) -> dict[str,
     return made.trainer_args()
 
 
+def check_output_names(profile: Profile) -> None:
+    """Refuse a run whose trainer would write outside its run folder: the output folders are
+    replaced by ones inside it, so what could leave it are the names joined onto them
+    (:data:`lorac.outputs.OUTPUT_NAMES`). Not even ``--force`` gets past this."""
+    from lorac.outputs import OUTPUT_NAMES, output_name_problem, quoted
+
+    options = profile.options()
+    for name in OUTPUT_NAMES:
+        if name in options:
+            value, kp = options[name]
+            why = output_name_problem(name, value)
+            if why is not None:
+                where = profile.where(kp).location()
+                raise LoracError(f"{name} = {quoted(value)} ({where}) {why}; nothing was "
+                                 "launched (--force does not override this)")
+
+
 def run_profile(opts: RunOptions, io: Io) -> int:
     from lorac.lint import lint
     from lorac.manifest import sha256_file
-    from lorac.outputs import safe_join, write_file
+    from lorac.outputs import RUN_FOLDER_PATHS, safe_join, write_file
     from lorac.runner import launch
     from lorac.secrets import environment_secrets, redact_data, scrub, secret_values
     from lorac.trainer import ENV, configured_checkout
@@ -270,15 +287,17 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     backend, fmt = choose_backend(plugins, profile, opts.backend, opts.fmt)
     if not hasattr(backend, "launch_argv"):
         raise LoracError(f"backend {backend.name} cannot launch a trainer")
+    check_output_names(profile)
 
     runs_root = Path(opts.runs_dir or profile.get("run", "runs_dir") or "runs")
     run_dir = (runs_root / f"{profile.name}-DRY-RUN") if opts.dry_run else new_run_dir(
         runs_root, profile.name)
     staged = False
     try:  # until the trainer is launched, any way out removes the fresh run folder
-        overrides: dict[str, Any] = {"output_dir": str((run_dir / "output").resolve())}
-        if profile.option("logging_dir") is not None:
-            overrides["logging_dir"] = str((run_dir / "logs").resolve())
+        # every output path the profile sets goes into the run folder (output_dir always)
+        overrides: dict[str, Any] = {
+            name: str((run_dir / inside).resolve()) for name, inside in RUN_FOLDER_PATHS.items()
+            if name == "output_dir" or profile.option(name) is not None}
         if opts.max_steps is not None:
             overrides["max_train_steps"] = opts.max_steps
         env = dict(profile.get("run", "env") or {})

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lorac.diagnostics import LoracError
-from lorac.outputs import BUILD_MARKER, check_folder, write_tree
+from lorac.outputs import BUILD_MARKER, check_folder, output_name_problem, write_tree
 from tests.conftest import lorac, write_files
 
 PROFILE = """[profile]
@@ -219,6 +219,55 @@ def test_no_file_lorac_did_not_write_is_ever_removed_or_changed(
     record = stdout.splitlines()[0]
     assert record.startswith("built p for ") and BUILD_MARKER in inside
     assert inside == {BUILD_MARKER, *built_files(stdout, target)}
+
+
+# --------------------------------------------------------------------------- lorac run
+
+
+def test_run_refuses_a_name_that_leaves_the_run_folder_even_forced(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LORAC_SD_SCRIPTS", str(project / "nowhere"))
+    write_files(project, {"profiles/p.toml": PROFILE.replace(
+        '"t"', '"../../p-20250101-120000/output/t"')})
+    code, _, err = lorac("run", "p")
+    assert code == 1 and "LRC008" in err and "nothing was launched" in err
+    code, _, err = lorac("run", "p", "--force")
+    assert code == 2 and err.splitlines()[-1].startswith("lorac: error: output_name = ")
+    assert "(profiles/p.toml:8:1)" in err.splitlines()[-1] and "--force does not override" in err
+    assert not (project / "runs").exists()
+
+
+def test_run_puts_every_output_path_in_the_run_folder(project: Path) -> None:
+    from lorac.outputs import RUN_FOLDER_PATHS
+
+    write_files(project, {"profiles/p.toml": PROFILE + (
+        '[logging]\noutput_dir = "/elsewhere/out"\nlogging_dir = "../../logs"\n'
+        'console_log_file = "/home/someone/notes.txt"\n')})
+    code, out, err = lorac("lint", "profiles")
+    assert code == 0, out + err  # an output folder anywhere is fine: lorac run replaces it
+    code, out, err = lorac("run", "p", "--dry-run")
+    assert code == 0, err
+    overrides = dict(line.removeprefix("override: ").split(" = ", 1)
+                     for line in out.splitlines() if line.startswith("override: "))
+    run_dir = project / "runs" / "p-DRY-RUN"
+    assert {k: v for k, v in overrides.items() if k in RUN_FOLDER_PATHS} == {
+        name: str(run_dir / inside) for name, inside in RUN_FOLDER_PATHS.items()}
+    # what the profile does not set stays unset; output_dir is always redirected
+    write_files(project, {"profiles/p.toml": PROFILE})
+    out = lorac("run", "p", "--dry-run")[1]
+    assert "override: output_dir = " in out and "logging_dir" not in out
+    assert "console_log_file" not in out
+
+
+@pytest.mark.parametrize(("option", "value", "bad"), [
+    ("output_name", "flux.v2", False), ("output_name", "a..b", False),
+    ("output_name", "a/b", True), ("output_name", "a\\b", True), ("output_name", "..", True),
+    ("output_name", "/x", True), ("output_name", "C:/x", True), ("output_name", "D:\\x", True),
+    ("log_prefix", "run-", False), ("log_prefix", "../x", True), ("log_prefix", "x/..", True),
+    ("output_dir", "/mnt/out", False), ("network_dim", "/x", False), ("output_name", 3, False),
+])
+def test_output_name_problem(option: str, value: object, bad: bool) -> None:
+    assert (output_name_problem(option, value) is not None) == bad
 
 
 # --------------------------------------------------------------------------- synth, import
