@@ -51,7 +51,8 @@ def lint(paths: tuple[str, ...], fmt: str, fail_on: str | None, select: tuple[st
 @click.argument("profile")
 @click.option("-b", "--backend", help="kohya, ai-toolkit, … (default: [profile] backend or kohya)")
 @click.option("--format", "fmt", help="Backend format, e.g. cli or toml for kohya.")
-@click.option("-o", "--output", "out", type=click.Path(), help="Output folder (build/PROFILE).")
+@click.option("-o", "--output", "out", type=click.Path(),
+              help="Output folder (build/PROFILE): new, empty, or one lorac built.")
 def build(profile: str, backend: str | None, fmt: str | None, out: str | None) -> None:
     """Compile PROFILE for a trainer."""
     _call(app.build, app.BuildOptions(profile=profile, backend=backend, fmt=fmt, out=out))

@@ -53,6 +53,13 @@ def _under_profiles(path: Path) -> bool:
     return path.parent.name == "profiles"
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 def import_file(opts: ImportOptions, io) -> int:
     """Import ``opts.file`` and write the profile; findings go to ``io.err``."""
 
@@ -62,6 +69,12 @@ def import_file(opts: ImportOptions, io) -> int:
 
     source_path = Path(opts.file)
     target = _target(opts, source_path)
+    inputs = [source_path, *map(Path, opts.env_files)] + (
+        [Path(opts.dataset_config)] if opts.dataset_config else [])
+    if target.exists() and any(_same_file(target, i) for i in inputs):
+        raise LoracError(f"refusing to write the profile over {display_path(target)}, which "
+                         "is an input of this import (not even with --force); name another "
+                         "file with -o")
     if target.exists() and not opts.force:
         raise LoracError(f"{display_path(target)} exists; pass --force to overwrite it")
     source = importers.read_source(source_path)

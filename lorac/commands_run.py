@@ -63,7 +63,8 @@ def show(runs_dir: str | None, run_id: str, fmt: str) -> None:
 @click.option("--tiny", is_flag=True, help="Same key names, tiny sizes (for CPU tests).")
 @click.option("--device", default="auto", help="cuda, cpu or auto.")
 def synth(family: str, directory: str, tiny: bool, device: str) -> None:
-    """Write synthetic checkpoints of FAMILY's real shapes into DIRECTORY."""
+    """Write synthetic checkpoints of FAMILY's real shapes into DIRECTORY (new, empty, or a
+    synthetic set lorac wrote)."""
     from lorac.run import make_synthetic
 
     made = make_synthetic(family, Path(directory), tiny=tiny, device=device)

@@ -191,16 +191,23 @@ def record_synthetic(root: Path, family: str, trainer_args: dict[str, str]) -> N
     atomically: a killed write leaves no marker rather than a truncated one)."""
     from lorac.outputs import write_file
 
-    write_file(root / SYNTH_MARKER, json.dumps({"family": family,
+    write_file(root / SYNTH_MARKER, json.dumps({"family": family, "complete": True,
                                                 "trainer_args": trainer_args}, indent=2))
 
 
 def make_synthetic(family: str, root: Path, *, tiny: bool = False,
                    device: str = "auto") -> SynthSet:
     """Write a synthetic ``family`` set into ``root`` (on the GPU when there is one, for
-    ``device="auto"``) and mark it complete; a :class:`LoracError` without torch."""
-    from lorac import synth
+    ``device="auto"``) and mark it complete; a :class:`LoracError` without torch.
 
+    ``root`` must be new, empty, or a synthetic set lorac wrote (it holds
+    :data:`SYNTH_MARKER`, written first with ``"complete": false``): a folder of real
+    checkpoints is never overwritten with random weights."""
+    from lorac import synth
+    from lorac.outputs import check_folder, check_no_links, write_file
+
+    check_no_links(root)
+    check_folder(root, SYNTH_MARKER, replace=False)
     try:
         import torch
     except ImportError as exc:
@@ -208,6 +215,11 @@ def make_synthetic(family: str, root: Path, *, tiny: bool = False,
                          "(pip install 'lorac[gpu]')") from exc
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if family not in synth.FAMILIES:
+        raise LoracError(f"no synthetic checkpoints for family {family!r}; known: "
+                         f"{', '.join(synth.FAMILIES)}")
+    if not (root / SYNTH_MARKER).is_file():  # claim the folder before the first checkpoint
+        write_file(root / SYNTH_MARKER, json.dumps({"family": family, "complete": False}))
     try:
         made = synth.write_synthetic(family, root, tiny=tiny, device=device)
     except ValueError as exc:
@@ -226,18 +238,36 @@ def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io) -> dict[str,
         if recorded.get("family") != family:
             raise LoracError(f"{root} holds a synthetic {recorded.get('family')} set, not "
                              f"{family}")
-        return recorded["trainer_args"]
+        if recorded.get("trainer_args"):  # complete; else an interrupted write: write again
+            return recorded["trainer_args"]
     io.err.write(f"lorac: writing synthetic {family} checkpoints to {root} (once)\n")
     made = make_synthetic(family, root)
     io.err.write(f"lorac: {made.bytes_written / 1e9:.1f} GB in {made.seconds:.0f} s\n")
     return made.trainer_args()
 
 
+def check_output_names(profile: Profile) -> None:
+    """Refuse a run whose trainer would write outside its run folder: the output folders are
+    replaced by ones inside it, so what could leave it are the names joined onto them
+    (:data:`lorac.outputs.OUTPUT_NAMES`). Not even ``--force`` gets past this."""
+    from lorac.outputs import OUTPUT_NAMES, output_name_problem, quoted
+
+    options = profile.options()
+    for name in OUTPUT_NAMES:
+        if name in options:
+            value, kp = options[name]
+            why = output_name_problem(name, value)
+            if why is not None:
+                where = profile.where(kp).location()
+                raise LoracError(f"{name} = {quoted(value)} ({where}) {why}; nothing was "
+                                 "launched (--force does not override this)")
+
+
 def run_profile(opts: RunOptions, io: Io) -> int:
     from lorac.backend import run_env
     from lorac.lint import lint
     from lorac.manifest import sha256_file
-    from lorac.outputs import safe_join, write_file
+    from lorac.outputs import RUN_FOLDER_PATHS, safe_join, write_file
     from lorac.runner import launch
     from lorac.secrets import environment_secrets, redact_data, scrub, secret_values
     from lorac.trainer import ENV, configured_checkout
@@ -266,15 +296,17 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     backend, fmt = choose_backend(plugins, profile, opts.backend, opts.fmt)
     if not hasattr(backend, "launch_argv"):
         raise LoracError(f"backend {backend.name} cannot launch a trainer")
+    check_output_names(profile)
 
     runs_root = Path(opts.runs_dir or run_settings.get("runs_dir") or "runs")
     run_dir = (runs_root / f"{profile.name}-DRY-RUN") if opts.dry_run else new_run_dir(
         runs_root, profile.name)
     staged = False
     try:  # until the trainer is launched, any way out removes the fresh run folder
-        overrides: dict[str, Any] = {"output_dir": str((run_dir / "output").resolve())}
-        if profile.option("logging_dir") is not None:
-            overrides["logging_dir"] = str((run_dir / "logs").resolve())
+        # every output path the profile sets goes into the run folder (output_dir always)
+        overrides: dict[str, Any] = {
+            name: str((run_dir / inside).resolve()) for name, inside in RUN_FOLDER_PATHS.items()
+            if name == "output_dir" or profile.option(name) is not None}
         if opts.max_steps is not None:
             overrides["max_train_steps"] = opts.max_steps
         env = run_env(profile)  # the names lint refuses (LRC209) stop even a --force run

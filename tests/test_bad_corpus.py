@@ -12,8 +12,9 @@ the command wrote may contain).
 
 Each case runs in a forked child (the parent has already imported lorac), so a crash is seen
 as a crash, a hang is killed after :data:`TIMEOUT` seconds, and no state leaks between cases.
-After a failing ``build`` or ``import`` the folder must hold exactly the files it held before:
-no output, no staging folder, no temporary file.
+After a failing ``build``, ``import``, ``run`` or ``synth`` the folder must hold exactly what it
+held before, byte for byte: no output, no staging folder, no temporary file, nothing removed
+or changed.
 """
 
 from __future__ import annotations
@@ -625,11 +626,29 @@ def load_cases() -> list[dict]:
     return cases
 
 
-def _snapshot(root: Path) -> set[str]:
+def _snapshot(root: Path) -> set[tuple[str, str]]:
+    """Every entry under ``root`` with what it holds: a regular file's size and hash, a link's
+    target (a file that cannot be read is compared by size)."""
+
+    import hashlib
+    import stat
+
     out = set()
     for folder, dirs, names in os.walk(root, followlinks=False):
         for name in dirs + names:
-            out.add(os.path.relpath(os.path.join(folder, name), root))
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            what = stat.filemode(st.st_mode)[0]
+            if stat.S_ISLNK(st.st_mode):
+                what += os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                what += f"{st.st_size}"
+                try:
+                    with open(path, "rb") as fh:
+                        what += hashlib.sha256(fh.read()).hexdigest()
+                except OSError:
+                    pass
+            out.add((os.path.relpath(path, root), what))
     return out
 
 
@@ -780,8 +799,8 @@ def test_bad_input(case: dict, tmp_path: Path) -> None:
     assert "internal error" not in output, shown
     assert status == case["exit"], shown
     assert case["fragment"] in output, f"{case['fragment']!r} not in the output; {shown}"
-    if case["command"][0] in ("build", "import") and status != 0:
-        assert after == before, f"files left behind: {sorted(after ^ before)}"
+    if case["command"][0] in ("build", "import", "run", "synth") and status != 0:
+        assert after == before, f"files added, removed or changed: {sorted(after ^ before)}"
     if "output" in case:
         assert not os.path.lexists(root / case["output"]), shown
     written = [root / name for name in sorted(after - before) if (root / name).is_file()

@@ -22,6 +22,7 @@ from lorac.diagnostics import ExitCode, LoracError
 
 BUILTIN: tuple[str, ...] = (
     "lorac.plugins.rules.core",
+    "lorac.plugins.rules.outputs",
     "lorac.plugins.rules.importing",
     "lorac.plugins.dataset_rules",
     "lorac.plugins.rules.network",
