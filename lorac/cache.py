@@ -39,24 +39,29 @@ def _stat(path: str) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
+def _code_files() -> list[tuple[str, os.stat_result]]:
+    """Every file of the lorac package (each of its folders but ``__pycache__``) and of the
+    backend data beside it (``backends/`` in a source tree; ``_backends`` is in the package)."""
+
+    package = Path(__file__).parent
+    found: list[tuple[str, os.stat_result]] = []
+    folders = [str(root) for root in (package, package.parent / "backends") if root.is_dir()]
+    while folders:
+        for entry in sorted(os.scandir(folders.pop()), key=lambda e: e.name):
+            if entry.is_dir():
+                if entry.name != "__pycache__":
+                    folders.append(entry.path)
+            elif entry.is_file():
+                found.append((entry.path, entry.stat()))
+    return found
+
+
 def _code_fingerprint() -> str:
     """lorac's own files and data, and the installed distributions (for plugins)."""
 
     h = hashlib.sha256()
-    here = Path(__file__).parent
-    roots = [here, here / "plugins", here / "plugins" / "rules", here / "schema",
-             here.parent / "backends", here / "_backends"]
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for entry in sorted(os.scandir(root), key=lambda e: e.name):
-            if entry.is_file():
-                st = entry.stat()
-                h.update(f"{entry.path}:{st.st_size}:{st.st_mtime_ns};".encode())
-            elif entry.is_dir() and root.name in ("backends", "_backends"):
-                for sub in sorted(Path(entry.path).rglob("*")):
-                    st = sub.stat()
-                    h.update(f"{sub}:{st.st_size}:{st.st_mtime_ns};".encode())
+    for path, st in _code_files():
+        h.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode())
     for entry in sys.path:  # every folder plugins can come from (see find_entry_points)
         try:
             names = sorted(n for n in os.listdir(entry or ".")

@@ -62,3 +62,15 @@ def test_cache_hits_and_invalidates(tmp_path: Path) -> None:
 
     # options the cache does not know bypass it
     assert not _hit(_lint(tmp_path, "profiles", "--no-dataset", "--select", "LRC0"))
+
+
+def test_code_fingerprint_covers_every_module_and_data_file() -> None:
+    # a change to any module of the package (in any folder) or to the backend data must miss
+    from lorac.cache import _code_files
+
+    covered = {Path(p).resolve() for p, _ in _code_files()}
+    package = REPO / "lorac"
+    expected = {p.resolve() for p in package.rglob("*.py") if "__pycache__" not in p.parts}
+    expected |= {p.resolve() for p in (REPO / "backends").rglob("*")
+                 if p.is_file() and "__pycache__" not in p.parts}
+    assert expected and not expected - covered, sorted(map(str, expected - covered))[:5]
