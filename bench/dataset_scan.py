@@ -7,7 +7,7 @@ then, on the same cores and with the files in the page cache, prints:
 
 * the ceiling: a bare PIL decode at reduced size (``draft`` to the 256-px box the scanner asks
   for, ``load``) of every file, through the same process pool;
-* the first scan (:func:`lorac.dataset.scan` with an empty cache): throughput and its ratio
+* the first scan (:func:`lorac.scan.dataset.scan` with an empty cache): throughput and its ratio
   to the ceiling (target ≥ 0.7 on 2 cores);
 * the cached rescan of the unchanged set (target ≤ 5 % of the first scan), and the whole
   folder analysis on a warm cache (listing, captions, blur median, duplicate groups).
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lorac import dataset
+from lorac.scan import dataset
 
 
 def _make(args: tuple[str, int, int]) -> None:

@@ -8,7 +8,7 @@ Two generated trees, each in its own temporary folder:
   ``extends`` chain, linted as 1,000 files).
 
 Each is linted in a fresh process, cold (``LORAC_NO_CACHE=1``: lorac's result cache,
-``lorac/cache.py``, neither read nor written) ``--runs`` times, then twice with the cache (the
+``lorac/lint/cache.py``, neither read nor written) ``--runs`` times, then twice with the cache (the
 first run fills it, the second is the cached figure). The script prints the median wall-clock
 and CPU seconds of the cold runs (on a busy machine the wall clock includes waiting for a core)
 and whether the median met the target.

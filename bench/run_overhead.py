@@ -1,4 +1,4 @@
-"""How much lorac.runner adds to a trainer's wall time: stand-in trainer, direct vs launch.
+"""How much lorac.run.process adds to a trainer's wall time: stand-in trainer, direct vs launch.
 
     .venv/bin/python bench/run_overhead.py [--steps 2000] [--spam 5] [--repeat 3]
 
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lorac.runner import launch  # noqa: E402
+from lorac.run.process import launch  # noqa: E402
 
 STAND_IN = ROOT / "tests" / "stand_in_trainer.py"
 

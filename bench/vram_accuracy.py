@@ -1,4 +1,4 @@
-"""Accuracy of the VRAM model (lorac/vram.py) against the calibration records.
+"""Accuracy of the VRAM model (lorac/trainers/kohya/vram.py) against the calibration records.
 
     python bench/vram_accuracy.py            # fit on the 'fit' records, judge the 'holdout' ones
     python bench/vram_accuracy.py --write    # also write the fitted constants to
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lorac import vram
+from lorac.trainers.kohya import vram
 
 
 def _peak(rec: dict, est: vram.Estimate) -> tuple[float, float]:
@@ -227,8 +227,9 @@ def main(argv: list[str] | None = None) -> int:
                                f"{res['verdicts_right']}/{res['verdicts']} verdicts right)"))
     if args.write:
         out = {"schema_version": 1,
-               "description": "Fitted constants of lorac/vram.py (bench/vram_accuracy.py "
-                              "--write); 'status' says which the data determined.",
+               "description": "Fitted constants of lorac/trainers/kohya/vram.py "
+                              "(bench/vram_accuracy.py --write); 'status' says which the "
+                              "data determined.",
                "fitted_at": dt.date.today().isoformat(),
                "fitted_on": [r["id"] for r in fit_recs],
                "constants": k.as_dict(), "status": status}

@@ -11,7 +11,7 @@ __all__ = ["__version__", "hookimpl"]
 def __getattr__(name: str) -> Any:
     # ``lorac.hookimpl`` for plugins, without importing pluggy on every start-up.
     if name == "hookimpl":
-        from lorac.hookspecs import hookimpl
+        from lorac.lint.hookspecs import hookimpl
 
         return hookimpl
     raise AttributeError(name)

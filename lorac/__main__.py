@@ -1,8 +1,8 @@
 """Entry point: the cached fast path for ``lorac lint``, then the click CLI, then the one
-top-level error handler (exit codes in :class:`lorac.diagnostics.ExitCode`).
+top-level error handler (exit codes in :class:`lorac.core.diagnostics.ExitCode`).
 
 ``lorac lint [PATHS] [--format F] [--no-dataset]`` — what editors, pre-commit and CI run —
-never imports click: a cache hit prints the stored report (:mod:`lorac.cache`), a miss calls
+never imports click: a cache hit prints the stored report (:mod:`lorac.lint.cache`), a miss calls
 :func:`lorac.app.lint` directly. Every other command line goes through click.
 """
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.set_threshold(max(GC_THRESHOLD, gc.get_threshold()[0]), *gc.get_threshold()[1:])
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["lint"]:
-        from lorac.cache import fast_lint, parse_lint_argv
+        from lorac.lint.cache import fast_lint, parse_lint_argv
 
         simple = parse_lint_argv(argv[1:])
         if simple is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TextIO
 
-from lorac.diagnostics import (
+from lorac.core.diagnostics import (
     Diagnostic,
     ExitCode,
     LoracError,
@@ -61,13 +61,13 @@ def guarded(call: Any, verbose: bool = False) -> int:
 
 
 def _settings(overrides: dict[str, Any] | None = None):
-    from lorac.settings import load_settings
+    from lorac.config.settings import load_settings
 
     return load_settings(Path.cwd(), overrides)
 
 
 def _plugins():
-    from lorac.plugins import get_plugins
+    from lorac.lint.plugins import get_plugins
 
     return get_plugins()
 
@@ -100,8 +100,8 @@ class LintOptions(NamedTuple):
 
 
 def lint(opts: LintOptions, io: Io) -> int:
-    from lorac import cache as lint_cache
-    from lorac.lint import lint as run_lint
+    from lorac.lint import cache as lint_cache
+    from lorac.lint.driver import lint as run_lint
 
     overrides: dict[str, Any] = {}
     if opts.select:
@@ -118,7 +118,7 @@ def lint(opts: LintOptions, io: Io) -> int:
     report = run_lint(paths, settings, plugins, options=options)
     diags = report.diagnostics
     if opts.fix or opts.unsafe_fixes:
-        from lorac.fix import apply_fixes
+        from lorac.lint.fix import apply_fixes
 
         fixed = apply_fixes(diags, unsafe=opts.unsafe_fixes)
         if fixed:
@@ -152,7 +152,7 @@ def _summary(diags: list[Diagnostic], io: Io) -> None:
 
 def profile_path(name: str, settings: Any = None) -> Path:
     """The file of profile ``name`` (under ``settings.profiles``), or a :class:`LoracError`."""
-    from lorac.profile import find_profile
+    from lorac.config.profile import find_profile
 
     settings = settings if settings is not None else _settings()
     path = find_profile(name, settings.profiles)
@@ -164,8 +164,8 @@ def profile_path(name: str, settings: Any = None) -> Path:
 def load_profile(name: str, settings: Any = None) -> Any:
     """Profile ``name`` resolved, or a :class:`LoracError` naming the first error that stops it
     resolving. Validation runs only on that failure."""
-    from lorac.lint import check_profile
-    from lorac.profile import resolve
+    from lorac.config.profile import resolve
+    from lorac.lint.driver import check_profile
 
     res = resolve(profile_path(name, settings))
     if res.profile is None:
@@ -177,8 +177,8 @@ def load_profile(name: str, settings: Any = None) -> Any:
 
 
 def _resolve_named(name: str):
-    from lorac.lint import check_profile
-    from lorac.profile import resolve
+    from lorac.config.profile import resolve
+    from lorac.lint.driver import check_profile
 
     res = resolve(profile_path(name))
     return res, sort_diagnostics(check_profile(res))
@@ -230,7 +230,7 @@ def leaves_with_provenance(profile: Any) -> dict[str, str]:
 def _printable_provenance(profile: Any) -> dict[str, str]:
     """:func:`leaves_with_provenance` with keys and places fit to print (credentials masked)."""
 
-    from lorac.secrets import scrub_message
+    from lorac.core.secrets import scrub_message
 
     return {scrub_message(k): scrub_message(v) for k, v in leaves_with_provenance(profile).items()}
 
@@ -238,7 +238,7 @@ def _printable_provenance(profile: Any) -> dict[str, str]:
 def _printable(data: Any) -> Any:
     """``data`` with credentials masked (``*** (hf_a… (37 chars))``), for printing."""
 
-    from lorac.secrets import known_secrets, redact_data
+    from lorac.core.secrets import known_secrets, redact_data
 
     return redact_data(data, known_secrets())
 
@@ -249,7 +249,7 @@ class ShowOptions(NamedTuple):
 
 
 def show(opts: ShowOptions, io: Io) -> int:
-    from lorac.secrets import scrub_message
+    from lorac.core.secrets import scrub_message
 
     res, diags = _resolve_named(opts.profile)
     if res.profile is None:
@@ -308,7 +308,7 @@ class DiffOptions(NamedTuple):
 
 
 def diff(opts: DiffOptions, io: Io) -> int:
-    from lorac.secrets import scrub_message
+    from lorac.core.secrets import scrub_message
 
     left, ldiags = _resolve_named(opts.a)
     right, rdiags = _resolve_named(opts.b)
@@ -394,7 +394,7 @@ def plugins_list(io: Io) -> int:
 
 
 def schema(write: bool, check: bool, io: Io) -> int:
-    from lorac import schema_gen
+    from lorac.config import schema_gen
 
     if write:
         return schema_gen.main([])
@@ -444,7 +444,7 @@ def compile_profile(name: str, backend_name: str | None, fmt: str | None, io: Io
 
 
 def build(opts: BuildOptions, io: Io) -> int:
-    from lorac.outputs import write_tree
+    from lorac.core.outputs import write_tree
 
     profile, backend, fmt, artifacts, diags = compile_profile(
         opts.profile, opts.backend, opts.fmt, io)
@@ -453,7 +453,7 @@ def build(opts: BuildOptions, io: Io) -> int:
     if any(d.severity >= Severity.ERROR for d in diags):
         io.err.write("lorac: nothing was written\n")
         return int(ExitCode.FINDINGS)
-    from lorac.secrets import environment_secrets, scrub, secret_values
+    from lorac.core.secrets import environment_secrets, scrub, secret_values
 
     out = Path(opts.out) if opts.out else Path("build") / profile.name
     files = dict(artifacts.files)

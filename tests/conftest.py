@@ -21,7 +21,7 @@ from tests.skip_policy import (  # noqa: F401  (hooks, found by pytest in this m
 )
 
 if TYPE_CHECKING:
-    from lorac.profile import Resolution
+    from lorac.config.profile import Resolution
 
 REPO = Path(__file__).resolve().parent.parent
 #: Real-world configuration files from public projects (their sources: ``SOURCES.md`` there).
@@ -57,7 +57,7 @@ def resolved(root: Path, text: str, name: str = "p", env: Mapping[str, str] | No
     """Write ``profiles/<name>.toml`` (and ``profiles/<key>.toml`` for each of ``others``) under
     ``root`` and resolve it with ``env`` (empty when None, never the process environment)."""
 
-    from lorac.profile import resolve
+    from lorac.config.profile import resolve
 
     write_files(root, {f"profiles/{name}.toml": text,
                        **{f"profiles/{k}.toml": v for k, v in others.items()}})
@@ -132,7 +132,7 @@ def fake_trainer(root: Path, accelerate_source: str) -> tuple[Path, Path]:
     Returns (folder to put first on PATH, checkout for LORAC_SD_SCRIPTS).
     """
 
-    from lorac.inventory import load_pin
+    from lorac.config.inventory import load_pin
 
     bin_dir = root / "bin"
     bin_dir.mkdir(parents=True)

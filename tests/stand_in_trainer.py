@@ -2,7 +2,7 @@
 
 Log lines in RichHandler's shape go to stderr, tqdm bars redraw with ``\\r`` on stderr, like the
 real trainer. Options make it fail, sleep, ignore SIGINT, leave a grandchild behind, or write a
-LoRA-like output file, so tests of ``lorac.runner`` can drive every path without a GPU.
+LoRA-like output file, so tests of ``lorac.run.process`` can drive every path without a GPU.
 """
 
 from __future__ import annotations

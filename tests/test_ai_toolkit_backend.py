@@ -10,8 +10,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lorac.plugins.ai_toolkit import AiToolkitBackend, check_mapping, dump_yaml, load_mapping
-from lorac.profile import Profile
+from lorac.config.profile import Profile
+from lorac.trainers.ai_toolkit.emitter import (
+    AiToolkitBackend,
+    check_mapping,
+    dump_yaml,
+    load_mapping,
+)
 from tests.conftest import CORPUS, REPO, lorac, resolved
 
 EXAMPLE = CORPUS / "ai-toolkit-yaml" / "train_lora_flux_24gb.yaml"

@@ -4,13 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from lorac.diagnostics import LoracError
-from lorac.trainer import commit_of, find_checkout
+from lorac.core.diagnostics import LoracError
+from lorac.trainers.checkout import commit_of, find_checkout
 from tests.conftest import lorac
 
 
 def test_install_dry_run_prints_the_pinned_commands(project: Path) -> None:
-    from lorac.inventory import load_pin
+    from lorac.config.inventory import load_pin
 
     code, out, err = lorac("backends", "install", "kohya", "sd", "--dry-run")
     assert code == 0
@@ -60,8 +60,8 @@ image_dir = "data/subject"
 
 
 def _ai_toolkit_train_sh(project: Path, extra: str = "") -> str:
-    from lorac.plugins.ai_toolkit import AiToolkitBackend
-    from lorac.profile import resolve
+    from lorac.config.profile import resolve
+    from lorac.trainers.ai_toolkit.emitter import AiToolkitBackend
 
     (project / "profiles").mkdir(exist_ok=True)
     (project / "profiles" / "p.toml").write_text(_AI_TOOLKIT_PROFILE + extra)

@@ -20,7 +20,8 @@ def _lint(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 def _hit(result: subprocess.CompletedProcess) -> bool:
     # a cache hit never imports the lint stage
-    return not any(line.rstrip().endswith("| lorac.lint") or line.rstrip().endswith(" lorac.lint")
+    return not any(line.rstrip().endswith("| lorac.lint.driver")
+                   or line.rstrip().endswith(" lorac.lint.driver")
                    for line in result.stderr.splitlines())
 
 
@@ -66,7 +67,7 @@ def test_cache_hits_and_invalidates(tmp_path: Path) -> None:
 
 def test_code_fingerprint_covers_every_module_and_data_file() -> None:
     # a change to any module of the package (in any folder) or to the backend data must miss
-    from lorac.cache import _code_files
+    from lorac.lint.cache import _code_files
 
     covered = {Path(p).resolve() for p, _ in _code_files()}
     package = REPO / "lorac"

@@ -173,5 +173,5 @@ def test_lint_imports_only_what_it_needs(shipped: Path) -> None:
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                 if line.startswith("import time:")}
     heavy = {"torch", "PIL", "jsonschema", "yaml", "numpy", "imagehash", "tomlkit", "click",
-             "rich", "lorac.dataset", "lorac.markdown", "lorac.shellscan"} & imported
+             "rich", "lorac.scan.dataset", "lorac.scan.markdown", "lorac.scan.shell"} & imported
     assert not heavy, f"lint imported {sorted(heavy)}"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lorac import dataset
-from lorac.diagnostics import LoracError
+from lorac.core.diagnostics import LoracError
+from lorac.scan import dataset
 from tests.conftest import file_modes_bind, lorac, write_files
 from tests.make_dataset_fixture import EXPECTED, build, write_profile
 
@@ -189,7 +189,7 @@ def test_blur_score_orders_sharp_above_blurred() -> None:
 
 
 def test_caption_extension_resolution_follows_sd_scripts(project: Path) -> None:
-    from lorac.profile import resolve
+    from lorac.config.profile import resolve
 
     write_files(project, {"profiles/p.toml": """[profile]
 family = "flux1-dev"
@@ -253,11 +253,11 @@ def test_config_errors_are_usage_errors(project: Path) -> None:
 
 
 def test_rules_register_dependencies(fx: Path) -> None:
-    from lorac.plugins import get_plugins
-    from lorac.plugins.dataset_rules import analysis_for
-    from lorac.profile import resolve
-    from lorac.rules import ProfileContext, ProjectContext
-    from lorac.settings import Settings
+    from lorac.config.profile import resolve
+    from lorac.config.settings import Settings
+    from lorac.lint.plugins import get_plugins
+    from lorac.lint.rules import ProfileContext, ProjectContext
+    from lorac.lint.rules.dataset import analysis_for
 
     profile = resolve(Path("profiles/p.toml")).profile
     project = ProjectContext(root=fx, settings=Settings(), files={}, resolutions={})

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from lorac.diagnostics import (
+from lorac.core.diagnostics import (
     Diagnostic,
     Edit,
     Severity,

@@ -8,7 +8,7 @@ import tomlkit
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lorac import document
+from lorac.config import document
 
 SAMPLE = '''#:schema ../lorac/schema/profile.schema.json
 # a comment

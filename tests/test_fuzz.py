@@ -5,7 +5,7 @@ Properties:
 
 * every reader — profiles (``lorac lint``), kohya config TOMLs, kohya_ss GUI JSON, ai-toolkit
   YAML, shell command lines — either succeeds, returns diagnostics, or raises a one-line
-  :class:`~lorac.diagnostics.LoracError` (exit 2); never another exception; and what ``import``
+  :class:`~lorac.core.diagnostics.LoracError` (exit 2); never another exception; and what ``import``
   writes is TOML that lorac reads back;
 * ``build`` never emits an option the trainer's inventory rejects: every key of the emitted
   ``config.toml`` is an option of the entry script, of the option's type, within its choices;
@@ -28,11 +28,11 @@ import tomllib
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lorac.diagnostics import LoracError
+from lorac.config.inventory import load_kohya_inventory
+from lorac.config.profile import resolve
+from lorac.core.diagnostics import LoracError
 from lorac.importers import Settings, Source, read, render
-from lorac.inventory import load_kohya_inventory
-from lorac.plugins.kohya import KohyaBackend
-from lorac.profile import resolve
+from lorac.trainers.kohya.emitter import KohyaBackend
 from tests.conftest import lorac
 from tests.test_roundtrip_build import MANAGED, _write
 from tests.test_roundtrip_build import profiles as typed_profiles
@@ -302,8 +302,8 @@ def loose_profiles(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
 @FAST
 @given(sections=typed_profiles() | loose_profiles())
 def test_build_emits_only_what_the_inventory_accepts(sections: dict) -> None:
-    from lorac.diagnostics import Severity
-    from lorac.lint import check_profile
+    from lorac.core.diagnostics import Severity
+    from lorac.lint.driver import check_profile
 
     with tempfile.TemporaryDirectory() as tmp:
         res = resolve(_write(Path(tmp), sections), env={})
@@ -330,8 +330,8 @@ def test_build_emits_only_what_the_inventory_accepts(sections: dict) -> None:
 @given(sections=typed_profiles())
 @example(sections={"model": {"ae": "00000000", "wandb_api_key": "00000000"}})
 def test_import_of_built_config_gives_the_same_options(sections: dict) -> None:
-    from lorac.diagnostics import Severity
-    from lorac.lint import check_profile
+    from lorac.core.diagnostics import Severity
+    from lorac.lint.driver import check_profile
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -373,7 +373,7 @@ def _texts(value: Any) -> list[str]:
 def _credential(name: str, value: Any) -> bool:
     """Import withholds these (``lorac.importers.withhold_secrets``)."""
 
-    from lorac.secrets import looks_secret_name, scan
+    from lorac.core.secrets import looks_secret_name, scan
 
     return isinstance(value, str) and bool(value) and (
         looks_secret_name(name) or any(not s.name for s in scan(value)))

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lorac.cli import run
-from lorac.plugins import kohya
-from lorac.profile import resolve
+from lorac.config.profile import resolve
+from lorac.trainers.kohya import emitter as kohya
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
 AUDIT = FIXTURES / "audit"
@@ -135,7 +135,7 @@ def test_import_of_build_is_identity(tmp_path_factory, p: dict, fmt: str) -> Non
 
 def test_from_choices_are_the_importers_kinds() -> None:
     # typed out in the command so that `lorac lint` does not import lorac.importers
-    from lorac.commands_import import import_cmd
+    from lorac.cli.importing import import_cmd
     from lorac.importers import KINDS
 
     [option] = [p for p in import_cmd.params if p.name == "kind"]

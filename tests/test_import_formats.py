@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from lorac.diagnostics import LoracError
+from lorac.config.profile import resolve
+from lorac.config.validate import validate
+from lorac.core.diagnostics import LoracError
 from lorac.importers import Settings, detect, read, read_source, render
-from lorac.profile import resolve
-from lorac.validate import validate
 from tests.conftest import CORPUS
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"

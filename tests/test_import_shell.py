@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from lorac.diagnostics import LoracError
+from lorac.config.profile import resolve
+from lorac.config.validate import validate
+from lorac.core.diagnostics import LoracError
 from lorac.importers import Settings, read, read_source, render
-from lorac.profile import resolve
-from lorac.validate import validate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
 AUDIT = FIXTURES / "audit"
@@ -183,8 +183,8 @@ def test_dataset_config_option_yields_to_the_command_line(tmp_path: Path) -> Non
 
 
 def test_findings_take_the_import_rules_names_and_severities(tmp_path: Path) -> None:
-    from lorac.diagnostics import Severity
-    from lorac.plugins.rules.importing import ImportBadValue
+    from lorac.core.diagnostics import Severity
+    from lorac.lint.rules.importing import ImportBadValue
 
     path = _script(tmp_path, "python train_network.py --network_dim=abc\n")
     draft, text = _import(path)

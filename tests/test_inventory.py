@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lorac import inventory
-from lorac.inventory_gen import KOHYA_SCRIPTS
+from lorac.config import inventory
+from lorac.trainers.inventory_gen import KOHYA_SCRIPTS
 
 FLUX_OPTIONS = {
     # dest: (type, action)
@@ -178,7 +178,7 @@ def test_families_follow_the_override_set_later(tmp_path: Path,
 
 def test_loader_imports_only_stdlib() -> None:
     code = (
-        "import sys, lorac.inventory as m; "
+        "import sys, lorac.config.inventory as m; "
         "bad = {'tomlkit', 'jsonschema', 'click', 'pluggy', 'yaml', 'rich'} & set(sys.modules); "
         "print(sorted(bad))"
     )
@@ -187,7 +187,7 @@ def test_loader_imports_only_stdlib() -> None:
 
 
 def test_generator_cli_rejects_missing_checkout(tmp_path: Path) -> None:
-    from lorac.inventory_gen import main
+    from lorac.trainers.inventory_gen import main
 
     assert main(["ai-toolkit", "--from", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
 
@@ -202,7 +202,7 @@ def test_ai_toolkit_generator_is_pure_ast(tmp_path: Path) -> None:
         "        self.alpha: float = kwargs.get('alpha', 1.0)\n"
         "        self.linear_alpha = kwargs.get('linear_alpha', self.alpha)\n"
     )
-    from lorac.inventory_gen import ai_toolkit_config_keys
+    from lorac.trainers.inventory_gen import ai_toolkit_config_keys
 
     classes = ai_toolkit_config_keys(checkout)
     keys = classes["NetworkConfig"]["keys"]
@@ -213,7 +213,7 @@ def test_ai_toolkit_generator_is_pure_ast(tmp_path: Path) -> None:
 def test_checkout_commit_reads_the_checkout_not_an_enclosing_repository(tmp_path: Path) -> None:
     """checkout_commit goes through trainer.commit_of: a marker file, else the checkout's own
     .git; a plain folder inside some other repository has no commit of its own."""
-    from lorac.inventory_gen import InventoryError, checkout_commit
+    from lorac.trainers.inventory_gen import InventoryError, checkout_commit
 
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lorac.inventory import kohya_options, kohya_scripts, load_kohya_inventory
-from lorac.plugins.inventory_rules import RULES
+from lorac.config.inventory import kohya_options, kohya_scripts, load_kohya_inventory
+from lorac.trainers.kohya.rules.options import RULES
 from tests.conftest import lorac, write_files
 
 

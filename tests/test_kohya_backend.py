@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from lorac.diagnostics import LoracError
-from lorac.plugins.kohya import (
+from lorac.config.profile import Profile
+from lorac.core.diagnostics import LoracError
+from lorac.trainers.kohya.emitter import (
     BUILD_DIR,
     SD_SCRIPTS,
     KohyaBackend,
     compile_dataset,
     launch_argv,
 )
-from lorac.profile import Profile
 from tests.conftest import REPO, lorac, resolved, write_files
 from tests.test_roundtrip_build import FAKE, read_config_like_sd_scripts
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lorac.plugins.kohya import SD_SCRIPTS, KohyaBackend, accelerate_options
-from lorac.profile import Profile
+from lorac.config.profile import Profile
+from lorac.trainers.kohya.emitter import SD_SCRIPTS, KohyaBackend, accelerate_options
 from tests.conftest import lorac, resolved, write_files
 
 BASE = """[profile]

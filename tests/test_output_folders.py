@@ -1,4 +1,4 @@
-"""The output-folder rule (:mod:`lorac.outputs`): lorac replaces only a folder it built itself,
+"""The output-folder rule (:mod:`lorac.core.outputs`): lorac replaces only a folder it built itself,
 never lets a trainer output path leave the run folder, and never removes or changes a file it
 did not write — whatever folder it is pointed at."""
 
@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lorac.diagnostics import LoracError
-from lorac.outputs import BUILD_MARKER, check_folder, output_name_problem, write_tree
+from lorac.core.diagnostics import LoracError
+from lorac.core.outputs import BUILD_MARKER, check_folder, output_name_problem, write_tree
 from tests.conftest import lorac, write_files
 
 PROFILE = """[profile]
@@ -238,7 +238,7 @@ def test_run_refuses_a_name_that_leaves_the_run_folder_even_forced(
 
 
 def test_run_puts_every_output_path_in_the_run_folder(project: Path) -> None:
-    from lorac.outputs import RUN_FOLDER_PATHS
+    from lorac.core.outputs import RUN_FOLDER_PATHS
 
     write_files(project, {"profiles/p.toml": PROFILE + (
         '[logging]\noutput_dir = "/elsewhere/out"\nlogging_dir = "../../logs"\n'
@@ -284,7 +284,8 @@ def test_synth_never_writes_over_real_checkpoints(project: Path) -> None:
 def test_synth_claims_its_folder_first_and_finishes_an_interrupted_set(
         project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("torch")
-    from lorac import run, synth
+    from lorac.run import launch as run
+    from lorac.trainers.kohya import synth
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt

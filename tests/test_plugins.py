@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from lorac.diagnostics import LoracError
-from lorac.plugins import BUILTIN, get_plugins
-from lorac.rules import Rule, validate_rule
+from lorac.core.diagnostics import LoracError
+from lorac.lint.plugins import BUILTIN, get_plugins
+from lorac.lint.rules import Rule, validate_rule
 from tests.conftest import REPO
 
 PKG = Path(__file__).parent / "plugin_pkg"
@@ -83,7 +83,7 @@ def test_broken_plugin_stops_with_its_name(tmp_path: Path) -> None:
 def test_entry_points_are_read_like_importlib_metadata() -> None:
     from importlib import metadata
 
-    from lorac.plugins import find_entry_points
+    from lorac.lint.plugins import find_entry_points
 
     ours = sorted((e.name, e.value) for e in find_entry_points("console_scripts"))
     theirs = sorted((e.name, e.value) for e in metadata.entry_points(group="console_scripts"))

@@ -1,5 +1,5 @@
-"""What lorac prints passes one scrubber (:func:`lorac.secrets.scrub_message`) and, as text,
-one control-character escape (:func:`lorac.diagnostics.printable`): a credential that is a key,
+"""What lorac prints passes one scrubber (:func:`lorac.core.secrets.scrub_message`) and, as text,
+one control-character escape (:func:`lorac.core.diagnostics.printable`): a credential that is a key,
 sits in a key path, is quoted by a message or cut short by one never shows, and a path or
 value holding a newline cannot start a line of its own."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lorac.diagnostics import Diagnostic, LoracError, render_text
+from lorac.core.diagnostics import Diagnostic, LoracError, render_text
 from tests.conftest import lorac, write_files
 
 HF = "hf_" + "aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3x"
@@ -102,7 +102,7 @@ def test_a_message_is_masked_before_it_is_cut() -> None:
     """The schema's value description is cut at 60 characters; cut first, a token lost the
     length that makes it recognisable and a fragment was printed."""
 
-    from lorac.validate import _describe
+    from lorac.config.validate import _describe
 
     shown = _describe("padding " * 5 + HF)
     assert HF[:12] not in shown and "hf_a…[redacted]" in shown
@@ -140,7 +140,7 @@ def test_render_text_escapes_every_field() -> None:
 
 
 def test_escape_controls() -> None:
-    from lorac.diagnostics import escape_controls, printable
+    from lorac.core.diagnostics import escape_controls, printable
 
     assert escape_controls("plain é ü 🙂") == "plain é ü 🙂"
     assert escape_controls("a\x00\x1b\x7f\x85\u2028\u2066\udcff") == \
@@ -152,7 +152,7 @@ def test_a_remembered_credential_is_masked_however_it_is_quoted(project: Path) -
     """A value under a credential-like key is hidden in every later message, even one that
     quotes it where no ``NAME=value`` pattern shows it (LRC602's ``(['…'])``)."""
 
-    from lorac.secrets import scrub_message
+    from lorac.core.secrets import scrub_message
 
     write_files(project, {"profiles/p.toml": f'[logging]\nwandb_api_key = ["{WANDB}x"]\n'})
     lorac("lint", "--no-dataset", "profiles")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lorac.profile import resolve
+from lorac.config.profile import resolve
 from tests.conftest import write_files
 
 
@@ -103,7 +103,7 @@ def test_a_value_replacing_a_table_drops_the_tables_provenance(project: Path) ->
 
 
 def _merges(monkeypatch, counted: list[str]) -> None:
-    from lorac import profile as module
+    from lorac.config import profile as module
 
     real = module._merge
 
@@ -116,7 +116,7 @@ def _merges(monkeypatch, counted: list[str]) -> None:
 
 
 def test_each_file_of_a_chain_is_merged_once_per_run(project: Path, monkeypatch) -> None:
-    from lorac.profile import Resolution
+    from lorac.config.profile import Resolution
 
     depth = 1500  # deeper than Python's recursion limit
     files = {"profiles/p0000.toml": '[profile]\nfamily = "sdxl"\n[vars]\nrank = 4\n'}

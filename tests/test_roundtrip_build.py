@@ -18,10 +18,10 @@ import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lorac.inventory import load_kohya_inventory
-from lorac.plugins.kohya import KohyaBackend, launch_argv
-from lorac.plugins.kohya import dump_toml as _dump
-from lorac.profile import resolve
+from lorac.config.inventory import load_kohya_inventory
+from lorac.config.profile import resolve
+from lorac.trainers.kohya.emitter import KohyaBackend, launch_argv
+from lorac.trainers.kohya.emitter import dump_toml as _dump
 
 INV = load_kohya_inventory("flux_train_network.py")
 MANAGED = {"config_file", "output_config", "dataset_config"}

@@ -87,7 +87,7 @@ def test_case(code: str, case: dict, project: Path) -> None:
 
 
 def test_every_rule_has_a_case_file() -> None:
-    from lorac.plugins import get_plugins
+    from lorac.lint.plugins import get_plugins
 
     rules = get_plugins(entry_points=False).rules
     covered = {p.name.split("-")[0] for p in CASES.glob("LRC*.toml")}

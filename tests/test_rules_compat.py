@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lorac.plugins import get_plugins
-from lorac.plugins.rules import compat
-from lorac.profile import resolve
+from lorac.config.profile import resolve
+from lorac.lint.plugins import get_plugins
+from lorac.trainers.kohya.rules import compat
 from tests.conftest import lorac, write_files
 from tests.trainer.conftest import checkout
 

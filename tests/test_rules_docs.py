@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lorac import markdown
+from lorac.scan import markdown
 from tests.conftest import lorac, write_files
 
 GUIDE = """# Guide

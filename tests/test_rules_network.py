@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lorac.inventory import load_network_modules
-from lorac.network_args_gen import analyse_module, render
-from lorac.plugins.rules.network import literal_edit, scale_of
+from lorac.config.inventory import load_network_modules
+from lorac.lint.rules.network import literal_edit, scale_of
+from lorac.trainers.kohya.network_args_gen import analyse_module, render
 from tests.conftest import lorac, resolved, write_files
 
 FLUX = '[profile]\nfamily = "flux1-dev"\n[network]\nnetwork_module = "networks.lora_flux"\n'

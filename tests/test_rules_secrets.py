@@ -1,4 +1,4 @@
-"""lorac.secrets and LRC701/LRC702: detection, redaction, and messages that never leak."""
+"""lorac.core.secrets and LRC701/LRC702: detection, redaction, and messages that never leak."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lorac.secrets import find_secrets, fingerprint, looks_secret_name, redact
+from lorac.core.secrets import find_secrets, fingerprint, looks_secret_name, redact
 from tests.conftest import lorac, write_files
 
 HF = "hf_" + "Zq8XvB3nK0pLm7Rt2Yw9Cd4Fg6Hj1Ks5Ae0Ub"

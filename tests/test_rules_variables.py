@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lorac.shellscan import definitions, evaluate, scan, scan_file
+from lorac.scan.shell import definitions, evaluate, scan, scan_file
 from tests.conftest import lorac, write_files
 
 

@@ -192,8 +192,8 @@ def test_runs_show_unknown(env: dict[str, str]) -> None:
 def test_override_goes_where_the_option_is_read(tmp_path: Path) -> None:
     # output_dir in two sections: the trainer (and Profile.options) take the last one, so the
     # run folder redirect must land there, not in the first
-    from lorac.profile import resolve
-    from lorac.run import _set_option
+    from lorac.config.profile import resolve
+    from lorac.run.launch import _set_option
 
     write_files(tmp_path, {"profiles/p.toml": PROFILE.replace(
         "[training]\n", '[training]\noutput_dir = "a"\n')})

@@ -1,6 +1,6 @@
 """``[run.env]`` reaches the trainer and nothing else: its names cannot redirect or stop the
-generated ``train.sh`` (``lorac.backend.shell_script``), and names the shell, the launcher or
-lorac own are refused (``lorac.envnames``, LRC209) by lint, build and run alike."""
+generated ``train.sh`` (``lorac.trainers.shell_script``), and names the shell, the launcher or
+lorac own are refused (``lorac.core.envnames``, LRC209) by lint, build and run alike."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lorac.backend import BUILD_DIR, shell_script
+from lorac.trainers import BUILD_DIR, shell_script
 from tests.conftest import lorac, write_files
 
 PROFILE = """[profile]
@@ -75,7 +75,7 @@ def test_train_sh_never_assigns_a_user_name_in_the_shell(tmp_path: Path) -> None
     """Even a name lint refuses cannot stop the script: user names are env(1) arguments, not
     shell assignments (``export SHELLOPTS=…`` died with ``SHELLOPTS: readonly variable``)."""
 
-    from lorac.plugins.kohya import CHECKOUT
+    from lorac.trainers.kohya.emitter import CHECKOUT
 
     env = {"SHELLOPTS": "braceexpand", "IFS": "/", "here": "/elsewhere", "A": "$(touch x) `y`"}
     argv = ["accelerate", "launch", f"{CHECKOUT.prefix}/train.py", "--config_file",
@@ -91,7 +91,7 @@ def test_train_sh_never_assigns_a_user_name_in_the_shell(tmp_path: Path) -> None
 
 
 def test_a_required_credential_is_checked_not_written(tmp_path: Path) -> None:
-    from lorac.plugins.kohya import CHECKOUT
+    from lorac.trainers.kohya.emitter import CHECKOUT
 
     argv = ["accelerate", "launch", f"{CHECKOUT.prefix}/train.py"]
     script = tmp_path / "train.sh"
@@ -107,9 +107,9 @@ def test_the_scripts_own_names_never_read_like_credentials() -> None:
     """A required credential is checked as ``${NAME:?…}`` in the shell; that only reads the
     caller's value because the script's own variables never read like credentials."""
 
-    from lorac.plugins.ai_toolkit import CHECKOUT as TOOLKIT
-    from lorac.plugins.kohya import CHECKOUT as KOHYA
-    from lorac.secrets import looks_secret_name
+    from lorac.core.secrets import looks_secret_name
+    from lorac.trainers.ai_toolkit.emitter import CHECKOUT as TOOLKIT
+    from lorac.trainers.kohya.emitter import CHECKOUT as KOHYA
 
     for name in ("here", KOHYA.shell, TOOLKIT.shell):
         assert not looks_secret_name(name), name
@@ -122,7 +122,7 @@ def test_the_scripts_own_names_never_read_like_credentials() -> None:
     "ACCELERATE_MIXED_PRECISION", "ACCELERATE_USE_CPU", "ACCELERATE_DYNAMO_BACKEND",
     "LORAC_SD_SCRIPTS", "LORAC_AI_TOOLKIT", "BAD-NAME", "A=B", "1X", "", "É", "A\nB"])
 def test_names_the_shell_launcher_or_lorac_own_are_refused(name: str) -> None:
-    from lorac.envnames import problem
+    from lorac.core.envnames import problem
 
     assert problem(name) is not None
 
@@ -132,7 +132,7 @@ def test_names_the_shell_launcher_or_lorac_own_are_refused(name: str) -> None:
     "NCCL_SOCKET_IFNAME", "ACCELERATE_LOG_LEVEL", "PYTORCH_CUDA_ALLOC_CONF", "here",
     "sd_scripts", "toolkit", "_private"])
 def test_the_trainers_own_names_are_allowed(name: str) -> None:
-    from lorac.envnames import problem
+    from lorac.core.envnames import problem
 
     assert problem(name) is None
 

@@ -1,4 +1,5 @@
-"""lorac.runner with a stand-in trainer; units of lorac.progress, .telemetry and .manifest."""
+"""lorac.run.process with a stand-in trainer; units of lorac.run.progress, .telemetry and
+.manifest."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from lorac.manifest import new_manifest, read_manifest, redact_env, write_manifest
-from lorac.progress import ProgressParser, split_lines
-from lorac.runner import launch
-from lorac.telemetry import GpuSampler
+from lorac.run.manifest import new_manifest, read_manifest, redact_env, write_manifest
+from lorac.run.process import launch
+from lorac.run.progress import ProgressParser, split_lines
+from lorac.run.telemetry import GpuSampler
 from tests.conftest import REPO
 
 STAND_IN = REPO / "tests" / "stand_in_trainer.py"
@@ -288,7 +289,7 @@ def test_signal_during_start_up_is_forwarded_not_escalated(
 ) -> None:
     """One SIGTERM that lands before the child's group is known is passed on as SIGTERM once
     the group is known; it is not counted a second time (which would send SIGKILL)."""
-    import lorac.runner
+    import lorac.run.process
 
     real_popen = subprocess.Popen
 
@@ -298,7 +299,7 @@ def test_signal_during_start_up_is_forwarded_not_escalated(
             signal.raise_signal(signal.SIGTERM)  # lorac's handler runs before pgid is set
         return proc
 
-    monkeypatch.setattr(lorac.runner.subprocess, "Popen", popen_then_signal)
+    monkeypatch.setattr(lorac.run.process.subprocess, "Popen", popen_then_signal)
     r = launch(stand_in("--steps", "1000", "--sleep", "0.05"), tmp_path / "run", display="none")
     assert r.status == "interrupted" and r.exit_code == 128 + signal.SIGTERM
 
@@ -307,7 +308,7 @@ def test_signal_during_start_up_is_forwarded_not_escalated(
 DRIVER = """
 import sys, json
 from pathlib import Path
-from lorac.runner import launch
+from lorac.run.process import launch
 r = launch(sys.argv[2:], Path(sys.argv[1]), display="plain")
 print(json.dumps({"status": r.status, "exit_code": r.exit_code}), flush=True)
 sys.exit(r.exit_code)
@@ -384,7 +385,7 @@ def test_a_long_line_is_never_cut_inside_a_credential(tmp_path: Path, line: str)
     """A line over LINE_LIMIT is logged in pieces; the piece boundary used to fall inside a
     token that was still arriving, and each half — unrecognisable on its own — was logged."""
 
-    from lorac.runner import LINE_LIMIT
+    from lorac.run.process import LINE_LIMIT
 
     half = len(line) // 2
     script = tmp_path / "trainer.py"
@@ -405,7 +406,7 @@ def test_a_long_line_is_never_cut_inside_a_credential(tmp_path: Path, line: str)
 
 
 def test_cut_long_line_keeps_a_tail_and_splits_no_assignment() -> None:
-    from lorac.runner import LINE_KEEP, _cut_long_line
+    from lorac.run.process import LINE_KEEP, _cut_long_line
 
     value = "9f3a1c7e5b2d8f4a6c0e9b3d7f1a5c2e"
     data = ("x" * 10_000 + " R2_SECRET_ACCESS_KEY=" + value + " " + "y" * (LINE_KEEP - 20)

@@ -296,7 +296,7 @@ def test_messages_that_quote_a_value_mask_it(planted: Path) -> None:
 
 
 def test_scrub_message_is_cheap_for_ordinary_text() -> None:
-    from lorac.secrets import scrub_message
+    from lorac.core.secrets import scrub_message
 
     text = "network_alpha is greater than network_dim: gradient_checkpointing 64/32"
     assert scrub_message(text) is text

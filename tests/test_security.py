@@ -175,8 +175,8 @@ def test_run_refuses_linked_runs_folder(project: Path, tmp_path_factory: pytest.
 
 @pytest.mark.parametrize("name", ["../escape.txt", "/tmp/escape.txt", "a/../../escape.txt", ""])
 def test_compiled_file_names_stay_inside(tmp_path: Path, name: str) -> None:
-    from lorac.diagnostics import LoracError
-    from lorac.outputs import safe_join, write_tree
+    from lorac.core.diagnostics import LoracError
+    from lorac.core.outputs import safe_join, write_tree
 
     with pytest.raises(LoracError):
         write_tree(tmp_path / "out", {"ok.txt": "x", name: "y"})

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lorac.diagnostics import LoracError, Severity
-from lorac.settings import load_settings
+from lorac.config.settings import load_settings
+from lorac.core.diagnostics import LoracError, Severity
 
 
 def test_underscore_keys_mean_the_dashed_ones(tmp_path: Path) -> None:

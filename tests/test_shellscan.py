@@ -1,8 +1,8 @@
-"""Tests of :mod:`lorac.shellscan` beyond what the variable rules exercise."""
+"""Tests of :mod:`lorac.scan.shell` beyond what the variable rules exercise."""
 
 from __future__ import annotations
 
-from lorac.shellscan import ShellScan, scan, sourced_env_files
+from lorac.scan.shell import ShellScan, scan, sourced_env_files
 
 
 def test_refs_after_a_double_quote_inside_single_quotes() -> None:

@@ -1,4 +1,4 @@
-"""lorac.synth: key names, shapes and dtypes of the synthetic FLUX.1-dev set."""
+"""lorac.trainers.kohya.synth: key names, shapes and dtypes of the synthetic FLUX.1-dev set."""
 
 from __future__ import annotations
 
@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from lorac.synth import FluxSizes, component_specs, write_clip_tokenizer, write_synthetic
+from lorac.trainers.kohya.synth import (
+    FluxSizes,
+    component_specs,
+    write_clip_tokenizer,
+    write_synthetic,
+)
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None and (
     importlib.util.find_spec("safetensors") is not None

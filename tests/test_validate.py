@@ -10,13 +10,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lorac import schema_gen
-from lorac.validate import SCHEMA_PATH, Evaluator, load_schema, schema_errors
+from lorac.config import schema_gen
+from lorac.config.validate import SCHEMA_PATH, Evaluator, load_schema, schema_errors
 
 
 def test_schema_is_current() -> None:
     assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_gen.render(schema_gen.generate()), \
-        "lorac/schema/profile.schema.json is stale: run `python -m lorac.schema_gen`"
+        "lorac/schema/profile.schema.json is stale: run `python -m lorac.config.schema_gen`"
 
 
 def test_schema_is_valid_draft4_and_draft7() -> None:
@@ -27,7 +27,7 @@ def test_schema_is_valid_draft4_and_draft7() -> None:
 
 
 def test_schema_knows_every_flux_option() -> None:
-    from lorac.inventory import load_kohya_inventory
+    from lorac.config.inventory import load_kohya_inventory
 
     props = load_schema()["definitions"]["trainer_section"]["properties"]
     missing = set(load_kohya_inventory("flux_train_network.py").options) - set(props)
@@ -111,9 +111,9 @@ _RUN_PROFILE = ('[profile]\nfamily = "flux1-dev"\n[network]\nnetwork_module = '
 ])
 def test_run_section_is_typed_by_the_schema(tmp_path: Path, run: str, line: int,
                                             message: str) -> None:
-    from lorac.diagnostics import LoracError
-    from lorac.lint import check_profile
-    from lorac.validate import run_section
+    from lorac.config.validate import run_section
+    from lorac.core.diagnostics import LoracError
+    from lorac.lint.driver import check_profile
     from tests.conftest import resolved
 
     res = resolved(tmp_path, _RUN_PROFILE + run)
@@ -128,8 +128,8 @@ def test_run_section_is_typed_by_the_schema(tmp_path: Path, run: str, line: int,
 
 
 def test_run_section_returns_the_checked_table(tmp_path: Path) -> None:
-    from lorac.diagnostics import LoracError
-    from lorac.validate import run_section
+    from lorac.config.validate import run_section
+    from lorac.core.diagnostics import LoracError
     from tests.conftest import resolved
 
     ok = resolved(tmp_path, _RUN_PROFILE + '[run]\ngpus = 2\nmachine_rank = "${env:R:-0}"\n')

@@ -1,4 +1,4 @@
-"""The VRAM model (lorac/vram.py), `lorac vram` and its calibration data."""
+"""The VRAM model (lorac/trainers/kohya/vram.py), `lorac vram` and its calibration data."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from lorac import vram
+from lorac.trainers.kohya import vram
 from tests.conftest import lorac
 
 BASE = vram.RunConfig(rank=32, optimizer="adamw8bit", fp8_base=True, gradient_checkpointing=True,

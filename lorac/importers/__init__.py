@@ -39,15 +39,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lorac.diagnostics import Diagnostic, LoracError, Severity
+from lorac.core.diagnostics import Diagnostic, LoracError, Severity
 
 
 @lru_cache(maxsize=1)
 def rules() -> dict[str, Any]:
-    """The import rules by code (:mod:`lorac.plugins.rules.importing`): their names and
+    """The import rules by code (:mod:`lorac.lint.rules.importing`): their names and
     default severities. Imported on first use, so ``import lorac.importers`` stays light."""
 
-    from lorac.plugins.rules.importing import RULES
+    from lorac.lint.rules.importing import RULES
 
     return {rule.code: rule for rule in RULES}
 
@@ -172,7 +172,7 @@ def raw_text(raw: Any) -> str:
             text = json.dumps(raw, ensure_ascii=False, default=str)
         except (TypeError, ValueError):
             text = repr(raw)
-    from lorac.secrets import shorten
+    from lorac.core.secrets import shorten
 
     return shorten(text.replace("\r", " ").replace("\n", " "), 200)
 
@@ -195,7 +195,7 @@ def script_families() -> dict[str, str]:
     """Kohya entry script stem → the first family (``backends/kohya/families.toml``) that
     trains with it: ``flux_train_network`` → flux1-dev, ``train_network`` → sd15, …"""
 
-    from lorac.inventory import load_families
+    from lorac.config.inventory import load_families
 
     return {Path(f.script).stem: name for name, f in reversed(load_families().items())}
 
@@ -210,7 +210,7 @@ def inventory_for(family: str | None):
     """The kohya option inventory of ``family``'s entry script (train_network.py's when the
     family is unset or unknown)."""
 
-    from lorac.inventory import family_script, load_kohya_inventory
+    from lorac.config.inventory import family_script, load_kohya_inventory
 
     return load_kohya_inventory(family_script(family) or "train_network.py")
 
@@ -220,7 +220,7 @@ def check_family(family: str | None) -> str | None:
 
     if family is None:
         return None
-    from lorac.inventory import load_families
+    from lorac.config.inventory import load_families
 
     names = sorted(load_families())
     if family not in names:
@@ -361,7 +361,7 @@ def dataset_from_kohya(data: Mapping[str, Any], draft: Draft, display: str) -> d
     ``[[dataset.subsets]]``; several become ``[[dataset.datasets]]``.
     """
 
-    from lorac.inventory import load_dataset_schema
+    from lorac.config.inventory import load_dataset_schema
 
     schema = load_dataset_schema()
     out: dict[str, Any] = {}
@@ -555,8 +555,8 @@ class Source:
 def read_source(path: Path) -> Source:
     """Read ``path`` as UTF-8 text (size-limited); unreadable input raises :class:`LoracError`."""
 
-    from lorac import document
-    from lorac.profile import display_path
+    from lorac.config import document
+    from lorac.config.profile import display_path
 
     shown = display_path(path)
     try:
@@ -669,13 +669,13 @@ def withhold_secrets(draft: Draft) -> Draft:
     ``huggingface_token`` → ``HF_TOKEN``, ``wandb_api_key`` → ``WANDB_API_KEY``, else the
     option's name in capitals) with an LRC095 warning that shows only a fingerprint; comments
     of unmapped keys, ``[run]``, ``[dataset]`` and the findings' messages are masked
-    (:func:`lorac.secrets.redact_data`), and everything printed afterwards hides them
-    (:func:`lorac.secrets.remember`).
+    (:func:`lorac.core.secrets.redact_data`), and everything printed afterwards hides them
+    (:func:`lorac.core.secrets.remember`).
     """
 
     from dataclasses import replace
 
-    from lorac.secrets import fingerprint, looks_secret_name, mask, redact_data, remember, scan
+    from lorac.core.secrets import fingerprint, looks_secret_name, mask, redact_data, remember, scan
 
     def tokens(text: str) -> list[str]:
         return [text[s.start:s.end] for s in scan(text) if not s.name]
@@ -740,10 +740,10 @@ def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:
 
 
 def parse_toml(source: Source) -> Any:
-    """Parse a TOML source into a :class:`lorac.document.Document`; invalid TOML raises
+    """Parse a TOML source into a :class:`lorac.config.document.Document`; invalid TOML raises
     :class:`LoracError` with its position."""
 
-    from lorac import document
+    from lorac.config import document
 
     try:
         return document.parse(source.text, source.display)

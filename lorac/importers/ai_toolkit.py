@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lorac.diagnostics import LoracError, Severity
+from lorac.core.diagnostics import LoracError, Severity
 from lorac.importers import (
     Draft,
     Settings,
@@ -181,7 +181,7 @@ def read(source: Source, settings: Settings) -> Draft:
         del draft.options["train_batch_size"]
         draft.dataset = {"batch_size": batch.value, **draft.dataset}
     if "network_module" not in draft.options:
-        from lorac.inventory import load_families
+        from lorac.config.inventory import load_families
 
         entry = load_families().get(draft.family or "")
         draft.set("network_module", entry.network_modules[0] if entry and entry.network_modules

@@ -16,7 +16,7 @@ import json
 import shlex
 from typing import Any
 
-from lorac.diagnostics import LoracError, Severity
+from lorac.core.diagnostics import LoracError, Severity
 from lorac.importers import (
     Draft,
     Settings,

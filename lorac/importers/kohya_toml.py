@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lorac import document
-from lorac.diagnostics import LoracError
+from lorac.config import document
+from lorac.core.diagnostics import LoracError
 from lorac.importers import (
     Draft,
     Settings,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lorac.diagnostics import LoracError, Severity
+from lorac.core.diagnostics import LoracError, Severity
 from lorac.importers import (
     ConversionError,
     Draft,
@@ -929,7 +929,7 @@ def _credentials(state: State) -> set[str]:
     the script or an ``--env`` file): kept out of every option, whichever variable carries
     them there."""
 
-    from lorac.secrets import looks_secret_name
+    from lorac.core.secrets import looks_secret_name
 
     out: set[str] = set()
     for name, defined in state.vars.items():

@@ -24,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from lorac.runner import launch  # noqa: E402
+from lorac.run.process import launch  # noqa: E402
 
 CAPTIONS = [
     "a photo of ohwx cat on a red sofa",
@@ -37,7 +37,8 @@ CAPTIONS = [
 def build_synth(models: Path, out: Path) -> dict[str, Any]:
     """In a child process, so its CUDA context is gone before the trainer starts."""
     code = (
-        "import json, sys; from pathlib import Path; from lorac.synth import write_synthetic;"
+        "import json, sys; from pathlib import Path; "
+        "from lorac.trainers.kohya.synth import write_synthetic;"
         "s = write_synthetic('flux1-dev', Path(sys.argv[1]), device='cuda');"
         "print(json.dumps({**s.trainer_args(), 'bytes': s.bytes_written, 'seconds': s.seconds}))"
     )

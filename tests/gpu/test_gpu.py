@@ -50,7 +50,7 @@ needs_nvml = pytest.mark.skipif(not _nvml(), reason="needs nvidia-ml-py and an N
 def test_sampler_sees_an_allocation_in_its_phase() -> None:
     import torch
 
-    from lorac.telemetry import GpuSampler
+    from lorac.run.telemetry import GpuSampler
 
     with GpuSampler(interval=0.05) as s:
         s.set_phase("idle")
@@ -67,7 +67,7 @@ def test_sampler_sees_an_allocation_in_its_phase() -> None:
 @needs_cuda
 def test_tiny_synthetic_set_on_gpu(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
-    from lorac.synth import write_synthetic
+    from lorac.trainers.kohya.synth import write_synthetic
 
     s = write_synthetic("flux1-dev", tmp_path, tiny=True, device="cuda")
     assert s.pretrained_model_name_or_path.stat().st_size > 0

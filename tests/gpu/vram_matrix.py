@@ -45,8 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from lorac import vram  # noqa: E402 (the repository root is not on the path of a script)
-from lorac.inventory import load_families, load_pin  # noqa: E402
+from lorac.config.inventory import load_families, load_pin  # noqa: E402
+from lorac.trainers.kohya import vram  # noqa: E402 (the repository root is not on the path of a script)
 
 COMMIT = load_pin("kohya").commit
 SCRIPT = load_families()["flux1-dev"].script

@@ -1,7 +1,7 @@
 """Running the real trainers' own code on lorac's output, in a separate interpreter.
 
 The worker imports the pinned checkout's modules with stand-in modules for torch & co (the
-stubbing of :mod:`lorac.inventory_gen`) and prints JSON. Tests here are skipped unless
+stubbing of :mod:`lorac.trainers.inventory_gen`) and prints JSON. Tests here are skipped unless
 ``LORAC_SD_SCRIPTS`` / ``LORAC_AI_TOOLKIT`` point at checkouts.
 """
 
@@ -91,8 +91,8 @@ def checkout(env: str, pinned: str | None = None) -> Path:
     if not path.is_dir():
         pytest.fail(f"{env}={value} is not a directory")
     if pinned is not None:
-        from lorac.inventory import load_pin
-        from lorac.inventory_gen import checkout_commit
+        from lorac.config.inventory import load_pin
+        from lorac.trainers.inventory_gen import checkout_commit
 
         commit = load_pin(pinned).commit
         if checkout_commit(path) != commit:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lorac.plugins.ai_toolkit import AiToolkitBackend
-from lorac.profile import resolve
+from lorac.config.profile import resolve
+from lorac.trainers.ai_toolkit.emitter import AiToolkitBackend
 from tests.trainer.conftest import REPO, checkout, run_worker
 
 pytestmark = pytest.mark.trainer

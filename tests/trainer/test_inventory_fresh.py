@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lorac import inventory
-from lorac.inventory_gen import generate_ai_toolkit, generate_kohya
+from lorac.config import inventory
+from lorac.trainers.inventory_gen import generate_ai_toolkit, generate_kohya
 from tests.trainer.conftest import checkout
 
 pytestmark = pytest.mark.trainer
@@ -24,7 +24,7 @@ def _assert_identical(written: list[Path], out: Path, backend: str) -> None:
         committed = shipped / path.relative_to(out)
         assert committed.is_file(), f"{committed} is not committed"
         assert path.read_bytes() == committed.read_bytes(), (
-            f"{committed} is stale: python -m lorac.inventory_gen {backend} --from ..."
+            f"{committed} is stale: python -m lorac.trainers.inventory_gen {backend} --from ..."
         )
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from lorac.plugins.kohya import KohyaBackend, launch_argv, script_for
-from lorac.profile import Profile, resolve
+from lorac.config.profile import Profile, resolve
+from lorac.trainers.kohya.emitter import KohyaBackend, launch_argv, script_for
 from tests.trainer.conftest import REPO, checkout, run_worker
 
 pytestmark = pytest.mark.trainer

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lorac import inventory
-from lorac.network_args_gen import OUT_NAME, generate
+from lorac.config import inventory
+from lorac.trainers.kohya.network_args_gen import OUT_NAME, generate
 from tests.trainer.conftest import checkout
 
 pytestmark = pytest.mark.trainer
@@ -22,4 +22,4 @@ def test_network_modules_is_fresh(tmp_path: Path) -> None:
     written = generate(sd, tmp_path)
     committed = inventory.backends_dir() / "kohya" / OUT_NAME
     assert written.read_text(encoding="utf-8") == committed.read_text(encoding="utf-8"), (
-        f"{committed} is stale: python -m lorac.network_args_gen --from {sd}")
+        f"{committed} is stale: python -m lorac.trainers.kohya.network_args_gen --from {sd}")

@@ -1,7 +1,7 @@
 """A third-party rule: descriptions must not be empty."""
 
 from lorac import hookimpl
-from lorac.rules import Rule
+from lorac.lint.rules import Rule
 
 
 class EmptyDescription(Rule):

@@ -1,0 +1,111 @@
+"""``lorac vram PROFILE``: predicted GPU memory per phase, fit verdicts per card, and fixes.
+
+:func:`vram_report` is the plain function (options in, exit code out); :data:`vram_cmd` is the
+click command the CLI registers. The numbers come from :mod:`lorac.trainers.kohya.vram` (the
+model and its fitted constants); ``--format json`` prints ``peak_mib``, ``phases``, ``fits`` and
+the rest. Exit code 0 when the profile fits every card asked about (24, 48 and 80 GB by default,
+or the ``--gpu`` cards), 1 when one does not.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import click
+
+from lorac.core.diagnostics import ExitCode, LoracError
+
+
+@dataclass(frozen=True)
+class VramOptions:
+    profile: str
+    gpus: tuple[str, ...] = ()
+    fmt: str = "text"
+
+
+def cards_for(profile: Any, extra: tuple[str, ...]) -> list[tuple[str, float]]:
+    """The standard cards, the profile's ``[profile] gpu`` targets and ``extra``, with MiB."""
+    from lorac.trainers.kohya import vram
+
+    names = list(vram.STANDARD_CARDS) + list(profile.gpus) + list(extra)
+    out: list[tuple[str, float]] = []
+    for n in names:
+        mib = vram.card_mib(n)
+        if mib is None:
+            raise LoracError(f"unknown card {n!r} (use e.g. 24GB, 16 GiB or one of: "
+                             f"{', '.join(k for k in vram.CARDS if not k[0].isdigit())})")
+        if n not in [c for c, _ in out]:
+            out.append((n, mib))
+    return out
+
+
+def vram_report(opts: VramOptions, io: Any) -> int:
+    """Print the memory breakdown, the verdict per card and the fixes for misfits."""
+    from lorac.app import load_profile
+    from lorac.trainers.kohya import vram
+
+    profile = load_profile(opts.profile)
+    cfg = vram.config_from_profile(profile)
+    k = vram.load_constants()
+    est = vram.estimate(cfg, k)
+    cards = cards_for(profile, opts.gpus)
+    fits = {name: est.peak_mib <= mib for name, mib in cards}
+    plans = {name: vram.fixes(cfg, mib, k) for name, mib in cards if not fits[name]}
+    if opts.fmt == "json":
+        doc = est.to_json()
+        doc.update({
+            "profile": profile.name,
+            "fits": fits,
+            "cards": {name: {"mib": mib, "headroom_mib": round(mib - est.peak_mib, 1)}
+                      for name, mib in cards},
+            "fixes": {name: [asdict(f) for f in plan] for name, plan in plans.items()},
+            "constants": k.as_dict(),
+        })
+        io.out.write(json.dumps(doc, indent=2) + "\n")
+        return int(ExitCode.OK if all(fits.values()) else ExitCode.FINDINGS)
+    w = io.out.write
+    c = cfg
+    w(f"{profile.name}: {c.family}, {c.width}x{c.height} batch {c.batch_size}, rank {c.rank}, "
+      f"{c.optimizer}, fp8_base {'on' if c.fp8_base else 'off'}, gradient checkpointing "
+      f"{'on' if c.gradient_checkpointing else 'off'}, blocks_to_swap {c.blocks_to_swap}, "
+      f"{c.gpus} GPU(s)\n\n")
+    w("phase peaks (MiB, as nvidia-smi reports them):\n")
+    for phase, mib in est.phases.items():
+        mark = "  <- peak" if phase == est.peak_phase else ""
+        w(f"  {phase:<20}{mib:>10.0f}{mark}\n")
+    w("\ntraining step:\n")
+    for item in est.breakdown["train"]:
+        detail = f"  ({item.detail})" if item.detail else ""
+        w(f"  {item.name:<44}{item.mib:>10.0f}{detail}\n")
+    w(f"\nhost RAM: about {est.host_ram_mib / 1024:.0f} GiB\n")
+    for note in est.notes:
+        w(f"note: {note}\n")
+    w("\n")
+    for name, mib in cards:
+        head = mib - est.peak_mib
+        if fits[name]:
+            w(f"{name:<10} fits     (headroom {head:,.0f} MiB of {mib:,.0f})\n")
+            continue
+        w(f"{name:<10} DOES NOT FIT: {est.peak_phase} needs {est.peak_mib:,.0f} MiB of "
+          f"{mib:,.0f}\n")
+        for f in plans[name]:
+            ok = "fits" if f.peak_mib <= mib else "still too large"
+            w(f"    + {f.change:<44} peak {f.peak_mib:,.0f} MiB ({f.phase}; {ok})\n")
+    return int(ExitCode.OK if all(fits.values()) else ExitCode.FINDINGS)
+
+
+@click.command("vram")
+@click.argument("profile")
+@click.option("--gpu", "gpus", multiple=True,
+              help="Also judge this card: 24GB, 16 GiB, RTX 4090, ... (repeatable).")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def vram_cmd(profile: str, gpus: tuple[str, ...], fmt: str) -> None:
+    """Predict the GPU memory PROFILE needs, per phase, and which cards it fits."""
+    import sys
+
+    from lorac.app import Io
+
+    sys.exit(vram_report(VramOptions(profile, gpus, fmt), Io()))

@@ -1,0 +1,2 @@
+"""Reading a configuration: TOML with positions, profile resolution, settings, the
+trainers' option inventories, the generated JSON Schema and its validator."""

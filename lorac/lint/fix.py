@@ -1,0 +1,67 @@
+"""Applying fixes: edits to the tomlkit document, so comments and layout survive."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lorac.core.diagnostics import DELETE, Diagnostic, Edit
+
+
+def _set(container: Any, key_path: tuple, value: Any) -> None:
+    import tomlkit
+
+    node = container
+    for part in key_path[:-1]:
+        if isinstance(part, str) and part not in node:
+            node[part] = tomlkit.table()
+        node = node[part]
+    last = key_path[-1]
+    if value is DELETE:
+        if isinstance(last, int) or last in node:
+            del node[last]
+    else:
+        node[last] = value
+
+
+def apply_edits(path: Path, edits: Sequence[Edit]) -> bool:
+    """Apply ``edits`` to the TOML file at ``path``; True when the file changed."""
+
+    from lorac.config import document
+    from lorac.core.outputs import write_file
+
+    doc = document.load(path)
+    before = doc.text
+    for edit in edits:
+        _set(doc.toml, edit.key_path, edit.value)
+    after = doc.dumps()
+    if after == before:
+        return False
+    write_file(path, after)
+    return True
+
+
+def apply_fixes(diags: Sequence[Diagnostic], *, unsafe: bool = False) -> int:
+    """Apply the fixes of ``diags`` (safe ones, or all with ``unsafe``); count the findings
+    whose fix changed a file. Edits that target something other than a TOML file are
+    handled by the rule's own ``apply`` (Markdown blocks, for instance) via ``Edit.path``
+    suffix."""
+
+    by_file: dict[str, list[Edit]] = {}
+    fixed = 0
+    for d in diags:
+        if not d.fix or (not d.fix_safe and not unsafe):
+            continue
+        fixed += 1
+        for edit in d.fix:
+            by_file.setdefault(edit.path, []).append(edit)
+    changed = 0
+    for path, edits in by_file.items():
+        if path.endswith(".toml"):
+            changed += apply_edits(Path(path), edits)
+        else:
+            from lorac.lint.textfix import apply_text_edits
+
+            changed += apply_text_edits(Path(path), edits)
+    return fixed if changed else 0

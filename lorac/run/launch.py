@@ -1,0 +1,470 @@
+"""``lorac run``: build, lint gate, a fresh run folder, pre-flight checks, launch, manifest.
+
+The stages are the ones ``lorac build`` uses (resolve → validate → emit) plus the whole lint
+as a gate: errors stop the run before the GPU is touched unless ``--force``, which runs anyway
+and records the findings in the manifest. The trainer's outputs are redirected into the run
+folder (``runs/<profile>-<timestamp>/output``), which is never reused.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lorac.app import (
+    Io,
+    _plugins,
+    _settings,
+    choose_backend,
+    leaves_with_provenance,
+    profile_path,
+    render,
+)
+from lorac.config.profile import Profile
+from lorac.core.diagnostics import ExitCode, LoracError, Severity, printable
+
+if TYPE_CHECKING:
+    from lorac.trainers.kohya.synth import SynthSet
+
+#: The section lorac writes its run-time overrides into (a trainer-option section).
+OVERRIDES = "lorac_run"
+#: Options naming files that must exist before launch (the trainer reads them after minutes of
+#: start-up: sample_prompts only when it caches the prompts' text-encoder outputs).
+FILE_OPTIONS = ("pretrained_model_name_or_path", "clip_l", "t5xxl", "ae", "vae", "clip_g",
+                "text_encoder", "sample_prompts", "network_weights", "dataset_config",
+                "base_weights", "resume")
+MIN_FREE_BYTES = 2 * 1024**3
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    profile: str
+    backend: str | None = None
+    fmt: str | None = None
+    dry_run: bool = False
+    force: bool = False
+    max_steps: int | None = None
+    synthetic: bool = False
+    synth_dir: str | None = None
+    runs_dir: str | None = None
+    display: str = "auto"
+
+
+def new_run_dir(root: Path, name: str, now: dt.datetime | None = None) -> Path:
+    """A fresh ``root/<name>-<timestamp>`` folder, created exclusively (never reused)."""
+
+    from lorac.core.outputs import check_no_links
+
+    stamp = (now or dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
+    check_no_links(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        check_no_links(root)
+        for i in range(1000):
+            candidate = root / (f"{name}-{stamp}" + (f"-{i}" if i else ""))
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                continue
+            return candidate
+    except OSError as exc:  # no permission, a read-only file system, a file in the way
+        why = ("it exists and is not a folder" if isinstance(exc, FileExistsError) else
+               "a part of that path is a file, not a folder"
+               if isinstance(exc, NotADirectoryError) else exc.strerror or str(exc))
+        raise LoracError(f"cannot create a run folder under {root}: {why}") from None
+    raise LoracError(f"cannot create a new run folder under {root}")
+
+
+def _set_option(profile: Profile, name: str, value: Any) -> None:
+    """Set trainer option ``name`` where :meth:`Profile.options` reads it (the last section
+    holding it), else in the :data:`OVERRIDES` section."""
+
+    found = profile.options().get(name)
+    if found:
+        section, key = found[1]
+        profile.data[section][key] = value
+    else:
+        profile.data.setdefault(OVERRIDES, {})[name] = value
+    profile.changed()
+
+
+def _git_state() -> dict[str, Any]:
+    if not shutil.which("git"):
+        return {"commit": None, "dirty": None}
+
+    def git(*args: str) -> str | None:
+        result = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def _dataset_dirs(profile: Profile) -> list[Path]:
+    from lorac.scan.dataset import subsets_of
+
+    # top-level [[dataset.subsets]] first, as this list has always been (the manifest's
+    # dataset hash follows its order)
+    specs = sorted(subsets_of(profile), key=lambda s: s.key_path[:2] != ("dataset", "subsets"))
+    return [s.folder for s in specs]
+
+
+def dataset_listing(profile: Profile) -> dict[str, Any]:
+    """A hash of the dataset folders' listings (names, sizes, modification times)."""
+
+    h = hashlib.sha256()
+    count = 0
+    for folder in _dataset_dirs(profile):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                st = path.stat()
+                h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+                count += 1
+    return {"files": count, "sha256": h.hexdigest()}
+
+
+def gpu_count() -> int | None:
+    """Visible NVIDIA GPUs (NVML, honouring CUDA_VISIBLE_DEVICES), or None when unknown."""
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            total = pynvml.nvmlDeviceGetCount()
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:
+        return None
+    if visible is not None:
+        return len([v for v in visible.split(",") if v.strip()]) if visible.strip() else 0
+    return int(total)
+
+
+def preflight(profile: Profile, run_dir: Path) -> list[str]:
+    """Problems that would make the trainer fail after start-up, as sentences."""
+
+    problems = []
+    options = profile.options()
+    for name in FILE_OPTIONS:
+        if name in options:
+            value, kp = options[name]
+            values = value if isinstance(value, list) else [value]
+            missing = [v for v in values if isinstance(v, str) and v and not v.startswith(
+                ("http://", "https://")) and ("/" in v or "." in v) and not Path(v).exists()]
+            for v in missing:
+                where = profile.where(kp)
+                problems.append(f"{name} = {v!r} does not exist ({where.location()})")
+    for folder in _dataset_dirs(profile):
+        if not folder.is_dir():
+            problems.append(f"dataset folder {folder} does not exist")
+    free = shutil.disk_usage(run_dir).free
+    if free < MIN_FREE_BYTES:
+        problems.append(f"only {free / 1024**3:.1f} GiB free under {run_dir}; LoRA checkpoints "
+                        f"and caches need at least {MIN_FREE_BYTES / 1024**3:.0f} GiB")
+    wanted = profile.get("run", "gpus", default=1)
+    have = gpu_count()
+    if have is not None and isinstance(wanted, int) and wanted > have:
+        problems.append(f"[run] gpus = {wanted} but {have} GPU(s) are visible")
+    return problems
+
+
+SYNTH_MARKER = "lorac-synth.json"
+
+
+def record_synthetic(root: Path, family: str, trainer_args: dict[str, str]) -> None:
+    """Mark ``root`` as a complete synthetic set (written last, after every checkpoint, and
+    atomically: a killed write leaves no marker rather than a truncated one)."""
+    from lorac.core.outputs import write_file
+
+    write_file(root / SYNTH_MARKER, json.dumps({"family": family, "complete": True,
+                                                "trainer_args": trainer_args}, indent=2))
+
+
+def make_synthetic(family: str, root: Path, *, tiny: bool = False,
+                   device: str = "auto") -> SynthSet:
+    """Write a synthetic ``family`` set into ``root`` (on the GPU when there is one, for
+    ``device="auto"``) and mark it complete; a :class:`LoracError` without torch.
+
+    ``root`` must be new, empty, or a synthetic set lorac wrote (it holds
+    :data:`SYNTH_MARKER`, written first with ``"complete": false``): a folder of real
+    checkpoints is never overwritten with random weights."""
+    from lorac.core.outputs import check_folder, check_no_links, write_file
+    from lorac.trainers.kohya import synth
+
+    check_no_links(root)
+    check_folder(root, SYNTH_MARKER, replace=False)
+    try:
+        import torch
+    except ImportError as exc:
+        raise LoracError("synthetic checkpoints need the gpu extra "
+                         "(pip install 'lorac[gpu]')") from exc
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if family not in synth.FAMILIES:
+        raise LoracError(f"no synthetic checkpoints for family {family!r}; known: "
+                         f"{', '.join(synth.FAMILIES)}")
+    if not (root / SYNTH_MARKER).is_file():  # claim the folder before the first checkpoint
+        write_file(root / SYNTH_MARKER, json.dumps({"family": family, "complete": False}))
+    try:
+        made = synth.write_synthetic(family, root, tiny=tiny, device=device)
+    except ValueError as exc:
+        raise LoracError(str(exc)) from None
+    record_synthetic(root, family, made.trainer_args())
+    return made
+
+
+def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io) -> dict[str, str]:
+    family = profile.family or "flux1-dev"
+    root = Path(synth_dir or os.environ.get("LORAC_SYNTH_DIR") or
+                Path(".lorac_cache") / "synth" / family)
+    marker = root / SYNTH_MARKER
+    if marker.is_file():
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+        if recorded.get("family") != family:
+            raise LoracError(f"{root} holds a synthetic {recorded.get('family')} set, not "
+                             f"{family}")
+        if recorded.get("trainer_args"):  # complete; else an interrupted write: write again
+            return recorded["trainer_args"]
+    io.err.write(f"lorac: writing synthetic {family} checkpoints to {root} (once)\n")
+    made = make_synthetic(family, root)
+    io.err.write(f"lorac: {made.bytes_written / 1e9:.1f} GB in {made.seconds:.0f} s\n")
+    return made.trainer_args()
+
+
+def check_output_names(profile: Profile) -> None:
+    """Refuse a run whose trainer would write outside its run folder: the output folders are
+    replaced by ones inside it, so what could leave it are the names joined onto them
+    (:data:`lorac.core.outputs.OUTPUT_NAMES`). Not even ``--force`` gets past this."""
+    from lorac.core.outputs import OUTPUT_NAMES, output_name_problem, quoted
+
+    options = profile.options()
+    for name in OUTPUT_NAMES:
+        if name in options:
+            value, kp = options[name]
+            why = output_name_problem(name, value)
+            if why is not None:
+                where = profile.where(kp).location()
+                raise LoracError(f"{name} = {quoted(value)} ({where}) {why}; nothing was "
+                                 "launched (--force does not override this)")
+
+
+def run_profile(opts: RunOptions, io: Io) -> int:
+    from lorac.config.validate import run_section
+    from lorac.core.outputs import RUN_FOLDER_PATHS, safe_join, write_file
+    from lorac.core.secrets import environment_secrets, redact_data, scrub, secret_values
+    from lorac.lint.driver import lint
+    from lorac.run.manifest import sha256_file
+    from lorac.run.process import launch
+    from lorac.trainers import run_env
+    from lorac.trainers.checkout import ENV, configured_checkout
+
+    settings = _settings()
+    plugins = _plugins()
+    path = profile_path(opts.profile, settings)
+    report = lint([path], settings, plugins)
+    findings = report.diagnostics
+    errors = [d for d in findings if d.severity >= Severity.ERROR]
+    if findings:
+        io.err.write(render(findings, "text"))
+    if errors and not opts.force:
+        io.err.write(f"lorac: {len(errors)} error(s); nothing was launched (--force runs "
+                     "anyway and records them in the manifest)\n")
+        return int(ExitCode.FINDINGS)
+    resolution = next(iter(r for r in report.resolutions.values()
+                           if r.profile is not None and Path(r.profile.path).resolve()
+                           == path.resolve()), None)
+    if resolution is None or resolution.profile is None:
+        raise LoracError(f"profile {opts.profile!r} could not be resolved")
+    profile = copy.deepcopy(resolution.profile)
+    run_settings = run_section(profile)  # even --force launches nothing from a broken [run]
+
+    backend, fmt = choose_backend(plugins, profile, opts.backend, opts.fmt)
+    if not hasattr(backend, "launch_argv"):
+        raise LoracError(f"backend {backend.name} cannot launch a trainer")
+    check_output_names(profile)
+
+    runs_root = Path(opts.runs_dir or run_settings.get("runs_dir") or "runs")
+    run_dir = (runs_root / f"{profile.name}-DRY-RUN") if opts.dry_run else new_run_dir(
+        runs_root, profile.name)
+    staged = False
+    try:  # until the trainer is launched, any way out removes the fresh run folder
+        # every output path the profile sets goes into the run folder (output_dir always)
+        overrides: dict[str, Any] = {
+            name: str((run_dir / inside).resolve()) for name, inside in RUN_FOLDER_PATHS.items()
+            if name == "output_dir" or profile.option(name) is not None}
+        if opts.max_steps is not None:
+            overrides["max_train_steps"] = opts.max_steps
+        env = run_env(profile)  # the names lint refuses (LRC209) stop even a --force run
+        if opts.synthetic:
+            overrides.update({"pretrained_model_name_or_path": "<synthetic>",
+                              "clip_l": "<synthetic>", "t5xxl": "<synthetic>",
+                              "ae": "<synthetic>"} if opts.dry_run else
+                             _synthetic_set(profile, opts.synth_dir, io))
+            env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+        for name, value in overrides.items():
+            _set_option(profile, name, value)
+
+        artifacts = backend.emit(profile, fmt)
+        emit_errors = [d for d in artifacts.diagnostics if d.severity >= Severity.ERROR]
+        if artifacts.diagnostics:
+            io.err.write(render(artifacts.diagnostics, "text"))
+        if emit_errors and not opts.force:
+            io.err.write("lorac: the backend reported errors; nothing was launched\n")
+            return int(ExitCode.FINDINGS)
+
+        try:
+            checkout = configured_checkout(settings, backend.name)
+            trainer_path: Path | str = checkout.path
+            warning = checkout.warning()
+        except LoracError:
+            if not opts.dry_run:
+                raise
+            checkout, warning = None, None
+            trainer_path = f"${ENV.get(backend.name, 'LORAC_SD_SCRIPTS')}"
+        argv = backend.launch_argv(artifacts.argv, trainer_path, run_dir.resolve())
+        if warning:
+            io.err.write(f"lorac: warning: {printable(warning)}\n")
+
+        # credentials the trainer gets (options and [run.env], this environment): never printed
+        known = secret_values(profile.data) | environment_secrets()
+        if opts.dry_run:
+            io.out.write(printable(scrub(shlex.join(argv), known)) + "\n")
+            io.out.write(f"\nfiles ({printable(run_dir)}/ when run):\n")
+            for name in sorted(artifacts.files):
+                io.out.write(f"  {printable(name)}\n")
+            for name, value in overrides.items():
+                io.out.write(printable(scrub(f"override: {name} = {value}", known)) + "\n")
+            return 0
+        assert checkout is not None  # only a dry run goes on without one
+
+        problems = preflight(profile, run_dir)
+        if problems and not opts.force:
+            for p in problems:
+                io.err.write(f"lorac: pre-flight: {printable(p)}\n")
+            io.err.write("lorac: nothing was launched\n")
+            return int(ExitCode.USAGE)
+
+        for name, text in artifacts.files.items():
+            write_file(safe_join(run_dir, name), text,
+                       mode=0o755 if name in artifacts.executable else None)
+        inputs = {
+            "profile_files": {p: sha256_file(Path(p)) for p in profile.chain},
+            "compiled_files": {n: hashlib.sha256(t.encode()).hexdigest()
+                               for n, t in sorted(artifacts.files.items())},
+            "dataset": dataset_listing(profile),
+        }
+        extra = {
+            "profile": {"name": profile.name, "path": profile.path,
+                        "chain": list(profile.chain), "data": redact_data(profile.data, known),
+                        "provenance": leaves_with_provenance(profile),
+                        "overrides": {k: scrub(str(v), known) for k, v in overrides.items()}},
+            "inputs": inputs,
+            "lint": {"forced": bool(errors or emit_errors) and opts.force,
+                     "findings": [d.to_json() for d in findings + artifacts.diagnostics]},
+            "trainer": {"backend": backend.name, "format": fmt, "pin": checkout.pinned,
+                        "checkout": str(checkout.path), "commit": checkout.commit},
+            "git": _git_state(),
+            "lorac_command": ["lorac", *sys.argv[1:]],
+            "synthetic": opts.synthetic,
+        }
+        staged = True
+    finally:
+        if not staged and not opts.dry_run:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    io.err.write(f"lorac: run folder {printable(run_dir)}\n")
+    result = launch(argv, run_dir, env=env, display=opts.display, manifest_extra=extra,
+                    secrets=known)
+    io.err.write(f"lorac: {result.status} (exit {result.exit_code}); manifest "
+                 f"{printable(result.manifest_path)}\n")
+    if result.status == "interrupted":
+        return int(ExitCode.INTERRUPTED)
+    return int(result.exit_code)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _manifests(root: Path) -> list[tuple[Path, dict[str, Any]]]:
+    out = []
+    if not root.is_dir():
+        return out
+    for folder in sorted(root.iterdir()):
+        path = folder / "manifest.json"
+        if path.is_file():
+            try:
+                out.append((folder, json.loads(path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError):
+                out.append((folder, {"status": "unreadable manifest"}))
+    return out
+
+
+def _peak(manifest: dict[str, Any]) -> str:
+    peaks = (manifest.get("telemetry") or {}).get("peak_mib")  # {gpu: MiB}
+    if not isinstance(peaks, dict):
+        return "-"
+    values = [v for v in peaks.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return f"{max(values):,.0f} MiB" if values else "-"
+
+
+def list_runs(runs_dir: str | None, io: Io) -> int:
+    root = Path(runs_dir or "runs")
+    runs = _manifests(root)
+    if not runs:
+        io.err.write(f"no runs under {printable(root)}\n")
+        return 0
+    for folder, m in runs:
+        duration = m.get("duration_s")
+        io.out.write(f"{printable(folder.name):<40} {printable(m.get('status', '?')):<12} "
+                     f"{(f'{duration:.0f} s' if isinstance(duration, (int, float)) else '-'):>8}"
+                     f"  peak {_peak(m)}\n")
+    return 0
+
+
+def show_run(run_id: str, runs_dir: str | None, fmt: str, io: Io) -> int:
+    root = Path(runs_dir or "runs")
+    runs = _manifests(root)
+    matches = [(f, m) for f, m in runs if f.name == run_id] or \
+              [(f, m) for f, m in runs if f.name.startswith(run_id)]
+    if not matches:
+        raise LoracError(f"no run {run_id!r} under {root}")
+    if len(matches) > 1:
+        raise LoracError(f"{run_id!r} matches {len(matches)} runs: "
+                         + ", ".join(f.name for f, _ in matches))
+    folder, m = matches[0]
+    if fmt == "json":
+        from lorac.core.secrets import known_secrets, redact_data
+
+        shown = redact_data(m, known_secrets())
+        io.out.write(json.dumps(shown, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    io.out.write(printable(f"run      {folder}") + "\n" + printable(
+        f"status   {m.get('status')} (exit {m.get('exit_code')})") + "\n" + printable(
+        f"started  {m.get('started_at')}") + "\n" + printable(
+        f"duration {m.get('duration_s')} s") + "\n")
+    command = shlex.join(str(a) for a in m.get("command") or [])
+    io.out.write(f"command  {printable(command)}\n")
+    progress = m.get("progress") or {}
+    io.out.write(printable(f"progress step {progress.get('step')}/{progress.get('total')}, "
+                           f"{progress.get('sec_per_it')} s/it, loss {progress.get('loss')}")
+                 + "\n")
+    io.out.write(f"peak     {_peak(m)}\n")
+    for out in m.get("outputs") or []:
+        io.out.write(printable(f"  {out.get('path')}  {out.get('bytes')} bytes  "
+                               f"{str(out.get('sha256'))[:12]}") + "\n")
+    return 0

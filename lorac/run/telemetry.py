@@ -1,0 +1,257 @@
+"""GPU memory and utilisation sampling through NVML, kept as peaks per run phase.
+
+A :class:`GpuSampler` thread reads every GPU every ``interval`` seconds (200 ms by default) and
+keeps, for each phase it is told about (:meth:`GpuSampler.set_phase`, fed from
+:mod:`lorac.run.progress`), the largest memory use and utilisation seen on each GPU.
+
+Which "used" is reported: ``nvmlDeviceGetMemoryInfo`` with ``version=nvmlMemory_v2`` when the
+driver and nvidia-ml-py offer it. Its ``used`` leaves out the memory the driver reserves and matches
+``nvidia-smi``; the v1 struct's ``used`` counts the reserved memory too, which on an H100
+measured for lorac read a constant ~480 MiB above ``nvidia-smi``. Where v2 is missing the v1
+value is reported, and :attr:`GpuSampler.memory_api` says which one was used.
+
+Where several jobs share a GPU the device's "used" is their sum. Once :attr:`GpuSampler.group`
+names the trainer's process group, every sample also adds up NVML's per-process ``usedGpuMemory``
+(``nvmlDeviceGetComputeRunningProcesses``) over the processes of that group, kept per phase as
+``process_memory_mib``: this job's own memory, whatever else runs beside it.
+
+nvidia-ml-py (``pynvml``) is imported lazily; without it, or without a driver, the sampler takes no
+samples and :attr:`GpuSampler.reason` says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["GpuInfo", "GpuSampler", "PhasePeak"]
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    uuid: str
+    memory_total_mib: float
+
+
+@dataclass
+class PhasePeak:
+    """The largest values seen on one GPU during one phase."""
+
+    memory_used_mib: float = 0.0
+    process_memory_mib: float | None = None  # the run's own processes; None: not sampled
+    utilization_pct: int = 0
+    samples: int = 0
+    first_s: float = 0.0  # seconds since the sampler started
+    last_s: float = 0.0
+
+
+@dataclass
+class _State:
+    phase: str = "startup"
+    peaks: dict[str, dict[int, PhasePeak]] = field(default_factory=dict)
+
+
+class GpuSampler:
+    """Sample NVML in a daemon thread; use as a context manager or call start()/stop()."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.available = False
+        self.reason: str | None = None
+        self.memory_api: str | None = None
+        self.driver_version: str | None = None
+        self.nvml_version: str | None = None
+        self.gpus: list[GpuInfo] = []
+        self.baseline_mib: dict[int, float] = {}
+        self.group: int | None = None  # process group whose per-process memory is summed
+        self._pgids: dict[int, int] = {}
+        self._state = _State()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._nvml: Any = None
+        self._handles: list[Any] = []
+        self._t0 = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> GpuSampler:
+        self._t0 = time.monotonic()
+        try:
+            import pynvml  # nvidia-ml-py
+        except ImportError:
+            self.reason = "nvidia-ml-py is not installed (pip install 'lorac[gpu]')"
+            return self
+        try:
+            pynvml.nvmlInit()
+        except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
+            self.reason = f"NVML could not start: {exc}"
+            return self
+        self._nvml = pynvml
+        try:
+            self.driver_version = _text(pynvml.nvmlSystemGetDriverVersion())
+            self.nvml_version = _text(pynvml.nvmlSystemGetNVMLVersion())
+            for i in range(pynvml.nvmlDeviceGetCount()):
+                h = pynvml.nvmlDeviceGetHandleByIndex(i)
+                self._handles.append(h)
+                mem = self._memory(h)
+                self.gpus.append(
+                    GpuInfo(
+                        index=i,
+                        name=_text(pynvml.nvmlDeviceGetName(h)),
+                        uuid=_text(pynvml.nvmlDeviceGetUUID(h)),
+                        memory_total_mib=round(mem.total / MIB, 1),
+                    )
+                )
+                self.baseline_mib[i] = round(mem.used / MIB, 1)
+        except Exception as exc:
+            self.reason = f"NVML query failed: {exc}"
+            self._shutdown()
+            return self
+        if not self._handles:
+            self.reason = "NVML sees no GPU"
+            self._shutdown()
+            return self
+        self.available = True
+        self._thread = threading.Thread(target=self._run, name="lorac-nvml", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self.available:
+            self._sample()  # one last reading, so a short run still has one
+        self._shutdown()
+
+    def __enter__(self) -> GpuSampler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- phases and results ------------------------------------------------------------------
+    def set_phase(self, phase: str) -> None:
+        with self._lock:
+            self._state.phase = phase
+
+    def peaks(self) -> dict[str, dict[int, PhasePeak]]:
+        with self._lock:
+            return {
+                p: {i: PhasePeak(**asdict(v)) for i, v in g.items()}
+                for p, g in self._state.peaks.items()
+            }
+
+    def peak_mib(self) -> dict[int, float]:
+        """The run's peak memory per GPU over every phase."""
+        out: dict[int, float] = {}
+        for per_gpu in self.peaks().values():
+            for i, pk in per_gpu.items():
+                out[i] = max(out.get(i, 0.0), pk.memory_used_mib)
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready record for the manifest."""
+        return {
+            "available": self.available,
+            "reason": self.reason,
+            "memory_api": self.memory_api,
+            "interval_s": self.interval,
+            "driver_version": self.driver_version,
+            "nvml_version": self.nvml_version,
+            "gpus": [asdict(g) for g in self.gpus],
+            "baseline_mib": {str(i): v for i, v in self.baseline_mib.items()},
+            "peak_mib": {str(i): v for i, v in self.peak_mib().items()},
+            "phases": {
+                phase: {str(i): asdict(pk) for i, pk in per_gpu.items()}
+                for phase, per_gpu in self.peaks().items()
+            },
+        }
+
+    # -- sampling ----------------------------------------------------------------------------
+    def _memory(self, handle: Any) -> Any:
+        nv = self._nvml
+        v2 = getattr(nv, "nvmlMemory_v2", None)
+        if v2 is not None and self.memory_api != "nvmlDeviceGetMemoryInfo (v1)":
+            try:
+                mem = nv.nvmlDeviceGetMemoryInfo(handle, version=v2)
+                self.memory_api = "nvmlDeviceGetMemoryInfo (v2: used excludes reserved)"
+                return mem
+            except Exception:
+                pass
+        self.memory_api = "nvmlDeviceGetMemoryInfo (v1)"
+        return nv.nvmlDeviceGetMemoryInfo(handle)
+
+    def _sample(self) -> None:
+        now = round(time.monotonic() - self._t0, 3)
+        readings: list[tuple[int, float, int, float | None]] = []  # gpu, MiB, %, group MiB
+        for i, h in enumerate(self._handles):
+            try:
+                used = self._memory(h).used / MIB
+                try:
+                    util = int(self._nvml.nvmlDeviceGetUtilizationRates(h).gpu)
+                except Exception:
+                    util = 0
+            except Exception:
+                continue
+            readings.append((i, used, util, self._group_memory(h)))
+        with self._lock:
+            per_gpu = self._state.peaks.setdefault(self._state.phase, {})
+            for i, used, util, own in readings:
+                pk = per_gpu.get(i)
+                if pk is None:
+                    pk = per_gpu[i] = PhasePeak(first_s=now)
+                pk.memory_used_mib = max(pk.memory_used_mib, round(used, 1))
+                if own is not None:
+                    pk.process_memory_mib = max(pk.process_memory_mib or 0.0, round(own, 1))
+                pk.utilization_pct = max(pk.utilization_pct, util)
+                pk.samples += 1
+                pk.last_s = now
+
+    def _group_memory(self, handle: Any) -> float | None:
+        """MiB used on this GPU by the processes of :attr:`group`; None when not known."""
+        if self.group is None:
+            return None
+        try:
+            procs = self._nvml.nvmlDeviceGetComputeRunningProcesses(handle)
+        except Exception:
+            return None
+        total = 0.0
+        for p in procs:
+            used = getattr(p, "usedGpuMemory", None)
+            if used is not None and self._pgid(int(p.pid)) == self.group:
+                total += used / MIB
+        return total
+
+    def _pgid(self, pid: int) -> int | None:
+        if pid not in self._pgids:
+            try:
+                self._pgids[pid] = os.getpgid(pid)
+            except OSError:  # gone already, or a process of another namespace
+                return None
+        return self._pgids[pid]
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def _shutdown(self) -> None:
+        if self._nvml is not None:
+            with contextlib.suppress(Exception):
+                self._nvml.nvmlShutdown()
+            self._nvml = None
+            self._handles = []
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

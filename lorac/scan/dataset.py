@@ -1,0 +1,1353 @@
+"""Image/caption scanning: the dataset as sd-scripts will read it, with a per-file score cache.
+
+The module has three layers, each usable on its own:
+
+* :func:`subsets_of` — the subsets a resolved profile trains on, with every setting resolved the
+  way sd-scripts' ``BlueprintGenerator`` does it (subset → dataset → general → the trainer's
+  command-line options → the dataclass default; library/config_util.py:408-471);
+* :func:`scan` — a pure scan of image files into :class:`ImageRecord` values (size, mode, EXIF
+  orientation, a blur score, a perceptual hash, a content hash, or the reason the file does not
+  decode), spread over processes and cached under ``.lorac_cache/dataset/`` keyed by
+  (path, size, mtime_ns, inode);
+* :func:`analyse_folder` / :func:`analyse_profile` — the findings (:class:`Finding`, codes
+  LRC501–LRC524) computed from a folder listing, the records and :class:`DatasetConfig`.
+
+The lint rules in :mod:`lorac.lint.rules.dataset` and ``lorac dataset check`` both call
+:func:`analyse_profile` / :func:`analyse_folder`. PIL and numpy are imported only when images
+are actually scanned.
+
+Facts about sd-scripts (commit 48d368fa) this module relies on:
+
+* images are ``glob(image_dir/*EXT)`` for the case-sensitive extensions of
+  ``IMAGE_EXTENSIONS`` (library/train_util.py:104, 2847-2856): no recursion, no dot-files,
+  ``.Jpg`` is not read;
+* the caption of ``a.png`` is ``a`` + ``caption_extension`` (train_util.py:1946-1953), whose
+  default is ``.caption`` (config_util.py:85 for the dataset config, train_util.py:4493 for the
+  command line) — a folder of ``.txt`` files without ``caption_extension = ".txt"`` trains with
+  no captions at all; an image without a caption gets ``class_tokens`` or ``""``
+  (train_util.py:2068-2079);
+* a caption file is read as UTF-8 and raises on anything else; an empty file fails an
+  assertion; only the first line is used unless ``enable_wildcard`` (train_util.py:1955-1968);
+* ``caption_prefix``/``caption_suffix`` are joined with a space (train_util.py:823-826);
+  ``keep_tokens`` keeps the first N ``caption_separator`` tokens in place, or the part before
+  ``keep_tokens_separator`` (train_util.py:868-888);
+* images are opened with PIL and converted to RGB without applying EXIF orientation
+  (train_util.py:2948-2957); PIL refuses images above 2 × ``Image.MAX_IMAGE_PIXELS``;
+* bucketing follows ``BucketManager.select_bucket`` (train_util.py:286-346) and
+  ``make_bucket_resolutions`` (library/model_util.py:1316-1344), with min/max bucket sizes
+  rounded to ``bucket_reso_steps`` (train_util.py:747-773); without ``enable_bucket`` every
+  image is scaled to cover ``resolution`` and centre-cropped (train_util.py:1047-1049,
+  2965-2993).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import stat
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from lorac.config.profile import parse_resolution
+from lorac.core.diagnostics import KeyPath, LoracError
+
+#: sd-scripts' image extensions, matched case-sensitively (library/train_util.py:104).
+SD_IMAGE_EXTENSIONS = frozenset(
+    e for ext in (".png", ".jpg", ".jpeg", ".webp", ".bmp") for e in (ext, ext.upper()))
+#: Extensions that are images but that sd-scripts' glob does not pick up (or only with a plugin).
+OTHER_IMAGE_EXTENSIONS = frozenset((
+    ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif", ".jxl",
+    ".heic", ".heif"))
+DEFAULT_CAPTION_EXTENSION = ".caption"  # library/config_util.py:85, train_util.py:4493
+PIL_MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS; PIL fails at twice this
+NORM_SIZE = 256  # the long side of the normalised downscale that blur and phash are scored on
+SCAN_VERSION = 2
+CACHE_DIR = Path(".lorac_cache") / "dataset"
+_POOL_MIN = 16  # fewer uncached images than this are scanned in-process
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Thresholds of the dataset rules: ``[tool.lorac.dataset]`` (pyproject) or
+    ``[dataset]`` (lorac.toml). Keys are written with dashes; defaults below.
+
+    ``blur-ratio`` (0.2): an image is blurred when its sharpness is below this fraction of the
+    set's median. ``blur-min`` (0): and also when it is below this absolute score.
+    ``blur-min-images`` (5): the relative test needs this many decodable images.
+    ``near-duplicate-distance`` (6): perceptual-hash Hamming distance (of 64 bits) at or under
+    which two images are near-duplicates. ``caption-similarity`` (0.9): word-set overlap
+    (Jaccard) at or above which two captions are near-duplicates. ``min-images`` (15): fewer
+    images than this is too few; ``min-images-by-tag`` (``{style = 30}``): a larger minimum
+    for profiles whose ``[profile] tags`` name the goal. ``min-resolution-ratio`` (0.8): an
+    image is too small when it reaches its bucket at under this fraction of the training
+    resolution (linear). ``max-crop`` (0.15): the largest fraction of an image that bucketing
+    may crop away. ``max-pixels`` (89478485, PIL's limit): larger images are decompression
+    bombs. ``workers`` (0 = one per CPU): scanning processes. ``cache`` (true): keep scores
+    under ``.lorac_cache/dataset/``.
+    """
+
+    blur_ratio: float = 0.2
+    blur_min: float = 0.0
+    blur_min_images: int = 5
+    near_duplicate_distance: int = 6
+    caption_similarity: float = 0.9
+    min_images: int = 15
+    min_images_by_tag: dict[str, int] = field(default_factory=lambda: {"style": 30})
+    min_resolution_ratio: float = 0.8
+    max_crop: float = 0.15
+    max_pixels: int = PIL_MAX_IMAGE_PIXELS
+    workers: int = 0
+    cache: bool = True
+
+
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "blur_ratio": (int, float), "blur_min": (int, float), "blur_min_images": (int,),
+    "near_duplicate_distance": (int,), "caption_similarity": (int, float),
+    "min_images": (int,), "min_images_by_tag": (dict,), "min_resolution_ratio": (int, float),
+    "max_crop": (int, float), "max_pixels": (int,), "workers": (int,), "cache": (bool,),
+}
+
+
+def _is_kind(value: Any, kinds: tuple[type, ...]) -> bool:
+    """``isinstance``, except that a bool is an int only where ``kinds`` names bool."""
+
+    return isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+
+
+def load_config(raw: Mapping[str, Any] | None, source: str | None = None) -> DatasetConfig:
+    """Build a :class:`DatasetConfig` from the ``dataset`` settings table; bad values are a
+    :class:`~lorac.core.diagnostics.LoracError` naming the key."""
+
+    where = source or "settings"
+    if raw is None:
+        return DatasetConfig()
+    if not isinstance(raw, Mapping):
+        raise LoracError(f"{where}: [tool.lorac.dataset] must be a table")
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = str(key).replace("-", "_")
+        types = _CONFIG_TYPES.get(name)
+        if types is None:
+            known = ", ".join(k.replace("_", "-") for k in _CONFIG_TYPES)
+            raise LoracError(f"{where}: unknown dataset setting {key!r} (known: {known})")
+        if not _is_kind(value, types):
+            raise LoracError(f"{where}: dataset setting {key} has the wrong type "
+                             f"({type(value).__name__})")
+        if name == "min_images_by_tag" and not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value.values()):
+            raise LoracError(f"{where}: dataset setting {key} must map tags to integers")
+        if not isinstance(value, (bool, dict)) and value < 0:
+            raise LoracError(f"{where}: dataset setting {key} must not be negative")
+        values[name] = dict(value) if isinstance(value, dict) else value
+    return DatasetConfig(**values)
+
+
+# --------------------------------------------------------------------------- subsets
+
+
+@dataclass(frozen=True)
+class SubsetSpec:
+    """One subset as sd-scripts resolves it; ``*_at`` are the key paths the values came from
+    (``None``: sd-scripts' default)."""
+
+    image_dir: str
+    key_path: KeyPath
+    caption_extension: str = DEFAULT_CAPTION_EXTENSION
+    caption_extension_at: KeyPath | None = None
+    class_tokens: str | None = None
+    class_tokens_at: KeyPath | None = None
+    keep_tokens: int = 0
+    keep_tokens_separator: str | None = None
+    keep_tokens_at: KeyPath | None = None
+    caption_separator: str = ","
+    shuffle_caption: bool = False
+    caption_prefix: str | None = None
+    caption_suffix: str | None = None
+    enable_wildcard: bool = False
+    metadata_file: str | None = None
+    is_reg: bool = False
+    num_repeats: int = 1
+    resolution: tuple[int, int] | None = None
+    enable_bucket: bool = False
+    bucket_no_upscale: bool = False
+    min_bucket_reso: int = 256
+    max_bucket_reso: int = 1024
+    bucket_reso_steps: int = 64
+    batch_size: int = 1
+    batch_size_at: KeyPath | None = None
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.image_dir)
+
+
+def subsets_of(profile: Any) -> list[SubsetSpec]:
+    """The subsets of ``profile``'s ``[dataset]`` (``[[dataset.subsets]]`` or
+    ``[[dataset.datasets]]`` → ``subsets``) that name an ``image_dir``."""
+
+    dataset = profile.get("dataset")
+    if not isinstance(dataset, dict):
+        return []
+    options = profile.options()
+    general = {k: v for k, v in dataset.items() if k not in ("subsets", "datasets")}
+    groups: list[tuple[dict, KeyPath, list, KeyPath]] = []
+    if isinstance(dataset.get("datasets"), list):
+        for i, ds in enumerate(dataset["datasets"]):
+            if isinstance(ds, dict) and isinstance(ds.get("subsets"), list):
+                groups.append((ds, ("dataset", "datasets", i), ds["subsets"],
+                               ("dataset", "datasets", i, "subsets")))
+    if isinstance(dataset.get("subsets"), list):
+        groups.append(({}, ("dataset",), dataset["subsets"], ("dataset", "subsets")))
+
+    out: list[SubsetSpec] = []
+    for ds, ds_path, subsets, sub_base in groups:
+        for j, sub in enumerate(subsets):
+            if not isinstance(sub, dict) or not isinstance(sub.get("image_dir"), str):
+                continue
+            levels = [(sub, (*sub_base, j)), (ds, ds_path), (general, ("dataset",))]
+
+            def look(key: str, default: Any, kinds: tuple[type, ...],
+                     levels: list = levels) -> tuple[Any, KeyPath | None]:
+                for table, base in levels:
+                    value = table.get(key)
+                    if value is not None:
+                        return (value if _is_kind(value, kinds) else default), (*base, key)
+                found = options.get(key)
+                if found is not None and found[0] is not None:
+                    value = found[0]
+                    return (value if _is_kind(value, kinds) else default), found[1]
+                return default, None
+
+            def val(key: str, default: Any, *kinds: type) -> Any:
+                return look(key, default, kinds)[0]
+
+            ext, ext_at = look("caption_extension", DEFAULT_CAPTION_EXTENSION, (str,))
+            if ext and not ext.startswith("."):
+                ext = "." + ext  # train_util.py:536-537
+            class_tokens, class_at = look("class_tokens", None, (str,))
+            keep, keep_at = look("keep_tokens", 0, (int,))
+            keep_sep, sep_at = look("keep_tokens_separator", None, (str,))
+            batch, batch_at = look("batch_size", 1, (int,))
+            res_raw, _ = look("resolution", None, (int, str, list))
+            out.append(SubsetSpec(
+                image_dir=sub["image_dir"], key_path=(*sub_base, j, "image_dir"),
+                caption_extension=ext, caption_extension_at=ext_at,
+                class_tokens=class_tokens or None, class_tokens_at=class_at,
+                keep_tokens=max(0, keep), keep_tokens_separator=keep_sep or None,
+                keep_tokens_at=keep_at if keep else sep_at,
+                caption_separator=val("caption_separator", ",", str) or ",",
+                shuffle_caption=bool(val("shuffle_caption", False, bool)),
+                caption_prefix=val("caption_prefix", None, str),
+                caption_suffix=val("caption_suffix", None, str),
+                enable_wildcard=bool(val("enable_wildcard", False, bool)),
+                metadata_file=val("metadata_file", None, str),
+                is_reg=bool(val("is_reg", False, bool)),
+                num_repeats=val("num_repeats", 1, int),
+                resolution=parse_resolution(res_raw),
+                enable_bucket=bool(val("enable_bucket", False, bool)),
+                bucket_no_upscale=bool(val("bucket_no_upscale", False, bool)),
+                min_bucket_reso=val("min_bucket_reso", 256, int),
+                max_bucket_reso=val("max_bucket_reso", 1024, int),
+                bucket_reso_steps=max(1, val("bucket_reso_steps", 64, int)),
+                batch_size=max(1, batch), batch_size_at=batch_at,
+            ))
+    return out
+
+
+def triggers_of(profile: Any) -> list[str]:
+    """``[profile] trigger`` as a list of non-empty strings."""
+
+    value = profile.get("profile", "trigger")
+    if isinstance(value, str):
+        value = [value]
+    return [v.strip() for v in value if isinstance(v, str) and v.strip()] if isinstance(
+        value, list) else []
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+@dataclass
+class ImageRecord:
+    """What one scan learnt about one image file (every score the report shows)."""
+
+    path: str
+    size: int = 0
+    mtime_ns: int = 0
+    inode: int = 0
+    error: str | None = None  # unreadable | empty | not-image | truncated | bomb | decode
+    detail: str = ""
+    width: int = 0
+    height: int = 0
+    format: str = ""
+    mode: str = ""
+    bit_depth: int = 8
+    has_alpha: bool = False
+    orientation: int = 1
+    blur: float | None = None
+    phash: str | None = None
+    sha256: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _png_bit_depth(head: bytes) -> int:
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and len(head) > 24:
+        return head[24]
+    return 8
+
+
+def scan_file(path: str, max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> dict[str, Any]:
+    """Scan one image file (see :class:`ImageRecord`); never raises for a bad file."""
+
+    rec = ImageRecord(path=path)
+    try:
+        st = os.stat(path)
+        rec.size, rec.mtime_ns, rec.inode = st.st_size, st.st_mtime_ns, st.st_ino
+        if not stat.S_ISREG(st.st_mode):
+            rec.error = "unreadable"
+            rec.detail = "not a regular file"
+            return dict(rec.__dict__)
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        rec.error = "unreadable"
+        rec.detail = _os_reason(exc)
+        return dict(rec.__dict__)
+    if not data:
+        rec.error, rec.detail = "empty", "zero-byte file"
+        return dict(rec.__dict__)
+    rec.sha256 = hashlib.sha256(data).hexdigest()
+    return dict(_decode(rec, data, max_pixels).__dict__)
+
+
+def _os_reason(exc: OSError) -> str:
+    import errno
+
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if exc.errno == errno.ENOENT:
+        return "broken symbolic link"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    if exc.errno == errno.EISDIR:
+        return "is a directory"
+    return exc.strerror or exc.__class__.__name__
+
+
+def _decode(rec: ImageRecord, data: bytes, max_pixels: int) -> ImageRecord:
+    import io
+
+    from PIL import Image, ImageFile, ImageFilter, ImageStat, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # the size is judged below, before any pixel is decoded
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    try:
+        im = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        rec.error, rec.detail = "not-image", "not an image file PIL can identify"
+        return rec
+    except Exception as exc:  # any decoder failure is a finding, not a crash
+        rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
+        return rec
+    try:
+        rec.width, rec.height = im.size
+        rec.format, rec.mode = im.format or "", im.mode
+        rec.bit_depth = 16 if im.mode in ("I;16", "I;16B", "I;16L", "I") else 8
+        if im.format == "PNG":
+            rec.bit_depth = max(rec.bit_depth, _png_bit_depth(data[:32]))
+        rec.has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            im.mode in ("P", "L", "RGB") and "transparency" in im.info)
+        if rec.width * rec.height > max_pixels:
+            rec.error = "bomb"
+            rec.detail = f"{rec.width}×{rec.height} = {rec.width * rec.height:,} pixels"
+            return rec
+        try:
+            rec.orientation = int(im.getexif().get(0x0112, 1) or 1)
+        except Exception:  # a broken EXIF block is not worth a finding
+            rec.orientation = 1
+        long_side = max(rec.width, rec.height)
+        scale = min(1.0, NORM_SIZE / long_side)
+        target = (max(1, round(rec.width * scale)), max(1, round(rec.height * scale)))
+        if im.format == "JPEG":
+            im.draft("L", target)
+        im.load()
+    except Exception as exc:
+        text = str(exc)
+        rec.error = "truncated" if "truncated" in text.lower() or isinstance(
+            exc, EOFError) else "decode"
+        rec.detail = text or exc.__class__.__name__
+        return rec
+    try:
+        gray = im if im.mode == "L" else _to_gray(im)
+        if gray.size != target:
+            gray = gray.resize(target, Image.Resampling.BOX)
+        rec.blur = _laplacian_variance(gray, ImageFilter, ImageStat)
+        rec.phash = _phash(gray)
+    except Exception as exc:
+        rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
+    return rec
+
+
+def _to_gray(im: Any) -> Any:
+    try:
+        return im.convert("L")
+    except (ValueError, OSError):
+        return im.convert("RGB").convert("L")
+
+
+_LAPLACIAN: Any = None
+
+
+def _laplacian_variance(gray: Any, image_filter: Any, image_stat: Any) -> float:
+    """Variance of the 4-neighbour Laplacian of an 8-bit image, without numpy.
+
+    The kernel output is divided by 4 and offset by 128 so that it fits the 8-bit result
+    (only |Laplacian| > 508 would clip), then scaled back: variance × 16. The one-pixel border,
+    which PIL leaves unfiltered, is cropped away.
+    """
+
+    global _LAPLACIAN
+    if _LAPLACIAN is None:
+        _LAPLACIAN = image_filter.Kernel((3, 3), [0, 1, 0, 1, -4, 1, 0, 1, 0], scale=4,
+                                         offset=128)
+    w, h = gray.size
+    if w < 3 or h < 3:
+        return 0.0
+    hist = gray.filter(_LAPLACIAN).crop((1, 1, w - 1, h - 1)).histogram()
+    n = sum(hist)
+    s1 = sum(i * c for i, c in enumerate(hist) if c)
+    s2 = sum(i * i * c for i, c in enumerate(hist) if c)
+    return round(max(0.0, (s2 - s1 * s1 / n) / n) * 16.0, 3)  # ImageStat's var, one pass
+
+
+_DCT: Any = None
+
+
+def _phash(gray: Any) -> str:
+    """imagehash's ``phash`` (hash_size 8, highfreq_factor 4), bit for bit: a 32×32 Lanczos
+    downscale, the DCT-II of its rows and columns, the top-left 8×8 coefficients compared
+    with their median, written as imagehash writes it (16 hex digits).
+
+    The DCT is a 32×32 matrix product in numpy (which imagehash brings) instead of
+    ``scipy.fftpack``: importing scipy costs ~0.6 s in every scanning process, longer than
+    hashing hundreds of images. ``tests/test_dataset.py`` checks the result against
+    ``imagehash.phash``. The input is box-filtered to 64×64 first so the Lanczos step is cheap.
+    """
+
+    import numpy as np
+    from PIL import Image
+
+    global _DCT
+    if _DCT is None:
+        n = np.arange(32)
+        _DCT = 2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0)  # scipy's unnormalised DCT-II
+    if gray.size[0] > 64 or gray.size[1] > 64:
+        gray = gray.resize((64, 64), Image.Resampling.BOX)
+    pixels = np.asarray(gray.convert("L").resize((32, 32), Image.Resampling.LANCZOS),
+                        dtype=np.float64)
+    low = (_DCT @ pixels @ _DCT.T)[:8, :8]
+    bits = "".join("1" if b else "0" for b in (low > np.median(low)).flatten())
+    return f"{int(bits, 2):016x}"
+
+
+# -- the cache
+
+
+def _cache_file(cache_dir: Path, folder: Path) -> Path:
+    key = hashlib.sha256(_real(folder).encode(errors="replace")).hexdigest()[:24]
+    return cache_dir / f"{key}.json"
+
+
+def _cache_tag(config: DatasetConfig) -> str:
+    return f"v{SCAN_VERSION}:norm{NORM_SIZE}:max{config.max_pixels}"
+
+
+def _load_cache(path: Path, tag: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("tag") != tag:
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _store_cache(path: Path, tag: str, entries: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ignore = path.parent.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("*\n")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"tag": tag, "entries": entries}), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only tree simply has no cache
+
+
+def _identity(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def worker_count(config: DatasetConfig) -> int:
+    """Processes to scan with: ``workers`` or the CPUs this process may run on."""
+
+    if config.workers:
+        return config.workers
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _scan_task(args: tuple[str, int]) -> dict[str, Any]:
+    return scan_file(*args)
+
+
+def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
+                 on_done: Callable[[int], None] | None = None) -> list[Any]:
+    """``fn`` over ``items`` in ``workers`` processes (in-process when few), results in order."""
+
+    if workers <= 1 or len(items) < _POOL_MIN:
+        out = []
+        for i, item in enumerate(items, 1):
+            out.append(fn(item))
+            if on_done:
+                on_done(i)
+        return out
+    import multiprocessing
+
+    try:
+        import numpy  # noqa: F401 - imported once here so that forked workers share it
+    except ImportError:  # pragma: no cover
+        pass
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    chunk = max(1, min(16, len(items) // (workers * 8)))
+    results: list[Any] = [None] * len(items)
+    with ctx.Pool(workers) as pool:
+        for done, (i, value) in enumerate(
+                pool.imap_unordered(_indexed, [(fn, i, it) for i, it in enumerate(items)],
+                                    chunksize=chunk), 1):
+            results[i] = value
+            if on_done:
+                on_done(done)
+    return results
+
+
+def _indexed(args: tuple[Callable[[Any], Any], int, Any]) -> tuple[int, Any]:
+    fn, i, item = args
+    return i, fn(item)
+
+
+class Progress:
+    """A one-line progress bar on ``stream`` (stderr), drawn only when it is a terminal."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None,
+                 enabled: bool | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.total = total
+        self.label = label
+        isatty = getattr(self.stream, "isatty", None)
+        self.enabled = (bool(isatty and isatty()) if enabled is None else enabled) and total > 0
+        self._last = 0.0
+
+    def __call__(self, done: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if done < self.total and now - self._last < 0.1:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * done / self.total)
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+                          f"{done}/{self.total}")
+        if done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def scan(paths: Iterable[Path], config: DatasetConfig | None = None, *,
+         cache_dir: Path | None = CACHE_DIR, progress: TextIO | None = None,
+         show_progress: bool | None = None) -> dict[str, ImageRecord]:
+    """Scan image files (grouped by folder for the cache) → records by path string.
+
+    Unchanged files (same size, mtime_ns and inode) are read from the cache; the rest are
+    scanned by :func:`scan_file` in a process pool. ``cache_dir=None`` disables the cache.
+    """
+
+    config = config or DatasetConfig()
+    tag = _cache_tag(config)
+    by_folder: dict[Path, list[str]] = {}
+    for p in paths:
+        by_folder.setdefault(Path(p).parent, []).append(str(p))
+    records: dict[str, ImageRecord] = {}
+    todo: list[str] = []
+    caches: dict[Path, tuple[Path, dict[str, Any]]] = {}
+    use_cache = cache_dir is not None and config.cache
+    for folder, names in by_folder.items():
+        entries: dict[str, Any] = {}
+        if use_cache:
+            cfile = _cache_file(cache_dir, folder)  # type: ignore[arg-type]
+            entries = _load_cache(cfile, tag)
+            caches[folder] = (cfile, entries)
+        for name in names:
+            ident = _identity(name)
+            hit = entries.get(os.path.basename(name))
+            if ident is not None and hit and tuple(hit.get("id", ())) == ident:
+                records[name] = ImageRecord(**{**hit["record"], "path": name})
+            else:
+                todo.append(name)
+    if todo:
+        bar = Progress(len(todo), "scanning images", progress, show_progress)
+        results = run_parallel(_scan_task, [(p, config.max_pixels) for p in todo],
+                               worker_count(config), bar)
+        for raw in results:
+            records[raw["path"]] = ImageRecord(**raw)
+        if use_cache:
+            for folder, (cfile, entries) in caches.items():
+                live = {os.path.basename(n) for n in by_folder[folder]}
+                fresh = {k: v for k, v in entries.items() if k in live}
+                for name in by_folder[folder]:
+                    rec = records[name]
+                    if rec.error == "unreadable":
+                        continue
+                    record = asdict(rec)
+                    record.pop("path")
+                    fresh[os.path.basename(name)] = {
+                        "id": [rec.size, rec.mtime_ns, rec.inode], "record": record}
+                _store_cache(cfile, tag, fresh)
+    return records
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@dataclass
+class Listing:
+    """A folder as sd-scripts sees it: its images, the other files, the problems."""
+
+    folder: Path
+    error: str | None = None
+    images: list[Path] = field(default_factory=list)
+    others: list[Path] = field(default_factory=list)
+    ignored_images: list[Path] = field(default_factory=list)
+    subfolder_images: dict[str, int] = field(default_factory=dict)
+
+
+def _real(folder: Path) -> str:
+    """``folder`` with links resolved, never raising (loops, NUL bytes, names too long)."""
+
+    try:
+        return os.path.realpath(folder)
+    except (OSError, ValueError):
+        return str(folder)
+
+
+def list_folder(folder: Path) -> Listing:
+    """List ``folder`` without following it anywhere sd-scripts would not go."""
+
+    out = Listing(folder)
+    try:
+        if not folder.exists():
+            out.error = "does not exist" if not folder.is_symlink() else "is a broken link"
+            return out
+        if not folder.is_dir():
+            out.error = "is not a directory"
+            return out
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        out.error = f"cannot be listed ({_os_reason(exc) if isinstance(exc, OSError) else exc})"
+        return out
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        out.error = f"cannot be listed ({_os_reason(exc)})"
+        return out
+    for entry in entries:
+        name = entry.name
+        path = folder / name
+        ext = os.path.splitext(name)[1]
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if not name.startswith("."):
+                count = _count_images(path)
+                if count:
+                    out.subfolder_images[name] = count
+            continue
+        if name.startswith("."):
+            continue  # glob("*") skips dot-files
+        if ext in SD_IMAGE_EXTENSIONS:
+            out.images.append(path)
+        elif ext.lower() in OTHER_IMAGE_EXTENSIONS:
+            out.ignored_images.append(path)
+        else:
+            out.others.append(path)
+    return out
+
+
+def _count_images(folder: Path) -> int:
+    try:
+        return sum(1 for e in os.scandir(folder)
+                   if os.path.splitext(e.name)[1].lower() in OTHER_IMAGE_EXTENSIONS)
+    except OSError:
+        return 0
+
+
+# --------------------------------------------------------------------------- findings
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One dataset finding. ``file`` is the file it is about (``None``: the folder or the
+    profile); ``anchor`` names the profile key it belongs to in ``lorac lint``."""
+
+    code: str
+    message: str
+    file: str | None = None
+    anchor: str = "image_dir"  # image_dir | caption_extension | class_tokens | keep_tokens
+    hint: str | None = None
+    data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass
+class FolderResult:
+    """Everything one folder yielded: listing, records, caption texts, findings, stats."""
+
+    spec: SubsetSpec
+    listing: Listing
+    records: dict[str, ImageRecord] = field(default_factory=dict)
+    captions: dict[str, str] = field(default_factory=dict)  # caption path → text as trained
+    findings: list[Finding] = field(default_factory=list)
+    blur_median: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "image_dir": self.spec.image_dir,
+            "caption_extension": self.spec.caption_extension,
+            "error": self.listing.error,
+            "images": [asdict(self.records[str(p)]) if str(p) in self.records else
+                       {"path": str(p)} for p in self.listing.images],
+            "captions": self.captions,
+            "blur_median": self.blur_median,
+            "findings": [{"code": f.code, "file": f.file, "message": f.message,
+                          "data": f.data} for f in self.findings],
+        }
+
+
+def _word_re(token: str) -> re.Pattern[str]:
+    parts = [re.escape(p) for p in token.split()]
+    return re.compile(r"(?<!\w)" + r"\s+".join(parts) + r"(?!\w)", re.I)
+
+
+def _read_caption(path: Path, spec: SubsetSpec) -> tuple[str | None, Finding | None]:
+    """The caption as sd-scripts trains it (before shuffling), or the finding that stops it."""
+
+    name = str(path)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None, Finding("LRC507", f"caption {name} cannot be read (not a regular "
+                                 "file)", name)
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, Finding("LRC507", f"caption {name} cannot be read "
+                             f"({_os_reason(exc)})", name)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, Finding(
+            "LRC507", f"caption {name} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); sd-scripts stops with UnicodeDecodeError when it reads it", name,
+            hint="re-save the caption as UTF-8")
+    lines = text.splitlines()
+    if not lines:
+        return None, Finding(
+            "LRC506", f"caption {name} is empty: sd-scripts stops with an assertion "
+            "(train_util.py:1963)", name, hint="write a caption or delete the file")
+    caption = ("\n".join(ln.strip() for ln in lines if ln.strip()) if spec.enable_wildcard
+               else lines[0].strip())
+    if not caption:
+        return "", Finding("LRC506", f"caption {name} has an empty first line: the image "
+                           "trains with an empty caption", name)
+    if not spec.enable_wildcard and sum(1 for ln in lines if ln.strip()) > 1:
+        return _decorate(caption, spec), Finding(
+            "LRC524", f"caption {name} has {sum(1 for ln in lines if ln.strip())} lines; "
+            "sd-scripts reads only the first (unless enable_wildcard = true)", name)
+    return _decorate(caption, spec), None
+
+
+def _decorate(caption: str, spec: SubsetSpec) -> str:
+    if spec.caption_prefix:
+        caption = spec.caption_prefix + " " + caption
+    if spec.caption_suffix:
+        caption = caption + " " + spec.caption_suffix
+    return caption
+
+
+def _fixed_part(caption: str, spec: SubsetSpec) -> str | None:
+    """The part of the caption that ``keep_tokens``/``keep_tokens_separator`` keep in place."""
+
+    sep = spec.keep_tokens_separator
+    if sep and sep in caption:
+        return caption.split(sep, 1)[0]
+    if spec.keep_tokens > 0:
+        tokens = [t.strip() for t in caption.strip().split(spec.caption_separator)]
+        return spec.caption_separator.join(tokens[: spec.keep_tokens])
+    return None
+
+
+def _groups(n: int, pairs: Iterable[tuple[int, int]],
+            linked: Callable[[int, int], bool]) -> list[list[int]]:
+    """Connected groups (size > 1) of ``n`` items over the candidate ``pairs`` that are
+    ``linked``."""
+
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        if root(i) != root(j) and linked(i, j):
+            parent[root(j)] = root(i)
+    out: dict[int, list[int]] = {}
+    for i in range(n):
+        out.setdefault(root(i), []).append(i)
+    return [sorted(g) for g in sorted(out.values()) if len(g) > 1]
+
+
+def _keyed_pairs(keys: list[Iterable[Any]]) -> Iterable[tuple[int, int]]:
+    """Pairs of items that share at least one key (each item has several)."""
+
+    buckets: dict[Any, list[int]] = {}
+    for i, ks in enumerate(keys):
+        for k in ks:
+            buckets.setdefault(k, []).append(i)
+    seen: set[tuple[int, int]] = set()
+    for members in buckets.values():
+        for a in range(len(members)):
+            for b in range(a + 1, len(members)):
+                pair = (members[a], members[b])
+                if pair not in seen:
+                    seen.add(pair)
+                    yield pair
+
+
+def _bands(value: int, limit: int, bits: int = 64) -> list[tuple[int, int]]:
+    """Split ``value`` into ``limit + 1`` bands: two hashes within ``limit`` bits of each
+    other agree exactly on at least one band (pigeonhole)."""
+
+    count = min(bits, limit + 1)
+    edges = [round(k * bits / count) for k in range(count + 1)]
+    return [(k, (value >> edges[k]) & ((1 << (edges[k + 1] - edges[k])) - 1))
+            for k in range(count)]
+
+
+def make_bucket_resolutions(reso: tuple[int, int], min_size: int, max_size: int,
+                            step: int) -> list[tuple[int, int]]:
+    """sd-scripts' predefined buckets (library/model_util.py:1316-1344)."""
+
+    max_area = reso[0] * reso[1]
+    resos = {(int(math.sqrt(max_area) // step) * step,) * 2}
+    width = min_size
+    while width <= max_size:
+        height = min(max_size, int((max_area // width) // step) * step)
+        if height >= min_size:
+            resos.add((width, height))
+            resos.add((height, width))
+        width += step
+    return sorted(resos)
+
+
+def select_bucket(width: int, height: int, spec: SubsetSpec,
+                  buckets: list[tuple[int, int]] | None = None,
+                  ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(bucket, resized size) of a ``width``×``height`` image (train_util.py:286-346)."""
+
+    assert spec.resolution is not None
+    aspect = width / height
+    step = spec.bucket_reso_steps
+    if spec.enable_bucket and spec.bucket_no_upscale:
+        max_area = spec.resolution[0] * spec.resolution[1]
+        if width * height > max_area:
+            rw = math.sqrt(max_area * aspect)
+            rh = max_area / rw
+
+            def rnd(x: float) -> int:
+                x = int(x + 0.5)
+                return x - x % step
+
+            bw = rnd(rw)
+            bh_w = max(1, rnd(bw / aspect))
+            bh = rnd(rh)
+            bw_h = rnd(bh * aspect)
+            if bh and abs(bw / bh_w - aspect) < abs(bw_h / bh - aspect):
+                resized = (bw, int(bw / aspect + 0.5))
+            else:
+                resized = (int(max(bh, step) * aspect + 0.5), max(bh, step))
+        else:
+            resized = (width, height)
+        return (max(step, resized[0] - resized[0] % step),
+                max(step, resized[1] - resized[1] % step)), resized
+    if buckets is None:
+        buckets = bucket_list(spec)
+    if (width, height) in buckets:
+        reso = (width, height)
+    else:
+        reso = min(buckets, key=lambda b: abs(b[0] / b[1] - aspect))
+    scale = reso[1] / height if aspect > reso[0] / reso[1] else reso[0] / width
+    return reso, (int(width * scale + 0.5), int(height * scale + 0.5))
+
+
+def bucket_list(spec: SubsetSpec) -> list[tuple[int, int]]:
+    """The predefined buckets of ``spec`` (one, the resolution, without ``enable_bucket``)."""
+
+    assert spec.resolution is not None
+    if not spec.enable_bucket:
+        return [spec.resolution]
+    step = spec.bucket_reso_steps
+    lo = spec.min_bucket_reso - spec.min_bucket_reso % step
+    hi = spec.max_bucket_reso
+    if hi % step:
+        hi = hi + step - hi % step
+    return make_bucket_resolutions(spec.resolution, lo, hi, step)
+
+
+def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterable[str] = (),
+                   memo: dict[str, Any] | None = None, cache_dir: Path | None = CACHE_DIR,
+                   progress: TextIO | None = None,
+                   show_progress: bool | None = None) -> FolderResult:
+    """All findings of one subset folder (LRC501–LRC520, LRC523–LRC524).
+
+    ``memo`` shares listings and scans between subsets and profiles that name the same folder.
+    """
+
+    memo = {} if memo is None else memo
+    folder = spec.folder
+    key = ("listing", _real(folder))
+    listing = memo.get(key)
+    if listing is None:
+        listing = memo[key] = list_folder(folder)
+    result = FolderResult(spec, listing)
+    add = result.findings.append
+    if listing.error:
+        add(Finding("LRC501", f"image_dir {spec.image_dir} {listing.error}", None,
+                    hint="sd-scripts warns 'not directory' and trains on nothing from it"))
+        return result
+
+    scan_key = ("scan", key[1])
+    records = memo.get(scan_key)
+    if records is None:
+        records = memo[scan_key] = scan(listing.images, config, cache_dir=cache_dir,
+                                        progress=progress, show_progress=show_progress)
+    result.records = {str(p): records[str(p)] for p in listing.images if str(p) in records}
+
+    for path in listing.ignored_images:
+        add(Finding("LRC523", f"{path} is not read by sd-scripts: it globs only "
+                    f"{', '.join(sorted(e for e in SD_IMAGE_EXTENSIONS if e.islower()))} "
+                    "(case-sensitive, lower or upper case)", str(path),
+                    hint="rename or convert the file"))
+    for name, count in sorted(listing.subfolder_images.items()):
+        add(Finding("LRC523", f"{folder / name} holds {count} image(s) that sd-scripts does "
+                    "not read: it does not look into subfolders of image_dir", str(folder / name),
+                    hint="make the subfolder a subset of its own"))
+
+    if spec.metadata_file is None:
+        _pair(result, triggers, config)
+    _judge_images(result, config)
+    return result
+
+
+def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig) -> None:
+    spec, listing = result.spec, result.listing
+    triggers = list(triggers)
+    add = result.findings.append
+    ext = spec.caption_extension
+    captions = {str(p)[: -len(ext)]: p for p in listing.others if ext and p.name.endswith(ext)
+                and len(p.name) > len(ext)}
+    by_base: dict[str, list[Path]] = {}
+    for img in listing.images:
+        by_base.setdefault(os.path.splitext(str(img))[0], []).append(img)
+
+    def caption_for(base: str) -> Path | None:
+        tokens = base.split("_")
+        face = "_".join(tokens[:-4]) if len(tokens) >= 5 else base
+        return captions.get(base) or captions.get(face)
+
+    paired = {base: caption_for(base) for base in by_base}
+    if listing.images and not any(paired.values()):
+        others: dict[str, int] = {}
+        for p in listing.others:
+            base, oext = os.path.splitext(str(p))
+            if base in by_base and oext:
+                others[oext] = others.get(oext, 0) + 1
+        if others:
+            best, count = max(others.items(), key=lambda kv: (kv[1], kv[0]))
+            where = ("is the default (library/config_util.py:85)" if
+                     spec.caption_extension_at is None else "is what this profile sets")
+            add(Finding(
+                "LRC502", f"no image in {spec.image_dir} has a {ext!r} caption, and "
+                f"{ext!r} {where}; {count} image(s) have a {best!r} file beside them, which "
+                "sd-scripts never reads: the run trains without captions",
+                None, anchor="caption_extension",
+                hint=f"set caption_extension = {best!r}", data={"found": others}))
+            return
+
+    used: set[Path] = set()
+    for base, imgs in sorted(by_base.items()):
+        cap = paired[base]
+        if cap is not None:
+            used.add(cap)
+        if len(imgs) > 1:
+            names = " and ".join(str(i) for i in imgs)
+            reads = f"both read {cap}" if cap else "they cannot have separate captions"
+            add(Finding("LRC505", f"{names} share the stem {os.path.basename(base)!r}: {reads}",
+                        str(imgs[1]), hint="rename one of them (or delete the duplicate)"))
+        if cap is None:
+            fallback = (f"the class tokens {spec.class_tokens!r} as its caption"
+                        if spec.class_tokens else "an empty caption")
+            for img in imgs:
+                add(Finding("LRC503", f"{img} has no caption {os.path.basename(base)}{ext}: "
+                            f"sd-scripts trains it with {fallback}", str(img)))
+    for stem, cap in sorted(captions.items()):
+        if cap not in used:
+            add(Finding("LRC504", f"caption {cap} has no image beside it (no "
+                        f"{os.path.basename(stem)}.png/.jpg/… that sd-scripts reads)",
+                        str(cap), hint="add the image, or delete the caption"))
+
+    tokens: list[str] = []
+    for t in [*triggers, *([spec.class_tokens] if spec.class_tokens else [])]:
+        if t.strip() and t.strip().lower() not in (x.lower() for x in tokens):
+            tokens.append(t.strip())
+    patterns = [(t, _word_re(t)) for t in tokens]
+    lowered = {t.strip().lower() for t in triggers}
+    for cap in sorted(used):
+        text, problem = _read_caption(cap, spec)
+        if problem is not None:
+            add(problem)
+        if text is None:
+            continue
+        result.captions[str(cap)] = text
+        if not text:
+            continue
+        missing = [t for t, rx in patterns if not rx.search(text)]
+        if missing:
+            add(Finding("LRC508", f"caption {cap} does not contain the trigger "
+                        f"{' / '.join(repr(m) for m in missing)}", str(cap),
+                        anchor="trigger" if any(m.lower() in lowered for m in missing)
+                        else "class_tokens"))
+        fixed = _fixed_part(text, spec)
+        if fixed is not None:
+            late = [t for t, rx in patterns if t not in missing and not rx.search(fixed)]
+            if late:
+                kept = (f"before {spec.keep_tokens_separator!r}" if spec.keep_tokens_separator
+                        and spec.keep_tokens_separator in text
+                        else f"the first {spec.keep_tokens} token(s)")
+                shuffled = ("shuffle_caption moves it" if spec.shuffle_caption else
+                            "it is not where keep_tokens expects it")
+                add(Finding("LRC509", f"caption {cap}: the trigger "
+                            f"{' / '.join(repr(m) for m in late)} is not in {kept} that "
+                            f"keep_tokens holds in place; {shuffled}", str(cap),
+                            anchor="keep_tokens",
+                            hint="put the trigger first in the caption"))
+    _similar_captions(result, config)
+
+
+def _similar_captions(result: FolderResult, config: DatasetConfig) -> None:
+    items = [(p, t) for p, t in sorted(result.captions.items()) if t]
+    t = config.caption_similarity
+    if len(items) < 2 or t <= 0:
+        return
+    words = [frozenset(re.findall(r"\w+", text.lower())) for _, text in items]
+    # prefix filtering: order tokens rare-first; two sets with Jaccard ≥ t share a token
+    # among the first |A| - ceil(t·|A|) + 1 of each, so only those pairs are compared
+    freq: dict[str, int] = {}
+    for ws in words:
+        for w in ws:
+            freq[w] = freq.get(w, 0) + 1
+    first: dict[frozenset[str], int] = {}
+    keys: list[list[Any]] = []
+    for i, ws in enumerate(words):
+        if ws in first:  # identical word sets: link to the first, compare nothing
+            keys.append([("same", first[ws])])
+            continue
+        first[ws] = i
+        ordered = sorted(ws, key=lambda w: (freq[w], w))
+        keep = len(ordered) - math.ceil(t * len(ordered)) + 1
+        keys.append([("same", i), *ordered[:max(1, keep)]])
+
+    def similar(i: int, j: int) -> bool:
+        a, b = words[i], words[j]
+        if not a or not b:
+            return False
+        return len(a & b) / len(a | b) >= t
+
+    for group in _groups(len(items), _keyed_pairs(keys), similar):
+        names = ", ".join(items[i][0] for i in group)
+        result.findings.append(Finding(
+            "LRC510", f"{len(group)} captions are near-duplicates (word overlap ≥ "
+            f"{t:.0%}): {names}", items[group[0]][0],
+            hint="describe what differs between the images", data={"files": [
+                items[i][0] for i in group]}))
+
+
+def _judge_images(result: FolderResult, config: DatasetConfig) -> None:
+    spec = result.spec
+    add = result.findings.append
+    recs = [result.records[str(p)] for p in result.listing.images
+            if str(p) in result.records]
+    buckets = bucket_list(spec) if spec.resolution and not (
+        spec.enable_bucket and spec.bucket_no_upscale) else None
+    for rec in recs:
+        if rec.error in ("unreadable", "empty", "not-image", "decode"):
+            add(Finding("LRC511", f"{rec.path} cannot be decoded: {rec.detail}", rec.path,
+                        hint="replace or delete the file", data={"error": rec.error}))
+        elif rec.error == "truncated":
+            add(Finding("LRC512", f"{rec.path} is truncated ({rec.detail})", rec.path,
+                        hint="re-export or re-download the image"))
+        elif rec.error == "bomb":
+            add(Finding("LRC513", f"{rec.path} is {rec.detail}, over the "
+                        f"{config.max_pixels:,}-pixel limit: PIL refuses or warns about "
+                        "images this large (decompression bomb)", rec.path,
+                        hint="downscale it to the training resolution"))
+        if not rec.ok:
+            continue
+        if rec.orientation not in (0, 1):
+            add(Finding("LRC516", f"{rec.path} has EXIF orientation {rec.orientation}: viewers "
+                        "rotate it, sd-scripts trains it unrotated", rec.path,
+                        hint="apply the rotation to the pixels (e.g. PIL ImageOps.exif_transpose)"
+                        " and drop the tag"))
+        unusual = []
+        if rec.mode == "CMYK":
+            unusual.append("CMYK (converted to RGB with a naive formula)")
+        if rec.bit_depth > 8:
+            unusual.append(f"{rec.bit_depth}-bit (reduced to 8 bits)")
+        if rec.has_alpha:
+            unusual.append("an alpha channel (dropped unless alpha_mask = true)")
+        if unusual:
+            add(Finding("LRC517", f"{rec.path} ({rec.mode}) has {', '.join(unusual)}",
+                        rec.path))
+        if spec.resolution:
+            _judge_size(rec, spec, config, buckets, add)
+
+    scored = [r for r in recs if r.ok and r.blur is not None]
+    if scored:
+        result.blur_median = round(statistics.median(r.blur for r in scored), 3)  # type: ignore
+    relative = len(scored) >= max(1, config.blur_min_images) and result.blur_median
+    for rec in scored:
+        assert rec.blur is not None
+        if relative and rec.blur < config.blur_ratio * result.blur_median:  # type: ignore
+            share = rec.blur / result.blur_median  # type: ignore[operator]
+            add(Finding("LRC518", f"{rec.path} looks blurred: sharpness {rec.blur:.1f} is "
+                        f"{share:.0%} of the set's median {result.blur_median:.1f} "
+                        f"(threshold {config.blur_ratio:.0%})", rec.path,
+                        data={"blur": rec.blur, "median": result.blur_median}))
+        elif rec.blur < config.blur_min:
+            add(Finding("LRC518", f"{rec.path} looks blurred: sharpness {rec.blur:.1f} is "
+                        f"under blur-min {config.blur_min:g}", rec.path,
+                        data={"blur": rec.blur}))
+
+    hashed = [r for r in recs if r.sha256 and r.error != "unreadable"]
+    exact = _groups(len(hashed), _keyed_pairs([[r.sha256] for r in hashed]),
+                    lambda i, j: hashed[i].sha256 == hashed[j].sha256)
+    same: set[tuple[str, str]] = set()
+    for group in exact:
+        paths = [hashed[i].path for i in group]
+        same |= {(a, b) for a in paths for b in paths}
+        add(Finding("LRC519", f"{len(paths)} files are identical: {', '.join(paths)}",
+                    paths[1], hint="keep one of them", data={"files": paths}))
+    phashed = [r for r in scored if r.phash]
+    limit = config.near_duplicate_distance
+    ints = [int(r.phash, 16) for r in phashed]  # type: ignore[arg-type]
+
+    def near(i: int, j: int) -> bool:
+        return ((phashed[i].path, phashed[j].path) not in same
+                and (ints[i] ^ ints[j]).bit_count() <= limit)
+
+    pairs = _keyed_pairs([_bands(v, limit) for v in ints])
+    for group in _groups(len(phashed), pairs, near):
+        paths = [phashed[i].path for i in group]
+        dist = max((ints[a] ^ ints[b]).bit_count() for a in group for b in group)
+        add(Finding("LRC520", f"{len(paths)} images are near-duplicates (perceptual-hash "
+                    f"distance ≤ {dist}, limit {limit}): {', '.join(paths)}", paths[1],
+                    hint="keep the best one", data={"files": paths, "distance": dist}))
+
+
+def _judge_size(rec: ImageRecord, spec: SubsetSpec, config: DatasetConfig,
+                buckets: list[tuple[int, int]] | None, add: Callable[[Finding], None]) -> None:
+    assert spec.resolution is not None
+    w, h = rec.width, rec.height
+    if not w or not h:
+        return
+    bucket, resized = select_bucket(w, h, spec, buckets)
+    rw, rh = spec.resolution
+    scale = resized[0] / w
+    if spec.enable_bucket and spec.bucket_no_upscale:
+        ratio = min(1.0, math.sqrt(bucket[0] * bucket[1] / (rw * rh)))
+        how = (f"it trains in a {bucket[0]}×{bucket[1]} bucket "
+               f"({bucket[0] * bucket[1] / (rw * rh):.0%} of the training area)")
+    else:
+        ratio = min(1.0, 1 / scale) if scale > 0 else 1.0
+        how = f"it is upscaled ×{scale:.2f} into the {bucket[0]}×{bucket[1]} bucket"
+    if ratio < config.min_resolution_ratio:
+        add(Finding("LRC514", f"{rec.path} is {w}×{h}, below the training resolution "
+                    f"{rw}×{rh}: {how}", rec.path,
+                    data={"ratio": round(ratio, 3), "bucket": list(bucket)}))
+    crop = 1 - (bucket[0] * bucket[1]) / max(1, resized[0] * resized[1])
+    if crop > config.max_crop:
+        add(Finding("LRC515", f"{rec.path} ({w}×{h}, aspect {w / h:.2f}) fits no bucket well: "
+                    f"the nearest, {bucket[0]}×{bucket[1]}, crops {crop:.0%} of it", rec.path,
+                    hint="crop the image to a bucket's aspect ratio yourself",
+                    data={"crop": round(crop, 3), "bucket": list(bucket)}))
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+@dataclass
+class ProfileAnalysis:
+    """The dataset findings of one profile: per-subset folder results + the counts."""
+
+    folders: list[FolderResult]
+    findings: list[tuple[Finding, KeyPath]]
+
+
+def min_images_for(profile: Any, config: DatasetConfig) -> int:
+    """The image minimum for ``profile``'s goal (``[profile] tags``)."""
+
+    tags = profile.get("profile", "tags")
+    tags = [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+    return max([config.min_images, *(config.min_images_by_tag.get(t, 0) for t in tags)])
+
+
+def accumulation_of(profile: Any) -> tuple[int, KeyPath | None]:
+    """``profile``'s ``gradient_accumulation_steps`` (1 unless an integer is set) and the key
+    path it is set at (None when it is not an integer or not set)."""
+
+    found = profile.options().get("gradient_accumulation_steps")
+    if found and isinstance(found[0], int):
+        return found[0], found[1]
+    return 1, None
+
+
+def analyse_profile(profile: Any, config: DatasetConfig, *, memo: dict[str, Any] | None = None,
+                    cache_dir: Path | None = CACHE_DIR, show_progress: bool | None = None,
+                    ) -> ProfileAnalysis:
+    """Findings of every dataset folder ``profile`` references, each with the key path it is
+    reported at in ``lorac lint``, plus the image-count findings (LRC521, LRC522)."""
+
+    memo = {} if memo is None else memo
+    triggers = triggers_of(profile)
+    folders: list[FolderResult] = []
+    out: list[tuple[Finding, KeyPath]] = []
+    trigger_at: KeyPath = ("profile", "trigger")
+    for spec in subsets_of(profile):
+        res = analyse_folder(spec, config, triggers=triggers, memo=memo, cache_dir=cache_dir,
+                             show_progress=show_progress)
+        folders.append(res)
+        for f in res.findings:
+            if f.anchor == "caption_extension" and spec.caption_extension_at:
+                kp = spec.caption_extension_at
+            elif f.anchor == "class_tokens" and spec.class_tokens_at:
+                kp = spec.class_tokens_at
+            elif f.anchor == "keep_tokens" and spec.keep_tokens_at:
+                kp = spec.keep_tokens_at
+            elif f.anchor == "trigger" and triggers:
+                kp = trigger_at
+            elif f.anchor == "trigger" and spec.class_tokens_at:
+                kp = spec.class_tokens_at
+            else:
+                kp = spec.key_path
+            out.append((f, kp))
+
+    train = [r for r in folders if not r.spec.is_reg and not r.listing.error]
+    if train:
+        seen: set[str] = set()
+        count = 0
+        for r in train:
+            for p in r.listing.images:
+                real = os.path.realpath(p)
+                if real not in seen:
+                    seen.add(real)
+                    count += 1
+        minimum = min_images_for(profile, config)
+        spec = max(train, key=lambda r: r.spec.batch_size).spec
+        accum, accum_at = accumulation_of(profile)
+        anchor = train[0].spec.key_path
+        for f in count_findings(count, minimum, spec.batch_size, accum):
+            if f.code == "LRC522":
+                kp = accum_at if accum_at and accum > 1 else spec.batch_size_at or anchor
+                out.append((f, kp))
+            else:
+                out.append((f, anchor))
+    return ProfileAnalysis(folders, out)
+
+
+def count_findings(count: int, minimum: int, batch_size: int = 1,
+                   accumulation: int = 1) -> list[Finding]:
+    """LRC521 (fewer than ``minimum`` images) and LRC522 (fewer than one optimizer step)."""
+
+    out = []
+    if count < minimum:
+        out.append(Finding(
+            "LRC521", f"the dataset has {count} image(s), fewer than the {minimum} this goal "
+            "needs (dataset setting min-images)", None,
+            hint="add images, or lower min-images in [tool.lorac.dataset]",
+            data={"images": count, "minimum": minimum}))
+    per_step = max(1, batch_size) * max(1, accumulation)
+    if 0 < count < per_step:
+        out.append(Finding(
+            "LRC522", f"the dataset has {count} distinct image(s), fewer than one optimizer "
+            f"step takes (batch_size {batch_size} × gradient_accumulation_steps "
+            f"{accumulation} = {per_step}): every step repeats images", None,
+            hint="lower batch_size or gradient_accumulation_steps, or add images",
+            data={"images": count, "per_step": per_step}))
+    return out
+
+
+def dependencies(analysis: ProfileAnalysis) -> tuple[set[str], set[str]]:
+    """(files, folders) the findings depend on, for the lint result cache."""
+
+    files: set[str] = set()
+    dirs: set[str] = set()
+    for r in analysis.folders:
+        dirs.add(str(r.listing.folder))
+        if r.listing.error:
+            continue
+        files |= {str(p) for p in (*r.listing.images, *r.listing.others,
+                                   *r.listing.ignored_images)}
+    return files, dirs
+
+
+def folder_spec(folder: str, *, base: SubsetSpec | None = None, **changes: Any) -> SubsetSpec:
+    """A :class:`SubsetSpec` for ``folder`` (for ``lorac dataset check``): ``base``'s settings
+    (or sd-scripts' defaults) with ``changes`` applied."""
+
+    spec = base or SubsetSpec(image_dir=folder, key_path=())
+    return replace(spec, image_dir=folder, **{k: v for k, v in changes.items()
+                                              if v is not None})

@@ -1,0 +1,132 @@
+"""The backend contract: what a trainer emitter is and what it returns.
+
+A backend turns a resolved :class:`~lorac.config.profile.Profile` into the files a trainer reads and
+the command that launches it. Backends are plugins (hook ``lorac_backends``); the core never
+names one. ``test`` is a trivial backend shipped beside the real ones: it writes the flattened
+options as JSON, which is what the pipeline tests use.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+
+from lorac.core.diagnostics import Diagnostic, LoracError
+
+if TYPE_CHECKING:
+    from lorac.config.profile import Profile
+
+
+@dataclass
+class Artifacts:
+    """What an emitter produced.
+
+    ``files`` maps a relative file name to its text; ``executable`` names the ones to mark
+    executable; ``argv`` is the launch command (``None`` when the backend cannot launch);
+    ``diagnostics`` are findings made while compiling (options with no equivalent, …);
+    ``options`` is the compiled option mapping the files express, for round-trip tests.
+    """
+
+    files: dict[str, str] = field(default_factory=dict)
+    executable: set[str] = field(default_factory=set)
+    argv: list[str] | None = None
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    options: dict[str, object] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """A trainer emitter."""
+
+    name: str
+    formats: tuple[str, ...]
+    description: str
+
+    def emit(self, profile: Profile, fmt: str) -> Artifacts:
+        """Compile ``profile`` into ``fmt`` (one of :attr:`formats`)."""
+        ...
+
+
+# --------------------------------------------------------------------------- train.sh
+
+#: Prefix of emitted files in ``Artifacts.argv``: ``{build_dir}/config.toml``.
+BUILD_DIR = "{build_dir}"
+
+class CheckoutVar(NamedTuple):
+    """How ``train.sh`` finds the trainer checkout: the ``Artifacts.argv`` placeholder prefix
+    (``{sd_scripts}``), the shell variable it becomes (``sd_scripts``), the environment variable
+    that sets it (``LORAC_SD_SCRIPTS``) and what it names (``the sd-scripts checkout``)."""
+
+    prefix: str
+    shell: str
+    env_var: str
+    what: str
+
+
+def run_env(profile: Profile) -> dict[str, str]:
+    """``[run.env]`` as strings: a :class:`LoracError` for a name that
+    :func:`lorac.core.envnames.problem` refuses (lint reports the same as LRC209, at the key)
+    or a value with a NUL character."""
+
+    from lorac.config.validate import run_section
+    from lorac.core.envnames import problem
+
+    env = run_section(profile).get("env", {})
+    out = {}
+    for name, value in env.items():
+        why = problem(name)
+        if why is not None:
+            raise LoracError(f"{profile.path}: {why[0]}")
+        if "\x00" in str(value):
+            raise LoracError(f"{profile.path}: [run.env] {name} contains a NUL character")
+        out[name] = str(value)
+    return out
+
+
+def shell_script(argv: list[str], env: dict[str, str], header: str, checkout: CheckoutVar,
+                 placeholders: Collection[int]) -> str:
+    """``train.sh`` running ``argv`` with every element quoted for bash.
+
+    ``env`` reaches the trainer only through ``exec env NAME=value … argv``, after the script's
+    own variables (``here``, ``checkout.shell``) have been expanded: no name in ``env`` is ever
+    assigned in the shell, so none can change what the script runs (``here=…`` moving
+    ``--config_file``) or stop it (``SHELLOPTS: readonly variable``). A variable whose name
+    reads like a credential (``HF_TOKEN``, ``WANDB_API_KEY``) is not written down: the script
+    requires it in the caller's environment, which the trainer inherits (the check reads the
+    name in the shell; the script's own names never read like credentials).
+
+    The elements at the indices ``placeholders`` that start with ``checkout.prefix`` or
+    :data:`BUILD_DIR` become ``"$<checkout.shell>"/…`` / ``"$here"/…``; every other element is
+    ``shlex.quote``-d.
+    """
+
+    from lorac.core.secrets import looks_secret_name
+
+    lines = ["#!/usr/bin/env bash"]
+    lines += [f"# {line}" for line in header.splitlines()]
+    lines += [
+        "set -euo pipefail",
+        'here="$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)"',
+        f'{checkout.shell}="${{{checkout.env_var}:?set {checkout.env_var} to {checkout.what}}}"',
+    ]
+    assigned = []
+    for name, value in env.items():
+        if looks_secret_name(name):  # never written down: taken from the caller's environment
+            lines.append(f': "${{{name}:?set {name} in the environment}}"')
+        else:
+            assigned.append(shlex.quote(f"{name}={value}"))
+    words = []
+    for i, arg in enumerate(argv):
+        if i in placeholders and arg.startswith(checkout.prefix + "/"):
+            words.append(f'"${checkout.shell}"/' + shlex.quote(arg[len(checkout.prefix) + 1:]))
+        elif i in placeholders and arg.startswith(BUILD_DIR + "/"):
+            words.append('"$here"/' + shlex.quote(arg[len(BUILD_DIR) + 1:]))
+        else:
+            words.append(shlex.quote(arg))
+    command = f"{words[0]} {words[1]} " + " \\\n  ".join(words[2:])
+    if assigned:  # the user's names go to env(1) as arguments, never to the shell
+        command = " \\\n  ".join(["env", *assigned, command])
+    lines.append(f"exec {command}")
+    return "\n".join(lines) + "\n"

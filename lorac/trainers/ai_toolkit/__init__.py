@@ -1,0 +1,1 @@
+"""ostris/ai-toolkit: its emitter."""

@@ -1,0 +1,401 @@
+"""The ``ai-toolkit`` backend: a job YAML for ostris/ai-toolkit (``python run.py job.yaml``).
+
+The profile's kohya option names are mapped through ``backends/ai-toolkit/mapping.toml``
+(lorac's own knowledge, as data); every target key is checked against the generated inventory
+of ``toolkit/config_modules.py`` (:func:`lorac.config.inventory.load_ai_toolkit_keys`). What has no
+ai-toolkit equivalent is reported (LRC608) and left out; ai-toolkit behaviour that overrides
+what the profile says is reported too (LRC609).
+
+The YAML is written with PyYAML plus a float representer that writes positional decimals
+(``0.0001``): YAML 1.1 loaders read ``1e-4`` as a string.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lorac.config.profile import Profile
+from lorac.core.diagnostics import Diagnostic, KeyPath, LoracError, Severity
+from lorac.lint.hookspecs import hookimpl
+from lorac.lint.rules import Rule
+from lorac.trainers import BUILD_DIR, Artifacts, CheckoutVar, run_env, shell_script
+
+#: Prefix of ``run.py`` in ``Artifacts.argv``: ``{ai_toolkit}/run.py``.
+AI_TOOLKIT = "{ai_toolkit}"
+#: How ``train.sh`` finds the ai-toolkit checkout.
+CHECKOUT = CheckoutVar(AI_TOOLKIT, "toolkit", "LORAC_AI_TOOLKIT", "the ai-toolkit checkout")
+
+PROCESS_ORDER = ("type", "training_folder", "device", "trigger_word", "network", "save",
+                 "datasets", "train", "model", "sample")
+
+
+def load_mapping(root: Path | None = None) -> dict[str, Any]:
+    """``backends/ai-toolkit/mapping.toml`` (the profile → ai-toolkit key table)."""
+
+    from lorac.config.inventory import load_backend_toml
+
+    return load_backend_toml("ai-toolkit/mapping.toml", root)
+
+
+def check_mapping(mapping: dict[str, Any] | None = None) -> list[str]:
+    """Every mapped target that ai-toolkit's config classes do not read, as sentences."""
+
+    from lorac.config.inventory import load_ai_toolkit_keys
+
+    mapping = mapping or load_mapping()
+    keys = load_ai_toolkit_keys()
+    sections = mapping["sections"]
+    problems = []
+    targets = [(f"options.{k}", v.get("to")) for k, v in mapping["options"].items()]
+    targets += [(f"dataset.{k}", v.get("to")) for k, v in mapping["dataset"].items()]
+    for fam, entry in mapping["families"].items():
+        for section in ("model", "train", "sample"):
+            targets += [(f"families.{fam}", f"{section}.{k}") for k in entry.get(section, {})]
+    for where, target in targets:
+        if target is None:
+            continue
+        section, _, key = target.partition(".")
+        key = key.split(".")[0]
+        if section == "process":
+            ok = key in mapping["process"]
+        elif section == "config":
+            ok = key == "name"
+        else:
+            ok = section in sections and keys.get(sections[section], key) is not None
+        if not ok:
+            problems.append(f"{where}: {target} is not a key ai-toolkit reads")
+    return problems
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+def yaml_float(value: float) -> str:
+    """A float as a YAML 1.1 float literal that needs no exponent (``1e-4`` → ``0.0001``)."""
+
+    import math
+    from decimal import Decimal
+
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = format(Decimal(repr(value)), "f")
+    return text if "." in text else text + ".0"
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text that ``yaml.safe_load`` reads back as ``data`` (floats stay floats)."""
+
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def represent_float(dumper: yaml.SafeDumper, value: float) -> Any:
+        return dumper.represent_scalar("tag:yaml.org,2002:float", yaml_float(value))
+
+    Dumper.add_representer(float, represent_float)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False, width=10_000)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class NoAiToolkitEquivalent(Rule):
+    """What it does
+    Reported by ``lorac build --backend ai-toolkit``: a profile option or dataset key that has
+    no equivalent in ai-toolkit (per ``backends/ai-toolkit/mapping.toml``), or a value of it
+    that ai-toolkit does not offer (an optimizer it lacks). The option is left out of the YAML.
+
+    Why is this bad?
+    The profile promises a setting the ai-toolkit run will not have (``seed``,
+    ``timestep_sampling``, a sample prompt file …).
+
+    Example
+        [training]
+        timestep_sampling = "shift"
+
+    Use instead
+    Keep kohya-only options in a profile that builds for kohya, or accept the difference.
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC608"
+    name = "no-ai-toolkit-equivalent"
+    severity = Severity.WARNING
+    scope = "pipeline"
+
+
+class AiToolkitOverride(Rule):
+    """What it does
+    Reported by ``lorac build --backend ai-toolkit`` when ai-toolkit will not do what the
+    profile says: for FLUX and SD3 it saves LoRAs in PEFT format and overwrites the alpha with
+    the rank (``toolkit/lora_special.py:430``, fact ``peft-alpha-equals-rank``), so an alpha
+    other than the rank is ignored; and it loads FLUX/SD3 from a diffusers-format folder or hub
+    id (``toolkit/stable_diffusion_model.py:667``), not from a single ``.safetensors`` file.
+
+    Why is this bad?
+    ``network_alpha = 16`` with ``network_dim = 32`` means scale 0.5 on kohya and 1.0 on
+    ai-toolkit: the same profile trains a LoRA twice as strong. A single-file model path makes
+    the run stop after start-up.
+
+    Example
+        network_dim = 32
+        network_alpha = 16
+        pretrained_model_name_or_path = "/models/flux1-dev.safetensors"
+
+    Use instead
+        network_alpha = 32
+        pretrained_model_name_or_path = "black-forest-labs/FLUX.1-dev"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC609"
+    name = "ai-toolkit-override"
+    severity = Severity.WARNING
+    scope = "pipeline"
+
+
+# --------------------------------------------------------------------------- emitter
+
+
+class _Out:
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.diags: list[Diagnostic] = []
+
+    def warn(self, code: str, message: str, kp: KeyPath, hint: str | None = None) -> None:
+        rule = {"LRC608": NoAiToolkitEquivalent.name, "LRC609": AiToolkitOverride.name}[code]
+        self.diags.append(self.profile.diagnostic(code, message, kp, rule=rule,
+                                                  severity=Severity.WARNING, hint=hint))
+
+
+def _put(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _route(tree: dict[str, Any], dataset_entry: dict[str, Any], to: str, value: Any) -> None:
+    """Put a mapped value at ``to``: ``datasets.<key>`` into the dataset entry, anything else
+    into the job tree."""
+
+    if to.startswith("datasets."):
+        dataset_entry[to.split(".", 1)[1]] = value
+    else:
+        _put(tree, to, value)
+
+
+def _transform(spec: dict[str, Any], value: Any) -> tuple[bool, Any, str]:
+    """``(ok, new value, why not)`` for one mapped value."""
+
+    values = spec.get("values")
+    if values is not None:
+        if isinstance(value, str) and value in values:
+            return True, values[value], ""
+        return False, None, f"value {value!r} has no ai-toolkit equivalent " \
+                            f"(mapped: {', '.join(values)})"
+    transform = spec.get("transform")
+    if transform == "single":
+        if isinstance(value, list):
+            if len(value) == 1:
+                return True, value[0], ""
+            return False, None, "ai-toolkit takes one value, not a list of several"
+        return True, value, ""
+    if transform == "key_value_list":
+        out: dict[str, Any] = {}
+        for item in value if isinstance(value, list) else [value]:
+            key, sep, text = str(item).partition("=")
+            if not sep:
+                return False, None, f"item {item!r} is not key=value"
+            out[key.strip()] = _literal(text.strip())
+        return True, out, ""
+    if transform == "int_only":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return True, value, ""
+        return False, None, "ai-toolkit takes a number of steps, not a ratio"
+    if transform == "strip_dot":
+        return True, str(value).lstrip("."), ""
+    if transform == "resolution":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return True, [value], ""
+        if isinstance(value, list) and len(value) == 2 and value[0] == value[1]:
+            return True, [value[0]], ""
+        return False, None, "ai-toolkit resolutions are square sizes (a list means several " \
+                            "bucket sizes, not width×height)"
+    return True, value, ""
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        return text
+    return value if isinstance(value, (int, float, str, bool, type(None))) else text
+
+
+class AiToolkitBackend:
+    """ostris/ai-toolkit: a ``job: extension`` YAML with one ``sd_trainer`` process."""
+
+    name = "ai-toolkit"
+    formats = ("yaml",)
+    description = "ai-toolkit job YAML (python run.py job.yaml)"
+
+    def emit(self, profile: Profile, fmt: str) -> Artifacts:
+        """Compile ``profile`` into ``job.yaml`` (see the module docstring)."""
+
+        if fmt not in self.formats:
+            raise LoracError(f"backend ai-toolkit has no format {fmt!r}")
+        mapping = load_mapping()
+        family = profile.family
+        fam = mapping["families"].get(family or "")
+        if fam is None:
+            raise LoracError(f"profile {profile.name!r} has no [profile] family; the ai-toolkit "
+                             "backend needs it to choose the model architecture")
+        out = _Out(profile)
+        tree: dict[str, Any] = {"process": {"type": "sd_trainer", "device": "cuda:0"},
+                                "config": {"name": profile.name}}
+        for section in ("model", "train", "sample"):
+            for key, value in fam.get(section, {}).items():
+                _put(tree, f"{section}.{key}", value)
+        dataset_keys: dict[str, Any] = {}
+        options = profile.options()
+        for name, (value, kp) in options.items():
+            spec = mapping["options"].get(name)
+            if spec is None:
+                out.warn("LRC608", f"{name} has no ai-toolkit equivalent; it is left out", kp)
+                continue
+            ok, new, why = _transform(spec, value)
+            if not ok:
+                out.warn("LRC608", f"{name}: {why}; it is left out", kp)
+                continue
+            _route(tree, dataset_keys, spec["to"], new)
+        datasets = self._datasets(profile, mapping, tree, out)
+        for entry in datasets:
+            for key, value in dataset_keys.items():
+                entry.setdefault(key, value)
+        self._facts(profile, fam, out)
+
+        process = tree["process"]
+        network = tree.get("network", {})
+        network.setdefault("type", "lora")
+        process["network"] = network
+        process["datasets"] = datasets
+        for key in ("train", "save", "model", "sample"):
+            if key in tree:
+                process[key] = tree[key]
+        ordered = {k: process[k] for k in PROCESS_ORDER if k in process}
+        ordered.update({k: v for k, v in process.items() if k not in ordered})
+        name = tree["config"]["name"]
+        job = {"job": "extension", "config": {"name": name, "process": [ordered]},
+               "meta": {"name": "[name]", "version": "1.0"}}
+        header = (f"Generated by lorac from {profile.path} (profile {profile.name}); do not "
+                  "edit — change the profile and rebuild.")
+        text = f"# {header}\n" + dump_yaml(job)
+        argv = ["python", f"{AI_TOOLKIT}/run.py", f"{BUILD_DIR}/job.yaml"]
+        script = shell_script(argv, run_env(profile), header, CHECKOUT, (1, 2))
+        return Artifacts(files={"job.yaml": text, "train.sh": script}, executable={"train.sh"},
+                         argv=argv, diagnostics=out.diags, options=job)
+
+    def launch_argv(self, argv: list[str], trainer: str | Path, build_dir: str | Path,
+                    ) -> list[str]:
+        """``argv`` with ``{ai_toolkit}`` and ``{build_dir}`` replaced by real paths (only the
+        two elements the emitter made placeholders)."""
+
+        out = list(argv)
+        if len(out) >= 3 and out[1] == f"{AI_TOOLKIT}/run.py":
+            out[1] = str(Path(trainer) / "run.py")
+            out[2] = str(Path(build_dir) / out[2].removeprefix(f"{BUILD_DIR}/"))
+        return out
+
+    def _datasets(self, profile: Profile, mapping: dict[str, Any], tree: dict[str, Any],
+                  out: _Out) -> list[dict[str, Any]]:
+        data = profile.get("dataset")
+        if not isinstance(data, dict):
+            return []
+        from lorac.trainers.kohya.rules.options import dataset_groups
+
+        general = {k: v for k, v in data.items() if k not in ("subsets", "datasets")}
+        entries = []
+        reported: set[KeyPath] = set()
+
+        def skip(kp: KeyPath, message: str) -> None:  # each key path is reported once
+            if kp not in reported:
+                reported.add(kp)
+                out.warn("LRC608", f"{message}; it is left out", kp)
+
+        for base, own, subsets in dataset_groups(data):
+            for j, sub in enumerate(subsets):
+                if not isinstance(sub, dict):
+                    continue
+                merged: dict[str, tuple[Any, KeyPath]] = {}
+                for k, v in general.items():
+                    merged[k] = (v, ("dataset", k))
+                for k, v in own.items():
+                    merged[k] = (v, (*base, k))
+                for k, v in sub.items():
+                    merged[k] = (v, (*base, "subsets", j, k))
+                entry: dict[str, Any] = {}
+                for key, (value, kp) in merged.items():
+                    spec = mapping["dataset"].get(key)
+                    if spec is None or spec.get("implied", value) != value:
+                        skip(kp, f"dataset key {key} has no ai-toolkit equivalent")
+                        continue
+                    if "implied" in spec:  # what ai-toolkit does anyway
+                        continue
+                    ok, new, why = _transform(spec, value)
+                    if not ok:
+                        skip(kp, f"dataset key {key}: {why}")
+                        continue
+                    _route(tree, entry, spec["to"], new)
+                entries.append(entry)
+        return entries
+
+    def _facts(self, profile: Profile, fam: dict[str, Any], out: _Out) -> None:
+        from lorac.config.inventory import load_ai_toolkit_facts
+
+        facts = load_ai_toolkit_facts()
+        arch = fam.get("arch")
+        options = profile.options()
+        fact = facts.get("peft-alpha-equals-rank")
+        if fact is not None and arch in fact.applies_to and "network_alpha" in options:
+            alpha, kp = options["network_alpha"]
+            dim = options.get("network_dim", (4, ()))[0]
+            if alpha != dim:
+                out.warn("LRC609", f"network_alpha is {alpha} but ai-toolkit overwrites the "
+                         f"alpha with the rank ({dim}) for {arch} ({fact.location}): the LoRA "
+                         "trains with scale 1, not alpha/rank", kp,
+                         hint=f"set network_alpha = {dim} to train the same LoRA on both "
+                         "backends")
+        model = options.get("pretrained_model_name_or_path")
+        if fam.get("diffusers_folder") and model and isinstance(model[0], str) and \
+                model[0].lower().endswith(".safetensors"):
+            out.warn("LRC609", f"ai-toolkit loads {arch} from a diffusers-format folder or hub "
+                     "id (toolkit/stable_diffusion_model.py:667), not a single .safetensors "
+                     "file", model[1], hint="point pretrained_model_name_or_path at the "
+                     "diffusers folder (with transformer/ inside) or a hub id")
+
+
+@hookimpl
+def lorac_rules() -> list[Rule]:
+    """The ai-toolkit emitter's diagnostics, as rules (for explain and selection)."""
+
+    return [NoAiToolkitEquivalent(), AiToolkitOverride()]
+
+
+@hookimpl
+def lorac_backends() -> list[AiToolkitBackend]:
+    """The ai-toolkit backend."""
+
+    return [AiToolkitBackend()]

@@ -1,0 +1,169 @@
+"""LRC401–LRC499 — memory: does the profile fit the card(s) its ``[profile] gpu`` names?
+
+The numbers come from the VRAM model (:mod:`lorac.trainers.kohya.vram`: first-principles sizes
+plus constants fitted to measured runs, ``backends/kohya/vram_measurements.json``). The rules
+judge profiles built for the kohya backend (the model's calibration) of the FLUX.1 families; a
+base profile is judged through the profiles that extend it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from lorac.core.diagnostics import Diagnostic, Severity
+from lorac.lint.hookspecs import hookimpl
+from lorac.lint.rules import ProfileContext, Rule
+from lorac.lint.rules.network import is_base
+
+#: Card sizes LRC402 offers, smallest first.
+LADDER = ("8GB", "10GB", "12GB", "16GB", "24GB", "32GB", "40GB", "48GB", "80GB")
+
+
+def _estimate(ctx: ProfileContext) -> tuple[Any, Any, list[tuple[str, float, tuple]]] | None:
+    """``(config, estimate, targets)`` for the profile, the estimate computed once per lint
+    run; None when the model does not apply or ``[profile] gpu`` names no known card."""
+
+    p = ctx.profile
+    if not p.gpus or p.backend != "kohya":
+        return None  # the common case: nothing to judge, so vram is not even imported
+    from lorac.trainers.kohya import vram
+
+    if p.family not in vram.FLUX_FAMILIES or is_base(p, ctx.project):
+        return None
+    targets = _targets(ctx)
+    if not targets:
+        return None
+    def price() -> tuple[Any, Any]:
+        cfg = vram.config_from_profile(p)
+        return cfg, vram.estimate(cfg)
+
+    cfg, est = ctx.project.memo(("lorac.memory.estimate", p.path), price)
+    return cfg, est, targets
+
+
+def _targets(ctx: ProfileContext) -> list[tuple[str, float, tuple]]:
+    from lorac.trainers.kohya import vram
+
+    p = ctx.profile
+    raw = p.get("profile", "gpu")
+    out = []
+    for i, name in enumerate(p.gpus):
+        mib = vram.card_mib(name)
+        if mib is not None:
+            kp = ("profile", "gpu") if isinstance(raw, str) else ("profile", "gpu", i)
+            out.append((name, mib, kp))
+    return out
+
+
+class DoesNotFitGpu(Rule):
+    """What it does
+    Reports a profile whose predicted peak GPU memory exceeds a card named in
+    ``[profile] gpu``, with the phase that overflows (latent caching, text-encoder caching, the
+    resident model, the training step, sampling, saving) and the cheapest change that fits,
+    from ``lorac vram``'s fix plan (fp8 base, cached text-encoder outputs, cached latents,
+    gradient checkpointing, an 8-bit optimizer, then the smallest ``blocks_to_swap``, then
+    batch size and resolution).
+
+    Why is this bad?
+    An out-of-memory error ends the run after a minute or more of start-up, or, worse, in the
+    first sampling step hours later. The model is calibrated on measured H100 runs
+    (``docs/vram.md`` gives its accuracy).
+
+    Example
+        [profile]
+        gpu = "24GB"
+        [training]
+        fp8_base = false
+
+    Use instead
+        [training]
+        fp8_base = true
+
+    Fix safety
+    No fix: every change trades speed or quality; ``lorac vram PROFILE`` lists them with
+    their predicted peaks.
+    """
+
+    code = "LRC401"
+    name = "does-not-fit-gpu"
+    groups = ("memory",)
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        found = _estimate(ctx)
+        if found is None:
+            return
+        from lorac.trainers.kohya import vram
+
+        cfg, est, targets = found
+        for name, mib, kp in targets:
+            if est.peak_mib <= mib:
+                continue
+            plan = vram.fixes(cfg, mib)
+            if plan and plan[-1].peak_mib <= mib:
+                hint = "cheapest fix: " + ", ".join(f.change for f in plan) + \
+                    f" (predicted peak {plan[-1].peak_mib:,.0f} MiB); see lorac vram"
+            else:
+                hint = "no change the model knows makes it fit; see lorac vram"
+            yield self.at(ctx.profile, kp,
+                          f"predicted peak {est.peak_mib:,.0f} MiB in phase {est.peak_phase} "
+                          f"does not fit {name} ({mib:,.0f} MiB)", hint=hint,
+                          peak_mib=round(est.peak_mib, 1), phase=est.peak_phase, card=name)
+
+
+class FitsMuchSmallerGpu(Rule):
+    """What it does
+    Reports a profile that targets a card (``[profile] gpu``) while the VRAM model predicts it
+    fits a card of half that memory or less, naming the smallest such card.
+
+    Why is this bad?
+    The target says where the recipe can run; a profile that asks for an 80 GB card while
+    fitting 24 GB keeps people off the cheaper hardware, or hides settings (a large rank, a
+    large batch) meant for the bigger card that were never applied.
+
+    Example
+        [profile]
+        gpu = "80GB"    # the recipe peaks at 18 GB
+
+    Use instead
+        [profile]
+        gpu = "24GB"
+
+    Fix safety
+    No fix: the target is a statement about intent.
+    """
+
+    code = "LRC402"
+    name = "fits-much-smaller-gpu"
+    severity = Severity.INFO
+    groups = ("memory",)
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        found = _estimate(ctx)
+        if found is None:
+            return
+        from lorac.trainers.kohya import vram
+
+        _, est, targets = found
+        name, mib, kp = min(targets, key=lambda t: t[1])
+        if est.peak_mib > mib:
+            return
+        for small in LADDER:
+            small_mib = vram.card_mib(small) or 0
+            if small_mib * 2 <= mib * 1.01 and est.peak_mib <= small_mib:
+                yield self.at(ctx.profile, kp,
+                              f"targets {name} but the predicted peak {est.peak_mib:,.0f} MiB "
+                              f"fits a {small} card ({small_mib:,.0f} MiB)",
+                              hint=f"gpu = \"{small}\", or use what the larger card allows",
+                              peak_mib=round(est.peak_mib, 1), card=small)
+                return
+
+
+RULES = (DoesNotFitGpu, FitsMuchSmallerGpu)
+
+
+@hookimpl
+def lorac_rules() -> list[Rule]:
+    """The LRC4xx memory rules."""
+
+    return [cls() for cls in RULES]
