@@ -3,7 +3,7 @@ top-level error handler (exit codes in :class:`lorac.core.diagnostics.ExitCode`)
 
 ``lorac lint [PATHS] [--format F] [--no-dataset]`` — what editors, pre-commit and CI run —
 never imports click: a cache hit prints the stored report (:mod:`lorac.lint.cache`), a miss calls
-:func:`lorac.app.lint` directly. Every other command line goes through click.
+:func:`lorac.lint.command.lint` directly. Every other command line goes through click.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ def main(argv: list[str] | None = None) -> int:
             code = fast_lint(argv[1:])
             if code is not None:
                 return code
-            from lorac import app
+            from lorac.core.console import Io, guarded
+            from lorac.lint.command import LintOptions, lint
 
             paths, fmt, dataset = simple
-            opts = app.LintOptions(paths=paths, fmt=fmt, dataset=dataset,
-                                   argv=tuple(argv[1:]))
-            return app.guarded(lambda: app.lint(opts, app.Io()))
+            opts = LintOptions(paths=paths, fmt=fmt, dataset=dataset, argv=tuple(argv[1:]))
+            return guarded(lambda: lint(opts, Io()))
     from lorac.cli import run
 
     return run(argv)

@@ -83,7 +83,7 @@ _profile = st.fixed_dictionaries({
 
 
 def _write_profile(folder: Path, p: dict) -> Path:
-    from lorac.app import toml_value
+    from lorac.config.values import toml_value
 
     lines = ['[profile]', 'family = "flux1-dev"', '[network]',
              'network_module = "networks.lora_flux"',

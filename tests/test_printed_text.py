@@ -120,7 +120,7 @@ def test_file_name_with_newline_cannot_forge_a_finding(project: Path) -> None:
 
 
 def test_error_lines_are_escaped_and_masked(capsys: pytest.CaptureFixture[str]) -> None:
-    from lorac.app import guarded
+    from lorac.core.console import guarded
 
     def fail() -> int:
         raise LoracError(f"cannot read a\nlorac: error: forged {HF}\x1b[2J")

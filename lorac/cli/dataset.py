@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import click
@@ -52,7 +53,7 @@ def _spec_for(opts: DatasetCheckOptions, settings: Any) -> tuple[Any, list[str],
     base = None
     triggers = list(opts.triggers)
     if opts.profile:
-        from lorac.app import load_profile
+        from lorac.lint.driver import load_profile
 
         profile = load_profile(opts.profile, settings)
         specs = dataset.subsets_of(profile)
@@ -80,16 +81,18 @@ def _spec_for(opts: DatasetCheckOptions, settings: Any) -> tuple[Any, list[str],
 def check(opts: DatasetCheckOptions, io: Any) -> int:
     """Run the dataset rules on ``opts.folder``; print diagnostics or the JSON report."""
 
-    from lorac.app import _plugins, _settings, render
+    from lorac.config.settings import load_settings
+    from lorac.core.diagnostics import render, summary
+    from lorac.lint.plugins import get_plugins
     from lorac.scan import dataset
 
     overrides = {"fail-on": opts.fail_on} if opts.fail_on else None
-    settings = _settings(overrides)
+    settings = load_settings(Path.cwd(), overrides)
     config = dataset.load_config(settings.raw.get("dataset"), settings.source)
     if not opts.cache:
         config = replace(config, cache=False)
     spec, triggers, profile = _spec_for(opts, settings)
-    rules = _plugins().rules
+    rules = get_plugins().rules
 
     result = dataset.analyse_folder(spec, config, triggers=triggers, progress=io.err,
                                     show_progress=opts.progress)
@@ -130,12 +133,10 @@ def check(opts: DatasetCheckOptions, io: Any) -> int:
     else:
         io.out.write(render(diags, opts.fmt, list(rules.values())))
         if opts.fmt == "text":
-            from lorac.app import _summary
-
             n = len(result.listing.images)
             io.err.write(printable(f"{opts.folder}: {n} image(s), caption extension "
                                    f"{spec.caption_extension!r}") + "\n")
-            _summary(diags, io)
+            io.err.write(summary(diags))
     return int(exit_code_for(diags, settings.fail_on))
 
 
@@ -169,7 +170,7 @@ def check_command(folder: str, profile: str | None, as_json: bool, fmt: str,
     """Check the images and captions in FOLDER as sd-scripts will read them."""
     import sys
 
-    from lorac.app import Io
+    from lorac.core.console import Io
 
     opts = DatasetCheckOptions(
         folder=folder, profile=profile, fmt="json" if as_json else fmt,

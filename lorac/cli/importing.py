@@ -128,9 +128,9 @@ def import_cmd(file: str, output: str | None, env_files: tuple[str, ...],
     """Write a profile from a kohya TOML, kohya_ss GUI JSON, ai-toolkit YAML or shell script."""
     import sys
 
-    from lorac import app
+    from lorac.core.console import Io
 
     opts = ImportOptions(file=file, output=output, env_files=env_files,
                          dataset_config=dataset_config, family=family, name=name, kind=kind,
                          keep_env=keep_env, force=force, strict=strict)
-    sys.exit(import_file(opts, app.Io()))
+    sys.exit(import_file(opts, Io()))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lorac.app import Io
+from lorac.core.console import Io
 
 
 @click.command()

@@ -43,7 +43,7 @@ def cards_for(profile: Any, extra: tuple[str, ...]) -> list[tuple[str, float]]:
 
 def vram_report(opts: VramOptions, io: Any) -> int:
     """Print the memory breakdown, the verdict per card and the fixes for misfits."""
-    from lorac.app import load_profile
+    from lorac.lint.driver import load_profile
     from lorac.trainers.kohya import vram
 
     profile = load_profile(opts.profile)
@@ -106,6 +106,6 @@ def vram_cmd(profile: str, gpus: tuple[str, ...], fmt: str) -> None:
     """Predict the GPU memory PROFILE needs, per phase, and which cards it fits."""
     import sys
 
-    from lorac.app import Io
+    from lorac.core.console import Io
 
     sys.exit(vram_report(VramOptions(profile, gpus, fmt), Io()))

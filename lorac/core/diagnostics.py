@@ -321,3 +321,32 @@ def render_sarif(diags: Sequence[Diagnostic], rules: Sequence[Any] = (), version
 
 
 RENDERERS = ("text", "json", "sarif", "github")
+
+
+def render(diags: Sequence[Diagnostic], fmt: str, rules: Sequence[Any] = ()) -> str:
+    """``diags`` in output format ``fmt`` (one of :data:`RENDERERS`); ``rules`` describe the
+    codes in SARIF."""
+
+    from lorac import __version__
+
+    if fmt == "json":
+        return render_json(diags)
+    if fmt == "sarif":
+        return render_sarif(diags, rules, __version__)
+    if fmt == "github":
+        return render_github(diags)
+    return render_text(diags)
+
+
+def summary(diags: Sequence[Diagnostic]) -> str:
+    """The closing line of a text report: ``All checks passed.`` or the count per severity and
+    how many ``--fix`` can mend."""
+
+    if not diags:
+        return "All checks passed.\n"
+    counts = {s: sum(1 for d in diags if d.severity == s) for s in Severity}
+    parts = [f"{n} {s}{'s' if n != 1 else ''}" for s, n in sorted(counts.items(), reverse=True)
+             if n]
+    fixable = sum(1 for d in diags if d.fixable and d.fix_safe)
+    tail = f"; {fixable} fixable with --fix" if fixable else ""
+    return f"Found {', '.join(parts)}{tail}.\n"

@@ -117,8 +117,10 @@ def _normalise(argv: list[str]) -> list[str] | None:
 
 
 def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) -> None:
-    """Record a finished lint run (called by :func:`lorac.app.lint`); ``argv`` is the command
-    line after ``lint``."""
+    """Record a finished lint run (called by :func:`lorac.lint.command.lint`); ``argv`` is the
+    command line after ``lint``."""
+
+    from lorac.core.diagnostics import summary
 
     norm = _normalise(argv)
     if norm is None or os.environ.get("LORAC_NO_CACHE"):
@@ -147,7 +149,7 @@ def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) 
             "dirs": {d: _stat(d) for d in sorted(dirs)},
             "env": {n: os.environ.get(n) for n in env_names + ["NO_COLOR"]},
             "stdout": text,
-            "stderr": _summary_text(report),
+            "stderr": summary(report.diagnostics),
             "exit": code,
         }
         path = _entry_path(norm)
@@ -160,16 +162,6 @@ def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) 
         os.replace(tmp, path)
     except (OSError, ValueError):
         pass  # a read-only tree (or an unusable path) simply has no cache
-
-
-def _summary_text(report: Any) -> str:
-    import io
-
-    from lorac.app import Io, _summary
-
-    buf = io.StringIO()
-    _summary(report.diagnostics, Io(out=buf, err=buf))
-    return buf.getvalue()
 
 
 def fast_lint(argv: list[str]) -> int | None:

@@ -205,6 +205,38 @@ def check_profile(resolution: Resolution) -> list[Diagnostic]:
     return diags
 
 
+def profile_path(name: str, settings: Settings | None = None) -> Path:
+    """The file of profile ``name`` (under ``settings.profiles``), or a :class:`LoracError`."""
+    from lorac.config.profile import find_profile
+    from lorac.config.settings import load_settings
+
+    settings = settings if settings is not None else load_settings(Path.cwd())
+    path = find_profile(name, settings.profiles)
+    if not path.exists():
+        raise LoracError(f"no profile {name!r} (looked for {path})")
+    return path
+
+
+def load_profile(name: str, settings: Settings | None = None) -> Profile:
+    """Profile ``name`` resolved, or a :class:`LoracError` naming the first error that stops it
+    resolving. Validation runs only on that failure."""
+
+    res = resolve(profile_path(name, settings))
+    if res.profile is None:
+        errors = [d for d in check_profile(res) if d.severity >= Severity.ERROR]
+        first = errors[0] if errors else None
+        why = f": {first.path}:{first.line}: {first.message}" if first else ""
+        raise LoracError(f"profile {name!r} cannot be resolved{why}")
+    return res.profile
+
+
+def resolve_named(name: str) -> tuple[Resolution, list[Diagnostic]]:
+    """Profile ``name`` resolved, with its resolution and validation findings, sorted."""
+
+    res = resolve(profile_path(name))
+    return res, sort_diagnostics(check_profile(res))
+
+
 def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
          env: Mapping[str, str] | None = None, options: dict[str, Any] | None = None,
          ) -> LintReport:

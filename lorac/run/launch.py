@@ -21,17 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lorac.app import (
-    Io,
-    _plugins,
-    _settings,
-    choose_backend,
-    leaves_with_provenance,
-    profile_path,
-    render,
-)
 from lorac.config.profile import Profile
-from lorac.core.diagnostics import ExitCode, LoracError, Severity, printable
+from lorac.core.console import Io
+from lorac.core.diagnostics import ExitCode, LoracError, Severity, printable, render
 
 if TYPE_CHECKING:
     from lorac.trainers.kohya.synth import SynthSet
@@ -264,17 +256,21 @@ def check_output_names(profile: Profile) -> None:
 
 
 def run_profile(opts: RunOptions, io: Io) -> int:
+    from lorac.config.settings import load_settings
     from lorac.config.validate import run_section
+    from lorac.config.values import leaves_with_provenance
     from lorac.core.outputs import RUN_FOLDER_PATHS, safe_join, write_file
     from lorac.core.secrets import environment_secrets, redact_data, scrub, secret_values
-    from lorac.lint.driver import lint
+    from lorac.lint.driver import lint, profile_path
+    from lorac.lint.plugins import get_plugins
     from lorac.run.manifest import sha256_file
     from lorac.run.process import launch
     from lorac.trainers import run_env
+    from lorac.trainers.build import choose_backend
     from lorac.trainers.checkout import ENV, configured_checkout
 
-    settings = _settings()
-    plugins = _plugins()
+    settings = load_settings(Path.cwd())
+    plugins = get_plugins()
     path = profile_path(opts.profile, settings)
     report = lint([path], settings, plugins)
     findings = report.diagnostics

@@ -257,7 +257,7 @@ class OptionWrongType(_OptionRule):
 
 
 def _toml(value: Any) -> str:
-    from lorac.app import toml_value
+    from lorac.config.values import toml_value
 
     return toml_value(value)
 
