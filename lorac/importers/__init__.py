@@ -1,12 +1,16 @@
 """``lorac import``: turn a trainer configuration people already have into a lorac profile.
 
-Each source format has one module with one public function ``read(source, opts) -> Draft``:
+Each source format has one module, in the folder of the trainer it comes from, with one public
+function ``read(source, opts) -> Draft`` (:data:`READERS`):
 
-- :mod:`lorac.importers.kohya_toml` — an sd-scripts ``--config_file`` TOML (+ its dataset TOML)
-- :mod:`lorac.importers.kohya_gui` — a kohya_ss GUI preset / saved-config JSON
-- :mod:`lorac.importers.ai_toolkit` — an ai-toolkit job YAML
-- :mod:`lorac.importers.shell` — a shell script or command line running ``*_train_network.py``
-  (parsed, never executed; :mod:`lorac.importers.envfile` reads ``--env`` files)
+- :mod:`lorac.trainers.kohya.import_toml` — an sd-scripts ``--config_file`` TOML (+ its dataset
+  TOML)
+- :mod:`lorac.trainers.kohya.import_gui` — a kohya_ss GUI preset / saved-config JSON
+- :mod:`lorac.trainers.ai_toolkit.import_yaml` — an ai-toolkit job YAML
+- :mod:`lorac.trainers.kohya.import_shell` — a shell script or command line running
+  ``*_train_network.py`` (parsed, never executed), and its ``--env`` files
+
+This module is what they share: the draft, option conversion, rendering, secrets withheld.
 
 A :class:`Draft` holds what was understood (kohya options with their values and where they were
 written, a ``[dataset]`` table, ``[run]`` settings) and what was not: every source key without an
@@ -51,7 +55,14 @@ def rules() -> dict[str, Any]:
 
     return {rule.code: rule for rule in RULES}
 
-KINDS = ("kohya-toml", "kohya-gui", "ai-toolkit", "shell")
+#: The reader of each input format (``lorac import --kind``), imported when used.
+READERS = {
+    "kohya-toml": "lorac.trainers.kohya.import_toml",
+    "kohya-gui": "lorac.trainers.kohya.import_gui",
+    "ai-toolkit": "lorac.trainers.ai_toolkit.import_yaml",
+    "shell": "lorac.trainers.kohya.import_shell",
+}
+KINDS = tuple(READERS)
 
 SCHEMA_HEADER = "#:schema ../lorac/schema/profile.schema.json"
 
@@ -617,7 +628,7 @@ def read(source: Source, kind: str, settings: Settings) -> Draft:
     if kind not in KINDS:
         raise LoracError(f"unknown input format {kind!r} (expected one of: {', '.join(KINDS)})")
     check_family(settings.family)
-    module = importlib.import_module(f"lorac.importers.{kind.replace('-', '_')}")
+    module = importlib.import_module(READERS[kind])
     draft = module.read(source, settings)
     if settings.dataset_config is not None:
         if kind == "ai-toolkit":

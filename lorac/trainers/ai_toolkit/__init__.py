@@ -1,1 +1,1 @@
-"""ostris/ai-toolkit: its emitter."""
+"""ostris/ai-toolkit: its emitter and its job-YAML importer."""

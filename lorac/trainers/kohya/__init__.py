@@ -1,2 +1,2 @@
-"""kohya sd-scripts: its emitter, rules, inventory and network-module generators, memory
-model and synthetic weights."""
+"""kohya sd-scripts: its emitter, importers (config TOML, kohya_ss GUI preset, training
+script), rules, network-module generator, memory model and synthetic weights."""

@@ -336,7 +336,7 @@ def _additional(draft: Draft, text: str, inventory: Any, line: int,
 
     from pathlib import Path
 
-    from lorac.importers.shell import Lit, _parse_args, _set_option
+    from lorac.trainers.kohya.import_shell import Lit, _parse_args, _set_option
 
     try:
         words = shlex.split(text)

@@ -20,6 +20,11 @@ naming the variable.
 The training command's arguments are parsed with the entry script's inventory: flags take no
 value, ``nargs='*'`` options take values up to the next ``--option``, others take one value
 (``--opt=value`` or ``--opt value``); unknown options are reported with a did-you-mean.
+
+``--env`` files are read with the same lexer and interpreter (:func:`read_env`), so both shell
+style (``export X="${X:-0.05}"``) and dotenv style (``X=0.05``) work. Every variable an env file
+assigns is an *environment* variable of the profile: ``X=v`` becomes ``${env:X:-v}`` and
+``X="${X:-d}"`` becomes ``${env:X:-d}``.
 """
 
 from __future__ import annotations
@@ -888,13 +893,25 @@ _RUN_INTS = {"gpus", "num_machines", "machine_rank", "main_process_port",
              "num_cpu_threads_per_process"}
 
 
+def read_env(path: Path, draft: Draft, state: State) -> None:
+    """Add the variables that the env file at ``path`` assigns to ``state``.
+
+    Findings (unterminated quotes, command substitutions) go to ``draft``.
+    """
+
+    source = read_source(path)
+    state.env_file = True
+    try:
+        Interpreter(draft, state, source.display).run(source.text)
+    finally:
+        state.env_file = False
+
+
 def read(source: Source, settings: Settings) -> Draft:
     """Read ``source`` as a shell script (or command line) and import its training command."""
 
     draft = Draft(kind="shell", source=source.display)
     state = State()
-    from lorac.importers.envfile import read_env
-
     for env_path in settings.env_files:
         read_env(env_path, draft, state)
         state.env_files.add(env_path.name)
@@ -1123,7 +1140,7 @@ def _set_option(draft: Draft, inventory: Any, name: str, vals: list[Val], line: 
 
 def _config_file(draft: Draft, config: tuple[str, list[Val], int], inventory: Any,
                  base: Path, settings: Settings) -> None:
-    from lorac.importers.kohya_toml import flatten
+    from lorac.trainers.kohya.import_toml import flatten
 
     _, vals, line = config
     name = literal(vals[0]) if len(vals) == 1 else None
