@@ -11,7 +11,8 @@ __all__ = ["__version__", "hookimpl"]
 def __getattr__(name: str) -> Any:
     # ``lorac.hookimpl`` for plugins, without importing pluggy on every start-up.
     if name == "hookimpl":
-        from lorac.lint.hookspecs import hookimpl
+        import pluggy
 
-        return hookimpl
+        marker = globals()["hookimpl"] = pluggy.HookimplMarker("lorac")
+        return marker
     raise AttributeError(name)

@@ -75,7 +75,7 @@ class Plugins:
 
     @cached_property
     def backends(self) -> dict:
-        from lorac.trainers import Backend
+        from lorac.lint.hookspecs import Backend
 
         out: dict = {}
         for impl in reversed(self.pm.hook.lorac_backends.get_hookimpls()):

@@ -1,52 +1,32 @@
-"""The backend contract: what a trainer emitter is and what it returns.
+"""The trainer-neutral part of every backend, and one folder per trainer below.
 
 A backend turns a resolved :class:`~lorac.config.profile.Profile` into the files a trainer reads and
 the command that launches it. Backends are plugins (hook ``lorac_backends``); the core never
-names one. ``test`` is a trivial backend shipped beside the real ones: it writes the flattened
-options as JSON, which is what the pipeline tests use.
+names one. What a backend is and returns, :class:`Backend` and :class:`Artifacts`, is part of
+the plugin contract (:mod:`lorac.lint.hookspecs`) and importable from here too; this module
+holds what emitters share: writing ``train.sh`` and reading ``[run.env]``.
 """
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Collection
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from lorac.core.diagnostics import Diagnostic, LoracError
+from lorac.core.diagnostics import LoracError
 
 if TYPE_CHECKING:
     from lorac.config.profile import Profile
 
 
-@dataclass
-class Artifacts:
-    """What an emitter produced.
+def __getattr__(name: str) -> Any:
+    # Backend and Artifacts from the plugin contract, without importing pluggy for every user
+    # of a trainer module
+    if name in ("Artifacts", "Backend"):
+        from lorac.lint import hookspecs
 
-    ``files`` maps a relative file name to its text; ``executable`` names the ones to mark
-    executable; ``argv`` is the launch command (``None`` when the backend cannot launch);
-    ``diagnostics`` are findings made while compiling (options with no equivalent, …);
-    ``options`` is the compiled option mapping the files express, for round-trip tests.
-    """
-
-    files: dict[str, str] = field(default_factory=dict)
-    executable: set[str] = field(default_factory=set)
-    argv: list[str] | None = None
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    options: dict[str, object] = field(default_factory=dict)
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """A trainer emitter."""
-
-    name: str
-    formats: tuple[str, ...]
-    description: str
-
-    def emit(self, profile: Profile, fmt: str) -> Artifacts:
-        """Compile ``profile`` into ``fmt`` (one of :attr:`formats`)."""
-        ...
+        return getattr(hookspecs, name)
+    raise AttributeError(name)
 
 
 # --------------------------------------------------------------------------- train.sh

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 
 from lorac.config.profile import Profile
-from lorac.lint.hookspecs import hookimpl
-from lorac.trainers import Artifacts
+from lorac.lint.hookspecs import Artifacts, hookimpl
 
 
 class TestBackend:

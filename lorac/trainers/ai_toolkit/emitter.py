@@ -17,9 +17,9 @@ from typing import Any
 
 from lorac.config.profile import Profile
 from lorac.core.diagnostics import Diagnostic, KeyPath, LoracError, Severity
-from lorac.lint.hookspecs import hookimpl
+from lorac.lint.hookspecs import Artifacts, hookimpl
 from lorac.lint.rules import Rule
-from lorac.trainers import BUILD_DIR, Artifacts, CheckoutVar, run_env, shell_script
+from lorac.trainers import BUILD_DIR, CheckoutVar, run_env, shell_script
 
 #: Prefix of ``run.py`` in ``Artifacts.argv``: ``{ai_toolkit}/run.py``.
 AI_TOOLKIT = "{ai_toolkit}"

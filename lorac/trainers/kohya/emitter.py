@@ -32,8 +32,8 @@ from typing import Any
 
 from lorac.config.profile import Profile
 from lorac.core.diagnostics import Diagnostic, LoracError
-from lorac.lint.hookspecs import hookimpl
-from lorac.trainers import BUILD_DIR, Artifacts, CheckoutVar, run_env, shell_script
+from lorac.lint.hookspecs import Artifacts, hookimpl
+from lorac.trainers import BUILD_DIR, CheckoutVar, run_env, shell_script
 
 #: Prefix of the entry script in ``Artifacts.argv``: ``{sd_scripts}/flux_train_network.py``.
 SD_SCRIPTS = "{sd_scripts}"
