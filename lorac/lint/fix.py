@@ -1,4 +1,5 @@
-"""Applying fixes: edits to the tomlkit document, so comments and layout survive."""
+"""Applying fixes: edits to the tomlkit document, so comments and layout survive; and line
+edits for the other files (Markdown, shell)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,29 @@ def apply_fixes(diags: Sequence[Diagnostic], *, unsafe: bool = False) -> int:
         if path.endswith(".toml"):
             changed += apply_edits(Path(path), edits)
         else:
-            from lorac.lint.textfix import apply_text_edits
-
             changed += apply_text_edits(Path(path), edits)
     return fixed if changed else 0
+
+
+def apply_text_edits(path: Path, edits: Sequence[Edit]) -> bool:
+    """Fixes for non-TOML files: an :class:`~lorac.core.diagnostics.Edit` whose key path is
+    ``("text", start_line, end_line)`` replaces those lines (1-based, inclusive) with its
+    value. True when the file changed."""
+
+    from lorac.core.outputs import write_file
+
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    spans = sorted((e for e in edits if e.key_path and e.key_path[0] == "text"),
+                   key=lambda e: e.key_path[1], reverse=True)
+    for edit in spans:
+        _, start, end = edit.key_path
+        new = str(edit.value)
+        if new and not new.endswith("\n"):
+            new += "\n"
+        lines[start - 1:end] = [new] if new else []
+    after = "".join(lines)
+    if after == text:
+        return False
+    write_file(path, after)
+    return True
