@@ -35,6 +35,16 @@ def _no_lint_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def json_backend(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Register the ``test`` backend (tests/json_backend.py) as a built-in plugin."""
+
+    from lorac.lint import plugins
+
+    monkeypatch.setattr(plugins, "BUILTIN", (*plugins.BUILTIN, "tests.json_backend"))
+    return "test"
+
+
+@pytest.fixture
 def project(tmp_path: Path) -> Iterator[Path]:
     """An empty project directory that is the current directory during the test."""
 

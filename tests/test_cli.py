@@ -113,7 +113,7 @@ def test_show_diff_explain_rules_schema(shipped: Path) -> None:
     assert lorac("show", "nope")[0] == 2
 
 
-def test_build_writes_atomically(shipped: Path) -> None:
+def test_build_writes_atomically(shipped: Path, json_backend: str) -> None:
     code, out, _ = lorac("build", "final", "--backend", "test")
     assert code == 0 and "build/final" in out
     data = json.loads((shipped / "build" / "final" / "options.json").read_text())

@@ -32,7 +32,6 @@ BUILTIN: tuple[str, ...] = (
     "lorac.lint.rules.docs",
     "lorac.lint.rules.hygiene",
     "lorac.trainers.kohya.rules.memory",
-    "lorac.trainers.test_backend",
     "lorac.trainers.kohya.rules.options",
     "lorac.trainers.kohya.emitter",
     "lorac.trainers.ai_toolkit.emitter",

@@ -1,7 +1,7 @@
 """The ``test`` backend: writes the flattened trainer options as JSON.
 
-It exists to exercise the pipeline (and to show the smallest possible backend); it launches
-nothing.
+It exists to exercise the build pipeline (and to show the smallest possible backend); it
+launches nothing. Tests that use it register it with the ``json_backend`` fixture.
 """
 
 from __future__ import annotations
