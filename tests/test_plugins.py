@@ -88,3 +88,25 @@ def test_entry_points_are_read_like_importlib_metadata() -> None:
     ours = sorted((e.name, e.value) for e in find_entry_points("console_scripts"))
     theirs = sorted((e.name, e.value) for e in metadata.entry_points(group="console_scripts"))
     assert ours == theirs and ours
+
+
+def test_moved_modules_answer_to_their_first_paths() -> None:
+    import importlib
+
+    import lorac
+    from lorac.lint import hookspecs
+
+    for old, new in lorac.MOVED.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    # what a plugin of the flat layout imports
+    assert importlib.import_module("lorac.rules").Rule is Rule
+    assert importlib.import_module("lorac.hookspecs").hookimpl is lorac.hookimpl
+    backend = importlib.import_module("lorac.backend")
+    assert backend.Artifacts is hookspecs.Artifacts and callable(backend.shell_script)
+
+
+def test_generators_still_run_by_their_first_paths() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "lorac.schema_gen", "--check"], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

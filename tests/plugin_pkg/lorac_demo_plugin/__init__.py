@@ -1,7 +1,12 @@
-"""A third-party rule: descriptions must not be empty."""
+"""A third-party rule: descriptions must not be empty.
+
+It imports the rule contract by its first path, ``lorac.rules``, as plugins written for the
+flat layout do.
+"""
+
+from lorac.rules import Rule
 
 from lorac import hookimpl
-from lorac.lint.rules import Rule
 
 
 class EmptyDescription(Rule):
