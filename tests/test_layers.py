@@ -155,6 +155,19 @@ def test_no_import_runs_back_up() -> None:
     assert upward(import_graph(REPO / "lorac")) == []
 
 
+def test_trainers_do_not_import_each_other() -> None:
+    # one folder per trainer: what two trainers share lives in lorac/trainers/__init__.py
+    def trainer(module: str) -> str | None:
+        parts = module.split(".")
+        is_folder = len(parts) > 2 and parts[:2] == ["lorac", "trainers"]
+        return parts[2] if is_folder and (REPO / "lorac" / "trainers" / parts[2]).is_dir() else None
+
+    graph = import_graph(REPO / "lorac")
+    crossing = sorted(f"{a} -> {b}" for a, targets in graph.items() for b in targets
+                      if trainer(a) and trainer(b) and trainer(a) != trainer(b))
+    assert crossing == []
+
+
 def test_every_module_has_a_layer() -> None:
     for name in modules(REPO / "lorac"):
         layer_of(name)

@@ -4,7 +4,8 @@ A backend turns a resolved :class:`~lorac.config.profile.Profile` into the files
 the command that launches it. Backends are plugins (hook ``lorac_backends``); the core never
 names one. What a backend is and returns, :class:`Backend` and :class:`Artifacts`, is part of
 the plugin contract (:mod:`lorac.lint.hookspecs`) and importable from here too; this module
-holds what emitters share: writing ``train.sh`` and reading ``[run.env]``.
+holds what emitters share: writing ``train.sh``, reading ``[run.env]`` and the datasets of
+``[dataset]``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shlex
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from lorac.core.diagnostics import LoracError
+from lorac.core.diagnostics import KeyPath, LoracError
 
 if TYPE_CHECKING:
     from lorac.config.profile import Profile
@@ -110,3 +111,28 @@ def shell_script(argv: list[str], env: dict[str, str], header: str, checkout: Ch
         command = " \\\n  ".join(["env", *assigned, command])
     lines.append(f"exec {command}")
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- [dataset]
+
+
+def dataset_groups(data: dict[str, Any]) -> list[tuple[KeyPath, dict[str, Any], list[Any]]]:
+    """The datasets of ``[dataset]`` (``data``) in the order sd-scripts gets them, each as
+    ``(key_path, own keys, subsets)``.
+
+    The first is ``[dataset]``'s own ``subsets`` (key path ``("dataset",)``, no keys of its
+    own: the other keys of ``[dataset]`` are ``[general]``); then each ``[[dataset.datasets]]``
+    table, without its ``subsets`` key. Subsets keep their positions (items that are not tables
+    included, so that key paths stay right); a ``subsets`` that is not a list counts as none.
+    """
+
+    def subsets(table: dict[str, Any]) -> list[Any]:
+        subs = table.get("subsets")
+        return subs if isinstance(subs, list) else []
+
+    groups: list[tuple[KeyPath, dict[str, Any], list[Any]]] = [(("dataset",), {}, subsets(data))]
+    datasets = data.get("datasets")
+    if isinstance(datasets, list):
+        groups += [(("dataset", "datasets", i), {k: v for k, v in ds.items() if k != "subsets"},
+                    subsets(ds)) for i, ds in enumerate(datasets) if isinstance(ds, dict)]
+    return groups

@@ -324,7 +324,7 @@ class AiToolkitBackend:
         data = profile.get("dataset")
         if not isinstance(data, dict):
             return []
-        from lorac.trainers.kohya.rules.options import dataset_groups
+        from lorac.trainers import dataset_groups
 
         general = {k: v for k, v in data.items() if k not in ("subsets", "datasets")}
         entries = []

@@ -112,7 +112,8 @@ def compile_dataset(profile: Profile) -> dict[str, Any] | None:
     """
 
     from lorac.config.inventory import load_dataset_schema
-    from lorac.trainers.kohya.rules.options import dataset_groups, dataset_variant, emitted_value
+    from lorac.trainers import dataset_groups
+    from lorac.trainers.kohya.rules.options import dataset_variant, emitted_value
 
     data = profile.get("dataset")
     if not isinstance(data, dict):

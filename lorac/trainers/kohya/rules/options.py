@@ -33,6 +33,7 @@ from lorac.config.profile import Profile
 from lorac.core.diagnostics import Diagnostic, Edit, KeyPath, Severity
 from lorac.lint.hookspecs import hookimpl
 from lorac.lint.rules import ProfileContext, Rule
+from lorac.trainers import dataset_groups
 
 INT_OR_FLOAT = "library.train_util.add_optimizer_arguments.<locals>.int_or_float"
 CONFIG_LOADER = "library/train_util.py:4748-4761"
@@ -430,32 +431,10 @@ def emitted_value(key: Any, value: Any) -> Any:
     return value
 
 
-def dataset_groups(data: dict[str, Any]) -> list[tuple[KeyPath, dict[str, Any], list[Any]]]:
-    """The datasets of ``[dataset]`` (``data``) in the order sd-scripts gets them, each as
-    ``(key_path, own keys, subsets)``.
-
-    The first is ``[dataset]``'s own ``subsets`` (key path ``("dataset",)``, no keys of its
-    own: the other keys of ``[dataset]`` are ``[general]``); then each ``[[dataset.datasets]]``
-    table, without its ``subsets`` key. Subsets keep their positions (items that are not tables
-    included, so that key paths stay right); a ``subsets`` that is not a list counts as none.
-    """
-
-    def subsets(table: dict[str, Any]) -> list[Any]:
-        subs = table.get("subsets")
-        return subs if isinstance(subs, list) else []
-
-    groups: list[tuple[KeyPath, dict[str, Any], list[Any]]] = [(("dataset",), {}, subsets(data))]
-    datasets = data.get("datasets")
-    if isinstance(datasets, list):
-        groups += [(("dataset", "datasets", i), {k: v for k, v in ds.items() if k != "subsets"},
-                    subsets(ds)) for i, ds in enumerate(datasets) if isinstance(ds, dict)]
-    return groups
-
-
 def dataset_levels(profile: Profile) -> Iterator[tuple[str, str, KeyPath, dict[str, Any]]]:
     """Every table of ``[dataset]`` as ``(level, variant, key_path, table)``: ``[dataset]``
     itself (level ``general``), each ``[[dataset.datasets]]`` (``dataset``, without its
-    ``subsets``) and each subset, in :func:`dataset_groups` order."""
+    ``subsets``) and each subset, in :func:`~lorac.trainers.dataset_groups` order."""
 
     data = profile.get("dataset")
     if not isinstance(data, dict):
