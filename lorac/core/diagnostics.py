@@ -212,22 +212,25 @@ def exit_code_for(diags: Sequence[Diagnostic], fail_on: Severity) -> ExitCode:
 # --------------------------------------------------------------------------- renderers
 
 
-def _location(d: Diagnostic) -> str:
-    if d.line:
-        return f"{printable(d.path)}:{d.line}:{d.col or 1}"
-    return printable(d.path)
-
-
 def render_text(diags: Sequence[Diagnostic], *, show_hints: bool = True) -> str:
     """One line a finding (and its hint line): every path, key and message :func:`printable`,
     so a file name or value holding a newline cannot start a line of its own."""
 
     lines: list[str] = []
+    paths: dict[str, str] = {}  # many findings share a file and a rule: made printable once
+    rules: dict[str, str] = {}
     for d in diags:
         fix_mark = " [*]" if d.fixable and d.fix_safe else ""
         where = f" ({printable(d.dotted_key)})" if d.key_path else ""
-        rule = f" [{printable(d.rule)}]" if d.rule else ""
-        lines.append(f"{_location(d)}: {d.code}{fix_mark} {printable(d.message)}{where}{rule}")
+        rule = ""
+        if d.rule:
+            if d.rule not in rules:
+                rules[d.rule] = f" [{printable(d.rule)}]"
+            rule = rules[d.rule]
+        if d.path not in paths:
+            paths[d.path] = printable(d.path)
+        place = f"{paths[d.path]}:{d.line}:{d.col or 1}" if d.line else paths[d.path]
+        lines.append(f"{place}: {d.code}{fix_mark} {printable(d.message)}{where}{rule}")
         if show_hints and d.hint:
             lines.append(f"    hint: {printable(d.hint)}")
     return "\n".join(lines) + ("\n" if lines else "")

@@ -314,7 +314,10 @@ def scrub_message(text: str) -> str:
     nothing.
     """
 
-    if "PRIVATE KEY" not in text and not any(v in text for v in _REMEMBERED) and not any(
+    if len(text) < 8:  # shorter than any value remembered, any token, a PEM header
+        return text
+    if "PRIVATE KEY" not in text and not (
+            _REMEMBERED and any(v in text for v in _REMEMBERED)) and not any(
             any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
             for run in _CANDIDATE.findall(text)):
         return text
