@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def test_pin_is_well_formed(backend: str) -> None:
     pin = inventory.load_pin(backend)
     assert len(pin.commit) == 40 and int(pin.commit, 16) >= 0
     assert pin.repository.startswith("https://github.com/")
-    assert pin.date[:4].isdigit() and "T" in pin.date
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d(T[0-9:+-]+)?", pin.date), pin.date
 
 
 @pytest.mark.parametrize("script", KOHYA_SCRIPTS)
@@ -51,7 +52,8 @@ def test_kohya_inventory_matches_pin(script: str) -> None:
     assert inv.commit == inventory.load_pin("kohya").commit, (
         f"{script} inventory is from {inv.commit}; regenerate it for the pinned commit"
     )
-    assert len(inv.options) > 150
+    # the LECO scripts have no dataset options: about 120 against the LoRA scripts' 190-230
+    assert len(inv.options) > (100 if "leco" in script else 150)
 
 
 def test_dataset_schema_and_ai_toolkit_match_pins() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from lorac.config.inventory import kohya_options, kohya_scripts, load_kohya_inventory
 from lorac.trainers.kohya.rules.options import RULES
 from tests.conftest import lorac, write_files
@@ -12,13 +14,19 @@ from tests.conftest import lorac, write_files
 
 def test_option_specs_agree_across_scripts() -> None:
     """option_spec() falls back to any script for a profile without family: sound only while
-    an option means the same in every script."""
+    an option means the same in every script. A family's script may offer more choices than
+    another (lumina's timestep_sampling adds nextdit_shift), never other types."""
 
     seen: dict[str, tuple] = {}
+    choices: dict[str, set] = {}
     for script in kohya_scripts():
         for name, opt in load_kohya_inventory(script).options.items():
-            spec = (opt.type, opt.action, opt.nargs, opt.choices)
+            spec = (opt.type, opt.action, opt.nargs, opt.choices is None)
             assert seen.setdefault(name, spec) == spec, (script, name)
+            if opt.choices is not None:
+                mine, other = set(opt.choices), choices.setdefault(name, set(opt.choices))
+                assert mine <= other or other <= mine, (script, name)
+    assert choices["timestep_sampling"] >= {"sigma", "uniform", "sigmoid", "shift", "flux_shift"}
 
 
 def test_kohya_options_is_the_first_wins_union_of_the_scripts() -> None:
@@ -61,3 +69,15 @@ def test_no_family_is_said_once(project: Path) -> None:
     _, out, _ = lorac("lint", "profiles/p.toml", "--format", "json")
     found = [d for d in json.loads(out) if d["code"] == "LRC601"]
     assert len(found) == 1 and found[0]["severity"] == "info"
+
+
+@pytest.mark.parametrize("module", ["library.train_util", "library.args"])
+def test_int_or_float_is_known_under_either_home(module: str) -> None:
+    """v0.11.0 moved the argument definitions from library/train_util.py to library/args.py,
+    and with them the qualified name of ``int_or_float``."""
+    from lorac.trainers.kohya.rules.options import converted, scalar_ok
+
+    type_name = f"{module}.add_optimizer_arguments.<locals>.int_or_float"
+    assert scalar_ok(type_name, 0.1) is True
+    assert scalar_ok(type_name, "0.1") is False
+    assert converted(type_name, "100") == 100

@@ -102,7 +102,14 @@ def test_shipped_network_modules_data() -> None:
     assert mods["networks.lora_flux"]["bools"].keys() == {"split_qkv", "train_t5xxl", "verbose"}
     assert "train_blocks" in mods["networks.lora_flux"]["args"]
     assert "down_lr_weight" in mods["networks.lora"]["args"]  # via parse_block_lr_kwargs
-    assert all(m["alpha_default"] == 1.0 for m in mods.values())
+    # OFT's alpha is a constraint, not a scale: its default is 1e-3 (networks/oft.py)
+    assert {n: m["alpha_default"] for n, m in mods.items() if m["alpha_default"] != 1.0} == {
+        "networks.oft": 0.001, "networks.oft_flux": 0.001}
+    assert mods["networks.lokr"]["bools_lower"].keys() == {"train_llm_adapter", "use_tucker",
+                                                           "verbose"}
+    assert mods["networks.oft"]["bools_truthy"].keys() == {"enable_all_linear", "enable_conv"}
+    assert mods["networks.lokr"]["types"]["factor"]["type"] == "int"
+    assert mods["networks.lokr"]["defaults"]["factor"] == -1
 
 
 def test_render_is_stable_toml(tmp_path: Path) -> None:
@@ -117,3 +124,29 @@ def test_render_is_stable_toml(tmp_path: Path) -> None:
     data = tomllib.loads(text)
     assert data["modules"]["networks.lora"]["args"] == {"x": 2}
     assert render(tmp_path, "0" * 40) == text
+    assert "networks.loha" not in data["modules"]  # a module the checkout lacks is left out
+
+
+def test_analyse_module_records_each_bool_parsing_types_and_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "mod.py"
+    path.write_text(
+        "import ast\n"
+        "def create_network(m, network_alpha, **kwargs):\n"
+        "    exact = kwargs.get('exact', False)\n"
+        "    exact = True if exact == 'True' else False\n"
+        "    low = kwargs.get('low', 'false')\n"
+        "    low = True if str(low).lower() == 'true' else False\n"
+        "    truthy = kwargs.get('truthy', None)\n"
+        "    truthy = bool(truthy)\n"
+        "    factor = int(kwargs.get('factor', -1))\n"
+        "    ratio = kwargs.get('ratio')\n"
+        "    ratio = float(ratio)\n"
+        "    pats = ast.literal_eval(kwargs.get('pats'))\n",
+        encoding="utf-8")
+    facts = analyse_module(path)
+    assert facts["bools"] == {"exact": 4}
+    assert facts["bools_lower"] == {"low": 6}
+    assert facts["bools_truthy"] == {"truthy": 8}
+    assert facts["types"] == {"factor": ("int", 9), "ratio": ("float", 11),
+                              "pats": ("literal", 12)}
+    assert facts["defaults"] == {"exact": False, "low": "false", "factor": -1}

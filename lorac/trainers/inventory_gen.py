@@ -46,13 +46,23 @@ from typing import Any
 
 GENERATED_BY = "lorac.trainers.inventory_gen"
 
-#: The kohya entry scripts lorac compiles for; each gets ``inventory/<stem>.json``.
+#: The kohya LoRA entry scripts lorac compiles for; each gets ``inventory/<stem>.json``.
+#: Chroma is a ``--model_type`` of ``flux_train_network.py``, not a script of its own.
 KOHYA_SCRIPTS: tuple[str, ...] = (
     "flux_train_network.py",
     "sdxl_train_network.py",
     "sd3_train_network.py",
     "train_network.py",
+    "lumina_train_network.py",
+    "hunyuan_image_train_network.py",
+    "anima_train_network.py",
+    "train_leco.py",
+    "sdxl_train_leco.py",
 )
+
+#: Entry scripts that only some sd-scripts versions have (the LECO scripts arrived in v0.11.0):
+#: a checkout without one gets no inventory for it instead of an error.
+KOHYA_OPTIONAL_SCRIPTS = frozenset({"train_leco.py", "sdxl_train_leco.py"})
 
 KOHYA_CONFIG_UTIL = "library/config_util.py"
 AI_TOOLKIT_CONFIG_MODULES = "toolkit/config_modules.py"
@@ -651,7 +661,9 @@ def generate_kohya(checkout: Path, out_dir: Path) -> list[Path]:
     checkout = Path(checkout).resolve()
     commit = checkout_commit(checkout)
     written: list[Path] = []
-    for script in KOHYA_SCRIPTS:
+    scripts = [s for s in KOHYA_SCRIPTS
+               if (checkout / s).is_file() or s not in KOHYA_OPTIONAL_SCRIPTS]
+    for script in scripts:
         if not (checkout / script).is_file():
             raise InventoryError(f"{checkout}: {script} not found")
         result = _run_worker("kohya-parser", checkout, script)
@@ -675,7 +687,7 @@ def generate_kohya(checkout: Path, out_dir: Path) -> list[Path]:
             "line": schema.pop("class_line"),
             "trainer": "sd-scripts",
         },
-        "sanitizer_calls": _sanitizer_calls(checkout, KOHYA_SCRIPTS),
+        "sanitizer_calls": _sanitizer_calls(checkout, scripts),
         **schema,
     }
     written.append(write_json(out_dir / "inventory" / "dataset_config.json", data))

@@ -35,7 +35,15 @@ from lorac.lint.hookspecs import hookimpl
 from lorac.lint.rules import ProfileContext, Rule
 from lorac.trainers import dataset_groups
 
-INT_OR_FLOAT = "library.train_util.add_optimizer_arguments.<locals>.int_or_float"
+INT_OR_FLOAT = "int_or_float"
+"""The name ends every version's ``int_or_float`` type carries: it was
+``library.train_util.add_optimizer_arguments.<locals>.int_or_float`` up to v0.10 and is
+``library.args.add_optimizer_arguments.<locals>.int_or_float`` from v0.11.0 on."""
+
+
+def _canonical(type_name: str) -> str:
+    """``type_name`` with any version's ``…int_or_float`` folded to :data:`INT_OR_FLOAT`."""
+    return INT_OR_FLOAT if type_name.endswith(INT_OR_FLOAT) else type_name
 CONFIG_LOADER = "library/train_util.py:4748-4761"
 
 
@@ -77,6 +85,7 @@ def _number(value: Any) -> bool:
 def scalar_ok(type_name: str, value: Any) -> bool | None:
     """Whether a config-file value of ``type_name`` works unconverted (None: lorac can't tell)."""
 
+    type_name = _canonical(type_name)
     if type_name == "int":
         return isinstance(value, int) and not isinstance(value, bool)
     if type_name in ("float", INT_OR_FLOAT):
@@ -93,6 +102,7 @@ def converted(type_name: str, value: Any) -> Any:
     """
 
     text = value if isinstance(value, str) else None
+    type_name = _canonical(type_name)
     try:
         if type_name == "int":
             if text is not None:
@@ -120,7 +130,7 @@ def _fixable(profile: Profile, kp: KeyPath) -> bool:
 
 def _type_label(type_name: str) -> str:
     return {"int": "an integer", "float": "a number", "str": "a string", "path": "a string (path)",
-            INT_OR_FLOAT: "a number (int or float)"}.get(type_name, type_name)
+            INT_OR_FLOAT: "a number (int or float)"}.get(_canonical(type_name), type_name)
 
 
 # --------------------------------------------------------------------------- rules
