@@ -42,9 +42,23 @@ def backends_dir() -> Path:
     return installed if installed.is_dir() else package.parent / "backends"
 
 
+#: The folder of the trainer version lint runs against (:func:`use_version_root`), when no
+#: *root* argument and no ``$LORAC_INVENTORY_DIR`` say otherwise.
+_ACTIVE_ROOT: list[Path] = []
+
+
+def use_version_root(root: Path | None) -> None:
+    """Make *root* (a folder laid out like ``backends/``) the inventory every loader reads
+    unless given a *root* or ``$LORAC_INVENTORY_DIR``; None goes back to the shipped default."""
+    _ACTIVE_ROOT[:] = [] if root is None else [root]
+
+
 def _override(root: Path | None) -> str | None:
-    """The override folder in effect: *root*, else ``$LORAC_INVENTORY_DIR``, else None."""
+    """The override folder in effect: *root*, else ``$LORAC_INVENTORY_DIR``, else the active
+    version's folder (:func:`use_version_root`), else None."""
     override = root if root is not None else os.environ.get(ENV_VAR) or None
+    if override is None and _ACTIVE_ROOT:
+        override = _ACTIVE_ROOT[0]
     return None if override is None else str(override)
 
 
@@ -122,6 +136,49 @@ def load_pin(backend: str, root: Path | None = None) -> Pin:
         commit=data["commit"],
         date=str(data["date"]),
     )
+
+
+class KohyaVersion(NamedTuple):
+    """One sd-scripts version lorac ships an inventory of (``[[versions]]`` of
+    ``kohya/pin.toml``); ``root`` is its folder laid out like ``backends/``."""
+
+    commit: str
+    date: str
+    name: str
+    root: Path
+
+    @property
+    def short(self) -> str:
+        return self.commit[:8]
+
+
+def kohya_versions() -> list[KohyaVersion]:
+    """The shipped sd-scripts versions, oldest first (never an override's: a user's own
+    inventory folder is one version, not a list)."""
+    data = _read_toml(_shipped("kohya/pin.toml"))
+    return [
+        KohyaVersion(commit=v["commit"], date=str(v["date"]), name=v["name"],
+                     root=backends_dir() / v["path"] if v["path"] else backends_dir())
+        for v in data.get("versions", ())
+    ]
+
+
+def shipped_kohya_version(commit: str) -> KohyaVersion | None:
+    """The shipped version at *commit* (a full commit, or a prefix of at least 7 hex digits)."""
+    if len(commit) < 7:
+        return None
+    return next((v for v in kohya_versions() if v.commit.startswith(commit)), None)
+
+
+def option_versions(name: str, script: str) -> list[KohyaVersion]:
+    """The shipped versions whose *script* accepts option *name* (a dest or a flag)."""
+    stem = script[:-3] if script.endswith(".py") else script
+    found = []
+    for version in kohya_versions():
+        path = version.root / "kohya" / "inventory" / f"{stem}.json"
+        if path.is_file() and name in _kohya_inventory(path):
+            found.append(version)
+    return found
 
 
 class Family(NamedTuple):

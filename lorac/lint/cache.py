@@ -21,6 +21,8 @@ from typing import Any
 
 CACHE_DIR = ".lorac_cache"
 VERSION = 1
+#: Variables that choose the trainer version lint reads (lorac.config.kohya_version).
+VERSION_ENV = ["LORAC_SD_SCRIPTS", "LORAC_INVENTORY_DIR"]
 
 
 def _sha(path: str) -> str | None:
@@ -147,7 +149,7 @@ def store(argv: list[str], paths: list[str], report: Any, text: str, code: int) 
             "code": _code_fingerprint(),
             "deps": deps,
             "dirs": {d: _stat(d) for d in sorted(dirs)},
-            "env": {n: os.environ.get(n) for n in env_names + ["NO_COLOR"]},
+            "env": {n: os.environ.get(n) for n in env_names + [*VERSION_ENV, "NO_COLOR"]},
             "stdout": text,
             "stderr": summary(report.diagnostics),
             "exit": code,

@@ -41,6 +41,9 @@ def lint(opts: LintOptions, io: Io) -> int:
     if opts.fail_on:
         overrides["fail-on"] = opts.fail_on
     settings = load_settings(Path.cwd(), overrides)
+    from lorac.config.kohya_version import select as select_kohya_version
+
+    active = select_kohya_version(settings)  # the configured checkout's sd-scripts version
     plugins = get_plugins()
     paths = [Path(p) for p in opts.paths] or [settings.profiles if settings.profiles.exists()
                                                else Path("profiles")]
@@ -60,6 +63,8 @@ def lint(opts: LintOptions, io: Io) -> int:
     code = report.exit_code(settings.fail_on)
     if opts.fmt == "text":
         io.err.write(summary(diags))
+    if active is not None:
+        report.read |= {str(p) for p in active.markers}
     if opts.argv is not None and not (opts.fix or opts.unsafe_fixes):
         lint_cache.store(list(opts.argv), [str(p) for p in paths], report, text, int(code))
     return int(code)

@@ -33,6 +33,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.lint.rules.hygiene",
     "lorac.trainers.kohya.rules.memory",
     "lorac.trainers.kohya.rules.options",
+    "lorac.trainers.kohya.rules.versions",
     "lorac.trainers.kohya.emitter",
     "lorac.trainers.ai_toolkit.emitter",
 )

@@ -37,6 +37,13 @@ class Checkout:
             return (f"cannot tell which commit {self.path} is at; lorac's knowledge is of "
                     f"{self.pinned[:10]}")
         if not self.matches_pin:
+            if self.backend == "kohya":
+                from lorac.config.inventory import shipped_kohya_version
+
+                if shipped_kohya_version(self.commit) is not None:
+                    return None  # lint reads that version's shipped inventory
+                return (f"{self.path} is at {self.commit[:10]}, which lorac does not ship; "
+                        f"`lorac lint` generates its inventory once and caches it")
             return (f"{self.path} is at {self.commit[:10]}, lorac's knowledge is of "
                     f"{self.pinned[:10]}; regenerate it with `lorac backends inventory "
                     f"{self.backend} --from {self.path}` and set LORAC_INVENTORY_DIR")

@@ -100,6 +100,24 @@ def checkout(env: str, pinned: str | None = None) -> Path:
     return path
 
 
+VERSIONS_ENV = "LORAC_SD_SCRIPTS_VERSIONS"
+
+
+def version_checkout(commit: str) -> Path:
+    """A checkout at ``commit``: ``LORAC_SD_SCRIPTS`` or one of the checkouts listed in
+    ``LORAC_SD_SCRIPTS_VERSIONS`` (separated like PATH); skips the test when none is."""
+
+    from lorac.trainers.inventory_gen import checkout_commit
+
+    raw = [os.environ.get("LORAC_SD_SCRIPTS", ""),
+           *os.environ.get(VERSIONS_ENV, "").split(os.pathsep)]
+    for value in filter(None, raw):
+        path = Path(value)
+        if path.is_dir() and checkout_commit(path) == commit:
+            return path
+    pytest.skip(f"no sd-scripts checkout at {commit[:8]} in LORAC_SD_SCRIPTS or {VERSIONS_ENV}")
+
+
 def run_worker(path: Path, mode: str, *args: str, tmp: Path) -> Any:
     """Run the worker (see :data:`WORKER`); returns its JSON result."""
 

@@ -192,10 +192,14 @@ class OptionNotInScript(Rule):
                             hint='set family = "flux1-dev" (or sdxl, sd3, sd15, flux1-schnell)')
                 yield d.with_severity(Severity.INFO)
             return
+        from lorac.config.inventory import option_versions
+
         inv = load_kohya_inventory(script)
         for name, (_value, kp) in profile.options().items():
             if name in inv.options or option_spec_any(name) is None:
                 continue  # unknown to every script: the schema reports it (LRC004)
+            if option_versions(name, script):
+                continue  # another version's script has it: LRC623 says which
             close = inv.closest(name, 1)
             yield self.at(profile, kp, f"{name} is not an option of {script} (family "
                           f"{profile.family}); sd-scripts keeps it without reading it",
