@@ -56,11 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     print("The following values were not passed to `accelerate launch`", flush=True)
     log("Building Flux model dev from BFL checkpoint", "flux_utils.py:107")
     log("Loading state dict from /synth/flux1-dev.safetensors", "flux_utils.py:124")
-    log("caching latents with caching strategy.", "train_util.py:1120")
+    log("caching latents with caching strategy.", "library/dataset.py:752")
     for i in range(1, 3):
         bar("", i, 2, 0.1)
     sys.stderr.write("\n")
-    log("caching Text Encoder outputs with caching strategy.", "train_util.py:1306")
+    log("caching Text Encoder outputs with caching strategy.", "library/dataset.py:863")
     print("import network module: networks.lora_flux", flush=True)
     print("prepare optimizer, data loader etc.", flush=True)
     print("running training / 学習開始", flush=True)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         print(f"\nsaving checkpoint: {args.output}", flush=True)
         args.output.write_bytes(b"lora" * 256)
-    log("model saved.", "train_network.py:1729")
+    log("model saved.", "train_network.py:1863")
     return 0
 
 

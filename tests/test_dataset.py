@@ -327,8 +327,14 @@ def _sd_scripts_bucketing() -> types.SimpleNamespace:
     ns["model_util"] = types.SimpleNamespace(make_bucket_resolutions=ns[
         "make_bucket_resolutions"])
     ns["Tuple"] = tuple
-    exec("from typing import Tuple\n" + extract(SD_SCRIPTS / "library" / "train_util.py",
-                                                  "BucketManager"), ns)
+    # v0.11.0 moved BucketManager to library/dataset.py and its crop maths to library/utils.py
+    home = SD_SCRIPTS / "library" / "dataset.py"
+    if not home.is_file():
+        home = SD_SCRIPTS / "library" / "train_util.py"
+    else:
+        exec("from typing import Tuple\n" + extract(SD_SCRIPTS / "library" / "utils.py",
+                                                      "get_crop_ltrb"), ns)
+    exec("from typing import Tuple\n" + extract(home, "BucketManager"), ns)
     return types.SimpleNamespace(**ns)
 
 

@@ -32,7 +32,7 @@ TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters=
 
 
 def read_config_like_sd_scripts(text: str) -> dict[str, Any]:
-    """library/train_util.py:4745-4760: toml.load, then every section flattened into one
+    """library/args.py:1178-1193: toml.load, then every section flattened into one
     dict, values unconverted (a top-level non-table value is kept as it is)."""
 
     flat: dict[str, Any] = {}

@@ -48,7 +48,9 @@ def _setup(project: Path, case: dict) -> None:
 
 
 @pytest.mark.parametrize(("code", "case"), _load())
-def test_case(code: str, case: dict, project: Path) -> None:
+def test_case(code: str, case: dict, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "sd-scripts" in case.get("files", {}).get("pyproject.toml", ""):
+        monkeypatch.delenv("LORAC_SD_SCRIPTS", raising=False)  # the case names its own checkout
     _setup(project, case)
     if "command" in case:  # a rule reported by another command (``lorac import``)
         _, out, err = lorac(*case["command"])

@@ -1,14 +1,14 @@
 """Turn kohya sd-scripts' console output into progress events.
 
-sd-scripts writes three kinds of lines that matter, all quoted from the checkout at 48d368fa:
+sd-scripts writes three kinds of lines that matter, all quoted from the checkout at 37a1cbbc:
 
 * log messages (through ``rich.logging.RichHandler`` when rich is installed, so a line looks like
-  ``2026-02-16 10:00:00 INFO     caching latents...     train_util.py:1170``; matched as
+  ``2026-02-16 10:00:00 INFO     caching latents...     library/dataset.py:802``; matched as
   substrings, never by position) and ``accelerator.print`` lines;
 * tqdm bars, redrawn with ``\\r`` (the caller splits on both ``\\r`` and ``\\n``):
   ``steps:  45%|████▌     | 9/20 [00:12<00:15,  1.40s/it, avr_loss=0.123]`` — the training bar is
-  ``tqdm(..., desc="steps")`` (train_network.py:1357-1358) with ``avr_loss`` set through
-  ``progress_bar.set_postfix`` (train_network.py:1514-1516); caching bars have no description;
+  ``tqdm(..., desc="steps")`` (train_network.py:1529-1530) with ``avr_loss`` set through
+  ``progress_bar.set_postfix`` (train_network.py:1694-1696); caching bars have no description;
 * Python tracebacks.
 
 The phase markers, in the order a FLUX LoRA run meets them:
@@ -19,17 +19,17 @@ phase               marker (file:line)
 ``load``            "Building Flux model" (library/flux_utils.py:107), "Loading state dict from"
                     (flux_utils.py:124, 157, 184, 200, 350, 405), "Building CLIP-L" (:254),
                     "Building AutoEncoder" (:179)
-``cache_latents``   "caching latents" (library/train_util.py:1120, 1170, 1224, 1293)
+``cache_latents``   "caching latents" (library/dataset.py:752, 802)
 ``cache_text_encoder`` "move vae and unet to cpu to save memory", "move text encoders to gpu"
-                    (flux_train_network.py:232, 240: T5-XXL and CLIP-L reach the GPU *before*
+                    (flux_train_network.py:237, 245: T5-XXL and CLIP-L reach the GPU *before*
                     the caching message, so the phase starts here), "caching Text Encoder
-                    outputs" (train_util.py:1306, 1348), "cache Text Encoder outputs for"
-                    (flux_train_network.py:256, 267)
-``prepare``         "import network module:" (train_network.py:643),
-                    "prepare optimizer, data loader etc." (train_network.py:730)
-``train``           "running training / 学習開始" (train_network.py:987), or the ``steps`` bar
-``save``            "saving checkpoint:" (train_network.py:1300)
-``done``            "model saved." (train_network.py:1729)
+                    outputs" (library/dataset.py:863, 905), "cache Text Encoder outputs for"
+                    (flux_train_network.py:261, 272)
+``prepare``         "import network module:" (train_network.py:1050),
+                    "prepare optimizer, data loader etc." (train_network.py:1137)
+``train``           "running training / 学習開始" (train_network.py:1394), or the ``steps`` bar
+``save``            "saving checkpoint:" (train_network.py:879)
+``done``            "model saved." (train_network.py:1863)
 ==================  ==============================================================================
 
 Before any marker the phase is ``startup`` (accelerate and imports). A phase's memory is what was

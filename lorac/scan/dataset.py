@@ -4,7 +4,7 @@ The module has three layers, each usable on its own:
 
 * :func:`subsets_of` — the subsets a resolved profile trains on, with every setting resolved the
   way sd-scripts' ``BlueprintGenerator`` does it (subset → dataset → general → the trainer's
-  command-line options → the dataclass default; library/config_util.py:408-471);
+  command-line options → the dataclass default; library/config_util.py:414-477);
 * :func:`scan` — a pure scan of image files into :class:`ImageRecord` values (size, mode, EXIF
   orientation, a blur score, a perceptual hash, a content hash, or the reason the file does not
   decode), spread over processes and cached under ``.lorac_cache/dataset/`` keyed by
@@ -16,27 +16,29 @@ The lint rules in :mod:`lorac.lint.rules.dataset` and ``lorac dataset check`` bo
 :func:`analyse_profile` / :func:`analyse_folder`. PIL and numpy are imported only when images
 are actually scanned.
 
-Facts about sd-scripts (commit 48d368fa) this module relies on:
+Facts about sd-scripts (commit 37a1cbbc, the default pin) this module relies on:
 
 * images are ``glob(image_dir/*EXT)`` for the case-sensitive extensions of
-  ``IMAGE_EXTENSIONS`` (library/train_util.py:104, 2847-2856): no recursion, no dot-files,
+  ``IMAGE_EXTENSIONS`` (library/dataset.py:77, 1448-1457): no recursion, no dot-files,
   ``.Jpg`` is not read;
-* the caption of ``a.png`` is ``a`` + ``caption_extension`` (train_util.py:1946-1953), whose
-  default is ``.caption`` (config_util.py:85 for the dataset config, train_util.py:4493 for the
-  command line) — a folder of ``.txt`` files without ``caption_extension = ".txt"`` trains with
+* the caption of ``a.png`` is ``a`` + ``caption_extension``
+  (library/dreambooth_dataset.py:90-97), whose default is ``.caption`` (config_util.py:86 for
+  the dataset config, library/args.py:913 for the command line) — a folder of ``.txt``
+  files without ``caption_extension = ".txt"`` trains with
   no captions at all; an image without a caption gets ``class_tokens`` or ``""``
-  (train_util.py:2068-2079);
+  (library/dreambooth_dataset.py:230-241);
 * a caption file is read as UTF-8 and raises on anything else; an empty file fails an
-  assertion; only the first line is used unless ``enable_wildcard`` (train_util.py:1955-1968);
-* ``caption_prefix``/``caption_suffix`` are joined with a space (train_util.py:823-826);
+  assertion; only the first line is used unless ``enable_wildcard``
+  (library/dreambooth_dataset.py:99-112);
+* ``caption_prefix``/``caption_suffix`` are joined with a space (library/dataset.py:503-506);
   ``keep_tokens`` keeps the first N ``caption_separator`` tokens in place, or the part before
-  ``keep_tokens_separator`` (train_util.py:868-888);
+  ``keep_tokens_separator`` (library/dataset.py:548-568);
 * images are opened with PIL and converted to RGB without applying EXIF orientation
-  (train_util.py:2948-2957); PIL refuses images above 2 × ``Image.MAX_IMAGE_PIXELS``;
-* bucketing follows ``BucketManager.select_bucket`` (train_util.py:286-346) and
-  ``make_bucket_resolutions`` (library/model_util.py:1316-1344), with min/max bucket sizes
-  rounded to ``bucket_reso_steps`` (train_util.py:747-773); without ``enable_bucket`` every
-  image is scaled to cover ``resolution`` and centre-cropped (train_util.py:1047-1049,
+  (library/utils.py:170-179); PIL refuses images above 2 × ``Image.MAX_IMAGE_PIXELS``;
+* bucketing follows ``BucketManager.select_bucket`` (library/dataset.py:251-311) and
+  ``make_bucket_resolutions`` (library/model_util.py:1388-1416), with min/max bucket sizes
+  rounded to ``bucket_reso_steps`` (library/dataset.py:430-456); without ``enable_bucket`` every
+  image is scaled to cover ``resolution`` and centre-cropped (library/dataset.py:678-680,
   2965-2993).
 """
 
@@ -59,14 +61,14 @@ from typing import Any, TextIO
 from lorac.config.profile import parse_resolution
 from lorac.core.diagnostics import KeyPath, LoracError
 
-#: sd-scripts' image extensions, matched case-sensitively (library/train_util.py:104).
+#: sd-scripts' image extensions, matched case-sensitively (library/dataset.py:77).
 SD_IMAGE_EXTENSIONS = frozenset(
     e for ext in (".png", ".jpg", ".jpeg", ".webp", ".bmp") for e in (ext, ext.upper()))
 #: Extensions that are images but that sd-scripts' glob does not pick up (or only with a plugin).
 OTHER_IMAGE_EXTENSIONS = frozenset((
     ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif", ".jxl",
     ".heic", ".heif"))
-DEFAULT_CAPTION_EXTENSION = ".caption"  # library/config_util.py:85, train_util.py:4493
+DEFAULT_CAPTION_EXTENSION = ".caption"  # library/config_util.py:86, library/args.py:913
 PIL_MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS; PIL fails at twice this
 NORM_SIZE = 256  # the long side of the normalised downscale that blur and phash are scored on
 SCAN_VERSION = 2
@@ -234,7 +236,7 @@ def subsets_of(profile: Any) -> list[SubsetSpec]:
 
             ext, ext_at = look("caption_extension", DEFAULT_CAPTION_EXTENSION, (str,))
             if ext and not ext.startswith("."):
-                ext = "." + ext  # train_util.py:536-537
+                ext = "." + ext  # library/subset.py:144-145
             class_tokens, class_at = look("class_tokens", None, (str,))
             keep, keep_at = look("keep_tokens", 0, (int,))
             keep_sep, sep_at = look("keep_tokens_separator", None, (str,))
@@ -786,7 +788,7 @@ def _read_caption(path: Path, spec: SubsetSpec) -> tuple[str | None, Finding | N
     if not lines:
         return None, Finding(
             "LRC506", f"caption {name} is empty: sd-scripts stops with an assertion "
-            "(train_util.py:1963)", name, hint="write a caption or delete the file")
+            "(library/dreambooth_dataset.py:107)", name, hint="write a caption or delete the file")
     caption = ("\n".join(ln.strip() for ln in lines if ln.strip()) if spec.enable_wildcard
                else lines[0].strip())
     if not caption:
@@ -870,7 +872,7 @@ def _bands(value: int, limit: int, bits: int = 64) -> list[tuple[int, int]]:
 
 def make_bucket_resolutions(reso: tuple[int, int], min_size: int, max_size: int,
                             step: int) -> list[tuple[int, int]]:
-    """sd-scripts' predefined buckets (library/model_util.py:1316-1344)."""
+    """sd-scripts' predefined buckets (library/model_util.py:1388-1416)."""
 
     max_area = reso[0] * reso[1]
     resos = {(int(math.sqrt(max_area) // step) * step,) * 2}
@@ -887,7 +889,7 @@ def make_bucket_resolutions(reso: tuple[int, int], min_size: int, max_size: int,
 def select_bucket(width: int, height: int, spec: SubsetSpec,
                   buckets: list[tuple[int, int]] | None = None,
                   ) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(bucket, resized size) of a ``width``×``height`` image (train_util.py:286-346)."""
+    """(bucket, resized size) of a ``width``×``height`` image (library/dataset.py:251-311)."""
 
     assert spec.resolution is not None
     aspect = width / height
@@ -1008,7 +1010,7 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig) 
                 others[oext] = others.get(oext, 0) + 1
         if others:
             best, count = max(others.items(), key=lambda kv: (kv[1], kv[0]))
-            where = ("is the default (library/config_util.py:85)" if
+            where = ("is the default (library/config_util.py:86)" if
                      spec.caption_extension_at is None else "is what this profile sets")
             add(Finding(
                 "LRC502", f"no image in {spec.image_dir} has a {ext!r} caption, and "

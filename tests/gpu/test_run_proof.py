@@ -29,7 +29,7 @@ pytestmark = [
 ]
 
 #: FLUX.1-dev LoRA with CLIP-L trained too (cache_text_encoder_outputs caches T5 only when
-#: network_train_unet_only is off: flux_train_network.py:71, :220): 304 transformer modules
+#: network_train_unet_only is off: flux_train_network.py:76, :220): 304 transformer modules
 #: + 72 CLIP-L modules, three tensors each (down, up, alpha).
 FLUX_MODULES, FLUX_KEYS = 376, 1128
 

@@ -47,7 +47,7 @@ if mode in ("config", "cli"):
     script = importlib.import_module(rest[0])
     from library import train_util
     parser = script.setup_parser()
-    # read_config_from_file parses sys.argv again (library/train_util.py:4761)
+    # read_config_from_file parses sys.argv again (library/args.py:1194)
     if mode == "config":
         sys.argv = [rest[0] + ".py", "--config_file", rest[1], *rest[2:]]
         args = parser.parse_args(sys.argv[1:])
@@ -58,7 +58,7 @@ if mode in ("config", "cli"):
     result = vars(args)
 elif mode == "dataset":
     from library import config_util
-    # as train_network.py:517 builds it (support_controlnet = args.masked_loss, False here)
+    # as train_network.py:924 builds it (support_controlnet = args.masked_loss, False here)
     sanitizer = config_util.ConfigSanitizer(True, True, False, True)
     result = sanitizer.sanitize_user_config(config_util.load_user_config(rest[0]))
 elif mode == "ai-toolkit":

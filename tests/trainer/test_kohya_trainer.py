@@ -6,7 +6,7 @@
 * the ``cli`` argv after the script through ``parser.parse_args``: the same namespace as the
   TOML route, option for option (defaults included);
 * ``dataset.toml`` through ``ConfigSanitizer(...).sanitize_user_config`` as
-  ``train_network.py:517`` builds it.
+  ``train_network.py:924`` builds it.
 """
 
 from __future__ import annotations

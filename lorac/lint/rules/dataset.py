@@ -63,7 +63,7 @@ class ImageDirMissing(_DatasetRule):
 
     Why is this bad?
     sd-scripts only logs "not directory" and carries on with the other subsets
-    (library/train_util.py:1973-1975): the run trains without that data, or stops much later
+    (library/dreambooth_dataset.py:117-119): the run trains without that data, or stops much later
     with "no images" after the models have loaded.
 
     Example
@@ -88,8 +88,8 @@ class CaptionExtensionMismatch(_DatasetRule):
     will use, while the images do have caption files with another extension.
 
     Why is this bad?
-    sd-scripts' default caption extension is ``.caption`` (library/config_util.py:85 for the
-    dataset config, library/train_util.py:4493 for the command line), not ``.txt``. A folder of
+    sd-scripts' default caption extension is ``.caption`` (library/config_util.py:86 for the
+    dataset config, library/args.py:913 for the command line), not ``.txt``. A folder of
     ``a.png`` + ``a.txt`` without ``caption_extension = ".txt"`` trains every image with only
     the class tokens (or nothing): hours of training on no captions.
 
@@ -116,7 +116,7 @@ class ImageWithoutCaption(_DatasetRule):
 
     Why is this bad?
     sd-scripts trains it with the subset's ``class_tokens`` as its whole caption, or with an
-    empty caption when there are none (library/train_util.py:2068-2079) — usually a file that
+    empty caption when there are none (library/dreambooth_dataset.py:230-241) — usually a file that
     was forgotten, not a choice.
 
     Example
@@ -162,7 +162,7 @@ class ImageStemClash(_DatasetRule):
     Reports two images with the same name and different extensions (``a.png`` + ``a.jpg``).
 
     Why is this bad?
-    Both read the same caption file ``a.txt`` (library/train_util.py:1946-1953), so they
+    Both read the same caption file ``a.txt`` (library/dreambooth_dataset.py:90-97), so they
     cannot be described separately; most often one is a converted copy of the other and the
     subject is trained twice as often.
 
@@ -187,8 +187,8 @@ class EmptyCaption(_DatasetRule):
 
     Why is this bad?
     An empty file stops sd-scripts with an assertion while it builds the dataset
-    (library/train_util.py:1963); a blank first line trains the image with an empty caption,
-    because only the first line is read (train_util.py:1968).
+    (library/dreambooth_dataset.py:107); a blank first line trains the image with an empty caption,
+    because only the first line is read (library/dreambooth_dataset.py:112).
 
     Example
     ``img_04.txt`` of zero bytes.
@@ -210,7 +210,7 @@ class CaptionNotUtf8(_DatasetRule):
 
     Why is this bad?
     sd-scripts opens captions as UTF-8 and re-raises the ``UnicodeDecodeError``
-    (library/train_util.py:1957-1962): the run dies while building the dataset.
+    (library/dreambooth_dataset.py:101-106): the run dies while building the dataset.
 
     Example
     A caption saved as Windows-1252 containing ``café``.
@@ -259,7 +259,7 @@ class TriggerNotKept(_DatasetRule):
 
     Why is this bad?
     With ``shuffle_caption`` the tokens after the kept ones are shuffled every step
-    (library/train_util.py:868-888): a trigger that is not kept moves around and loses its
+    (library/dataset.py:548-568): a trigger that is not kept moves around and loses its
     role as the anchor of the concept.
 
     Example
@@ -375,7 +375,7 @@ class ImageTooSmall(_DatasetRule):
     Reports an image that reaches its bucket at less than ``min-resolution-ratio`` (default
     0.8) of the training resolution: upscaled into a bucket, or (with
     ``bucket_no_upscale``) trained in a smaller bucket, following sd-scripts' bucketing
-    (library/train_util.py:286-346).
+    (library/dataset.py:251-311).
 
     Why is this bad?
     Upscaled images teach softness and upscaling artefacts; small buckets train the model at
@@ -403,7 +403,7 @@ class AspectRatioNoBucket(_DatasetRule):
     ``enable_bucket``).
 
     Why is this bad?
-    sd-scripts centre-crops (or randomly crops) the excess (library/train_util.py:2965-2993):
+    sd-scripts centre-crops (or randomly crops) the excess (library/utils.py:206-234):
     a face at the edge of a panorama may not be in the training image at all.
 
     Example
@@ -427,7 +427,7 @@ class ExifRotation(_DatasetRule):
 
     Why is this bad?
     Viewers rotate the picture by the tag, so it looks upright to you; sd-scripts loads the
-    raw pixels with PIL without applying it (library/train_util.py:2948-2957), so the model
+    raw pixels with PIL without applying it (library/utils.py:170-179), so the model
     trains on a sideways or upside-down subject.
 
     Example
@@ -450,7 +450,7 @@ class UnusualImageMode(_DatasetRule):
     States images that are CMYK, more than 8 bits per channel, or have an alpha channel.
 
     Why is this bad?
-    sd-scripts converts everything to 8-bit RGB (library/train_util.py:2955): CMYK colours
+    sd-scripts converts everything to 8-bit RGB (library/utils.py:177): CMYK colours
     shift, 16-bit detail is cut, and transparent areas become whatever colour the hidden pixels
     hold (usually black) unless ``alpha_mask = true``.
 
@@ -594,9 +594,9 @@ class FewerImagesThanBatch(_DatasetRule):
 class ImageNotRead(_DatasetRule):
     """What it does
     Reports images sd-scripts will not read: extensions outside its case-sensitive list
-    (``.png .jpg .jpeg .webp .bmp`` in lower or upper case; library/train_util.py:104 — so
+    (``.png .jpg .jpeg .webp .bmp`` in lower or upper case; library/dataset.py:77 — so
     ``.Jpg``, ``.gif``, ``.tif``, ``.heic`` are skipped) and images in subfolders of
-    ``image_dir`` (its glob does not recurse, train_util.py:2847-2856).
+    ``image_dir`` (its glob does not recurse, library/dataset.py:1448-1457).
 
     Why is this bad?
     They look like part of the dataset and silently are not.
@@ -621,7 +621,7 @@ class MultilineCaption(_DatasetRule):
     Reports a caption file with more than one non-empty line when ``enable_wildcard`` is off.
 
     Why is this bad?
-    sd-scripts uses only the first line (library/train_util.py:1968); everything after it is
+    sd-scripts uses only the first line (library/dreambooth_dataset.py:112); everything after it is
     silently dropped.
 
     Example

@@ -26,7 +26,7 @@ from lorac.lint.rules import ProfileContext, ProjectContext, Rule
 
 # --------------------------------------------------------------------------- shared helpers
 
-KOHYA_DIM_DEFAULT = 4  # networks/lora_flux.py:450-451, networks/lora.py:429-430
+KOHYA_DIM_DEFAULT = 4  # networks/lora_flux.py:454-455, networks/lora.py:429-430
 PEFT_FAMILIES = ("flux1-dev", "flux1-schnell", "sd3")  # ai-toolkit: alpha = rank (facts.json)
 ADAPTIVE_OPTIMIZERS = ("prodigy", "dadapt")  # learning rate is found by the optimizer
 
@@ -243,7 +243,7 @@ class AlphaUnset(_NetworkRule):
 
     Why is this bad?
     The backend's default then decides the size of every update: sd-scripts uses alpha 1
-    (``networks/lora_flux.py:452-453``, ``networks/lora.py:431-432``,
+    (``networks/lora_flux.py:456-457``, ``networks/lora.py:431-432``,
     ``networks/lora_sd3.py:39-40``; recorded in ``backends/kohya/network_modules.toml``), and
     so does ai-toolkit for SD models (``toolkit/config_modules.py:184``), while ai-toolkit
     FLUX/SD3 forces alpha = rank (``toolkit/lora_special.py:430``). The same profile is a
@@ -567,7 +567,7 @@ class UnknownNetworkArg(_NetworkArgsRule):
     generated from each module's ``create_network`` (``kwargs.get("…")``, with file:line).
 
     Why is this bad?
-    sd-scripts splits each entry at the first ``=`` (``train_network.py:667``) and passes the
+    sd-scripts splits each entry at the first ``=`` (``train_network.py:1074``) and passes the
     pair to ``create_network(**kwargs)``, which ignores every key it does not look up:
     ``train_block=single`` or ``dropout=0.1`` on ``networks.lora_flux`` does nothing, silently.
     Spaces count: ``"train_blocks = single"`` is the key ``"train_blocks "``.
@@ -620,7 +620,7 @@ class MalformedNetworkArg(_NetworkArgsRule):
     Reports a ``network_args`` entry without ``=``.
 
     Why is this bad?
-    sd-scripts unpacks ``key, value = net_arg.split("=", 1)`` (``train_network.py:667``): an
+    sd-scripts unpacks ``key, value = net_arg.split("=", 1)`` (``train_network.py:1074``): an
     entry without ``=`` stops the run with a ``ValueError`` after the models have loaded.
 
     Example
@@ -641,7 +641,7 @@ class MalformedNetworkArg(_NetworkArgsRule):
         for kp, arg, _ in self.items(ctx):
             if "=" not in arg:
                 yield self.at(ctx.profile, kp, f"network_args entry {arg!r} has no '='; "
-                              "sd-scripts stops with a ValueError (train_network.py:667)"
+                              "sd-scripts stops with a ValueError (train_network.py:1074)"
                               f"{_scale_tail(ctx.profile)}", hint="write key=value")
 
 

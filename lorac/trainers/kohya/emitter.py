@@ -4,7 +4,7 @@ Formats:
 
 ``toml`` (default)
     ``config.toml`` for ``--config_file`` (the profile's option sections, kept for people;
-    sd-scripts flattens them, library/train_util.py:4748-4758), ``dataset.toml`` for
+    sd-scripts flattens them, library/args.py:1181-1191), ``dataset.toml`` for
     ``--dataset_config`` (``[general]`` / ``[[datasets]]`` / ``[[datasets.subsets]]``) and
     ``train.sh``.
 ``cli``
@@ -12,7 +12,7 @@ Formats:
     ``dataset.toml`` and ``train.sh``.
 
 Values are written with the type the script's argparse option converts to, because
-``--config_file`` values are not converted (train_util.py:4760-4761): an integer for a float
+``--config_file`` values are not converted (library/args.py:1193-1194): an integer for a float
 option becomes ``1.0``, a number for a string option becomes a string. Dataset values get the
 types sd-scripts' voluptuous schema demands (``network_multiplier = 1`` → ``1.0``).
 

@@ -2,7 +2,7 @@
 
 ``write_synthetic("flux1-dev", out_dir)`` writes random-initialised safetensors files whose key
 names, shapes and dtypes are exactly what kohya sd-scripts' FLUX loaders build
-(``library/flux_utils.py``, ``library/flux_models.py`` at 48d368fa), plus offline tokenizer folders
+(``library/flux_utils.py``, ``library/flux_models.py`` at 37a1cbbc), plus offline tokenizer folders
 in the layout ``--tokenizer_cache_dir`` reads. GPU memory then behaves as with the real weights
 (same shapes, dtypes and kernels); losses mean nothing.
 
@@ -37,8 +37,8 @@ __all__ = [
 
 FAMILIES = ("flux1-dev",)
 
-# Hub ids sd-scripts asks for (library/strategy_flux.py:19-20); the cache folder name replaces
-# "/" with "_" (library/strategy_base.py:59).
+# Hub ids sd-scripts asks for (library/strategy_flux.py:21-22); the cache folder name replaces
+# "/" with "_" (library/strategy_base.py:57).
 CLIP_L_TOKENIZER_ID = "openai/clip-vit-large-patch14"
 T5_XXL_TOKENIZER_ID = "google/t5-v1_1-xxl"
 
@@ -498,7 +498,7 @@ def write_t5_tokenizer(folder: Path) -> Path:
 
 
 def write_tokenizers(cache_dir: Path) -> Path:
-    """Fill ``cache_dir`` the way ``--tokenizer_cache_dir`` reads it (strategy_base.py:58-62)."""
+    """Fill ``cache_dir`` the way ``--tokenizer_cache_dir`` reads it (strategy_base.py:56-60)."""
     cache_dir = Path(cache_dir)
     write_clip_tokenizer(cache_dir / CLIP_L_TOKENIZER_ID.replace("/", "_"))
     write_t5_tokenizer(cache_dir / T5_XXL_TOKENIZER_ID.replace("/", "_"))

@@ -10,8 +10,8 @@ the host memory the run needs.
 
 First principles (no fitting): parameter counts and dtypes of every checkpoint tensor
 (:func:`lorac.trainers.kohya.synth.component_specs`, the exact FLUX.1-dev shapes); which
-components sit on the GPU in each phase (``flux_train_network.py:225-275``,
-``train_network.py:827-905``: with
+components sit on the GPU in each phase (``flux_train_network.py:231-281``,
+``train_network.py:1234-1312``: with
 ``fp8_base`` the transformer is cast to float8_e4m3fn and, after caching, the text encoders are too;
 T5-XXL reaches the GPU in its file's dtype for caching); block swap (``flux_models.py:972-990``:
 ``n // 2`` double and ``(n - n // 2) * 2`` single blocks live on the host); the LoRA modules
@@ -527,7 +527,7 @@ def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
                         f"{cfg.width}x{cfg.height} x {cfg.vae_batch_size}")]
 
     # -- text-encoder caching: T5-XXL in its file's dtype (fp16 release, 1 byte if an fp8 file),
-    # CLIP-L in weight_dtype (flux_train_network.py:240-250).
+    # CLIP-L in weight_dtype (flux_train_network.py:245-255).
     t5_bytes = 1 if cfg.t5_fp8_file and cfg.fp8_base and not cfg.fp8_base_unet else 2
     t5 = ("T5-XXL", _mib(sh.t5_total * t5_bytes), {},
           f"{sh.t5_total / 1e9:.2f} B params x {t5_bytes} B")
@@ -540,7 +540,7 @@ def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
         if not cfg.cache_te:
             # Outputs not cached: the AE goes back to the host and both text encoders come to
             # the GPU, in their load dtypes, before the next phase's log line
-            # (flux_train_network.py:288-291).
+            # (flux_train_network.py:293-296).
             te_on = [ctx, t5, clip]
             if sum(_value(t, Constants()) for t in te_on) > sum(
                     _value(t, Constants()) for t in encode):
@@ -645,7 +645,7 @@ def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
 
     if cfg.save and cfg.sample:
         # Sampling ends by emptying the allocator's cache (clean_memory_on_device,
-        # flux_train_utils.py:136), so the save after it starts from the resident model.
+        # flux_train_utils.py:138), so the save after it starts from the resident model.
         save = [t for t in resident]
         save.append(("optimizer states", _mib(opt_b), {}, opt_detail))
         save.append(("state-dict copy", _mib(n_lora * pbytes), {}, "cloned before the host copy"))
@@ -682,7 +682,7 @@ def host_ram_mib(cfg: RunConfig) -> float:
     """Host memory the run needs per process at its worst (MiB).
 
     Loading: the transformer is read in bf16 on the host and cast to fp8 there with
-    ``fp8_base`` (flux_train_network.py:102-125), next to T5-XXL, CLIP-L and the AE. Training:
+    ``fp8_base`` (flux_train_network.py:107-130), next to T5-XXL, CLIP-L and the AE. Training:
     swapped blocks, and the text encoders and AE that caching moved back to the host; ~3 GiB of
     Python, torch and CUDA host allocations.
     """

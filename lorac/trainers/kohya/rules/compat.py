@@ -8,7 +8,7 @@ default). What the ai-toolkit backend cannot express is reported when building f
 (LRC608/LRC609).
 
 Dataset options (``caption_dropout_rate``, ``color_aug``, …) are looked up the way
-``library/config_util.py:439-445`` resolves them: subset, then its ``[[dataset.datasets]]``
+``library/config_util.py:445-451`` resolves them: subset, then its ``[[dataset.datasets]]``
 table, then ``[dataset]``, then the trainer option of the same name.
 """
 
@@ -41,15 +41,15 @@ def on(profile: Profile, name: str) -> bool:
 
 
 def te_outputs_cached(profile: Profile) -> bool:
-    """``cache_text_encoder_outputs``, which ``…_to_disk`` forces on (flux_train_network.py:59-63,
-    sd3_train_network.py:42-46, library/sdxl_train_util.py:371-377)."""
+    """``cache_text_encoder_outputs``, which ``…_to_disk`` forces on (flux_train_network.py:64-68,
+    sd3_train_network.py:45-49, library/sdxl_train_util.py:382-388)."""
 
     return on(profile, "cache_text_encoder_outputs") or on(
         profile, "cache_text_encoder_outputs_to_disk")
 
 
 def latents_cached(profile: Profile) -> bool:
-    """``cache_latents``, which ``cache_latents_to_disk`` forces on (train_util.py:4420-4424)."""
+    """``cache_latents``, which ``cache_latents_to_disk`` forces on (library/args.py:832-836)."""
 
     return on(profile, "cache_latents") or on(profile, "cache_latents_to_disk")
 
@@ -116,7 +116,7 @@ class BlocksToSwapWithCpuOffloadCheckpointing(_Compat):
     FLUX and SD3.
 
     Why is this bad?
-    ``flux_train_network.py:77-79`` and ``sd3_train_network.py:66-68`` assert that the two
+    ``flux_train_network.py:82-84`` and ``sd3_train_network.py:69-71`` assert that the two
     are not combined: the run stops after start-up with "blocks_to_swap is not supported with
     cpu_offload_checkpointing".
 
@@ -144,8 +144,8 @@ class BlocksToSwapWithCpuOffloadCheckpointing(_Compat):
             return
         kp = option_path(p, "cpu_offload_checkpointing", "training")
         edit = literal_edit(p, kp, DELETE)
-        script = "flux_train_network.py:77-79" if kind_of(p) == "flux" else \
-            "sd3_train_network.py:66-68"
+        script = "flux_train_network.py:82-84" if kind_of(p) == "flux" else \
+            "sd3_train_network.py:69-71"
         yield self.at(p, kp, f"blocks_to_swap = {swap} cannot be combined with "
                       f"cpu_offload_checkpointing: sd-scripts asserts ({script})",
                       hint="drop one of the two", fix=[edit])
@@ -159,11 +159,11 @@ class CachedTextEncoderWithCaptionAugmentation(_Compat):
 
     Why is this bad?
     Cached outputs are computed once from the caption as written, so per-step caption changes
-    are impossible: ``flux_train_network.py:65-68``, ``sdxl_train_network.py:34-37`` and
-    ``sd3_train_network.py:48-51`` assert ``is_text_encoder_output_cacheable()``, which is
+    are impossible: ``flux_train_network.py:70-73``, ``sdxl_train_network.py:37-40`` and
+    ``sd3_train_network.py:51-54`` assert ``is_text_encoder_output_cacheable()``, which is
     false when a subset has ``caption_dropout_rate > 0``, ``shuffle_caption``,
     ``token_warmup_step > 0`` or ``caption_tag_dropout_rate > 0``
-    (``library/train_util.py:1102-1113``). The run stops after the models load.
+    (``library/dataset.py:733-745``). The run stops after the models load.
 
     Example
         cache_text_encoder_outputs = true
@@ -192,7 +192,7 @@ class CachedTextEncoderWithCaptionAugmentation(_Compat):
                 if _positive(value):
                     yield self.at(p, kp, f"{name} = {value!r} cannot be used with cached "
                                   "text-encoder outputs: sd-scripts asserts "
-                                  "(library/train_util.py:1102-1113)",
+                                  "(library/dataset.py:733-745)",
                                   hint="remove it, or set cache_text_encoder_outputs = false")
 
 
@@ -201,8 +201,8 @@ class Fp8BaseWithoutMixedPrecision(_Compat):
     Reports ``fp8_base`` or ``fp8_base_unet`` with ``mixed_precision`` unset or ``"no"``.
 
     Why is this bad?
-    ``train_network.py:829-833`` asserts ``mixed_precision != "no"`` when fp8 is on, and
-    ``mixed_precision`` defaults to ``"no"`` (``library/train_util.py:3980``): the run stops
+    ``train_network.py:1236-1240`` asserts ``mixed_precision != "no"`` when fp8 is on, and
+    ``mixed_precision`` defaults to ``"no"`` (``library/args.py:366``): the run stops
     once the network is built.
 
     Example
@@ -238,7 +238,7 @@ class Fp8BaseWithoutMixedPrecision(_Compat):
             kp = flag_path
             edit = beside(p, flag_path, "mixed_precision", "bf16")
         yield self.at(p, kp, f"{flag} needs mixed_precision \"fp16\" or \"bf16\", and it is "
-                      f"\"{mp}\": sd-scripts asserts (train_network.py:829-833)",
+                      f"\"{mp}\": sd-scripts asserts (train_network.py:1236-1240)",
                       hint="mixed_precision = \"bf16\"", fix=[edit])
 
 
@@ -248,7 +248,7 @@ class FullPrecisionMismatch(_Compat):
     ``mixed_precision = "bf16"``.
 
     Why is this bad?
-    ``train_network.py:814-823`` asserts the match (``full_fp16`` is checked first, so with
+    ``train_network.py:1221-1230`` asserts the match (``full_fp16`` is checked first, so with
     both set only ``full_fp16`` counts); the run stops after the dataset and models load.
 
     Example
@@ -277,7 +277,7 @@ class FullPrecisionMismatch(_Compat):
                 if mp != want:
                     yield self.at(p, option_path(p, flag, "training"),
                                   f"{flag} requires mixed_precision \"{want}\", not \"{mp}\": "
-                                  "sd-scripts asserts (train_network.py:814-823)",
+                                  "sd-scripts asserts (train_network.py:1221-1230)",
                                   hint=f"mixed_precision = \"{want}\"")
                 return
 
@@ -288,9 +288,9 @@ class TrainT5xxlWithCachedOutputs(_Compat):
     (FLUX, SD3).
 
     Why is this bad?
-    A trained T5-XXL cannot have its outputs cached: ``flux_train_network.py:195-199`` and
-    ``sd3_train_network.py:172-175`` raise ``ValueError`` once the network is built. Only the
-    exact string ``True`` turns it on (``networks/lora_flux.py:575-577``); other spellings are
+    A trained T5-XXL cannot have its outputs cached: ``flux_train_network.py:200-204`` and
+    ``sd3_train_network.py:175-178`` raise ``ValueError`` once the network is built. Only the
+    exact string ``True`` turns it on (``networks/lora_flux.py:579-581``); other spellings are
     LRC108.
 
     Example
@@ -319,7 +319,7 @@ class TrainT5xxlWithCachedOutputs(_Compat):
             if arg == "train_t5xxl=True":
                 yield self.at(p, (*args[1], i), "train_t5xxl=True cannot be combined with "
                               "cached text-encoder outputs: sd-scripts raises ValueError "
-                              "(flux_train_network.py:195-199, sd3_train_network.py:172-175)",
+                              "(flux_train_network.py:200-204, sd3_train_network.py:175-178)",
                               hint="remove train_t5xxl=True or cache_text_encoder_outputs")
 
 
@@ -329,10 +329,10 @@ class CacheLatentsWithImageAugmentation(_Compat):
     together with ``color_aug`` or ``random_crop`` in any subset.
 
     Why is this bad?
-    Latents cached once cannot reflect per-step image augmentation: ``train_network.py:581-584``
+    Latents cached once cannot reflect per-step image augmentation: ``train_network.py:988-991``
     asserts ``is_latent_cacheable()``, false when a subset has ``color_aug`` or
-    ``random_crop`` (``library/train_util.py:1099-1100``); ``cache_latents_to_disk`` turns
-    ``cache_latents`` on (``library/train_util.py:4420-4424``).
+    ``random_crop`` (``library/dataset.py:730-731``); ``cache_latents_to_disk`` turns
+    ``cache_latents`` on (``library/args.py:832-836``).
 
     Example
         cache_latents = true
@@ -358,7 +358,7 @@ class CacheLatentsWithImageAugmentation(_Compat):
             for value, kp in dataset_values(p, name):
                 if value is True:
                     yield self.at(p, kp, f"{name} cannot be used with cached latents: "
-                                  "sd-scripts asserts (train_network.py:581-584)",
+                                  "sd-scripts asserts (train_network.py:988-991)",
                                   hint=f"remove {name}, or set cache_latents = false and "
                                   "cache_latents_to_disk = false")
 
@@ -369,9 +369,9 @@ class BucketResoStepsNotMultiple(_Compat):
     (SD 1.x/2.x).
 
     Why is this bad?
-    ``verify_bucket_reso_steps`` asserts divisibility (``library/train_util.py:1093-1097``),
-    called with 32 by ``flux_train_network.py:95``, ``sdxl_train_network.py:43`` and
-    ``sd3_train_network.py:70``, and with 64 by ``train_network.py:175``.
+    ``verify_bucket_reso_steps`` asserts divisibility (``library/dataset.py:724-728``),
+    called with 32 by ``flux_train_network.py:100``, ``sdxl_train_network.py:46`` and
+    ``sd3_train_network.py:73``, and with 64 by ``train_network.py:168``.
 
     Example
         [dataset]
@@ -389,8 +389,8 @@ class BucketResoStepsNotMultiple(_Compat):
     name = "bucket-reso-steps-not-multiple"
     fix = "unsafe"
     STEP: ClassVar[dict[str, tuple[int, str]]] = {
-        "flux": (32, "flux_train_network.py:95"), "sdxl": (32, "sdxl_train_network.py:43"),
-        "sd3": (32, "sd3_train_network.py:70"), "sd": (64, "train_network.py:175")}
+        "flux": (32, "flux_train_network.py:100"), "sdxl": (32, "sdxl_train_network.py:46"),
+        "sd3": (32, "sd3_train_network.py:73"), "sd": (64, "train_network.py:168")}
 
     def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
         p = ctx.profile
@@ -403,7 +403,7 @@ class BucketResoStepsNotMultiple(_Compat):
             fixed = max(step, round(value / step) * step)
             edit = literal_edit(p, kp, fixed)
             yield self.at(p, kp, f"bucket_reso_steps = {value} is not a multiple of {step}: "
-                          f"sd-scripts asserts (library/train_util.py:1093-1097, {where})",
+                          f"sd-scripts asserts (library/dataset.py:724-728, {where})",
                           hint=f"bucket_reso_steps = {fixed}", fix=[edit])
 
 
@@ -412,7 +412,7 @@ class DeprecatedSplitMode(_Compat):
     Reports ``split_mode`` on FLUX.
 
     Why is this bad?
-    ``split_mode`` is deprecated (``flux_train_network.py:81-93``): with ``blocks_to_swap``
+    ``split_mode`` is deprecated (``flux_train_network.py:86-98``): with ``blocks_to_swap``
     set it is ignored; without, sd-scripts silently sets ``blocks_to_swap = 18``. The profile
     says one thing and the run does another.
 
@@ -448,7 +448,7 @@ class DeprecatedSplitMode(_Compat):
         what = (f"ignored because blocks_to_swap = {swap}" if swap is not None
                 else "replaced by blocks_to_swap = 18")
         yield self.at(p, kp, f"split_mode is deprecated and {what} "
-                      "(flux_train_network.py:81-93)", hint="use blocks_to_swap", fix=fix)
+                      "(flux_train_network.py:86-98)", hint="use blocks_to_swap", fix=fix)
 
 
 class OptionIgnoredByFamily(_Compat):
@@ -460,19 +460,19 @@ class OptionIgnoredByFamily(_Compat):
     offset 0.05/0.1 for a FLUX run). Found in the pinned source:
 
     - ``max_token_length``: FLUX and SD3 only log that it is unused
-      (``flux_train_network.py:74-75``, ``sd3_train_network.py:59-60``).
+      (``flux_train_network.py:79-80``, ``sd3_train_network.py:62-63``).
     - ``noise_offset``, ``noise_offset_random_strength``, ``adaptive_noise_scale``,
       ``multires_noise_iterations``, ``multires_noise_discount``: the base class applies them
-      in ``get_noise_pred_and_target`` (``train_network.py:276`` →
-      ``library/train_util.py:6076-6084``), which FLUX and SD3 override with plain
-      ``torch.randn_like(latents)`` noise (``flux_train_network.py:327``,
-      ``sd3_train_network.py:329``).
+      in ``get_noise_pred_and_target`` (``train_network.py:269`` →
+      ``library/loss.py:41-49``), which FLUX and SD3 override with plain
+      ``torch.randn_like(latents)`` noise (``flux_train_network.py:332``,
+      ``sd3_train_network.py:332``).
     - ``min_snr_gamma``, ``scale_v_pred_loss_like_noise_pred``, ``v_pred_like_loss``,
       ``debiased_estimation_loss``: applied in the base ``post_process_loss``
-      (``train_network.py:330-339``), which FLUX and SD3 override to return the loss unchanged
-      (``flux_train_network.py:436-437``, ``sd3_train_network.py:395-396``).
+      (``train_network.py:331-340``), which FLUX and SD3 override to return the loss unchanged
+      (``flux_train_network.py:450-451``, ``sd3_train_network.py:398-399``).
     - ``clip_skip`` (FLUX): only the SD text-encoding strategy reads it
-      (``train_network.py:204-205``); FLUX's takes none (``flux_train_network.py:189-190``).
+      (``train_network.py:197-198``); FLUX's takes none (``flux_train_network.py:194-195``).
 
     Example
         [profile]
@@ -499,13 +499,13 @@ class OptionIgnoredByFamily(_Compat):
     LOSS = ("min_snr_gamma", "scale_v_pred_loss_like_noise_pred", "v_pred_like_loss",
             "debiased_estimation_loss")
     IGNORED: ClassVar[dict[str, dict[str, str]]] = {
-        "flux": {"max_token_length": "flux_train_network.py:74-75",
-                 "clip_skip": "flux_train_network.py:189-190",
-                 **dict.fromkeys(NOISE, "flux_train_network.py:327"),
-                 **dict.fromkeys(LOSS, "flux_train_network.py:436-437")},
-        "sd3": {"max_token_length": "sd3_train_network.py:59-60",
-                **dict.fromkeys(NOISE, "sd3_train_network.py:329"),
-                **dict.fromkeys(LOSS, "sd3_train_network.py:395-396")},
+        "flux": {"max_token_length": "flux_train_network.py:79-80",
+                 "clip_skip": "flux_train_network.py:194-195",
+                 **dict.fromkeys(NOISE, "flux_train_network.py:332"),
+                 **dict.fromkeys(LOSS, "flux_train_network.py:450-451")},
+        "sd3": {"max_token_length": "sd3_train_network.py:62-63",
+                **dict.fromkeys(NOISE, "sd3_train_network.py:332"),
+                **dict.fromkeys(LOSS, "sd3_train_network.py:398-399")},
     }
 
     def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
@@ -532,10 +532,10 @@ class SdxlCachedOutputsTrainTextEncoder(_Compat):
     Reports SDXL with cached text-encoder outputs but without ``network_train_unet_only``.
 
     Why is this bad?
-    ``sdxl_train_network.py:39-41`` asserts ``network_train_unet_only or not
+    ``sdxl_train_network.py:42-44`` asserts ``network_train_unet_only or not
     cache_text_encoder_outputs``: a text-encoder LoRA cannot train on cached outputs
     (``cache_text_encoder_outputs_to_disk`` turns caching on,
-    ``library/sdxl_train_util.py:371-377``).
+    ``library/sdxl_train_util.py:382-388``).
 
     Example
         [profile]
@@ -565,7 +565,7 @@ class SdxlCachedOutputsTrainTextEncoder(_Compat):
             "cache_text_encoder_outputs_to_disk"
         kp = option_path(p, name, "training")
         yield self.at(p, kp, f"{name} on SDXL requires network_train_unet_only: sd-scripts "
-                      "asserts (sdxl_train_network.py:39-41)",
+                      "asserts (sdxl_train_network.py:42-44)",
                       hint="network_train_unet_only = true",
                       fix=[beside(p, kp, "network_train_unet_only", True)])
 
@@ -575,8 +575,8 @@ class AdaptiveNoiseScaleWithoutNoiseOffset(_Compat):
     Reports ``adaptive_noise_scale`` without ``noise_offset``.
 
     Why is this bad?
-    ``library/train_util.py:4443-4444`` (``verify_training_args``, run first by every
-    ``train_network`` script, ``train_network.py:493``) raises ``ValueError``.
+    ``library/args.py:863-864`` (``verify_training_args``, run first by every
+    ``train_network`` script, ``train_network.py:901``) raises ``ValueError``.
 
     Example
         adaptive_noise_scale = 0.01
@@ -600,7 +600,7 @@ class AdaptiveNoiseScaleWithoutNoiseOffset(_Compat):
         if p.option("noise_offset") is None:
             yield self.at(p, option_path(p, "adaptive_noise_scale", "training"),
                           "adaptive_noise_scale requires noise_offset: sd-scripts raises "
-                          "ValueError (library/train_util.py:4443-4444)")
+                          "ValueError (library/args.py:863-864)")
 
 
 class VPredictionOptionConflict(_Compat):
@@ -610,7 +610,7 @@ class VPredictionOptionConflict(_Compat):
 
     Why is this bad?
     ``verify_training_args`` raises ``ValueError`` for both
-    (``library/train_util.py:4446-4454``) before anything is loaded.
+    (``library/args.py:866-874``) before anything is loaded.
 
     Example
         scale_v_pred_loss_like_noise_pred = true
@@ -635,11 +635,11 @@ class VPredictionOptionConflict(_Compat):
         if on(p, "scale_v_pred_loss_like_noise_pred") and not vp:
             yield self.at(p, option_path(p, "scale_v_pred_loss_like_noise_pred", "training"),
                           "scale_v_pred_loss_like_noise_pred requires v_parameterization: "
-                          "sd-scripts raises ValueError (library/train_util.py:4446-4449)")
+                          "sd-scripts raises ValueError (library/args.py:866-869)")
         if p.option("v_pred_like_loss") and vp:
             yield self.at(p, option_path(p, "v_pred_like_loss", "training"),
                           "v_pred_like_loss cannot be used with v_parameterization: "
-                          "sd-scripts raises ValueError (library/train_util.py:4451-4454)")
+                          "sd-scripts raises ValueError (library/args.py:871-874)")
 
 
 class V2WithSdxl(_Compat):
@@ -647,8 +647,8 @@ class V2WithSdxl(_Compat):
     Reports ``v2`` on an SDXL profile.
 
     Why is this bad?
-    ``library/sdxl_train_util.py:349`` asserts ``not args.v2`` (called by
-    ``sdxl_train_network.py:32``); ``v2`` selects the SD 2.x model loader.
+    ``library/sdxl_train_util.py:360`` asserts ``not args.v2`` (called by
+    ``sdxl_train_network.py:35``); ``v2`` selects the SD 2.x model loader.
 
     Example
         [profile]
@@ -678,7 +678,7 @@ class V2WithSdxl(_Compat):
         safe = edit is not None and all(kind_of(u) == "sdxl"
                                         for u in _users(p, edit.path, ctx.project))
         diag = self.at(p, kp, "v2 cannot be enabled for SDXL: sd-scripts asserts "
-                       "(library/sdxl_train_util.py:349)", hint="remove v2",
+                       "(library/sdxl_train_util.py:360)", hint="remove v2",
                        fix=[edit])
         yield with_safety(diag, safe)
 

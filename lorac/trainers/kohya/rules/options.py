@@ -6,20 +6,20 @@ and sd-scripts' dataset-config schema (``backends/kohya/inventory/dataset_config
 
 Facts about sd-scripts (commit in ``backends/kohya/pin.toml``) these rules rest on:
 
-* ``library/train_util.py:4700`` ``read_config_from_file``: ``--config_file`` is read with
+* ``library/args.py:1133`` ``read_config_from_file``: ``--config_file`` is read with
   ``toml.load`` (4746), every section is flattened into one dict (4748–4758), and the dict becomes
   the namespace that ``parser.parse_args(namespace=…)`` fills in (4760–4761). argparse applies an
   option's ``type`` only to strings it reads from the command line, never to values already in the
   namespace: a config-file value reaches the trainer with exactly its TOML type. Keys that no
   option declares are kept silently.
-* ``library/train_util.py:5410``: ``args.resolution.split(",")`` — a TOML integer crashes here.
-* ``library/train_util.py:3664`` ``int_or_float`` converts command-line strings only.
-* ``train_network.py:667``: ``net_arg.split("=", 1)`` for each item of ``network_args``: a plain
+* ``library/accelerator_setup.py:50``: ``args.resolution.split(",")`` — a TOML integer crashes here.
+* ``library/args.py:50`` ``int_or_float`` converts command-line strings only.
+* ``train_network.py:1074``: ``net_arg.split("=", 1)`` for each item of ``network_args``: a plain
   string is iterated character by character.
-* ``library/config_util.py:165`` ``ConfigSanitizer``: voluptuous schemas with bare types
+* ``library/config_util.py:168`` ``ConfigSanitizer``: voluptuous schemas with bare types
   (``isinstance``, no conversion; ``float`` rejects ``1``), ``Required("image_dir")`` for DreamBooth
   subsets, ``Required("metadata_file")`` for fine-tuning subsets, and
-  ``validate_flex_dataset`` (config_util.py:330) refusing DreamBooth and fine-tuning subsets mixed
+  ``validate_flex_dataset`` (config_util.py:336) refusing DreamBooth and fine-tuning subsets mixed
   in one dataset.
 """
 
@@ -44,7 +44,7 @@ INT_OR_FLOAT = "int_or_float"
 def _canonical(type_name: str) -> str:
     """``type_name`` with any version's ``…int_or_float`` folded to :data:`INT_OR_FLOAT`."""
     return INT_OR_FLOAT if type_name.endswith(INT_OR_FLOAT) else type_name
-CONFIG_LOADER = "library/train_util.py:4748-4761"
+CONFIG_LOADER = "library/args.py:1181-1194"
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -160,7 +160,7 @@ class OptionNotInScript(Rule):
 
     Why is this bad?
     sd-scripts flattens ``--config_file`` into the argparse namespace and keeps keys that no
-    option declares (``library/train_util.py:4748-4761``): the value is silently never read.
+    option declares (``library/args.py:1181-1194``): the value is silently never read.
     The profile claims a setting the run does not have.
 
     Example
@@ -223,10 +223,10 @@ class OptionWrongType(_OptionRule):
     for each item of a list option.
 
     Why is this bad?
-    ``--config_file`` values skip argparse's conversion (``library/train_util.py:4748-4761``):
-    ``resolution = 1024`` reaches ``args.resolution.split(",")`` (train_util.py:5410) as an
-    integer and the run stops after loading the model; ``learning_rate = "1e-4"`` fails inside
-    the optimizer.
+    ``--config_file`` values skip argparse's conversion (``library/args.py:1181-1194``):
+    ``resolution = 1024`` reaches ``args.resolution.split(",")``
+    (library/accelerator_setup.py:50) as an integer and the run stops after loading the model;
+    ``learning_rate = "1e-4"`` fails inside the optimizer.
 
     Example
         [training]
@@ -284,7 +284,7 @@ class OptionNotInChoices(_OptionRule):
 
     Why is this bad?
     argparse checks ``choices`` only for command-line text; a config-file value outside them
-    reaches the trainer unchecked (``library/train_util.py:4748-4761``) and falls through to
+    reaches the trainer unchecked (``library/args.py:1181-1194``) and falls through to
     whatever the code does for an unknown value.
 
     Example
@@ -328,7 +328,7 @@ class ListOptionNotList(_OptionRule):
     ``network_args``, ``optimizer_args``, ``lr_scheduler_args``, ``base_weights`` …).
 
     Why is this bad?
-    sd-scripts iterates the value (``for net_arg in args.network_args``, train_network.py:667):
+    sd-scripts iterates the value (``for net_arg in args.network_args``, train_network.py:1074):
     a string is walked character by character and ``"conv_dim=4"`` becomes the items
     ``"c"``, ``"o"`` …; the run stops with a confusing ``split`` error, or worse, a one-item
     string passes unnoticed.
@@ -375,7 +375,7 @@ class FlagNotBoolean(_OptionRule):
 
     Why is this bad?
     sd-scripts tests these with ``if args.fp8_base:``; from ``--config_file`` the value is not
-    converted (``library/train_util.py:4748-4761``), so ``fp8_base = "false"`` — a non-empty
+    converted (``library/args.py:1181-1194``), so ``fp8_base = "false"`` — a non-empty
     string — turns the option **on**.
 
     Example
@@ -420,7 +420,7 @@ class FlagNotBoolean(_OptionRule):
 
 def dataset_variant(subsets: list[Any]) -> str | None:
     """The ConfigSanitizer schema a dataset's subsets select (``validate_flex_dataset``,
-    library/config_util.py:330): None when DreamBooth and fine-tuning subsets are mixed."""
+    library/config_util.py:336): None when DreamBooth and fine-tuning subsets are mixed."""
 
     dicts = [s for s in subsets if isinstance(s, dict)]
     if dicts and all("conditioning_data_dir" in s for s in dicts):
@@ -471,7 +471,7 @@ class DatasetValueInvalid(Rule):
     voluptuous wants a float are fine: the emitter writes ``1.0``.
 
     Why is this bad?
-    ``ConfigSanitizer`` (library/config_util.py:165) rejects the whole dataset config at start-up
+    ``ConfigSanitizer`` (library/config_util.py:168) rejects the whole dataset config at start-up
     with ``Invalid user config`` and no hint of which key.
 
     Example
@@ -517,7 +517,7 @@ class DatasetMissingRequired(Rule):
 
     Why is this bad?
     The trainer stops at start-up (``Required(...)`` in library/config_util.py;
-    ``validate_flex_dataset`` at config_util.py:330), or with no subsets trains on nothing.
+    ``validate_flex_dataset`` at config_util.py:336), or with no subsets trains on nothing.
 
     Example
         [[dataset.subsets]]
@@ -556,7 +556,7 @@ class DatasetMissingRequired(Rule):
             if variant is None:
                 yield self.at(profile, (*base, "subsets"), "DreamBooth subsets (no "
                               "metadata_file) and fine-tuning subsets (metadata_file) cannot be "
-                              "mixed in one dataset (library/config_util.py:330)",
+                              "mixed in one dataset (library/config_util.py:336)",
                               hint="split them into [[dataset.datasets]] entries")
                 continue
             keys = schema.keys("subset", variant)
