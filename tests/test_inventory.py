@@ -128,9 +128,14 @@ def test_families_point_at_inventoried_scripts() -> None:
     assert families["flux1-dev"].script == "flux_train_network.py"
     assert families["sd15"].network_modules == ("networks.lora",)
     scripts = set(inventory.kohya_scripts())
+    modules = inventory.load_network_modules()
     for family in families.values():
         assert family.script in scripts
         assert len(family.evidence) == len(family.network_modules)
+        for module, evidence in zip(family.network_modules, family.evidence, strict=True):
+            facts = modules[module]  # every family module is generated at the default pin
+            assert evidence == f"{facts['file']}:{facts['create_network']}", (family, module)
+    assert {"chroma", "lumina", "hunyuan-image", "anima"} <= set(families)
 
 
 def test_override_dir_wins_and_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

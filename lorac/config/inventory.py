@@ -345,8 +345,9 @@ def kohya_scripts(root: Path | None = None) -> list[str]:
 
 def kohya_options(root: Path | None = None) -> dict[str, Option]:
     """Every option of any inventoried entry script: ``{dest: Option}``, the first script in
-    :func:`kohya_scripts` order answering for an option they share (their specs agree at the
-    pinned commit; ``tests/test_inventory_rules.py`` checks). Cached per override folder; do
+    :func:`kohya_scripts` order answering for an option they share (their types agree at the
+    pinned commit; ``tests/test_inventory_rules.py`` checks), with the choices of every script
+    (lumina's ``timestep_sampling`` adds ``nextdit_shift``). Cached per override folder; do
     not mutate."""
     return _kohya_options(_override(root))
 
@@ -357,7 +358,12 @@ def _kohya_options(override: str | None) -> dict[str, Option]:
     union: dict[str, Option] = {}
     for script in kohya_scripts(root):
         for name, option in load_kohya_inventory(script, root).options.items():
-            union.setdefault(name, option)
+            first = union.setdefault(name, option)
+            if first.choices is not None and option.choices is not None:
+                merged = first.choices + tuple(c for c in option.choices
+                                               if c not in first.choices)
+                if merged != first.choices:  # a family's script offers more choices
+                    union[name] = first._replace(choices=merged)
     return union
 
 

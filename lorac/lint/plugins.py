@@ -27,6 +27,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.lint.rules.dataset",
     "lorac.lint.rules.network",
     "lorac.trainers.kohya.rules.compat",
+    "lorac.trainers.kohya.rules.families",
     "lorac.lint.rules.secrets",
     "lorac.lint.rules.variables",
     "lorac.lint.rules.docs",

@@ -25,7 +25,8 @@ from lorac.lint.rules.network import beside, is_base, literal_edit, option_path,
 from lorac.trainers.kohya.rules.options import dataset_levels
 
 SCRIPT_KIND = {"flux1-dev": "flux", "flux1-schnell": "flux", "sdxl": "sdxl", "sd3": "sd3",
-               "sd15": "sd"}
+               "sd15": "sd", "chroma": "flux", "lumina": "lumina", "hunyuan-image": "hunyuan",
+               "anima": "anima"}
 
 
 def kind_of(profile: Profile) -> str | None:
@@ -113,10 +114,11 @@ class _Compat(Rule):
 class BlocksToSwapWithCpuOffloadCheckpointing(_Compat):
     """What it does
     Reports ``blocks_to_swap`` (non-zero) together with ``cpu_offload_checkpointing`` on
-    FLUX and SD3.
+    FLUX (and Chroma), SD3 and Anima.
 
     Why is this bad?
-    ``flux_train_network.py:82-84`` and ``sd3_train_network.py:69-71`` assert that the two
+    ``flux_train_network.py:82-84``, ``sd3_train_network.py:69-71`` and
+    ``anima_train_network.py:69-71`` assert that the two
     are not combined: the run stops after start-up with "blocks_to_swap is not supported with
     cpu_offload_checkpointing".
 
@@ -135,7 +137,7 @@ class BlocksToSwapWithCpuOffloadCheckpointing(_Compat):
     code = "LRC610"
     name = "blocks-to-swap-with-cpu-offload-checkpointing"
     fix = "unsafe"
-    kinds = ("flux", "sd3")
+    kinds = ("flux", "sd3", "anima")
 
     def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
         p = ctx.profile
@@ -144,8 +146,9 @@ class BlocksToSwapWithCpuOffloadCheckpointing(_Compat):
             return
         kp = option_path(p, "cpu_offload_checkpointing", "training")
         edit = literal_edit(p, kp, DELETE)
-        script = "flux_train_network.py:82-84" if kind_of(p) == "flux" else \
-            "sd3_train_network.py:69-71"
+        script = {"flux": "flux_train_network.py:82-84",
+                  "anima": "anima_train_network.py:69-71"}.get(kind_of(p) or "",
+                                                                "sd3_train_network.py:69-71")
         yield self.at(p, kp, f"blocks_to_swap = {swap} cannot be combined with "
                       f"cpu_offload_checkpointing: sd-scripts asserts ({script})",
                       hint="drop one of the two", fix=[edit])
@@ -155,15 +158,19 @@ class CachedTextEncoderWithCaptionAugmentation(_Compat):
     """What it does
     Reports cached text-encoder outputs (``cache_text_encoder_outputs``, or ``…_to_disk``
     which forces it) together with caption dropout, caption shuffling, token warm-up or tag
-    dropout in any subset (FLUX, SDXL, SD3).
+    dropout in any subset (FLUX and Chroma, SDXL, SD3, HunyuanImage; Anima without caption
+    dropout, which it supports).
 
     Why is this bad?
     Cached outputs are computed once from the caption as written, so per-step caption changes
-    are impossible: ``flux_train_network.py:70-73``, ``sdxl_train_network.py:37-40`` and
-    ``sd3_train_network.py:51-54`` assert ``is_text_encoder_output_cacheable()``, which is
+    are impossible: ``flux_train_network.py:70-73``, ``sdxl_train_network.py:37-40``,
+    ``sd3_train_network.py:51-54`` and ``hunyuan_image_train_network.py:349-351`` assert
+    ``is_text_encoder_output_cacheable()``, which is
     false when a subset has ``caption_dropout_rate > 0``, ``shuffle_caption``,
     ``token_warmup_step > 0`` or ``caption_tag_dropout_rate > 0``
-    (``library/dataset.py:733-745``). The run stops after the models load.
+    (``library/dataset.py:733-745``); ``anima_train_network.py:60-63`` passes
+    ``cache_supports_dropout=True``, which lets ``caption_dropout_rate`` through. The run stops
+    after the models load. (Lumina has no such check.)
 
     Example
         cache_text_encoder_outputs = true
@@ -179,7 +186,7 @@ class CachedTextEncoderWithCaptionAugmentation(_Compat):
 
     code = "LRC611"
     name = "cached-text-encoder-outputs-with-caption-augmentation"
-    kinds = ("flux", "sdxl", "sd3")
+    kinds = ("flux", "sdxl", "sd3", "hunyuan", "anima")
     AUGMENTATIONS = ("caption_dropout_rate", "shuffle_caption", "token_warmup_step",
                      "caption_tag_dropout_rate")
 
@@ -188,6 +195,8 @@ class CachedTextEncoderWithCaptionAugmentation(_Compat):
         if not self.applies(ctx) or not te_outputs_cached(p):
             return
         for name in self.AUGMENTATIONS:
+            if name == "caption_dropout_rate" and kind_of(p) == "anima":
+                continue  # cache_supports_dropout=True (anima_train_network.py:60-63)
             for value, kp in dataset_values(p, name):
                 if _positive(value):
                     yield self.at(p, kp, f"{name} = {value!r} cannot be used with cached "
@@ -365,13 +374,17 @@ class CacheLatentsWithImageAugmentation(_Compat):
 
 class BucketResoStepsNotMultiple(_Compat):
     """What it does
-    Reports ``bucket_reso_steps`` that is not a multiple of 32 (FLUX, SDXL, SD3) or of 64
-    (SD 1.x/2.x).
+    Reports ``bucket_reso_steps`` that is not a multiple of what the family's script asserts:
+    32 (SDXL, SD3), 16 (Anima), 64 (SD 1.x/2.x, and FLUX, Chroma, Lumina and HunyuanImage,
+    whose own smaller check comes after the base class's).
 
     Why is this bad?
     ``verify_bucket_reso_steps`` asserts divisibility (``library/dataset.py:724-728``),
-    called with 32 by ``flux_train_network.py:100``, ``sdxl_train_network.py:46`` and
-    ``sd3_train_network.py:73``, and with 64 by ``train_network.py:168``.
+    called with 32 by ``sdxl_train_network.py:46`` and ``sd3_train_network.py:73``, with 16 by
+    ``anima_train_network.py:94``, and with 64 by ``train_network.py:168`` — which FLUX
+    (``flux_train_network.py:49``), Lumina (``lumina_train_network.py:42``) and HunyuanImage
+    (``hunyuan_image_train_network.py:324``) run first through ``super().assert_extra_args``
+    before their own 32/16/32 check.
 
     Example
         [dataset]
@@ -388,9 +401,14 @@ class BucketResoStepsNotMultiple(_Compat):
     code = "LRC616"
     name = "bucket-reso-steps-not-multiple"
     fix = "unsafe"
+    kinds = ("flux", "sdxl", "sd3", "sd", "lumina", "hunyuan", "anima")
     STEP: ClassVar[dict[str, tuple[int, str]]] = {
-        "flux": (32, "flux_train_network.py:100"), "sdxl": (32, "sdxl_train_network.py:46"),
-        "sd3": (32, "sd3_train_network.py:73"), "sd": (64, "train_network.py:168")}
+        "flux": (64, "train_network.py:168 via flux_train_network.py:49"),
+        "sdxl": (32, "sdxl_train_network.py:46"), "sd3": (32, "sd3_train_network.py:73"),
+        "sd": (64, "train_network.py:168"),
+        "lumina": (64, "train_network.py:168 via lumina_train_network.py:42"),
+        "hunyuan": (64, "train_network.py:168 via hunyuan_image_train_network.py:324"),
+        "anima": (16, "anima_train_network.py:94")}
 
     def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
         p = ctx.profile

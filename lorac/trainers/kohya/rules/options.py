@@ -189,7 +189,8 @@ class OptionNotInScript(Rule):
             if profile.options():
                 d = self.at(profile, ("profile",), "profile has no [profile] family: its options "
                             "are not checked against one sd-scripts entry script",
-                            hint='set family = "flux1-dev" (or sdxl, sd3, sd15, flux1-schnell)')
+                            hint="set family to one of: "
+                            + ", ".join(inventory_families()))
                 yield d.with_severity(Severity.INFO)
             return
         from lorac.config.inventory import option_versions
@@ -205,6 +206,14 @@ class OptionNotInScript(Rule):
                           f"{profile.family}); sd-scripts keeps it without reading it",
                           hint=f"did you mean {close[0]!r}?" if close else
                           "remove it, or change [profile] family")
+
+
+def inventory_families() -> list[str]:
+    """The families lorac knows (``backends/kohya/families.toml``), in file order."""
+
+    from lorac.config.inventory import load_families
+
+    return list(load_families())
 
 
 def option_spec_any(name: str) -> Any:

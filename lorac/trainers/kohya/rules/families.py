@@ -1,0 +1,295 @@
+"""LRC624–LRC632 — start-up checks of the Chroma, Lumina, HunyuanImage and Anima scripts.
+
+Each rule is an ``assert``, a raised error or a silently forced option in the script's
+``assert_extra_args`` / model loading at the default pin (``backends/kohya/pin.toml``,
+37a1cbbc), cited with file and line. The checks the four families share with FLUX, SDXL and SD3
+(blocks_to_swap with cpu_offload_checkpointing, cached text-encoder outputs with caption
+augmentation, ``bucket_reso_steps``) are the rules of :mod:`lorac.trainers.kohya.rules.compat`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+from lorac.core.diagnostics import DELETE, Diagnostic, Severity
+from lorac.lint.hookspecs import hookimpl
+from lorac.lint.rules import ProfileContext, Rule
+from lorac.lint.rules.network import beside, literal_edit, option_path
+from lorac.trainers.kohya.rules.compat import _Compat, on, te_outputs_cached
+
+
+class ChromaWithoutT5AttnMask(_Compat):
+    """What it does
+    Reports a Chroma profile without ``apply_t5_attn_mask = true``.
+
+    Why is this bad?
+    ``flux_train_network.py:59`` asserts ``args.apply_t5_attn_mask`` when
+    ``--model_type chroma``: the run stops at start-up.
+
+    Example
+        [profile]
+        family = "chroma"
+
+    Use instead
+        [training]
+        apply_t5_attn_mask = true
+
+    Fix safety
+    Safe where the option is written as ``false``: there is no other value that runs.
+    """
+
+    code = "LRC624"
+    name = "chroma-without-t5-attn-mask"
+    severity = Severity.ERROR
+    fix = "safe"
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        p = ctx.profile
+        if not self.applies(ctx) or p.family != "chroma" or on(p, "apply_t5_attn_mask"):
+            return
+        found = p.options().get("apply_t5_attn_mask")
+        kp = found[1] if found else ("profile", "family")
+        yield self.at(p, kp, "Chroma requires apply_t5_attn_mask = true: sd-scripts asserts "
+                      "(flux_train_network.py:59)", hint="apply_t5_attn_mask = true",
+                      fix=[literal_edit(p, found[1], True)] if found else [])
+
+
+class ChromaModelType(_Compat):
+    """What it does
+    Reports a ``model_type`` that does not match the family: Chroma trains through
+    ``flux_train_network.py --model_type chroma``; FLUX.1 with ``model_type = "flux"`` (the
+    default).
+
+    Why is this bad?
+    ``--model_type`` defaults to ``flux`` (``library/flux_train_utils.py:808``): a Chroma
+    profile without it loads the checkpoint as FLUX.1 (``library/flux_utils.py:173`` builds the
+    model of that type), and a FLUX.1 profile with ``chroma`` drops CLIP-L and trains Chroma.
+
+    Example
+        [profile]
+        family = "chroma"
+
+    Use instead
+        [model]
+        model_type = "chroma"
+
+    Fix safety
+    Safe where ``model_type`` is written literally: the family says which model it is.
+    """
+
+    code = "LRC625"
+    name = "family-model-type-mismatch"
+    severity = Severity.ERROR
+    fix = "safe"
+    kinds = ("flux",)
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        p = ctx.profile
+        if not self.applies(ctx):
+            return
+        want = "chroma" if p.family == "chroma" else "flux"
+        found = p.options().get("model_type")
+        value = found[0] if found else "flux"
+        if value == want:
+            return
+        kp = found[1] if found else ("profile", "family")
+        fix = [literal_edit(p, kp, want)] if found else [
+            beside(p, ("model", "pretrained_model_name_or_path"), "model_type", want)]
+        yield self.at(p, kp, f"family {p.family} needs model_type = {want!r}, but "
+                      f"flux_train_network.py gets {value!r} (library/flux_train_utils.py:808)",
+                      hint=f'model_type = "{want}"', fix=fix)
+
+
+class AnimaCachedOutputsTrainTextEncoder(_Compat):
+    """What it does
+    Reports Anima with cached text-encoder outputs but without ``network_train_unet_only``.
+
+    Why is this bad?
+    ``anima_train_network.py:65-67`` asserts ``network_train_unet_only or not
+    cache_text_encoder_outputs`` (``…_to_disk`` turns caching on, :56-58): a Qwen3 LoRA cannot
+    train on cached outputs.
+
+    Example
+        [profile]
+        family = "anima"
+        [training]
+        cache_text_encoder_outputs = true
+
+    Use instead
+        cache_text_encoder_outputs = true
+        network_train_unet_only = true
+
+    Fix safety
+    Unsafe: ``--unsafe-fixes`` writes ``network_train_unet_only = true`` beside the caching
+    option; the text encoder is then not trained.
+    """
+
+    code = "LRC626"
+    name = "anima-cached-outputs-train-text-encoder"
+    severity = Severity.ERROR
+    fix = "unsafe"
+    kinds = ("anima",)
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        p = ctx.profile
+        if not self.applies(ctx) or not te_outputs_cached(p) or on(p, "network_train_unet_only"):
+            return
+        name = "cache_text_encoder_outputs" if on(p, "cache_text_encoder_outputs") else \
+            "cache_text_encoder_outputs_to_disk"
+        kp = option_path(p, name, "training")
+        yield self.at(p, kp, f"{name} on Anima requires network_train_unet_only: sd-scripts "
+                      "asserts (anima_train_network.py:65-67)",
+                      hint="network_train_unet_only = true",
+                      fix=[beside(p, kp, "network_train_unet_only", True)])
+
+
+class AnimaExclusiveOptions(_Compat):
+    """What it does
+    Reports Anima options that its start-up forbids together: ``compile`` with
+    ``torch_compile``, ``compile_fullgraph`` with ``split_attn`` (under ``compile``), and
+    ``unsloth_offload_checkpointing`` with ``cpu_offload_checkpointing`` or ``blocks_to_swap``.
+
+    Why is this bad?
+    ``anima_train_network.py`` asserts each: :84-87 (``--compile`` and ``--torch_compile``),
+    :88-91 (``--compile_fullgraph`` and ``--split_attn``), :76-78 and :79-81
+    (``--unsloth_offload_checkpointing``). The run stops at start-up.
+
+    Example
+        compile = true
+        torch_compile = true
+
+    Use instead
+        compile = true
+
+    Fix safety
+    No fix: which of the two to keep is a decision.
+    """
+
+    code = "LRC627"
+    name = "anima-exclusive-options"
+    severity = Severity.ERROR
+    kinds = ("anima",)
+    PAIRS: ClassVar[tuple[tuple[str, str, str | None, str], ...]] = (
+        ("torch_compile", "compile", "compile", "anima_train_network.py:84-87"),
+        ("split_attn", "compile_fullgraph", "compile", "anima_train_network.py:88-91"),
+        ("cpu_offload_checkpointing", "unsloth_offload_checkpointing", None,
+         "anima_train_network.py:76-78"),
+        ("blocks_to_swap", "unsloth_offload_checkpointing", None,
+         "anima_train_network.py:79-81"),
+    )
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        p = ctx.profile
+        if not self.applies(ctx):
+            return
+        for name, other, needs, where in self.PAIRS:
+            if on(p, name) and on(p, other) and (needs is None or on(p, needs)):
+                kp = option_path(p, name, "training")
+                yield self.at(p, kp, f"{name} cannot be combined with {other} on Anima: "
+                              f"sd-scripts asserts ({where})", hint=f"drop {name} or {other}")
+
+
+class AnimaFp8Ignored(_Compat):
+    """What it does
+    Reports ``fp8_base``, ``fp8_base_unet`` or ``fp8_scaled`` on Anima.
+
+    Why is this bad?
+    ``anima_train_network.py:50-54`` sets all three to ``False`` (the first two with a
+    warning, ``fp8_scaled`` silently): the model trains in full precision and needs the
+    memory the profile meant to save.
+
+    Example
+        fp8_base = true
+
+    Use instead
+    Remove the option; use ``blocks_to_swap`` to save memory.
+
+    Fix safety
+    Safe: deleting the option changes nothing sd-scripts does.
+    """
+
+    code = "LRC628"
+    name = "anima-fp8-ignored"
+    severity = Severity.WARNING
+    fix = "safe"
+    kinds = ("anima",)
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        p = ctx.profile
+        if not self.applies(ctx):
+            return
+        for name in ("fp8_base", "fp8_base_unet", "fp8_scaled"):
+            if on(p, name):
+                kp = option_path(p, name, "training")
+                yield self.at(p, kp, f"{name} is turned off by anima_train_network.py:50-54; "
+                              "Anima trains without fp8", hint=f"remove {name}",
+                              fix=[literal_edit(p, kp, DELETE)])
+
+
+class FamilyModelFileMissing(_Compat):
+    """What it does
+    Reports a model file that the family's script loads but the profile does not name:
+    Lumina needs ``gemma2`` and ``ae``, HunyuanImage ``text_encoder``, ``byt5`` and ``vae``,
+    Anima ``qwen3`` and ``vae``, Chroma ``t5xxl`` and ``ae`` (besides
+    ``pretrained_model_name_or_path``).
+
+    Why is this bad?
+    None of them is ``required`` to argparse; the scripts fail when they load the model:
+    ``library/lumina_train_util.py:1027,1032`` (Gemma2, AE), ``library/strategy_anima.py:45``
+    (``ValueError``: Qwen3), ``hunyuan_image_train_network.py`` loading the text encoders and
+    the VAE. The option is defined where the message says (from the inventory).
+
+    Example
+        [profile]
+        family = "lumina"
+        [model]
+        pretrained_model_name_or_path = "/models/lumina_2.safetensors"
+
+    Use instead
+        gemma2 = "/models/gemma_2_2b_fp16.safetensors"
+        ae = "/models/ae.safetensors"
+
+    Fix safety
+    No fix: only the user knows where the files are.
+    """
+
+    code = "LRC629"
+    name = "family-model-file-missing"
+    severity = Severity.ERROR
+    kinds = ("flux", "lumina", "hunyuan", "anima")
+    NEEDS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "chroma": ("t5xxl", "ae"),
+        "lumina": ("gemma2", "ae"),
+        "hunyuan-image": ("text_encoder", "byt5", "vae"),
+        "anima": ("qwen3", "vae"),
+    }
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        from lorac.config.inventory import family_script, load_kohya_inventory
+
+        p = ctx.profile
+        needs = self.NEEDS.get(p.family or "")
+        if not self.applies(ctx) or needs is None:
+            return
+        script = family_script(p.family) or ""
+        inv = load_kohya_inventory(script)
+        options = p.options()
+        for name in needs:
+            if options.get(name, (None,))[0]:
+                continue
+            option = inv.get(name)
+            where = f", defined at {option.location}" if option is not None else ""
+            yield self.at(p, ("profile", "family"), f"family {p.family} needs {name}: "
+                          f"{script} loads it{where}", hint=f'{name} = "/path/to/model"')
+
+
+RULES = (ChromaWithoutT5AttnMask, ChromaModelType, AnimaCachedOutputsTrainTextEncoder,
+         AnimaExclusiveOptions, AnimaFp8Ignored, FamilyModelFileMissing)
+
+
+@hookimpl
+def lorac_rules() -> list[Rule]:
+    """The LRC624–LRC629 family start-up rules."""
+
+    return [cls() for cls in RULES]
