@@ -103,6 +103,10 @@ def test_shipped_network_modules_data() -> None:
     assert "train_blocks" in mods["networks.lora_flux"]["args"]
     assert "down_lr_weight" in mods["networks.lora"]["args"]  # via parse_block_lr_kwargs
     # OFT's alpha is a constraint, not a scale: its default is 1e-3 (networks/oft.py)
+    assert mods["lycoris.kohya"]["file"] == "lycoris/kohya.py"  # from kohya/lycoris.toml
+    assert "factor" in mods["lycoris.kohya"]["args"]
+    assert "use_tucker" in mods["lycoris.kohya"]["bools_str"]
+    mods = {n: m for n, m in mods.items() if n.startswith("networks.")}
     assert {n: m["alpha_default"] for n, m in mods.items() if m["alpha_default"] != 1.0} == {
         "networks.oft": 0.001, "networks.oft_flux": 0.001}
     assert mods["networks.lokr"]["bools_lower"].keys() == {"train_llm_adapter", "use_tucker",

@@ -218,8 +218,25 @@ def family_script(family: str | None, root: Path | None = None) -> str | None:
 
 def load_network_modules(root: Path | None = None) -> dict[str, dict[str, Any]]:
     """``backends/kohya/network_modules.toml``: module → facts (``args``, ``bools``,
-    ``alpha_default``, …). Cached through the file read; do not mutate."""
-    return _read_toml(_resolve("kohya/network_modules.toml", root)).get("modules", {})
+    ``alpha_default``, …), with LyCORIS's ``lycoris.kohya`` from ``kohya/lycoris.toml``. Cached;
+    do not mutate."""
+    return _network_modules(_resolve("kohya/network_modules.toml", root),
+                            _resolve("kohya/lycoris.toml", root))
+
+
+@functools.lru_cache(maxsize=8)
+def _network_modules(path: Path, lycoris: Path) -> dict[str, dict[str, Any]]:
+    modules = dict(_read_toml(path).get("modules", {}))
+    if lycoris.is_file():
+        modules.update(_read_toml(lycoris).get("modules", {}))
+    return modules
+
+
+def load_lycoris(root: Path | None = None) -> dict[str, Any]:
+    """``backends/kohya/lycoris.toml``: ``source`` (package, version, sha256), ``lycoris``
+    (``algos``, ``presets``, ``aliases``, ``scaling``, each with where it is) and the module's
+    ``network_args`` facts. Cached; do not mutate."""
+    return _read_toml(_resolve("kohya/lycoris.toml", root))
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.lint.rules.network",
     "lorac.trainers.kohya.rules.compat",
     "lorac.trainers.kohya.rules.families",
+    "lorac.trainers.kohya.rules.lycoris",
     "lorac.lint.rules.secrets",
     "lorac.lint.rules.variables",
     "lorac.lint.rules.docs",

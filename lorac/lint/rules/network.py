@@ -164,11 +164,49 @@ class Scale:
         return text
 
 
+#: sd-scripts modules whose alpha is not a scale: OFT keeps it as the norm constraint
+#: (networks/oft.py, networks/oft_flux.py; ``backends/kohya/network_modules.toml``).
+OFT_MODULES = ("networks.oft", "networks.oft_flux")
+
+
+def network_algo(profile: Profile) -> str | None:
+    """The LyCORIS ``algo`` of a ``lycoris.kohya`` profile (``lora`` when not given, lower-cased
+    as ``lycoris/kohya.py`` does), else None."""
+
+    if _module_of(profile) != "lycoris.kohya":
+        return None
+    found = _network_args(profile)
+    for arg in found[1] if found else []:
+        if isinstance(arg, str) and "=" in arg:
+            key, value = arg.split("=", 1)
+            if key == "algo":
+                return value.lower() or "lora"
+    return "lora"
+
+
+def alpha_scales(profile: Profile) -> bool:
+    """False for networks whose alpha is no scale: sd-scripts OFT, and the LyCORIS algorithms
+    whose scaling kind is ``none`` (``backends/kohya/lycoris.toml``: diag-oft, boft, ia3, full)."""
+
+    if _module_of(profile) in OFT_MODULES:
+        return False
+    algo = network_algo(profile)
+    if algo is None:
+        return True
+    from lorac.config.inventory import load_lycoris
+
+    scaling = load_lycoris().get("lycoris", {}).get("scaling", {}).get(algo)
+    return scaling is None or scaling.get("kind") != "none"
+
+
 def scale_of(profile: Profile) -> Scale | None:
-    """The scale of a profile that trains a network with numeric dim/alpha (else None)."""
+    """The scale of a profile that trains a network with numeric dim/alpha (else None, also
+    when the network's alpha is no scale: :func:`alpha_scales`)."""
 
     opts = profile.options()
     if not any(k in opts for k in ("network_module", "network_dim", "network_alpha")):
+        return None
+    if profile.backend == "kohya" and not alpha_scales(profile):
         return None
     dim = _num(profile.option("network_dim", KOHYA_DIM_DEFAULT))
     alpha_raw = profile.option("network_alpha")

@@ -80,6 +80,8 @@ def _key_of(node: ast.AST, holder: str, bound: dict[str, str]) -> str | None:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "str" \
             and len(node.args) == 1:
         node = node.args[0]
+    if isinstance(node, ast.BoolOp) and node.values:  # ``kwargs.get("k", d) or d``
+        node = node.values[0]
     if isinstance(node, ast.Name):
         return bound.get(node.id)
     return str_get(node, holder)
@@ -104,7 +106,7 @@ def _parses(func: ast.FunctionDef, holder: str) -> dict[str, dict[str, int]]:
             if key is not None:
                 bound.setdefault(node.targets[0].id, key)
     out: dict[str, dict[str, Any]] = {"bools": {}, "bools_lower": {}, "bools_truthy": {},
-                                      "types": {}}
+                                      "bools_str": {}, "types": {}}
     for node in ast.walk(func):
         if (isinstance(node, ast.Compare) and len(node.ops) == 1
                 and isinstance(node.ops[0], ast.Eq)
@@ -122,9 +124,14 @@ def _parses(func: ast.FunctionDef, holder: str) -> dict[str, dict[str, int]]:
         if isinstance(node, ast.Call) and len(node.args) == 1:
             name = _func_name(node)
             key = _key_of(node.args[0], holder, bound)
-            if key is None:
+            if key is None and name != "str_bool":
                 continue
-            if name == "bool":
+            if name == "str_bool":  # LyCORIS: ``str(v).lower() != "false"``
+                for inner in ast.walk(node.args[0]):
+                    found = str_get(inner, holder)
+                    if found is not None:
+                        out["bools_str"].setdefault(found, node.lineno)
+            elif name == "bool":
                 out["bools_truthy"].setdefault(key, node.lineno)
             elif name in _CONVERTERS:
                 out["types"].setdefault(key, (_CONVERTERS[name], node.lineno))
@@ -174,10 +181,10 @@ def analyse_module(path: Path) -> dict[str, Any]:
     if alpha is not None:
         out["alpha_default"], out["alpha_default_line"] = alpha
     out["args"] = dict(sorted(args.items()))
-    for table in ("bools", "bools_lower", "bools_truthy"):
+    for table in ("bools", "bools_lower", "bools_truthy", "bools_str"):
         out[table] = {k: v for k, v in sorted(parses[table].items()) if k in args}
     out["types"] = {k: v for k, v in sorted(parses["types"].items())
-                    if k in args and k not in out["bools_truthy"]}
+                    if k in args and k not in out["bools_truthy"] and k not in out["bools_str"]}
     out["defaults"] = {k: v for k, v in sorted(defaults.items()) if k in args}
     return out
 
@@ -217,7 +224,7 @@ def render(checkout: Path, commit: str) -> str:
                       f"alpha_default_line = {facts['alpha_default_line']}"]
         lines += ["", f'[modules."{module}".args]']
         lines += [f"{key} = {line}" for key, line in facts["args"].items()]
-        for table in ("bools", "bools_lower", "bools_truthy"):
+        for table in ("bools", "bools_lower", "bools_truthy", "bools_str"):
             lines += ["", f'[modules."{module}".{table}]']
             lines += [f"{key} = {line}" for key, line in facts[table].items()]
         lines += ["", f'[modules."{module}".types]']
