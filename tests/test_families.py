@@ -70,3 +70,26 @@ def test_option_of_another_family_names_the_script(shipped: Path) -> None:
                    'gemma = "${model_dir}/gemma_2_2b_fp16.safetensors"')
     assert "LRC004 unknown key 'gemma' in model" in out or "LRC601" in out, out
     assert "LRC629 family lumina needs gemma2" in out
+
+
+@pytest.mark.parametrize(("name", "text", "family"), [
+    ("chroma.sh", "accelerate launch flux_train_network.py --model_type chroma "
+     "--pretrained_model_name_or_path /m/c.safetensors --t5xxl /m/t5.safetensors "
+     "--ae /m/ae.safetensors --apply_t5_attn_mask --network_module networks.lora_flux\n",
+     "chroma"),
+    ("flux.sh", "accelerate launch flux_train_network.py --pretrained_model_name_or_path "
+     "/m/flux1-dev.safetensors --network_module networks.lora_flux\n", "flux1-dev"),
+    ("lumina.sh", "accelerate launch lumina_train_network.py --gemma2 /m/g.safetensors "
+     "--network_module networks.lora_lumina --timestep_sampling nextdit_shift\n", "lumina"),
+    ("hunyuan.sh", "python hunyuan_image_train_network.py --byt5 /m/b.safetensors "
+     "--network_module networks.lora_hunyuan_image\n", "hunyuan-image"),
+    ("anima.toml", 'qwen3 = "/m/q.safetensors"\nnetwork_module = "networks.lora_anima"\n',
+     "anima"),
+    ("lumina.toml", 'gemma2 = "/m/g.safetensors"\nnetwork_dim = 8\n', "lumina"),
+])
+def test_import_finds_the_family(project: Path, name: str, text: str, family: str) -> None:
+    (project / name).write_text(text, encoding="utf-8")
+    code, out, err = lorac("import", name, "-o", "profiles/imported.toml")
+    assert code == 0, out + err
+    written = (project / "profiles" / "imported.toml").read_text(encoding="utf-8")
+    assert f'family = "{family}"' in written

@@ -736,7 +736,19 @@ def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:
     model = str(options.get("pretrained_model_name_or_path") or "").lower()
     reason = ""
     family = None
-    if "flux" in module or options.get("ae") or (options.get("t5xxl") and not options.get(
+    own = {"networks.lora_lumina": "lumina", "networks.lora_hunyuan_image": "hunyuan-image",
+           "networks.lora_anima": "anima"}
+    if module in own:
+        family, reason = own[module], f"network_module {module!r}"
+    elif options.get("gemma2"):
+        family, reason = "lumina", "the gemma2 option"
+    elif options.get("byt5"):
+        family, reason = "hunyuan-image", "the byt5 option"
+    elif options.get("qwen3"):
+        family, reason = "anima", "the qwen3 option"
+    elif options.get("model_type") == "chroma":
+        family, reason = "chroma", "model_type 'chroma'"
+    elif "flux" in module or options.get("ae") or (options.get("t5xxl") and not options.get(
             "clip_g")):
         family = flux_family(model)
         reason = f"network_module {module!r}" if module else "the ae/t5xxl options"

@@ -985,6 +985,10 @@ def _command(draft: Draft, fields: list[Val], line: int, source: Source,
     model = draft.options.get("pretrained_model_name_or_path")
     if settings.family is None and family.startswith("flux1") and model:
         family = flux_family(str(model.value))
+    model_type = draft.options.get("model_type")
+    if settings.family is None and family.startswith("flux1") and model_type is not None \
+            and model_type.value == "chroma":
+        family = "chroma"  # flux_train_network.py --model_type chroma
     draft.family = family
 
 
