@@ -1,4 +1,4 @@
-"""LRC624–LRC632 — start-up checks of the Chroma, Lumina, HunyuanImage and Anima scripts.
+"""LRC624–LRC630 — start-up checks of the Chroma, Lumina, HunyuanImage and Anima scripts.
 
 Each rule is an ``assert``, a raised error or a silently forced option in the script's
 ``assert_extra_args`` / model loading at the default pin (``backends/kohya/pin.toml``,
@@ -284,12 +284,87 @@ class FamilyModelFileMissing(_Compat):
                           f"{script} loads it{where}", hint=f'{name} = "/path/to/model"')
 
 
+#: The first shipped version whose FLUX and Anima scripts read the per-subset offset.
+OFFSET_FROM = "37a1cbbc5725ed2a3575506e7bd2001c9908ac92"
+OFFSET_AWARE = ("sigmoid", "shift", "flux_shift")
+
+
+class SubsetTimestepOffsetIgnored(_Compat):
+    """What it does
+    Reports a subset's ``custom_attributes.timestep_sampling.offset`` that the run will not
+    apply: on a family whose script never reads it (only FLUX, Chroma and Anima do), with a
+    ``timestep_sampling`` it does not shift (only ``sigmoid``, ``shift``, ``flux_shift``), or on
+    an sd-scripts version older than 37a1cbbc.
+
+    Why is this bad?
+    ``flux_train_network.py:335-341`` and ``anima_train_network.py:290-296`` collect the
+    offsets; ``library/flux_train_utils.py:550`` applies them for the offset-aware samplings
+    only. Elsewhere the subset key is accepted (``custom_attributes`` is a free dict) and
+    silently does nothing, so the subset trains at the same timesteps as every other.
+
+    Example
+        [profile]
+        family = "sdxl"
+        [[dataset.subsets]]
+        custom_attributes = { timestep_sampling = { offset = -0.5 } }
+
+    Use instead
+    Train that subset with a FLUX, Chroma or Anima profile and ``timestep_sampling =
+    "sigmoid"``, or drop the offset.
+
+    Fix safety
+    No fix: whether the offset or the setup is wrong only the user knows.
+    """
+
+    code = "LRC630"
+    name = "subset-timestep-offset-ignored"
+    severity = Severity.WARNING
+    any_family = True
+    kinds = ("flux", "sdxl", "sd3", "sd", "lumina", "hunyuan", "anima")
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        from lorac.config import inventory
+        from lorac.config.kohya_version import version_label
+        from lorac.trainers.kohya.rules.options import dataset_levels
+
+        p = ctx.profile
+        if not self.applies(ctx):
+            return
+        script = inventory.family_script(p.family) or "train_network.py"
+        inv = inventory.load_kohya_inventory(script)
+        order = [v.commit for v in inventory.kohya_versions()]
+        too_old = inv.commit in order and order.index(inv.commit) < order.index(OFFSET_FROM)
+        for level, _, base, table in dataset_levels(p):
+            attrs = table.get("custom_attributes") if level == "subset" else None
+            sampling = attrs.get("timestep_sampling") if isinstance(attrs, dict) else None
+            offset = sampling.get("offset") if isinstance(sampling, dict) else None
+            if not offset:
+                continue
+            kp = (*base, "custom_attributes", "timestep_sampling", "offset")
+            if too_old:
+                why = (f"sd-scripts {version_label(inv.commit)} does not read it (from "
+                       f"{version_label(OFFSET_FROM)} on)")
+            elif script not in ("flux_train_network.py", "anima_train_network.py"):
+                why = (f"{script} never reads it (only flux_train_network.py:335-341 and "
+                       "anima_train_network.py:290-296 do)")
+            else:
+                option = inv.get("timestep_sampling")
+                value = p.option("timestep_sampling", option.default if option else None)
+                if value in OFFSET_AWARE:
+                    continue
+                why = (f"timestep_sampling = {value!r} is not shifted by it (only "
+                       f"{', '.join(OFFSET_AWARE)}; library/flux_train_utils.py:550)")
+            yield self.at(p, kp, f"the subset's timestep offset {offset!r} is ignored: {why}",
+                          hint="drop the offset, or train this subset where it applies")
+
+
 RULES = (ChromaWithoutT5AttnMask, ChromaModelType, AnimaCachedOutputsTrainTextEncoder,
-         AnimaExclusiveOptions, AnimaFp8Ignored, FamilyModelFileMissing)
+         AnimaExclusiveOptions, AnimaFp8Ignored, FamilyModelFileMissing,
+         SubsetTimestepOffsetIgnored)
 
 
 @hookimpl
 def lorac_rules() -> list[Rule]:
-    """The LRC624–LRC629 family start-up rules."""
+    """The LRC624–LRC630 family start-up rules."""
 
     return [cls() for cls in RULES]
