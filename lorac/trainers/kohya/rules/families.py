@@ -1,4 +1,4 @@
-"""LRC624–LRC630 — start-up checks of the Chroma, Lumina, HunyuanImage and Anima scripts.
+"""LRC624–LRC631 — start-up checks of the Chroma, Lumina, HunyuanImage and Anima scripts.
 
 Each rule is an ``assert``, a raised error or a silently forced option in the script's
 ``assert_extra_args`` / model loading at the default pin (``backends/kohya/pin.toml``,
@@ -358,13 +358,69 @@ class SubsetTimestepOffsetIgnored(_Compat):
                           hint="drop the offset, or train this subset where it applies")
 
 
+class TrainInpaintingMisused(_Compat):
+    """What it does
+    Reports ``train_inpainting`` with cached latents, and on a family whose script does not use
+    the inpainting masks (every family but SD 1.x/2.x and SDXL).
+
+    Why is this bad?
+    ``verify_training_args`` raises ``ValueError`` for ``train_inpainting`` with
+    ``cache_latents`` (``library/args.py:842-848``; ``cache_latents_to_disk`` turns caching
+    on). Only the base class's ``get_noise_pred_and_target`` feeds the masks to the model
+    (``train_network.py:278-284``); the FLUX, SD3, Lumina, HunyuanImage and Anima scripts
+    override it (``flux_train_network.py:317``, ``sd3_train_network.py:317``,
+    ``lumina_train_network.py:240``, ``hunyuan_image_train_network.py:524``,
+    ``anima_train_network.py:268``): the option is accepted and the masks are made, unused.
+
+    Example
+        [profile]
+        family = "flux1-dev"
+        [training]
+        train_inpainting = true
+
+    Use instead
+    Remove ``train_inpainting``, or train an SD 1.x/SDXL inpainting model without cached
+    latents.
+
+    Fix safety
+    No fix: which of the settings to give up is a decision.
+    """
+
+    code = "LRC631"
+    name = "train-inpainting-misused"
+    severity = Severity.ERROR
+    kinds = ("flux", "sdxl", "sd3", "sd", "lumina", "hunyuan", "anima")
+    OVERRIDES: ClassVar[dict[str, str]] = {
+        "flux": "flux_train_network.py:317", "sd3": "sd3_train_network.py:317",
+        "lumina": "lumina_train_network.py:240",
+        "hunyuan": "hunyuan_image_train_network.py:524", "anima": "anima_train_network.py:268"}
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        from lorac.trainers.kohya.rules.compat import kind_of, latents_cached
+
+        p = ctx.profile
+        if not self.applies(ctx) or not on(p, "train_inpainting"):
+            return
+        kp = option_path(p, "train_inpainting", "training")
+        if latents_cached(p):
+            yield self.at(p, kp, "train_inpainting cannot be combined with cached latents: "
+                          "sd-scripts raises ValueError (library/args.py:842-848)",
+                          hint="set cache_latents = false and cache_latents_to_disk = false")
+        where = self.OVERRIDES.get(kind_of(p) or "")
+        if where is not None:
+            yield self.at(p, kp, f"train_inpainting is accepted but unused by the {p.family} "
+                          f"training path: its get_noise_pred_and_target ({where}) ignores "
+                          "the masks that train_network.py:278-284 feeds an SD UNet",
+                          hint="remove train_inpainting").with_severity(Severity.WARNING)
+
+
 RULES = (ChromaWithoutT5AttnMask, ChromaModelType, AnimaCachedOutputsTrainTextEncoder,
          AnimaExclusiveOptions, AnimaFp8Ignored, FamilyModelFileMissing,
-         SubsetTimestepOffsetIgnored)
+         SubsetTimestepOffsetIgnored, TrainInpaintingMisused)
 
 
 @hookimpl
 def lorac_rules() -> list[Rule]:
-    """The LRC624–LRC630 family start-up rules."""
+    """The LRC624–LRC631 family start-up rules."""
 
     return [cls() for cls in RULES]
