@@ -42,7 +42,10 @@ def test_find_checkout(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (fake / ".lorac-commit").write_text("0" * 40 + "\n")
     checkout = find_checkout("kohya")
     assert commit_of(fake) == "0" * 40
-    assert not checkout.matches_pin and "regenerate it" in checkout.warning()
+    assert not checkout.matches_pin and "generates its inventory once" in checkout.warning()
+    (fake / ".lorac-commit").write_text("6721028c79ee85a78b3a06dfd8954dae310a1cce\n")
+    assert find_checkout("kohya").warning() is None  # a shipped version: nothing to say
+    (fake / ".lorac-commit").write_text("0" * 40 + "\n")
     code, out, _ = lorac("backends", "list")
     assert code == 0 and "kohya" in out and "0000000000" in out
 
