@@ -31,6 +31,7 @@ class Settings:
     profiles: Path = Path("profiles")
     sd_scripts: Path | None = None
     ai_toolkit: Path | None = None
+    musubi_tuner: Path | None = None
     source: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
@@ -92,7 +93,7 @@ def load_settings(start: Path | None = None, overrides: dict[str, Any] | None = 
     for code, level in (raw.get("severity") or {}).items():
         severity[code.upper()] = Severity.parse(str(level))
     known = {"select", "ignore", "severity", "fail-on", "profiles", "sd-scripts", "ai-toolkit",
-             "extend-select", "dataset", "vram", "env-files"}
+             "musubi-tuner", "extend-select", "dataset", "vram", "env-files"}
     unknown = sorted(spelled.get(k, k) for k in set(raw) - known)
     if unknown:
         raise LoracError(f"{source}: unknown lorac setting(s): {', '.join(unknown)}")
@@ -110,6 +111,7 @@ def load_settings(start: Path | None = None, overrides: dict[str, Any] | None = 
         profiles=path("profiles") or base / "profiles",
         sd_scripts=path("sd-scripts"),
         ai_toolkit=path("ai-toolkit"),
+        musubi_tuner=path("musubi-tuner"),
         source=source,
         raw=raw,
     )

@@ -1,7 +1,8 @@
 """Finding a trainer checkout and checking it against the pin.
 
-Order: ``$LORAC_SD_SCRIPTS`` (or ``$LORAC_AI_TOOLKIT``), then ``[tool.lorac] sd-scripts`` /
-``ai-toolkit``. ``lorac backends install`` creates a checkout at the pinned commit.
+Order: ``$LORAC_SD_SCRIPTS`` (or ``$LORAC_AI_TOOLKIT``, ``$LORAC_MUSUBI_TUNER``), then
+``[tool.lorac] sd-scripts`` / ``ai-toolkit`` / ``musubi-tuner``. ``lorac backends install``
+creates a checkout at the pinned commit.
 
 Cheap to import (the CLI's ``backends`` choices come from :data:`ENV`): the pins are read
 when needed.
@@ -17,8 +18,10 @@ from typing import Any
 
 from lorac.core.diagnostics import LoracError
 
-ENV = {"kohya": "LORAC_SD_SCRIPTS", "ai-toolkit": "LORAC_AI_TOOLKIT"}
-MARKER = {"kohya": "train_network.py", "ai-toolkit": "toolkit/config_modules.py"}
+ENV = {"kohya": "LORAC_SD_SCRIPTS", "ai-toolkit": "LORAC_AI_TOOLKIT",
+       "musubi": "LORAC_MUSUBI_TUNER"}
+MARKER = {"kohya": "train_network.py", "ai-toolkit": "toolkit/config_modules.py",
+          "musubi": "src/musubi_tuner/training/trainer_base.py"}
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def configured_checkout(settings: Any, backend: str) -> Checkout:
 def settings_key(backend: str) -> str:
     """The ``[tool.lorac]`` key naming ``backend``'s checkout (also the default folder name
     ``lorac backends install`` clones into)."""
-    return "sd-scripts" if backend == "kohya" else "ai-toolkit"
+    return {"kohya": "sd-scripts", "musubi": "musubi-tuner"}.get(backend, "ai-toolkit")
 
 
 def install_commands(backend: str, target: Path, python: str) -> list[list[str]]:
@@ -109,5 +112,7 @@ def install_commands(backend: str, target: Path, python: str) -> list[list[str]]
     return [
         ["git", "clone", "--filter=blob:none", "--no-checkout", pin.repository, str(target)],
         ["git", "-C", str(target), "checkout", "--detach", pin.commit],
+        # musubi-tuner is a package (src/musubi_tuner) that its scripts import installed
+        [python, "-m", "pip", "install", "-e", str(target)] if backend == "musubi" else
         [python, "-m", "pip", "install", "-r", str(target / "requirements.txt")],
     ]

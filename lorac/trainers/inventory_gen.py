@@ -626,8 +626,11 @@ def _worker_kohya_dataset(checkout: Path) -> dict[str, Any]:
 # Running the workers
 
 
-def _run_worker(kind: str, checkout: Path, *extra: str) -> dict[str, Any]:
-    """Run one worker in a fresh interpreter (module state of the trainer stays out of ours)."""
+def _run_worker(kind: str, checkout: Path, *extra: str,
+                module: str = "lorac.trainers.inventory_gen") -> dict[str, Any]:
+    """Run one worker in a fresh interpreter (module state of the trainer stays out of ours):
+    ``python -m <module> _worker <kind> <checkout> <out.json> <extra…>``; ``module`` is this
+    one or a trainer's generator that answers ``_worker`` the same way."""
     package_root = Path(__file__).resolve().parent.parent.parent
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
@@ -636,7 +639,7 @@ def _run_worker(kind: str, checkout: Path, *extra: str) -> dict[str, Any]:
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
-        cmd = [sys.executable, "-m", "lorac.trainers.inventory_gen", "_worker", kind, str(checkout)]
+        cmd = [sys.executable, "-m", module, "_worker", kind, str(checkout)]
         proc = subprocess.run(
             [*cmd, str(out), *extra], env=env, capture_output=True, text=True, cwd=tmp
         )
@@ -943,9 +946,17 @@ def generate_ai_toolkit(checkout: Path, out_dir: Path) -> list[Path]:
 # --------------------------------------------------------------------------------------------
 # Command line
 
+def generate_musubi(checkout: Path, out_dir: Path) -> list[Path]:
+    """musubi-tuner's generator (:mod:`lorac.trainers.musubi.inventory_gen`, loaded by name:
+    it builds on this module)."""
+    return importlib.import_module("lorac.trainers.musubi.inventory_gen").generate(
+        checkout, out_dir)
+
+
 GENERATORS: dict[str, Callable[[Path, Path], list[Path]]] = {
     "kohya": generate_kohya,
     "ai-toolkit": generate_ai_toolkit,
+    "musubi": generate_musubi,
 }
 
 
