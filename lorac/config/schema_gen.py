@@ -159,9 +159,34 @@ def _option_schema(specs: list[dict[str, Any]]) -> dict[str, Any]:
     return {**schema, "description": "; ".join(facts)}
 
 
+def _musubi_families(root: Path) -> list[str]:
+    """The families of ``musubi/families.toml`` (musubi-tuner trains them)."""
+    from lorac.config.inventory import read_toml
+
+    path = root / "musubi" / "families.toml"
+    return list(read_toml(path)["families"]) if path.is_file() else []
+
+
+def _musubi_inventories(root: Path) -> list[Path]:
+    """musubi's training and caching script inventories: their options are profile options."""
+    folder = root / "musubi" / "inventory"
+    return sorted(p for p in folder.glob("*.json") if p.stem != "dataset_config") \
+        if folder.is_dir() else []
+
+
+def _musubi_dataset_keys(root: Path) -> dict[str, Any]:
+    path = root / "musubi" / "inventory" / "dataset_config.json"
+    if not path.is_file():
+        return {}
+    levels = json.loads(path.read_text(encoding="utf-8"))["levels"]
+    return {key: spec for level in ("image", "video") for key, spec in
+            levels[level]["keys"].items()}
+
+
 def _trainer_options(root: Path) -> dict[str, Any]:
     by_name: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted((root / "kohya" / "inventory").glob("*_network.json")):
+    for path in [*sorted((root / "kohya" / "inventory").glob("*_network.json")),
+                 *_musubi_inventories(root)]:
         inv = json.loads(path.read_text(encoding="utf-8"))
         for dest, spec in inv["options"].items():
             by_name.setdefault(dest, []).append(spec)
@@ -173,7 +198,14 @@ def generate(root: Path | None = None) -> dict[str, Any]:
     dataset_inv = json.loads((root / "kohya" / "inventory" / "dataset_config.json")
                              .read_text(encoding="utf-8"))
     dataset = _dataset_section(dataset_inv)
-    properties = _own_sections(list(load_families(root)))
+    musubi_keys = _musubi_dataset_keys(root)
+    props = dataset["dataset"]["properties"]
+    for key, spec in sorted(musubi_keys.items()):  # musubi's [[datasets]] keys (no subsets)
+        props.setdefault(key, _accepts_schema(spec["accepts"]))
+    dataset["dataset"]["properties"] = dict(sorted(props.items()))
+    families = list(load_families(root))
+    families += [f for f in _musubi_families(root) if f not in families]
+    properties = _own_sections(families)
     properties["dataset"] = {"$ref": "#/definitions/dataset_section"}
     return {
         "$schema": DRAFT4,

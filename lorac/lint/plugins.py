@@ -38,6 +38,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.trainers.kohya.rules.versions",
     "lorac.trainers.kohya.emitter",
     "lorac.trainers.ai_toolkit.emitter",
+    "lorac.trainers.musubi.emitter",
 )
 GROUP = "lorac"
 

@@ -113,6 +113,48 @@ def shell_script(argv: list[str], env: dict[str, str], header: str, checkout: Ch
     return "\n".join(lines) + "\n"
 
 
+def shell_steps(steps: list[tuple[str, list[str], Collection[int]]], env: dict[str, str],
+                header: str, checkout: CheckoutVar) -> str:
+    """``train.sh`` running several commands in order, stopping at the first that fails; each
+    step is ``(comment, argv, placeholders)`` with ``argv``/``placeholders`` as for
+    :func:`shell_script`.
+
+    ``env`` reaches every command only as arguments of ``env(1)`` (``env NAME=value … argv``),
+    never assigned in the shell, so no name in it can change what the script runs; the last
+    command is ``exec``-ed. A name that reads like a credential is not written down but
+    required from the caller's environment, which the commands inherit.
+    """
+
+    from lorac.core.secrets import looks_secret_name
+
+    lines = ["#!/usr/bin/env bash"]
+    lines += [f"# {line}" for line in header.splitlines()]
+    lines += [
+        "set -euo pipefail",
+        'here="$(CDPATH= cd -- "$(dirname -- "$0")" && pwd -P)"',
+        f'{checkout.shell}="${{{checkout.env_var}:?set {checkout.env_var} to {checkout.what}}}"',
+    ]
+    assigned = []
+    for name, value in env.items():
+        if looks_secret_name(name):
+            lines.append(f': "${{{name}:?set {name} in the environment}}"')
+        else:
+            assigned.append(shlex.quote(f"{name}={value}"))
+    for n, (comment, argv, placeholders) in enumerate(steps):
+        words = []
+        for i, arg in enumerate(argv):
+            if i in placeholders and arg.startswith(checkout.prefix + "/"):
+                words.append(f'"${checkout.shell}"/' + shlex.quote(arg[len(checkout.prefix) + 1:]))
+            elif i in placeholders and arg.startswith(BUILD_DIR + "/"):
+                words.append('"$here"/' + shlex.quote(arg[len(BUILD_DIR) + 1:]))
+            else:
+                words.append(shlex.quote(arg))
+        command = " \\\n  ".join(["env", *assigned, *words] if assigned else words)
+        lines.append(f"# {comment}")
+        lines.append(("exec " if n == len(steps) - 1 else "") + command)
+    return "\n".join(lines) + "\n"
+
+
 # --------------------------------------------------------------------------- [dataset]
 
 

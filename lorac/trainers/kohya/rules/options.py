@@ -58,14 +58,24 @@ def family_script(profile: Profile) -> str | None:
     return inventory.family_script(profile.family)
 
 
+def other_trainer(profile: Profile) -> bool:
+    """True when the profile's family is one sd-scripts does not train (another backend's,
+    such as musubi-tuner's ``wan2.1-t2v-1.3b``): the sd-scripts rules leave it alone."""
+
+    return profile.family is not None and family_script(profile) is None
+
+
 def option_spec(profile: Profile, name: str) -> Any:
     """The :class:`~lorac.config.inventory.Option` ``name`` has for the profile's script.
 
-    Without a family any inventoried script answers (:func:`option_spec_any`).
+    Without a family any inventoried script answers (:func:`option_spec_any`); for another
+    trainer's family none does.
     """
 
     from lorac.config.inventory import load_kohya_inventory
 
+    if other_trainer(profile):
+        return None
     script = family_script(profile)
     return load_kohya_inventory(script).options.get(name) if script else option_spec_any(name)
 
@@ -186,7 +196,7 @@ class OptionNotInScript(Rule):
         profile = ctx.profile
         script = family_script(profile)
         if script is None:
-            if profile.options():
+            if profile.options() and profile.family is None:
                 d = self.at(profile, ("profile",), "profile has no [profile] family: its options "
                             "are not checked against one sd-scripts entry script",
                             hint="set family to one of: "
@@ -460,7 +470,7 @@ def dataset_levels(profile: Profile) -> Iterator[tuple[str, str, KeyPath, dict[s
     ``subsets``) and each subset, in :func:`~lorac.trainers.dataset_groups` order."""
 
     data = profile.get("dataset")
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or other_trainer(profile):
         return
     for n, (base, own, subsets) in enumerate(dataset_groups(data)):
         variant = dataset_variant(subsets) or "dreambooth"
@@ -553,7 +563,7 @@ class DatasetMissingRequired(Rule):
         schema = load_dataset_schema()
         profile = ctx.profile
         data = profile.get("dataset")
-        if not isinstance(data, dict):
+        if not isinstance(data, dict) or other_trainer(profile):
             return
         groups = dataset_groups(data)
         if not any(subs for _, _, subs in groups) and "train_data_dir" not in profile.options():
