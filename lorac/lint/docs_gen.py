@@ -78,9 +78,12 @@ def profile_page() -> str:
         out.append(f"| `{key}` | {_type_text(sub, schema)} | subset |")
     families = load_families()
     out += ["", "## Trainer options (any other section)", "",
-            "Every option of the kohya sd-scripts entry scripts at the pinned commit. "
+            "Every option of the kohya sd-scripts entry scripts and of musubi-tuner's "
+            "training and caching scripts at the pinned commits. "
             "Scripts by family: " + ", ".join(f"{n} → `{f.script}`"
-                                              for n, f in families.items()) + ".", "",
+                                              for n, f in families.items()) + ". "
+            "The families of backends/musubi/families.toml are trained by musubi-tuner "
+            "(`--backend musubi`): each option goes to every step whose script has it.", "",
             "| option | type | facts |", "|---|---|---|"]
     for key, sub in defs["trainer_section"]["properties"].items():
         out.append(f"| `{key}` | {_type_text(sub, schema)} | {sub.get('description', '')} |")

@@ -39,6 +39,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.trainers.kohya.emitter",
     "lorac.trainers.ai_toolkit.emitter",
     "lorac.trainers.musubi.emitter",
+    "lorac.trainers.musubi.rules.checks",
 )
 GROUP = "lorac"
 

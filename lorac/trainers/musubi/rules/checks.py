@@ -1,0 +1,746 @@
+"""LRC650–LRC658, LRC660–LRC664: a musubi-family profile against what musubi-tuner does.
+
+File:line references are to musubi-tuner at the commit of ``backends/musubi/pin.toml``
+(v0.3.4, 30c658c4); the option lines come from the generated inventories. Every rule here
+leaves profiles of other families alone. musubi's ``network_alpha`` default of 1
+(src/musubi_tuner/training/parser_common.py:553, kohya-ss/musubi-tuner#309) is LRC101's, which
+reports it for every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from lorac.config.profile import Profile
+from lorac.core.diagnostics import Diagnostic, KeyPath, Severity
+from lorac.lint.hookspecs import hookimpl
+from lorac.lint.rules import ProfileContext, Rule
+from lorac.trainers.musubi import knowledge
+
+#: Bucket step per architecture (dataset/bucket.py:41-53): 16, but 32 for HiDream-O1.
+RESOLUTION_STEP = {"hidream_o1": 32}
+#: Architectures that have video datasets (dataset/image_video_dataset.py:629-642).
+VIDEO_ARCHITECTURES = frozenset({"hunyuan_video", "wan", "framepack", "flux_kontext",
+                                 "kandinsky5", "hunyuan_video_1_5"})
+#: Architectures that also refuse --fp8_base without --fp8_scaled.
+FP8_BASE_NEEDS_SCALED = {"hidream_o1": "src/musubi_tuner/hidream_o1_train_network.py:98",
+                         "krea2": "src/musubi_tuner/krea2_train_network.py:74"}
+ATTENTION = ("sdpa", "flash_attn", "flash3", "xformers")
+STEP_NAMES = {"latents": "latent caching", "text_encoder": "text-encoder caching",
+              "train": "training"}
+
+
+def _plan(profile: Profile) -> knowledge.Plan | None:
+    return knowledge.plan_for(profile.family)
+
+
+def _datasets(profile: Profile) -> Iterator[tuple[KeyPath, dict[str, Any]]]:
+    data = profile.get("dataset")
+    if not isinstance(data, dict):
+        return
+    datasets = data.get("datasets")
+    if isinstance(datasets, list):
+        for i, ds in enumerate(datasets):
+            if isinstance(ds, dict):
+                yield ("dataset", "datasets", i), ds
+
+
+def _value(profile: Profile, table: dict[str, Any], key: str) -> tuple[Any, KeyPath | None]:
+    """A dataset key as musubi looks it up: the dataset, then ``[general]``."""
+    if key in table:
+        return table[key], None
+    general = profile.get("dataset")
+    if isinstance(general, dict) and key in general:
+        return general[key], ("dataset", key)
+    return None, None
+
+
+def _is_video(table: dict[str, Any]) -> bool:
+    return "video_directory" in table or "video_jsonl_file" in table
+
+
+def _opt_location(p: knowledge.Plan, step: str, name: str) -> str:
+    opt = p.inventories[step].options.get(name)
+    return opt.location if opt is not None else p.scripts[step]
+
+
+class OptionNotInSteps(Rule):
+    """What it does
+    Reports a trainer option that none of the family's three musubi-tuner scripts (latent
+    caching, text-encoder caching, training) has.
+
+    Why is this bad?
+    Training reads ``--config_file`` by flattening its sections into the argparse namespace
+    without checking names (src/musubi_tuner/training/parser_common.py:795-806): a misspelt
+    or sd-scripts-only option is kept and never read. On a caching command line it stops the
+    run with an argparse error.
+
+    Example
+        [training]
+        clip_skip = 2
+
+    Use instead
+        Remove it: musubi-tuner's scripts have no such option.
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC650"
+    name = "option-not-in-musubi-steps"
+    groups = ("musubi",)
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        p = _plan(profile)
+        if p is None:
+            return
+        names = ", ".join(s.rsplit("/", 1)[-1] for s in p.scripts.values())
+        for name, (_, kp) in profile.options().items():
+            if any(name in p.inventories[s].options for s in knowledge.STEPS):
+                continue
+            yield self.at(profile, kp, f"{name} is not an option of {names} (family "
+                          f"{profile.family}); musubi-tuner would ignore it or stop")
+
+
+class NetworkModuleOfOtherArchitecture(Rule):
+    """What it does
+    Reports a ``network_module`` made for another architecture than the family's
+    (``networks.lora_flux`` for a Wan family).
+
+    Why is this bad?
+    The trainer imports whatever module is named (src/musubi_tuner/training/trainer_base.py:1538)
+    and the module attaches LoRA to the block classes it targets (``WAN_TARGET_REPLACE_MODULES``
+    in networks/lora_wan.py:16 and so on). Blocks of another model are not there: the network
+    has no modules, or training fails on the first step.
+
+    Example
+        [profile]
+        family = "wan2.1-t2v-1.3b"
+        [network]
+        network_module = "networks.lora_flux"
+
+    Use instead
+        network_module = "networks.lora_wan"
+
+    Fix safety
+    Safe: the family's own module replaces the value.
+    """
+
+    code = "LRC651"
+    name = "musubi-network-module-mismatch"
+    fix = "safe"
+    groups = ("musubi", "network")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        from lorac.lint.rules.network import literal_edit
+
+        profile = ctx.profile
+        p = _plan(profile)
+        found = profile.options().get("network_module")
+        if p is None or found is None or not isinstance(found[0], str):
+            return
+        value, kp = found
+        expected = p.arch["network_module"]
+        modules = knowledge.network_modules()
+        if value == expected or value not in modules:
+            return
+        if value in ("networks.loha", "networks.lokr") and p.family.architecture != "kandinsky5":
+            return  # they detect the architecture (networks/network_arch.py:8)
+        info = modules[expected]
+        yield self.at(profile, kp, f"network_module {value} is for another architecture; "
+                      f"{profile.family} needs {expected} ({info['file']}:"
+                      f"{info['create_arch_network']})",
+                      hint=f'network_module = "{expected}"',
+                      fix=[literal_edit(profile, kp, expected)])
+
+
+class TargetFramesNot4nPlus1(Rule):
+    """What it does
+    Reports ``target_frames`` values that are not of the form 4n+1 (1, 5, 9, … 81) in a video
+    dataset.
+
+    Why is this bad?
+    The video VAE compresses time by 4: each value is rounded down to 4n+1 with only a log
+    warning (src/musubi_tuner/dataset/image_video_dataset.py:648-657), and duplicates merge.
+    ``target_frames = [16, 32]`` trains clips of 13 and 29 frames.
+
+    Example
+        target_frames = [16, 32]
+
+    Use instead
+        target_frames = [17, 33]
+
+    Fix safety
+    No fix: whether to round up or down only a person knows.
+    """
+
+    code = "LRC652"
+    name = "musubi-target-frames-not-4n1"
+    severity = Severity.WARNING
+    groups = ("musubi", "dataset")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        if _plan(profile) is None:
+            return
+        for base, ds in _datasets(profile):
+            frames = ds.get("target_frames")
+            if not _is_video(ds) or not isinstance(frames, list):
+                continue
+            bad = [f for f in frames if isinstance(f, int) and not isinstance(f, bool)
+                   and f >= 1 and (f - 1) % 4]
+            if bad:
+                rounded = sorted({(f - 1) // 4 * 4 + 1 for f in frames if isinstance(f, int)})
+                yield self.at(profile, (*base, "target_frames"),
+                              f"target_frames {bad} are not 4n+1: musubi-tuner silently rounds "
+                              f"them down, training {rounded} "
+                              "(dataset/image_video_dataset.py:648-657)",
+                              hint=f"use {sorted({(f - 1) // 4 * 4 + 5 for f in bad})} "
+                              "to round up")
+
+
+class ResolutionOffStep(Rule):
+    """What it does
+    Reports a ``resolution`` whose width or height is not a multiple of the architecture's
+    bucket step (16; 32 for HiDream-O1) in a dataset without buckets.
+
+    Why is this bad?
+    The steps are in src/musubi_tuner/dataset/bucket.py:41-53. With ``enable_bucket`` false
+    (musubi's default) the single bucket is the resolution as written, not rounded
+    (bucket.py:86-89), so latents of a size the model cannot patch are cached.
+
+    Example
+        resolution = [960, 540]
+
+    Use instead
+        resolution = [960, 544]
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC653"
+    name = "musubi-resolution-off-step"
+    groups = ("musubi", "dataset")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        p = _plan(profile)
+        if p is None:
+            return
+        step = RESOLUTION_STEP.get(p.family.architecture, 16)
+        for base, ds in _datasets(profile):
+            bucket, _ = _value(profile, ds, "enable_bucket")
+            if bucket is True:
+                continue
+            reso, where = _value(profile, ds, "resolution")
+            sizes = [reso, reso] if isinstance(reso, int) else reso
+            if not isinstance(sizes, list) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+                continue
+            if any(v % step for v in sizes):
+                fixed = [round(v / step) * step or step for v in sizes]
+                yield self.at(profile, where or (*base, "resolution"),
+                              f"resolution {reso} is not a multiple of {step}, and without "
+                              "buckets musubi-tuner uses it unrounded (dataset/bucket.py:86-89)",
+                              hint=f"resolution = {fixed}, or enable_bucket = true")
+
+
+class Fp8ScaledNeedsFp8Base(Rule):
+    """What it does
+    Reports ``fp8_scaled`` without ``fp8_base``, and for HiDream-O1 and Krea 2 also
+    ``fp8_base`` without ``fp8_scaled``.
+
+    Why is this bad?
+    Training stops at start-up: ``assert not args.fp8_scaled or args.fp8_base``
+    (src/musubi_tuner/training/trainer_base.py:1398); HiDream-O1 and Krea 2 raise for the
+    converse (hidream_o1_train_network.py:98, krea2_train_network.py:74).
+
+    Example
+        fp8_scaled = true
+
+    Use instead
+        fp8_base = true
+        fp8_scaled = true
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC654"
+    name = "musubi-fp8-options-need-each-other"
+    groups = ("musubi", "memory")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        p = _plan(profile)
+        if p is None:
+            return
+        opts = profile.options()
+        base = opts.get("fp8_base", (False, None))
+        scaled = opts.get("fp8_scaled", (False, None))
+        if scaled[0] is True and base[0] is not True:
+            line = knowledge.train_requirements()["fp8_scaled_needs_fp8_base"]["line"]
+            yield self.at(profile, scaled[1], "fp8_scaled requires fp8_base: musubi-tuner "
+                          f"stops at start-up (training/trainer_base.py:{line})",
+                          hint="add fp8_base = true")
+        where = FP8_BASE_NEEDS_SCALED.get(p.family.architecture)
+        if where and base[0] is True and scaled[0] is not True:
+            yield self.at(profile, base[1], f"{profile.family} accepts fp8_base only together "
+                          f"with fp8_scaled ({where})", hint="add fp8_scaled = true")
+
+
+class BlocksToSwapTooMany(Rule):
+    """What it does
+    Reports a ``blocks_to_swap`` larger than the family's model allows (Wan 14B: 39, Wan
+    1.3B: 29, Qwen-Image: 59, FLUX.2 dev: 29, Z-Image: 28, … see backends/musubi/families.toml).
+
+    Why is this bad?
+    The model asserts the limit when block swap is enabled (e.g.
+    src/musubi_tuner/wan/modules/model.py:753, qwen_image/qwen_image_model.py:1182,
+    zimage/zimage_model.py:482), after the checkpoint has been loaded.
+
+    Example
+        [profile]
+        family = "wan2.1-t2v-1.3b"
+        [training]
+        blocks_to_swap = 36
+
+    Use instead
+        blocks_to_swap = 29
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC655"
+    name = "musubi-blocks-to-swap-too-many"
+    groups = ("musubi", "memory")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        p = _plan(profile)
+        found = profile.options().get("blocks_to_swap")
+        if p is None or found is None or p.family.max_blocks_to_swap is None:
+            return
+        value, kp = found
+        limit = p.family.max_blocks_to_swap
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            yield self.at(profile, kp, f"blocks_to_swap = {value}: {profile.family} swaps at "
+                          f"most {limit} blocks ({', '.join(p.family.evidence)})",
+                          hint=f"blocks_to_swap = {limit}")
+
+
+class DatasetSubsets(Rule):
+    """What it does
+    Reports sd-scripts-style ``subsets`` in the ``[dataset]`` of a musubi family.
+
+    Why is this bad?
+    musubi-tuner's dataset config has ``[general]`` and ``[[datasets]]`` only; its schema
+    refuses every other key (src/musubi_tuner/dataset/config_utils.py:173-178): ``extra keys
+    not allowed @ data['datasets'][0]['subsets']`` (kohya-ss/musubi-tuner#607).
+
+    Example
+        [[dataset.subsets]]
+        image_dir = "data/subject"
+
+    Use instead
+        [[dataset.datasets]]
+        image_directory = "data/subject"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC656"
+    name = "musubi-dataset-subsets"
+    groups = ("musubi", "dataset")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        data = profile.get("dataset")
+        if _plan(profile) is None or not isinstance(data, dict):
+            return
+        if "subsets" in data:
+            yield self.at(profile, ("dataset", "subsets"), "musubi-tuner's dataset config has "
+                          "no subsets (dataset/config_utils.py:173-178)",
+                          hint="use [[dataset.datasets]] with image_directory or "
+                          "video_directory")
+        for base, ds in _datasets(profile):
+            if "subsets" in ds:
+                yield self.at(profile, (*base, "subsets"), "musubi-tuner's datasets have no "
+                              "subsets (dataset/config_utils.py:173-178)",
+                              hint="put image_directory / video_directory on the dataset")
+
+
+class DatasetValueInvalid(Rule):
+    """What it does
+    Checks ``[dataset]`` and each ``[[dataset.datasets]]`` against musubi-tuner's dataset
+    schema (image or video level, chosen by ``video_directory``/``video_jsonl_file`` as
+    musubi chooses): keys it does not have (sd-scripts' ``image_dir``, ``class_tokens``,
+    ``cache_directory`` in ``[general]``) and values of a type it refuses that lorac cannot
+    convert (``resolution = [960.0, 544.0]``, ``source_fps = "30"``). An integer
+    ``source_fps`` is fine: lorac writes ``30.0``.
+
+    Why is this bad?
+    ``ConfigSanitizer`` (src/musubi_tuner/dataset/config_utils.py:94) rejects the whole
+    dataset config at the first step, with bare-type checks (``source_fps`` must be a float,
+    config_utils.py:143; ``resolution`` integers, :116).
+
+    Example
+        [[dataset.datasets]]
+        image_dir = "data/subject"
+
+    Use instead
+        image_directory = "data/subject"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC657"
+    name = "musubi-dataset-value-invalid"
+    groups = ("musubi", "dataset")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        data = profile.get("dataset")
+        if _plan(profile) is None or not isinstance(data, dict):
+            return
+        levels = knowledge.dataset_schema()["levels"]
+        general = {k: v for k, v in data.items() if k not in ("datasets", "subsets")}
+        yield from self._table(profile, ("dataset",), general, "general", levels)
+        for base, ds in _datasets(profile):
+            level = "video" if _is_video(ds) else "image"
+            yield from self._table(profile, base, {k: v for k, v in ds.items()
+                                                   if k != "subsets"}, level, levels)
+
+    def _table(self, profile: Profile, base: KeyPath, table: dict[str, Any], level: str,
+               levels: dict[str, Any]) -> Iterator[Diagnostic]:
+        keys = levels[level]["keys"]
+        for key, value in table.items():
+            spec = keys.get(key)
+            if spec is None:
+                where = "[general]" if level == "general" else f"an {level} dataset"
+                lines = sorted(s["line"] for s in keys.values() if s.get("line"))
+                yield self.at(profile, (*base, key), f"{key} is not a key of {where} in "
+                              "musubi-tuner's dataset config (dataset/config_utils.py:"
+                              f"{lines[0]}-{lines[-1]})")
+                continue
+            if not _accepts(spec["accepts"], value):
+                yield self.at(profile, (*base, key), f"{key} must be {spec['type']} for "
+                              f"musubi-tuner's dataset config, not {value!r} "
+                              f"(dataset/config_utils.py:{spec['line']})")
+
+
+def _is(kind: str, value: Any) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":  # lorac writes an integer as a float
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return True
+
+
+def _accepts(accepts: list[str], value: Any) -> bool:
+    for form in accepts:
+        if form in ("int", "float", "str", "bool") and _is(form, value):
+            return True
+        if form.startswith("[") and isinstance(value, list):
+            inner = form.strip("[]").split(", ")
+            if len(inner) == 2 and len(value) == 2 and all(
+                    _is(k, v) for k, v in zip(inner, value, strict=True)):
+                return True
+        if form == "list" and isinstance(value, list):
+            return True
+        if form == "?":
+            return True
+    return False
+
+
+class AttentionMissing(Rule):
+    """What it does
+    Reports a musubi training profile that sets none of ``sdpa``, ``flash_attn``, ``flash3``,
+    ``xformers``, or that sets ``sage_attn``.
+
+    Why is this bad?
+    musubi-tuner has no default attention: training raises ``either --sdpa, --flash-attn,
+    … must be specified`` after loading the models
+    (src/musubi_tuner/training/trainer_base.py:1513), and refuses ``--sage_attn`` for
+    training (trainer_base.py:1400).
+
+    Example
+        [training]
+        mixed_precision = "bf16"
+
+    Use instead
+        sdpa = true
+
+    Fix safety
+    Safe: adds ``sdpa = true`` (PyTorch's own attention, always available).
+    """
+
+    code = "LRC658"
+    name = "musubi-attention-missing"
+    fix = "safe"
+    groups = ("musubi",)
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        from lorac.lint.rules.network import beside
+
+        profile = ctx.profile
+        if _plan(profile) is None:
+            return
+        opts = profile.options()
+        req = knowledge.train_requirements()
+        sage = opts.get("sage_attn")
+        if sage is not None and sage[0] is True:
+            yield self.at(profile, sage[1], "musubi-tuner refuses sage_attn for training "
+                          f"(training/trainer_base.py:{req['no_sage_attn_training']['line']})",
+                          hint="use sdpa = true")
+        anchor = (opts.get("mixed_precision") or next(iter(opts.values()), (None, None)))[1]
+        if not any(opts.get(a, (False,))[0] is True for a in ATTENTION):
+            yield self.at(profile, ("profile", "family"), "no attention option: musubi-tuner "
+                          "stops after loading the model (training/trainer_base.py:"
+                          f"{req['attention_mode']['line']})", hint="add sdpa = true",
+                          fix=[beside(profile, anchor, "sdpa", True) if anchor else None])
+
+
+class Wan22SingleExpert(Rule):
+    """What it does
+    Reports a Wan 2.2 A14B profile (two experts: high-noise and low-noise) that gives only
+    ``dit`` and limits no timestep range.
+
+    Why is this bad?
+    Without ``dit_high_noise`` musubi-tuner trains the one model given on every timestep
+    (src/musubi_tuner/wan_train_network.py:79-80; docs/wan.md:302): a LoRA for the
+    low-noise expert learns the high-noise range too, and the high-noise expert gets no LoRA
+    (kohya-ss/musubi-tuner#552, #569). Train both in one run with ``dit_high_noise``, or one
+    expert with ``min_timestep``/``max_timestep`` on its side of the boundary (875 for T2V,
+    900 for I2V).
+
+    Example
+        [model]
+        dit = "wan2.2_t2v_low_noise_14B_fp16.safetensors"
+
+    Use instead
+        dit = "wan2.2_t2v_low_noise_14B_fp16.safetensors"
+        dit_high_noise = "wan2.2_t2v_high_noise_14B_fp16.safetensors"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC660"
+    name = "musubi-wan22-single-expert"
+    severity = Severity.WARNING
+    groups = ("musubi",)
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        p = _plan(profile)
+        opts = profile.options()
+        if p is None or not p.family.experts or "dit" not in opts:
+            return
+        if "dit_high_noise" in opts or "min_timestep" in opts or "max_timestep" in opts:
+            return
+        yield self.at(profile, opts["dit"][1], f"{profile.family} has a high-noise and a "
+                      "low-noise expert; with only dit, musubi-tuner trains that one model on "
+                      "every timestep (wan_train_network.py:79-80)",
+                      hint="add dit_high_noise, or min_timestep/max_timestep for one expert")
+
+
+class ModelFileMissing(Rule):
+    """What it does
+    Reports a model file a step of the family needs and the profile does not name: ``dit``,
+    the text encoder(s) of the text-encoder caching step (``t5`` for Wan, ``text_encoder``
+    for Qwen-Image, ``text_encoder1``/``text_encoder2`` for HunyuanVideo …), ``vae`` and the
+    family's extra latent-caching inputs (``clip`` for Wan 2.1 I2V, ``image_encoder`` for
+    FramePack).
+
+    Why is this bad?
+    Caching stops with an argparse error (the options are ``required``, e.g.
+    src/musubi_tuner/wan_cache_text_encoder_outputs.py:102), or with ``dit`` missing training
+    stops after caching (training/trainer_base.py:1396); without ``vae`` or ``clip`` no
+    latents (or no I2V conditioning) are cached.
+
+    Example
+        [profile]
+        family = "wan2.1-t2v-1.3b"
+        [model]
+        dit = "wan2.1_t2v_1.3B_bf16.safetensors"
+        vae = "wan_2.1_vae.safetensors"
+
+    Use instead
+        t5 = "models_t5_umt5-xxl-enc-bf16.pth"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC661"
+    name = "musubi-model-file-missing"
+    groups = ("musubi",)
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        p = _plan(profile)
+        if p is None:
+            return
+        opts = profile.options()
+        needed: list[tuple[str, str]] = [("dit", "train")]
+        for step in ("text_encoder", "latents"):
+            needed += [(n, step) for n in p.arch["steps"][step]["required"]
+                       if n != "dataset_config"]
+        if p.family.architecture != "hidream_o1":  # pixels, no VAE
+            needed.append(("vae", "latents"))
+        needed += [(n, "latents") for n in p.family.latents_required]
+        seen: set[str] = set()
+        for name, step in needed:
+            if name in opts or name in seen or name in p.family.variant:
+                continue
+            seen.add(name)
+            yield self.at(profile, ("profile", "family"), f"{profile.family} needs {name} for "
+                          f"the {STEP_NAMES[step]} step "
+                          f"({_opt_location(p, step, name)})", hint=f"set {name} = \"…\"")
+
+
+class CaptionExtensionUnset(Rule):
+    """What it does
+    Reports a musubi dataset of image or video files whose ``caption_extension`` is set
+    neither on the dataset nor in ``[dataset]``.
+
+    Why is this bad?
+    musubi-tuner has no default caption extension: the caption path becomes ``""`` and the
+    text-encoder caching step fails with FileNotFoundError
+    (src/musubi_tuner/dataset/datasources.py:243 for images, :552 for videos). Datasets
+    read from a JSONL file carry their captions and need none.
+
+    Example
+        [[dataset.datasets]]
+        image_directory = "data/subject"
+
+    Use instead
+        caption_extension = ".txt"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC662"
+    name = "musubi-caption-extension-unset"
+    groups = ("musubi", "dataset")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        if _plan(profile) is None:
+            return
+        for base, ds in _datasets(profile):
+            if "image_directory" not in ds and "video_directory" not in ds:
+                continue
+            value, _ = _value(profile, ds, "caption_extension")
+            if value is None:
+                line = 552 if _is_video(ds) else 243
+                yield self.at(profile, base, "no caption_extension: musubi-tuner looks for "
+                              f"captions at an empty path (dataset/datasources.py:{line})",
+                              hint='set caption_extension = ".txt" in [dataset]')
+
+
+class VariantConflictsFamily(Rule):
+    """What it does
+    Reports an option that selects the model inside the architecture (Wan's ``task``,
+    FLUX.2's and Qwen-Image's ``model_version``) set to another value than the profile's
+    family names.
+
+    Why is this bad?
+    The family decides lorac's rules (block-swap limits, I2V latent caching, experts) and
+    the option decides what musubi-tuner builds (e.g. the Wan configs in
+    src/musubi_tuner/wan/configs/__init__.py): the two disagree, and so does every check.
+
+    Example
+        [profile]
+        family = "wan2.1-t2v-1.3b"
+        [training]
+        task = "t2v-14B"
+
+    Use instead
+        Change the family to ``wan2.1-t2v-14b`` and drop ``task``.
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC663"
+    name = "musubi-variant-conflicts-family"
+    groups = ("musubi",)
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        p = _plan(profile)
+        if p is None:
+            return
+        opts = profile.options()
+        for name, expected in p.family.variant.items():
+            found = opts.get(name)
+            if found is not None and found[0] != expected:
+                yield self.at(profile, found[1], f"{name} = {found[0]!r}, but family "
+                              f"{profile.family} is {name} {expected!r}",
+                              hint="remove it (lorac sets it from the family) or change the "
+                              "family")
+
+
+class VideoDatasetUnsupported(Rule):
+    """What it does
+    Reports a video dataset (``video_directory`` or ``video_jsonl_file``) for an image-only
+    architecture (Qwen-Image, FLUX.2, Z-Image, Krea 2, Ideogram 4, HiDream-O1).
+
+    Why is this bad?
+    Only HunyuanVideo, Wan, FramePack, FLUX.1 Kontext, Kandinsky 5 and HunyuanVideo 1.5
+    have video datasets; the others stop with ``Unsupported architecture``
+    (src/musubi_tuner/dataset/image_video_dataset.py:642).
+
+    Example
+        [profile]
+        family = "qwen-image"
+        [[dataset.datasets]]
+        video_directory = "data/clips"
+
+    Use instead
+        image_directory = "data/stills"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC664"
+    name = "musubi-video-dataset-unsupported"
+    groups = ("musubi", "dataset")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        p = _plan(profile)
+        if p is None or p.family.architecture in VIDEO_ARCHITECTURES:
+            return
+        for base, ds in _datasets(profile):
+            if _is_video(ds):
+                yield self.at(profile, base, f"{profile.family} has no video datasets in "
+                              "musubi-tuner (dataset/image_video_dataset.py:642)",
+                              hint="use image_directory")
+
+
+RULES = [OptionNotInSteps, NetworkModuleOfOtherArchitecture, TargetFramesNot4nPlus1,
+         ResolutionOffStep, Fp8ScaledNeedsFp8Base, BlocksToSwapTooMany, DatasetSubsets,
+         DatasetValueInvalid, AttentionMissing, Wan22SingleExpert,
+         ModelFileMissing, CaptionExtensionUnset, VariantConflictsFamily,
+         VideoDatasetUnsupported]
+
+
+@hookimpl
+def lorac_rules() -> list[Rule]:
+    """The musubi-tuner rules."""
+    return [cls() for cls in RULES]
