@@ -333,13 +333,27 @@ def run_profile(opts: RunOptions, io: Io) -> int:
             checkout, warning = None, None
             trainer_path = f"${ENV.get(backend.name, 'LORAC_SD_SCRIPTS')}"
         argv = backend.launch_argv(artifacts.argv, trainer_path, run_dir.resolve())
+        plan: dict[str, Any] | None = None
+        if getattr(artifacts, "steps", None) and hasattr(backend, "run_plan"):
+            # several commands (musubi-tuner): lorac.run.steps runs them as one process
+            plan, plan_extra = backend.run_plan(profile, artifacts, trainer_path,
+                                                run_dir.resolve(),
+                                                checkout.commit if checkout else None)
+            artifacts.files["steps.json"] = json.dumps(plan, indent=1, ensure_ascii=False)
+            argv = [sys.executable, "-m", "lorac.run.steps",
+                    str(run_dir.resolve() / "steps.json")]
         if warning:
             io.err.write(f"lorac: warning: {printable(warning)}\n")
 
         # credentials the trainer gets (options and [run.env], this environment): never printed
         known = secret_values(profile.data) | environment_secrets()
         if opts.dry_run:
-            io.out.write(printable(scrub(shlex.join(argv), known)) + "\n")
+            if plan is not None:
+                for step in plan["steps"]:
+                    skip = f"  # skipped: {step['skip']}" if step.get("skip") else ""
+                    io.out.write(printable(scrub(shlex.join(step["argv"]), known)) + skip + "\n")
+            else:
+                io.out.write(printable(scrub(shlex.join(argv), known)) + "\n")
             io.out.write(f"\nfiles ({printable(run_dir)}/ when run):\n")
             for name in sorted(artifacts.files):
                 io.out.write(f"  {printable(name)}\n")
@@ -378,6 +392,11 @@ def run_profile(opts: RunOptions, io: Io) -> int:
             "lorac_command": ["lorac", *sys.argv[1:]],
             "synthetic": opts.synthetic,
         }
+        if plan is not None:
+            extra["steps"] = [{"name": s["name"], "command": [scrub(str(a), known)
+                                                              for a in s["argv"]],
+                               "skipped": s.get("skip")} for s in plan["steps"]]
+            extra.update(plan_extra)
         staged = True
     finally:
         if not staged and not opts.dry_run:

@@ -60,6 +60,10 @@ PHASES = (
 )
 
 _MARKERS: tuple[tuple[str, str], ...] = (
+    # lorac.run.steps, before each step of a run of several commands (musubi-tuner)
+    ("lorac: step cache latents", "cache_latents"),
+    ("lorac: step cache text-encoder outputs", "cache_text_encoder"),
+    ("lorac: step train", "prepare"),
     ("Building Flux model", "load"),
     ("Loading state dict from", "load"),
     ("Building CLIP-L", "load"),

@@ -324,6 +324,43 @@ class MusubiBackend:
         """``argv`` with the placeholders replaced (see :func:`launch_argv`)."""
         return launch_argv(argv, trainer, build_dir)
 
+    def run_plan(self, profile: Profile, artifacts: MusubiArtifacts, trainer: str | Path,
+                 run_dir: str | Path, commit: str | None,
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The steps ``lorac run`` runs (:mod:`lorac.run.steps`), and what the manifest
+        records about them: the caching steps are skipped when every dataset's cache was made
+        for this profile (:mod:`lorac.trainers.musubi.cache`); otherwise the text-encoder step
+        writes the cache records once it has succeeded."""
+
+        import json
+
+        from lorac.trainers.musubi import cache
+
+        dataset = compile_dataset(profile) or {}
+        state = cache.state(str(profile.family), artifacts.step_options, dataset, commit)
+        records = [{"path": str(Path(d["cache_directory"]) / cache.RECORD_NAME),
+                    "text": json.dumps({"key": d["key"], "made_with": d["made_with"]},
+                                       indent=1, sort_keys=True, default=str) + "\n"}
+                   for d in state["datasets"] if isinstance(d["cache_directory"], str)]
+        steps = []
+        for step, argv in artifacts.steps:
+            entry: dict[str, Any] = {"name": STEP_NAMES[step], "step": step,
+                                     "argv": launch_argv(argv, trainer, run_dir)}
+            if step != "train" and state["valid"]:
+                entry["skip"] = "the cache is valid for this profile"
+            if step == "text_encoder" and not state["valid"]:
+                entry["then_write"] = records
+            steps.append(entry)
+        info = {"cache": {
+            "skipped": state["valid"],
+            "reason": state["reason"],
+            "records": [r["path"] for r in records],
+            "datasets": [{"cache_directory": d["cache_directory"], "key": d["key"],
+                          "found": d["found"], "made_with": d["made_with"]}
+                         for d in state["datasets"]],
+        }}
+        return {"steps": steps}, info
+
 
 @hookimpl
 def lorac_backends() -> list[MusubiBackend]:

@@ -1,0 +1,84 @@
+"""A stand-in for musubi-tuner's three commands, for ``lorac run`` tests without a GPU.
+
+Called as the ``python`` and ``accelerate`` of a test's PATH with the real command line
+(``python …/wan_cache_latents.py --dataset_config D …``, ``accelerate launch …
+wan_train_network.py --config_file C --dataset_config D``). It appends its arguments to
+``$FAKE_MUSUBI_LOG``, prints musubi-like output (tqdm bars, the training banner, the ``steps``
+bar), writes cache files into each dataset's cache directory and the LoRA into ``output_dir``.
+``$FAKE_MUSUBI_SLEEP`` (seconds per step) and ``$FAKE_MUSUBI_FAIL`` (a step name: latents,
+text_encoder, train) drive the other paths; ``$FAKE_MUSUBI_PIDS`` collects pids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import tomllib
+
+
+def bar(desc: str, n: int, total: int, postfix: str = "") -> None:
+    pct = int(100 * n / total)
+    head = f"{desc}: " if desc else ""
+    post = f", {postfix}" if postfix else ""
+    sys.stderr.write(f"\r{head}{pct:3d}%|{'█' * (pct // 10):<10}| {n}/{total} "
+                     f"[00:01<00:02, 0.50s/it{post}]")
+    sys.stderr.flush()
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["launch"]:
+        argv = argv[1:]
+    script = next(a for a in argv if a.endswith(".py"))
+    args = argv[argv.index(script) + 1:]
+    name = Path(script).name
+    step = ("latents" if "cache_latents" in name else
+            "text_encoder" if "cache_text_encoder" in name else "train")
+    with open(os.environ["FAKE_MUSUBI_LOG"], "a", encoding="utf-8") as fh:
+        fh.write(json.dumps([step, name, *args]) + "\n")
+    if os.environ.get("FAKE_MUSUBI_PIDS"):
+        with open(os.environ["FAKE_MUSUBI_PIDS"], "a", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()}\n")
+    sleep = float(os.environ.get("FAKE_MUSUBI_SLEEP", "0"))
+    dataset = tomllib.loads(Path(args[args.index("--dataset_config") + 1]).read_text())
+    if step != "train":
+        for ds in dataset["datasets"]:
+            cache = Path(ds.get("cache_directory") or ds.get("image_directory"))
+            cache.mkdir(parents=True, exist_ok=True)
+            for i in range(1, 4):
+                time.sleep(sleep)
+                bar("", i, 3)
+            sys.stderr.write("\n")
+            suffix = "_wan.safetensors" if step == "latents" else "_wan_te.safetensors"
+            (cache / f"item{suffix}").write_bytes(b"cache")
+        if os.environ.get("FAKE_MUSUBI_FAIL") == step:
+            print("Traceback (most recent call last):\nRuntimeError: stand-in failure",
+                  file=sys.stderr)
+            return 3
+        return 0
+    config = tomllib.loads(Path(args[args.index("--config_file") + 1]).read_text())
+    flat = {k: v for table in config.values() for k, v in table.items()}
+    print("import network module: " + flat.get("network_module", "?"), flush=True)
+    print("running training / 学習開始", flush=True)
+    total = int(flat.get("max_train_steps", 4))
+    for i in range(1, total + 1):
+        time.sleep(sleep)
+        bar("steps", i, total, f"avr_loss={0.5 / i:.4g}")
+        if os.environ.get("FAKE_MUSUBI_FAIL") == "train":
+            sys.stderr.write("\n")
+            print("Traceback (most recent call last):\nRuntimeError: stand-in failure",
+                  file=sys.stderr)
+            return 4
+    sys.stderr.write("\n")
+    out = Path(flat["output_dir"]) / f"{flat.get('output_name', 'lora')}.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"saving checkpoint: {out}", flush=True)
+    out.write_bytes(b"lora" * 256)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
