@@ -116,7 +116,7 @@ def import_file(opts: ImportOptions, io) -> int:
 @click.option("--family", help="Model family (default: from the input).")
 @click.option("--name", help="Profile name, for the default output path.")
 @click.option("--from", "kind", type=click.Choice(["kohya-toml", "kohya-gui", "ai-toolkit",
-                                                    "shell"]),
+                                                    "shell", "musubi"]),
               help="Input format (default: from the file name).")
 @click.option("--keep-env/--no-keep-env", default=True, show_default=True,
               help="Keep environment variables as ${env:NAME:-default} in string options.")

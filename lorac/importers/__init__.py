@@ -7,6 +7,8 @@ function ``read(source, opts) -> Draft`` (:data:`READERS`):
   TOML)
 - :mod:`lorac.trainers.kohya.import_gui` — a kohya_ss GUI preset / saved-config JSON
 - :mod:`lorac.trainers.ai_toolkit.import_yaml` — an ai-toolkit job YAML
+- :mod:`lorac.trainers.musubi.import_shell` — musubi-tuner commands (the three steps, in one
+  script or some of them) or a musubi training TOML, into one profile
 - :mod:`lorac.trainers.kohya.import_shell` — a shell script or command line running
   ``*_train_network.py`` (parsed, never executed), and its ``--env`` files
 
@@ -61,6 +63,7 @@ READERS = {
     "kohya-gui": "lorac.trainers.kohya.import_gui",
     "ai-toolkit": "lorac.trainers.ai_toolkit.import_yaml",
     "shell": "lorac.trainers.kohya.import_shell",
+    "musubi": "lorac.trainers.musubi.import_shell",
 }
 KINDS = tuple(READERS)
 
@@ -132,6 +135,7 @@ class Draft:
     source: str
     family: str | None = None
     description: str = ""
+    backend: str | None = None
     options: dict[str, Value] = field(default_factory=dict)
     dataset: dict[str, Any] | None = None
     run: dict[str, Any] = field(default_factory=dict)
@@ -227,13 +231,15 @@ def inventory_for(family: str | None):
 
 
 def check_family(family: str | None) -> str | None:
-    """Validate a ``--family`` value against ``backends/kohya/families.toml``."""
+    """Validate a ``--family`` value against ``backends/kohya/families.toml`` and
+    ``backends/musubi/families.toml``."""
 
     if family is None:
         return None
-    from lorac.config.inventory import load_families
+    from lorac.config.inventory import load_backend_toml, load_families
 
     names = sorted(load_families())
+    names += sorted(load_backend_toml("musubi/families.toml")["families"])  # musubi-tuner's
     if family not in names:
         raise LoracError(f"unknown family {family!r} (expected one of: {', '.join(names)})")
     return family
@@ -464,6 +470,8 @@ def render(draft: Draft, *, schema_header: bool) -> str:
     profile.add("description", draft.description or f"Imported from {draft.source}")
     if draft.family:
         profile.add("family", draft.family)
+    if draft.backend:
+        profile.add("backend", draft.backend)
     doc.add("profile", profile)
 
     by_section: dict[str, list[tuple[str, Value]]] = {}
@@ -587,6 +595,9 @@ def detect(source: Source) -> str:
         return "ai-toolkit"
     if suffix == ".toml":
         return "kohya-toml"
+    if "musubi_tuner" in source.text or re.search(
+            r"_cache_(latents|pixel|text_encoder_outputs)\.py", source.text):
+        return "musubi"
     if suffix in (".sh", ".bash", ".zsh", ".cmd", ".txt", "") or "train_network" in source.text:
         return "shell"
     raise LoracError(f"{source.display}: cannot tell the format from the name; "
@@ -631,7 +642,9 @@ def read(source: Source, kind: str, settings: Settings) -> Draft:
     module = importlib.import_module(READERS[kind])
     draft = module.read(source, settings)
     if settings.dataset_config is not None:
-        if kind == "ai-toolkit":
+        if kind == "musubi":
+            pass  # read by the musubi reader (musubi's own dataset format)
+        elif kind == "ai-toolkit":
             draft.report("LRC095", "--dataset-config is read only for kohya inputs; ignored "
                          "(the job's datasets are imported)")
         else:
