@@ -193,3 +193,17 @@ def test_run_env_reaches_every_step_through_env(project: Path) -> None:
     assert "hf_abcdefghijklmnopqrstuvwxyz" not in script
     assert ': "${HF_TOKEN:?set HF_TOKEN in the environment}"' in script
     assert "export" not in script
+
+
+def test_musubi_family_built_for_kohya_says_sd_scripts_does_not_train_it(project: Path) -> None:
+    write_files(project, {"profiles/p.toml": WAN})
+    code, _, err = lorac("build", "p", "--backend", "kohya", "--output", "out")
+    assert code == 2
+    assert "sd-scripts does not train family 'wan2.1-t2v-1.3b'" in err
+    assert not (project / "out").exists()
+
+
+def test_backends_list_shows_the_musubi_pin(project: Path) -> None:
+    code, out, _ = lorac("backends", "list")
+    assert code == 0
+    assert "musubi" in out and "kohya-ss/musubi-tuner @ 30c658c4f4" in out

@@ -60,6 +60,10 @@ def script_for(profile: Profile) -> str:
     from lorac.config.inventory import family_script
 
     script = family_script(profile.family)
+    if script is None and profile.family is not None:
+        raise LoracError(f"profile {profile.name!r}: sd-scripts does not train family "
+                         f"{profile.family!r}; build it with the backend that does "
+                         "(lorac backends list)")
     if script is None:
         raise LoracError(f"profile {profile.name!r} has no [profile] family; the kohya backend "
                          "needs it to choose the sd-scripts entry script")
