@@ -192,3 +192,11 @@ def test_dry_run_prints_the_three_commands(env: dict[str, str]) -> None:
     assert "wan_cache_latents.py" in lines[0] and "wan_train_network.py" in lines[2]
     assert not (Path(env["PROJECT"]) / "runs").exists() or not any(
         (Path(env["PROJECT"]) / "runs").iterdir())
+
+
+def test_preflight_names_a_missing_model_file_of_any_step(env: dict[str, str]) -> None:
+    (Path(env["PROJECT"]) / "models" / "t5.pth").unlink()
+    result = _lorac(env, "run", "p")
+    assert result.returncode == 2
+    assert "t5 = 'models/t5.pth' does not exist" in result.stderr
+    assert _calls(env) == []

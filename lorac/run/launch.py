@@ -34,7 +34,10 @@ OVERRIDES = "lorac_run"
 #: start-up: sample_prompts only when it caches the prompts' text-encoder outputs).
 FILE_OPTIONS = ("pretrained_model_name_or_path", "clip_l", "t5xxl", "ae", "vae", "clip_g",
                 "text_encoder", "sample_prompts", "network_weights", "dataset_config",
-                "base_weights", "resume")
+                "base_weights", "resume",
+                # musubi-tuner's model files
+                "dit", "dit_high_noise", "t5", "clip", "text_encoder1", "text_encoder2",
+                "image_encoder", "byt5", "text_encoder_qwen", "text_encoder_clip")
 MIN_FREE_BYTES = 2 * 1024**3
 
 

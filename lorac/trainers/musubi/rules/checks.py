@@ -733,11 +733,111 @@ class VideoDatasetUnsupported(Rule):
                               hint="use image_directory")
 
 
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ between two ``made_with`` records."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+class CacheMadeWithOtherSettings(Rule):
+    """What it does
+    Reports a dataset whose ``cache_directory`` holds musubi-tuner cache files that were made
+    with other settings or files than the profile asks for now (per the ``lorac-cache.json``
+    that ``lorac run`` writes after caching), or that lorac did not make, so that what they
+    were made with is unknown. Nothing is loaded: the record is compared with the profile.
+
+    Why is this bad?
+    musubi's cache files record the architecture, the source image size and the caption, not
+    the resolution, buckets, frame settings or model files
+    (src/musubi_tuner/dataset/cache_io.py:305-324, :502-506); training uses whatever it finds.
+    Run by hand with ``--skip_existing``, caching keeps stale latents
+    (src/musubi_tuner/cache_latents.py:315-319). ``lorac run`` caches again in this case;
+    ``train.sh`` run by hand does too, unless the caching lines were removed.
+
+    Example
+        resolution = [960, 544]   # the cache was made at [832, 480]
+
+    Use instead
+        ``lorac run`` the profile (it caches again), or delete the cache directory.
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC665"
+    name = "musubi-cache-stale"
+    severity = Severity.WARNING
+    groups = ("musubi", "dataset")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        import json
+        from pathlib import Path
+
+        from lorac.config.inventory import load_pin
+        from lorac.core.diagnostics import LoracError
+        from lorac.trainers.musubi import cache
+        from lorac.trainers.musubi.emitter import compile_dataset, step_options
+
+        profile = ctx.profile
+        p = _plan(profile)
+        if p is None:
+            return
+        try:
+            dataset = compile_dataset(profile)
+            per_step, _ = step_options(profile, p)
+        except LoracError:
+            return
+        if not dataset:
+            return
+        state = cache.state(str(profile.family), per_step, dataset, load_pin("musubi").commit)
+        suffixes = tuple(f"_{s}{end}" for s in p.arch["cache_suffixes"]
+                         for end in (".safetensors", "_te.safetensors"))
+        deps = ctx.project.cache.setdefault("deps", set())  # for the lint result cache
+        dep_dirs = ctx.project.cache.setdefault("dep_dirs", set())
+        for (base, ds), item in zip(_datasets(profile), state["datasets"], strict=False):
+            folder = item["cache_directory"]
+            merged = {**dataset.get("general", {}), **ds}
+            for key, name, *_ in item["made_with"]["files"]:
+                where = merged.get(key)
+                deps.add(str(Path(where) / name) if key.endswith("directory") else str(name))
+            dep_dirs.update(str(merged[k]) for k in ("image_directory", "video_directory",
+                                                     "control_directory")
+                            if isinstance(merged.get(k), str))
+            if not isinstance(folder, str) or not Path(folder).is_dir():
+                continue
+            dep_dirs.add(folder)
+            deps.add(str(Path(folder) / cache.RECORD_NAME))
+            if not any(f.name.endswith(suffixes) for f in Path(folder).iterdir()):
+                continue
+            where = (*base, "cache_directory")
+            if item["found"] is None:
+                yield self.at(profile, where, f"{folder} holds musubi cache files that lorac "
+                              "did not make: what resolution, frames and models they were made "
+                              "with is unknown (dataset/cache_io.py:305-324 records none)",
+                              hint="lorac run caches again and records it")
+            elif item["found"] != item["key"]:
+                try:
+                    old = json.loads((Path(folder) / cache.RECORD_NAME).read_text(
+                        encoding="utf-8")).get("made_with", {})
+                except (OSError, ValueError, AttributeError):
+                    old = {}
+                changed = _differences(old, item["made_with"]) or ["unknown"]
+                yield self.at(profile, where, f"the cache in {folder} was made with other "
+                              f"settings or files: {', '.join(changed[:6])}"
+                              + (" …" if len(changed) > 6 else ""),
+                              hint="lorac run caches again; a hand-run train.sh with "
+                              "--skip_existing would train on the stale cache")
+
+
 RULES = [OptionNotInSteps, NetworkModuleOfOtherArchitecture, TargetFramesNot4nPlus1,
          ResolutionOffStep, Fp8ScaledNeedsFp8Base, BlocksToSwapTooMany, DatasetSubsets,
          DatasetValueInvalid, AttentionMissing, Wan22SingleExpert,
          ModelFileMissing, CaptionExtensionUnset, VariantConflictsFamily,
-         VideoDatasetUnsupported]
+         VideoDatasetUnsupported, CacheMadeWithOtherSettings]
 
 
 @hookimpl
