@@ -10,6 +10,7 @@ reports it for every backend.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from lorac.config.profile import Profile
@@ -775,7 +776,6 @@ class CacheMadeWithOtherSettings(Rule):
 
     def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
         import json
-        from pathlib import Path
 
         from lorac.config.inventory import load_pin
         from lorac.core.diagnostics import LoracError
@@ -833,11 +833,123 @@ class CacheMadeWithOtherSettings(Rule):
                               "--skip_existing would train on the stale cache")
 
 
+#: What musubi globs (src/musubi_tuner/dataset/media_utils.py:21, :34-56; case as listed there).
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".avif"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".avi", ".mkv", ".mov", ".flv", ".wmv", ".m4v",
+                              ".mpg", ".mpeg"})
+
+
+def _media(ctx: ProfileContext, folder: str) -> list[Path] | None:
+    """The files of ``folder`` (None when it is not a folder), recorded for the lint cache."""
+    path = Path(folder)
+    if not path.is_dir():
+        return None
+    ctx.project.cache.setdefault("dep_dirs", set()).add(folder)
+    return sorted(p for p in path.iterdir() if p.is_file())
+
+
+class ImagesWithoutCaptions(Rule):
+    """What it does
+    Reports images of an ``image_directory`` that have no caption file with the dataset's
+    ``caption_extension``.
+
+    Why is this bad?
+    musubi-tuner keeps only the images that have a caption and drops the others without a
+    word (src/musubi_tuner/dataset/media_utils.py:67-79, called at
+    dataset/datasources.py:78; kohya-ss/musubi-tuner#875): the run trains on fewer images
+    than the folder holds.
+
+    Example
+        data/a.png, data/a.txt, data/b.png   (caption_extension = ".txt")
+
+    Use instead
+        Write data/b.txt, or move b.png out of the folder.
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC666"
+    name = "musubi-images-without-captions"
+    severity = Severity.WARNING
+    groups = ("musubi", "dataset")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        if _plan(profile) is None:
+            return
+        for base, ds in _datasets(profile):
+            folder = ds.get("image_directory")
+            ext, _ = _value(profile, ds, "caption_extension")
+            if not isinstance(folder, str) or not isinstance(ext, str):
+                continue
+            files = _media(ctx, folder)
+            if files is None:
+                continue
+            names = {p.name for p in files}
+            images = [p for p in files if p.suffix in IMAGE_EXTENSIONS
+                      or (p.suffix.lower() in IMAGE_EXTENSIONS and p.suffix.isupper())]
+            missing = [p.name for p in images if p.stem + ext not in names]
+            if missing:
+                shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
+                yield self.at(profile, (*base, "image_directory"),
+                              f"{len(missing)} of {len(images)} images in {folder} have no "
+                              f"{ext} caption; musubi-tuner skips them silently "
+                              f"(dataset/media_utils.py:67-79): {shown}",
+                              hint="write the captions, or move those images away")
+
+
+class VideoDirectoryWithoutVideos(Rule):
+    """What it does
+    Reports a ``video_directory`` that holds no video file musubi-tuner recognises
+    (``.mp4``, ``.webm``, ``.mov`` …), in particular one that holds images.
+
+    Why is this bad?
+    Video datasets glob only video extensions (src/musubi_tuner/dataset/media_utils.py:85-91,
+    dataset/datasources.py:482): a folder of images caches nothing and says only "found 0
+    videos"; training then finds no items (kohya-ss/musubi-tuner#261).
+
+    Example
+        [[dataset.datasets]]
+        video_directory = "data/stills"
+
+    Use instead
+        image_directory = "data/stills"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC667"
+    name = "musubi-video-directory-without-videos"
+    groups = ("musubi", "dataset")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        if _plan(profile) is None:
+            return
+        for base, ds in _datasets(profile):
+            folder = ds.get("video_directory")
+            files = _media(ctx, folder) if isinstance(folder, str) else None
+            if files is None:
+                continue
+            if any(p.suffix.lower() in VIDEO_EXTENSIONS for p in files):
+                continue
+            images = sum(p.suffix.lower() in IMAGE_EXTENSIONS for p in files)
+            what = (f"holds {images} image{'s' if images != 1 else ''} and no video" if images
+                    else "holds no video")
+            yield self.at(profile, (*base, "video_directory"),
+                          f"{folder} {what}: musubi-tuner caches nothing from it "
+                          "(dataset/media_utils.py:85-91)",
+                          hint="use image_directory for images" if images else None)
+
+
 RULES = [OptionNotInSteps, NetworkModuleOfOtherArchitecture, TargetFramesNot4nPlus1,
          ResolutionOffStep, Fp8ScaledNeedsFp8Base, BlocksToSwapTooMany, DatasetSubsets,
          DatasetValueInvalid, AttentionMissing, Wan22SingleExpert,
          ModelFileMissing, CaptionExtensionUnset, VariantConflictsFamily,
-         VideoDatasetUnsupported, CacheMadeWithOtherSettings]
+         VideoDatasetUnsupported, CacheMadeWithOtherSettings, ImagesWithoutCaptions,
+         VideoDirectoryWithoutVideos]
 
 
 @hookimpl
