@@ -35,6 +35,14 @@ def main(argv: list[str]) -> int:
     script = next(a for a in argv if a.endswith(".py"))
     args = argv[argv.index(script) + 1:]
     name = Path(script).name
+    if "convert" in name:  # convert_lora.py --input A --output B / convert_…_to_comfy.py A B
+        src, dst = ((args[args.index("--input") + 1], args[args.index("--output") + 1])
+                    if "--input" in args else (args[0], args[1]))
+        with open(os.environ["FAKE_MUSUBI_LOG"], "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(["convert", name, *args]) + "\n")
+        Path(dst).write_bytes(Path(src).read_bytes())
+        print(f"saving to {dst}", flush=True)
+        return 0
     step = ("latents" if "cache_latents" in name else
             "text_encoder" if "cache_text_encoder" in name else "train")
     with open(os.environ["FAKE_MUSUBI_LOG"], "a", encoding="utf-8") as fh:

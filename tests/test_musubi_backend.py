@@ -207,3 +207,28 @@ def test_backends_list_shows_the_musubi_pin(project: Path) -> None:
     code, out, _ = lorac("backends", "list")
     assert code == 0
     assert "musubi" in out and "kohya-ss/musubi-tuner @ 30c658c4f4" in out
+
+
+def test_convert_for_comfyui_is_a_fourth_step(project: Path) -> None:
+    text = WAN.replace("[dataset]", '[saving]\noutput_dir = "out"\noutput_name = "subj"\n\n'
+                                    '[run]\nconvert_for_comfyui = true\n\n[dataset]')
+    art = emit(project, text)
+    assert [s for s, _ in art.steps] == ["latents", "text_encoder", "train", "convert"]
+    convert = dict(art.steps)["convert"]
+    assert convert[1] == "{musubi}/src/musubi_tuner/convert_lora.py"
+    assert convert[2:] == ["--input", "out/subj.safetensors", "--output",
+                           "out/subj_comfyui.safetensors", "--target", "other"]
+    script = art.files["train.sh"]
+    assert "# convert for ComfyUI\nexec python" in script
+    hv15 = text.replace("wan2.1-t2v-1.3b", "hunyuan-video-1.5").replace(
+        't5 = "models/t5.pth"', 'text_encoder = "q"\nbyt5 = "b"')
+    convert = dict(emit(project, hv15).steps)["convert"]
+    assert convert[1].endswith("networks/convert_hunyuan_video_1_5_lora_to_comfy.py")
+    assert convert[2:] == ["out/subj.safetensors", "out/subj_comfyui.safetensors"]
+
+
+def test_convert_without_output_name_is_an_error(project: Path) -> None:
+    write_files(project, {"profiles/p.toml": WAN.replace(
+        "[dataset]", "[run]\nconvert_for_comfyui = true\n\n[dataset]")})
+    code, _, err = lorac("build", "p", "--backend", "musubi", "--output", "out")
+    assert code == 1 and "LRC668 convert_for_comfyui needs output_dir and output_name" in err

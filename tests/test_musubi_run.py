@@ -200,3 +200,16 @@ def test_preflight_names_a_missing_model_file_of_any_step(env: dict[str, str]) -
     assert result.returncode == 2
     assert "t5 = 'models/t5.pth' does not exist" in result.stderr
     assert _calls(env) == []
+
+
+def test_conversion_for_comfyui_is_the_last_phase(env: dict[str, str]) -> None:
+    path = Path(env["PROJECT"]) / "profiles" / "p.toml"
+    path.write_text(path.read_text().replace("[dataset]", "[run]\nconvert_for_comfyui = true"
+                                                          "\n\n[dataset]"))
+    result = _lorac(env, "run", "p", "--display", "plain")
+    assert result.returncode == 0, result.stderr
+    assert [c[0] for c in _calls(env)] == ["latents", "text_encoder", "train", "convert"]
+    (m,) = _manifests(env)
+    assert m["phases"][-1]["phase"] == "save"
+    names = {Path(o["path"]).name for o in m["outputs"]}
+    assert {"subject.safetensors", "subject_comfyui.safetensors"} <= names

@@ -73,6 +73,10 @@ def _own_sections(families: list[str]) -> dict[str, Any]:
                 "num_cpu_threads_per_process": {"type": "integer", "minimum": 1},
                 "accelerate_args": {"type": "array", "items": {"type": "string"}},
                 "runs_dir": {"type": "string"},
+                "convert_for_comfyui": {
+                    "type": "boolean",
+                    "description": "musubi-tuner: convert the final LoRA for ComfyUI as a last "
+                                   "step (<output_name>_comfyui.safetensors)."},
                 "env": {"type": "object", "additionalProperties": {"type": "string"}},
             },
             "additionalProperties": False,

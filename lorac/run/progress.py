@@ -64,6 +64,7 @@ _MARKERS: tuple[tuple[str, str], ...] = (
     ("lorac: step cache latents", "cache_latents"),
     ("lorac: step cache text-encoder outputs", "cache_text_encoder"),
     ("lorac: step train", "prepare"),
+    ("lorac: step convert for ComfyUI", "save"),
     ("Building Flux model", "load"),
     ("Loading state dict from", "load"),
     ("Building CLIP-L", "load"),

@@ -44,7 +44,12 @@ CHECKOUT = CheckoutVar(MUSUBI, "musubi", ENV_VAR, "the musubi-tuner checkout")
 MANAGED = ("config_file", "dataset_config")
 #: What each step is called in train.sh, the progress display and the manifest.
 STEP_NAMES = {"latents": "cache latents", "text_encoder": "cache text-encoder outputs",
-              "train": "train"}
+              "train": "train", "convert": "convert for ComfyUI"}
+#: The converter of an architecture whose LoRAs ComfyUI loads only after conversion, and its
+#: arguments; others use convert_lora.py --target other (src/musubi_tuner/convert_lora.py:206-214).
+CONVERTERS = {
+    "hunyuan_video_1_5": "src/musubi_tuner/networks/convert_hunyuan_video_1_5_lora_to_comfy.py",
+}
 
 _ACCELERATE = (("gpus", "num_processes"), ("num_machines", "num_machines"),
                ("machine_rank", "machine_rank"), ("main_process_ip", "main_process_ip"),
@@ -307,6 +312,8 @@ class MusubiBackend:
                 f"{MUSUBI}/{train_script}", "--config_file", f"{BUILD_DIR}/config.toml",
                 *dataset_arg, *option_argv(on_cli, train_inv)]
         steps.append(("train", argv))
+        if profile.get("run", "convert_for_comfyui") is True:
+            steps.append(("convert", self._convert(profile, p, train, diags)))
         for _, words in steps:
             if any("\x00" in w for w in words):
                 raise LoracError(f"{profile.path}: a value contains a NUL character, which no "
@@ -323,6 +330,28 @@ class MusubiBackend:
                     ) -> list[str]:
         """``argv`` with the placeholders replaced (see :func:`launch_argv`)."""
         return launch_argv(argv, trainer, build_dir)
+
+    @staticmethod
+    def _convert(profile: Profile, p: knowledge.Plan, train: dict[str, Any],
+                 diags: list[Diagnostic]) -> list[str]:
+        """The ``[run] convert_for_comfyui`` step: the final LoRA
+        (``{output_dir}/{output_name}.safetensors``, src/musubi_tuner/utils/train_utils.py:84-93)
+        converted beside it as ``{output_name}_comfyui.safetensors``."""
+
+        out_dir, name = train.get("output_dir"), train.get("output_name")
+        if not isinstance(out_dir, str) or not isinstance(name, str):
+            diags.append(profile.diagnostic(
+                "LRC668", "convert_for_comfyui needs output_dir and output_name: the converted "
+                "file is named after them", ("run", "convert_for_comfyui"),
+                rule="musubi-output-missing"))
+            out_dir, name = out_dir or "output", name or "lora"
+        src = str(Path(out_dir) / f"{name}.safetensors")
+        dst = str(Path(out_dir) / f"{name}_comfyui.safetensors")
+        script = CONVERTERS.get(p.family.architecture)
+        if script is not None:
+            return ["python", f"{MUSUBI}/{script}", src, dst]
+        return ["python", f"{MUSUBI}/src/musubi_tuner/convert_lora.py", "--input", src,
+                "--output", dst, "--target", "other"]
 
     def run_plan(self, profile: Profile, artifacts: MusubiArtifacts, trainer: str | Path,
                  run_dir: str | Path, commit: str | None,

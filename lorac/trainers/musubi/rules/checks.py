@@ -944,12 +944,57 @@ class VideoDirectoryWithoutVideos(Rule):
                           hint="use image_directory for images" if images else None)
 
 
+class OutputMissing(Rule):
+    """What it does
+    Reports a musubi profile without ``output_name`` (an error) or ``output_dir`` (a warning:
+    ``lorac run`` sets it, ``train.sh`` run by hand does not).
+
+    Why is this bad?
+    musubi-tuner checks neither at start-up: it caches, trains, and fails when it first saves,
+    ``os.makedirs(None)`` (src/musubi_tuner/training/trainer_base.py:1939) or
+    ``None + ".safetensors"`` for the final LoRA (src/musubi_tuner/utils/train_utils.py:93),
+    hours of training lost. ``[run] convert_for_comfyui`` names its file after them too.
+    (``lorac run`` sets ``output_dir`` to the run folder, so there only ``output_name``
+    matters.)
+
+    Example
+        [saving]
+        output_dir = "output"
+
+    Use instead
+        output_dir = "output"
+        output_name = "subject"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC668"
+    name = "musubi-output-missing"
+    groups = ("musubi",)
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        if _plan(profile) is None:
+            return
+        opts = profile.options()
+        if "output_name" not in opts:
+            yield self.at(profile, ("profile", "family"), "output_name is not set: musubi-tuner "
+                          "fails when it saves the final LoRA, after training "
+                          "(utils/train_utils.py:93)", hint="set output_name in [saving]")
+        if "output_dir" not in opts:  # lorac run sets it; train.sh run by hand does not
+            d = self.at(profile, ("profile", "family"), "output_dir is not set: train.sh run "
+                        "by hand fails at the first save (training/trainer_base.py:1939); "
+                        "lorac run sets it to the run folder", hint="set output_dir in [saving]")
+            yield d.with_severity(Severity.WARNING)
+
+
 RULES = [OptionNotInSteps, NetworkModuleOfOtherArchitecture, TargetFramesNot4nPlus1,
          ResolutionOffStep, Fp8ScaledNeedsFp8Base, BlocksToSwapTooMany, DatasetSubsets,
          DatasetValueInvalid, AttentionMissing, Wan22SingleExpert,
          ModelFileMissing, CaptionExtensionUnset, VariantConflictsFamily,
          VideoDatasetUnsupported, CacheMadeWithOtherSettings, ImagesWithoutCaptions,
-         VideoDirectoryWithoutVideos]
+         VideoDirectoryWithoutVideos, OutputMissing]
 
 
 @hookimpl
