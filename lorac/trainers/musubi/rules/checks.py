@@ -989,12 +989,66 @@ class OutputMissing(Rule):
             yield d.with_severity(Severity.WARNING)
 
 
+class NetworkArgs(Rule):
+    """What it does
+    Checks ``network_args`` of a musubi profile against the network module: an item whose
+    value holds another ``=`` (an error), and a key the module never reads (a warning).
+
+    Why is this bad?
+    musubi-tuner splits each item with ``key, value = net_arg.split("=")``
+    (src/musubi_tuner/training/trainer_base.py:1563): a second ``=`` (``exclude_patterns``
+    with a regex such as ``(?=…)``) stops training with a ValueError after the model is loaded.
+    The module gets the rest as keyword arguments and ignores the keys it does not read
+    (``create_arch_network`` and ``networks/lora.py`` ``create_network``; the keys are in
+    backends/musubi/network_modules.json): a misspelt key changes nothing.
+
+    Example
+        network_args = ["loraplus_ratio=4"]
+
+    Use instead
+        network_args = ["loraplus_lr_ratio=4"]
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC669"
+    name = "musubi-network-args"
+    groups = ("musubi", "network")
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        p = _plan(profile)
+        opts = profile.options()
+        found = opts.get("network_args")
+        if p is None or found is None or not isinstance(found[0], list):
+            return
+        items, kp = found
+        module_name = opts.get("network_module", (p.arch["network_module"],))[0]
+        module = knowledge.network_modules().get(module_name)
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                continue
+            key, eq, value = item.partition("=")
+            if eq and "=" in value:
+                yield self.at(profile, (*kp, i), f"network_args item {item!r} has more than "
+                              "one '=': musubi-tuner's key/value split fails with a ValueError "
+                              "(training/trainer_base.py:1563)",
+                              hint="write the value without '='")
+            elif module is not None and key.strip() not in module["args"]:
+                d = self.at(profile, (*kp, i), f"{module_name} does not read network_args key "
+                            f"{key.strip()!r}: musubi-tuner ignores it ({module['file']}:"
+                            f"{module['create_arch_network']})",
+                            hint="known keys: " + ", ".join(sorted(module["args"])))
+                yield d.with_severity(Severity.WARNING)
+
+
 RULES = [OptionNotInSteps, NetworkModuleOfOtherArchitecture, TargetFramesNot4nPlus1,
          ResolutionOffStep, Fp8ScaledNeedsFp8Base, BlocksToSwapTooMany, DatasetSubsets,
          DatasetValueInvalid, AttentionMissing, Wan22SingleExpert,
          ModelFileMissing, CaptionExtensionUnset, VariantConflictsFamily,
          VideoDatasetUnsupported, CacheMadeWithOtherSettings, ImagesWithoutCaptions,
-         VideoDirectoryWithoutVideos, OutputMissing]
+         VideoDirectoryWithoutVideos, OutputMissing, NetworkArgs]
 
 
 @hookimpl
