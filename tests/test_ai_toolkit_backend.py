@@ -85,8 +85,8 @@ def test_job_has_the_shape_of_ai_toolkit_examples(tmp_path: Path) -> None:
     assert proc["train"]["optimizer"] == "adamw8bit"
     assert proc["train"]["optimizer_params"] == {"weight_decay": 0.01}
     assert proc["train"]["steps"] == 2000 and proc["train"]["dtype"] == "bf16"
-    assert proc["model"] == {"is_flux": True, "name_or_path": "black-forest-labs/FLUX.1-dev",
-                             }
+    assert proc["model"] == {"arch": "flux", "name_or_path": "black-forest-labs/FLUX.1-dev"}
+    assert proc["train"]["noise_scheduler"] == "flowmatch"
     assert proc["datasets"] == [{"resolution": [1024], "caption_ext": ".txt",
                                  "folder_path": "data/subject", "num_repeats": 1}]
     assert proc["save"]["save_every"] == 250

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lorac.config.inventory import backends_dir, load_families
+from lorac.config.inventory import backends_dir, load_backend_toml, load_families
 from lorac.config.validate import SCHEMA_PATH
 
 DRAFT4 = "http://json-schema.org/draft-04/schema#"
@@ -207,8 +207,10 @@ def generate(root: Path | None = None) -> dict[str, Any]:
     for key, spec in sorted(musubi_keys.items()):  # musubi's [[datasets]] keys (no subsets)
         props.setdefault(key, _accepts_schema(spec["accepts"]))
     dataset["dataset"]["properties"] = dict(sorted(props.items()))
-    families = list(load_families(root))
+    families = list(load_families(root))  # kohya's, then musubi's, then ai-toolkit's own
     families += [f for f in _musubi_families(root) if f not in families]
+    families += [f for f in load_backend_toml("ai-toolkit/mapping.toml", root)["families"]
+                 if f not in families]
     properties = _own_sections(families)
     properties["dataset"] = {"$ref": "#/definitions/dataset_section"}
     return {

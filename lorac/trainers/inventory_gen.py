@@ -910,7 +910,8 @@ def _locate_fact(checkout: Path, fact: SourceFact) -> int:
 
 
 def generate_ai_toolkit(checkout: Path, out_dir: Path) -> list[Path]:
-    """Write ``inventory/config_keys.json`` and ``facts.json`` for an ai-toolkit *checkout*.
+    """Write ``inventory/config_keys.json``, ``inventory/archs.json`` (every ``arch`` value, see
+    :mod:`lorac.trainers.ai_toolkit.archs_gen`) and ``facts.json`` for an ai-toolkit *checkout*.
 
     Returns:
         The written paths.
@@ -937,9 +938,17 @@ def generate_ai_toolkit(checkout: Path, out_dir: Path) -> list[Path]:
             for fact in AI_TOOLKIT_FACTS
         },
     }
+    from lorac.trainers.ai_toolkit.archs_gen import ArchError, ai_toolkit_archs, fallback_line
+
+    try:
+        archs = {"source": {**source, "unknown_arch_falls_back_to": fallback_line(checkout)},
+                 "archs": ai_toolkit_archs(checkout)}
+    except ArchError as exc:
+        raise InventoryError(str(exc)) from exc
     return [
         write_json(out_dir / "inventory" / "config_keys.json", keys),
         write_json(out_dir / "facts.json", facts),
+        write_json(out_dir / "inventory" / "archs.json", archs),
     ]
 
 

@@ -20,6 +20,7 @@ from lorac.core.diagnostics import Diagnostic, KeyPath, LoracError, Severity
 from lorac.lint.hookspecs import Artifacts, hookimpl
 from lorac.lint.rules import Rule
 from lorac.trainers import BUILD_DIR, CheckoutVar, run_env, shell_script
+from lorac.trainers.ai_toolkit.archs import Arch, arch
 
 #: Prefix of ``run.py`` in ``Artifacts.argv``: ``{ai_toolkit}/run.py``.
 AI_TOOLKIT = "{ai_toolkit}"
@@ -134,10 +135,12 @@ class NoAiToolkitEquivalent(Rule):
 class AiToolkitOverride(Rule):
     """What it does
     Reported by ``lorac build --backend ai-toolkit`` when ai-toolkit will not do what the
-    profile says: for FLUX and SD3 it saves LoRAs in PEFT format and overwrites the alpha with
-    the rank (``toolkit/lora_special.py:430``, fact ``peft-alpha-equals-rank``), so an alpha
-    other than the rank is ignored; and it loads FLUX/SD3 from a diffusers-format folder or hub
-    id (``toolkit/stable_diffusion_model.py:667``), not from a single ``.safetensors`` file.
+    profile says: for FLUX, SD3, Lumina 2 and every class-based architecture (Qwen-Image, Wan,
+    FLUX.2, Z-Image, … — ``peft_alpha_is_rank`` in ``backends/ai-toolkit/inventory/archs.json``)
+    it saves LoRAs in PEFT format and overwrites the alpha with the rank
+    (``toolkit/lora_special.py:423-430``), so an alpha other than the rank is ignored; and it
+    loads those models from a diffusers-format folder or hub id
+    (``toolkit/stable_diffusion_model.py:667``), not from a single ``.safetensors`` file.
 
     Why is this bad?
     ``network_alpha = 16`` with ``network_dim = 32`` means scale 0.5 on kohya and 1.0 on
@@ -258,17 +261,15 @@ class AiToolkitBackend:
         if fmt not in self.formats:
             raise LoracError(f"backend ai-toolkit has no format {fmt!r}")
         mapping = load_mapping()
-        family = profile.family
-        fam = mapping["families"].get(family or "")
-        if fam is None:
-            raise LoracError(f"profile {profile.name!r} has no [profile] family; the ai-toolkit "
-                             "backend needs it to choose the model architecture")
+        arch_name, fam = self._arch(profile, mapping)
+        model_arch = arch(arch_name)
         out = _Out(profile)
         tree: dict[str, Any] = {"process": {"type": "sd_trainer", "device": "cuda:0"},
                                 "config": {"name": profile.name}}
-        for section in ("model", "train", "sample"):
-            for key, value in fam.get(section, {}).items():
-                _put(tree, f"{section}.{key}", value)
+        scheduler = "flowmatch" if model_arch.flowmatch else "ddpm"
+        _put(tree, "model.arch", arch_name)
+        _put(tree, "train.noise_scheduler", scheduler)
+        _put(tree, "sample.sampler", scheduler)
         dataset_keys: dict[str, Any] = {}
         options = profile.options()
         for name, (value, kp) in options.items():
@@ -285,7 +286,7 @@ class AiToolkitBackend:
         for entry in datasets:
             for key, value in dataset_keys.items():
                 entry.setdefault(key, value)
-        self._facts(profile, fam, out)
+        self._facts(profile, fam, model_arch, out)
 
         process = tree["process"]
         network = tree.get("network", {})
@@ -362,20 +363,35 @@ class AiToolkitBackend:
                 entries.append(entry)
         return entries
 
-    def _facts(self, profile: Profile, fam: dict[str, Any], out: _Out) -> None:
-        from lorac.config.inventory import load_ai_toolkit_facts
+    @staticmethod
+    def _arch(profile: Profile, mapping: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The arch to train as: the family's (``mapping.toml``), or ``arch`` of the profile's
+        ``[trainers.ai-toolkit]`` table; an arch ai-toolkit does not know is an error."""
 
-        facts = load_ai_toolkit_facts()
-        arch = fam.get("arch")
+        fam = mapping["families"].get(profile.family or "") or {}
+        chosen = profile.get("trainers", "ai-toolkit", "arch")
+        if isinstance(chosen, str) and chosen:
+            arch(chosen)  # raises for an unknown arch, with the closest names
+            return chosen, fam
+        if not fam:
+            known = ", ".join(sorted(mapping["families"]))
+            what = (f"family {profile.family!r} has no ai-toolkit arch" if profile.family
+                    else "profile has no [profile] family")
+            raise LoracError(f"profile {profile.name!r}: {what}; set a family ai-toolkit trains "
+                             f"({known}) or arch in [trainers.ai-toolkit]")
+        return fam["arch"], fam
+
+    def _facts(self, profile: Profile, fam: dict[str, Any], spec: Arch, out: _Out) -> None:
+        arch = spec.name
         options = profile.options()
-        fact = facts.get("peft-alpha-equals-rank")
-        if fact is not None and arch in fact.applies_to and "network_alpha" in options:
+        if spec.peft_alpha_is_rank and "network_alpha" in options:
             alpha, kp = options["network_alpha"]
             dim = options.get("network_dim", (4, ()))[0]
             if alpha != dim:
                 out.warn("LRC609", f"network_alpha is {alpha} but ai-toolkit overwrites the "
-                         f"alpha with the rank ({dim}) for {arch} ({fact.location}): the LoRA "
-                         "trains with scale 1, not alpha/rank", kp,
+                         f"alpha with the rank ({dim}) for {arch} "
+                         f"({spec.at('peft_alpha_is_rank')}): the LoRA trains with scale 1, "
+                         "not alpha/rank", kp,
                          hint=f"set network_alpha = {dim} to train the same LoRA on both "
                          "backends")
         model = options.get("pretrained_model_name_or_path")
