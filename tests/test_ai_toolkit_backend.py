@@ -146,5 +146,11 @@ def test_shipped_profiles_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     code, _, err = lorac("build", name, "--backend", "ai-toolkit", "--output",
                          str(tmp_path / "o"))
     assert code == 0, err
-    assert "LRC609" in err  # the shipped profiles point at a single-file FLUX checkpoint
-    yaml.safe_load((tmp_path / "o" / "job.yaml").read_text())
+    # [trainers.ai-toolkit] gives ai-toolkit a hub id; kohya keeps the single file
+    assert "LRC609" not in err
+    proc = yaml.safe_load((tmp_path / "o" / "job.yaml").read_text())["config"]["process"][0]
+    assert proc["model"]["name_or_path"] == "black-forest-labs/FLUX.1-dev"
+    code, _, err = lorac("build", name, "--backend", "kohya", "--output", str(tmp_path / "k"))
+    assert code == 0, err
+    assert "flux1-dev.safetensors" in (tmp_path / "k" / "train.sh").read_text() + "".join(
+        p.read_text() for p in (tmp_path / "k").glob("*.toml"))

@@ -21,27 +21,41 @@ from lorac.core.diagnostics import (
     sort_diagnostics,
 )
 
+TRAINER_OPTION = click.option(
+    "--trainer", default=None, metavar="NAME",
+    help="Show the values as trainer NAME gets them: its [trainers.NAME] options in place.")
+
 
 @click.command("show")
 @click.argument("profile")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def show_cmd(profile: str, fmt: str) -> None:
+@TRAINER_OPTION
+def show_cmd(profile: str, fmt: str, trainer: str | None) -> None:
     """Print the resolved PROFILE with the provenance of every value."""
-    sys.exit(show(ShowOptions(profile=profile, fmt=fmt), Io()))
+    sys.exit(show(ShowOptions(profile=profile, fmt=fmt, trainer=trainer), Io()))
 
 
 @click.command("diff")
 @click.argument("a")
 @click.argument("b")
 @click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
-def diff_cmd(a: str, b: str, fmt: str) -> None:
-    """Print the effective differences between two resolved profiles."""
-    sys.exit(diff(DiffOptions(a=a, b=b, fmt=fmt), Io()))
+@TRAINER_OPTION
+def diff_cmd(a: str, b: str, fmt: str, trainer: str | None) -> None:
+    """Print the effective differences between two resolved profiles (``NAME@TRAINER``: the
+    profile as that trainer gets it, e.g. ``lorac diff final@kohya final@ai-toolkit``)."""
+    sys.exit(diff(DiffOptions(a=a, b=b, fmt=fmt, trainer=trainer), Io()))
 
 
 class ShowOptions(NamedTuple):
     profile: str
     fmt: str = "text"
+    trainer: str | None = None
+
+
+def _as_trainer(profile: Any, trainer: str | None) -> Any:
+    from lorac.config.trainer_values import for_trainer
+
+    return profile if trainer is None else for_trainer(profile, trainer)
 
 
 def show(opts: ShowOptions, io: Io) -> int:
@@ -52,7 +66,7 @@ def show(opts: ShowOptions, io: Io) -> int:
     if res.profile is None:
         io.err.write(render_text(diags))
         return int(ExitCode.FINDINGS)
-    profile = res.profile
+    profile = _as_trainer(res.profile, opts.trainer)
     if opts.fmt == "json":
         body = {
             "profile": scrub_message(profile.name), "path": scrub_message(profile.path),
@@ -62,7 +76,8 @@ def show(opts: ShowOptions, io: Io) -> int:
         io.out.write(json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n")
     else:
         chain = " → ".join(printable(p) for p in profile.chain)
-        io.out.write(f"# {printable(profile.name)}: {chain}\n")
+        seen_by = f" (as {printable(opts.trainer)} gets it)" if opts.trainer else ""
+        io.out.write(f"# {printable(profile.name)}: {chain}{seen_by}\n")
         # (a top-level key that should be a table is shown as written)
         _show_table(io, profile, (), profile.data)
     if diags:
@@ -102,20 +117,31 @@ class DiffOptions(NamedTuple):
     a: str
     b: str
     fmt: str = "text"
+    trainer: str | None = None
+
+
+def _at_trainer(name: str) -> tuple[str, str | None]:
+    """``final@ai-toolkit`` → ``("final", "ai-toolkit")``: a profile as one trainer gets it."""
+
+    base, sep, trainer = name.rpartition("@")
+    return (base, trainer) if sep and base and trainer else (name, None)
 
 
 def diff(opts: DiffOptions, io: Io) -> int:
     from lorac.core.secrets import scrub_message
     from lorac.lint.driver import resolve_named
 
-    left, ldiags = resolve_named(opts.a)
-    right, rdiags = resolve_named(opts.b)
+    (a, a_trainer), (b, b_trainer) = _at_trainer(opts.a), _at_trainer(opts.b)
+    left, ldiags = resolve_named(a)
+    right, rdiags = resolve_named(b)
     if left.profile is None or right.profile is None:
         io.err.write(render_text(sort_diagnostics(ldiags + rdiags)))
         return int(ExitCode.FINDINGS)
-    la, lb = leaves(left.profile.data), leaves(right.profile.data)
+    lp = _as_trainer(left.profile, a_trainer or opts.trainer)
+    rp = _as_trainer(right.profile, b_trainer or opts.trainer)
+    la, lb = leaves(lp.data), leaves(rp.data)
     # compared as they are, shown with credentials masked
-    pa, pb = leaves(masked(left.profile.data)), leaves(masked(right.profile.data))
+    pa, pb = leaves(masked(lp.data)), leaves(masked(rp.data))
     skip = {("profile", "extends"), ("profile", "description")}
     rows = []
     for key in sorted(set(la) | set(lb), key=lambda k: [str(p) for p in k]):
@@ -125,9 +151,8 @@ def diff(opts: DiffOptions, io: Io) -> int:
             "key": scrub_message(format_key_path(key)),
             opts.a: pa.get(key, None), opts.b: pb.get(key, None),
             "only": opts.a if key not in lb else opts.b if key not in la else None,
-            "where": {opts.a: scrub_message(str(left.profile.where(key))) if key in la else None,
-                      opts.b: scrub_message(str(right.profile.where(key))) if key in lb
-                      else None},
+            "where": {opts.a: scrub_message(str(lp.where(key))) if key in la else None,
+                      opts.b: scrub_message(str(rp.where(key))) if key in lb else None},
         })
     if opts.fmt == "json":
         io.out.write(json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n")

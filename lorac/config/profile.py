@@ -27,7 +27,7 @@ from lorac.config import document
 from lorac.core.diagnostics import Diagnostic, KeyPath, LoracError, Severity
 
 #: Sections that belong to lorac; every other table holds trainer options.
-OWN_SECTIONS = ("profile", "vars", "dataset", "run")
+OWN_SECTIONS = ("profile", "vars", "dataset", "run", "trainers")
 #: the most text one value may expand to through ``${...}`` references
 MAX_EXPANSION = 1024 * 1024
 

@@ -213,6 +213,13 @@ def generate(root: Path | None = None) -> dict[str, Any]:
                  if f not in families]
     properties = _own_sections(families)
     properties["dataset"] = {"$ref": "#/definitions/dataset_section"}
+    properties["trainers"] = {
+        "type": "object",
+        "description": "Values for one trainer only: [trainers.<trainer>] holds profile "
+                       "options that replace the shared ones when building for that trainer; "
+                       "its sub-tables hold the trainer's own keys (docs/profile.md).",
+        "additionalProperties": {"type": "object"},
+    }
     return {
         "$schema": DRAFT4,
         "title": "lorac profile",

@@ -76,6 +76,13 @@ def profile_page() -> str:
         out.append(f"| `{key}` | {_type_text(sub, schema)} | general |")
     for key, sub in defs["subset"]["properties"].items():
         out.append(f"| `{key}` | {_type_text(sub, schema)} | subset |")
+    from lorac.config.inventory import load_backend_toml
+    from lorac.config.trainer_values import DOC
+
+    archs = load_backend_toml("ai-toolkit/mapping.toml")["families"]
+    out += ["", "## [trainers.<trainer>]", "", schema["properties"]["trainers"]["description"],
+            "", DOC.rstrip(), "", "| family | ai-toolkit `arch` |", "|---|---|"]
+    out += [f"| `{family}` | `{entry['arch']}` |" for family, entry in archs.items()]
     families = load_families()
     out += ["", "## Trainer options (any other section)", "",
             "Every option of the kohya sd-scripts entry scripts and of musubi-tuner's "

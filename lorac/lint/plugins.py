@@ -40,6 +40,9 @@ BUILTIN: tuple[str, ...] = (
     "lorac.trainers.ai_toolkit.emitter",
     "lorac.trainers.musubi.emitter",
     "lorac.trainers.musubi.rules.checks",
+    "lorac.trainers.ai_toolkit.rules.tables",
+    "lorac.trainers.kohya.rules.tables",
+    "lorac.trainers.tables",
 )
 GROUP = "lorac"
 

@@ -295,6 +295,9 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     backend, fmt = choose_backend(plugins, profile, opts.backend, opts.fmt)
     if not hasattr(backend, "launch_argv"):
         raise LoracError(f"backend {backend.name} cannot launch a trainer")
+    from lorac.config.trainer_values import for_trainer
+
+    profile = for_trainer(profile, backend.name)  # its [trainers.<name>] values in place
     check_output_names(profile)
 
     runs_root = Path(opts.runs_dir or run_settings.get("runs_dir") or "runs")

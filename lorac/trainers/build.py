@@ -57,7 +57,9 @@ def compile_profile(name: str, backend_name: str | None, fmt: str | None, io: Io
         io.err.write(render_text(diags))
         raise LoracError(f"profile {name!r} has errors; nothing was built", ExitCode.FINDINGS)
     backend, fmt = choose_backend(get_plugins(), profile, backend_name, fmt)
-    artifacts = backend.emit(profile, fmt)
+    from lorac.config.trainer_values import for_trainer
+
+    artifacts = backend.emit(for_trainer(profile, backend.name), fmt)
     all_diags = sort_diagnostics(diags + artifacts.diagnostics)
     return profile, backend, fmt, artifacts, all_diags
 

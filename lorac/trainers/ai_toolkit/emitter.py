@@ -179,6 +179,15 @@ class _Out:
         self.diags.append(self.profile.diagnostic(code, message, kp, rule=rule,
                                                   severity=Severity.WARNING, hint=hint))
 
+    def error(self, code: str, message: str, kp: KeyPath, hint: str | None = None) -> None:
+        """A finding of one of the ai-toolkit lint rules (LRC68x), as an error."""
+
+        from lorac.trainers.ai_toolkit.rules.tables import RULES
+
+        rule = {cls.code: cls.name for cls in RULES}.get(code, "")
+        self.diags.append(self.profile.diagnostic(code, message, kp, rule=rule,
+                                                  severity=Severity.ERROR, hint=hint))
+
 
 def _put(tree: dict[str, Any], dotted: str, value: Any) -> None:
     parts = dotted.split(".")
@@ -286,6 +295,7 @@ class AiToolkitBackend:
         for entry in datasets:
             for key, value in dataset_keys.items():
                 entry.setdefault(key, value)
+        self._native(profile, mapping, tree, datasets, out)
         self._facts(profile, fam, model_arch, out)
 
         process = tree["process"]
@@ -364,12 +374,38 @@ class AiToolkitBackend:
         return entries
 
     @staticmethod
+    def _native(profile: Profile, mapping: dict[str, Any], tree: dict[str, Any],
+                datasets: list[dict[str, Any]], out: _Out) -> None:
+        """ai-toolkit's own keys from the sub-tables of ``[trainers.ai-toolkit]``, written as
+        they are; a key ai-toolkit does not read, or one a profile option already writes, is
+        an error (:mod:`lorac.trainers.ai_toolkit.tables`)."""
+
+        from lorac.config.trainer_values import native
+        from lorac.trainers.ai_toolkit.tables import TRAINER, problems
+
+        bad = set()
+        for problem in problems(profile, mapping, options=False):
+            bad.add(problem.key_path)
+            out.error(problem.code, problem.message, problem.key_path, problem.hint)
+        for section, table in native(profile, TRAINER).items():
+            for key, value in table.items():
+                if ("trainers", TRAINER, section, key) in bad:
+                    continue
+                if section == "datasets":
+                    for entry in datasets:
+                        entry[key] = value
+                elif section == "process":
+                    tree["process"][key] = value
+                else:
+                    _put(tree, f"{section}.{key}", value)
+
+    @staticmethod
     def _arch(profile: Profile, mapping: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """The arch to train as: the family's (``mapping.toml``), or ``arch`` of the profile's
-        ``[trainers.ai-toolkit]`` table; an arch ai-toolkit does not know is an error."""
+        ``[trainers.ai-toolkit.model]`` table; an arch ai-toolkit does not know is an error."""
 
         fam = mapping["families"].get(profile.family or "") or {}
-        chosen = profile.get("trainers", "ai-toolkit", "arch")
+        chosen = profile.get("trainers", "ai-toolkit", "model", "arch")
         if isinstance(chosen, str) and chosen:
             arch(chosen)  # raises for an unknown arch, with the closest names
             return chosen, fam

@@ -1,0 +1,1 @@
+"""Rules that read what lorac knows about ai-toolkit (LRC680–699)."""
