@@ -109,9 +109,41 @@ def test_options_without_equivalent_and_overrides_are_reported(tmp_path: Path) -
     found = {(d.code, d.line) for d in art.diagnostics}
     assert ("LRC609", 10) in found  # alpha 8 != rank 16, at network_alpha
     assert ("LRC609", 5) in found  # single-file model path
-    assert ("LRC608", 19) in found  # seed has no equivalent
+    assert ("LRC608", 19) not in found  # seed maps to sample.seed and SEED
     assert all(d.severity.name == "WARNING" for d in art.diagnostics)
-    assert "seed" not in art.files["job.yaml"]
+    assert _process(art)["sample"]["seed"] == 3 and art.env == {"SEED": "3"}
+    assert "export SEED=3" in art.files["train.sh"]
+
+
+def test_prompts_files_are_inlined(project: Path) -> None:
+    (project / "p.txt").write_text("# comment\n\nohwx, a photo --w 512 --d 7\nsecond\n")
+    (project / "p.json").write_text('[{"prompt": "a cat", "width": 768, "seed": 3, '
+                                    '"negative_prompt": "blur"}]')
+    (project / "p.toml").write_text('[[prompt]]\nprompt = "a dog"\nscale = 3.5\n')
+    text = PROFILE.replace("max_train_steps = 2000", "max_train_steps = 2000\n"
+                           'sample_prompts = "{}"')
+    for name, prompts in [("p.txt", ["ohwx, a photo --w 512 --d 7", "second"]),
+                          ("p.json", ["a cat --n blur --w 768 --d 3"]),
+                          ("p.toml", ["a dog --l 3.5"])]:
+        art = AiToolkitBackend().emit(_profile(project / name[2:], text.format(name)), "yaml")
+        assert _process(art)["sample"]["prompts"] == prompts, name
+        assert art.diagnostics == []
+    art = AiToolkitBackend().emit(_profile(project / "x", text.format("gone.txt")), "yaml")
+    assert [d.message for d in art.diagnostics] == [
+        "sample_prompts: cannot read gone.txt to inline its prompts (FileNotFoundError); "
+        "it is left out"]
+
+
+def test_trigger_timesteps_and_nearest_settings(tmp_path: Path) -> None:
+    text = PROFILE.replace('family = "flux1-dev"', 'family = "flux1-dev"\ntrigger = ["ohwx"]')
+    text = text.replace("max_train_steps = 2000", "max_train_steps = 2000\n"
+                        'timestep_sampling = "flux_shift"\ndiscrete_flow_shift = 3.0')
+    art = AiToolkitBackend().emit(_profile(tmp_path, text), "yaml")
+    proc = _process(art)
+    assert proc["trigger_word"] == "ohwx" and proc["train"]["timestep_type"] == "flux_shift"
+    [diag] = art.diagnostics
+    assert diag.code == "LRC608" and "discrete_flow_shift" in diag.message
+    assert diag.hint and "custom_flowmatch_sampler.py:134" in diag.hint
 
 
 def test_values_outside_the_mapping_are_reported(tmp_path: Path) -> None:

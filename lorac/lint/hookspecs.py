@@ -53,6 +53,9 @@ class Artifacts:
     argv: list[str] | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
     options: dict[str, object] = field(default_factory=dict)
+    #: environment variables the trainer reads (``train.sh`` exports them; ``lorac run`` sets
+    #: them, ``[run.env]`` winning)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @runtime_checkable

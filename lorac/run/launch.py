@@ -322,6 +322,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
             _set_option(profile, name, value)
 
         artifacts = backend.emit(profile, fmt)
+        env = {**getattr(artifacts, "env", {}), **env}
         emit_errors = [d for d in artifacts.diagnostics if d.severity >= Severity.ERROR]
         if artifacts.diagnostics:
             io.err.write(render(artifacts.diagnostics, "text"))

@@ -112,12 +112,13 @@ class NoAiToolkitEquivalent(Rule):
     that ai-toolkit does not offer (an optimizer it lacks). The option is left out of the YAML.
 
     Why is this bad?
-    The profile promises a setting the ai-toolkit run will not have (``seed``,
-    ``timestep_sampling``, a sample prompt file …).
+    The profile promises a setting the ai-toolkit run will not have (``discrete_flow_shift``,
+    ``sigma`` timestep sampling, epochs …). Where ai-toolkit has a setting that comes close,
+    the hint names it.
 
     Example
         [training]
-        timestep_sampling = "shift"
+        discrete_flow_shift = 3.1582
 
     Use instead
     Keep kohya-only options in a profile that builds for kohya, or accept the difference.
@@ -247,6 +248,46 @@ def _transform(spec: dict[str, Any], value: Any) -> tuple[bool, Any, str]:
     return True, value, ""
 
 
+#: kohya prompt-file keys (``library/train_util.py`` ``sample_images_common``) → the flag
+#: ai-toolkit's prompt parser reads (toolkit/config_modules.py:1396-1432).
+PROMPT_FLAGS = {"negative_prompt": "n", "width": "w", "height": "h", "seed": "d",
+                "scale": "l", "sample_steps": "s"}
+
+
+def _prompts_file(value: Any, profile: Profile) -> tuple[bool, Any, str]:
+    """A kohya sample prompts file (``.txt``: one prompt a line, ``#`` comments; ``.toml`` /
+    ``.json``: prompt tables) as ai-toolkit's list of prompt strings. A relative path is read
+    from the current directory, as the trainer would."""
+
+    import json
+
+    import tomllib
+
+    if not isinstance(value, str):
+        return False, None, "not a file path"
+    path = Path(value)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return False, None, f"cannot read {value} to inline its prompts " \
+                            f"({exc.__class__.__name__})"
+    if path.suffix.lower() == ".txt":
+        prompts = [line.strip() for line in text.splitlines()]
+        return True, [p for p in prompts if p and not p.startswith("#")], ""
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except ValueError as exc:
+        return False, None, f"{value} is not a prompts file ({exc.__class__.__name__})"
+    items = data.get("prompt", []) if isinstance(data, dict) else data
+    prompts = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict) or not isinstance(item.get("prompt"), str):
+            return False, None, f"{value}: every entry needs a prompt string"
+        flags = [f"--{flag} {item[key]}" for key, flag in PROMPT_FLAGS.items() if key in item]
+        prompts.append(" ".join([item["prompt"].strip(), *flags]))
+    return True, prompts, ""
+
+
 def _literal(text: str) -> Any:
     import ast
 
@@ -281,16 +322,27 @@ class AiToolkitBackend:
         _put(tree, "sample.sampler", scheduler)
         dataset_keys: dict[str, Any] = {}
         options = profile.options()
+        env: dict[str, str] = {}
         for name, (value, kp) in options.items():
             spec = mapping["options"].get(name)
-            if spec is None:
-                out.warn("LRC608", f"{name} has no ai-toolkit equivalent; it is left out", kp)
+            if spec is None or "to" not in spec:
+                nearest = (spec or {}).get("nearest")
+                out.warn("LRC608", f"{name} has no ai-toolkit equivalent; it is left out", kp,
+                         hint=f"nearest in ai-toolkit: {nearest}" if nearest else None)
                 continue
-            ok, new, why = _transform(spec, value)
+            if spec.get("transform") == "prompts_file":
+                ok, new, why = _prompts_file(value, profile)
+            else:
+                ok, new, why = _transform(spec, value)
             if not ok:
                 out.warn("LRC608", f"{name}: {why}; it is left out", kp)
                 continue
             _route(tree, dataset_keys, spec["to"], new)
+            if "env" in spec:
+                env[spec["env"]] = str(value)
+        trigger = self._trigger(profile, out)
+        if trigger is not None:
+            tree["process"]["trigger_word"] = trigger
         datasets = self._datasets(profile, mapping, tree, out)
         for entry in datasets:
             for key, value in dataset_keys.items():
@@ -315,9 +367,26 @@ class AiToolkitBackend:
                   "edit — change the profile and rebuild.")
         text = f"# {header}\n" + dump_yaml(job)
         argv = ["python", f"{AI_TOOLKIT}/run.py", f"{BUILD_DIR}/job.yaml"]
-        script = shell_script(argv, run_env(profile), header, CHECKOUT, (1, 2))
+        script = shell_script(argv, {**env, **run_env(profile)}, header, CHECKOUT, (1, 2))
         return Artifacts(files={"job.yaml": text, "train.sh": script}, executable={"train.sh"},
-                         argv=argv, diagnostics=out.diags, options=job)
+                         argv=argv, diagnostics=out.diags, options=job, env=env)
+
+    @staticmethod
+    def _trigger(profile: Profile, out: _Out) -> str | None:
+        """``[profile] trigger`` as ai-toolkit's ``trigger_word`` (one string,
+        jobs/process/BaseSDTrainProcess.py:135)."""
+
+        value = profile.get("profile", "trigger")
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, list) and value:
+            out.warn("LRC608", "trigger: ai-toolkit has one trigger_word, not a list of "
+                     f"{len(value)}; it is left out", ("profile", "trigger"),
+                     hint="ai-toolkit adds trigger_word to every caption that lacks it "
+                     "(toolkit/dataloader_mixins.py:390-394)")
+        return None
 
     def launch_argv(self, argv: list[str], trainer: str | Path, build_dir: str | Path,
                     ) -> list[str]:

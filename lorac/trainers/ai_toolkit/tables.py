@@ -34,7 +34,7 @@ def mapped_targets(profile: Profile, mapping: dict[str, Any]) -> dict[str, KeyPa
     out: dict[str, KeyPath] = {}
     for name, (_value, kp) in profile.options().items():
         spec = mapping["options"].get(name)
-        if spec is not None:
+        if spec is not None and "to" in spec:
             section, _, rest = spec["to"].partition(".")
             out[f"{section}.{rest.split('.')[0]}"] = kp
     return out
@@ -57,7 +57,7 @@ def problems(profile: Profile, mapping: dict[str, Any], *,
     base: KeyPath = (SECTION, TRAINER)
     for key in (overrides(profile, TRAINER) if options else {}):
         kp = (*base, key)
-        if key not in mapping["options"]:
+        if "to" not in mapping["options"].get(key, {}):
             yield Problem("LRC680", kp, f"{key} has no ai-toolkit equivalent: a value for "
                           "ai-toolkit only is never used", _close(key, mapping["options"]))
     keys = load_ai_toolkit_keys()
