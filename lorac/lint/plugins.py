@@ -41,6 +41,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.trainers.musubi.emitter",
     "lorac.trainers.musubi.rules.checks",
     "lorac.trainers.ai_toolkit.rules.tables",
+    "lorac.trainers.ai_toolkit.rules.traps",
     "lorac.trainers.kohya.rules.tables",
     "lorac.trainers.tables",
 )

@@ -22,11 +22,15 @@ class Arch:
     peft_alpha_is_rank: bool = False
     quantize: bool = False
     flowmatch: bool = False
+    layer_offloading: bool = False
+    low_vram: bool = False
+    bucket_divisibility: int | None = None
     alias_of: str | None = None
     facts_at: tuple[tuple[str, str], ...] = ()
 
     def at(self, fact: str) -> str:
-        """``file:line`` of ``fact`` (``peft_alpha_is_rank``, ``quantize``, ``flowmatch``)."""
+        """``file:line`` of ``fact`` (``peft_alpha_is_rank``, ``quantize``, ``flowmatch``,
+        ``layer_offloading``, ``low_vram``, ``bucket_divisibility``)."""
 
         return dict(self.facts_at).get(fact, self.source)
 
@@ -45,6 +49,9 @@ def _load() -> tuple[dict[str, Arch], str]:
             name=name, kind=raw["kind"], source=raw["source"],
             peft_alpha_is_rank=bool(raw.get("peft_alpha_is_rank")),
             quantize=bool(raw.get("quantize")), flowmatch=bool(raw.get("flowmatch")),
+            layer_offloading=bool(raw.get("layer_offloading")),
+            low_vram=bool(raw.get("low_vram")),
+            bucket_divisibility=raw.get("bucket_divisibility"),
             alias_of=raw.get("of"),
             facts_at=tuple((k[:-3], v) for k, v in raw.items() if k.endswith("_at")))
     return archs, data["source"]["unknown_arch_falls_back_to"]

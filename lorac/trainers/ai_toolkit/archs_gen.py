@@ -19,6 +19,9 @@ Per arch, with the source line that decides it:
   that sets ``self.is_transformer = True`` counts);
 * ``quantize``: the model loader quantises the transformer when ``model.quantize`` is set
   (a call of ``quantize``/``quantize_model`` in the class, or in the legacy loader's branch);
+* ``layer_offloading`` / ``low_vram``: the model code reads ``model_config.layer_offloading``
+  / ``model_config.low_vram`` (elsewhere the setting does nothing);
+* ``bucket_divisibility``: the constant ``get_bucket_divisibility`` returns, where it is one;
 * ``flowmatch``: a flow-matching model (the class uses a ``FlowMatch`` scheduler, or the legacy
   condition that builds one), so ``train.noise_scheduler: flowmatch`` is what the train loop
   needs (``jobs/process/BaseSDTrainProcess.py`` gates its flow-matching timestep handling on it).
@@ -56,6 +59,10 @@ class _Class:
     transformer_line: int = 0
     quantize_line: int = 0
     flowmatch_line: int = 0
+    layer_offloading_line: int = 0
+    low_vram_line: int = 0
+    divisibility: int = 0
+    divisibility_line: int = 0
     registered: list[str] = field(default_factory=list)
 
 
@@ -80,8 +87,21 @@ def _scan_class(cls: ast.ClassDef, rel: str) -> _Class:
         if isinstance(stmt, ast.Assign) and any(_name(t) == "arch" for t in stmt.targets) \
                 and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
             info.arch, info.arch_line = stmt.value.value, stmt.lineno
+    for stmt in cls.body:
+        if isinstance(stmt, ast.FunctionDef) and stmt.name == "get_bucket_divisibility":
+            returns = [n for n in ast.walk(stmt) if isinstance(n, ast.Return)]
+            if len(returns) == 1 and isinstance(returns[0].value, ast.Constant) \
+                    and isinstance(returns[0].value.value, int):
+                info.divisibility = returns[0].value.value
+                info.divisibility_line = returns[0].lineno
+            else:  # computed at run time: not known from the source alone
+                info.divisibility, info.divisibility_line = -1, stmt.lineno
     for node in ast.walk(cls):
         line = getattr(node, "lineno", 0)
+        if isinstance(node, ast.Attribute) and node.attr in ("layer_offloading", "low_vram") \
+                and _name(node.value) == "model_config":
+            attr = f"{node.attr}_line"
+            setattr(info, attr, getattr(info, attr) or line)
         if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) \
                 and node.value.value is True and any(
                     isinstance(t, ast.Attribute) and t.attr == "is_transformer"
@@ -190,6 +210,15 @@ def _inherited(cls: _Class, classes: dict[str, list[_Class]], attr: str) -> str 
                 continue
             todo += [c for c in classes.get(base, [])][:1]
     return None
+
+
+def _owner(at: str, classes: dict[str, list[_Class]]) -> str:
+    """The name of the class whose ``divisibility_line`` is ``at``."""
+
+    for name, entries in classes.items():
+        if any(f"{c.file}:{c.divisibility_line}" == at for c in entries):
+            return name
+    return ""
 
 
 def _arch_of(cls: _Class, classes: dict[str, list[_Class]]) -> tuple[str, str] | None:
@@ -304,6 +333,10 @@ def _legacy_facts(checkout: Path, flags: dict[str, str]) -> dict[str, dict[str, 
                 note(names[0], "quantize", f"{LEGACY_MODEL}:{calls[0].lineno}")
     if not (found_flow and found_quant):
         raise ArchError(f"{LEGACY_MODEL}: the flow-matching or quantising branches are gone")
+    low_vram = [n for n in ast.walk(legacy) if isinstance(n, ast.Attribute)
+                and n.attr == "low_vram" and _name(n.value) == "model_config"]
+    if low_vram:  # StableDiffusion, the model of every legacy arch, reads it
+        facts["*"] = {"low_vram": f"{LEGACY_MODEL}:{low_vram[0].lineno}"}
     return facts
 
 
@@ -324,11 +357,20 @@ def ai_toolkit_archs(checkout: Path) -> dict[str, Any]:
         entry: dict[str, Any] = {"kind": "class", "class": cls.name, "source": arch_at,
                                  "registered": where}
         for key, attr in (("peft_alpha_is_rank", "transformer_line"),
-                          ("quantize", "quantize_line"), ("flowmatch", "flowmatch_line")):
+                          ("quantize", "quantize_line"), ("flowmatch", "flowmatch_line"),
+                          ("layer_offloading", "layer_offloading_line"),
+                          ("low_vram", "low_vram_line")):
             at = _inherited(cls, classes, attr)
             entry[key] = at is not None
             if at is not None:
                 entry[f"{key}_at"] = at
+        at = _inherited(cls, classes, "divisibility_line")
+        if at is not None:
+            owner = next(c for c in classes.get(_owner(at, classes), []) if
+                         f"{c.file}:{c.divisibility_line}" == at)
+            if owner.divisibility > 0:
+                entry["bucket_divisibility"] = owner.divisibility
+                entry["bucket_divisibility_at"] = at
         archs[arch] = entry
     legacy, flags, _aliases = _legacy(checkout)
     facts = _legacy_facts(checkout, flags)
@@ -336,8 +378,9 @@ def ai_toolkit_archs(checkout: Path) -> dict[str, Any]:
         if arch in archs:
             continue
         if entry["kind"] == "legacy":
-            own = facts.get(arch, {})
-            for key in ("peft_alpha_is_rank", "quantize", "flowmatch"):
+            own = {**facts.get("*", {}), **facts.get(arch, {})}
+            for key in ("peft_alpha_is_rank", "quantize", "flowmatch", "layer_offloading",
+                        "low_vram"):
                 entry[key] = key in own
                 if key in own:
                     entry[f"{key}_at"] = own[key]

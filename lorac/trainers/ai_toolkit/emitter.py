@@ -254,7 +254,7 @@ PROMPT_FLAGS = {"negative_prompt": "n", "width": "w", "height": "h", "seed": "d"
                 "scale": "l", "sample_steps": "s"}
 
 
-def _prompts_file(value: Any, profile: Profile) -> tuple[bool, Any, str]:
+def read_prompts_file(value: Any, profile: Profile) -> tuple[bool, Any, str]:
     """A kohya sample prompts file (``.txt``: one prompt a line, ``#`` comments; ``.toml`` /
     ``.json``: prompt tables) as ai-toolkit's list of prompt strings. A relative path is read
     from the current directory, as the trainer would."""
@@ -331,7 +331,7 @@ class AiToolkitBackend:
                          hint=f"nearest in ai-toolkit: {nearest}" if nearest else None)
                 continue
             if spec.get("transform") == "prompts_file":
-                ok, new, why = _prompts_file(value, profile)
+                ok, new, why = read_prompts_file(value, profile)
             else:
                 ok, new, why = _transform(spec, value)
             if not ok:
