@@ -177,6 +177,7 @@ def test_ai_toolkit_hostile(tmp_path: Path, text: str, match: str) -> None:
 def test_ai_toolkit_says_dataset_config_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "job.yaml"
     path.write_text("config:\n  name: x\n  process:\n    - type: sd_trainer\n"
+                    "      network: {type: lora}\n"
                     "      datasets:\n        - folder_path: /data\n", encoding="utf-8")
     dataset = tmp_path / "dataset.toml"
     dataset.write_text("[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'other'\n",

@@ -139,6 +139,9 @@ class Draft:
     options: dict[str, Value] = field(default_factory=dict)
     dataset: dict[str, Any] | None = None
     run: dict[str, Any] = field(default_factory=dict)
+    #: values for one trainer only: ``{trainer: {section: {key: value}}}``, rendered as
+    #: ``[trainers.<trainer>.<section>]`` (the trainer's own keys, docs/profile.md)
+    trainers: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     unmapped: list[Unmapped] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
     #: values the reader saw under credential-like names (a script's ``export HF_TOKEN=…``),
@@ -507,6 +510,17 @@ def render(draft: Draft, *, schema_header: bool) -> str:
             table.add(key, value)
         _add_unmapped(table, run_notes)
         doc.add("run", table)
+    if draft.trainers:
+        trainers = tomlkit.table(is_super_table=True)
+        for trainer, sections in draft.trainers.items():
+            own = tomlkit.table(is_super_table=True)
+            for section, values in sections.items():
+                table = tomlkit.table()
+                for key, value in values.items():
+                    table.add(key, _inline(value))
+                own.add(section, table)
+            trainers.add(trainer, own)
+        doc.add("trainers", trainers)
     rest = [u for items in comments.values() for u in items]
     if rest:
         doc.add(tomlkit.nl())
@@ -515,6 +529,24 @@ def render(draft: Draft, *, schema_header: bool) -> str:
     if schema_header:
         text = SCHEMA_HEADER + "\n" + text
     return text if text.endswith("\n") else text + "\n"
+
+
+def _inline(value: Any) -> Any:
+    """``value`` with every mapping an inline table (a value inside a section stays one line)."""
+
+    import tomlkit
+
+    if isinstance(value, dict):
+        table = tomlkit.inline_table()
+        for key, item in value.items():
+            table.append(key, _inline(item))
+        return table
+    if isinstance(value, list):
+        array = tomlkit.array()
+        for item in value:
+            array.append(_inline(item))
+        return array
+    return value
 
 
 def _add_unmapped(container: Any, items: list[Unmapped]) -> None:

@@ -288,6 +288,26 @@ def read_prompts_file(value: Any, profile: Profile) -> tuple[bool, Any, str]:
     return True, prompts, ""
 
 
+def _merge_resolutions(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Dataset entries that differ in their resolution only, as one entry with the
+    resolutions listed: sd-scripts needs one dataset per resolution, ai-toolkit buckets one
+    folder at several (``DatasetConfig`` resolution list)."""
+
+    merged: list[dict[str, Any]] = []
+    for entry in entries:
+        rest = {k: v for k, v in entry.items() if k != "resolution"}
+        for other in merged:
+            if {k: v for k, v in other.items() if k != "resolution"} == rest and \
+                    "resolution" in other and "resolution" in entry:
+                other["resolution"] = [*other["resolution"],
+                                       *[r for r in entry["resolution"]
+                                         if r not in other["resolution"]]]
+                break
+        else:
+            merged.append(dict(entry))
+    return merged
+
+
 def _literal(text: str) -> Any:
     import ast
 
@@ -354,9 +374,9 @@ class AiToolkitBackend:
         network = tree.get("network", {})
         network.setdefault("type", "lora")
         process["network"] = network
-        process["datasets"] = datasets
-        for key in ("train", "save", "model", "sample"):
-            if key in tree:
+        process["datasets"] = _merge_resolutions(datasets)
+        for key in mapping["sections"]:
+            if key not in ("network", "datasets") and key in tree:
                 process[key] = tree[key]
         ordered = {k: process[k] for k in PROCESS_ORDER if k in process}
         ordered.update({k: v for k, v in process.items() if k not in ordered})

@@ -4,13 +4,18 @@ The YAML is read with ``yaml.safe_load`` only (``!!python/...`` tags are refused
 bounded walk of the composed node graph so an alias bomb is refused instead of expanded. Keys
 map back to kohya names (``network.linear`` → ``network_dim``, ``train.lr`` →
 ``learning_rate``, ``train.steps`` → ``max_train_steps``, ``datasets[].folder_path`` →
-``image_dir`` …); every key without an equivalent is reported and kept as a comment. A dataset
+``image_dir`` …); a key without an sd-scripts equivalent that ai-toolkit reads is kept for
+ai-toolkit only in ``[trainers.ai-toolkit.<section>]`` (``model.arch`` too, when the family
+does not say it), so that building the profile for ai-toolkit gives the job back; any other key
+is reported and kept as a comment. Only LoRA training jobs are imported (``job: extension``,
+an ``sd_trainer``/``diffusion_trainer`` process with a ``network``). A dataset
 with several resolutions becomes one ``[[dataset.datasets]]`` entry per resolution, the way
 sd-scripts trains several resolutions.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lorac.core.diagnostics import LoracError, Severity
@@ -25,6 +30,9 @@ from lorac.importers import (
 )
 
 MAX_NODES = 100_000
+#: a float written with an exponent and no dot, which YAML 1.1 reads as a string
+EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+_MISSING = object()
 
 #: (block, ai-toolkit key) → kohya option
 OPTIONS = {
@@ -42,11 +50,10 @@ OPTIONS = {
     ("train", "noise_offset"): "noise_offset", ("train", "dtype"): "mixed_precision",
     ("train", "train_text_encoder"): None,
     ("train", "noise_scheduler"): None, ("train", "timestep_type"): "timestep_sampling",
+    ("sample", "sampler"): None,
     ("model", "name_or_path"): "pretrained_model_name_or_path",
-    ("model", "is_flux"): None, ("model", "is_v3"): None, ("model", "is_xl"): None,
-    ("model", "arch"): None,
     ("save", "dtype"): "save_precision", ("save", "save_every"): "save_every_n_steps",
-    ("sample", "sample_every"): "sample_every_n_steps", ("sample", "sampler"): None,
+    ("sample", "sample_every"): "sample_every_n_steps",
     ("training_folder",): "output_dir", ("name",): "output_name",
 }
 #: ai-toolkit optimizer names → sd-scripts optimizer_type
@@ -68,8 +75,12 @@ DATASET_KEYS = {"folder_path": ("image_dir", "subset"),
                 "batch_size": ("batch_size", "dataset")}
 DATASET_OPTIONS = {"cache_latents_to_disk": "cache_latents_to_disk",
                    "cache_latents": "cache_latents"}
-IGNORED = {("type",), ("device",), ("save", "max_step_saves_to_keep"),
-           ("save", "push_to_hub"), ("train", "train_unet")}
+IGNORED: set[tuple[str, ...]] = set()
+#: the process types that train a network (extensions_built_in/sd_trainer/__init__.py:8,44)
+TRAINER_TYPES = ("sd_trainer", "diffusion_trainer")
+#: what the emitter writes anyway: kept only when the job says otherwise
+EMITTED = {("type",): "sd_trainer", ("device",): "cuda:0"}
+TRAINER = "ai-toolkit"
 
 
 def load_yaml(source: Source) -> Any:
@@ -79,7 +90,14 @@ def load_yaml(source: Source) -> Any:
 
     # the safe loader, in C when libyaml is there (the Python one takes seconds per MiB);
     # one parse: the node tree is bounded first, then constructed
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(source.text)
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc,valid-type]
+        """ai-toolkit reads ``1e-4`` as a float (toolkit/config.py:54-65): so does lorac."""
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT,
+                                 list("-+0123456789"))
+    loader = Loader(source.text)
     try:
         node = loader.get_single_node()
         _bounded(node, source)
@@ -143,23 +161,42 @@ def read(source: Source, settings: Settings) -> Draft:
     processes = data["config"].get("process")
     if not isinstance(processes, list) or not processes or not isinstance(processes[0], dict):
         raise LoracError(f"{source.display}: config.process must be a list of mappings")
+    job = data.get("job", "extension")
+    if job != "extension":
+        raise LoracError(f"{source.display}: job {job!r} is not a LoRA training job (lorac "
+                         "imports `job: extension` with an sd_trainer process)")
     draft = Draft(kind="ai-toolkit", source=source.display)
     process = processes[0]
+    if process.get("type") not in TRAINER_TYPES:
+        raise LoracError(f"{source.display}: process type {process.get('type')!r} does not "
+                         f"train a LoRA (lorac imports {' and '.join(TRAINER_TYPES)})")
+    if not isinstance(process.get("network"), dict):
+        raise LoracError(f"{source.display}: the process has no network: it trains the whole "
+                         "model or an adapter, not a LoRA")
     if len(processes) > 1:
         draft.report("LRC095", f"{len(processes)} processes; importing the first",
                      severity=Severity.WARNING)
     line = lambda key: line_of_key(source.text, key, style="yaml")  # noqa: E731
     model = process.get("model") if isinstance(process.get("model"), dict) else {}
-    draft.family = settings.family or _family(model, draft)
+    written_arch = _written_arch(model)
+    draft.family = settings.family or _family(model, written_arch, draft)
     inventory = inventory_for(draft.family)
     draft.description = f"Imported from ai-toolkit job {data['config'].get('name', '')!s}"
+    native = _Native(draft, line)
+    _arch_values(draft, model, written_arch, native)
 
-    def put(name: str, value: Any, key: str) -> None:
+    def put(name: str, value: Any, key: str, raw: Any = _MISSING) -> None:
+        """Set option ``name`` from ai-toolkit's ``key``; when the family's script lacks it,
+        keep ``key`` (its ai-toolkit value ``raw``, if ``value`` was translated) for
+        ai-toolkit only."""
+
         option = inventory.get(name)
         at = line(key.split(".")[-1])
         if option is None:
-            draft.unmap(key, value, "LRC090", f"{key} maps to {name}, which "
-                        f"{inventory.script} does not have", line=at)
+            section, _, rest = key.rpartition(".")
+            if not native.keep(section or "process", rest, value if raw is _MISSING else raw):
+                draft.unmap(key, value, "LRC090", f"{key} maps to {name}, which "
+                            f"{inventory.script} does not have", line=at)
             return
         set_checked(draft, option, value, key=key, line=at)
 
@@ -168,14 +205,17 @@ def read(source: Source, settings: Settings) -> Draft:
         put("output_name", name, "config.name")
     for key, value in process.items():
         if isinstance(value, dict):
-            _block(draft, key, value, put, line)
+            _block(draft, key, value, put, line, native, written_arch)
         elif key == "datasets":
-            _datasets(draft, value, put, line)
+            _datasets(draft, value, put, line, native)
         elif OPTIONS.get((key,)):
             put(OPTIONS[(key,)], value, key)
-        elif (key,) not in IGNORED:
+        elif EMITTED.get((key,), object()) == value:
+            continue
+        elif not native.keep("process", key, value):
             draft.unmap(key, value, "LRC090", f"process key {key!r} has no sd-scripts "
                         "equivalent", line=line(key))
+    native.summary()
     batch = draft.options.get("train_batch_size")
     if draft.dataset is not None and batch is not None:
         del draft.options["train_batch_size"]
@@ -189,56 +229,159 @@ def read(source: Source, settings: Settings) -> Draft:
     return draft
 
 
-def _family(model: dict[str, Any], draft: Draft) -> str:
+class _Native:
+    """ai-toolkit keys without an sd-scripts equivalent, kept for ai-toolkit only in
+    ``[trainers.ai-toolkit.<section>]`` when ai-toolkit reads them."""
+
+    def __init__(self, draft: Draft, line: Any) -> None:
+        from lorac.config.inventory import load_ai_toolkit_keys, load_backend_toml
+
+        self.draft = draft
+        self.line = line
+        self.mapping = load_backend_toml("ai-toolkit/mapping.toml")
+        self.keys = load_ai_toolkit_keys()
+        self.kept = 0
+
+    def reads(self, section: str, key: str) -> bool:
+        if section == "process":
+            return key in self.mapping["process"]
+        cls = self.mapping["sections"].get(section)
+        return cls is not None and self.keys.get(cls, key) is not None
+
+    def keep(self, section: str, key: str, value: Any) -> bool:
+        """Keep ``section.key`` for ai-toolkit; False when ai-toolkit does not read it or TOML
+        cannot hold the value (a null)."""
+
+        if not self.reads(section, key) or _has_null(value):
+            return False
+        tables = self.draft.trainers.setdefault(TRAINER, {})
+        tables.setdefault(section, {})[key] = value
+        self.kept += 1
+        return True
+
+    def summary(self) -> None:
+        if self.kept:
+            self.draft.report("LRC095", f"{self.kept} ai-toolkit key(s) without an sd-scripts "
+                              "equivalent kept for ai-toolkit only in [trainers.ai-toolkit.*]")
+
+
+def _has_null(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, dict):
+        return any(_has_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_null(v) for v in value)
+    return False
+
+
+#: ModelConfig's is_* flags in the order it turns them into an arch
+#: (toolkit/config_modules.py:799-821)
+FLAG_ARCHS = (("is_v2", "sd2"), ("is_v3", "sd3"), ("is_xl", "sdxl"), ("is_pixart", "pixart"),
+              ("is_pixart_sigma", "pixart_sigma"), ("is_auraflow", "auraflow"),
+              ("is_flux", "flux"), ("is_lumina2", "lumina2"), ("is_vega", "vega"),
+              ("is_ssd", "ssd"))
+
+
+def _written_arch(model: dict[str, Any]) -> str:
+    """The arch ai-toolkit trains the job as: ``model.arch``, else the first ``is_*`` flag,
+    else ``sd1`` (as ``ModelConfig`` decides)."""
+
+    arch = model.get("arch")
+    if isinstance(arch, str) and arch:
+        return arch
+    return next((a for flag, a in FLAG_ARCHS if model.get(flag)), "sd1")
+
+
+def _family(model: dict[str, Any], written_arch: str, draft: Draft) -> str | None:
+    from lorac.config.inventory import load_backend_toml
+    from lorac.trainers.ai_toolkit.archs import families_of
+
     path = str(model.get("name_or_path") or "").lower()
-    if model.get("is_flux") or model.get("arch") in ("flux", "flex1") or "flux" in path:
+    try:
+        families = families_of(written_arch, load_backend_toml("ai-toolkit/mapping.toml"))
+    except LoracError:
+        families = []
+    if not families:
+        draft.report("LRC095", f"arch {written_arch}: no lorac model family trains it; the arch "
+                     "is kept in [trainers.ai-toolkit.model]")
+        return None
+    family = families[0]
+    if "flux1-dev" in families:
         family = flux_family(path)
-    elif model.get("is_v3") or "stable-diffusion-3" in path:
-        family = "sd3"
-    elif model.get("is_xl") or "xl" in path:
-        family = "sdxl"
-    else:
-        family = "sd15"
-    draft.report("LRC095", f"model family {family} (from the model block)")
+    draft.report("LRC095", f"model family {family} (from arch {written_arch})")
     return family
 
 
-def _block(draft: Draft, block: str, values: dict[str, Any], put: Any, line: Any) -> None:
+def _arch_values(draft: Draft, model: dict[str, Any], written_arch: str,
+                 native: _Native) -> None:
+    """Keep ``model.arch`` for ai-toolkit when the family's arch is not the one written (an
+    alias, a ``:tag``, an arch no family trains); the is_* flags only choose the arch."""
+
+    from lorac.trainers.ai_toolkit.archs import family_arch
+
+    if family_arch(draft.family, native.mapping) != written_arch:
+        native.keep("model", "arch", model.get("arch") or written_arch)
+
+
+def _scheduler(written_arch: str) -> str:
+    from lorac.trainers.ai_toolkit.archs import arch
+
+    try:
+        return "flowmatch" if arch(written_arch).flowmatch else "ddpm"
+    except LoracError:
+        return "ddpm"
+
+
+def _block(draft: Draft, block: str, values: dict[str, Any], put: Any, line: Any,
+           native: _Native, written_arch: str) -> None:
+    timesteps = {v: k for k, v in native.mapping["options"]["timestep_sampling"]["values"]
+                 .items()}
     for key, value in values.items():
         dotted = f"{block}.{key}"
-        if (block, key) in IGNORED:
-            continue
+        if block == "model" and (key == "arch" or key.startswith("is_")):
+            continue  # decided the family (and model.arch when needed): _arch_values
+        if (block, key) in (("train", "noise_scheduler"), ("sample", "sampler")) and \
+                value == _scheduler(written_arch):
+            continue  # what the emitter writes for this arch
         if block == "network" and key == "type":
-            if str(value).lower() not in ("lora", "locon"):
+            if str(value).lower() not in ("lora", "locon") and \
+                    not native.keep(block, key, value):
                 draft.unmap(dotted, value, "LRC090", f"network type {value!r} has no "
                             "sd-scripts network module lorac knows", line=line(key),
                             section="network")
             continue
         if block == "train" and key == "optimizer" and isinstance(value, str):
             mapped = OPTIMIZERS.get(value.lower())
-            if mapped is None:
+            if mapped is not None:
+                put("optimizer_type", mapped, dotted, value)
+            elif not native.keep(block, key, value):
                 draft.unmap(dotted, value, "LRC090", f"optimizer {value!r} has no sd-scripts "
                             "name lorac knows", line=line(key), section="optimizer")
-            else:
-                put("optimizer_type", mapped, dotted)
             continue
         if (block, key) in (("train", "dtype"), ("save", "dtype")):
             table = DTYPES if block == "train" else SAVE_DTYPES
             mapped = table.get(str(value).lower())
-            if mapped is None:
+            if mapped is not None:
+                put("mixed_precision" if block == "train" else "save_precision", mapped, dotted,
+                    value)
+            elif not native.keep(block, key, value):
                 draft.unmap(dotted, value, "LRC091", f"{dotted} {value!r} is not a precision "
                             "lorac knows", line=line(key))
-            else:
-                put("mixed_precision" if block == "train" else "save_precision", mapped, dotted)
             continue
-        if block == "model" and key in ("quantize",) and value is True:
-            put("fp8_base", True, dotted)
+        if block == "model" and key == "quantize" and value is True:
+            put("fp8_base", True, dotted, value)
             draft.report("LRC095", "model.quantize → fp8_base (both keep the base model in 8 "
                          "bits; the formats differ)", line=line(key))
             continue
+        if (block, key) == ("train", "timestep_type") and value in timesteps:
+            put("timestep_sampling", timesteps[value], dotted, value)
+            continue
         target = OPTIONS.get((block, key), "")
-        if target:
+        if target and (block, key) != ("train", "timestep_type"):
             put(target, value, dotted)
+        elif native.keep(block, key, value):
+            continue
         elif target is None:
             draft.unmap(dotted, value, "LRC090", f"{dotted} steers ai-toolkit only",
                         line=line(key), severity=Severity.INFO, section=_section(block))
@@ -260,7 +403,7 @@ def _section(block: str) -> str:
             "sample": "sampling", "model": "model", "logging": "logging"}.get(block, "training")
 
 
-def _datasets(draft: Draft, datasets: Any, put: Any, line: Any) -> None:
+def _datasets(draft: Draft, datasets: Any, put: Any, line: Any, native: _Native) -> None:
     if not isinstance(datasets, list) or not all(isinstance(d, dict) for d in datasets):
         draft.unmap("datasets", datasets, "LRC091", "datasets must be a list of mappings",
                     line=line("datasets"), section="dataset")
@@ -284,6 +427,11 @@ def _datasets(draft: Draft, datasets: Any, put: Any, line: Any) -> None:
                 continue
             mapped = DATASET_KEYS.get(key)
             if mapped is None:
+                if all(d.get(key, _MISSING) == value for d in datasets) and \
+                        native.reads("datasets", key) and not _has_null(value):
+                    if entry is datasets[0]:
+                        native.keep("datasets", key, value)
+                    continue
                 draft.unmap(f"dataset.{key}", value, "LRC090", f"datasets[].{key} has no "
                             "sd-scripts dataset-config equivalent", line=line(key),
                             section="dataset")
