@@ -12,7 +12,7 @@ from lorac.config.inventory import load_families
 from lorac.core.diagnostics import LoracError
 from lorac.trainers.ai_toolkit.archs import arch, families_of, family_arch, load_archs
 from lorac.trainers.ai_toolkit.emitter import AiToolkitBackend, load_mapping
-from tests.conftest import resolved
+from tests.conftest import REPO, lorac, resolved
 
 #: The archs ai-toolkit's UI calls the most trained ones (issue list), all class-based.
 MOST_TRAINED = ("zimage", "flux2", "flux2_klein_4b", "flux2_klein_9b", "qwen_image",
@@ -90,3 +90,30 @@ def test_a_family_ai_toolkit_does_not_train_is_an_error(tmp_path: Path) -> None:
     assert res.profile is not None
     with pytest.raises(LoracError, match="no \\[profile\\] family"):
         AiToolkitBackend().emit(res.profile, "yaml")
+
+
+EXAMPLES = sorted(p for p in (REPO / "profiles" / "examples" / "ai-toolkit").glob("*.toml")
+                  if p.stem != "common")
+
+
+def test_the_most_trained_families_have_example_profiles() -> None:
+    mapping = load_mapping()
+    archs = {family_arch(p.stem, mapping) for p in EXAMPLES}
+    assert {"zimage", "flux2", "qwen_image", "wan22_14b", "ltx2", "anima", "krea2"} <= archs
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_example_profiles_build_clean(project: Path, path: Path) -> None:
+    code, _, err = lorac("build", str(path), "--backend", "ai-toolkit", "--output", "o")
+    assert code == 0 and "LRC" not in err, err
+    proc = yaml.safe_load((project / "o" / "job.yaml").read_text())["config"]["process"][0]
+    assert proc["model"]["arch"] == family_arch(path.stem, load_mapping())
+    assert proc["network"]["linear"] == proc["network"]["linear_alpha"] == 16
+    assert proc["trigger_word"] == "ohwx" and proc["sample"]["seed"] == 42
+
+
+def test_example_profiles_lint_without_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    code, out, _ = lorac("lint", "profiles/examples/ai-toolkit", "--no-dataset")
+    assert code == 0, out
+    assert " warning" not in out.lower() and "error" not in out.lower(), out

@@ -69,3 +69,24 @@ def test_config_classes_take_every_rebuilt_example(tmp_path: Path, name: str,
     assert got["model"]["arch"] == proc["model"]["arch"].split(":")[0]
     assert got["model"]["name_or_path"] == proc["model"]["name_or_path"]
     assert len(got["datasets"]) == len(proc["datasets"])
+
+
+@pytest.mark.parametrize("path", sorted(
+    p for p in (REPO / "profiles" / "examples" / "ai-toolkit").glob("*.toml")
+    if p.stem != "common"), ids=lambda p: p.stem)
+def test_config_classes_take_the_example_profiles(tmp_path: Path, path: Path) -> None:
+    """Each ai-toolkit example profile (one per model family) passes ai-toolkit's config
+    classes, its arch included."""
+
+    toolkit = checkout("LORAC_AI_TOOLKIT")
+    res = resolve(path, env={})
+    assert res.profile is not None
+    art = AiToolkitBackend().emit(res.profile, "yaml")
+    job = tmp_path / "job.yaml"
+    job.write_text(art.files["job.yaml"], encoding="utf-8")
+    proc = yaml.safe_load(art.files["job.yaml"])["config"]["process"][0]
+    got = run_worker(toolkit, "ai-toolkit", str(job), tmp=tmp_path)
+    for section in ("network", "train", "save", "model", "sample"):
+        for key, value in proc.get(section, {}).items():
+            assert got[section][key] == value, (section, key)
+    assert got["datasets"] == proc["datasets"]

@@ -196,7 +196,7 @@ class OptionNotInScript(Rule):
         profile = ctx.profile
         script = family_script(profile)
         if script is None:
-            if profile.options() and profile.family is None:
+            if profile.options() and profile.family is None:  # a family kohya lacks: not ours
                 d = self.at(profile, ("profile",), "profile has no [profile] family: its options "
                             "are not checked against one sd-scripts entry script",
                             hint="set family to one of: "
