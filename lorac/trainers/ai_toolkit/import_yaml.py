@@ -7,8 +7,9 @@ map back to kohya names (``network.linear`` → ``network_dim``, ``train.lr`` �
 ``image_dir`` …); a key without an sd-scripts equivalent that ai-toolkit reads is kept for
 ai-toolkit only in ``[trainers.ai-toolkit.<section>]`` (``model.arch`` too, when the family
 does not say it), so that building the profile for ai-toolkit gives the job back; any other key
-is reported and kept as a comment. Only LoRA training jobs are imported (``job: extension``,
-an ``sd_trainer``/``diffusion_trainer`` process with a ``network``). A dataset
+is reported and kept as a comment. Only training jobs are imported (``job: extension`` with an
+``sd_trainer``/``diffusion_trainer`` process); one without a ``network`` (a full fine-tune) is
+imported as a LoRA, with a warning. A dataset
 with several resolutions becomes one ``[[dataset.datasets]]`` entry per resolution, the way
 sd-scripts trains several resolutions.
 """
@@ -171,8 +172,9 @@ def read(source: Source, settings: Settings) -> Draft:
         raise LoracError(f"{source.display}: process type {process.get('type')!r} does not "
                          f"train a LoRA (lorac imports {' and '.join(TRAINER_TYPES)})")
     if not isinstance(process.get("network"), dict):
-        raise LoracError(f"{source.display}: the process has no network: it trains the whole "
-                         "model or an adapter, not a LoRA")
+        draft.report("LRC095", "the process has no network: ai-toolkit trains the whole model "
+                     "(or an adapter) with it; the profile trains a LoRA",
+                     severity=Severity.WARNING)
     if len(processes) > 1:
         draft.report("LRC095", f"{len(processes)} processes; importing the first",
                      severity=Severity.WARNING)

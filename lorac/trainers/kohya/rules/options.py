@@ -196,7 +196,8 @@ class OptionNotInScript(Rule):
         profile = ctx.profile
         script = family_script(profile)
         if script is None:
-            if profile.options() and profile.family is None:  # a family kohya lacks: not ours
+            # a family kohya lacks, or a profile for another trainer: not sd-scripts' options
+            if profile.options() and profile.family is None and profile.backend == "kohya":
                 d = self.at(profile, ("profile",), "profile has no [profile] family: its options "
                             "are not checked against one sd-scripts entry script",
                             hint="set family to one of: "
