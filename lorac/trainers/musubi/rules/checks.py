@@ -1043,12 +1043,97 @@ class NetworkArgs(Rule):
                 yield d.with_severity(Severity.WARNING)
 
 
+def _value_problem(opt: Any, value: Any) -> str | None:
+    """Why ``value`` is wrong for argparse option ``opt`` (None when it is fine)."""
+    if opt.is_flag:
+        return None if isinstance(value, bool) else "must be true or false"
+    if opt.is_list:
+        if not isinstance(value, list):
+            return "must be a list"
+        values = value
+    else:
+        if isinstance(value, list):
+            return "takes one value, not a list"
+        values = [value]
+    for v in values:
+        if opt.choices and v not in opt.choices:
+            return f"must be one of {', '.join(map(repr, opt.choices))}"
+        if isinstance(v, bool) and opt.type in ("int", "float"):
+            return f"must be {'an integer' if opt.type == 'int' else 'a number'}"
+        if opt.type == "int" and not (isinstance(v, int) or (isinstance(v, float)
+                                                             and v.is_integer())):
+            return "must be an integer"
+        if opt.type == "float" and not isinstance(v, (int, float)):
+            return "must be a number"
+    return None
+
+
+def _accepted_elsewhere(name: str, value: Any) -> bool:
+    """True when some option ``name`` of any inventoried script (sd-scripts' or musubi's)
+    accepts ``value``, so that the profile schema, their union, lets it through."""
+    from lorac.config.inventory import kohya_options
+
+    specs = [kohya_options().get(name)]
+    for arch in knowledge.architectures().values():
+        for step in knowledge.STEPS:
+            specs.append(knowledge.script_inventory(arch["steps"][step]["script"])
+                         .options.get(name))
+    return any(s is not None and _value_problem(s, value) is None for s in specs)
+
+
+class OptionValueInvalid(Rule):
+    """What it does
+    Checks each option value against the argparse option of every musubi step that reads it:
+    a choice the option does not offer (``timestep_sampling = "sigmoidd"``), a string for a
+    number, a list for a single value or the reverse, a flag that is not true or false.
+
+    Why is this bad?
+    musubi-tuner reads ``--config_file`` into the namespace as it is
+    (src/musubi_tuner/training/parser_common.py:795-806): argparse's type conversion and
+    choice check never see those values, so a wrong one travels until the code that uses it
+    fails, or quietly takes another branch.
+
+    Example
+        timestep_sampling = "sigmoidd"
+
+    Use instead
+        timestep_sampling = "sigmoid"
+
+    A value no trainer's option accepts is left to the profile schema (LRC005), which knows the
+    union of them all; this rule reports what the schema lets through for this family.
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC670"
+    name = "musubi-option-value-invalid"
+    groups = ("musubi",)
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        profile = ctx.profile
+        p = _plan(profile)
+        if p is None:
+            return
+        for name, (value, kp) in profile.options().items():
+            for step in knowledge.STEPS:
+                opt = p.inventories[step].options.get(name)
+                if opt is None:
+                    continue
+                why = _value_problem(opt, value)
+                if why and _accepted_elsewhere(name, value):
+                    yield self.at(profile, kp, f"{name} {why} ({opt.location}); musubi-tuner "
+                                  "does not check values read from --config_file "
+                                  "(training/parser_common.py:795-806)")
+                    break
+
+
 RULES = [OptionNotInSteps, NetworkModuleOfOtherArchitecture, TargetFramesNot4nPlus1,
          ResolutionOffStep, Fp8ScaledNeedsFp8Base, BlocksToSwapTooMany, DatasetSubsets,
          DatasetValueInvalid, AttentionMissing, Wan22SingleExpert,
          ModelFileMissing, CaptionExtensionUnset, VariantConflictsFamily,
          VideoDatasetUnsupported, CacheMadeWithOtherSettings, ImagesWithoutCaptions,
-         VideoDirectoryWithoutVideos, OutputMissing, NetworkArgs]
+         VideoDirectoryWithoutVideos, OutputMissing, NetworkArgs, OptionValueInvalid]
 
 
 @hookimpl
