@@ -213,3 +213,11 @@ def test_conversion_for_comfyui_is_the_last_phase(env: dict[str, str]) -> None:
     assert m["phases"][-1]["phase"] == "save"
     names = {Path(o["path"]).name for o in m["outputs"]}
     assert {"subject.safetensors", "subject_comfyui.safetensors"} <= names
+
+
+def test_synthetic_is_refused_in_one_line(env: dict[str, str]) -> None:
+    result = _lorac(env, "run", "p", "--synthetic", "--dry-run")
+    assert result.returncode == 2
+    assert "--synthetic writes sd-scripts' FLUX checkpoints; backend musubi cannot use them" \
+        in result.stderr
+    assert "LRC650" not in result.stderr and "Traceback" not in result.stderr

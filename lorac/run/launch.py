@@ -295,6 +295,9 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     backend, fmt = choose_backend(plugins, profile, opts.backend, opts.fmt)
     if not hasattr(backend, "launch_argv"):
         raise LoracError(f"backend {backend.name} cannot launch a trainer")
+    if opts.synthetic and backend.name != "kohya":
+        raise LoracError(f"--synthetic writes sd-scripts' FLUX checkpoints; backend "
+                         f"{backend.name} cannot use them")
     from lorac.config.trainer_values import for_trainer
 
     profile = for_trainer(profile, backend.name)  # its [trainers.<name>] values in place
