@@ -112,7 +112,7 @@ def test_options_without_equivalent_and_overrides_are_reported(tmp_path: Path) -
     assert ("LRC608", 19) not in found  # seed maps to sample.seed and SEED
     assert all(d.severity.name == "WARNING" for d in art.diagnostics)
     assert _process(art)["sample"]["seed"] == 3 and art.env == {"SEED": "3"}
-    assert "export SEED=3" in art.files["train.sh"]
+    assert "  SEED=3 \\\n" in art.files["train.sh"]  # through `exec env`, as [run.env]
 
 
 def test_prompts_files_are_inlined(project: Path) -> None:

@@ -10,7 +10,7 @@ import pytest
 from lorac.config.inventory import load_families
 from tests.conftest import REPO, lorac
 
-EXAMPLES = sorted((REPO / "profiles" / "examples").glob("*.toml"))
+EXAMPLES = sorted((REPO / "profiles" / "examples" / "kohya").glob("*.toml"))
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def test_there_is_an_example_per_new_family() -> None:
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_lints_clean_and_builds(shipped: Path, path: Path) -> None:
-    rel = f"profiles/examples/{path.name}"
+    rel = f"profiles/examples/kohya/{path.name}"
     code, out, err = lorac("lint", rel)
     assert (code, out) == (0, ""), out + err
     code, out, err = lorac("build", rel, "-o", "build/out")
@@ -41,7 +41,7 @@ def test_example_lints_clean_and_builds(shipped: Path, path: Path) -> None:
 
 
 def _variant(shipped: Path, old: str, new: str) -> str:
-    text = (shipped / "profiles" / "examples" / "lumina.toml").read_text(encoding="utf-8")
+    text = (shipped / "profiles" / "examples" / "kohya" / "lumina.toml").read_text(encoding="utf-8")
     assert old in text
     (shipped / "profiles" / "bad.toml").write_text(text.replace(old, new), encoding="utf-8")
     code, out, err = lorac("lint", "profiles/bad.toml", "--no-dataset")

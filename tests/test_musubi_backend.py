@@ -13,7 +13,7 @@ from lorac.trainers.musubi import knowledge
 from lorac.trainers.musubi.emitter import MusubiBackend
 from tests.conftest import REPO, lorac, resolved, write_files
 
-EXAMPLES = sorted((REPO / "profiles" / "examples").glob("*.toml"))
+EXAMPLES = sorted((REPO / "profiles" / "examples" / "musubi").glob("*.toml"))
 
 WAN = """[profile]
 family = "wan2.1-t2v-1.3b"
@@ -87,9 +87,10 @@ def test_wan_tasks_come_from_the_parser() -> None:
 def test_example_builds_three_steps(project: Path, path: Path) -> None:
     shutil.copytree(REPO / "profiles", project / "profiles")
     shutil.copytree(REPO / "examples", project / "examples")
-    code, out, err = lorac("lint", str(Path("profiles/examples") / path.name), "--no-dataset")
+    rel = str(Path("profiles/examples/musubi") / path.name)
+    code, out, err = lorac("lint", rel, "--no-dataset")
     assert code == 0 and out == "", out + err
-    code, out, err = lorac("build", f"profiles/examples/{path.name}", "--backend", "musubi",
+    code, out, err = lorac("build", rel, "--backend", "musubi",
                            "--output", "out")
     assert code == 0, out + err
     files = {p.name for p in (project / "out").iterdir()}

@@ -72,7 +72,8 @@ def _load(path: Path) -> Profile:
 def _profiles(tmp: Path) -> list[Profile]:
     out = [_load(REPO / "profiles" / f"{name}.toml") for name in ("fast", "final")]
     # one example per further family: lumina, hunyuan_image, anima and the FLUX script as Chroma
-    out += [_load(path) for path in sorted((REPO / "profiles" / "examples").glob("*.toml"))]
+    examples = REPO / "profiles" / "examples" / "kohya"
+    out += [_load(path) for path in sorted(examples.glob("*.toml"))]
     for family, module in (("flux1-dev", "networks.lora_flux"), ("sdxl", "networks.lora"),
                            ("sd15", "networks.lora"), ("sd3", "networks.lora_sd3")):
         path = tmp / "profiles" / f"hostile-{family}.toml"

@@ -106,7 +106,7 @@ result["datasets"] = [
 json.dump(result, open(out, "w"))
 '''
 
-EXAMPLES = sorted((REPO / "profiles" / "examples").glob("*.toml"))
+EXAMPLES = sorted((REPO / "profiles" / "examples" / "musubi").glob("*.toml"))
 
 
 def _musubi_run(musubi: Path, build: Path, steps: list, tmp: Path) -> dict:
@@ -130,7 +130,7 @@ def test_musubi_reads_every_emitted_file_as_intended(path: Path, tmp_path: Path)
     from lorac.trainers.musubi.emitter import MusubiBackend
 
     with contextlib.chdir(REPO):
-        res = resolve(Path("profiles/examples") / path.name, env={})
+        res = resolve(Path("profiles/examples/musubi") / path.name, env={})
         assert res.profile is not None
         art = MusubiBackend().emit(res.profile, "toml")
     build = tmp_path / "build"

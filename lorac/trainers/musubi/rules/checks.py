@@ -33,6 +33,10 @@ STEP_NAMES = {"latents": "latent caching", "text_encoder": "text-encoder caching
 
 
 def _plan(profile: Profile) -> knowledge.Plan | None:
+    """The musubi plan of a profile that musubi-tuner trains (``[profile] backend =
+    "musubi"``); None for a profile another trainer trains, whatever its family."""
+    if profile.backend != "musubi":
+        return None
     return knowledge.plan_for(profile.family)
 
 
