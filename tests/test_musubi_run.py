@@ -215,9 +215,19 @@ def test_conversion_for_comfyui_is_the_last_phase(env: dict[str, str]) -> None:
     assert {"subject.safetensors", "subject_comfyui.safetensors"} <= names
 
 
-def test_synthetic_is_refused_in_one_line(env: dict[str, str]) -> None:
-    result = _lorac(env, "run", "p", "--synthetic", "--dry-run")
+def test_synthetic_is_refused_in_one_line_for_another_trainers_set(env: dict[str, str]) -> None:
+    path = Path(env["PROJECT"]) / "profiles" / "p.toml"
+    path.write_text(path.read_text().replace('backend = "musubi"', 'backend = "musubi"\n'
+                                             'family = "flux1-dev"').replace(
+        'family = "wan2.1-t2v-1.3b"\n', "", 1))
+    result = _lorac(env, "run", "p", "--synthetic", "--dry-run", "--force")
     assert result.returncode == 2
-    assert "--synthetic writes sd-scripts' FLUX checkpoints; backend musubi cannot use them" \
-        in result.stderr
-    assert "LRC650" not in result.stderr and "Traceback" not in result.stderr
+    assert ("--synthetic writes kohya's checkpoints for family flux1-dev; backend musubi "
+            "cannot use them") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_synthetic_wan_set_is_musubis(env: dict[str, str]) -> None:
+    result = _lorac(env, "run", "p", "--synthetic", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "override: dit = <synthetic>" in result.stdout

@@ -19,14 +19,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lorac.config.profile import Profile
 from lorac.core.console import Io
 from lorac.core.diagnostics import ExitCode, LoracError, Severity, printable, render
-
-if TYPE_CHECKING:
-    from lorac.trainers.kohya.synth import SynthSet
 
 #: The section lorac writes its run-time overrides into (a trainer-option section).
 OVERRIDES = "lorac_run"
@@ -181,17 +178,45 @@ def preflight(profile: Profile, run_dir: Path) -> list[str]:
 SYNTH_MARKER = "lorac-synth.json"
 
 
-def record_synthetic(root: Path, family: str, trainer_args: dict[str, str]) -> None:
+def record_synthetic(root: Path, family: str, trainer_args: dict[str, str],
+                     env: dict[str, str] | None = None,
+                     pythonpath: list[str] | None = None) -> None:
     """Mark ``root`` as a complete synthetic set (written last, after every checkpoint, and
-    atomically: a killed write leaves no marker rather than a truncated one)."""
+    atomically: a killed write leaves no marker rather than a truncated one). ``env`` and
+    ``pythonpath`` are what the trainer needs besides the options (musubi: its offline
+    tokenizer cache, the ``av`` stand-in)."""
     from lorac.core.outputs import write_file
 
-    write_file(root / SYNTH_MARKER, json.dumps({"family": family, "complete": True,
-                                                "trainer_args": trainer_args}, indent=2))
+    record: dict[str, Any] = {"family": family, "complete": True, "trainer_args": trainer_args}
+    if env:
+        record["env"] = env
+    if pythonpath:
+        record["pythonpath"] = pythonpath
+    write_file(root / SYNTH_MARKER, json.dumps(record, indent=2))
+
+
+def _synth_module(family: str) -> Any:
+    """The synth module of the trainer that has synthetic checkpoints for ``family``."""
+    from lorac.trainers.musubi import synth as musubi_synth
+
+    if family in musubi_synth.FAMILIES:
+        return musubi_synth
+    from lorac.trainers.kohya import synth
+
+    return synth
+
+
+def synthetic_options(family: str) -> tuple[str, ...]:
+    """The trainer options a synthetic ``family`` set fills in."""
+    from lorac.trainers.musubi import synth as musubi_synth
+
+    if family in musubi_synth.FAMILIES:
+        return tuple(c["option"] for c in musubi_synth.layout(family)["components"].values())
+    return ("pretrained_model_name_or_path", "clip_l", "t5xxl", "ae")
 
 
 def make_synthetic(family: str, root: Path, *, tiny: bool = False,
-                   device: str = "auto") -> SynthSet:
+                   device: str = "auto") -> Any:
     """Write a synthetic ``family`` set into ``root`` (on the GPU when there is one, for
     ``device="auto"``) and mark it complete; a :class:`LoracError` without torch.
 
@@ -199,8 +224,8 @@ def make_synthetic(family: str, root: Path, *, tiny: bool = False,
     :data:`SYNTH_MARKER`, written first with ``"complete": false``): a folder of real
     checkpoints is never overwritten with random weights."""
     from lorac.core.outputs import check_folder, check_no_links, write_file
-    from lorac.trainers.kohya import synth
 
+    synth = _synth_module(family)
     check_no_links(root)
     check_folder(root, SYNTH_MARKER, replace=False)
     try:
@@ -219,14 +244,33 @@ def make_synthetic(family: str, root: Path, *, tiny: bool = False,
         made = synth.write_synthetic(family, root, tiny=tiny, device=device)
     except ValueError as exc:
         raise LoracError(str(exc)) from None
-    record_synthetic(root, family, made.trainer_args())
+    record_synthetic(root, family, made.trainer_args(),
+                     made.trainer_env() if hasattr(made, "trainer_env") else None,
+                     made.pythonpath() if hasattr(made, "pythonpath") else None)
     return made
+
+
+def _synthetic_env(root: Path) -> dict[str, str]:
+    """The variables a synthetic set's marker asks for, ``PYTHONPATH`` extended (not replaced)
+    by its folders."""
+    recorded = json.loads((root / SYNTH_MARKER).read_text(encoding="utf-8"))
+    env = dict(recorded.get("env") or {})
+    extra = recorded.get("pythonpath") or []
+    if extra:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p] + extra)
+    return env
+
+
+def _synth_root(profile: Profile, synth_dir: str | None) -> Path:
+    family = profile.family or "flux1-dev"
+    return Path(synth_dir or os.environ.get("LORAC_SYNTH_DIR") or
+                Path(".lorac_cache") / "synth" / family)
 
 
 def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io) -> dict[str, str]:
     family = profile.family or "flux1-dev"
-    root = Path(synth_dir or os.environ.get("LORAC_SYNTH_DIR") or
-                Path(".lorac_cache") / "synth" / family)
+    root = _synth_root(profile, synth_dir)
     marker = root / SYNTH_MARKER
     if marker.is_file():
         recorded = json.loads(marker.read_text(encoding="utf-8"))
@@ -295,9 +339,12 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     backend, fmt = choose_backend(plugins, profile, opts.backend, opts.fmt)
     if not hasattr(backend, "launch_argv"):
         raise LoracError(f"backend {backend.name} cannot launch a trainer")
-    if opts.synthetic and backend.name != "kohya":
-        raise LoracError(f"--synthetic writes sd-scripts' FLUX checkpoints; backend "
-                         f"{backend.name} cannot use them")
+    if opts.synthetic:  # a synthetic set is written in the layout of one trainer's loaders
+        trainer = _synth_module(profile.family or "flux1-dev").__name__.split(".")[-2]
+        if backend.name != trainer:
+            raise LoracError(f"--synthetic writes {trainer}'s checkpoints for family "
+                             f"{profile.family or 'flux1-dev'}; backend {backend.name} cannot "
+                             "use them")
     from lorac.config.trainer_values import for_trainer
 
     profile = for_trainer(profile, backend.name)  # its [trainers.<name>] values in place
@@ -316,11 +363,12 @@ def run_profile(opts: RunOptions, io: Io) -> int:
             overrides["max_train_steps"] = opts.max_steps
         env = run_env(profile)  # the names lint refuses (LRC209) stop even a --force run
         if opts.synthetic:
-            overrides.update({"pretrained_model_name_or_path": "<synthetic>",
-                              "clip_l": "<synthetic>", "t5xxl": "<synthetic>",
-                              "ae": "<synthetic>"} if opts.dry_run else
-                             _synthetic_set(profile, opts.synth_dir, io))
+            overrides.update(
+                dict.fromkeys(synthetic_options(profile.family or "flux1-dev"), "<synthetic>")
+                if opts.dry_run else _synthetic_set(profile, opts.synth_dir, io))
             env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+            if not opts.dry_run:
+                env.update(_synthetic_env(_synth_root(profile, opts.synth_dir)))
         for name, value in overrides.items():
             _set_option(profile, name, value)
 
