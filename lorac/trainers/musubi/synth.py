@@ -207,3 +207,23 @@ def write_synthetic(family: str, out_dir: Path, *, tiny: bool = False, device: s
                     stand_ins=stand_ins, tiny=tiny, bytes_written=total,
                     seconds=time.perf_counter() - start, options=options)
 
+
+
+#: networks/lora_wan.py:16,36: LoRA goes on the Linear layers inside ``WanAttentionBlock``s
+#: (``blocks.N``) whose name does not fully match this pattern.
+WAN_LORA_EXCLUDE = r".*(patch_embedding|text_embedding|time_embedding|time_projection|norm|head).*"
+
+
+def wan_lora_modules(family: str) -> list[str]:
+    """The DiT modules ``networks.lora_wan`` puts a LoRA on (its default patterns): the 2-D
+    ``.weight`` tensors (Linear layers) under ``blocks.N.``, by module name."""
+    import re
+
+    exclude = re.compile(WAN_LORA_EXCLUDE)
+    names = []
+    for key, shape in component_shapes(family)["dit"].items():
+        module, _, leaf = key.rpartition(".")
+        if (key.startswith("blocks.") and leaf == "weight" and len(shape) == 2
+                and not exclude.fullmatch(module)):
+            names.append(module)
+    return names
