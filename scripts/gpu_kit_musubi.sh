@@ -52,7 +52,7 @@ fi
 # version; the machine's torch, accelerate, safetensors, numpy, einops, opencv, pillow,
 # sentencepiece and tqdm serve. tokenizers 0.22 is what transformers 4.57 requires; wcwidth is
 # ftfy's one dependency. Then lorac's own run-time dependencies (a bare machine lacked tomlkit;
-# rich and pygments are there).
+# rich and pygments are there), and pytest for the proof.
 wheels=(
     transformers==4.57.6
     diffusers==0.32.1
@@ -74,6 +74,10 @@ wheels=(
     pyyaml
     imagehash
     PyWavelets
+    # tests/gpu/musubi_proof.sh runs the proof as a pytest test
+    pytest
+    iniconfig
+    packaging
 )
 download() {
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
