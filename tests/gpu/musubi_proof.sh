@@ -4,7 +4,7 @@
 #
 #   tests/gpu/musubi_proof.sh av      install the PyAV wheel (carry .gpu/musubi-av in a call
 #                                     of its own: it does not fit beside .gpu/musubi)
-#   tests/gpu/musubi_proof.sh setup   wheels into /tmp/site, import check, synthetic set (~20 GB)
+#   tests/gpu/musubi_proof.sh setup   wheels into /tmp/site, import check, synthetic set (~15 GB)
 #   tests/gpu/musubi_proof.sh image   the image-dataset case of tests/gpu/test_musubi_proof.py
 #   tests/gpu/musubi_proof.sh video   the video-dataset case (needs `av` first)
 #   tests/gpu/musubi_proof.sh all     setup, then both cases (may not fit one 10-minute call)

@@ -2,7 +2,7 @@
 
 Runs only with a CUDA GPU, ``LORAC_MUSUBI_TUNER`` pointing at the pinned checkout and
 ``LORAC_GPU_PROOF=1``; ``tests/gpu/musubi_proof.sh`` sets everything up on the GPU machine and
-runs it. ``LORAC_SYNTH_DIR`` names the synthetic set (written once, ~20 GB).
+runs it. ``LORAC_SYNTH_DIR`` names the synthetic set (written once, ~15 GB).
 
 Each case runs the example profile ``profiles/examples/wan2.1-t2v-1.3b.toml`` with what a short
 proof needs changed, in a copy under the test's folder: its dataset (the example images, or a
