@@ -136,7 +136,7 @@ def test_lorac_synth_tiny_and_run_synthetic_use_musubis_options(tmp_path: Path) 
     marker = json.loads((tmp_path / "set" / "lorac-synth.json").read_text())
     assert marker["family"] == FAMILY and marker["trainer_args"] == lines
     assert marker["env"] == {"HF_HOME": str(tmp_path / "set" / "hf_home")}
-    proc = subprocess.run([*lorac, "run", "profiles/examples/wan2.1-t2v-1.3b.toml",
+    proc = subprocess.run([*lorac, "run", "profiles/examples/musubi/wan2.1-t2v-1.3b.toml",
                            "--synthetic", "--dry-run", "--max-steps", "20"],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

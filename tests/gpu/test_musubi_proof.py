@@ -4,8 +4,8 @@ Runs only with a CUDA GPU, ``LORAC_MUSUBI_TUNER`` pointing at the pinned checkou
 ``LORAC_GPU_PROOF=1``; ``tests/gpu/musubi_proof.sh`` sets everything up on the GPU machine and
 runs it. ``LORAC_SYNTH_DIR`` names the synthetic set (written once, ~15 GB).
 
-Each case runs the example profile ``profiles/examples/wan2.1-t2v-1.3b.toml`` with what a short
-proof needs changed, in a copy under the test's folder: its dataset (the example images, or a
+Each case runs the example profile ``profiles/examples/musubi/wan2.1-t2v-1.3b.toml`` with
+what a short proof needs changed, in a copy under the test's folder: its dataset (the example images, or a
 17-frame clip made from them), its cache folder, no epoch count (``--max-steps 20`` decides),
 and torch's AdamW when bitsandbytes is missing. Then: exit 0, the three phases of a musubi run
 in the manifest, each with a peak, and a LoRA with one module per Linear layer that
@@ -29,7 +29,7 @@ from lorac.trainers.musubi.synth import component_shapes, wan_lora_modules
 from tests.gpu.summarise import lora_counts
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "profiles" / "examples" / "wan2.1-t2v-1.3b.toml"
+EXAMPLE = ROOT / "profiles" / "examples" / "musubi" / "wan2.1-t2v-1.3b.toml"
 FAMILY = "wan2.1-t2v-1.3b"
 STEPS = 20
 HAVE_AV = importlib.util.find_spec("av") is not None and importlib.util.find_spec(
