@@ -5,8 +5,9 @@ Runs only with a CUDA GPU, ``LORAC_MUSUBI_TUNER`` pointing at the pinned checkou
 runs it. ``LORAC_SYNTH_DIR`` names the synthetic set (written once, ~15 GB).
 
 Each case runs the example profile ``profiles/examples/musubi/wan2.1-t2v-1.3b.toml`` with
-what a short proof needs changed, in a copy under the test's folder: its dataset (the example images, or a
-17-frame clip made from them), its cache folder, no epoch count (``--max-steps 20`` decides),
+what a short proof needs changed, in a copy under the test's folder: its dataset (the example
+images, or a 17-frame clip made from them), its cache folder, no epoch count
+(``--max-steps 20`` decides),
 and torch's AdamW when bitsandbytes is missing. Then: exit 0, the three phases of a musubi run
 in the manifest, each with a peak, and a LoRA with one module per Linear layer that
 ``networks.lora_wan`` targets (:func:`lorac.trainers.musubi.synth.wan_lora_modules`, checked
