@@ -611,6 +611,54 @@ def gen_profile_vars_chain_2000(root: Path) -> None:
            + "v2000 = 16\n")
 
 
+def _safetensors(header: dict, data: bytes = b"") -> bytes:
+    import json
+
+    text = json.dumps(header).encode()
+    return struct.pack("<Q", len(text)) + text + data
+
+
+def gen_lora_empty(root: Path) -> None:
+    _write(root, "x.safetensors", b"")
+
+
+def gen_lora_huge_header_length(root: Path) -> None:
+    _write(root, "x.safetensors", struct.pack("<Q", 2**63) + b"{}")
+
+
+def gen_lora_header_cut(root: Path) -> None:
+    _write(root, "x.safetensors", _safetensors({"a.lora_up.weight": {
+        "dtype": "F16", "shape": [2, 2], "data_offsets": [0, 8]}})[:40])
+
+
+def gen_lora_header_not_json(root: Path) -> None:
+    _write(root, "x.safetensors", struct.pack("<Q", 6) + b"\x00\xffPNG\r\n")
+
+
+def gen_lora_header_deep(root: Path) -> None:
+    body = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    _write(root, "x.safetensors", struct.pack("<Q", len(body)) + body)
+
+
+def gen_lora_claims_20gb(root: Path) -> None:
+    _write(root, "x.safetensors", _safetensors({"a.lora_down.weight": {
+        "dtype": "F32", "shape": [5 << 30], "data_offsets": [0, 20 << 30]}}, b"\0" * 64))
+
+
+def gen_lora_bad_dtype(root: Path) -> None:
+    _write(root, "x.safetensors", _safetensors({"a.lora_up.weight": {
+        "dtype": "Q4", "shape": [2], "data_offsets": [0, 2]}}, b"\0\0"))
+
+
+def gen_lora_not_a_lora(root: Path) -> None:
+    _write(root, "x.safetensors", _safetensors({"model.weight": {
+        "dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4))
+
+
+def gen_lora_fifo(root: Path) -> None:
+    os.mkfifo(root / "x.safetensors")
+
+
 GENERATORS: dict[str, Callable[[Path], None]] = {
     name[4:]: fn for name, fn in globals().items() if name.startswith("gen_") and callable(fn)}
 

@@ -11,6 +11,7 @@ from lorac.cli.backends import backends
 from lorac.cli.build import build
 from lorac.cli.dataset import dataset
 from lorac.cli.importing import import_cmd
+from lorac.cli.inspect import inspect_cmd
 from lorac.cli.lint import explain, lint, plugins, rules, schema
 from lorac.cli.runs import run as run_cmd
 from lorac.cli.runs import runs, synth
@@ -29,7 +30,7 @@ def cli(verbose: bool) -> None:
 
 
 for command in (lint, build, show_cmd, diff_cmd, explain, rules, schema, plugins, backends,
-                run_cmd, runs, synth, import_cmd, dataset, vram_cmd):
+                run_cmd, runs, synth, import_cmd, dataset, vram_cmd, inspect_cmd):
     cli.add_command(command)
 
 

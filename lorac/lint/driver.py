@@ -37,6 +37,7 @@ _PROFILE_HINT = re.compile(r"^\s*\[profile\]|^#:schema\s+\S*profile\.schema\.jso
 _KINDS = {
     ".toml": "toml", ".yaml": "yaml", ".yml": "yaml", ".json": "json", ".md": "markdown",
     ".markdown": "markdown", ".sh": "shell", ".bash": "shell", ".env": "env",
+    ".safetensors": "lora",
 }
 
 
@@ -288,8 +289,8 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
              else d.with_severity(severity) for d in diags]
     diags = apply_suppressions(diags, doc_cache, settings)
     read = {p for res in resolutions.values() for p in res.files}
-    read |= {display_path(p) for kind, group in files.items() if kind != "special"
-             for p in group}
+    read |= {display_path(p) for kind, group in files.items()
+             if kind not in ("special", "lora") for p in group}
     stat_deps = {str(p) for p in project.cache.get("deps", ())}
     dirs = {str(p) for p in project.cache.get("dep_dirs", ())}
     return LintReport(sort_diagnostics(diags), files, resolutions, read, dirs, stat_deps)

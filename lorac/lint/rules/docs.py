@@ -544,8 +544,147 @@ class DocEnvVarUnused(Rule):
                                        hint="document a setting that is wired, or wire it")
 
 
+#: Trainer options a saved LoRA records, with the metadata key that records each.
+LORA_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("network_dim", "ss_network_dim"), ("network_alpha", "ss_network_alpha"),
+    ("network_module", "ss_network_module"), ("network_args", "ss_network_args"),
+    ("learning_rate", "ss_learning_rate"), ("unet_lr", "ss_unet_lr"),
+    ("text_encoder_lr", "ss_text_encoder_lr"), ("optimizer_type", "ss_optimizer"),
+    ("lr_scheduler", "ss_lr_scheduler"), ("lr_warmup_steps", "ss_lr_warmup_steps"),
+    ("max_train_steps", "ss_max_train_steps"), ("mixed_precision", "ss_mixed_precision"),
+    ("seed", "ss_seed"), ("noise_offset", "ss_noise_offset"),
+    ("min_snr_gamma", "ss_min_snr_gamma"), ("network_dropout", "ss_network_dropout"),
+    ("gradient_accumulation_steps", "ss_gradient_accumulation_steps"),
+    ("resolution", "ss_resolution"),
+)
+
+
+def lora_recorded(inspection: Any) -> dict[str, tuple[Any, str]]:
+    """Option -> (value, what says so) of a :class:`lorac.scan.lora.Inspection`: rank and alpha
+    from the tensors where every module agrees, the rest from the ``ss_*`` metadata."""
+
+    out: dict[str, tuple[Any, str]] = {}
+    for option, key in LORA_SETTINGS:
+        if key in inspection.settings:
+            out[option] = (inspection.settings[key], f"metadata {key}")
+    if inspection.rank is not None:
+        out["network_dim"] = (inspection.rank, "the tensors' rank")
+    if inspection.alpha is not None:
+        out["network_alpha"] = (inspection.alpha, "the tensors' alpha")
+    return out
+
+
+def _lora_norm(option: str, value: Any) -> Any:
+    """``value`` of ``option`` in a form that compares across TOML and safetensors metadata."""
+
+    if value is None:
+        return None
+    if option == "network_args":
+        items = value.items() if isinstance(value, dict) else (
+            (str(v).split("=", 1) + [""])[:2] for v in (value if isinstance(value, list)
+                                                       else [value]))
+        return {str(k).strip().lower(): str(v).strip().strip("'\"").lower() for k, v in items}
+    if option == "resolution":
+        nums = [float(n) for n in _NUMBER.findall(str(value))]
+        return (nums * 2)[:2] if nums else str(value)
+    if option == "optimizer_type":
+        name = str(value).split("(")[0].strip()
+        return name.rsplit(".", 1)[-1].lower()
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        return text.lower()
+
+
+def lora_findings(rule: Rule, profile: Profile, inspection: Any, shown_path: str
+                  ) -> list[Diagnostic]:
+    """Every setting ``profile`` writes that the saved LoRA ``inspection`` records otherwise,
+    each at the profile's position."""
+
+    recorded = lora_recorded(inspection)
+    options = profile.options()
+    dataset = profile.get("dataset")
+    if isinstance(dataset, dict) and "resolution" in dataset and "resolution" not in options:
+        options["resolution"] = (dataset["resolution"], ("dataset", "resolution"))
+    out = []
+    for option, _key in LORA_SETTINGS:
+        if option not in options or option not in recorded:
+            continue
+        value, key_path = options[option]
+        saved, source = recorded[option]
+        a, b = _lora_norm(option, value), _lora_norm(option, saved)
+        if isinstance(b, dict) and isinstance(a, dict):
+            differs = {k: v for k, v in a.items() if b.get(k) != v}
+        else:
+            differs = not _same(a, b)
+        if differs:
+            out.append(rule.at(profile, key_path,
+                               f"{option} = {_shown(value)} but the saved LoRA {shown_path} has "
+                               f"{_shown(saved)} ({source})",
+                               hint="the file records what was trained: fix the profile, or "
+                               "retrain"))
+    return out
+
+
+class LoraFileContradicts(Rule):
+    """What it does
+    Reads every saved LoRA (``*.safetensors`` with LoRA weights) in the linted tree — its
+    header only: the rank and alpha its tensors carry and the ``ss_*`` settings the trainer
+    recorded (``ss_network_dim``, ``ss_network_alpha``, ``ss_network_module``,
+    ``ss_network_args``, learning rates, resolution, …) — and compares them with every
+    profile the file belongs to: the profile whose ``output_name`` names the file, or the only
+    profile of the tree. ``lorac inspect FILE --profile NAME`` reports the same findings.
+
+    Why is this bad?
+    The file is what was trained. The audited docs promised alpha 32; the script passed
+    alpha 1, and every LoRA it saved says ``ss_network_alpha = 1``.
+
+    Example
+        [network]
+        network_alpha = 32        (output/identity.safetensors has alpha 1)
+
+    Use instead
+    Make the profile say what trained the file, or retrain from the profile.
+
+    Fix safety
+    No fix: which side is right is a decision.
+    """
+
+    code = "LRC307"
+    name = "lora-file-contradicts"
+    severity = Severity.WARNING
+    scope = "project"
+
+    def check(self, ctx: ProjectContext) -> Iterable[Diagnostic]:
+        from lorac.core.diagnostics import LoracError
+        from lorac.scan import lora
+
+        files = ctx.files.get("lora", [])
+        profiles = ctx.profiles
+        if not files or not profiles:
+            return
+        # a saved LoRA can be gigabytes: the result cache watches its size and time only
+        ctx.cache.setdefault("deps", set()).update(files)
+        for path in files:
+            try:
+                found = lora.inspect_file(path, health=False)
+            except LoracError:
+                continue  # not a LoRA (a base model, a VAE) or not readable: not a claim
+            stem = Path(path).stem
+            named = [p for p in profiles if isinstance(p.option("output_name"), str)
+                     and p.option("output_name") in (stem, found.settings.get("ss_output_name"))]
+            owners = named or (profiles if len(profiles) == 1 else [])
+            for profile in owners:
+                yield from lora_findings(self, profile, found, display_path(path))
+
+
 RULES = (GeneratedBlockStale, DocClaimMismatch, DocNamesUnloadedConfig, DocPathNotFound,
-         DocEnvVarUnused, MalformedGeneratedBlock)
+         DocEnvVarUnused, MalformedGeneratedBlock, LoraFileContradicts)
 
 
 @hookimpl
