@@ -15,13 +15,30 @@ import numpy as np
 from safetensors.numpy import save_file
 
 
+def flux_names() -> list[str]:
+    """The key prefix of every module ``networks/lora_flux.py`` makes by default (from
+    :func:`lorac.trainers.kohya.vram.lora_modules`)."""
+
+    from lorac.trainers.kohya import vram
+
+    out = []
+    for pattern, _, _ in vram.lora_modules(vram.RunConfig()):
+        if pattern.startswith("te1."):
+            out.append("lora_te1_text_model_encoder_" + pattern[4:].replace(".", "_"))
+        else:
+            out.append("lora_unet_" + pattern.replace(".", "_"))
+    return out
+
+
 def write(path: Path, *, rank: int = 4, alpha: float = 4.0, modules: int = 2,
           module: str = "networks.lora_flux", zero_up: bool = False, nan: bool = False,
-          meta: dict[str, str] | None = None, seed: int = 0) -> Path:
+          meta: dict[str, str] | None = None, seed: int = 0,
+          names: list[str] | None = None) -> Path:
     rng = np.random.default_rng(seed)
     tensors: dict[str, np.ndarray] = {}
-    for i in range(modules):
-        p = f"lora_unet_double_blocks_{i}_img_attn_qkv"
+    if names is None:
+        names = [f"lora_unet_double_blocks_{i}_img_attn_qkv" for i in range(modules)]
+    for i, p in enumerate(names):
         tensors[f"{p}.lora_down.weight"] = rng.normal(size=(rank, 8)).astype("float16")
         up = np.zeros((8, rank)) if zero_up else rng.normal(size=(8, rank))
         if nan and i == 0:

@@ -40,7 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ignore-sigint", action="store_true")
     ap.add_argument("--grandchild", action="store_true", help="start a sleeping grandchild")
     ap.add_argument("--pid-file", type=Path, default=None, help="write own (and grandchild) pids")
-    ap.add_argument("--output", type=Path, default=None, help="write this file at the end")
+    ap.add_argument("--output", type=Path, default=None,
+                    help="write this file at the end (a small LoRA when it is .safetensors)")
+    ap.add_argument("--lora-rank", type=int, default=4)
+    ap.add_argument("--lora-alpha", type=float, default=4.0)
+    ap.add_argument("--lora-modules", type=int, default=None,
+                    help="modules to write (default: as many as lora_flux makes)")
+    ap.add_argument("--lora-zero", action="store_true", help="up-weights all zero")
+    ap.add_argument("--lora-nan", action="store_true", help="a NaN in one up-weight")
     ap.add_argument("--spam", type=int, default=0, help="extra log lines per step")
     args = ap.parse_args(argv)
 
@@ -85,9 +92,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         print(f"\nsaving checkpoint: {args.output}", flush=True)
-        args.output.write_bytes(b"lora" * 256)
+        if args.output.suffix == ".safetensors":
+            _write_lora(args)
+        else:
+            args.output.write_bytes(b"lora" * 256)
     log("model saved.", "train_network.py:1863")
     return 0
+
+
+def _write_lora(args: argparse.Namespace) -> None:
+    """A LoRA in sd-scripts' FLUX.1 key format with tiny tensors (see tests/make_lora.py)."""
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.make_lora import flux_names, write
+
+    names = flux_names()
+    if args.lora_modules is not None:
+        names = names[: args.lora_modules]
+    write(args.output, rank=args.lora_rank, alpha=args.lora_alpha, names=names,
+          zero_up=args.lora_zero, nan=args.lora_nan)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,31 @@ def test_run_succeeds_and_records_everything(env: dict[str, str], fmt: str) -> N
     assert run_dir.name in listed.stdout and "succeeded" in listed.stdout
     shown = _lorac(env, "runs", "show", run_dir.name[:4])
     assert "status   succeeded" in shown.stdout
+    check = m["lora_check"]
+    assert check["problems"] == [] and check["expected_modules"] == 376
+    (saved,) = check["files"]
+    assert (saved["path"], saved["rank"], saved["alpha"], saved["modules"]) == (
+        "output/lora.safetensors", 4, 4, 376)
+    assert saved["network_module"] == "networks.lora_flux"
+    assert "check output/lora.safetensors: rank 4, alpha 4, 376 modules: ok" in result.stderr
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["--lora-alpha", "1"], "network_alpha = 4 but the saved LoRA output/lora.safetensors has 1"),
+    (["--lora-rank", "8"], "network_dim = 4 but the saved LoRA output/lora.safetensors has 8"),
+    (["--lora-modules", "2"], "output/lora.safetensors has 2 modules; the profile makes 376"),
+    (["--lora-zero"], "every up-weight is zero: the LoRA never trained"),
+    (["--lora-nan"], "NaN or inf in 1 tensors"),
+])
+def test_run_checks_the_lora_it_saved(env: dict[str, str], args: list[str], reason: str
+                                      ) -> None:
+    result = _lorac({**env, "FAKE_TRAINER_ARGS": json.dumps(args)}, "run", "p", "--display",
+                    "plain")
+    assert result.returncode == 1, result.stderr
+    assert reason in result.stderr
+    _, m = _manifest(env)
+    assert m["status"] == "check failed" and m["exit_code"] == 1
+    assert any(reason in p for p in m["lora_check"]["problems"])
 
 
 def test_lint_gate_stops_before_launch_and_force_records(env: dict[str, str]) -> None:

@@ -238,7 +238,7 @@ def test_launch_succeeded(tmp_path: Path) -> None:
     assert "hf_secret" not in r.manifest_path.read_text()
     assert [p["phase"] for p in m["phases"]][:2] == ["startup", "load"]
     outputs = {o["path"]: o for o in m["outputs"]}
-    assert outputs["output/lora.safetensors"]["bytes"] == 1024
+    assert outputs["output/lora.safetensors"]["bytes"] == out.stat().st_size
     assert len(outputs["output/lora.safetensors"]["sha256"]) == 64
     assert "train.log" in outputs and "manifest.json" not in outputs
     assert "steps" in r.log_path.read_text(encoding="utf-8")

@@ -467,7 +467,34 @@ def run_profile(opts: RunOptions, io: Io) -> int:
                  f"{printable(result.manifest_path)}\n")
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
+    if result.status in ("succeeded", "stopped"):
+        return _check_outputs(profile, run_dir, result.manifest_path, int(result.exit_code), io)
     return int(result.exit_code)
+
+
+def _check_outputs(profile: Profile, run_dir: Path, manifest_path: Path, code: int,
+                   io: Io) -> int:
+    """Inspect what the run saved (:mod:`lorac.run.check`); a problem marks the manifest
+    (status ``check failed``, the reasons under ``lora_check``) and the exit code."""
+
+    from lorac.run.check import check_run_outputs
+    from lorac.run.manifest import read_manifest, write_manifest
+
+    check = check_run_outputs(profile, run_dir)
+    manifest = read_manifest(manifest_path)
+    manifest["lora_check"] = check
+    for entry in check["files"]:
+        alpha = entry.get("alpha")
+        shown = f"{alpha:g}" if isinstance(alpha, float) else alpha
+        state = "; ".join(entry["problems"]) or (
+            f"rank {entry['rank']}, alpha {shown}, {entry['modules']} modules: ok")
+        io.err.write(f"lorac: check {printable(entry['path'])}: {printable(state)}\n")
+    if check["problems"]:
+        manifest["status"] = "check failed"
+        code = code or int(ExitCode.FINDINGS)
+        manifest["exit_code"] = code
+    write_manifest(manifest_path, manifest)
+    return code
 
 
 # --------------------------------------------------------------------------- runs

@@ -17,7 +17,8 @@ env                    {NAME: value or null} for the variables lorac set for the
                        the value is null where the name looks secret (token, secret, key,
                        password, ...: see :data:`SECRET_NAME`)
 status                 "running" at start; then "succeeded" | "failed" | "interrupted" |
-                       "stopped" (lorac ended it at ``max_steps``)
+                       "stopped" (lorac ended it at ``max_steps``) | "check failed" (the
+                       trainer succeeded but a saved LoRA does not match the profile)
 exit_code              the trainer's exit code (128 + N when signal N ended it); null while
                        running
 started_at, ended_at   ISO-8601 UTC times; duration_s: seconds, wall clock
@@ -29,6 +30,10 @@ versions               {python, platform, torch, accelerate, transformers, diffu
                        safetensors, nvidia-ml-py, driver}: each null where unknown
 outputs                [{path (relative to run_dir), bytes, sha256}] for every file in the run
                        folder at the end, except manifest.json itself
+lora_check             (``lorac run`` after a run that succeeded or stopped)
+                       {files: [{path, key_format, trainer, network_module, modules, rank,
+                       alpha, health, problems}], expected_modules, problems}: every saved
+                       LoRA inspected against the profile (:mod:`lorac.run.check`)
 =====================  ====================================================================
 
 Adding to it: pass ``extra={...}`` to :func:`new_manifest` (``lorac.run.process.launch`` takes it as
@@ -71,7 +76,7 @@ OWNED_KEYS = frozenset(
     {
         "schema_version", "lorac_version", "run_dir", "command", "env", "status", "exit_code",
         "started_at", "ended_at", "duration_s", "progress", "phases", "telemetry", "versions",
-        "outputs",
+        "outputs", "lora_check",
     }
 )  # fmt: skip
 
