@@ -18,7 +18,7 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 # torch (CPU build), safetensors and transformers let the tests write and read a --tiny
 # synthetic checkpoint set; they are test tools here, not dependencies of lorac.
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,report]'
 	$(BIN)/python -m pip install -q torch==2.13.0 safetensors 'transformers>=4.44,<5'
 	touch $(STAMP_RUN) $(STAMP_TEST)
 

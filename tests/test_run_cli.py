@@ -119,6 +119,10 @@ def test_run_succeeds_and_records_everything(env: dict[str, str], fmt: str) -> N
         "output/lora.safetensors", 4, 4, 376)
     assert saved["network_module"] == "networks.lora_flux"
     assert "check output/lora.safetensors: rank 4, alpha 4, 376 modules: ok" in result.stderr
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert 'data-status="succeeded"' in page and "matches the profile" in page
+    assert 'http-equiv="refresh"' not in page
+    assert f"lorac: report runs/{run_dir.name}/report.html" in result.stderr
 
 
 @pytest.mark.parametrize(("args", "reason"), [
@@ -318,3 +322,29 @@ def test_a_runs_dir_that_is_a_file_in_the_profile_is_a_one_line_error(project: P
     assert code == 2, out + err
     assert err.splitlines()[-1] == ("lorac: error: cannot create a run folder under afile: "
                                     "it exists and is not a folder")
+
+
+def test_report_page_follows_the_run(env: dict[str, str]) -> None:
+    """The page is there (refreshing, status running) while the trainer runs, and rewritten
+    without the refresh at the end."""
+    slow = {**env, "FAKE_TRAINER_ARGS": json.dumps(["--sleep", "0.5", "--steps", "8"])}
+    proc = subprocess.Popen([sys.executable, "-m", "lorac", "run", "p", "--display", "plain"],
+                            cwd=env["PROJECT"], env=slow, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        live = None
+        deadline = time.monotonic() + 60
+        while live is None and time.monotonic() < deadline and proc.poll() is None:
+            for page in (Path(env["PROJECT"]) / "runs").glob("*/report.html"):
+                live = page.read_text(encoding="utf-8")
+            time.sleep(0.1)
+        assert live is not None, "no report.html while the run was going"
+        assert 'http-equiv="refresh"' in live and 'data-status="running"' in live
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    run_dir, _ = _manifest(env)
+    final = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert 'http-equiv="refresh"' not in final and 'data-status="succeeded"' in final

@@ -200,6 +200,7 @@ def test_sampler_sums_only_the_run_groups_processes(monkeypatch: pytest.MonkeyPa
             nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=50),
             nvmlDeviceGetComputeRunningProcesses=lambda h: procs, nvmlMemory_v2=2)
         monkeypatch.setitem(sys.modules, "pynvml", fake)
+        monkeypatch.setattr("lorac.run.telemetry.MAX_POINTS", 4)
         s = GpuSampler(interval=0.02)
         with s:
             s.set_phase("prepare")
@@ -211,6 +212,10 @@ def test_sampler_sums_only_the_run_groups_processes(monkeypatch: pytest.MonkeyPa
         assert phases["prepare"]["0"]["process_memory_mib"] is None
         assert phases["train"]["0"]["memory_used_mib"] == 30720.0
         assert phases["train"]["0"]["process_memory_mib"] == 10240.0
+        series = s.summary()["series"]["0"]  # memory over time, thinned to MAX_POINTS
+        assert 2 <= len(series) <= 4 and {p[1] for p in series} == {30720.0}
+        assert series[0][2] in ("startup", "prepare") and series[-1][2] == "train"
+        assert [p[0] for p in series] == sorted(p[0] for p in series)
     finally:
         child.kill()
         child.wait()

@@ -57,6 +57,29 @@ def show(runs_dir: str | None, run_id: str, fmt: str) -> None:
     sys.exit(show_run(run_id, runs_dir, fmt, Io()))
 
 
+@runs.command()
+@click.argument("run_id")
+@click.pass_obj
+def report(runs_dir: str | None, run_id: str) -> None:
+    """Write RUN_ID's report.html (a self-contained page) and print its path."""
+    from lorac.run.launch import report_run
+
+    sys.exit(report_run(run_id, runs_dir, Io()))
+
+
+@runs.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("-o", "--output", default=None, help="The page to write (default: "
+              "runs/compare-A-B.html).")
+@click.pass_obj
+def compare(runs_dir: str | None, a: str, b: str, output: str | None) -> None:
+    """Put runs A and B on one page and print its path."""
+    from lorac.run.launch import compare_runs
+
+    sys.exit(compare_runs(a, b, runs_dir, output, Io()))
+
+
 @click.command()
 @click.argument("family")
 @click.argument("directory", type=click.Path(file_okay=False))

@@ -461,15 +461,67 @@ def run_profile(opts: RunOptions, io: Io) -> int:
             shutil.rmtree(run_dir, ignore_errors=True)
 
     io.err.write(f"lorac: run folder {printable(run_dir)}\n")
+    extra["vram_prediction"] = _vram_prediction(profile)
     result = launch(argv, run_dir, env=env, display=opts.display, manifest_extra=extra,
-                    secrets=known)
+                    secrets=known, on_tick=_live_report(run_dir), tick_s=REPORT_EVERY_S)
     io.err.write(f"lorac: {result.status} (exit {result.exit_code}); manifest "
                  f"{printable(result.manifest_path)}\n")
+    code = int(result.exit_code)
+    if result.status in ("succeeded", "stopped"):
+        code = _check_outputs(profile, run_dir, result.manifest_path, code, io)
+    _final_report(run_dir, io)
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
-    if result.status in ("succeeded", "stopped"):
-        return _check_outputs(profile, run_dir, result.manifest_path, int(result.exit_code), io)
-    return int(result.exit_code)
+    return code
+
+
+#: Seconds between rewrites of report.html while the trainer runs.
+REPORT_EVERY_S = 5.0
+
+
+def _vram_prediction(profile: Profile) -> dict[str, Any] | None:
+    """``lorac vram``'s prediction for the page: peak, its phase and every phase (MiB); None
+    where the memory model does not cover the profile."""
+
+    if profile.backend != "kohya" or not (profile.family or "").startswith("flux1"):
+        return None
+    try:
+        from lorac.trainers.kohya import vram
+
+        est = vram.estimate(vram.config_from_profile(profile))
+    except Exception:  # the prediction is an extra on the page, never a reason to stop a run
+        return None
+    return {"peak_mib": round(est.peak_mib, 1), "peak_phase": est.peak_phase,
+            "phases": {k: round(v, 1) for k, v in est.phases.items()}}
+
+
+def _live_report(run_dir: Path) -> Any:
+    """The ``on_tick`` of :func:`lorac.run.process.launch`: rewrite report.html from the
+    manifest on disk and the live telemetry."""
+
+    def tick(live: dict[str, Any]) -> None:
+        from lorac.run.manifest import read_manifest
+        from lorac.run.report import write_report
+
+        try:
+            manifest = read_manifest(run_dir / "manifest.json")
+            manifest.update(live)
+            write_report(run_dir, manifest)
+        except (OSError, ValueError, LoracError):
+            pass  # the next tick, or the final write, tries again
+
+    return tick
+
+
+def _final_report(run_dir: Path, io: Io) -> None:
+    from lorac.run.report import write_report
+
+    try:
+        path = write_report(run_dir)
+    except LoracError as exc:
+        io.err.write(f"lorac: warning: no report: {printable(exc.message)}\n")
+        return
+    io.err.write(f"lorac: report {printable(path)}\n")
 
 
 def _check_outputs(profile: Profile, run_dir: Path, manifest_path: Path, code: int,
@@ -536,7 +588,9 @@ def list_runs(runs_dir: str | None, io: Io) -> int:
     return 0
 
 
-def show_run(run_id: str, runs_dir: str | None, fmt: str, io: Io) -> int:
+def find_run(run_id: str, runs_dir: str | None) -> tuple[Path, dict[str, Any]]:
+    """The run folder ``run_id`` names (whole, or a prefix that names one) and its manifest."""
+
     root = Path(runs_dir or "runs")
     runs = _manifests(root)
     matches = [(f, m) for f, m in runs if f.name == run_id] or \
@@ -546,7 +600,38 @@ def show_run(run_id: str, runs_dir: str | None, fmt: str, io: Io) -> int:
     if len(matches) > 1:
         raise LoracError(f"{run_id!r} matches {len(matches)} runs: "
                          + ", ".join(f.name for f, _ in matches))
-    folder, m = matches[0]
+    return matches[0]
+
+
+def report_run(run_id: str, runs_dir: str | None, io: Io) -> int:
+    """``lorac runs report ID``: (re)write the run's report.html."""
+
+    from lorac.run.report import write_report
+
+    folder, m = find_run(run_id, runs_dir)
+    if m.get("status") == "unreadable manifest":
+        raise LoracError(f"{folder}/manifest.json: unreadable manifest")
+    io.out.write(f"{printable(write_report(folder, m))}\n")
+    return 0
+
+
+def compare_runs(a: str, b: str, runs_dir: str | None, output: str | None, io: Io) -> int:
+    """``lorac runs compare A B``: one page with both runs."""
+
+    from lorac.core.outputs import write_file
+    from lorac.run.report import render_compare
+
+    fa, _ = find_run(a, runs_dir)
+    fb, _ = find_run(b, runs_dir)
+    target = Path(output) if output else \
+        Path(runs_dir or "runs") / f"compare-{fa.name}-{fb.name}.html"
+    write_file(target, render_compare(fa, fb))
+    io.out.write(f"{printable(target)}\n")
+    return 0
+
+
+def show_run(run_id: str, runs_dir: str | None, fmt: str, io: Io) -> int:
+    folder, m = find_run(run_id, runs_dir)
     if fmt == "json":
         from lorac.core.secrets import known_secrets, redact_data
 

@@ -231,6 +231,8 @@ def launch(
     on_event: Callable[[ProgressEvent], None] | None = None,
     sample_interval: float = 0.2,
     secrets: Iterable[str] = (),
+    on_tick: Callable[[dict[str, Any]], None] | None = None,
+    tick_s: float = 5.0,
 ) -> RunResult:
     """Run ``argv`` (a trainer command, e.g. ``accelerate launch … flux_train_network.py …``).
 
@@ -240,7 +242,8 @@ def launch(
     none, shown on ``stream`` (stderr by default). ``max_steps``: end the trainer (SIGTERM to its
     group) once the ``steps`` bar reaches it; the status is then "stopped". ``manifest_extra``:
     caller-owned manifest keys (see :mod:`lorac.run.manifest`). ``on_event`` sees every
-    parsed event.
+    parsed event. ``on_tick`` gets, every ``tick_s`` seconds while the trainer runs, the live
+    manifest keys ``telemetry``, ``phases`` and ``progress`` (for the run's report page).
     ``secrets``: values never to write or show; they, the values of the secret-looking variables
     of the trainer's environment and recognisable tokens (:func:`lorac.core.secrets.scrub`) are
     masked in ``train.log``, the manifest's ``command`` and the lines echoed on failure.
@@ -302,6 +305,7 @@ def launch(
         unlogged = b""
         last_was_bar = False
         exited_at: float | None = None
+        last_tick = time.monotonic() - tick_s  # the first tick comes at once
         try:
             while True:
                 try:
@@ -342,6 +346,12 @@ def launch(
                             view.update(parser, sampler, ev)
                         if not events:
                             view.update(parser, sampler, None)
+                if on_tick is not None and time.monotonic() - last_tick >= tick_s:
+                    last_tick = time.monotonic()
+                    on_tick({"telemetry": sampler.summary(), "phases": list(phases),
+                             "progress": {"phase": parser.phase, "step": parser.step,
+                                          "total": parser.total, "loss": parser.loss,
+                                          "sec_per_it": parser.sec_per_it}})
                 if max_steps is not None and not stopped and (parser.step or 0) >= max_steps:
                     stopped = True
                     with contextlib.suppress(ProcessLookupError, PermissionError):

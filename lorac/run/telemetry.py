@@ -57,6 +57,12 @@ class PhasePeak:
 class _State:
     phase: str = "startup"
     peaks: dict[str, dict[int, PhasePeak]] = field(default_factory=dict)
+    series: dict[int, list[tuple[float, float, str]]] = field(default_factory=dict)
+
+
+#: Most points kept per GPU for the memory-over-time chart; past it every second one is dropped
+#: (the time resolution halves, the memory stays bounded over a run of days).
+MAX_POINTS = 2000
 
 
 class GpuSampler:
@@ -175,7 +181,13 @@ class GpuSampler:
                 phase: {str(i): asdict(pk) for i, pk in per_gpu.items()}
                 for phase, per_gpu in self.peaks().items()
             },
+            "series": {str(i): [list(p) for p in pts] for i, pts in self.series().items()},
         }
+
+    def series(self) -> dict[int, list[tuple[float, float, str]]]:
+        """(seconds since start, MiB used, phase) per GPU, at most :data:`MAX_POINTS` each."""
+        with self._lock:
+            return {i: list(pts) for i, pts in self._state.series.items()}
 
     # -- sampling ----------------------------------------------------------------------------
     def _memory(self, handle: Any) -> Any:
@@ -216,6 +228,10 @@ class GpuSampler:
                 pk.utilization_pct = max(pk.utilization_pct, util)
                 pk.samples += 1
                 pk.last_s = now
+                pts = self._state.series.setdefault(i, [])
+                pts.append((now, round(used, 1), self._state.phase))
+                if len(pts) > MAX_POINTS:
+                    del pts[1::2]
 
     def _group_memory(self, handle: Any) -> float | None:
         """MiB used on this GPU by the processes of :attr:`group`; None when not known."""
