@@ -20,6 +20,9 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,report]'
 	$(BIN)/python -m pip install -q torch==2.13.0 safetensors 'transformers>=4.44,<5'
+	@# the browser test needs Debian's chromium: installed here when missing and we are root
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	touch $(STAMP_RUN) $(STAMP_TEST)
 
 demo: $(STAMP_RUN)
