@@ -308,3 +308,30 @@ def test_lint_finds_the_alpha_a_saved_lora_contradicts(project: Path,
     assert len(lines) == 2, out
     assert any("network_alpha = 32 but the saved LoRA output/identity-000004.safetensors has 1"
                in line for line in lines)
+
+
+def test_lint_finds_the_audits_alpha_from_the_saved_file(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audited guide says Rank/Alpha 32/32 for train_flux_fast.sh; the LoRA that script
+    saved (its output_name is flux_fast_<date>) has alpha 1: a finding at the guide's line."""
+    import shutil
+
+    from tests.conftest import REPO
+    from tests.make_lora import write
+
+    repo = tmp_path / "repo"
+    shutil.copytree(REPO / "tests" / "fixtures" / "audit_repo", repo)
+    write(repo / "output" / "flux_fast_20250101_120000.safetensors", rank=32, alpha=1.0)
+    monkeypatch.chdir(repo)
+    code, out, _ = _cli(["lint", ".", "--select", "LRC307"], capsys)
+    lines = [line for line in out.splitlines() if "LRC307" in line]
+    assert lines == ["docs/TRAINING_GUIDE.md:98:16: LRC307 docs say network_alpha = 32 but the "
+                     "saved LoRA output/flux_fast_20250101_120000.safetensors of "
+                     "scripts/train_flux_fast.sh has 1 (the tensors' alpha) "
+                     "[lora-file-contradicts]"], out
+    assert code == 0  # a warning
+    # the same file with alpha 32 agrees with the guide: nothing
+    write(repo / "output" / "flux_fast_20250101_120000.safetensors", rank=32, alpha=32.0)
+    code, out, _ = _cli(["lint", ".", "--select", "LRC307"], capsys)
+    assert code == 0 and "LRC307" not in out

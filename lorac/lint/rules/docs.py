@@ -639,6 +639,9 @@ class LoraFileContradicts(Rule):
     ``ss_network_args``, learning rates, resolution, …) — and compares them with every
     profile the file belongs to: the profile whose ``output_name`` names the file, or the only
     profile of the tree. ``lorac inspect FILE --profile NAME`` reports the same findings.
+    Doc claims of rank, alpha or network module (as LRC302 reads them) about the profile or
+    training script whose ``output_name`` begins the file's name (a script's fixed start
+    before a date) are compared with the file too, at the doc's line.
 
     Why is this bad?
     The file is what was trained. The audited docs promised alpha 32; the script passed
@@ -648,8 +651,11 @@ class LoraFileContradicts(Rule):
         [network]
         network_alpha = 32        (output/identity.safetensors has alpha 1)
 
+        ### Fast profile (`train_flux_fast.sh`)
+        | Rank/Alpha | 32/32 |   (output/flux_fast_20250101.safetensors has alpha 1)
+
     Use instead
-    Make the profile say what trained the file, or retrain from the profile.
+    Make the profile and the docs say what trained the file, or retrain.
 
     Fix safety
     No fix: which side is right is a decision.
@@ -666,7 +672,8 @@ class LoraFileContradicts(Rule):
 
         files = ctx.files.get("lora", [])
         profiles = ctx.profiles
-        if not files or not profiles:
+        found_subjects = subjects(ctx) if files else []
+        if not files or not (profiles or found_subjects):
             return
         # a saved LoRA can be gigabytes: the result cache watches its size and time only
         ctx.cache.setdefault("deps", set()).update(files)
@@ -675,13 +682,91 @@ class LoraFileContradicts(Rule):
                 found = lora.inspect_file(path, health=False)
             except LoracError:
                 continue  # not a LoRA (a base model, a VAE) or not readable: not a claim
-            stem = Path(path).stem
+            names = {Path(path).stem, str(found.settings.get("ss_output_name") or "")} - {""}
+            shown = display_path(path)
             named = [p for p in profiles if isinstance(p.option("output_name"), str)
-                     and p.option("output_name") in (stem, found.settings.get("ss_output_name"))]
+                     and p.option("output_name") in names]
             owners = named or (profiles if len(profiles) == 1 else [])
             for profile in owners:
-                yield from lora_findings(self, profile, found, display_path(path))
+                yield from lora_findings(self, profile, found, shown)
+            owner = _lora_subject(ctx, found_subjects, names)
+            if owner is not None:
+                yield from self._doc_claims(ctx, found_subjects, owner, found, shown)
 
+    def _doc_claims(self, ctx: ProjectContext, found_subjects: list[Subject], owner: Subject,
+                    inspection: Any, shown: str) -> Iterable[Diagnostic]:
+        """Doc claims of rank, alpha or module about ``owner`` that the saved file
+        contradicts, at the doc's line."""
+
+        recorded = lora_recorded(inspection)
+        for path, md in _documents(ctx):
+            for claim in md.claims:
+                options = _label_options(claim.label)
+                if not options or not set(options) & _LORA_CLAIMS or \
+                        _bind(claim.context, found_subjects) is not owner:
+                    continue
+                parts = re.split(r"\s*/\s*", claim.value) if len(options) > 1 \
+                    else [claim.value]
+                if len(parts) != len(options):
+                    continue
+                problems = []
+                for option, text in zip(options, parts, strict=True):
+                    if option not in _LORA_CLAIMS or option not in recorded:
+                        continue
+                    stated = _parse(text, _kind(option, owner.trainer)[0])
+                    saved, source = recorded[option]
+                    if stated is not None and not _same(stated, _lora_norm(option, saved)):
+                        problems.append(f"{option} = {_shown(stated)} but the saved LoRA "
+                                        f"{shown} of {owner.path} has {_shown(saved)} "
+                                        f"({source})")
+                if problems:
+                    yield self.in_file(path, claim.line, claim.col,
+                                       f"docs say {'; '.join(problems)}",
+                                       hint="the file records what was trained: fix the docs "
+                                       "or the script, or retrain")
+
+
+#: Doc claims a saved LoRA can contradict.
+_LORA_CLAIMS = {"network_dim", "network_alpha", "network_module"}
+
+
+def _output_prefix(raw: str, assignments: dict[str, str], depth: int = 0) -> str:
+    """The fixed start of an ``output_name`` value: through a variable to its assignment and
+    through ``${1:-default}`` to the default, up to the first ``$`` (a date, a counter)."""
+
+    text = raw.strip().strip("\"'")
+    if depth < 8:
+        m = re.fullmatch(r"\$\{?([A-Za-z_]\w*)\}?", text)
+        if m and m.group(1) in assignments:
+            return _output_prefix(assignments[m.group(1)], assignments, depth + 1)
+        m = re.fullmatch(r"\$\{\w+:?[-=](.*)\}", text, re.S)
+        if m:
+            return _output_prefix(m.group(1), assignments, depth + 1)
+    return text.split("$", 1)[0].split("`", 1)[0]
+
+
+def _lora_subject(ctx: ProjectContext, found_subjects: list[Subject], names: set[str]
+                  ) -> Subject | None:
+    """The profile or script whose ``output_name`` (its fixed start, for a script that adds
+    a date) begins the file's name; None when none does or two do equally well."""
+
+    scripts = {s.path: s for s in model(ctx).scripts}
+    best: list[tuple[int, Subject]] = []
+    for subject in found_subjects:
+        if "output_name" not in subject.options:
+            continue
+        raw = str(subject.options["output_name"][0])
+        script = scripts.get(subject.path)
+        assignments = {a.name: a.value for a in script.scan.assignments} if script else {}
+        prefix = _output_prefix(raw, assignments)
+        if len(prefix) >= 3 and any(n.startswith(prefix) for n in names):
+            best.append((len(prefix), subject))
+    if not best:
+        return None
+    best.sort(key=lambda b: -b[0])
+    if len(best) > 1 and best[1][0] == best[0][0]:
+        return None
+    return best[0][1]
 
 RULES = (GeneratedBlockStale, DocClaimMismatch, DocNamesUnloadedConfig, DocPathNotFound,
          DocEnvVarUnused, MalformedGeneratedBlock, LoraFileContradicts)
