@@ -335,3 +335,23 @@ def test_lint_finds_the_audits_alpha_from_the_saved_file(tmp_path: Path,
     write(repo / "output" / "flux_fast_20250101_120000.safetensors", rank=32, alpha=32.0)
     code, out, _ = _cli(["lint", ".", "--select", "LRC307"], capsys)
     assert code == 0 and "LRC307" not in out
+
+
+def test_without_seek_data_every_byte_is_read(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system that refuses SEEK_DATA (EINVAL) gets the whole tensor read, not taken
+    for a hole."""
+    import errno
+
+    path = kohya(tmp_path / "a.safetensors", SDXL_KEYS[:1], 4, 4.0)
+    real = os.lseek
+
+    def refuse(fd: int, pos: int, how: int) -> int:
+        if how in (os.SEEK_DATA, os.SEEK_HOLE):
+            raise OSError(errno.EINVAL, "not supported")
+        return real(fd, pos, how)
+
+    monkeypatch.setattr(os, "lseek", refuse)
+    health = lora.inspect_file(path).health
+    assert health is not None and health.zero_up == [] and health.up_modules == 1
+    assert health.block_norms["unet.input_blocks_4"] > 0

@@ -18,6 +18,7 @@ forwarded port follows the run.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -189,6 +190,18 @@ def _spread(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _phash(path: Path) -> Any:
+    """The perceptual hash of ``path``, computed once per file version (the page is rewritten
+    every few seconds during a run)."""
+
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return _phash_of(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4096)
+def _phash_of(path: str, mtime_ns: int, size: int) -> Any:
     try:
         import imagehash
         from PIL import Image

@@ -15,6 +15,7 @@ reason.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -521,9 +522,12 @@ def _regions(fd: int, begin: int, end: int) -> Iterator[tuple[int, int]]:
     while pos < end:
         try:
             start = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:  # ENXIO: only a hole follows; or no SEEK_DATA support
-            if not hasattr(os, "SEEK_DATA"):
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # no SEEK_DATA here: read it all
                 yield (pos, end)
+            return  # ENXIO: only a hole follows
+        except AttributeError:  # a platform without SEEK_DATA
+            yield (pos, end)
             return
         if start >= end:
             return
