@@ -84,8 +84,21 @@ def main(argv: list[str]) -> int:
     out = Path(flat["output_dir"]) / f"{flat.get('output_name', 'lora')}.safetensors"
     out.parent.mkdir(parents=True, exist_ok=True)
     print(f"saving checkpoint: {out}", flush=True)
-    out.write_bytes(b"lora" * 256)
+    _write_lora(out, flat)
     return 0
+
+
+def _write_lora(out: Path, flat: dict) -> None:
+    """A LoRA in musubi-tuner's key format (``lora_unet_blocks_…``) with tiny tensors and the
+    rank, alpha and module the options name (see tests/make_lora.py)."""
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.make_lora import write
+
+    module = str(flat.get("network_module", "networks.lora_wan"))
+    write(out, rank=int(flat.get("network_dim", 4)), alpha=float(flat.get("network_alpha", 1)),
+          module=module, names=[f"lora_unet_blocks_{i}_self_attn_q" for i in range(2)],
+          meta={"ss_base_model_version": "wan"})
 
 
 if __name__ == "__main__":
