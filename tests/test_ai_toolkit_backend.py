@@ -186,3 +186,19 @@ def test_shipped_profiles_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert code == 0, err
     assert "flux1-dev.safetensors" in (tmp_path / "k" / "train.sh").read_text() + "".join(
         p.read_text() for p in (tmp_path / "k").glob("*.toml"))
+
+
+@pytest.mark.parametrize("spelling", ["AdamW8bit", "adamw8bit", "ADAMW8BIT"])
+def test_optimizer_names_match_in_any_case(tmp_path: Path, spelling: str) -> None:
+    """sd-scripts and ai-toolkit both lower-case the optimizer name: a musubi or kohya profile's
+    ``adamw8bit`` is ai-toolkit's ``adamw8bit``, not an option left out."""
+    text = PROFILE.replace('optimizer_type = "AdamW8bit"', f'optimizer_type = "{spelling}"')
+    art = AiToolkitBackend().emit(_profile(tmp_path, text), "yaml")
+    assert _process(art)["train"]["optimizer"] == "adamw8bit"
+    assert not any("optimizer_type" in d.message for d in art.diagnostics)
+
+
+def test_scheduler_names_stay_case_sensitive(tmp_path: Path) -> None:
+    text = PROFILE.replace("[optimizer]", '[optimizer]\nlr_scheduler = "Cosine"')
+    art = AiToolkitBackend().emit(_profile(tmp_path, text), "yaml")
+    assert any("lr_scheduler: value 'Cosine'" in d.message for d in art.diagnostics)

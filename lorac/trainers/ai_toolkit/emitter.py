@@ -215,6 +215,10 @@ def _transform(spec: dict[str, Any], value: Any) -> tuple[bool, Any, str]:
     if values is not None:
         if isinstance(value, str) and value in values:
             return True, values[value], ""
+        if isinstance(value, str) and spec.get("ignore_case"):  # the trainer lower-cases it
+            folded = {k.lower(): v for k, v in values.items()}
+            if value.lower() in folded:
+                return True, folded[value.lower()], ""
         return False, None, f"value {value!r} has no ai-toolkit equivalent " \
                             f"(mapped: {', '.join(values)})"
     transform = spec.get("transform")
