@@ -170,3 +170,15 @@ def test_entry_points_print_nothing_raw_for_a_hostile_run_folder(project: Path) 
     code, out, _ = lorac("runs", "show", "p-1")
     assert code == 0 and "out\\nforged" in out and "\\x1b[2J" in out
     _clean(out, "runs show")
+
+
+def test_a_finding_made_before_a_credential_was_remembered_is_scrubbed_again() -> None:
+    """render_text trusts the scrub a finding got when it was made only while no credential has
+    been remembered since."""
+    from lorac.core.secrets import remember
+
+    value = "Kq7Wz3Rm9Tx2Vb5N"  # (no token format: masked only once remembered)
+    d = Diagnostic("LRC999", f"quotes {value}", "p.toml", 1, 1)
+    assert value in render_text([d])
+    remember([value])
+    assert value not in render_text([d])

@@ -12,7 +12,7 @@ import enum
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from lorac.core import secrets as _secrets  # (only the standard library: no import cycle)
@@ -101,11 +101,13 @@ class Diagnostic:
         # a message may quote a value and a key may be one: a credential in either is masked
         # wherever the finding goes (renderers, manifests, the lint cache)
         scrub = _secrets.scrub_message
+        # (render_text scrubs message and hint again only if a credential was remembered since)
+        object.__setattr__(self, "_scrubbed_with", _secrets.remembered_count())
         for name in ("message", "hint"):
             text = getattr(self, name)
             if text:
                 object.__setattr__(self, name, scrub(text))
-        if any(isinstance(part, str) for part in self.key_path):
+        if any(isinstance(part, str) and len(part) >= 8 for part in self.key_path):
             object.__setattr__(self, "key_path", tuple(
                 scrub(part) if isinstance(part, str) else part for part in self.key_path))
 
@@ -121,7 +123,7 @@ class Diagnostic:
         return (self.path, self.line, self.col, self.code, self.message)
 
     def with_severity(self, severity: Severity) -> Diagnostic:
-        return Diagnostic(**{**self.__dict__, "severity": severity})
+        return replace(self, severity=severity)
 
     def to_json(self) -> dict[str, Any]:
         """Every field, fit to print: paths, keys and values pass the one scrubber
@@ -186,9 +188,12 @@ def printable(text: object) -> str:
     (:func:`lorac.core.secrets.scrub_message`, the one scrubber), control characters escaped
     (:func:`escape_controls`). Every path and value lorac prints as text goes through it."""
 
+    text = str(text)
+    if len(text) < 8:  # shorter than any credential scrub_message masks
+        return escape_controls(text)
     from lorac.core.secrets import scrub_message
 
-    return escape_controls(scrub_message(str(text)))
+    return escape_controls(scrub_message(text))
 
 
 def format_key_path(key_path: KeyPath) -> str:
@@ -219,7 +224,11 @@ def render_text(diags: Sequence[Diagnostic], *, show_hints: bool = True) -> str:
     lines: list[str] = []
     paths: dict[str, str] = {}  # many findings share a file and a rule: made printable once
     rules: dict[str, str] = {}
+    remembered = _secrets.remembered_count()
     for d in diags:
+        # a message and hint scrubbed when the finding was made need only their escapes, unless
+        # a credential has been remembered since
+        shown = escape_controls if getattr(d, "_scrubbed_with", -1) == remembered else printable
         fix_mark = " [*]" if d.fixable and d.fix_safe else ""
         where = f" ({printable(d.dotted_key)})" if d.key_path else ""
         rule = ""
@@ -230,9 +239,9 @@ def render_text(diags: Sequence[Diagnostic], *, show_hints: bool = True) -> str:
         if d.path not in paths:
             paths[d.path] = printable(d.path)
         place = f"{paths[d.path]}:{d.line}:{d.col or 1}" if d.line else paths[d.path]
-        lines.append(f"{place}: {d.code}{fix_mark} {printable(d.message)}{where}{rule}")
+        lines.append(f"{place}: {d.code}{fix_mark} {shown(d.message)}{where}{rule}")
         if show_hints and d.hint:
-            lines.append(f"    hint: {printable(d.hint)}")
+            lines.append(f"    hint: {shown(d.hint)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 

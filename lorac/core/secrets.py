@@ -294,6 +294,13 @@ def remember(values: Iterable[str]) -> None:
     _REMEMBERED.update(v for v in values if isinstance(v, str) and len(v) >= 8)
 
 
+def remembered_count() -> int:
+    """How many values :func:`remember` holds (it only grows): text scrubbed while it held as
+    many needs no second scrub."""
+
+    return len(_REMEMBERED)
+
+
 def known_secrets() -> set[str]:
     """The values :func:`scrub_message` hides besides token formats: those remembered and
     those of this environment's secret-looking variables."""

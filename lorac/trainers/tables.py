@@ -89,7 +89,9 @@ class UnknownTrainer(Rule):
         tables = profile.get(SECTION)
         if not isinstance(tables, dict):
             return
-        known = sorted(get_plugins().backends)
+        # the trainers are the installed backends: built once per lint run, not per profile
+        known = ctx.project.memo("lorac.trainers.tables.known",
+                                 lambda: sorted(get_plugins().backends))
         for trainer in tables:
             if trainer in known:
                 continue

@@ -21,7 +21,7 @@ import functools
 import inspect
 import re
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -121,8 +121,7 @@ class Rule:
 
         d = profile.diagnostic(self.code, message, key_path, rule=self.name,
                                severity=self.severity, hint=hint)
-        return Diagnostic(**{**d.__dict__, "fix": _edits(fix), "fix_safe": self.fix == "safe",
-                             "data": data})
+        return replace(d, fix=_edits(fix), fix_safe=self.fix == "safe", data=data)
 
     def in_file(self, path: str, line: int, col: int, message: str, *,
                 hint: str | None = None, key_path: KeyPath = (),
