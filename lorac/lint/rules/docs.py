@@ -667,14 +667,14 @@ class LoraFileContradicts(Rule):
     scope = "project"
 
     def check(self, ctx: ProjectContext) -> Iterable[Diagnostic]:
-        from lorac.core.diagnostics import LoracError
-        from lorac.scan import lora
-
         files = ctx.files.get("lora", [])
         profiles = ctx.profiles
         found_subjects = subjects(ctx) if files else []
         if not files or not (profiles or found_subjects):
             return
+        from lorac.core.diagnostics import LoracError
+        from lorac.scan import lora  # (read only where a LoRA file is in the tree)
+
         # a saved LoRA can be gigabytes: the result cache watches its size and time only
         ctx.cache.setdefault("deps", set()).update(files)
         for path in files:
