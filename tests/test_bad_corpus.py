@@ -659,6 +659,16 @@ def gen_lora_fifo(root: Path) -> None:
     os.mkfifo(root / "x.safetensors")
 
 
+def gen_user_lora_in_build_folder(root: Path) -> None:
+    """A user's own file in a folder lorac once built (written here: no weights in git)."""
+    _write(root, "out/my-lora.safetensors", b"my lora")
+
+
+def gen_real_checkpoint_stand_in(root: Path) -> None:
+    """A folder holding what stands for real checkpoints, with no lorac-synth.json."""
+    _write(root, "models/flux1-dev.safetensors", b"real weights")
+
+
 GENERATORS: dict[str, Callable[[Path], None]] = {
     name[4:]: fn for name, fn in globals().items() if name.startswith("gen_") and callable(fn)}
 
