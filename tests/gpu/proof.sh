@@ -7,6 +7,9 @@
 #   tests/gpu/proof.sh multi    the same job with [run] gpus = 2, then an interrupted run
 #   tests/gpu/proof.sh overhead the same short job through `accelerate launch` directly and
 #                               through `lorac run`
+#   tests/gpu/proof.sh report   `lorac run final --synthetic --max-steps 40` with samples every 10
+#                               steps: report.html, samples, manifest, and `lorac inspect` of the
+#                               LoRA against the profile and against one whose alpha differs
 #   tests/gpu/proof.sh matrix   the VRAM calibration matrix (tests/gpu/vram_matrix.py), detached
 #                               from a copy of the tree in /tmp/lorac-vm, so that it outlives the
 #                               command; results in /tmp/vm
@@ -96,6 +99,31 @@ PY
     wait $a $b
     grep -h "rc=" "$OUT/direct.log" "$OUT/lorac-short.log" | tee -a "$OUT/summary.txt"
     ;;
+report)
+    printf '[profile]\nextends = "final"\ndescription = "final, with samples every 10 steps"\n[sampling]\nsample_every_n_steps = 10\n' \
+        > profiles/final-watch.toml
+    printf '[profile]\nextends = "final-watch"\ndescription = "final-watch with another alpha"\n[network]\nnetwork_alpha = 32\n' \
+        > profiles/final-alpha32.toml
+    lorac run final-watch --synthetic --max-steps 40 --display plain --runs-dir runs-report \
+        > "$OUT/run-report.log" 2>&1
+    echo "report run exit $?" | tee -a "$OUT/summary.txt"
+    summarise runs-report
+    run=$(ls -d runs-report/*/ | head -1)
+    cp "$run"manifest.json "$run"report.html "$OUT/" 2>/dev/null
+    tail -c 60000 "$run"train.log > "$OUT/train-report.log"
+    (cd "$run" && find . -name '*.png' -size -2M | head -40 | tar czf "$OUT/samples.tgz" -T -)
+    find "$run" -maxdepth 3 -type f | sort | tee "$OUT/run-files.txt" > /dev/null
+    lora=$(find "$run" -name 'flux_final*.safetensors' | sort | tail -1)
+    echo "LoRA: $lora" | tee -a "$OUT/summary.txt"
+    lorac inspect "$lora" --profile final-watch > "$OUT/inspect-final.txt" 2>&1
+    echo "inspect against final-watch exit $?" | tee -a "$OUT/summary.txt"
+    lorac inspect "$lora" --profile final-watch --format json > "$OUT/inspect-final.json" 2>&1
+    lorac inspect "$lora" --profile final-alpha32 > "$OUT/inspect-alpha32.txt" 2>&1
+    echo "inspect against final-alpha32 exit $?" | tee -a "$OUT/summary.txt"
+    cat "$OUT/inspect-final.txt" "$OUT/inspect-alpha32.txt" | head -80
+    lorac runs --runs-dir runs-report report "$(basename "$run")" > "$OUT/runs-report.log" 2>&1
+    echo "runs report exit $?" | tee -a "$OUT/summary.txt"
+    ;;
 matrix)
     python3 tests/gpu/vram_matrix.py probe 2>&1 | tee "$OUT/probe.log"
     offset=$(awk '/^OFFSET/ {print $2}' "$OUT/probe.log")
@@ -114,7 +142,7 @@ collect)
     tail -n 40 /tmp/vm/matrix.log
     ;;
 *)
-    echo "usage: $0 setup|formats|multi|interrupt|overhead|matrix|collect [S]" >&2
+    echo "usage: $0 setup|formats|multi|interrupt|overhead|report|matrix|collect [S]" >&2
     exit 2
     ;;
 esac
