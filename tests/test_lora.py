@@ -277,6 +277,35 @@ def test_inspect_text_json_and_profile_findings(project: Path,
     assert code == 1 and "profiles/p.toml:7:1: LRC307" in out.replace(os.sep, "/")
 
 
+def test_inspect_takes_the_runs_own_overrides_as_notes(project: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """A LoRA saved by ``lorac run --max-steps 40`` records 40 steps: against its profile's
+    3000 that is the run's override, not a contradiction; the alpha still is one."""
+
+    write_files(project, {"profiles/p.toml": PROFILE.replace(
+        "[dataset]", "[training]\nmax_train_steps = 3000\n\n[dataset]")})
+    run = project / "runs" / "p-1"
+    (run / "output").mkdir(parents=True)
+    meta = {**SDXL_META, "ss_max_train_steps": "40", "ss_resolution": "(768, 768)"}
+    kohya(run / "output" / "a.safetensors", SDXL_KEYS, 16, 1.0, meta)
+    code, out, _ = _cli(["inspect", "runs/p-1/output/a.safetensors", "-p", "p", "-f", "json"],
+                        capsys)
+    keys = {d["key_path"][-1] for d in json.loads(out)["findings"]}
+    assert code == 1 and "max_train_steps" in keys and "network_alpha" in keys
+    write_files(project, {"runs/p-1/manifest.json": json.dumps(
+        {"profile": {"overrides": {"max_train_steps": "40", "output_dir": str(run / "output")}}})})
+    code, out, _ = _cli(["inspect", "runs/p-1/output/a.safetensors", "-p", "p", "-f", "json"],
+                        capsys)
+    body = json.loads(out)
+    assert code == 1 and {d["key_path"][-1] for d in body["findings"]} == keys - {
+        "max_train_steps"}
+    assert body["run_overrides"]["notes"] == [
+        "max_train_steps = 40: set by the run, not the profile"]
+    code, out, _ = _cli(["inspect", "runs/p-1/output/a.safetensors", "-p", "p"], capsys)
+    assert "the run overrode" in out and "max_train_steps = 40: set by the run" in out
+
+
 def test_inspect_never_trained_exits_1(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kohya(project / "z.safetensors", SDXL_KEYS, 4, 4.0, zero_up=True)
     code, out, _ = _cli(["inspect", "z.safetensors"], capsys)

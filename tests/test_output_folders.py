@@ -240,7 +240,8 @@ def test_run_refuses_a_name_that_leaves_the_run_folder_even_forced(
     assert not (project / "runs").exists()
 
 
-def test_run_puts_every_output_path_in_the_run_folder(project: Path) -> None:
+def test_run_puts_every_output_path_in_the_run_folder(project: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from lorac.core.outputs import RUN_FOLDER_PATHS
 
     write_files(project, {"profiles/p.toml": PROFILE + (
@@ -256,10 +257,29 @@ def test_run_puts_every_output_path_in_the_run_folder(project: Path) -> None:
     assert {k: v for k, v in overrides.items() if k in RUN_FOLDER_PATHS} == {
         name: str(run_dir / inside) for name, inside in RUN_FOLDER_PATHS.items()}
     # what the profile does not set stays unset; output_dir is always redirected
+    monkeypatch.setattr("lorac.run.launch.tensorboard_installed", lambda: False)
     write_files(project, {"profiles/p.toml": PROFILE})
     out = lorac("run", "p", "--dry-run")[1]
     assert "override: output_dir = " in out and "logging_dir" not in out
     assert "console_log_file" not in out
+
+
+def test_run_logs_to_its_folder_for_the_report_only_where_the_profile_logs_nowhere(
+        project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With TensorBoard installed, a kohya run names ``logging_dir`` in its folder (the trainer
+    then writes event files, and the report draws loss and learning rate from them); a profile
+    that logs elsewhere (``log_with = "wandb"``) or a machine without TensorBoard gets none."""
+
+    monkeypatch.setattr("lorac.run.launch.tensorboard_installed", lambda: True)
+    write_files(project, {"profiles/p.toml": PROFILE})
+    out = lorac("run", "p", "--dry-run")[1]
+    assert f"override: logging_dir = {project / 'runs' / 'p-DRY-RUN' / 'logs'}" in out
+    write_files(project, {"profiles/p.toml": PROFILE + '[logging]\nlog_with = "wandb"\n'})
+    out = lorac("run", "p", "--dry-run")[1]
+    assert "logging_dir" not in out
+    monkeypatch.setattr("lorac.run.launch.tensorboard_installed", lambda: False)
+    write_files(project, {"profiles/p.toml": PROFILE})
+    assert "logging_dir" not in lorac("run", "p", "--dry-run")[1]
 
 
 @pytest.mark.parametrize(("option", "value", "bad"), [

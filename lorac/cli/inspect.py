@@ -62,19 +62,65 @@ def profile_findings(inspection: Any, profile_name: str) -> list[Diagnostic]:
                                           display_path(inspection.path)))
 
 
+def run_overrides(lora_path: str) -> tuple[str, dict[str, str]] | None:
+    """The manifest of the ``lorac run`` that saved ``lora_path`` and the options it overrode
+    (``--max-steps``, the run folder's paths), or None when the file is not in a run folder."""
+
+    from pathlib import Path
+
+    for folder in list(Path(lora_path).resolve().parents)[:4]:
+        manifest = folder / "manifest.json"
+        if not manifest.is_file():
+            continue
+        try:
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            overrides = data["profile"]["overrides"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # a manifest of something else: no overrides to account for
+        if isinstance(overrides, dict):
+            return str(manifest), {str(k): str(v) for k, v in overrides.items()}
+        return None
+    return None
+
+
+def _split_overridden(findings: list[Diagnostic], overrides: dict[str, str]
+                      ) -> tuple[list[Diagnostic], list[str]]:
+    """Findings about an option the run itself overrode are what the run was asked to do, not a
+    contradiction: they become notes."""
+
+    kept, notes = [], []
+    for d in findings:
+        key = d.key_path[-1] if d.key_path else ""
+        if isinstance(key, str) and key in overrides:
+            notes.append(f"{key} = {overrides[key]}: set by the run, not the profile")
+        else:
+            kept.append(d)
+    return kept, notes
+
+
 def inspect(opts: InspectOptions, io: Io) -> int:
     from lorac.scan.lora import inspect_file
 
     found = inspect_file(opts.path, health=opts.health)
     findings = profile_findings(found, opts.profile) if opts.profile else []
+    notes: list[str] = []
+    run = run_overrides(opts.path) if findings else None
+    if run is not None:
+        findings, notes = _split_overridden(findings, run[1])
     health = found.health
     unhealthy = health is not None and (bool(health.nonfinite) or health.never_trained)
     if opts.fmt == "json":
         body = found.to_json()
         body["findings"] = [d.to_json() for d in findings]
+        if notes:
+            body["run_overrides"] = {"manifest": run[0] if run else None, "notes": notes}
         io.out.write(json.dumps(body, indent=2, ensure_ascii=False, default=str) + "\n")
     else:
         io.out.write(render(found))
+        if notes and run is not None:
+            io.out.write(f"  the run overrode ({printable(run[0])}):\n")
+            for note in notes:
+                io.out.write(f"    {printable(note)}\n")
         if findings:
             io.out.write(render_text(findings))
     return int(ExitCode.FINDINGS if findings or unhealthy else ExitCode.OK)

@@ -90,6 +90,30 @@ def _set_option(profile: Profile, name: str, value: Any) -> None:
     profile.changed()
 
 
+#: Backends whose trainers write TensorBoard event files to ``logging_dir`` when ``log_with`` is
+#: unset (sd-scripts library/accelerator_setup.py:92-96 at 37a1cbbc; musubi-tuner
+#: training/accelerator_setup.py:59-61 at 30c658c4).
+_TENSORBOARD_WHEN_LOGGING_DIR = ("kohya", "musubi")
+
+
+def _log_to_run_folder(profile: Any, backend: str) -> bool:
+    """Whether the run adds ``logging_dir`` inside its folder so that the report can draw the
+    loss and the learning rate from the trainer's own event files: only where the profile logs
+    nowhere, the trainer logs to TensorBoard by itself once a folder is named, and TensorBoard
+    is installed. Logging changes nothing that is trained; the override is shown and recorded
+    like the others."""
+
+    return (backend in _TENSORBOARD_WHEN_LOGGING_DIR
+            and profile.option("logging_dir") is None and profile.option("log_with") is None
+            and tensorboard_installed())
+
+
+def tensorboard_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
+
+
 def _git_state() -> dict[str, Any]:
     if not shutil.which("git"):
         return {"commit": None, "dirty": None}
@@ -361,6 +385,8 @@ def run_profile(opts: RunOptions, io: Io) -> int:
             if name == "output_dir" or profile.option(name) is not None}
         if opts.max_steps is not None:
             overrides["max_train_steps"] = opts.max_steps
+        if _log_to_run_folder(profile, backend.name):
+            overrides["logging_dir"] = str((run_dir / RUN_FOLDER_PATHS["logging_dir"]).resolve())
         env = run_env(profile)  # the names lint refuses (LRC209) stop even a --force run
         if opts.synthetic:
             overrides.update(
