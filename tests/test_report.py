@@ -150,3 +150,15 @@ def test_runs_report_and_compare(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert 'data-status="succeeded"' in text and 'data-status="failed"' in text
     assert cli(["runs", "report", "nope"]) == 2
     assert "no run 'nope'" in capsys.readouterr().err
+
+
+def test_axis_of_values_that_are_never_negative_starts_at_zero() -> None:
+    """Padding below a learning rate that starts at 0 (warm-up) or a memory trace that starts
+    at 0 MiB drew a negative first tick (-2e-06, -4,078 MiB) on the H100 run's page."""
+
+    svg = report.line_chart("lr", [("lr/unet", [(0, 0.0), (40, 4e-5)])], x_label="step",
+                            y_label="learning rate")
+    ticks = re.findall(r'text-anchor="end">([^<]+)</text>', svg)
+    assert ticks and not any(t.startswith("-") for t in ticks)
+    below = report.line_chart("x", [("a", [(0, -1.0), (1, 1.0)])], x_label="s", y_label="v")
+    assert re.findall(r'text-anchor="end">([^<]+)</text>', below)[0].startswith("-")

@@ -251,7 +251,8 @@ def line_chart(name: str, lines: Sequence[tuple[str, Sequence[tuple[float, float
     if y1 == y0:
         y1 = y0 + 1
     pad = (y1 - y0) * 0.05
-    y0, y1 = y0 - pad, y1 + pad
+    # memory and learning rates are never negative: the padding must not invent a negative axis
+    y0, y1 = (max(y0 - pad, 0.0) if y0 >= 0 else y0 - pad), y1 + pad
     left, right, top, bottom = 64, 12, 12, 36
     w, h = width - left - right, height - top - bottom
 
