@@ -157,3 +157,23 @@ def test_datasets_tables_set_resolution_and_batch(tmp_path) -> None:
             '[[dataset.datasets.subsets]]\nimage_dir = "b"\n')
     cfg = vram.config_from_profile(resolved(tmp_path, text).profile)
     assert (cfg.width, cfg.height, cfg.batch_size) == (1024, 1024, 2)
+
+
+def test_estimate_carries_the_measured_interval() -> None:
+    est = vram.estimate(BASE)
+    assert est.interval.n >= 20 and est.interval.low < 1 < est.interval.high
+    lo, hi = est.bounds
+    assert lo < est.peak_mib < hi
+    doc = est.to_json()["interval"]
+    assert doc["low_mib"] == pytest.approx(lo, abs=0.1) and doc["n"] == est.interval.n
+
+
+def test_a_peak_near_the_card_is_tight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's case: a prediction 0.8 GB under 24 GB must not say 'fits'."""
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    est = vram.estimate(BASE)
+    assert est.verdict(est.peak_mib + 800) == "tight"
+    assert est.verdict(est.peak_mib * 1.3) == "fits"
+    assert est.verdict(est.peak_mib * 0.7) == "does not fit"

@@ -3,8 +3,11 @@
 :func:`vram_report` is the plain function (options in, exit code out); :data:`vram_cmd` is the
 click command the CLI registers. The numbers come from :mod:`lorac.trainers.kohya.vram` (the
 model and its fitted constants); ``--format json`` prints ``peak_mib``, ``phases``, ``fits`` and
-the rest. Exit code 0 when the profile fits every card asked about (24, 48 and 80 GB by default,
-or the ``--gpu`` cards), 1 when one does not.
+the rest, with ``interval`` (the range the measured peak is expected in, from the model's
+measured error for that trainer and family) and a verdict per card: ``fits``, ``tight`` (the
+interval straddles the card's memory) or ``does not fit``. Exit code 0 when the profile fits every
+card asked about (24, 48 and 80 GB by default, and the ``--gpu`` cards), 1 when one is tight or
+does not fit.
 """
 
 from __future__ import annotations
@@ -51,14 +54,19 @@ def vram_report(opts: VramOptions, io: Any) -> int:
     k = vram.load_constants()
     est = vram.estimate(cfg, k)
     cards = cards_for(profile, opts.gpus)
-    fits = {name: est.peak_mib <= mib for name, mib in cards}
-    plans = {name: vram.fixes(cfg, mib, k) for name, mib in cards if not fits[name]}
+    verdicts = {name: est.verdict(mib) for name, mib in cards}
+    fits = {name: v == "fits" for name, v in verdicts.items()}
+    lo, hi = est.bounds
+    plans = {name: vram.fixes(cfg, mib, k, margin=est.interval.high)
+             for name, mib in cards if not fits[name]}
     if opts.fmt == "json":
         doc = est.to_json()
         doc.update({
             "profile": profile.name,
             "fits": fits,
-            "cards": {name: {"mib": mib, "headroom_mib": round(mib - est.peak_mib, 1)}
+            "verdicts": verdicts,
+            "cards": {name: {"mib": mib, "headroom_mib": round(mib - est.peak_mib, 1),
+                             "verdict": verdicts[name]}
                       for name, mib in cards},
             "fixes": {name: [asdict(f) for f in plan] for name, plan in plans.items()},
             "constants": k.as_dict(),
@@ -79,19 +87,26 @@ def vram_report(opts: VramOptions, io: Any) -> int:
     for item in est.breakdown["train"]:
         detail = f"  ({item.detail})" if item.detail else ""
         w(f"  {item.name:<44}{item.mib:>10.0f}{detail}\n")
-    w(f"\nhost RAM: about {est.host_ram_mib / 1024:.0f} GiB\n")
+    w(f"\npeak {est.peak_mib:,.0f} MiB, expected within {lo:,.0f} .. {hi:,.0f} MiB "
+      f"({est.interval.label()})\n")
+    w(f"host RAM: about {est.host_ram_mib / 1024:.0f} GiB\n")
     for note in est.notes:
         w(f"note: {note}\n")
     w("\n")
     for name, mib in cards:
         head = mib - est.peak_mib
         if fits[name]:
-            w(f"{name:<10} fits     (headroom {head:,.0f} MiB of {mib:,.0f})\n")
+            w(f"{name:<10} fits     (headroom {head:,.0f} MiB of {mib:,.0f}, "
+              f"{mib - hi:,.0f} at the top of the interval)\n")
             continue
-        w(f"{name:<10} DOES NOT FIT: {est.peak_phase} needs {est.peak_mib:,.0f} MiB of "
-          f"{mib:,.0f}\n")
+        if verdicts[name] == "tight":
+            w(f"{name:<10} TIGHT: {est.peak_phase} needs {est.peak_mib:,.0f} MiB of {mib:,.0f}, "
+              f"and the model's error spans {lo:,.0f} .. {hi:,.0f}\n")
+        else:
+            w(f"{name:<10} DOES NOT FIT: {est.peak_phase} needs {est.peak_mib:,.0f} MiB of "
+              f"{mib:,.0f} (at least {lo:,.0f} with the model's error)\n")
         for f in plans[name]:
-            ok = "fits" if f.peak_mib <= mib else "still too large"
+            ok = "fits" if est.interval.high * f.peak_mib <= mib else "still too large"
             w(f"    + {f.change:<44} peak {f.peak_mib:,.0f} MiB ({f.phase}; {ok})\n")
     return int(ExitCode.OK if all(fits.values()) else ExitCode.FINDINGS)
 

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from lorac.config.profile import parse_resolution
+from lorac.trainers.estimates import FIRST_PRINCIPLES, Interval, verdict
 
 __all__ = [
     "CARDS",
@@ -60,6 +61,7 @@ __all__ = [
     "fit",
     "fixes",
     "load_constants",
+    "load_interval",
     "load_measurements",
 ]
 
@@ -441,6 +443,31 @@ def load_constants(path: Path | None = None) -> Constants:
     return _load_constants(str(p))
 
 
+#: The key of a family's interval in ``vram_model.json`` (FLUX.1 dev and schnell share one).
+def interval_key(family: str) -> str:
+    return "flux1" if family in FLUX_FAMILIES else family
+
+
+@lru_cache(maxsize=4)
+def _load_intervals(path: str) -> dict[str, Interval]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {k: Interval.from_json(v) for k, v in (data.get("intervals") or {}).items()}
+
+
+def load_interval(family: str, path: Path | None = None) -> Interval:
+    """The error interval of the model for ``family`` (leave-one-out residuals of its
+    calibration runs, written by ``bench/vram_accuracy.py --write``); a first-principles
+    interval, labelled so, where none was measured."""
+    p = path or model_path()
+    key = interval_key(family)
+    if p.is_file():
+        found = _load_intervals(str(p)).get(key)
+        if found is not None:
+            return found
+    return Interval(FIRST_PRINCIPLES.low, FIRST_PRINCIPLES.high, 0, FIRST_PRINCIPLES.basis,
+                    f"kohya/{key}")
+
+
 def load_measurements(path: Path | None = None) -> list[dict[str, Any]]:
     """The calibration records (``backends/kohya/vram_measurements.json``)."""
     p = path or measurements_path()
@@ -468,6 +495,16 @@ class Estimate:
     breakdown: dict[str, list[Item]]
     host_ram_mib: float
     notes: list[str] = field(default_factory=list)
+    interval: Interval = FIRST_PRINCIPLES
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The range the measured whole-run peak is expected in (MiB)."""
+        return self.interval.bounds(self.peak_mib)
+
+    def verdict(self, usable_mib: float) -> str:
+        """``fits`` / ``tight`` / ``does not fit`` on a card with ``usable_mib``."""
+        return verdict(self.peak_mib, self.interval, usable_mib)
 
     @property
     def peak_mib(self) -> float:
@@ -481,6 +518,9 @@ class Estimate:
         return {
             "peak_mib": round(self.peak_mib, 1),
             "peak_phase": self.peak_phase,
+            "interval": {"low_mib": round(self.bounds[0], 1),
+                         "high_mib": round(self.bounds[1], 1), **self.interval.to_json(),
+                         "label": self.interval.label()},
             "phases": {k: round(v, 1) for k, v in self.phases.items()},
             "breakdown": {ph: [{"name": i.name, "mib": round(i.mib, 1), "detail": i.detail}
                                for i in items] for ph, items in self.breakdown.items()},
@@ -706,7 +746,8 @@ def estimate(cfg: RunConfig, constants: Constants | None = None) -> Estimate:
         notes.append("sampling is recorded inside lorac's 'train' phase (no log marker)")
     if cfg.gpus > 1:
         notes.append(f"per GPU, {cfg.gpus} processes (DDP)")
-    return Estimate(cfg, phases, breakdown, host_ram_mib(cfg), notes)
+    return Estimate(cfg, phases, breakdown, host_ram_mib(cfg), notes,
+                    load_interval(cfg.family))
 
 
 # ---------------------------------------------------------------------------- cards and fixes
@@ -753,11 +794,15 @@ def _steps() -> list[tuple[str, dict[str, Any], Callable[[RunConfig], RunConfig]
     ]
 
 
-def fixes(cfg: RunConfig, limit_mib: float, constants: Constants | None = None) -> list[Fix]:
+def fixes(cfg: RunConfig, limit_mib: float, constants: Constants | None = None, *,
+          margin: float = 1.0) -> list[Fix]:
     """The smallest cumulative set of changes, cheapest in speed first, after which ``cfg`` fits
-    ``limit_mib``; empty when it fits already. The last entry does not fit when nothing does."""
+    ``limit_mib`` with the predicted peak times ``margin`` (the top of the model's error
+    interval, so that the verdict becomes ``fits``); empty when it fits already. The last entry
+    does not fit when nothing does."""
 
     k = constants or load_constants()
+    limit_mib = limit_mib / margin
 
     def peak(c: RunConfig) -> tuple[float, str]:
         e = estimate(c, k)

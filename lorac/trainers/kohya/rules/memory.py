@@ -9,6 +9,7 @@ base profile is judged through the profiles that extend it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from lorac.core.diagnostics import Diagnostic, Severity
@@ -58,9 +59,14 @@ def _targets(ctx: ProfileContext) -> list[tuple[str, float, tuple]]:
 
 class DoesNotFitGpu(Rule):
     """What it does
-    Reports a profile whose predicted peak GPU memory exceeds a card named in
-    ``[profile] gpu``, with the phase that overflows (latent caching, text-encoder caching, the
-    resident model, the training step, sampling, saving) and the cheapest change that fits,
+    Reports a profile that does not fit, or is tight on, a card named in ``[profile] gpu``:
+    the verdict is ``does not fit`` (an error) when even the bottom of the prediction's error
+    interval exceeds the card, ``tight`` (a warning) when the interval straddles the card's
+    memory. The interval comes from the model's measured error for the trainer and family
+    (leave-one-out residuals of its calibration runs; a wide first-principles interval where
+    none was measured). The finding names the phase that overflows (latent caching,
+    text-encoder caching, the resident model, the training step, sampling, saving) and the
+    cheapest change that fits,
     from ``lorac vram``'s fix plan (fp8 base, cached text-encoder outputs, cached latents,
     gradient checkpointing, an 8-bit optimizer, then the smallest ``blocks_to_swap``, then
     batch size and resolution).
@@ -96,25 +102,31 @@ class DoesNotFitGpu(Rule):
         from lorac.trainers.kohya import vram
 
         cfg, est, targets = found
+        lo, hi = est.bounds
         for name, mib, kp in targets:
-            if est.peak_mib <= mib:
+            word = est.verdict(mib)
+            if word == "fits":
                 continue
-            plan = vram.fixes(cfg, mib)
-            if plan and plan[-1].peak_mib <= mib:
+            plan = vram.fixes(cfg, mib, margin=est.interval.high)
+            if plan and plan[-1].peak_mib * est.interval.high <= mib:
                 hint = "cheapest fix: " + ", ".join(f.change for f in plan) + \
                     f" (predicted peak {plan[-1].peak_mib:,.0f} MiB); see lorac vram"
             else:
                 hint = "no change the model knows makes it fit; see lorac vram"
-            yield self.at(ctx.profile, kp,
-                          f"predicted peak {est.peak_mib:,.0f} MiB in phase {est.peak_phase} "
-                          f"does not fit {name} ({mib:,.0f} MiB)", hint=hint,
-                          peak_mib=round(est.peak_mib, 1), phase=est.peak_phase, card=name)
+            d = self.at(ctx.profile, kp,
+                        f"predicted peak {est.peak_mib:,.0f} MiB (expected {lo:,.0f} .. "
+                        f"{hi:,.0f}) in phase {est.peak_phase}: {word} {name} "
+                        f"({mib:,.0f} MiB)",
+                        hint=hint, peak_mib=round(est.peak_mib, 1), phase=est.peak_phase,
+                        card=name, verdict=word, low_mib=round(lo, 1), high_mib=round(hi, 1))
+            yield d if word != "tight" else replace(d, severity=Severity.WARNING)
 
 
 class FitsMuchSmallerGpu(Rule):
     """What it does
-    Reports a profile that targets a card (``[profile] gpu``) while the VRAM model predicts it
-    fits a card of half that memory or less, naming the smallest such card.
+    Reports a profile that targets a card (``[profile] gpu``) while the VRAM model's verdict is
+    ``fits`` (the top of the prediction's error interval included) for a card of half that
+    memory or less, naming the smallest such card.
 
     Why is this bad?
     The target says where the recipe can run; a profile that asks for an 80 GB card while
@@ -146,14 +158,15 @@ class FitsMuchSmallerGpu(Rule):
 
         _, est, targets = found
         name, mib, kp = min(targets, key=lambda t: t[1])
-        if est.peak_mib > mib:
+        if est.verdict(mib) != "fits":
             return
         for small in LADDER:
             small_mib = vram.card_mib(small) or 0
-            if small_mib * 2 <= mib * 1.01 and est.peak_mib <= small_mib:
+            if small_mib * 2 <= mib * 1.01 and est.verdict(small_mib) == "fits":
                 yield self.at(ctx.profile, kp,
                               f"targets {name} but the predicted peak {est.peak_mib:,.0f} MiB "
-                              f"fits a {small} card ({small_mib:,.0f} MiB)",
+                              f"(expected up to {est.bounds[1]:,.0f}) fits a {small} card "
+                              f"({small_mib:,.0f} MiB)",
                               hint=f"gpu = \"{small}\", or use what the larger card allows",
                               peak_mib=round(est.peak_mib, 1), card=small)
                 return
