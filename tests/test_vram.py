@@ -51,8 +51,11 @@ def test_optimizer_states_order() -> None:
 
 
 def test_fitted_model_reproduces_the_measurements() -> None:
-    """Fit records within 5 % per phase; held-back run peaks within the issue's 10 % and every
-    24/48/80 GB verdict right (bench/vram_accuracy.py prints the same figures)."""
+    """Fit records within 5 % per phase; held-back run peaks within the issue's 10 %, inside
+    their interval, and every 24/48/80 GB verdict right, 'tight' counting as right within 5 % of
+    the card (bench/vram_accuracy.py prints the same figures)."""
+    from lorac.trainers.estimates import verdict_right
+
     records = vram.load_measurements()
     held = 0
     for rec in records:
@@ -67,9 +70,11 @@ def test_fitted_model_reproduces_the_measurements() -> None:
         held += 1
         peak = rec.get("peak_mib") or max(rec["phases_mib"].values())
         assert abs(est.peak_mib - peak) / peak < 0.10, rec["id"]
+        lo, hi = est.bounds
+        assert lo <= peak <= hi, rec["id"]
         for card in vram.STANDARD_CARDS:
             cap = vram.card_mib(card)
-            assert (peak <= cap) == (est.peak_mib <= cap), (rec["id"], card)
+            assert verdict_right(est.verdict(cap), peak, cap), (rec["id"], card)
     assert held >= 10
 
 
@@ -177,3 +182,24 @@ def test_a_peak_near_the_card_is_tight(monkeypatch: pytest.MonkeyPatch) -> None:
     assert est.verdict(est.peak_mib + 800) == "tight"
     assert est.verdict(est.peak_mib * 1.3) == "fits"
     assert est.verdict(est.peak_mib * 0.7) == "does not fit"
+
+
+def test_unet_only_without_checkpointing_keeps_no_modulation_upcast() -> None:
+    """Without checkpointing an fp8 transformer keeps the bf16 up-cast of a Linear's weight
+    only where the Linear's input needs a gradient: the modulations read the conditioning
+    vector, which needs one only when CLIP-L is trained (issue: 44,083 MiB measured UNet-only
+    against 50,191 with CLIP-L trained)."""
+    nogc = BASE.changed(width=512, height=512, rank=16, gradient_checkpointing=False)
+
+    def upcast(cfg: vram.RunConfig) -> float:
+        items = vram.estimate(cfg).breakdown["train"]
+        return next(i.mib for i in items if i.name.startswith("fp8 weights up-cast"))
+
+    saved = upcast(nogc) - upcast(nogc.changed(train_clip_l=False))
+    assert 6000 < saved < 6300  # 3.26 B modulation parameters x 2 B
+    assert vram.shapes().dit_vec_fed > 3.2e9
+    by_id = {r["id"]: r for r in vram.load_measurements()}
+    for rid in ("nogc-r512-unet-adamw-h100", "nogc-r512-h100"):
+        rec = by_id[rid]
+        est = vram.estimate(vram.record_config(rec))
+        assert abs(est.peak_mib - rec["peak_mib"]) / rec["peak_mib"] < 0.03, rid

@@ -26,9 +26,9 @@ saving shows the training step's memory (the allocator keeps it).
 
 Free constants (:class:`Constants`), fitted to measurements by :func:`fit`: the CUDA context,
 one overhead per phase, a scale on the first-principles activation estimate (with and without
-gradient checkpointing), the VAE's bytes per pixel, the share of LoRA gradients alive at the
-training peak, torch AdamW's step temporaries per parameter, and the extra memory per GPU under
-DDP.
+gradient checkpointing, the latter with its own offset), the VAE's bytes per pixel, the share
+of LoRA gradients alive at the training peak, torch AdamW's step temporaries per parameter, and
+the extra memory per GPU under DDP.
 Every phase prediction is linear in them, so fitting is a small least-squares problem with the
 shipped priors as weak pseudo-observations (enough data overrides them; too little leaves them).
 """
@@ -282,6 +282,8 @@ class Shapes:
     clip_layers: int
     t5_d_model: int
     t5_d_ff: int
+    dit_vec_fed: int = 0  # Linears whose input is the conditioning vector (modulations)
+    dit_input_no_grad: int = 0  # embedders of inputs that never need a gradient
 
 
 @lru_cache(maxsize=1)
@@ -302,6 +304,10 @@ def shapes() -> Shapes:
     total = n(dit.values())
     clip = specs["clip_l"]
     emb = n(t for k, t in clip.items() if ".embeddings." in k)
+    vec_fed = n(t for k, t in dit.items() if any(
+        x in k for x in ("_mod.lin.", "modulation.lin.", "adaLN_modulation.", "vector_in.")))
+    no_grad = n(t for k, t in dit.items() if k.split(".")[0] in (
+        "img_in", "txt_in", "time_in", "guidance_in"))
     return Shapes(
         dit_total=total, dit_double_block=double, dit_single_block=single,
         dit_other=total - s.depth * double - s.depth_single_blocks * single,
@@ -310,7 +316,8 @@ def shapes() -> Shapes:
         mlp=int(s.hidden_size * s.mlp_ratio), double_blocks=s.depth,
         single_blocks=s.depth_single_blocks, clip_hidden=s.clip_hidden,
         clip_intermediate=s.clip_intermediate, clip_layers=s.clip_layers,
-        t5_d_model=s.t5_d_model, t5_d_ff=s.t5_d_ff,
+        t5_d_model=s.t5_d_model, t5_d_ff=s.t5_d_ff, dit_vec_fed=vec_fed,
+        dit_input_no_grad=no_grad,
     )  # fmt: skip
 
 
@@ -395,9 +402,10 @@ class Constants:
     train_mib: float = 1000.0  # fp8 up-cast weight copies, workspaces, allocator slack
     act_scale_gc: float = 1.0  # scale on the checkpointed activation estimate
     act_scale_nogc: float = 1.0  # scale on the full activation estimate
+    nogc_mib: float = 0.0  # without checkpointing: what the per-token line leaves (allocator)
     grad_share: float = 1.0  # share of the LoRA gradients alive at the training peak
     sample_mib: float = 300.0  # sample generation: VAE decode workspace, allocator slack
-    adam_step_bytes: float = 0.0  # torch AdamW's foreach temporaries, bytes per LoRA param
+    adam_step_bytes: float = 4.0  # torch AdamW foreach: exp_avg_sq_sqrt, one fp32 copy (adam.py)
     ddp_te_mib: float = 800.0  # per-GPU extra under DDP (NCCL, a peer's context), per phase
     ddp_prepare_mib: float = 1500.0
     ddp_train_mib: float = 1200.0
@@ -411,7 +419,7 @@ FREE = tuple(f.name for f in fields(Constants))
 PRIOR_SCALE: dict[str, float] = {
     "context_mib": 100.0, "latent_mib_per_mpx": 2000.0, "te_cache_mib": 1000.0,
     "prepare_mib": 1000.0, "train_mib": 2000.0, "act_scale_gc": 1.0, "act_scale_nogc": 0.5,
-    "grad_share": 0.5, "adam_step_bytes": 4.0, "sample_mib": 1000.0,
+    "nogc_mib": 2000.0, "grad_share": 0.5, "adam_step_bytes": 4.0, "sample_mib": 1000.0,
     "ddp_te_mib": 1500.0, "ddp_prepare_mib": 2000.0, "ddp_train_mib": 2000.0,
 }  # fmt: skip
 
@@ -639,16 +647,29 @@ def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
         train.append(("activations", 0.0, {"act_scale_gc": _mib(stored + recompute)}, detail))
     else:
         full = toks * (sh.double_blocks * a_d + sh.single_blocks * a_s)
-        train.append(("activations", 0.0, {"act_scale_nogc": _mib(full)},
+        train.append(("activations", 0.0, {"act_scale_nogc": _mib(full), "nogc_mib": 1.0},
                       f"{toks} tokens x batch {cfg.batch_size}; no checkpointing"))
         if fp8:
             # An fp8 Linear computes with its weight cast to the compute dtype, and autograd
-            # keeps that cast for the input's gradient: without checkpointing every block's
-            # up-cast copy lives until backward (measured: nogc runs sit ~23 GB above the
-            # per-token line at 512, 768 and 1024 px).
+            # keeps that cast for the input's gradient: without checkpointing the up-cast copy
+            # of every Linear whose input needs a gradient lives until backward (measured: nogc
+            # runs sit ~23 GB above the per-token line at 512, 768 and 1024 px). The embedders
+            # of the latents, T5 output, timestep and guidance never need one; the modulation
+            # Linears (and vector_in) read the conditioning vector ``vec``, which needs a
+            # gradient only when CLIP-L is trained, since CLIP-L's pooled output feeds it
+            # (flux_models.py:640-641, flux_train_network.py:76 train_clip_l). So
+            # network_train_unet_only saves their 6.1 GiB (measured on an H100: 44,083 MiB
+            # UNet-only with AdamW against 50,191 with CLIP-L and AdamW8bit, 512 px).
             on_gpu = sh.dit_total - swapped
-            train.append(("fp8 weights up-cast for backward", _mib(on_gpu * 2), {},
-                          f"{on_gpu / 1e9:.2f} B params x 2 B, kept without checkpointing"))
+            share = on_gpu / sh.dit_total
+            kept = on_gpu - sh.dit_input_no_grad * share
+            why = "inputs that need a gradient"
+            if not cfg.train_clip_l:
+                kept -= sh.dit_vec_fed * share
+                why += "; modulations skipped: CLIP-L not trained"
+            train.append(("fp8 weights up-cast for backward", _mib(kept * 2), {},
+                          f"{kept / 1e9:.2f} B params x 2 B, kept without checkpointing "
+                          f"({why})"))
     if cfg.train_clip_l:
         c = sh.clip_hidden
         clip_act = cfg.batch_size * 77 * sh.clip_layers * (10 * c + 2 * sh.clip_intermediate) * 2
