@@ -193,6 +193,107 @@ def loo_errors(fit_recs: list[dict], verbose: bool) -> list[float]:
     return out
 
 
+GENERIC_OUT: dict[str, dict] = {}
+
+
+def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
+    """The first-principles families (lorac/trainers/lora_memory.py): per trainer x family,
+    fit the constants on its 'fit' records, leave-one-out errors, the interval, and the
+    held-back records (or, with fewer than 4 fit records and none held back, each fit record
+    judged by the model fitted without it). Returns the summary rows; with ``write`` keeps
+    what ``--write`` stores."""
+    from lorac.trainers import lora_memory as lm
+    from lorac.trainers.kohya import vram_families
+    from lorac.trainers.musubi import vram as mvram
+
+    groups: list[tuple[str, str, list[dict], object]] = []
+    for fam in vram_families.FAMILIES:
+        groups.append(("kohya", fam, [r for r in kohya_records if r.get("family") == fam],
+                       vram_families.run_from_record))
+    by_arch: dict[str, list[dict]] = {}
+    for r in mvram.load_measurements():
+        by_arch.setdefault(mvram.CALIBRATED_BY.get(r["family"], r["family"]), []).append(r)
+    for arch, recs in by_arch.items():
+        groups.append(("musubi", arch, recs, mvram.run_from_record))
+    groups.append(("ai-toolkit", "flux1", [], None))
+    rows = []
+    musubi_out: dict[str, dict] = {}
+    for trainer, fam, recs, to_run in groups:
+        scope = f"{trainer}/{fam}"
+        fit_recs = [r for r in recs if r.get("split") == "fit" and r.get("weight") == "full"]
+        hold = [r for r in recs if r.get("split") == "holdout" and r.get("weight") != "failed"]
+        if not fit_recs:
+            iv = lm.FIRST_PRINCIPLES
+            rows.append(f"{scope:<26}{0:>5}  no measured run: first-principles estimate "
+                        f"({iv.low:.2f}..{iv.high:.2f})")
+            continue
+
+        def obs(rs: list[dict], to_run=to_run) -> list:
+            return [(to_run(r), ph, float(v)) for r in rs for ph, v in r["phases_mib"].items()]
+
+        k = lm.fit(obs(fit_recs))
+        errs = []
+        judged = []
+        for rec in fit_recs:
+            kk = lm.fit(obs([r for r in fit_recs if r is not rec]))
+            e = lm.estimate(to_run(rec), kk)
+            p = e.peak_mib
+            m = rec.get("peak_mib") or max(rec["phases_mib"].values())
+            print(f"  leave out {rec['id']:<20} phases: " + ", ".join(
+                f"{ph} {(e.phases[ph] - v) / v * 100:+.1f} %"
+                for ph, v in rec["phases_mib"].items()))
+            errs.append((p - m) / m)
+            judged.append((rec, p, m))
+        iv = estimates.interval_from_errors(errs, scope=scope)
+        if hold:
+            judged = [(r, lm.estimate(to_run(r), k).peak_mib,
+                       r.get("peak_mib") or max(r["phases_mib"].values())) for r in hold]
+            how = "held back"
+        else:
+            how = "leave-one-out"
+        print(f"\n== {scope}: {len(fit_recs)} fit, {len(hold)} held back; constants "
+              + ", ".join(f"{n} {v:g}" for n, v in k.as_dict().items()))
+        for rec in fit_recs:
+            est = lm.estimate(to_run(rec), k)
+            for ph, v in rec["phases_mib"].items():
+                print(f"  {rec['id']:<22}{ph:<20}{v:>10.1f}{est.phases[ph]:>11.1f}"
+                      f"{(est.phases[ph] - v) / v * 100:>+8.1f}%  (in sample)")
+        inside = right = total = 0
+        peak_errs = []
+        for rec, p, m in judged:
+            lo, hi = iv.bounds(p)
+            inside += lo <= m <= hi
+            peak_errs.append((p - m) / m * 100)
+            for card in VERDICT_CARDS:
+                cap = vram.card_mib(card) or 0
+                total += 1
+                right += estimates.verdict_right(estimates.verdict(p, iv, cap), m, cap)
+            print(f"  {rec['id']:<22}run peak {m:>10.1f} predicted {p:>10.1f} "
+                  f"({(p - m) / m * 100:+.1f} %, {how}) in interval: "
+                  f"{'yes' if lo <= m <= hi else 'NO'}")
+        a = [abs(e) for e in peak_errs]
+        rows.append(f"{scope:<26}{len(judged):>5}{statistics.median(a):>9.1f}%"
+                    f"{max(peak_errs, key=abs):>+9.1f}%{inside / len(judged) * 100:>9.0f}%"
+                    f"{'':>12}{right:>7}/{total:<4}  {iv.low:.3f}..{iv.high:.3f} "
+                    f"({iv.n} runs, {how})")
+        entry = {"constants": k.as_dict(), "fitted_on": [r["id"] for r in fit_recs]}
+        if trainer == "kohya":
+            GENERIC_OUT.setdefault("kohya", {})[fam] = {**entry, "interval": iv.to_json()}
+        else:
+            fams = sorted({r["family"] for r in fit_recs})
+            musubi_out[fam] = {**entry, "intervals": {f: iv.to_json() for f in fams}}
+    if write and musubi_out:
+        path = mvram.backends_file("vram_model.json")
+        doc = {"schema_version": 1,
+               "description": "Fitted constants of lorac/trainers/lora_memory.py for musubi-"
+                              "tuner per architecture, and the error interval of each measured "
+                              "family (bench/vram_accuracy.py --write).",
+               "fitted_at": dt.date.today().isoformat(), "architectures": musubi_out}
+        path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {path}")
+    return rows
+
+
 # sd-scripts' "Recommended Settings by GPU Memory" (docs/flux_train_network.md:284-290, all with
 # --fp8_base) applied to its own example command (:124-149: rank 16, AdamW8bit, fp16 mixed
 # precision, gradient checkpointing, cached latents and text-encoder outputs, so UNet-only).
@@ -251,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.merge:
         return merge(args.merge, args.measurements, args.check)
 
-    records = vram.load_measurements(args.measurements)
+    all_records = vram.load_measurements(args.measurements)
+    records = [r for r in all_records if r.get("family", "flux1-dev") in vram.FLUX_FAMILIES]
     fit_recs = [r for r in records if r.get("split") == "fit" and r.get("weight") == "full"]
     hold = [r for r in records if r.get("split") == "holdout" and r.get("weight") != "failed"]
     k = vram.fit(fit_recs)
@@ -272,12 +374,15 @@ def main(argv: list[str] | None = None) -> int:
     res = report(hold, k, "held back", interval)
     n = res["records"]
     within = sum(abs(e) <= 10 for e in res["peak_errors"])
+    others = generic_sections(all_records, args.write)
     print(f"\n== per trainer x family, held-back records (cards "
           f"{', '.join(VERDICT_CARDS)})")
     print(f"{'trainer/family':<26}{'n':>5}{'median':>10}{'worst':>10}{'coverage':>10}"
           f"{'24/48/80':>12}{'all five':>12}  interval (leave-one-out)")
     line, row_ok = summary_line(scope, res, interval)
     print(line)
+    for row in others:
+        print(row)
     ok = n >= 10 and within >= 0.9 * n and row_ok
     print("\ntarget (±10 % on ≥ 90 % of held-back peaks, interval coverage ≥ 90 %, every "
           "24/48/80 GB verdict right with 'tight' right within 5 % of the card, on ≥ 10 "
@@ -293,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
                "fitted_at": dt.date.today().isoformat(),
                "fitted_on": [r["id"] for r in fit_recs],
                "constants": k.as_dict(), "status": status,
-               "intervals": {vram.interval_key("flux1-dev"): interval.to_json()}}
+               "intervals": {vram.interval_key("flux1-dev"): interval.to_json()},
+               "families": GENERIC_OUT.get("kohya", {})}
         vram.model_path().write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {vram.model_path()}")
     return 0 if ok else 1

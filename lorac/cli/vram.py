@@ -13,6 +13,7 @@ does not fit.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,21 +45,81 @@ def cards_for(profile: Any, extra: tuple[str, ...]) -> list[tuple[str, float]]:
     return out
 
 
+@dataclass
+class Model:
+    """One trainer's and family's prediction for a profile, and how to plan fixes for it."""
+
+    header: str
+    est: Any
+    plan: Callable[[float, float], list[Any]]
+    constants: dict[str, float]
+
+
+def predict(profile: Any) -> Model:
+    """The memory model for the profile's trainer and family (an input error where none
+    applies)."""
+    backend, family = profile.backend, profile.family or "flux1-dev"
+    on = lambda b: "on" if b else "off"  # noqa: E731
+    if backend == "kohya":
+        from lorac.trainers.kohya import vram, vram_families
+
+        if family in vram.FLUX_FAMILIES:
+            c = vram.config_from_profile(profile)
+            k = vram.load_constants()
+            est = vram.estimate(c, k)
+            head = (f"{c.family}, {c.width}x{c.height} batch {c.batch_size}, rank {c.rank}, "
+                    f"{c.optimizer}, fp8_base {on(c.fp8_base)}, gradient checkpointing "
+                    f"{on(c.gradient_checkpointing)}, blocks_to_swap {c.blocks_to_swap}, "
+                    f"{c.gpus} GPU(s)")
+            return Model(head, est, lambda mib, m: vram.fixes(c, mib, k, margin=m),
+                         k.as_dict())
+        if family in vram_families.FAMILIES:
+            return _generic(vram_families.run_from_profile(profile), vram_families.estimate,
+                            vram_families.calibration)
+    elif backend == "musubi":
+        from lorac.trainers.musubi import vram as mvram
+
+        if family in mvram.CALIBRATED_BY:
+            return _generic(mvram.run_from_profile(profile), mvram.estimate, mvram.calibration)
+    elif backend == "ai-toolkit":
+        from lorac.trainers.ai_toolkit import vram as avram
+
+        if family in avram.FAMILIES:
+            return _generic(avram.run_from_profile(profile), avram.estimate, None)
+    raise LoracError(f"the VRAM model does not cover {backend} {family!r}; it covers kohya "
+                     f"FLUX.1, SDXL and SD3/SD3.5, ai-toolkit FLUX.1, musubi-tuner Wan 2.x and "
+                     f"Qwen-Image")
+
+
+def _generic(run: Any, estimate: Callable[[Any], Any], calibration: Any) -> Model:
+    from lorac.trainers import lora_memory as lm
+
+    est = estimate(run)
+    k = calibration(run.family if run.trainer != "kohya" else
+                    ("sd3" if run.family.startswith("sd3") else run.family))[0] \
+        if calibration else lm.Constants()
+    on = "on" if run.gradient_checkpointing else "off"
+    frames = f" x {run.frames} frames" if run.frames > 1 else ""
+    head = (f"{run.family} ({run.trainer}), {run.width}x{run.height}{frames} batch "
+            f"{run.batch_size}, rank {run.rank}, {run.optimizer}, weights "
+            f"{run.dit_bytes:g} B/param, gradient checkpointing {on}"
+            + (f", blocks_to_swap {run.blocks_to_swap}" if run.blocks_to_swap else "")
+            + f", {run.gpus} GPU(s)")
+    return Model(head, est, lambda mib, m: lm.fixes(run, mib, k, margin=m), k.as_dict())
+
+
 def vram_report(opts: VramOptions, io: Any) -> int:
     """Print the memory breakdown, the verdict per card and the fixes for misfits."""
     from lorac.lint.driver import load_profile
-    from lorac.trainers.kohya import vram
 
     profile = load_profile(opts.profile)
-    cfg = vram.config_from_profile(profile)
-    k = vram.load_constants()
-    est = vram.estimate(cfg, k)
+    model = predict(profile)
+    est = model.est
     cards = cards_for(profile, opts.gpus)
     verdicts = {name: est.verdict(mib) for name, mib in cards}
     fits = {name: v == "fits" for name, v in verdicts.items()}
     lo, hi = est.bounds
-    plans = {name: vram.fixes(cfg, mib, k, margin=est.interval.high)
-             for name, mib in cards if not fits[name]}
+    plans = {name: model.plan(mib, est.interval.high) for name, mib in cards if not fits[name]}
     if opts.fmt == "json":
         doc = est.to_json()
         doc.update({
@@ -69,16 +130,12 @@ def vram_report(opts: VramOptions, io: Any) -> int:
                              "verdict": verdicts[name]}
                       for name, mib in cards},
             "fixes": {name: [asdict(f) for f in plan] for name, plan in plans.items()},
-            "constants": k.as_dict(),
+            "constants": model.constants,
         })
         io.out.write(json.dumps(doc, indent=2) + "\n")
         return int(ExitCode.OK if all(fits.values()) else ExitCode.FINDINGS)
     w = io.out.write
-    c = cfg
-    w(f"{profile.name}: {c.family}, {c.width}x{c.height} batch {c.batch_size}, rank {c.rank}, "
-      f"{c.optimizer}, fp8_base {'on' if c.fp8_base else 'off'}, gradient checkpointing "
-      f"{'on' if c.gradient_checkpointing else 'off'}, blocks_to_swap {c.blocks_to_swap}, "
-      f"{c.gpus} GPU(s)\n\n")
+    w(f"{profile.name}: {model.header}\n\n")
     w("phase peaks (MiB, as nvidia-smi reports them):\n")
     for phase, mib in est.phases.items():
         mark = "  <- peak" if phase == est.peak_phase else ""
