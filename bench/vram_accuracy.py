@@ -196,6 +196,67 @@ def loo_errors(fit_recs: list[dict], verbose: bool) -> list[float]:
 GENERIC_OUT: dict[str, dict] = {}
 
 
+def time_points(records: list[dict]) -> list[tuple[dict, object, int, float]]:
+    """Records whose step time is a run's own: alone on the GPU, no sampling inside the steps
+    (sampling is timed inside lorac's 'train' phase), not superseded."""
+    from lorac.trainers.kohya import vram_families
+
+    out = []
+    for r in records:
+        sec = r.get("sec_per_step")
+        c = r.get("conditions", {})
+        if not sec or r.get("sec_per_step_shared") or r.get("gpu_shared") or \
+                r.get("split") == "superseded" or r.get("weight") == "failed":
+            continue
+        every = c.get("sample_every_n_steps") or 0
+        if every and every <= (c.get("max_train_steps") or 0):
+            continue
+        fam = r.get("family", "flux1-dev")
+        if fam in vram.FLUX_FAMILIES:
+            run = vram.time_run(vram.record_config(r))
+        elif fam in vram_families.FAMILIES:
+            run = vram_families.run_from_record(r)
+        else:
+            continue
+        out.append((r, run, int(c.get("gradient_accumulation_steps") or 1), float(sec)))
+    return out
+
+
+def time_section(records: list[dict]) -> tuple[object, str]:
+    """Fit the step-time constants on the fit/check records' own step times, judge the
+    held-back ones and every point by leave-one-out; returns the constants and the summary."""
+    from lorac.trainers import steptime
+
+    pts = time_points(records)
+    fit_pts = [p for p in pts if p[0].get("split") in ("fit", "check")]
+    hold = [p for p in pts if p[0].get("split") == "holdout"]
+    k = steptime.fit([(run, acc, sec) for _, run, acc, sec in fit_pts])
+    card = steptime.load_cards()[steptime.REFERENCE]
+    print(f"\n== step time (H100/H200, runs alone on their GPU): {len(fit_pts)} fit, "
+          f"{len(hold)} held back; overhead {k.overhead_s:.3f} s/step, mfu {k.mfu:.3f}")
+    loo = []
+    for rec, run, acc, sec in fit_pts:
+        kk = steptime.fit([(r2, a2, s2) for r1, r2, a2, s2 in fit_pts if r1 is not rec])
+        pred = steptime.step_seconds(run, card, kk, acc)
+        loo.append((pred - sec) / sec * 100)
+        print(f"  {rec['id']:<26}{rec.get('gpu', '?'):<24}measured {sec:>6.2f} s  leave-one-out "
+              f"{pred:>6.2f} s ({loo[-1]:+.0f} %)  busy {rec.get('gpu_busy', '?')}")
+    held = []
+    for rec, run, acc, sec in hold:
+        pred = steptime.step_seconds(run, card, k, acc)
+        held.append((pred - sec) / sec * 100)
+        print(f"  {rec['id']:<26}{rec.get('gpu', '?'):<24}measured {sec:>6.2f} s  held back "
+              f"{pred:>6.2f} s ({held[-1]:+.0f} %)")
+    both = loo + held
+    if not both:
+        return k, "step time: no measured step"
+    a = sorted(abs(e) for e in both)
+    return k, (f"step time (kohya, H100/H200): {len(both)} points judged without them "
+               f"({len(loo)} leave-one-out, {len(held)} held back): median |error| "
+               f"{statistics.median(a):.0f} %, worst {max(both, key=abs):+.0f} %, within 20 %: "
+               f"{sum(x <= 20 for x in a)}/{len(a)}")
+
+
 def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
     """The first-principles families (lorac/trainers/lora_memory.py): per trainer x family,
     fit the constants on its 'fit' records, leave-one-out errors, the interval, and the
@@ -375,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     n = res["records"]
     within = sum(abs(e) <= 10 for e in res["peak_errors"])
     others = generic_sections(all_records, args.write)
+    tk, time_summary = time_section(all_records)
     print(f"\n== per trainer x family, held-back records (cards "
           f"{', '.join(VERDICT_CARDS)})")
     print(f"{'trainer/family':<26}{'n':>5}{'median':>10}{'worst':>10}{'coverage':>10}"
@@ -383,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
     print(line)
     for row in others:
         print(row)
+    print(time_summary)
     ok = n >= 10 and within >= 0.9 * n and row_ok
     print("\ntarget (±10 % on ≥ 90 % of held-back peaks, interval coverage ≥ 90 %, every "
           "24/48/80 GB verdict right with 'tight' right within 5 % of the card, on ≥ 10 "
@@ -399,7 +462,10 @@ def main(argv: list[str] | None = None) -> int:
                "fitted_on": [r["id"] for r in fit_recs],
                "constants": k.as_dict(), "status": status,
                "intervals": {vram.interval_key("flux1-dev"): interval.to_json()},
-               "families": GENERIC_OUT.get("kohya", {})}
+               "families": GENERIC_OUT.get("kohya", {}),
+               "time": {"constants": tk.as_dict(), "reference": "H100 SXM",
+                        "fitted_on": [r["id"] for r, *_ in time_points(all_records)
+                                      if r.get("split") in ("fit", "check")]}}
         vram.model_path().write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {vram.model_path()}")
     return 0 if ok else 1

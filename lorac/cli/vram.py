@@ -53,6 +53,8 @@ class Model:
     est: Any
     plan: Callable[[float, float], list[Any]]
     constants: dict[str, float]
+    run: Any = None  # the trainer-neutral run (lorac.trainers.lora_memory.LoraRun), for time
+    hash_checkpoint: bool = False  # sd-scripts hashes the base checkpoint at start-up
 
 
 def predict(profile: Any) -> Model:
@@ -72,7 +74,7 @@ def predict(profile: Any) -> Model:
                     f"{on(c.gradient_checkpointing)}, blocks_to_swap {c.blocks_to_swap}, "
                     f"{c.gpus} GPU(s)")
             return Model(head, est, lambda mib, m: vram.fixes(c, mib, k, margin=m),
-                         k.as_dict())
+                         k.as_dict(), vram.time_run(c), True)
         if family in vram_families.FAMILIES:
             return _generic(vram_families.run_from_profile(profile), vram_families.estimate,
                             vram_families.calibration)
@@ -105,7 +107,66 @@ def _generic(run: Any, estimate: Callable[[Any], Any], calibration: Any) -> Mode
             f"{run.dit_bytes:g} B/param, gradient checkpointing {on}"
             + (f", blocks_to_swap {run.blocks_to_swap}" if run.blocks_to_swap else "")
             + f", {run.gpus} GPU(s)")
-    return Model(head, est, lambda mib, m: lm.fixes(run, mib, k, margin=m), k.as_dict())
+    return Model(head, est, lambda mib, m: lm.fixes(run, mib, k, margin=m), k.as_dict(), run,
+                 run.trainer == "kohya")
+
+
+def schedule(profile: Any) -> dict[str, int]:
+    """Steps, micro-steps per step, images, sample images and saves of the profile's run
+    (what is unset or unknowable is taken at a stated default)."""
+    from lorac.trainers.lora_memory import _int, profile_options
+
+    o = profile_options(profile)
+    steps = _int(o.get("max_train_steps"), 0)
+    images = 0
+    ds = profile.get("dataset", default={}) or {}
+    subsets = list(ds.get("subsets") or []) if isinstance(ds, dict) else []
+    for d in (ds.get("datasets") or []) if isinstance(ds, dict) else []:
+        subsets += list(d.get("subsets") or []) + [d]
+    from pathlib import Path
+
+    for sub in subsets:
+        folder = sub.get("image_dir") or sub.get("image_directory") if isinstance(sub, dict) \
+            else None
+        if folder and Path(str(folder)).is_dir():
+            found = [f for f in Path(str(folder)).iterdir()
+                     if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
+            images += len(found) * max(1, _int(sub.get("num_repeats"), 1))
+    batch = max(1, _int(ds.get("batch_size", 1) if isinstance(ds, dict) else 1, 1))
+    if not steps:
+        epochs = _int(o.get("max_train_epochs"), 0)
+        steps = epochs * max(1, images // batch) if epochs and images else 1600
+    every = _int(o.get("sample_every_n_steps"), 0)
+    prompts = 1
+    sp = o.get("sample_prompts")
+    if sp and Path(str(sp)).is_file():
+        prompts = max(1, sum(1 for line in Path(str(sp)).read_text(errors="replace")
+                             .splitlines() if line.strip() and not line.startswith("#")))
+    save_every = _int(o.get("save_every_n_steps"), 0)
+    return {"steps": steps, "accumulation": max(1, _int(o.get("gradient_accumulation_steps"), 1)),
+            "images": images or 20, "samples": (steps // every) * prompts if every else 0,
+            "saves": (steps // save_every if save_every else 0) + 1}
+
+
+def time_lines(profile: Any, model: Model, names: tuple[str, ...]) -> list[Any]:
+    """The run's time on the reference card (measured basis) and each named card the time
+    table knows."""
+    from lorac.trainers import steptime
+    from lorac.trainers.kohya import vram
+
+    if model.run is None:
+        return []
+    k = vram.load_time_constants()
+    sch = schedule(profile)
+    cards = [steptime.load_cards()[steptime.REFERENCE]]
+    for n in (*profile.gpus, *names):
+        c = steptime.find_card(n)
+        if c and c not in cards:
+            cards.append(c)
+    return [steptime.run_seconds(model.run, c, steps=sch["steps"], images=sch["images"],
+                                 samples=sch["samples"], saves=sch["saves"],
+                                 accumulation=sch["accumulation"], k=k,
+                                 hash_checkpoint=model.hash_checkpoint) for c in cards]
 
 
 def vram_report(opts: VramOptions, io: Any) -> int:
@@ -120,6 +181,7 @@ def vram_report(opts: VramOptions, io: Any) -> int:
     fits = {name: v == "fits" for name, v in verdicts.items()}
     lo, hi = est.bounds
     plans = {name: model.plan(mib, est.interval.high) for name, mib in cards if not fits[name]}
+    times = time_lines(profile, model, opts.gpus)
     if opts.fmt == "json":
         doc = est.to_json()
         doc.update({
@@ -131,6 +193,7 @@ def vram_report(opts: VramOptions, io: Any) -> int:
                       for name, mib in cards},
             "fixes": {name: [asdict(f) for f in plan] for name, plan in plans.items()},
             "constants": model.constants,
+            "time": [t.to_json() for t in times],
         })
         io.out.write(json.dumps(doc, indent=2) + "\n")
         return int(ExitCode.OK if all(fits.values()) else ExitCode.FINDINGS)
@@ -165,6 +228,17 @@ def vram_report(opts: VramOptions, io: Any) -> int:
         for f in plans[name]:
             ok = "fits" if est.interval.high * f.peak_mib <= mib else "still too large"
             w(f"    + {f.change:<44} peak {f.peak_mib:,.0f} MiB ({f.phase}; {ok})\n")
+    if times:
+        from lorac.trainers.steptime import format_duration as fd
+
+        t0 = times[0]
+        w(f"\ntime ({t0.steps} steps; start-up, caching, steps, sampling, saves):\n")
+        for t in times:
+            label = ("measured basis: H100/H200 step times" if t.basis == "measured" else
+                     "estimate: scaled from the card's bf16 throughput and bandwidth")
+            w(f"  {t.card:<12}{t.sec_per_step:>7.2f} s/step  whole run {fd(t.total_s):>12}  "
+              f"({fd(t.startup_s)} + {fd(t.caching_s)} + {fd(t.training_s)} + "
+              f"{fd(t.sampling_s)} + {fd(t.saving_s)}; {label})\n")
     return int(ExitCode.OK if all(fits.values()) else ExitCode.FINDINGS)
 
 

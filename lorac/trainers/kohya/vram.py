@@ -964,3 +964,31 @@ def fitted_terms(constants: Constants, records: Sequence[Mapping[str, Any]]) -> 
     for _, _, _, (_, coef) in observations(records):
         seen.update(n for n, c in coef.items() if c)
     return {n: ("fitted" if n in seen and n != "context_mib" else "prior") for n in FREE}
+
+
+# ---------------------------------------------------------------------------- time
+
+
+def time_run(cfg: RunConfig) -> Any:
+    """The trainer-neutral run (:class:`lorac.trainers.lora_memory.LoraRun`) of ``cfg``, for
+    the time model (:mod:`lorac.trainers.steptime`)."""
+    from lorac.trainers.lora_memory import LoraRun
+
+    return LoraRun(trainer="kohya", family="flux1", width=cfg.width, height=cfg.height,
+                   batch_size=cfg.batch_size, rank=cfg.rank, optimizer=cfg.optimizer,
+                   gradient_checkpointing=cfg.gradient_checkpointing,
+                   dit_bytes=1.0 if cfg.fp8_base else 2.0, blocks_to_swap=cfg.blocks_to_swap,
+                   train_te=cfg.train_clip_l, gpus=cfg.gpus)
+
+
+def load_time_constants(path: Path | None = None) -> Any:
+    """The step-time constants fitted to measured H100/H200 steps (``time`` of
+    vram_model.json); the priors when absent."""
+    from lorac.trainers.steptime import TimeConstants
+
+    p = path or model_path()
+    if not p.is_file():
+        return TimeConstants()
+    data = json.loads(p.read_text(encoding="utf-8")).get("time") or {}
+    return TimeConstants(**{k: float(v) for k, v in (data.get("constants") or {}).items()
+                            if k in ("overhead_s", "mfu")})
