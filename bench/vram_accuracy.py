@@ -196,6 +196,42 @@ def loo_errors(fit_recs: list[dict], verbose: bool) -> list[float]:
 GENERIC_OUT: dict[str, dict] = {}
 
 
+def host_section(records: list[dict]) -> str:
+    """The model's host-RAM figure against the measured peak resident memory of the trainer's
+    process tree (``host_rss_peak_mib``, lorac's telemetry), where records have it."""
+    from lorac.trainers import lora_memory as lm
+    from lorac.trainers.kohya import vram_families
+    from lorac.trainers.musubi import vram as mvram
+
+    rows = []
+    for r in records + mvram.load_measurements():
+        meas = r.get("host_rss_peak_mib")
+        if not meas or r.get("split") == "superseded":
+            continue
+        fam = r.get("family", "flux1-dev")
+        if fam in vram.FLUX_FAMILIES:
+            pred = vram.estimate(vram.record_config(r)).host_ram_mib
+        elif fam in vram_families.FAMILIES:
+            pred = lm.host_ram_mib(vram_families.run_from_record(r))
+        elif fam in mvram.CALIBRATED_BY:
+            pred = lm.host_ram_mib(mvram.run_from_record(r))
+        else:
+            continue
+        rows.append((r["id"], meas, pred))
+    if not rows:
+        return "host RAM: no record has a measured peak RSS yet (tests/gpu/vram_matrix.py " \
+               "records it)"
+    print("\n== host RAM: predicted against the measured peak RSS of the trainer's process tree")
+    errs = []
+    for rid, m, p in rows:
+        errs.append((p - m) / m * 100)
+        print(f"  {rid:<26} measured {m:>9.0f} MiB  predicted {p:>9.0f} MiB ({errs[-1]:+.0f} %)")
+    a = sorted(abs(e) for e in errs)
+    return (f"host RAM: {len(rows)} record(s), median |error| {statistics.median(a):.0f} %, "
+            f"worst {max(errs, key=abs):+.0f} %, predicted >= measured on "
+            f"{sum(e >= 0 for e in errs)}/{len(errs)}")
+
+
 def time_points(records: list[dict]) -> list[tuple[dict, object, int, float]]:
     """Records whose step time is a run's own: alone on the GPU, no sampling inside the steps
     (sampling is timed inside lorac's 'train' phase), not superseded."""
@@ -437,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     within = sum(abs(e) <= 10 for e in res["peak_errors"])
     others = generic_sections(all_records, args.write)
     tk, time_summary = time_section(all_records)
+    host_summary = host_section(all_records)
     print(f"\n== per trainer x family, held-back records (cards "
           f"{', '.join(VERDICT_CARDS)})")
     print(f"{'trainer/family':<26}{'n':>5}{'median':>10}{'worst':>10}{'coverage':>10}"
@@ -446,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in others:
         print(row)
     print(time_summary)
+    print(host_summary)
     ok = n >= 10 and within >= 0.9 * n and row_ok
     print("\ntarget (±10 % on ≥ 90 % of held-back peaks, interval coverage ≥ 90 %, every "
           "24/48/80 GB verdict right with 'tight' right within 5 % of the card, on ≥ 10 "
