@@ -204,3 +204,26 @@ def test_unet_only_without_checkpointing_keeps_no_modulation_upcast() -> None:
         rec = by_id[rid]
         est = vram.estimate(vram.record_config(rec))
         assert abs(est.peak_mib - rec["peak_mib"]) / rec["peak_mib"] < 0.03, rid
+
+
+def test_fix_plan_is_ranked_by_time_cost() -> None:
+    """With a time model the cheapest change in seconds per step comes first: caching the
+    text-encoder outputs (no cost) before checkpointing (a recomputed forward)."""
+    from lorac.trainers import steptime
+
+    card = steptime.load_cards()[steptime.REFERENCE]
+    k = vram.load_time_constants()
+
+    def cost(c: vram.RunConfig) -> float:
+        return steptime.step_seconds(vram.time_run(c), card, k)
+
+    cfg = BASE.changed(width=512, height=512, optimizer="adamw", fp8_base=False,
+                       gradient_checkpointing=False, cache_te=False)
+    plan = vram.fixes(cfg, vram.card_mib("24GB"), margin=1.1, cost=cost)
+    names = [f.change.split(" ")[0] for f in plan]
+    assert names.index("cache_text_encoder_outputs") < names.index("gradient_checkpointing")
+    assert plan[-1].peak_mib * 1.1 <= vram.card_mib("24GB")
+    gc = next(f for f in plan if f.change.startswith("gradient_checkpointing"))
+    assert gc.time_cost_pct is not None and gc.time_cost_pct > 5
+    costs = [f.sec_per_step for f in plan]
+    assert all(c is not None for c in costs)

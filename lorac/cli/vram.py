@@ -73,7 +73,9 @@ def predict(profile: Any) -> Model:
                     f"{c.optimizer}, fp8_base {on(c.fp8_base)}, gradient checkpointing "
                     f"{on(c.gradient_checkpointing)}, blocks_to_swap {c.blocks_to_swap}, "
                     f"{c.gpus} GPU(s)")
-            return Model(head, est, lambda mib, m: vram.fixes(c, mib, k, margin=m),
+            tcost = _cost(vram.time_run)
+            return Model(head, est,
+                         lambda mib, m: vram.fixes(c, mib, k, margin=m, cost=tcost),
                          k.as_dict(), vram.time_run(c), True)
         if family in vram_families.FAMILIES:
             return _generic(vram_families.run_from_profile(profile), vram_families.estimate,
@@ -107,8 +109,19 @@ def _generic(run: Any, estimate: Callable[[Any], Any], calibration: Any) -> Mode
             f"{run.dit_bytes:g} B/param, gradient checkpointing {on}"
             + (f", blocks_to_swap {run.blocks_to_swap}" if run.blocks_to_swap else "")
             + f", {run.gpus} GPU(s)")
-    return Model(head, est, lambda mib, m: lm.fixes(run, mib, k, margin=m), k.as_dict(), run,
-                 run.trainer == "kohya")
+    tcost = _cost(lambda r: r)
+    return Model(head, est, lambda mib, m: lm.fixes(run, mib, k, margin=m, cost=tcost),
+                 k.as_dict(), run, run.trainer == "kohya")
+
+
+def _cost(to_run: Callable[[Any], Any]) -> Callable[[Any], float]:
+    """Seconds per step on the reference card (the time model), for ranking fixes."""
+    from lorac.trainers import steptime
+    from lorac.trainers.kohya import vram
+
+    card = steptime.load_cards()[steptime.REFERENCE]
+    k = vram.load_time_constants()
+    return lambda cfg: steptime.step_seconds(to_run(cfg), card, k)
 
 
 def schedule(profile: Any) -> dict[str, int]:
@@ -227,7 +240,8 @@ def vram_report(opts: VramOptions, io: Any) -> int:
               f"{mib:,.0f} (at least {lo:,.0f} with the model's error)\n")
         for f in plans[name]:
             ok = "fits" if est.interval.high * f.peak_mib <= mib else "still too large"
-            w(f"    + {f.change:<44} peak {f.peak_mib:,.0f} MiB ({f.phase}; {ok})\n")
+            tc = "" if f.time_cost_pct is None else f", step time {f.time_cost_pct:+.0f} %"
+            w(f"    + {f.change:<44} peak {f.peak_mib:,.0f} MiB ({f.phase}; {ok}{tc})\n")
     if times:
         from lorac.trainers.steptime import format_duration as fd
 

@@ -520,42 +520,72 @@ def optimizer_name(opts: Mapping[str, Any], default: str = "AdamW") -> str:
 
 @dataclass(frozen=True)
 class Fix:
-    """One change of a fix plan and the predicted peak after it (cumulative)."""
+    """One change of a fix plan, the predicted peak after it (cumulative) and the predicted
+    seconds per step after it (``None`` without a time model)."""
 
     change: str
     options: dict[str, Any]
     peak_mib: float
     phase: str
+    sec_per_step: float | None = None
+    time_cost_pct: float | None = None
 
 
 def fixes(run: LoraRun, limit_mib: float, constants: Constants | None = None, *,
-          margin: float = 1.0) -> list[Fix]:
-    """The cumulative changes, in :data:`FIX_ORDER`, after which ``run``'s peak times
-    ``margin`` fits ``limit_mib``; empty when it fits already."""
+          margin: float = 1.0, cost: Any = None) -> list[Fix]:
+    """The cheapest cumulative changes after which ``run``'s peak times ``margin`` fits
+    ``limit_mib``; empty when it fits already. While it does not fit, the change of
+    :data:`FIX_ORDER` that lowers the peak at the smallest predicted cost in seconds per step
+    (``cost(run)``, the time model; without one, the table's order) is taken, the larger saving
+    first among equally cheap ones; the batch size and the resolution, which change what is
+    trained, only last."""
     k = constants or Constants()
     limit = limit_mib / margin
+    base_s = cost(run) if cost else None
 
     def peak(r: LoraRun) -> tuple[float, str]:
         e = estimate(r, k)
         return e.peak_mib, e.peak_phase
+
+    def fix(label: Any, opts: Any, r: LoraRun, p: float, ph: str) -> Fix:
+        sec = cost(r) if cost else None
+        pct = round((sec - base_s) / base_s * 100, 1) if sec is not None and base_s else None
+        return Fix(label(r) if callable(label) else label, opts(r) if callable(opts) else opts,
+                   p, ph, None if sec is None else round(sec, 3), pct)
 
     cur = run
     p, ph = peak(cur)
     if p <= limit:
         return []
     out: list[Fix] = []
-    for label, opts, apply in FIX_ORDER:
+    keep = FIX_ORDER[:KEEPS_TRAINING]
+    while p > limit and keep:
+        options = []
+        for order, (_, _, apply) in enumerate(keep):
+            nxt = apply(cur)
+            if nxt == cur:
+                continue
+            np_, nph = peak(nxt)
+            if np_ >= p - 1:
+                continue
+            dt = round(cost(nxt) - cost(cur), 2) if cost else float(order)
+            options.append((max(dt, 0.0), -(p - np_), order, nxt, np_, nph))
+        if not options:
+            break
+        options.sort(key=lambda o: (o[0], o[1], o[2]))
+        _, _, order, cur, p, ph = options[0]
+        label, opts, _ = keep[order]
+        out.append(fix(label, opts, cur, p, ph))
+        keep = keep[:order] + keep[order + 1:]
+    for label, opts, apply in FIX_ORDER[KEEPS_TRAINING:]:
+        if p <= limit:
+            break
         nxt = apply(cur)
         if nxt == cur:
             continue
-        np_, nph = peak(nxt)
-        if np_ >= p - 1:
-            continue
-        cur, p, ph = nxt, np_, nph
-        out.append(Fix(label(cur) if callable(label) else label, opts(cur) if callable(opts)
-                       else opts, p, ph))
-        if p <= limit:
-            return out
+        cur = nxt
+        p, ph = peak(cur)
+        out.append(fix(label, opts, cur, p, ph))
     return out
 
 
@@ -576,7 +606,9 @@ def _smaller(r: LoraRun) -> LoraRun:
     return r.changed(width=r.width * 3 // 4 // 64 * 64, height=r.height * 3 // 4 // 64 * 64)
 
 
-#: Candidate changes: (label, options, apply); step 6 of a plan orders them by time cost.
+#: Candidate changes: (label, options, apply); the first KEEPS_TRAINING keep what is trained
+#: and are ranked by their time cost, the rest (batch, resolution) come last, in this order.
+KEEPS_TRAINING = 6
 FIX_ORDER: list[tuple[Any, Any, Any]] = [
     ("cache_text_encoder_outputs = true", {"cache_text_encoder_outputs": True},
      lambda r: r.changed(te_on_gpu_in_training=False) if not r.train_te else r),

@@ -117,7 +117,12 @@ def step_flops(run: LoraRun) -> float:
     conv = 0.0
     if a.conv_bytes_per_latent_px:  # UNet ResNets: ~1/3 of an SDXL UNet's work per pixel
         conv = 2.0 * a.denoiser * 0.5 * (run.width // 8) * (run.height // 8) / 64
-    return (linear + attn + conv) * run.batch_size * _passes(run)
+    extra = 0.0
+    if run.te_on_gpu_in_training:  # text encoders run forward every step (outputs not cached)
+        extra += sum(2.0 * n * a.text_tokens for _, n in a.text_encoders)
+    if run.latents_on_gpu_in_training:  # the VAE encodes every step: ~1 TFLOP per megapixel
+        extra += 1.0e12 * run.width * run.height / 1e6 * a.latent_frames(run.frames)
+    return ((linear + attn + conv) * _passes(run) + extra) * run.batch_size
 
 
 def step_bytes(run: LoraRun) -> float:

@@ -790,16 +790,19 @@ def card_mib(name: str) -> float | None:
 
 @dataclass(frozen=True)
 class Fix:
-    """One change of a fix plan and the predicted whole-run peak after it (cumulative)."""
+    """One change of a fix plan, the predicted whole-run peak after it (cumulative), and the
+    predicted seconds per step after it (``None`` without a time model)."""
 
     change: str
     options: dict[str, Any]
     peak_mib: float
     phase: str
+    sec_per_step: float | None = None
+    time_cost_pct: float | None = None  # step time against the profile's own, in per cent
 
 
 def _steps() -> list[tuple[str, dict[str, Any], Callable[[RunConfig], RunConfig]]]:
-    """Candidate changes, cheapest in speed first."""
+    """Candidate changes that keep what is trained (the batch and resolution come last)."""
     return [
         ("fp8_base = true", {"fp8_base": True}, lambda c: c.changed(fp8_base=True)),
         ("cache_text_encoder_outputs = true", {"cache_text_encoder_outputs": True},
@@ -816,58 +819,77 @@ def _steps() -> list[tuple[str, dict[str, Any], Callable[[RunConfig], RunConfig]
 
 
 def fixes(cfg: RunConfig, limit_mib: float, constants: Constants | None = None, *,
-          margin: float = 1.0) -> list[Fix]:
-    """The smallest cumulative set of changes, cheapest in speed first, after which ``cfg`` fits
-    ``limit_mib`` with the predicted peak times ``margin`` (the top of the model's error
-    interval, so that the verdict becomes ``fits``); empty when it fits already. The last entry
-    does not fit when nothing does."""
+          margin: float = 1.0, cost: Callable[[RunConfig], float] | None = None) -> list[Fix]:
+    """The cheapest cumulative set of changes after which ``cfg`` fits ``limit_mib`` with the
+    predicted peak times ``margin`` (the top of the model's error interval, so that the verdict
+    becomes ``fits``); empty when it fits already. The last entry does not fit when nothing
+    does.
+
+    Ranked by time as well as memory: while it does not fit, the change that lowers the peak at
+    the smallest predicted cost in seconds per step (``cost``, the time model; without one, the
+    order of :func:`_steps`) is taken, the larger saving first among equally cheap ones; then
+    the fewest ``blocks_to_swap`` that fit, if that costs less than the changes left; the batch
+    size and the resolution, which change what is trained, only last."""
 
     k = constants or load_constants()
     limit_mib = limit_mib / margin
+    base_s = cost(cfg) if cost else None
 
     def peak(c: RunConfig) -> tuple[float, str]:
         e = estimate(c, k)
         return e.peak_mib, e.peak_phase
+
+    def fix(label: str, opts: dict[str, Any], c: RunConfig, p: float, ph: str) -> Fix:
+        sec = cost(c) if cost else None
+        pct = round((sec - base_s) / base_s * 100, 1) if sec is not None and base_s else None
+        return Fix(label, opts, p, ph, None if sec is None else round(sec, 3), pct)
 
     cur = cfg
     p, ph = peak(cur)
     if p <= limit_mib:
         return []
     out: list[Fix] = []
-    for label, opts, apply in _steps():
-        nxt = apply(cur)
-        if nxt == cur:
-            continue
-        np_, nph = peak(nxt)
-        if np_ >= p - 1:
-            continue
-        cur, p, ph = nxt, np_, nph
-        out.append(Fix(label, opts, p, ph))
-        if p <= limit_mib:
-            return out
-    if not cur.cpu_offload_checkpointing:
-        best = None
-        for n in range(max(cur.blocks_to_swap, 1), 36):
-            np_, nph = peak(cur.changed(blocks_to_swap=n))
-            best = (n, np_, nph)
-            if np_ <= limit_mib:
-                break
-        if best and best[1] < p - 1:
-            n, p, ph = best
-            cur = cur.changed(blocks_to_swap=n)
-            out.append(Fix(f"blocks_to_swap = {n}", {"blocks_to_swap": n}, p, ph))
-            if p <= limit_mib:
-                return out
+    steps = _steps()
+    while p > limit_mib:
+        options = []
+        for order, (label, opts, apply) in enumerate(steps):
+            nxt = apply(cur)
+            if nxt == cur:
+                continue
+            np_, nph = peak(nxt)
+            if np_ >= p - 1:
+                continue
+            dt = round(cost(nxt) - cost(cur), 2) if cost else float(order)
+            options.append((max(dt, 0.0), -(p - np_), order, label, opts, nxt, np_, nph))
+        if not cur.cpu_offload_checkpointing:
+            for n in range(max(cur.blocks_to_swap + 1, 1), 36):
+                np_, nph = peak(cur.changed(blocks_to_swap=n))
+                if np_ <= limit_mib or n == 35:
+                    nxt = cur.changed(blocks_to_swap=n)
+                    if np_ < p - 1:
+                        dt = round(cost(nxt) - cost(cur), 2) if cost else 90.0
+                        options.append((max(dt, 0.0), -(p - np_), 90, f"blocks_to_swap = {n}",
+                                        {"blocks_to_swap": n}, nxt, np_, nph))
+                    break
+        if not options:
+            break
+        options.sort(key=lambda o: (o[0], o[1], o[2]))
+        _, _, _, label, opts, cur, p, ph = options[0]
+        if label.startswith("blocks_to_swap"):
+            out = [f for f in out if not f.change.startswith("blocks_to_swap")]
+        out.append(fix(label, opts, cur, p, ph))
+        steps = [s for s in steps if s[0] != label]
     while cur.batch_size > 1 and p > limit_mib:
         cur = cur.changed(batch_size=cur.batch_size // 2)
         p, ph = peak(cur)
-        out.append(Fix(f"batch_size = {cur.batch_size}", {"batch_size": cur.batch_size}, p, ph))
+        out.append(fix(f"batch_size = {cur.batch_size}", {"batch_size": cur.batch_size}, cur,
+                       p, ph))
     for reso in (768, 512):
         if p <= limit_mib or cur.width * cur.height <= reso * reso:
             continue
         cur = cur.changed(width=reso, height=reso)
         p, ph = peak(cur)
-        out.append(Fix(f"resolution = {reso}", {"resolution": reso}, p, ph))
+        out.append(fix(f"resolution = {reso}", {"resolution": reso}, cur, p, ph))
     return out
 
 
@@ -978,7 +1000,8 @@ def time_run(cfg: RunConfig) -> Any:
                    batch_size=cfg.batch_size, rank=cfg.rank, optimizer=cfg.optimizer,
                    gradient_checkpointing=cfg.gradient_checkpointing,
                    dit_bytes=1.0 if cfg.fp8_base else 2.0, blocks_to_swap=cfg.blocks_to_swap,
-                   train_te=cfg.train_clip_l, gpus=cfg.gpus)
+                   train_te=cfg.train_clip_l, te_on_gpu_in_training=not cfg.cache_te,
+                   latents_on_gpu_in_training=not cfg.cache_latents, gpus=cfg.gpus)
 
 
 def load_time_constants(path: Path | None = None) -> Any:

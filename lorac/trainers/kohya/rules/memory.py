@@ -43,6 +43,16 @@ def _estimate(ctx: ProfileContext) -> tuple[Any, Any, list[tuple[str, float, tup
     return cfg, est, targets
 
 
+def _step_cost() -> Any:
+    """Seconds per step on the reference card (lorac.trainers.steptime), to rank fixes."""
+    from lorac.trainers import steptime
+    from lorac.trainers.kohya import vram
+
+    card = steptime.load_cards()[steptime.REFERENCE]
+    k = vram.load_time_constants()
+    return lambda cfg: steptime.step_seconds(vram.time_run(cfg), card, k)
+
+
 def _targets(ctx: ProfileContext) -> list[tuple[str, float, tuple]]:
     from lorac.trainers.kohya import vram
 
@@ -66,10 +76,10 @@ class DoesNotFitGpu(Rule):
     (leave-one-out residuals of its calibration runs; a wide first-principles interval where
     none was measured). The finding names the phase that overflows (latent caching,
     text-encoder caching, the resident model, the training step, sampling, saving) and the
-    cheapest change that fits,
-    from ``lorac vram``'s fix plan (fp8 base, cached text-encoder outputs, cached latents,
-    gradient checkpointing, an 8-bit optimizer, then the smallest ``blocks_to_swap``, then
-    batch size and resolution).
+    cheapest changes that fit, from ``lorac vram``'s fix plan: among fp8 base, cached
+    text-encoder outputs, cached latents, gradient checkpointing, an 8-bit optimizer and the
+    smallest ``blocks_to_swap``, the one with the smallest predicted cost in seconds per step
+    first (the larger memory saving among equally cheap ones), then batch size and resolution.
 
     Why is this bad?
     An out-of-memory error ends the run after a minute or more of start-up, or, worse, in the
@@ -107,7 +117,7 @@ class DoesNotFitGpu(Rule):
             word = est.verdict(mib)
             if word == "fits":
                 continue
-            plan = vram.fixes(cfg, mib, margin=est.interval.high)
+            plan = vram.fixes(cfg, mib, margin=est.interval.high, cost=_step_cost())
             if plan and plan[-1].peak_mib * est.interval.high <= mib:
                 hint = "cheapest fix: " + ", ".join(f.change for f in plan) + \
                     f" (predicted peak {plan[-1].peak_mib:,.0f} MiB); see lorac vram"
