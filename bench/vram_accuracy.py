@@ -68,7 +68,8 @@ def merge(path: Path, into: Path, check: str | None) -> int:
     for rec in new:
         own = rec.get("process_phases_mib") or {}
         off = rec.get("offset_mib", 0.0)
-        if own:
+        if own and not (rec.get("plan") == "h100" and rec.get("peak_mib")):
+            # the H100 plan's records carry nvidia-smi's 100 ms whole-run peak already
             rec["peak_mib"] = round(max(own.values()) + off, 1)
         if rec.get("gpu_shared"):
             rec["phases_mib"] = {k: v for k, v in rec["phases_mib"].items() if k == "train"}
