@@ -2,8 +2,9 @@
 
 The numbers come from the VRAM model (:mod:`lorac.trainers.kohya.vram`: first-principles sizes
 plus constants fitted to measured runs, ``backends/kohya/vram_measurements.json``). The rules
-judge profiles built for the kohya backend (the model's calibration) of the FLUX.1 families; a
-base profile is judged through the profiles that extend it.
+judge profiles built for the kohya backend of FLUX.1 (calibrated), SDXL and SD3/SD3.5 (a
+first-principles estimate until measured runs calibrate it, with its wide interval); a base
+profile is judged through the profiles that extend it.
 """
 
 from __future__ import annotations
@@ -28,14 +29,19 @@ def _estimate(ctx: ProfileContext) -> tuple[Any, Any, list[tuple[str, float, tup
     p = ctx.profile
     if not p.gpus or p.backend != "kohya":
         return None  # the common case: nothing to judge, so vram is not even imported
-    from lorac.trainers.kohya import vram
+    from lorac.trainers.kohya import vram, vram_families
 
-    if p.family not in vram.FLUX_FAMILIES or is_base(p, ctx.project):
+    flux = p.family in vram.FLUX_FAMILIES
+    if not (flux or p.family in vram_families.FAMILIES) or is_base(p, ctx.project):
         return None
     targets = _targets(ctx)
     if not targets:
         return None
+
     def price() -> tuple[Any, Any]:
+        if not flux:
+            run = vram_families.run_from_profile(p)
+            return run, vram_families.estimate(run)
         cfg = vram.config_from_profile(p)
         return cfg, vram.estimate(cfg)
 
@@ -43,14 +49,21 @@ def _estimate(ctx: ProfileContext) -> tuple[Any, Any, list[tuple[str, float, tup
     return cfg, est, targets
 
 
-def _step_cost() -> Any:
-    """Seconds per step on the reference card (lorac.trainers.steptime), to rank fixes."""
-    from lorac.trainers import steptime
-    from lorac.trainers.kohya import vram
+def _plan(cfg: Any, mib: float, margin: float) -> list[Any]:
+    """The fix plan for ``cfg`` (a FLUX.1 RunConfig or an SDXL/SD3 LoraRun), ranked by the
+    predicted seconds per step on the reference card (lorac.trainers.steptime)."""
+    from lorac.trainers import lora_memory, steptime
+    from lorac.trainers.kohya import vram, vram_families
 
     card = steptime.load_cards()[steptime.REFERENCE]
     k = vram.load_time_constants()
-    return lambda cfg: steptime.step_seconds(vram.time_run(cfg), card, k)
+    if isinstance(cfg, lora_memory.LoraRun):
+        consts = vram_families.calibration(
+            "sd3" if cfg.family.startswith("sd3") else cfg.family)[0]
+        return lora_memory.fixes(cfg, mib, consts, margin=margin,
+                                 cost=lambda r: steptime.step_seconds(r, card, k))
+    return vram.fixes(cfg, mib, margin=margin,
+                      cost=lambda c: steptime.step_seconds(vram.time_run(c), card, k))
 
 
 def _targets(ctx: ProfileContext) -> list[tuple[str, float, tuple]]:
@@ -109,7 +122,6 @@ class DoesNotFitGpu(Rule):
         found = _estimate(ctx)
         if found is None:
             return
-        from lorac.trainers.kohya import vram
 
         cfg, est, targets = found
         lo, hi = est.bounds
@@ -117,7 +129,7 @@ class DoesNotFitGpu(Rule):
             word = est.verdict(mib)
             if word == "fits":
                 continue
-            plan = vram.fixes(cfg, mib, margin=est.interval.high, cost=_step_cost())
+            plan = _plan(cfg, mib, est.interval.high)
             if plan and plan[-1].peak_mib * est.interval.high <= mib:
                 hint = "cheapest fix: " + ", ".join(f.change for f in plan) + \
                     f" (predicted peak {plan[-1].peak_mib:,.0f} MiB); see lorac vram"
