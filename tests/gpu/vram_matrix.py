@@ -558,8 +558,11 @@ def h100_record(job: dict, manifest: dict, offset: float, out: Path, shared: boo
         log += runs[-1].read_text(errors="replace")
     first, steady, seen = step_times(log)
     busy = None
-    if job.get("steps_t0") and job.get("steps_t1"):
-        busy = pmon_busy(out, job["pids"], job["steps_t0"], job["steps_t1"])
+    end = job.get("steps_t1")
+    if end and steady:
+        # the steps ended at most one poll (~1-4 s) before the runner saw the last one
+        start = min(job.get("steps_t0", end), end - steady * max(seen - 1, 1) - 1.0)
+        busy = pmon_busy(out, job["pids"], start, end)
     rec.update({
         "split": split if rec["weight"] == "full" else rec["split"],
         "family": fam,
