@@ -166,3 +166,57 @@ def test_records_merge_and_fit_their_family(tmp_path: Path) -> None:
     rows = mod.generic_sections(list(merged.values()), write=False)
     sdxl = next(r for r in rows if r.startswith("kohya/sdxl"))
     assert "first-principles" not in sdxl and "4 runs" in sdxl
+
+
+def test_the_runner_schedules_records_and_keeps_the_deadline(tmp_path: Path, monkeypatch) -> None:
+    """run_h100 end to end with stand-ins for `lorac run` and the SDXL writer: every started
+    run becomes a record in records.jsonl as it finishes, SDXL runs wait for the checkpoint,
+    and runs that could not end before the deadline are skipped."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "tree"
+    shutil.copytree(ROOT / "examples" / "subject", root / "examples" / "subject")
+    (root / "profiles").mkdir()
+    monkeypatch.setattr(vm, "ROOT", root)
+    monkeypatch.setattr(vm, "EXPECTED_S", {"flux1-dev": 1.0, "sdxl": 1.0})
+    monkeypatch.setattr(vm.time, "sleep", lambda s: None)
+    monkeypatch.setattr(vm.shutil, "which", lambda name: None)  # no nvidia-smi loggers
+    started: list[str] = []
+    real = subprocess.Popen
+
+    def fake(cmd, **kw):
+        if str(cmd[1]).endswith("sdxl_synth.py"):
+            out = Path(cmd[2])
+            code = (f"import json, pathlib; p = pathlib.Path({str(out)!r}); "
+                    "p.mkdir(parents=True, exist_ok=True); (p / 'sdxl-synth.json').write_text("
+                    "json.dumps({'checkpoint': 'c', 'tokenizer_cache_dir': 't'}))")
+            return real([sys.executable, "-c", code], **kw)
+        name = cmd[cmd.index("run") + 1]
+        runs = Path(cmd[cmd.index("--runs-dir") + 1]) / "r1"
+        started.append(name)
+        manifest = {"status": "succeeded", "progress": {"sec_per_it": 1.0},
+                    "telemetry": {"gpus": [{"name": "NVIDIA H100 80GB HBM3",
+                                            "memory_total_mib": 81559}],
+                                  "host_rss_mib": {"train": 5000.0},
+                                  "host_rss_peak_mib": 5000.0,
+                                  "phases": {"train": {"0": {"memory_used_mib": 20000.0,
+                                                             "process_memory_mib": 9000.0}}}}}
+        code = (f"import json, pathlib; r = pathlib.Path({str(runs)!r}); "
+                "r.mkdir(parents=True, exist_ok=True); (r / 'train.log').write_text("
+                "'steps: 100%|##########| 2/2 [00:02<00:00,  1.00s/it]'); "
+                f"(r / 'manifest.json').write_text({json.dumps(json.dumps(manifest))})")
+        return real([sys.executable, "-c", code], **{k: v for k, v in kw.items()
+                                                     if k in ("stdout", "stderr", "cwd")})
+
+    monkeypatch.setattr(vm.subprocess, "Popen", fake)
+    only = {"h100-nogc-r512", "sdxl-r1024-b1", "sdxl-fp8", "sdxl-r512-b1"}
+    assert vm.run_h100(tmp_path / "out", only, 3, 8.8, 1e9, tmp_path / "sdxl") == 0
+    recs = [json.loads(x) for x in (tmp_path / "out" / "records.jsonl").read_text().splitlines()]
+    assert {r["id"] for r in recs} == only == {n.removeprefix("vm-") for n in started}
+    assert all(r["weight"] == "full" and r["host_rss_peak_mib"] == 5000.0 for r in recs)
+    assert (root / "profiles" / "vm-sdxl-fp8.toml").read_text().count('"c"') == 1
+    # a deadline already passed: nothing starts, and the runner still ends
+    started.clear()
+    assert vm.run_h100(tmp_path / "out2", only, 3, 8.8, 0.0, tmp_path / "sdxl") == 0
+    assert started == [] and not (tmp_path / "out2" / "records.jsonl").exists()
