@@ -99,3 +99,13 @@ def test_lorac_vram_sdxl_is_a_labelled_estimate(project) -> None:
     code, out, err = lorac("vram", "x")
     assert code in (0, 1), err
     assert "first-principles estimate" in out and "sdxl (kohya)" in out
+
+
+def test_committed_musubi_model_is_the_fit_of_its_records() -> None:
+    """backends/musubi/vram_model.json is generated (bench/vram_accuracy.py --write)."""
+    from lorac.trainers.musubi import vram as mvram
+
+    recs = [r for r in mvram.load_measurements() if r["split"] == "fit"]
+    obs = [(mvram.run_from_record(r), ph, float(v)) for r in recs
+           for ph, v in r["phases_mib"].items()]
+    assert lm.fit(obs) == mvram.calibration("wan2.1-t2v-1.3b")[0]

@@ -228,3 +228,28 @@ def test_fix_plan_is_ranked_by_time_cost() -> None:
     assert gc.time_cost_pct is not None and gc.time_cost_pct > 5
     costs = [f.sec_per_step for f in plan]
     assert all(c is not None for c in costs)
+
+
+def test_committed_model_file_is_the_fit_of_the_committed_records() -> None:
+    """backends/kohya/vram_model.json is generated (bench/vram_accuracy.py --write): its
+    constants, interval and step-time constants must be what the records give today."""
+    import importlib.util
+    from pathlib import Path
+
+    from lorac.trainers import estimates, steptime
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "vram_accuracy.py"
+    spec = importlib.util.spec_from_file_location("bench_vram_fresh", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    records = [r for r in vram.load_measurements()
+               if r.get("family", "flux1-dev") in vram.FLUX_FAMILIES]
+    fit_recs = [r for r in records if r.get("split") == "fit" and r.get("weight") == "full"]
+    assert vram.fit(fit_recs) == vram.load_constants()
+    loo = bench.loo_errors(fit_recs, verbose=False)
+    iv = estimates.interval_from_errors([e / 100 for e in loo], scope="kohya/flux1")
+    assert iv == vram.load_interval("flux1-dev")
+    pts = [p for p in bench.time_points(vram.load_measurements())
+           if p[0].get("split") in ("fit", "check")]
+    assert steptime.fit([(run, acc, sec) for _, run, acc, sec in pts]) == \
+        vram.load_time_constants()
