@@ -51,12 +51,16 @@ def test_optimizer_states_order() -> None:
 
 
 def test_fitted_model_reproduces_the_measurements() -> None:
-    """Fit records within 5 % per phase; held-back run peaks within the issue's 10 % and every
-    24/48/80 GB verdict right (bench/vram_accuracy.py prints the same figures)."""
+    """Fit records within 5 % per phase; held-back run peaks within the issue's 10 %, inside
+    their interval, and every 24/48/80 GB verdict right, 'tight' counting as right within 5 % of
+    the card (bench/vram_accuracy.py prints the same figures)."""
+    from lorac.trainers.estimates import verdict_right
+
     records = vram.load_measurements()
     held = 0
     for rec in records:
-        if rec.get("weight") != "full" or rec.get("split") not in ("fit", "holdout"):
+        if rec.get("weight") != "full" or rec.get("split") not in ("fit", "holdout") or \
+                rec.get("family") not in vram.FLUX_FAMILIES:
             continue
         est = vram.estimate(vram.record_config(rec))
         if rec["split"] == "fit":
@@ -67,16 +71,19 @@ def test_fitted_model_reproduces_the_measurements() -> None:
         held += 1
         peak = rec.get("peak_mib") or max(rec["phases_mib"].values())
         assert abs(est.peak_mib - peak) / peak < 0.10, rec["id"]
+        lo, hi = est.bounds
+        assert lo <= peak <= hi, rec["id"]
         for card in vram.STANDARD_CARDS:
             cap = vram.card_mib(card)
-            assert (peak <= cap) == (est.peak_mib <= cap), (rec["id"], card)
+            assert verdict_right(est.verdict(cap), peak, cap), (rec["id"], card)
     assert held >= 10
 
 
 def test_shared_gpu_method_checks() -> None:
     """Re-runs alone on a GPU and on an H100 agree with the shared-GPU H200 matrix run."""
     by_id = {r["id"]: r for r in vram.load_measurements()}
-    checks = [r for r in by_id.values() if r.get("split") == "check"]
+    checks = [r for r in by_id.values() if r.get("split") == "check"
+              and r["id"].endswith(("-solo", "-h100"))]
     assert {r["id"].rsplit("-", 1)[1] for r in checks} == {"solo", "h100"}
     for rec in checks:
         twin = by_id[rec["id"].rsplit("-", 1)[0]]
@@ -141,9 +148,9 @@ def test_vram_bad_input(project) -> None:
     code, _, err = lorac("vram", "nope")
     assert code == 2 and "Traceback" not in err
     (project / "profiles").mkdir(exist_ok=True)
-    (project / "profiles" / "s.toml").write_text('[profile]\nfamily = "sdxl"\n')
+    (project / "profiles" / "s.toml").write_text('[profile]\nfamily = "sd15"\n')
     code, _, err = lorac("vram", "s")
-    assert code == 2 and "FLUX" in err
+    assert code == 2 and "does not cover kohya 'sd15'" in err and "Traceback" not in err
 
 
 def test_datasets_tables_set_resolution_and_batch(tmp_path) -> None:
@@ -157,3 +164,92 @@ def test_datasets_tables_set_resolution_and_batch(tmp_path) -> None:
             '[[dataset.datasets.subsets]]\nimage_dir = "b"\n')
     cfg = vram.config_from_profile(resolved(tmp_path, text).profile)
     assert (cfg.width, cfg.height, cfg.batch_size) == (1024, 1024, 2)
+
+
+def test_estimate_carries_the_measured_interval() -> None:
+    est = vram.estimate(BASE)
+    assert est.interval.n >= 20 and est.interval.low < 1 < est.interval.high
+    lo, hi = est.bounds
+    assert lo < est.peak_mib < hi
+    doc = est.to_json()["interval"]
+    assert doc["low_mib"] == pytest.approx(lo, abs=0.1) and doc["n"] == est.interval.n
+
+
+def test_a_peak_near_the_card_is_tight(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The issue's case: a prediction 0.8 GB under 24 GB must not say 'fits'."""
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    est = vram.estimate(BASE)
+    assert est.verdict(est.peak_mib + 800) == "tight"
+    assert est.verdict(est.peak_mib * 1.3) == "fits"
+    assert est.verdict(est.peak_mib * 0.7) == "does not fit"
+
+
+def test_unet_only_without_checkpointing_keeps_no_modulation_upcast() -> None:
+    """Without checkpointing an fp8 transformer keeps the bf16 up-cast of a Linear's weight
+    only where the Linear's input needs a gradient: the modulations read the conditioning
+    vector, which needs one only when CLIP-L is trained (issue: 44,083 MiB measured UNet-only
+    against 50,191 with CLIP-L trained)."""
+    nogc = BASE.changed(width=512, height=512, rank=16, gradient_checkpointing=False)
+
+    def upcast(cfg: vram.RunConfig) -> float:
+        items = vram.estimate(cfg).breakdown["train"]
+        return next(i.mib for i in items if i.name.startswith("fp8 weights up-cast"))
+
+    saved = upcast(nogc) - upcast(nogc.changed(train_clip_l=False))
+    assert 6000 < saved < 6300  # 3.26 B modulation parameters x 2 B
+    assert vram.shapes().dit_vec_fed > 3.2e9
+    by_id = {r["id"]: r for r in vram.load_measurements()}
+    for rid in ("nogc-r512-unet-adamw-h100", "nogc-r512-h100"):
+        rec = by_id[rid]
+        est = vram.estimate(vram.record_config(rec))
+        assert abs(est.peak_mib - rec["peak_mib"]) / rec["peak_mib"] < 0.03, rid
+
+
+def test_fix_plan_is_ranked_by_time_cost() -> None:
+    """With a time model the cheapest change in seconds per step comes first: caching the
+    text-encoder outputs (no cost) before checkpointing (a recomputed forward)."""
+    from lorac.trainers import steptime
+
+    card = steptime.load_cards()[steptime.REFERENCE]
+    k = vram.load_time_constants()
+
+    def cost(c: vram.RunConfig) -> float:
+        return steptime.step_seconds(vram.time_run(c), card, k)
+
+    cfg = BASE.changed(width=512, height=512, optimizer="adamw", fp8_base=False,
+                       gradient_checkpointing=False, cache_te=False)
+    plan = vram.fixes(cfg, vram.card_mib("24GB"), margin=1.1, cost=cost)
+    names = [f.change.split(" ")[0] for f in plan]
+    assert names.index("cache_text_encoder_outputs") < names.index("gradient_checkpointing")
+    assert plan[-1].peak_mib * 1.1 <= vram.card_mib("24GB")
+    gc = next(f for f in plan if f.change.startswith("gradient_checkpointing"))
+    assert gc.time_cost_pct is not None and gc.time_cost_pct > 5
+    costs = [f.sec_per_step for f in plan]
+    assert all(c is not None for c in costs)
+
+
+def test_committed_model_file_is_the_fit_of_the_committed_records() -> None:
+    """backends/kohya/vram_model.json is generated (bench/vram_accuracy.py --write): its
+    constants, interval and step-time constants must be what the records give today."""
+    import importlib.util
+    from pathlib import Path
+
+    from lorac.trainers import estimates, steptime
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "vram_accuracy.py"
+    spec = importlib.util.spec_from_file_location("bench_vram_fresh", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    records = [r for r in vram.load_measurements()
+               if r.get("family", "flux1-dev") in vram.FLUX_FAMILIES]
+    fit_recs = [r for r in records if r.get("split") == "fit" and r.get("weight") == "full"]
+    assert vram.fit(fit_recs) == vram.load_constants()
+    loo = bench.loo_errors(fit_recs, verbose=False)
+    iv = estimates.interval_from_errors([e / 100 for e in loo], scope="kohya/flux1")
+    assert iv == vram.load_interval("flux1-dev")
+    pts = [p for p in bench.time_points(vram.load_measurements())
+           if p[0].get("split") in ("fit", "check")]
+    assert steptime.fit([(run, acc, sec) for _, run, acc, sec in pts]) == \
+        vram.load_time_constants()

@@ -3,13 +3,17 @@
 :func:`vram_report` is the plain function (options in, exit code out); :data:`vram_cmd` is the
 click command the CLI registers. The numbers come from :mod:`lorac.trainers.kohya.vram` (the
 model and its fitted constants); ``--format json`` prints ``peak_mib``, ``phases``, ``fits`` and
-the rest. Exit code 0 when the profile fits every card asked about (24, 48 and 80 GB by default,
-or the ``--gpu`` cards), 1 when one does not.
+the rest, with ``interval`` (the range the measured peak is expected in, from the model's
+measured error for that trainer and family) and a verdict per card: ``fits``, ``tight`` (the
+interval straddles the card's memory) or ``does not fit``. Exit code 0 when the profile fits every
+card asked about (24, 48 and 80 GB by default, and the ``--gpu`` cards), 1 when one is tight or
+does not fit.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -41,36 +45,173 @@ def cards_for(profile: Any, extra: tuple[str, ...]) -> list[tuple[str, float]]:
     return out
 
 
+@dataclass
+class Model:
+    """One trainer's and family's prediction for a profile, and how to plan fixes for it."""
+
+    header: str
+    est: Any
+    plan: Callable[[float, float], list[Any]]
+    constants: dict[str, float]
+    run: Any = None  # the trainer-neutral run (lorac.trainers.lora_memory.LoraRun), for time
+    hash_checkpoint: bool = False  # sd-scripts hashes the base checkpoint at start-up
+
+
+def predict(profile: Any) -> Model:
+    """The memory model for the profile's trainer and family (an input error where none
+    applies)."""
+    backend, family = profile.backend, profile.family or "flux1-dev"
+    on = lambda b: "on" if b else "off"  # noqa: E731
+    if backend == "kohya":
+        from lorac.trainers.kohya import vram, vram_families
+
+        if family in vram.FLUX_FAMILIES:
+            c = vram.config_from_profile(profile)
+            k = vram.load_constants()
+            est = vram.estimate(c, k)
+            head = (f"{c.family}, {c.width}x{c.height} batch {c.batch_size}, rank {c.rank}, "
+                    f"{c.optimizer}, fp8_base {on(c.fp8_base)}, gradient checkpointing "
+                    f"{on(c.gradient_checkpointing)}, blocks_to_swap {c.blocks_to_swap}, "
+                    f"{c.gpus} GPU(s)")
+            tcost = _cost(vram.time_run)
+            return Model(head, est,
+                         lambda mib, m: vram.fixes(c, mib, k, margin=m, cost=tcost),
+                         k.as_dict(), vram.time_run(c), True)
+        if family in vram_families.FAMILIES:
+            return _generic(vram_families.run_from_profile(profile), vram_families.estimate,
+                            vram_families.calibration)
+    elif backend == "musubi":
+        from lorac.trainers.musubi import vram as mvram
+
+        if family in mvram.CALIBRATED_BY:
+            return _generic(mvram.run_from_profile(profile), mvram.estimate, mvram.calibration)
+    elif backend == "ai-toolkit":
+        from lorac.trainers.ai_toolkit import vram as avram
+
+        if family in avram.FAMILIES:
+            return _generic(avram.run_from_profile(profile), avram.estimate, None)
+    raise LoracError(f"the VRAM model does not cover {backend} {family!r}; it covers kohya "
+                     f"FLUX.1, SDXL and SD3/SD3.5, ai-toolkit FLUX.1, musubi-tuner Wan 2.x and "
+                     f"Qwen-Image")
+
+
+def _generic(run: Any, estimate: Callable[[Any], Any], calibration: Any) -> Model:
+    from lorac.trainers import lora_memory as lm
+
+    est = estimate(run)
+    k = calibration(run.family if run.trainer != "kohya" else
+                    ("sd3" if run.family.startswith("sd3") else run.family))[0] \
+        if calibration else lm.Constants()
+    on = "on" if run.gradient_checkpointing else "off"
+    frames = f" x {run.frames} frames" if run.frames > 1 else ""
+    head = (f"{run.family} ({run.trainer}), {run.width}x{run.height}{frames} batch "
+            f"{run.batch_size}, rank {run.rank}, {run.optimizer}, weights "
+            f"{run.dit_bytes:g} B/param, gradient checkpointing {on}"
+            + (f", blocks_to_swap {run.blocks_to_swap}" if run.blocks_to_swap else "")
+            + f", {run.gpus} GPU(s)")
+    tcost = _cost(lambda r: r)
+    return Model(head, est, lambda mib, m: lm.fixes(run, mib, k, margin=m, cost=tcost),
+                 k.as_dict(), run, run.trainer == "kohya")
+
+
+def _cost(to_run: Callable[[Any], Any]) -> Callable[[Any], float]:
+    """Seconds per step on the reference card (the time model), for ranking fixes."""
+    from lorac.trainers import steptime
+    from lorac.trainers.kohya import vram
+
+    card = steptime.load_cards()[steptime.REFERENCE]
+    k = vram.load_time_constants()
+    return lambda cfg: steptime.step_seconds(to_run(cfg), card, k)
+
+
+def schedule(profile: Any) -> dict[str, int]:
+    """Steps, micro-steps per step, images, sample images and saves of the profile's run
+    (what is unset or unknowable is taken at a stated default)."""
+    from lorac.trainers.lora_memory import _int, profile_options
+
+    o = profile_options(profile)
+    steps = _int(o.get("max_train_steps"), 0)
+    images = 0
+    ds = profile.get("dataset", default={}) or {}
+    subsets = list(ds.get("subsets") or []) if isinstance(ds, dict) else []
+    for d in (ds.get("datasets") or []) if isinstance(ds, dict) else []:
+        subsets += list(d.get("subsets") or []) + [d]
+    from pathlib import Path
+
+    for sub in subsets:
+        folder = sub.get("image_dir") or sub.get("image_directory") if isinstance(sub, dict) \
+            else None
+        if folder and Path(str(folder)).is_dir():
+            found = [f for f in Path(str(folder)).iterdir()
+                     if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")]
+            images += len(found) * max(1, _int(sub.get("num_repeats"), 1))
+    batch = max(1, _int(ds.get("batch_size", 1) if isinstance(ds, dict) else 1, 1))
+    if not steps:
+        epochs = _int(o.get("max_train_epochs"), 0)
+        steps = epochs * max(1, images // batch) if epochs and images else 1600
+    every = _int(o.get("sample_every_n_steps"), 0)
+    prompts = 1
+    sp = o.get("sample_prompts")
+    if sp and Path(str(sp)).is_file():
+        prompts = max(1, sum(1 for line in Path(str(sp)).read_text(errors="replace")
+                             .splitlines() if line.strip() and not line.startswith("#")))
+    save_every = _int(o.get("save_every_n_steps"), 0)
+    return {"steps": steps, "accumulation": max(1, _int(o.get("gradient_accumulation_steps"), 1)),
+            "images": images or 20, "samples": (steps // every) * prompts if every else 0,
+            "saves": (steps // save_every if save_every else 0) + 1}
+
+
+def time_lines(profile: Any, model: Model, names: tuple[str, ...]) -> list[Any]:
+    """The run's time on the reference card (measured basis) and each named card the time
+    table knows."""
+    from lorac.trainers import steptime
+    from lorac.trainers.kohya import vram
+
+    if model.run is None:
+        return []
+    k = vram.load_time_constants()
+    sch = schedule(profile)
+    cards = [steptime.load_cards()[steptime.REFERENCE]]
+    for n in (*profile.gpus, *names):
+        c = steptime.find_card(n)
+        if c and c not in cards:
+            cards.append(c)
+    return [steptime.run_seconds(model.run, c, steps=sch["steps"], images=sch["images"],
+                                 samples=sch["samples"], saves=sch["saves"],
+                                 accumulation=sch["accumulation"], k=k,
+                                 hash_checkpoint=model.hash_checkpoint) for c in cards]
+
+
 def vram_report(opts: VramOptions, io: Any) -> int:
     """Print the memory breakdown, the verdict per card and the fixes for misfits."""
     from lorac.lint.driver import load_profile
-    from lorac.trainers.kohya import vram
 
     profile = load_profile(opts.profile)
-    cfg = vram.config_from_profile(profile)
-    k = vram.load_constants()
-    est = vram.estimate(cfg, k)
+    model = predict(profile)
+    est = model.est
     cards = cards_for(profile, opts.gpus)
-    fits = {name: est.peak_mib <= mib for name, mib in cards}
-    plans = {name: vram.fixes(cfg, mib, k) for name, mib in cards if not fits[name]}
+    verdicts = {name: est.verdict(mib) for name, mib in cards}
+    fits = {name: v == "fits" for name, v in verdicts.items()}
+    lo, hi = est.bounds
+    plans = {name: model.plan(mib, est.interval.high) for name, mib in cards if not fits[name]}
+    times = time_lines(profile, model, opts.gpus)
     if opts.fmt == "json":
         doc = est.to_json()
         doc.update({
             "profile": profile.name,
             "fits": fits,
-            "cards": {name: {"mib": mib, "headroom_mib": round(mib - est.peak_mib, 1)}
+            "verdicts": verdicts,
+            "cards": {name: {"mib": mib, "headroom_mib": round(mib - est.peak_mib, 1),
+                             "verdict": verdicts[name]}
                       for name, mib in cards},
             "fixes": {name: [asdict(f) for f in plan] for name, plan in plans.items()},
-            "constants": k.as_dict(),
+            "constants": model.constants,
+            "time": [t.to_json() for t in times],
         })
         io.out.write(json.dumps(doc, indent=2) + "\n")
         return int(ExitCode.OK if all(fits.values()) else ExitCode.FINDINGS)
     w = io.out.write
-    c = cfg
-    w(f"{profile.name}: {c.family}, {c.width}x{c.height} batch {c.batch_size}, rank {c.rank}, "
-      f"{c.optimizer}, fp8_base {'on' if c.fp8_base else 'off'}, gradient checkpointing "
-      f"{'on' if c.gradient_checkpointing else 'off'}, blocks_to_swap {c.blocks_to_swap}, "
-      f"{c.gpus} GPU(s)\n\n")
+    w(f"{profile.name}: {model.header}\n\n")
     w("phase peaks (MiB, as nvidia-smi reports them):\n")
     for phase, mib in est.phases.items():
         mark = "  <- peak" if phase == est.peak_phase else ""
@@ -79,20 +220,39 @@ def vram_report(opts: VramOptions, io: Any) -> int:
     for item in est.breakdown["train"]:
         detail = f"  ({item.detail})" if item.detail else ""
         w(f"  {item.name:<44}{item.mib:>10.0f}{detail}\n")
-    w(f"\nhost RAM: about {est.host_ram_mib / 1024:.0f} GiB\n")
+    w(f"\npeak {est.peak_mib:,.0f} MiB, expected within {lo:,.0f} .. {hi:,.0f} MiB "
+      f"({est.interval.label()})\n")
+    w(f"host RAM: about {est.host_ram_mib / 1024:.0f} GiB\n")
     for note in est.notes:
         w(f"note: {note}\n")
     w("\n")
     for name, mib in cards:
         head = mib - est.peak_mib
         if fits[name]:
-            w(f"{name:<10} fits     (headroom {head:,.0f} MiB of {mib:,.0f})\n")
+            w(f"{name:<10} fits     (headroom {head:,.0f} MiB of {mib:,.0f}, "
+              f"{mib - hi:,.0f} at the top of the interval)\n")
             continue
-        w(f"{name:<10} DOES NOT FIT: {est.peak_phase} needs {est.peak_mib:,.0f} MiB of "
-          f"{mib:,.0f}\n")
+        if verdicts[name] == "tight":
+            w(f"{name:<10} TIGHT: {est.peak_phase} needs {est.peak_mib:,.0f} MiB of {mib:,.0f}, "
+              f"and the model's error spans {lo:,.0f} .. {hi:,.0f}\n")
+        else:
+            w(f"{name:<10} DOES NOT FIT: {est.peak_phase} needs {est.peak_mib:,.0f} MiB of "
+              f"{mib:,.0f} (at least {lo:,.0f} with the model's error)\n")
         for f in plans[name]:
-            ok = "fits" if f.peak_mib <= mib else "still too large"
-            w(f"    + {f.change:<44} peak {f.peak_mib:,.0f} MiB ({f.phase}; {ok})\n")
+            ok = "fits" if est.interval.high * f.peak_mib <= mib else "still too large"
+            tc = "" if f.time_cost_pct is None else f", step time {f.time_cost_pct:+.0f} %"
+            w(f"    + {f.change:<44} peak {f.peak_mib:,.0f} MiB ({f.phase}; {ok}{tc})\n")
+    if times:
+        from lorac.trainers.steptime import format_duration as fd
+
+        t0 = times[0]
+        w(f"\ntime ({t0.steps} steps; start-up, caching, steps, sampling, saves):\n")
+        for t in times:
+            label = ("measured basis: H100/H200 step times" if t.basis == "measured" else
+                     "estimate: scaled from the card's bf16 throughput and bandwidth")
+            w(f"  {t.card:<12}{t.sec_per_step:>7.2f} s/step  whole run {fd(t.total_s):>12}  "
+              f"({fd(t.startup_s)} + {fd(t.caching_s)} + {fd(t.training_s)} + "
+              f"{fd(t.sampling_s)} + {fd(t.saving_s)}; {label})\n")
     return int(ExitCode.OK if all(fits.values()) else ExitCode.FINDINGS)
 
 

@@ -15,8 +15,14 @@ names the trainer's process group, every sample also adds up NVML's per-process 
 (``nvmlDeviceGetComputeRunningProcesses``) over the processes of that group, kept per phase as
 ``process_memory_mib``: this job's own memory, whatever else runs beside it.
 
+Host memory: every sample also adds up the resident set (``VmRSS`` of ``/proc/<pid>/status``)
+of the trainer's process tree (the :attr:`GpuSampler.group` leader and its descendants, found
+through ``/proc/<pid>/task/<tid>/children``), kept per phase as ``host_rss_mib``: the peak of the
+sum, which counts pages two processes share twice (a data loader's forked workers), so it is an
+upper bound. Linux only; elsewhere it stays empty.
+
 nvidia-ml-py (``pynvml``) is imported lazily; without it, or without a driver, the sampler takes no
-samples and :attr:`GpuSampler.reason` says why.
+GPU samples (host memory is still sampled) and :attr:`GpuSampler.reason` says why.
 """
 
 from __future__ import annotations
@@ -58,6 +64,52 @@ class _State:
     phase: str = "startup"
     peaks: dict[str, dict[int, PhasePeak]] = field(default_factory=dict)
     series: dict[int, list[tuple[float, float, str]]] = field(default_factory=dict)
+    host: dict[str, float] = field(default_factory=dict)  # phase -> peak RSS of the tree (MiB)
+
+
+def _children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (every thread's ``children`` file)."""
+    out: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", encoding="ascii") as fh:
+                out += [int(x) for x in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _rss_mib(pid: int) -> float:
+    """``VmRSS`` of one process in MiB (0 when it is gone or has none, as a zombie)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0.0
+
+
+def tree_rss_mib(root: int) -> float | None:
+    """Resident memory of ``root`` and all its descendants (MiB); None without ``/proc``."""
+    if not os.path.isdir(f"/proc/{root}"):
+        return None
+    seen: set[int] = set()
+    todo = [root]
+    total = 0.0
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += _rss_mib(pid)
+        todo += _children(pid)
+    return total
 
 
 #: Most points kept per GPU for the memory-over-time chart; past it every second one is dropped
@@ -90,16 +142,22 @@ class GpuSampler:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> GpuSampler:
         self._t0 = time.monotonic()
+        self._start_gpu()
+        self._thread = threading.Thread(target=self._run, name="lorac-nvml", daemon=True)
+        self._thread.start()
+        return self
+
+    def _start_gpu(self) -> None:
         try:
             import pynvml  # nvidia-ml-py
         except ImportError:
             self.reason = "nvidia-ml-py is not installed (pip install 'lorac[gpu]')"
-            return self
+            return
         try:
             pynvml.nvmlInit()
         except Exception as exc:  # NVMLError_LibraryNotFound, DriverNotLoaded, ...
             self.reason = f"NVML could not start: {exc}"
-            return self
+            return
         self._nvml = pynvml
         try:
             self.driver_version = _text(pynvml.nvmlSystemGetDriverVersion())
@@ -120,23 +178,19 @@ class GpuSampler:
         except Exception as exc:
             self.reason = f"NVML query failed: {exc}"
             self._shutdown()
-            return self
+            return
         if not self._handles:
             self.reason = "NVML sees no GPU"
             self._shutdown()
-            return self
+            return
         self.available = True
-        self._thread = threading.Thread(target=self._run, name="lorac-nvml", daemon=True)
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if self.available:
-            self._sample()  # one last reading, so a short run still has one
+        self._sample()  # one last reading, so a short run still has one
         self._shutdown()
 
     def __enter__(self) -> GpuSampler:
@@ -182,7 +236,15 @@ class GpuSampler:
                 for phase, per_gpu in self.peaks().items()
             },
             "series": {str(i): [list(p) for p in pts] for i, pts in self.series().items()},
+            "host_rss_mib": self.host_peaks(),
+            "host_rss_peak_mib": max(self.host_peaks().values(), default=None),
+            "host_rss_api": "sum of VmRSS (/proc/<pid>/status) over the trainer's process tree",
         }
+
+    def host_peaks(self) -> dict[str, float]:
+        """Peak resident memory of the trainer's process tree per phase (MiB)."""
+        with self._lock:
+            return dict(self._state.host)
 
     def series(self) -> dict[int, list[tuple[float, float, str]]]:
         """(seconds since start, MiB used, phase) per GPU, at most :data:`MAX_POINTS` each."""
@@ -205,6 +267,11 @@ class GpuSampler:
 
     def _sample(self) -> None:
         now = round(time.monotonic() - self._t0, 3)
+        rss = tree_rss_mib(self.group) if self.group is not None else None
+        if rss is not None:
+            with self._lock:
+                ph = self._state.phase
+                self._state.host[ph] = max(self._state.host.get(ph, 0.0), round(rss, 1))
         readings: list[tuple[int, float, int, float | None]] = []  # gpu, MiB, %, group MiB
         for i, h in enumerate(self._handles):
             try:
@@ -216,6 +283,8 @@ class GpuSampler:
             except Exception:
                 continue
             readings.append((i, used, util, self._group_memory(h)))
+        if not readings:
+            return
         with self._lock:
             per_gpu = self._state.peaks.setdefault(self._state.phase, {})
             for i, used, util, own in readings:

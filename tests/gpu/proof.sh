@@ -13,6 +13,9 @@
 #   tests/gpu/proof.sh matrix   the VRAM calibration matrix (tests/gpu/vram_matrix.py), detached
 #                               from a copy of the tree in /tmp/lorac-vm, so that it outlives the
 #                               command; results in /tmp/vm
+#   tests/gpu/proof.sh matrix h100 [D]  the same, detached, for one H100 in one call: the plan
+#                               h100 of vram_matrix.py (FLUX.1 cases, SDXL), no run started that
+#                               could not end D seconds (490) after the start
 #   tests/gpu/proof.sh collect S  wait up to S seconds for the matrix, copy what finished to $OUT
 #
 # Needs the git-ignored folders .gpu/ (scripts/gpu_kit.sh) and .gpu-bnb/ (a bitsandbytes wheel
@@ -131,6 +134,7 @@ matrix)
     (cd /tmp/lorac-vm && PYTHONPATH="/tmp/site:/tmp/lorac-vm" \
         LORAC_SD_SCRIPTS=/tmp/lorac-vm/.gpu/sd-scripts setsid nohup python3 \
         tests/gpu/vram_matrix.py run /tmp/vm --steps 4 --offset "${offset:-0}" \
+        ${2:+--plan "$2" --deadline "${3:-490}"} \
         > /tmp/vm/matrix.log 2>&1 < /dev/null &)
     echo "matrix started, offset ${offset:-0} MiB"
     ;;

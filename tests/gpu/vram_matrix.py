@@ -1,9 +1,23 @@
 """Measure the VRAM calibration matrix on a 2-GPU machine, several runs per GPU at a time.
 
-    python3 tests/gpu/vram_matrix.py list                 # the configurations, no GPU needed
+    python3 tests/gpu/vram_matrix.py list [--plan h100]   # the configurations, no GPU needed
     python3 tests/gpu/vram_matrix.py probe                # device "used" minus process memory
     python3 tests/gpu/vram_matrix.py run OUT [--steps 4] [--only ID,ID] [--per-gpu 3]
                                                           [--offset MIB] [--gpus 2]
+    python3 tests/gpu/vram_matrix.py run OUT --plan h100 [--deadline 490] [--per-gpu 6]
+                                                          [--offset MIB]
+
+``--plan h100`` is the measurement of one H100 in one call of the device (see :data:`H100_PLAN`
+and :func:`run_h100`): the two FLUX.1 cases of the memory model's issue and the rank-128 512 px
+pair, then SDXL at 512/1024 px, rank 16/128, batch 1/4, checkpointing on/off, AdamW/AdamW8bit,
+fp8_base on/off, on a synthetic SDXL checkpoint that ``tests/gpu/sdxl_synth.py`` writes while
+the first FLUX.1 runs load (once: it is reused from ``--sdxl-dir``).
+Besides lorac's own telemetry (phase peaks, host RSS) every run gets its whole-run peak from
+``nvidia-smi`` sampled every 100 ms (its process tree's per-process memory, and the device's),
+its steady step time (from sd-scripts' progress bar) and its GPU busy fraction (``nvidia-smi
+pmon`` SM share of its processes during the steps). A run is not started when it could not
+finish before ``--deadline`` seconds; each finished run is appended to ``OUT/records.jsonl`` at
+once.
 
 Run from the repository root on the device machine after ``tests/gpu/proof.sh setup`` (wheels in
 /tmp/site, the synthetic FLUX set in /tmp/synth, bitsandbytes for AdamW8bit). Each
@@ -35,6 +49,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -292,20 +307,443 @@ def run(out: Path, steps: int, only: set[str], per_gpu: int, offset: float,
     return 0
 
 
+# ---------------------------------------------------------------------------- the H100 plan
+
+#: SDXL base conditions: sd-scripts' sdxl_train_network.py on the synthetic checkpoint, UNet
+#: only with cached latents and text-encoder outputs (what SDXL users on small cards run).
+SDXL_BASE = {"resolution": 1024, "batch_size": 1, "network_module": "networks.lora",
+             "network_dim": 16, "optimizer_type": "AdamW8bit", "learning_rate": 1e-4,
+             "mixed_precision": "bf16", "save_precision": "bf16", "fp8_base": False,
+             "gradient_checkpointing": True, "sdpa": True, "network_train_unet_only": True,
+             "cache_latents": True, "cache_latents_to_disk": True,
+             "cache_text_encoder_outputs": True, "cache_text_encoder_outputs_to_disk": True,
+             "gradient_accumulation_steps": 1}
+FLUX_NOGC = {"gradient_checkpointing": False, "resolution": 512}
+#: (id, family, changes from its base, split). The FLUX.1 runs change the matrix's BASE; the
+#: first two are the issue's solo H100 runs (44,083 and 50,191 MiB) again, here with per-phase
+#: peaks and host RSS, so they check the method ("check"); the rank-128 pair settles which
+#: optimizer the issue's 25,215 MiB run used.
+H100_PLAN: list[tuple[str, str, dict, str]] = [
+    ("h100-nogc-r512-unet-adamw", "flux1-dev",
+     {**FLUX_NOGC, "optimizer_type": "AdamW", "network_train_unet_only": True}, "check"),
+    ("h100-nogc-r512", "flux1-dev", dict(FLUX_NOGC), "check"),
+    ("r128-r512-unet-adamw", "flux1-dev", {"resolution": 512, "network_dim": 128,
+                                           "optimizer_type": "AdamW",
+                                           "network_train_unet_only": True}, "fit"),
+    ("r128-r512-unet-8bit", "flux1-dev", {"resolution": 512, "network_dim": 128,
+                                          "network_train_unet_only": True}, "holdout"),
+    ("sdxl-r1024-b1", "sdxl", {}, "fit"),
+    ("sdxl-r512-b1", "sdxl", {"resolution": 512}, "fit"),
+    ("sdxl-r1024-b4", "sdxl", {"batch_size": 4}, "holdout"),
+    ("sdxl-rank128", "sdxl", {"network_dim": 128}, "fit"),
+    ("sdxl-nogc", "sdxl", {"gradient_checkpointing": False}, "holdout"),
+    ("sdxl-nogc-r512", "sdxl", {"gradient_checkpointing": False, "resolution": 512}, "fit"),
+    ("sdxl-adamw", "sdxl", {"optimizer_type": "AdamW"}, "fit"),
+    ("sdxl-rank128-adamw", "sdxl", {"network_dim": 128, "optimizer_type": "AdamW"}, "holdout"),
+    ("sdxl-fp8", "sdxl", {"fp8_base": True}, "fit"),
+    ("sdxl-fp8-nogc", "sdxl", {"fp8_base": True, "gradient_checkpointing": False}, "holdout"),
+    ("sdxl-nogc-b4-r512", "sdxl", {"gradient_checkpointing": False, "batch_size": 4,
+                                   "resolution": 512}, "fit"),
+    ("sdxl-te-live", "sdxl", {"network_train_unet_only": False,
+                              "cache_text_encoder_outputs": False,
+                              "cache_text_encoder_outputs_to_disk": False}, "holdout"),
+    # extras, started only while time is left
+    ("sdxl-r512-b4", "sdxl", {"resolution": 512, "batch_size": 4}, "fit"),
+    ("sdxl-rank128-b4-r512", "sdxl", {"network_dim": 128, "batch_size": 4,
+                                      "resolution": 512}, "holdout"),
+    ("sdxl-nogc-b4", "sdxl", {"gradient_checkpointing": False, "batch_size": 4}, "fit"),
+]
+#: The plan's first entries run first (the issue's cases, then the 12 SDXL points); the rest
+#: fill what time is left.
+H100_CORE = 16
+#: Steps per run: enough for a steady step time after the first (slow) one.
+H100_STEPS = {"flux1-dev": 5, "sdxl": 8}
+#: Seconds a run is expected to take on a busy host (start-up dominates), for the deadline.
+EXPECTED_S = {"flux1-dev": 130.0, "sdxl": 75.0}
+#: GPU memory the H100 plan shares out (of 81,559 MiB): 3.5 GB for contexts and slack.
+H100_BUDGET_MIB = 78_000.0
+#: Host memory a run is charged while scheduling (MiB): FLUX.1 holds the bf16 transformer and
+#: its fp8 copy, T5-XXL and CLIP-L; SDXL its checkpoint and fp32 text encoders. The machine
+#: has 128 GiB.
+HOST_CHARGE = {"flux1-dev": 40_000.0, "sdxl": 14_000.0}
+HOST_BUDGET_MIB = 110_000.0
+#: What writing the synthetic SDXL checkpoint takes while it runs (fp32 models on the GPU, an
+#: fp16 copy on the host).
+BUILDER_MIB, BUILDER_HOST_MIB = 16_000.0, 24_000.0
+
+
+def sdxl_conditions(changes: dict) -> dict:
+    cond = {**SDXL_BASE, **changes}
+    cond["network_alpha"] = cond["network_dim"]
+    return cond
+
+
+def plan_conditions(family: str, changes: dict) -> dict:
+    return sdxl_conditions(changes) if family == "sdxl" else conditions(changes)
+
+
+def sdxl_profile_text(name: str, cond: dict, checkpoint: str, tokenizers: str,
+                      data_dir: str, steps: int) -> str:
+    """A standalone SDXL profile (no synthetic swap: the checkpoint is named directly)."""
+    ds = ("resolution", "batch_size")
+    section = {"network_module": "network", "network_dim": "network",
+               "network_alpha": "network", "network_train_unet_only": "network",
+               "optimizer_type": "optimizer", "learning_rate": "optimizer"}
+    lines = ["[profile]", 'family = "sdxl"', f'description = "VRAM matrix {name}"', "",
+             "[model]", f"pretrained_model_name_or_path = {json.dumps(checkpoint)}"]
+    for sec in ("network", "optimizer", "training"):
+        lines += ["", f"[{sec}]"]
+        for k, v in cond.items():
+            if k not in ds and section.get(k, "training") == sec:
+                lines.append(f"{k} = {json.dumps(v)}")
+        if sec == "training":
+            lines += [f"tokenizer_cache_dir = {json.dumps(tokenizers)}",
+                      f"max_train_steps = {steps}", "seed = 42"]
+    lines += ["", "[saving]", 'output_dir = "output"', f'output_name = "vm_{name}"', "",
+              "[dataset]", f"resolution = {cond['resolution']}",
+              f"batch_size = {cond['batch_size']}", "enable_bucket = true",
+              "bucket_no_upscale = true", 'caption_extension = ".txt"', "",
+              "[[dataset.subsets]]", f"image_dir = {json.dumps(data_dir)}", "num_repeats = 10",
+              ""]
+    return "\n".join(lines)
+
+
+#: Margin on the model's prediction while scheduling: FLUX.1 is calibrated (a few per cent),
+#: SDXL is a first-principles estimate until this plan has measured it.
+CHARGE_MARGIN = {"flux1-dev": 1.03, "sdxl": 1.2}
+
+
+def h100_charge(family: str, cond: dict) -> float:
+    """What a run is assumed to take on the GPU while scheduling: the model's peak with the
+    family's margin, plus 1 GB."""
+    rec = {"conditions": cond, "gpus": 1, "family": family}
+    if family == "sdxl":
+        from lorac.trainers.kohya import vram_families
+
+        est = vram_families.estimate(vram_families.run_from_record(rec))
+    else:
+        est = vram.estimate(vram.record_config(rec))
+    return est.peak_mib * CHARGE_MARGIN[family] + 1000
+
+
+_STEP = re.compile(r"steps:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)\s*\[[^\],]*,\s*([\d.]+)(s/it|it/s)")
+
+
+def step_times(log: str) -> tuple[float | None, float | None, int]:
+    """(first step's seconds, steady seconds per step after it, steps seen) from sd-scripts'
+    progress bar (tqdm, smoothing 0: its rate is the mean since the first step)."""
+    rate: dict[int, float] = {}
+    for m in _STEP.finditer(log.replace("\r", "\n")):
+        n, v, unit = int(m.group(1)), float(m.group(3)), m.group(4)
+        if n and v:
+            rate[n] = v if unit == "s/it" else 1.0 / v
+    if not rate:
+        return None, None, 0
+    last = max(rate)
+    first = rate.get(1)
+    if first is None or last < 2:
+        return first, rate[last], last
+    return first, (rate[last] * last - first) / (last - 1), last
+
+
+def tree_pids(root: int) -> set[int]:
+    """``root`` and its descendants now (through /proc)."""
+    seen: set[int] = set()
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                    todo += [int(x) for x in fh.read().split()]
+        except (OSError, ValueError):
+            continue
+    return seen
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _smi_time(text: str) -> float | None:
+    try:
+        return dt.datetime.strptime(text.strip(), "%Y/%m/%d %H:%M:%S.%f").timestamp()
+    except ValueError:
+        return None
+
+
+def smi_peaks(out: Path, pids: set[int], start: float, end: float) -> dict[str, float | None]:
+    """From the nvidia-smi logs (100 ms): the peak of the summed per-process memory of
+    ``pids`` and the device's peak "used" between ``start`` and ``end`` (wall clock)."""
+    per: dict[str, float] = {}
+    try:
+        for line in (out / "smi-apps.csv").read_text(errors="replace").splitlines():
+            parts = [x.strip() for x in line.split(",")]
+            if len(parts) < 3 or not parts[1].isdigit() or int(parts[1]) not in pids:
+                continue
+            t = _smi_time(parts[0])
+            if t is None or not start <= t <= end or not _number(parts[2]):
+                continue
+            per[parts[0]] = per.get(parts[0], 0.0) + float(parts[2])
+    except OSError:
+        pass
+    dev = 0.0
+    try:
+        for line in (out / "smi-gpu.csv").read_text(errors="replace").splitlines():
+            parts = [x.strip() for x in line.split(",")]
+            t = _smi_time(parts[0]) if parts else None
+            if t is not None and start <= t <= end and len(parts) >= 3 and _number(parts[1]):
+                dev = max(dev, float(parts[1]))
+    except (OSError, ValueError):
+        pass
+    return {"process": max(per.values()) if per else None, "device": dev or None}
+
+
+def pmon_busy(out: Path, pids: set[int], start: float, end: float) -> float | None:
+    """Mean SM share (0-1) of ``pids`` in ``nvidia-smi pmon`` samples (1 s) between ``start``
+    and ``end``, summed over the processes of each second."""
+    by_t: dict[str, float] = {}
+    day = dt.date.today()
+    try:
+        for line in (out / "pmon.txt").read_text(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) < 5 or line.startswith("#") or not parts[2].isdigit():
+                continue
+            if int(parts[2]) not in pids:
+                continue
+            t = dt.datetime.combine(day, dt.time.fromisoformat(parts[0])).timestamp()
+            if start <= t <= end:
+                sm = float(parts[4]) if _number(parts[4]) else 0.0
+                by_t[parts[0]] = by_t.get(parts[0], 0.0) + sm
+    except (OSError, ValueError):
+        return None
+    return round(sum(by_t.values()) / len(by_t) / 100.0, 3) if by_t else None
+
+
+def start_loggers(out: Path) -> list[subprocess.Popen]:
+    """nvidia-smi every 100 ms (device and per-process memory) and pmon every second."""
+    if not shutil.which("nvidia-smi"):
+        return []
+    cmds = {
+        "smi-gpu.csv": ["nvidia-smi", "--query-gpu=timestamp,memory.used,utilization.gpu",
+                        "--format=csv,noheader,nounits", "-lms", "100"],
+        "smi-apps.csv": ["nvidia-smi", "--query-compute-apps=timestamp,pid,used_memory",
+                         "--format=csv,noheader,nounits", "-lms", "100"],
+        "pmon.txt": ["nvidia-smi", "pmon", "-s", "u", "-d", "1", "-o", "T"],
+    }
+    procs = []
+    for name, cmd in cmds.items():
+        fh = open(out / name, "w")  # noqa: SIM115 (open while it runs)
+        procs.append(subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT))
+    return procs
+
+
+def h100_record(job: dict, manifest: dict, offset: float, out: Path, shared: bool) -> dict:
+    """A record in the format of the measurements file, with the H100 plan's extra figures."""
+    fam = job["family"]
+    split = {"check": "check", "fit": "fit", "holdout": "holdout"}[job["split"]]
+    rec = record(job["name"], job["cond"], manifest, 0, job["steps"], offset, shared)
+    t = manifest.get("telemetry") or {}
+    smi = smi_peaks(out, job["pids"], job["t0"], job["t1"])
+    log = (job["log_path"]).read_text(errors="replace")
+    runs = sorted(job["runs"].glob("*/train.log"))
+    if runs:
+        log += runs[-1].read_text(errors="replace")
+    first, steady, seen = step_times(log)
+    busy = None
+    end = job.get("steps_t1")
+    if end and steady:
+        # the steps ended at most one poll (~1-4 s) before the runner saw the last one
+        start = min(job.get("steps_t0", end), end - steady * max(seen - 1, 1) - 1.0)
+        busy = pmon_busy(out, job["pids"], start, end)
+    rec.update({
+        "split": split if rec["weight"] == "full" else rec["split"],
+        "family": fam,
+        "script": load_families()[fam].script,
+        "trainer_commit": COMMIT,
+        "weights": ("synthetic (lorac synth flux1-dev)" if fam != "sdxl" else
+                    "synthetic SDXL base (tests/gpu/sdxl_synth.py: sd-scripts' own classes, "
+                    "real shapes, random values, fp16)"),
+        "smi_process_peak_mib": smi["process"],
+        "smi_device_peak_mib": smi["device"],
+        "smi_interval_s": 0.1,
+        "peak_mib": (round(smi["process"] + offset, 1) if smi["process"] else
+                     rec.get("peak_mib")),
+        "host_rss_mib": t.get("host_rss_mib"),
+        "host_rss_peak_mib": t.get("host_rss_peak_mib"),
+        "sec_per_step": round(steady, 3) if steady else rec.get("sec_per_step"),
+        "sec_per_step_first": round(first, 3) if first else None,
+        "steps_timed": seen,
+        "gpu_busy": busy,
+        "gpu_busy_api": "nvidia-smi pmon SM % of the run's processes, mean over the steps",
+        "sec_per_step_shared": shared,
+        "wall_s": round(job["t1"] - job["t0"], 1),
+        "plan": "h100",
+    })
+    if not shared and smi["device"]:
+        rec["peak_mib"] = smi["device"]
+    return rec
+
+
+def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: float,
+             sdxl_dir: Path) -> int:
+    """The H100 plan on GPU 0: a synthetic SDXL checkpoint first (once), then the runs,
+    largest first, as many at a time as the memory budget and ``per_gpu`` allow."""
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    loggers = start_loggers(out)
+    plan = [(n, f, c, s) for n, f, c, s in H100_PLAN if not only or n in only]
+    builder = None
+    info: dict = {}
+    if (sdxl_dir / "sdxl-synth.json").is_file():
+        info = json.loads((sdxl_dir / "sdxl-synth.json").read_text())
+    elif any(f == "sdxl" for _, f, _, _ in plan):
+        # written beside the first FLUX.1 runs, which spend their first minute on the host
+        build_log = open(out / "sdxl_synth.log", "w")  # noqa: SIM115 (open while it runs)
+        builder = subprocess.Popen([sys.executable, str(ROOT / "tests/gpu/sdxl_synth.py"),
+                                    str(sdxl_dir)], cwd=ROOT, stdout=build_log,
+                                   stderr=subprocess.STDOUT)
+    queue = []
+    core = {n for n, *_ in H100_PLAN[:H100_CORE]}
+    for name, fam, changes, split in plan:
+        cond = plan_conditions(fam, changes)
+        queue.append({"name": name, "family": fam, "cond": cond, "split": split,
+                      "charge": h100_charge(fam, cond), "steps": H100_STEPS[fam],
+                      "extra": name not in core})
+    # the core first, the largest first within it (small runs fill the gaps)
+    queue.sort(key=lambda q: (q["extra"], -q["charge"]))
+    running: list[dict] = []
+    ever_shared: dict[str, bool] = {}
+    k = 0
+    while queue or running:
+        elapsed = time.monotonic() - t0
+        if builder is not None and builder.poll() is not None:
+            rc = builder.returncode
+            print(f"[{elapsed:6.0f} s] SDXL checkpoint: exit {rc}", flush=True)
+            if rc == 0 and (sdxl_dir / "sdxl-synth.json").is_file():
+                info = json.loads((sdxl_dir / "sdxl-synth.json").read_text())
+            else:
+                queue = [q for q in queue if q["family"] != "sdxl"]
+            builder = None
+        used = sum(r["charge"] for r in running) + (BUILDER_MIB if builder else 0.0)
+        host = sum(HOST_CHARGE[r["family"]] for r in running) + (
+            BUILDER_HOST_MIB if builder else 0.0)
+        for q in list(queue):
+            if q["family"] == "sdxl" and not info:
+                continue
+            if len(running) >= per_gpu:
+                break
+            if elapsed + EXPECTED_S[q["family"]] > deadline:
+                queue.remove(q)
+                print(f"[{elapsed:6.0f} s] skip {q['name']}: would end after the deadline",
+                      flush=True)
+                continue
+            if used + q["charge"] > H100_BUDGET_MIB or \
+                    host + HOST_CHARGE[q["family"]] > HOST_BUDGET_MIB:
+                continue
+            queue.remove(q)
+            k += 1
+            data = ROOT / "data" / f"h100slot{k}"
+            if not data.exists():
+                shutil.copytree(ROOT / "examples" / "subject", data)
+            name = q["name"]
+            if q["family"] == "sdxl":
+                text = sdxl_profile_text(name, q["cond"], info.get("checkpoint", ""),
+                                         info.get("tokenizer_cache_dir", ""), str(data),
+                                         q["steps"])
+                extra: list[str] = []
+            else:
+                text = profile_text(name, q["cond"])
+                extra = ["--synthetic"]
+            (ROOT / "profiles" / f"vm-{name}.toml").write_text(text)
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0", "DATA_DIR": str(data)}
+            log_path = out / f"{name}.log"
+            log = open(log_path, "w")  # noqa: SIM115 (open while it runs)
+            runs = out / f"runs-{name}"
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "lorac", "run", f"vm-{name}", *extra, "--max-steps",
+                 str(q["steps"]), "--display", "plain", "--force", "--runs-dir", str(runs)],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            q.update(proc=proc, log=log, log_path=log_path, runs=runs, t0=time.time(),
+                     pids={proc.pid})
+            ever_shared[name] = bool(running)
+            for r in running:
+                ever_shared[r["name"]] = True
+            running.append(q)
+            used += q["charge"]
+            host += HOST_CHARGE[q["family"]]
+            print(f"[{elapsed:6.0f} s] start {name} ({q['charge']:.0f} MiB charged, "
+                  f"{len(running)} running)", flush=True)
+            time.sleep(3)  # stagger the weight loading
+        time.sleep(1)
+        for r in list(running):
+            r["pids"] |= tree_pids(r["proc"].pid)
+            tails = sorted(r["runs"].glob("*/train.log"))
+            if tails:
+                _, _, seen = step_times(tails[-1].read_text(errors="replace")[-20000:])
+                if seen >= 1 and "steps_t0" not in r:
+                    r["steps_t0"] = time.time()
+                if seen >= r["steps"] and "steps_t1" not in r:
+                    r["steps_t1"] = time.time()
+            if r["proc"].poll() is None:
+                continue
+            r["log"].close()
+            r["t1"] = time.time()
+            running.remove(r)
+            manifests = sorted(r["runs"].glob("*/manifest.json"))
+            if not manifests:
+                print(f"{r['name']}: no manifest (exit {r['proc'].returncode})", flush=True)
+                continue
+            rec = h100_record(r, json.loads(manifests[-1].read_text()), offset, out,
+                              ever_shared[r["name"]])
+            with open(out / "records.jsonl", "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            print(f"[{time.monotonic() - t0:6.0f} s] {r['name']}: {rec['status']} "
+                  f"shared={rec['gpu_shared']} peak {rec.get('peak_mib')} (smi process "
+                  f"{rec['smi_process_peak_mib']}, device {rec['smi_device_peak_mib']}) "
+                  f"phases {rec['phases_mib']} s/step {rec['sec_per_step']} busy "
+                  f"{rec['gpu_busy']} host {rec['host_rss_peak_mib']}", flush=True)
+    if builder is not None:
+        builder.terminate()
+    for p in loggers:
+        p.terminate()
+    print(f"DONE in {time.monotonic() - t0:.0f} s", flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("list", "probe", "run"):
         print(__doc__)
         return 2
+
+    def opt(flag: str, default: str) -> str:
+        return argv[argv.index(flag) + 1] if flag in argv else default
+
+    plan = opt("--plan", "")
     if argv[0] == "list":
+        if plan == "h100":
+            for name, fam, changes, split in H100_PLAN:
+                print(f"{name:<28}{fam:<11}{split:<9}{json.dumps(changes)}")
+            print(f"{len(H100_PLAN)} configurations")
+            return 0
         for name, changes in MATRIX:
             print(f"{name:<16}{json.dumps(changes)}")
         print(f"{len(MATRIX)} configurations")
         return 0
     if argv[0] == "probe":
         return probe()
-
-    def opt(flag: str, default: str) -> str:
-        return argv[argv.index(flag) + 1] if flag in argv else default
+    if plan == "h100":
+        only = set(opt("--only", "").split(",")) - {""}
+        return run_h100(Path(argv[1]), only, int(opt("--per-gpu", "6")),
+                        float(opt("--offset", "0")), float(opt("--deadline", "490")),
+                        Path(opt("--sdxl-dir", "/tmp/sdxl")))
 
     only = set(opt("--only", "").split(",")) - {""}
     return run(Path(argv[1]), int(opt("--steps", "4")), only, int(opt("--per-gpu", "3")),

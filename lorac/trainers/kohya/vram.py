@@ -26,9 +26,9 @@ saving shows the training step's memory (the allocator keeps it).
 
 Free constants (:class:`Constants`), fitted to measurements by :func:`fit`: the CUDA context,
 one overhead per phase, a scale on the first-principles activation estimate (with and without
-gradient checkpointing), the VAE's bytes per pixel, the share of LoRA gradients alive at the
-training peak, torch AdamW's step temporaries per parameter, and the extra memory per GPU under
-DDP.
+gradient checkpointing, the latter with its own offset), the VAE's bytes per pixel, the share
+of LoRA gradients alive at the training peak, torch AdamW's step temporaries per parameter, and
+the extra memory per GPU under DDP.
 Every phase prediction is linear in them, so fitting is a small least-squares problem with the
 shipped priors as weak pseudo-observations (enough data overrides them; too little leaves them).
 """
@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from lorac.config.profile import parse_resolution
+from lorac.trainers.estimates import FIRST_PRINCIPLES, Interval, verdict
 
 __all__ = [
     "CARDS",
@@ -60,6 +61,7 @@ __all__ = [
     "fit",
     "fixes",
     "load_constants",
+    "load_interval",
     "load_measurements",
 ]
 
@@ -280,6 +282,8 @@ class Shapes:
     clip_layers: int
     t5_d_model: int
     t5_d_ff: int
+    dit_vec_fed: int = 0  # Linears whose input is the conditioning vector (modulations)
+    dit_input_no_grad: int = 0  # embedders of inputs that never need a gradient
 
 
 @lru_cache(maxsize=1)
@@ -300,6 +304,10 @@ def shapes() -> Shapes:
     total = n(dit.values())
     clip = specs["clip_l"]
     emb = n(t for k, t in clip.items() if ".embeddings." in k)
+    vec_fed = n(t for k, t in dit.items() if any(
+        x in k for x in ("_mod.lin.", "modulation.lin.", "adaLN_modulation.", "vector_in.")))
+    no_grad = n(t for k, t in dit.items() if k.split(".")[0] in (
+        "img_in", "txt_in", "time_in", "guidance_in"))
     return Shapes(
         dit_total=total, dit_double_block=double, dit_single_block=single,
         dit_other=total - s.depth * double - s.depth_single_blocks * single,
@@ -308,7 +316,8 @@ def shapes() -> Shapes:
         mlp=int(s.hidden_size * s.mlp_ratio), double_blocks=s.depth,
         single_blocks=s.depth_single_blocks, clip_hidden=s.clip_hidden,
         clip_intermediate=s.clip_intermediate, clip_layers=s.clip_layers,
-        t5_d_model=s.t5_d_model, t5_d_ff=s.t5_d_ff,
+        t5_d_model=s.t5_d_model, t5_d_ff=s.t5_d_ff, dit_vec_fed=vec_fed,
+        dit_input_no_grad=no_grad,
     )  # fmt: skip
 
 
@@ -393,9 +402,10 @@ class Constants:
     train_mib: float = 1000.0  # fp8 up-cast weight copies, workspaces, allocator slack
     act_scale_gc: float = 1.0  # scale on the checkpointed activation estimate
     act_scale_nogc: float = 1.0  # scale on the full activation estimate
+    nogc_mib: float = 0.0  # without checkpointing: what the per-token line leaves (allocator)
     grad_share: float = 1.0  # share of the LoRA gradients alive at the training peak
     sample_mib: float = 300.0  # sample generation: VAE decode workspace, allocator slack
-    adam_step_bytes: float = 0.0  # torch AdamW's foreach temporaries, bytes per LoRA param
+    adam_step_bytes: float = 4.0  # torch AdamW foreach: exp_avg_sq_sqrt, one fp32 copy (adam.py)
     ddp_te_mib: float = 800.0  # per-GPU extra under DDP (NCCL, a peer's context), per phase
     ddp_prepare_mib: float = 1500.0
     ddp_train_mib: float = 1200.0
@@ -409,7 +419,7 @@ FREE = tuple(f.name for f in fields(Constants))
 PRIOR_SCALE: dict[str, float] = {
     "context_mib": 100.0, "latent_mib_per_mpx": 2000.0, "te_cache_mib": 1000.0,
     "prepare_mib": 1000.0, "train_mib": 2000.0, "act_scale_gc": 1.0, "act_scale_nogc": 0.5,
-    "grad_share": 0.5, "adam_step_bytes": 4.0, "sample_mib": 1000.0,
+    "nogc_mib": 2000.0, "grad_share": 0.5, "adam_step_bytes": 4.0, "sample_mib": 1000.0,
     "ddp_te_mib": 1500.0, "ddp_prepare_mib": 2000.0, "ddp_train_mib": 2000.0,
 }  # fmt: skip
 
@@ -441,6 +451,31 @@ def load_constants(path: Path | None = None) -> Constants:
     return _load_constants(str(p))
 
 
+#: The key of a family's interval in ``vram_model.json`` (FLUX.1 dev and schnell share one).
+def interval_key(family: str) -> str:
+    return "flux1" if family in FLUX_FAMILIES else family
+
+
+@lru_cache(maxsize=4)
+def _load_intervals(path: str) -> dict[str, Interval]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return {k: Interval.from_json(v) for k, v in (data.get("intervals") or {}).items()}
+
+
+def load_interval(family: str, path: Path | None = None) -> Interval:
+    """The error interval of the model for ``family`` (leave-one-out residuals of its
+    calibration runs, written by ``bench/vram_accuracy.py --write``); a first-principles
+    interval, labelled so, where none was measured."""
+    p = path or model_path()
+    key = interval_key(family)
+    if p.is_file():
+        found = _load_intervals(str(p)).get(key)
+        if found is not None:
+            return found
+    return Interval(FIRST_PRINCIPLES.low, FIRST_PRINCIPLES.high, 0, FIRST_PRINCIPLES.basis,
+                    f"kohya/{key}")
+
+
 def load_measurements(path: Path | None = None) -> list[dict[str, Any]]:
     """The calibration records (``backends/kohya/vram_measurements.json``)."""
     p = path or measurements_path()
@@ -468,6 +503,16 @@ class Estimate:
     breakdown: dict[str, list[Item]]
     host_ram_mib: float
     notes: list[str] = field(default_factory=list)
+    interval: Interval = FIRST_PRINCIPLES
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The range the measured whole-run peak is expected in (MiB)."""
+        return self.interval.bounds(self.peak_mib)
+
+    def verdict(self, usable_mib: float) -> str:
+        """``fits`` / ``tight`` / ``does not fit`` on a card with ``usable_mib``."""
+        return verdict(self.peak_mib, self.interval, usable_mib)
 
     @property
     def peak_mib(self) -> float:
@@ -481,6 +526,9 @@ class Estimate:
         return {
             "peak_mib": round(self.peak_mib, 1),
             "peak_phase": self.peak_phase,
+            "interval": {"low_mib": round(self.bounds[0], 1),
+                         "high_mib": round(self.bounds[1], 1), **self.interval.to_json(),
+                         "label": self.interval.label()},
             "phases": {k: round(v, 1) for k, v in self.phases.items()},
             "breakdown": {ph: [{"name": i.name, "mib": round(i.mib, 1), "detail": i.detail}
                                for i in items] for ph, items in self.breakdown.items()},
@@ -599,16 +647,29 @@ def _terms(cfg: RunConfig) -> dict[str, list[Term]]:
         train.append(("activations", 0.0, {"act_scale_gc": _mib(stored + recompute)}, detail))
     else:
         full = toks * (sh.double_blocks * a_d + sh.single_blocks * a_s)
-        train.append(("activations", 0.0, {"act_scale_nogc": _mib(full)},
+        train.append(("activations", 0.0, {"act_scale_nogc": _mib(full), "nogc_mib": 1.0},
                       f"{toks} tokens x batch {cfg.batch_size}; no checkpointing"))
         if fp8:
             # An fp8 Linear computes with its weight cast to the compute dtype, and autograd
-            # keeps that cast for the input's gradient: without checkpointing every block's
-            # up-cast copy lives until backward (measured: nogc runs sit ~23 GB above the
-            # per-token line at 512, 768 and 1024 px).
+            # keeps that cast for the input's gradient: without checkpointing the up-cast copy
+            # of every Linear whose input needs a gradient lives until backward (measured: nogc
+            # runs sit ~23 GB above the per-token line at 512, 768 and 1024 px). The embedders
+            # of the latents, T5 output, timestep and guidance never need one; the modulation
+            # Linears (and vector_in) read the conditioning vector ``vec``, which needs a
+            # gradient only when CLIP-L is trained, since CLIP-L's pooled output feeds it
+            # (flux_models.py:640-641, flux_train_network.py:76 train_clip_l). So
+            # network_train_unet_only saves their 6.1 GiB (measured on an H100: 44,083 MiB
+            # UNet-only with AdamW against 50,191 with CLIP-L and AdamW8bit, 512 px).
             on_gpu = sh.dit_total - swapped
-            train.append(("fp8 weights up-cast for backward", _mib(on_gpu * 2), {},
-                          f"{on_gpu / 1e9:.2f} B params x 2 B, kept without checkpointing"))
+            share = on_gpu / sh.dit_total
+            kept = on_gpu - sh.dit_input_no_grad * share
+            why = "inputs that need a gradient"
+            if not cfg.train_clip_l:
+                kept -= sh.dit_vec_fed * share
+                why += "; modulations skipped: CLIP-L not trained"
+            train.append(("fp8 weights up-cast for backward", _mib(kept * 2), {},
+                          f"{kept / 1e9:.2f} B params x 2 B, kept without checkpointing "
+                          f"({why})"))
     if cfg.train_clip_l:
         c = sh.clip_hidden
         clip_act = cfg.batch_size * 77 * sh.clip_layers * (10 * c + 2 * sh.clip_intermediate) * 2
@@ -706,7 +767,8 @@ def estimate(cfg: RunConfig, constants: Constants | None = None) -> Estimate:
         notes.append("sampling is recorded inside lorac's 'train' phase (no log marker)")
     if cfg.gpus > 1:
         notes.append(f"per GPU, {cfg.gpus} processes (DDP)")
-    return Estimate(cfg, phases, breakdown, host_ram_mib(cfg), notes)
+    return Estimate(cfg, phases, breakdown, host_ram_mib(cfg), notes,
+                    load_interval(cfg.family))
 
 
 # ---------------------------------------------------------------------------- cards and fixes
@@ -728,16 +790,19 @@ def card_mib(name: str) -> float | None:
 
 @dataclass(frozen=True)
 class Fix:
-    """One change of a fix plan and the predicted whole-run peak after it (cumulative)."""
+    """One change of a fix plan, the predicted whole-run peak after it (cumulative), and the
+    predicted seconds per step after it (``None`` without a time model)."""
 
     change: str
     options: dict[str, Any]
     peak_mib: float
     phase: str
+    sec_per_step: float | None = None
+    time_cost_pct: float | None = None  # step time against the profile's own, in per cent
 
 
 def _steps() -> list[tuple[str, dict[str, Any], Callable[[RunConfig], RunConfig]]]:
-    """Candidate changes, cheapest in speed first."""
+    """Candidate changes that keep what is trained (the batch and resolution come last)."""
     return [
         ("fp8_base = true", {"fp8_base": True}, lambda c: c.changed(fp8_base=True)),
         ("cache_text_encoder_outputs = true", {"cache_text_encoder_outputs": True},
@@ -753,55 +818,78 @@ def _steps() -> list[tuple[str, dict[str, Any], Callable[[RunConfig], RunConfig]
     ]
 
 
-def fixes(cfg: RunConfig, limit_mib: float, constants: Constants | None = None) -> list[Fix]:
-    """The smallest cumulative set of changes, cheapest in speed first, after which ``cfg`` fits
-    ``limit_mib``; empty when it fits already. The last entry does not fit when nothing does."""
+def fixes(cfg: RunConfig, limit_mib: float, constants: Constants | None = None, *,
+          margin: float = 1.0, cost: Callable[[RunConfig], float] | None = None) -> list[Fix]:
+    """The cheapest cumulative set of changes after which ``cfg`` fits ``limit_mib`` with the
+    predicted peak times ``margin`` (the top of the model's error interval, so that the verdict
+    becomes ``fits``); empty when it fits already. The last entry does not fit when nothing
+    does.
+
+    Ranked by time as well as memory: while it does not fit, the change that lowers the peak at
+    the smallest predicted cost in seconds per step (``cost``, the time model; without one, the
+    order of :func:`_steps`) is taken, the larger saving first among equally cheap ones; then
+    the fewest ``blocks_to_swap`` that fit, if that costs less than the changes left; the batch
+    size and the resolution, which change what is trained, only last."""
 
     k = constants or load_constants()
+    limit_mib = limit_mib / margin
+    base_s = cost(cfg) if cost else None
 
     def peak(c: RunConfig) -> tuple[float, str]:
         e = estimate(c, k)
         return e.peak_mib, e.peak_phase
+
+    def fix(label: str, opts: dict[str, Any], c: RunConfig, p: float, ph: str) -> Fix:
+        sec = cost(c) if cost else None
+        pct = round((sec - base_s) / base_s * 100, 1) if sec is not None and base_s else None
+        return Fix(label, opts, p, ph, None if sec is None else round(sec, 3), pct)
 
     cur = cfg
     p, ph = peak(cur)
     if p <= limit_mib:
         return []
     out: list[Fix] = []
-    for label, opts, apply in _steps():
-        nxt = apply(cur)
-        if nxt == cur:
-            continue
-        np_, nph = peak(nxt)
-        if np_ >= p - 1:
-            continue
-        cur, p, ph = nxt, np_, nph
-        out.append(Fix(label, opts, p, ph))
-        if p <= limit_mib:
-            return out
-    if not cur.cpu_offload_checkpointing:
-        best = None
-        for n in range(max(cur.blocks_to_swap, 1), 36):
-            np_, nph = peak(cur.changed(blocks_to_swap=n))
-            best = (n, np_, nph)
-            if np_ <= limit_mib:
-                break
-        if best and best[1] < p - 1:
-            n, p, ph = best
-            cur = cur.changed(blocks_to_swap=n)
-            out.append(Fix(f"blocks_to_swap = {n}", {"blocks_to_swap": n}, p, ph))
-            if p <= limit_mib:
-                return out
+    steps = _steps()
+    while p > limit_mib:
+        options = []
+        for order, (label, opts, apply) in enumerate(steps):
+            nxt = apply(cur)
+            if nxt == cur:
+                continue
+            np_, nph = peak(nxt)
+            if np_ >= p - 1:
+                continue
+            dt = round(cost(nxt) - cost(cur), 2) if cost else float(order)
+            options.append((max(dt, 0.0), -(p - np_), order, label, opts, nxt, np_, nph))
+        if not cur.cpu_offload_checkpointing:
+            for n in range(max(cur.blocks_to_swap + 1, 1), 36):
+                np_, nph = peak(cur.changed(blocks_to_swap=n))
+                if np_ <= limit_mib or n == 35:
+                    nxt = cur.changed(blocks_to_swap=n)
+                    if np_ < p - 1:
+                        dt = round(cost(nxt) - cost(cur), 2) if cost else 90.0
+                        options.append((max(dt, 0.0), -(p - np_), 90, f"blocks_to_swap = {n}",
+                                        {"blocks_to_swap": n}, nxt, np_, nph))
+                    break
+        if not options:
+            break
+        options.sort(key=lambda o: (o[0], o[1], o[2]))
+        _, _, _, label, opts, cur, p, ph = options[0]
+        if label.startswith("blocks_to_swap"):
+            out = [f for f in out if not f.change.startswith("blocks_to_swap")]
+        out.append(fix(label, opts, cur, p, ph))
+        steps = [s for s in steps if s[0] != label]
     while cur.batch_size > 1 and p > limit_mib:
         cur = cur.changed(batch_size=cur.batch_size // 2)
         p, ph = peak(cur)
-        out.append(Fix(f"batch_size = {cur.batch_size}", {"batch_size": cur.batch_size}, p, ph))
+        out.append(fix(f"batch_size = {cur.batch_size}", {"batch_size": cur.batch_size}, cur,
+                       p, ph))
     for reso in (768, 512):
         if p <= limit_mib or cur.width * cur.height <= reso * reso:
             continue
         cur = cur.changed(width=reso, height=reso)
         p, ph = peak(cur)
-        out.append(Fix(f"resolution = {reso}", {"resolution": reso}, p, ph))
+        out.append(fix(f"resolution = {reso}", {"resolution": reso}, cur, p, ph))
     return out
 
 
@@ -898,3 +986,32 @@ def fitted_terms(constants: Constants, records: Sequence[Mapping[str, Any]]) -> 
     for _, _, _, (_, coef) in observations(records):
         seen.update(n for n, c in coef.items() if c)
     return {n: ("fitted" if n in seen and n != "context_mib" else "prior") for n in FREE}
+
+
+# ---------------------------------------------------------------------------- time
+
+
+def time_run(cfg: RunConfig) -> Any:
+    """The trainer-neutral run (:class:`lorac.trainers.lora_memory.LoraRun`) of ``cfg``, for
+    the time model (:mod:`lorac.trainers.steptime`)."""
+    from lorac.trainers.lora_memory import LoraRun
+
+    return LoraRun(trainer="kohya", family="flux1", width=cfg.width, height=cfg.height,
+                   batch_size=cfg.batch_size, rank=cfg.rank, optimizer=cfg.optimizer,
+                   gradient_checkpointing=cfg.gradient_checkpointing,
+                   dit_bytes=1.0 if cfg.fp8_base else 2.0, blocks_to_swap=cfg.blocks_to_swap,
+                   train_te=cfg.train_clip_l, te_on_gpu_in_training=not cfg.cache_te,
+                   latents_on_gpu_in_training=not cfg.cache_latents, gpus=cfg.gpus)
+
+
+def load_time_constants(path: Path | None = None) -> Any:
+    """The step-time constants fitted to measured H100/H200 steps (``time`` of
+    vram_model.json); the priors when absent."""
+    from lorac.trainers.steptime import TimeConstants
+
+    p = path or model_path()
+    if not p.is_file():
+        return TimeConstants()
+    data = json.loads(p.read_text(encoding="utf-8")).get("time") or {}
+    return TimeConstants(**{k: float(v) for k, v in (data.get("constants") or {}).items()
+                            if k in ("overhead_s", "mfu")})

@@ -2,13 +2,15 @@
 
 The numbers come from the VRAM model (:mod:`lorac.trainers.kohya.vram`: first-principles sizes
 plus constants fitted to measured runs, ``backends/kohya/vram_measurements.json``). The rules
-judge profiles built for the kohya backend (the model's calibration) of the FLUX.1 families; a
-base profile is judged through the profiles that extend it.
+judge profiles built for the kohya backend of FLUX.1 (calibrated), SDXL and SD3/SD3.5 (a
+first-principles estimate until measured runs calibrate it, with its wide interval); a base
+profile is judged through the profiles that extend it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from lorac.core.diagnostics import Diagnostic, Severity
@@ -27,19 +29,41 @@ def _estimate(ctx: ProfileContext) -> tuple[Any, Any, list[tuple[str, float, tup
     p = ctx.profile
     if not p.gpus or p.backend != "kohya":
         return None  # the common case: nothing to judge, so vram is not even imported
-    from lorac.trainers.kohya import vram
+    from lorac.trainers.kohya import vram, vram_families
 
-    if p.family not in vram.FLUX_FAMILIES or is_base(p, ctx.project):
+    flux = p.family in vram.FLUX_FAMILIES
+    if not (flux or p.family in vram_families.FAMILIES) or is_base(p, ctx.project):
         return None
     targets = _targets(ctx)
     if not targets:
         return None
+
     def price() -> tuple[Any, Any]:
+        if not flux:
+            run = vram_families.run_from_profile(p)
+            return run, vram_families.estimate(run)
         cfg = vram.config_from_profile(p)
         return cfg, vram.estimate(cfg)
 
     cfg, est = ctx.project.memo(("lorac.memory.estimate", p.path), price)
     return cfg, est, targets
+
+
+def _plan(cfg: Any, mib: float, margin: float) -> list[Any]:
+    """The fix plan for ``cfg`` (a FLUX.1 RunConfig or an SDXL/SD3 LoraRun), ranked by the
+    predicted seconds per step on the reference card (lorac.trainers.steptime)."""
+    from lorac.trainers import lora_memory, steptime
+    from lorac.trainers.kohya import vram, vram_families
+
+    card = steptime.load_cards()[steptime.REFERENCE]
+    k = vram.load_time_constants()
+    if isinstance(cfg, lora_memory.LoraRun):
+        consts = vram_families.calibration(
+            "sd3" if cfg.family.startswith("sd3") else cfg.family)[0]
+        return lora_memory.fixes(cfg, mib, consts, margin=margin,
+                                 cost=lambda r: steptime.step_seconds(r, card, k))
+    return vram.fixes(cfg, mib, margin=margin,
+                      cost=lambda c: steptime.step_seconds(vram.time_run(c), card, k))
 
 
 def _targets(ctx: ProfileContext) -> list[tuple[str, float, tuple]]:
@@ -58,12 +82,17 @@ def _targets(ctx: ProfileContext) -> list[tuple[str, float, tuple]]:
 
 class DoesNotFitGpu(Rule):
     """What it does
-    Reports a profile whose predicted peak GPU memory exceeds a card named in
-    ``[profile] gpu``, with the phase that overflows (latent caching, text-encoder caching, the
-    resident model, the training step, sampling, saving) and the cheapest change that fits,
-    from ``lorac vram``'s fix plan (fp8 base, cached text-encoder outputs, cached latents,
-    gradient checkpointing, an 8-bit optimizer, then the smallest ``blocks_to_swap``, then
-    batch size and resolution).
+    Reports a profile that does not fit, or is tight on, a card named in ``[profile] gpu``:
+    the verdict is ``does not fit`` (an error) when even the bottom of the prediction's error
+    interval exceeds the card, ``tight`` (a warning) when the interval straddles the card's
+    memory. The interval comes from the model's measured error for the trainer and family
+    (leave-one-out residuals of its calibration runs; a wide first-principles interval where
+    none was measured). The finding names the phase that overflows (latent caching,
+    text-encoder caching, the resident model, the training step, sampling, saving) and the
+    cheapest changes that fit, from ``lorac vram``'s fix plan: among fp8 base, cached
+    text-encoder outputs, cached latents, gradient checkpointing, an 8-bit optimizer and the
+    smallest ``blocks_to_swap``, the one with the smallest predicted cost in seconds per step
+    first (the larger memory saving among equally cheap ones), then batch size and resolution.
 
     Why is this bad?
     An out-of-memory error ends the run after a minute or more of start-up, or, worse, in the
@@ -93,28 +122,33 @@ class DoesNotFitGpu(Rule):
         found = _estimate(ctx)
         if found is None:
             return
-        from lorac.trainers.kohya import vram
 
         cfg, est, targets = found
+        lo, hi = est.bounds
         for name, mib, kp in targets:
-            if est.peak_mib <= mib:
+            word = est.verdict(mib)
+            if word == "fits":
                 continue
-            plan = vram.fixes(cfg, mib)
-            if plan and plan[-1].peak_mib <= mib:
+            plan = _plan(cfg, mib, est.interval.high)
+            if plan and plan[-1].peak_mib * est.interval.high <= mib:
                 hint = "cheapest fix: " + ", ".join(f.change for f in plan) + \
                     f" (predicted peak {plan[-1].peak_mib:,.0f} MiB); see lorac vram"
             else:
                 hint = "no change the model knows makes it fit; see lorac vram"
-            yield self.at(ctx.profile, kp,
-                          f"predicted peak {est.peak_mib:,.0f} MiB in phase {est.peak_phase} "
-                          f"does not fit {name} ({mib:,.0f} MiB)", hint=hint,
-                          peak_mib=round(est.peak_mib, 1), phase=est.peak_phase, card=name)
+            d = self.at(ctx.profile, kp,
+                        f"predicted peak {est.peak_mib:,.0f} MiB (expected {lo:,.0f} .. "
+                        f"{hi:,.0f}) in phase {est.peak_phase}: {word} {name} "
+                        f"({mib:,.0f} MiB)",
+                        hint=hint, peak_mib=round(est.peak_mib, 1), phase=est.peak_phase,
+                        card=name, verdict=word, low_mib=round(lo, 1), high_mib=round(hi, 1))
+            yield d if word != "tight" else replace(d, severity=Severity.WARNING)
 
 
 class FitsMuchSmallerGpu(Rule):
     """What it does
-    Reports a profile that targets a card (``[profile] gpu``) while the VRAM model predicts it
-    fits a card of half that memory or less, naming the smallest such card.
+    Reports a profile that targets a card (``[profile] gpu``) while the VRAM model's verdict is
+    ``fits`` (the top of the prediction's error interval included) for a card of half that
+    memory or less, naming the smallest such card.
 
     Why is this bad?
     The target says where the recipe can run; a profile that asks for an 80 GB card while
@@ -146,14 +180,15 @@ class FitsMuchSmallerGpu(Rule):
 
         _, est, targets = found
         name, mib, kp = min(targets, key=lambda t: t[1])
-        if est.peak_mib > mib:
+        if est.verdict(mib) != "fits":
             return
         for small in LADDER:
             small_mib = vram.card_mib(small) or 0
-            if small_mib * 2 <= mib * 1.01 and est.peak_mib <= small_mib:
+            if small_mib * 2 <= mib * 1.01 and est.verdict(small_mib) == "fits":
                 yield self.at(ctx.profile, kp,
                               f"targets {name} but the predicted peak {est.peak_mib:,.0f} MiB "
-                              f"fits a {small} card ({small_mib:,.0f} MiB)",
+                              f"(expected up to {est.bounds[1]:,.0f}) fits a {small} card "
+                              f"({small_mib:,.0f} MiB)",
                               hint=f"gpu = \"{small}\", or use what the larger card allows",
                               peak_mib=round(est.peak_mib, 1), card=small)
                 return

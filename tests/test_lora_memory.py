@@ -1,0 +1,111 @@
+"""First-principles memory of the families beyond kohya FLUX.1 (lorac/trainers/lora_memory.py)
+and the trainers' placement of them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lorac.trainers import lora_memory as lm
+from tests.conftest import lorac
+
+
+def test_flux_counts_equal_the_synthetic_checkpoint() -> None:
+    from lorac.trainers.kohya import vram
+
+    sh = vram.shapes()
+    a = lm.ARCHS["flux1"]
+    assert a.denoiser == sh.dit_total and a.vec_fed == sh.dit_vec_fed
+    assert dict(a.text_encoders) == {"CLIP-L": sh.clip_total, "T5-XXL": sh.t5_total}
+    assert a.lora_per_rank == vram.lora_params(vram.RunConfig(rank=1, train_clip_l=False))
+
+
+def test_wan_lora_modules_equal_musubis_choice() -> None:
+    from lorac.trainers.musubi.synth import component_shapes, wan_lora_modules
+
+    shapes = component_shapes("wan2.1-t2v-1.3b")["dit"]
+    names = wan_lora_modules("wan2.1-t2v-1.3b")
+    per_rank = sum(sum(shapes[f"{n}.weight"]) for n in names)
+    assert lm.ARCHS["wan2.1-t2v-1.3b"].lora_per_rank == per_rank
+    assert lm.ARCHS["wan2.1-t2v-1.3b"].denoiser == sum(
+        __import__("math").prod(s) for s in shapes.values())
+
+
+def test_sdxl_lora_size_matches_a_known_file() -> None:
+    # a rank-32 UNet-only SDXL LoRA of networks.lora holds ~85 M parameters (~170 MB in fp16)
+    assert 80e6 < lm.ARCHS["sdxl"].lora_per_rank * 32 < 90e6
+
+
+@pytest.mark.parametrize("family", sorted(lm.ARCHS))
+def test_every_family_grows_with_resolution_and_checkpointing_helps(family: str) -> None:
+    run = lm.LoraRun("x", family, width=512, height=512)
+    small, big = lm.estimate(run), lm.estimate(run.changed(width=1024, height=1024))
+    assert big.phases["train"] > small.phases["train"]
+    nogc = lm.estimate(run.changed(width=1024, height=1024, gradient_checkpointing=False))
+    assert nogc.phases["train"] > big.phases["train"]
+    assert big.interval.estimate_only and "first-principles" in big.notes[0]
+
+
+def test_wan_video_needs_more_than_an_image() -> None:
+    run = lm.LoraRun("musubi", "wan2.1-t2v-1.3b", width=832, height=480)
+    assert lm.estimate(run.changed(frames=17)).phases["train"] > lm.estimate(run).phases["train"]
+    assert lm.ARCHS["wan2.1-t2v-1.3b"].latent_frames(17) == 5
+
+
+def test_musubi_wan_is_calibrated_and_says_so() -> None:
+    from lorac.trainers.musubi import vram as mvram
+
+    recs = mvram.load_measurements()
+    assert {r["id"] for r in recs} >= {"wan13-image", "wan13-video17"}
+    for rec in recs:
+        est = mvram.estimate(mvram.run_from_record(rec))
+        for phase, mib in rec["phases_mib"].items():
+            assert abs(est.phases[phase] - mib) / mib < 0.03, (rec["id"], phase)
+        assert est.interval.n == 2 and not est.interval.estimate_only
+    other = mvram.estimate(lm.LoraRun("musubi", "wan2.1-t2v-14b"))
+    assert other.interval.estimate_only
+
+
+def test_fix_plan_reaches_the_card() -> None:
+    run = lm.LoraRun("kohya", "sdxl", gradient_checkpointing=False, optimizer="adamw",
+                     batch_size=4, te_on_gpu_in_training=True)
+    plan = lm.fixes(run, 12288, margin=1.4)
+    assert plan and plan[-1].peak_mib * 1.4 <= 12288
+    assert lm.fixes(run, 200_000) == []
+
+
+@pytest.mark.parametrize("example", [
+    "profiles/examples/musubi/wan2.1-t2v-1.3b.toml", "profiles/examples/musubi/qwen-image.toml",
+    "profiles/examples/ai-toolkit/common.toml"])
+def test_lorac_vram_covers_the_other_trainers(example: str, monkeypatch) -> None:
+    from pathlib import Path
+
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    code, out, err = lorac("vram", example, "--format", "json")
+    assert code in (0, 1), err
+    doc = json.loads(out)
+    assert set(doc["verdicts"].values()) <= {"fits", "tight", "does not fit"}
+    assert doc["interval"]["low_mib"] < doc["peak_mib"] < doc["interval"]["high_mib"]
+
+
+def test_lorac_vram_sdxl_is_a_labelled_estimate(project) -> None:
+    (project / "profiles").mkdir(exist_ok=True)
+    (project / "profiles" / "x.toml").write_text(
+        '[profile]\nfamily = "sdxl"\n[network]\nnetwork_dim = 16\n[training]\n'
+        'gradient_checkpointing = true\ncache_latents = true\n'
+        'cache_text_encoder_outputs = true\nnetwork_train_unet_only = true\n'
+        '[dataset]\nresolution = 1024\n')
+    code, out, err = lorac("vram", "x")
+    assert code in (0, 1), err
+    assert "first-principles estimate" in out and "sdxl (kohya)" in out
+
+
+def test_committed_musubi_model_is_the_fit_of_its_records() -> None:
+    """backends/musubi/vram_model.json is generated (bench/vram_accuracy.py --write)."""
+    from lorac.trainers.musubi import vram as mvram
+
+    recs = [r for r in mvram.load_measurements() if r["split"] == "fit"]
+    obs = [(mvram.run_from_record(r), ph, float(v)) for r in recs
+           for ph, v in r["phases_mib"].items()]
+    assert lm.fit(obs) == mvram.calibration("wan2.1-t2v-1.3b")[0]
