@@ -212,6 +212,14 @@ def read(source: Source, settings: Settings) -> Draft:
     if te > 0:
         draft.set("text_encoder_lr", [te, t5] if t5 > 0 else [te],
                   line=line("text_encoder_lr"))
+    if "text_encoder_lr" in data and "unet_lr" in data:
+        # the GUI derives the train mode from the two rates and passes it to sd-scripts
+        # (kohya_gui/lora_gui.py, resolve_network_train_flags)
+        unet = _number(data.get("unet_lr"))
+        if te == 0 and unet != 0 and "network_train_unet_only" not in draft.options:
+            draft.set("network_train_unet_only", True, line=line("text_encoder_lr"))
+        elif te != 0 and unet == 0 and "network_train_text_encoder_only" not in draft.options:
+            draft.set("network_train_text_encoder_only", True, line=line("unet_lr"))
     steps = _number(data.get("max_train_steps"))
     epochs = _number(data.get("max_train_epochs"))
     epoch = _number(data.get("epoch"))
