@@ -415,8 +415,13 @@ class BucketResoStepsNotMultiple(_Compat):
         if not self.applies(ctx):
             return
         step, where = self.STEP[kind_of(p) or "sd"]
+        # a dataset TOML lorac did not read (the dataset_config option) decides before the
+        # trainer option does (library/config_util.py:445-451): its value is unknown here
+        external = bool(p.option("dataset_config"))
         for value, kp in dataset_values(p, "bucket_reso_steps"):
             if isinstance(value, bool) or not isinstance(value, int) or value % step == 0:
+                continue
+            if external and kp[0] != "dataset":
                 continue
             fixed = max(step, round(value / step) * step)
             edit = literal_edit(p, kp, fixed)
