@@ -37,6 +37,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.trainers.kohya.rules.options",
     "lorac.trainers.kohya.rules.versions",
     "lorac.trainers.kohya.rules.silent",
+    "lorac.trainers.kohya.rules.launchers",
     "lorac.trainers.kohya.emitter",
     "lorac.trainers.ai_toolkit.emitter",
     "lorac.trainers.musubi.emitter",

@@ -1,0 +1,58 @@
+"""``lorac lint .`` on a repository folder reads more than profiles: the options of the
+training launchers in it (LRC097) and the contents of the trainer configurations nothing loads
+(LRC098, reported under the codes of the profile rules that find them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import lorac, write_files
+
+STALE_FLUX = """pretrained_model_name_or_path = "/models/flux1-dev.safetensors"
+ae = "/models/ae.safetensors"
+clip_l = "/models/clip_l.safetensors"
+t5xxl = "/models/t5xxl_fp16.safetensors"
+network_module = "networks.lora"
+network_dim = 16
+network_alpha = 16
+learning_rate = 1e-4
+frobnicate = 3
+"""
+
+LAUNCHER = """#!/bin/bash
+accelerate launch flux_train_network.py \\
+  --pretrained_model_name_or_path /models/flux1-dev.safetensors \\
+  --config_file configs/used.toml
+"""
+
+
+def _codes_at(out: str, path: str) -> list[str]:
+    return [line.split(": ", 1)[1].split(" ", 1)[0] for line in out.splitlines()
+            if line.startswith(path + ":")]
+
+
+def test_a_stale_flux_toml_is_linted_when_its_folder_is(project: Path) -> None:
+    write_files(project, {"configs/flux_old.toml": STALE_FLUX,
+                          "configs/used.toml": STALE_FLUX, "scripts/train.sh": LAUNCHER})
+    code, out, err = lorac("lint", ".", "--no-dataset")
+    assert "Traceback" not in err
+    stale = _codes_at(out, "configs/flux_old.toml")
+    assert "LRC801" in stale  # nothing loads it
+    assert "LRC105" in stale  # networks.lora on FLUX.1, found in the file's own contents
+    assert "LRC093" in stale  # an option flux_train_network.py does not have
+    line = next(x for x in out.splitlines() if x.startswith("configs/flux_old.toml:")
+                and " LRC105 " in x)
+    assert line.startswith("configs/flux_old.toml:5:1: ")  # where network_module is written
+    # a config a script loads is that script's business (import it to lint it as a profile)
+    assert _codes_at(out, "configs/used.toml") == []
+    assert code == 1
+
+
+def test_orphaned_dataset_configs_are_not_read_as_trainer_options(project: Path) -> None:
+    write_files(project, {"dataset.toml": "[general]\nenable_bucket = true\n"
+                          "[[datasets]]\nresolution = 512\nbatch_size = 2\n"
+                          "[[datasets.subsets]]\nimage_dir = 'img'\nnum_repeats = 3\n",
+                          "configs/old.toml": STALE_FLUX})
+    _, out, _ = lorac("lint", ".", "--no-dataset")
+    assert not [c for c in _codes_at(out, "dataset.toml") if c != "LRC801"]
+    assert "LRC105" in _codes_at(out, "configs/old.toml")
