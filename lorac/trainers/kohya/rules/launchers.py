@@ -4,8 +4,9 @@
 reports the trainer configurations nothing loads (LRC801). These rules also read each training
 call's options the way ``lorac import`` does and report what the trainer's ``argparse`` would
 refuse (LRC097), and import each orphaned kohya ``--config_file`` into a profile in memory and
-run the profile rules on it, reporting their findings at the lines of the TOML (LRC098): a
-stale configuration is still read, copied and trusted by whoever finds it.
+run the profile rules on it, reporting their findings at the lines of the TOML, each naming
+the rule that found it (LRC098): a stale configuration is still read, copied and trusted by
+whoever finds it.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ class OrphanedConfigContents(Rule):
     For each kohya ``--config_file`` TOML that nothing in the linted tree loads (the files
     LRC801 reports), imports it into a profile in memory — its family inferred as ``lorac
     import`` infers it — runs the profile rules on that profile, and reports their findings
-    at the lines of the TOML, under their own codes, with what the import itself finds
-    (options the entry script does not have, values it refuses).
+    at the lines of the TOML, each naming the rule that found it (``LRC105
+    network-module-wrong-family``), with what the import itself finds (options the entry
+    script does not have, values it refuses). Its severity is that of the finding relayed.
 
     Why is this bad?
     A configuration nobody loads is still the one people open, copy into the next run or
@@ -147,7 +149,7 @@ class OrphanedConfigContents(Rule):
             for diag in draft.diagnostics:
                 if diag.severity >= Severity.WARNING and diag.path == source.display:
                     seen.add((diag.code, diag.line, diag.message))
-                    yield dataclasses.replace(diag, path=shown)
+                    yield self._relayed(diag, shown, diag.line or 1)
             lines = {name: value.line for name, value in draft.options.items()}
             with tempfile.TemporaryDirectory(prefix="lorac-orphan-") as tmp:
                 profile_path = Path(tmp) / "profiles" / f"{path.stem}.toml"
@@ -171,8 +173,15 @@ class OrphanedConfigContents(Rule):
                 if (diag.code, line, diag.message) in seen:
                     continue
                 seen.add((diag.code, line, diag.message))
-                yield dataclasses.replace(diag, path=shown, line=line, col=1, fix=(),
-                                          key_path=())
+                yield self._relayed(diag, shown, line)
+
+    def _relayed(self, diag: Diagnostic, path: str, line: int) -> Diagnostic:
+        """``diag`` (found on the file as a profile) as this rule's finding at ``line``."""
+
+        return dataclasses.replace(
+            diag, code=self.code, rule=self.name, path=path, line=line, col=1, fix=(),
+            key_path=(), message=f"{diag.message} ({diag.code} {diag.rule}, on this file "
+            "imported as a profile)")
 
 
 RULES = (LauncherOptionError, OrphanedConfigContents)
