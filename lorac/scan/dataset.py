@@ -1257,6 +1257,28 @@ def accumulation_of(profile: Any) -> tuple[int, KeyPath | None]:
     return 1, None
 
 
+def _grouped(found: list[tuple[Finding, KeyPath]]) -> list[tuple[Finding, KeyPath]]:
+    """One finding where several subsets name the same folder with the same settings (an
+    ai-toolkit dataset trained at three resolutions is three subsets of one folder): the first,
+    saying how many more subsets it stands for."""
+
+    first: dict[tuple[str, str, str | None], int] = {}
+    more: dict[int, int] = {}
+    out: list[tuple[Finding, KeyPath]] = []
+    for f, kp in found:
+        key = (f.code, f.message, f.file)
+        if key in first:
+            more[first[key]] = more.get(first[key], 0) + 1
+            continue
+        first[key] = len(out)
+        out.append((f, kp))
+    for i, n in more.items():
+        f, kp = out[i]
+        out[i] = (replace(f, message=f"{f.message} (and in {n} more subset(s) naming the same "
+                                     "folder)"), kp)
+    return out
+
+
 def analyse_profile(profile: Any, config: DatasetConfig, *, memo: dict[str, Any] | None = None,
                     cache_dir: Path | None = CACHE_DIR, show_progress: bool | None = None,
                     ) -> ProfileAnalysis:
@@ -1286,6 +1308,7 @@ def analyse_profile(profile: Any, config: DatasetConfig, *, memo: dict[str, Any]
             else:
                 kp = spec.key_path
             out.append((f, kp))
+    out = _grouped(out)
 
     train = [r for r in folders if not r.spec.is_reg and not r.listing.error]
     if train:
