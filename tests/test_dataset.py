@@ -372,3 +372,58 @@ def test_phash_is_imagehash_phash() -> None:
             im = im.filter(ImageFilter.GaussianBlur(4))
         small = im.resize((64, 64), Image.Resampling.BOX)
         assert dataset._phash(im) == str(imagehash.phash(small)), seed
+
+
+def _png(path: Path, size: tuple[int, int], shade: int) -> None:
+    from PIL import Image
+
+    Image.new("RGB", size, (shade, 255 - shade, (shade * 7) % 256)).save(path)
+
+
+def test_check_without_profile_reads_the_folders_own_caption_extension(project: Path) -> None:
+    # .txt captions: sd-scripts' default .caption would see none and check nothing
+    d = project / "d"
+    d.mkdir()
+    for i, shade in enumerate((10, 120, 240)):
+        _png(d / f"img{i}.png", (768, 768), shade)
+    (d / "img0.txt").write_text("ohwx person, smiling\n")
+    (d / "img1.txt").write_text("a person in a park\n")
+    (d / "lost.txt").write_text("ohwx person\n")
+    _, out, err = lorac("dataset", "check", "d", "-t", "ohwx", "--no-cache")
+    assert "Traceback" not in err
+    assert "caption extension '.txt' (the one the folder uses" in err
+    assert "d/img2.png: LRC503" in out  # no caption
+    assert "d/lost.txt: LRC504" in out  # a caption without an image
+    assert "d/img1.txt: LRC508" in out  # a caption without the trigger
+    assert "LRC502" not in out
+    # an explicit extension still wins, and a folder without captions keeps sd-scripts' default
+    _, out, err = lorac("dataset", "check", "d", "--caption-extension", ".caption", "--no-cache")
+    assert "LRC502" in out and "caption extension '.caption'" in err
+
+
+@pytest.mark.parametrize("tie, expect", [((".caption", ".txt"), ".txt"),
+                                         ((".caption",), ".caption"), ((), None)])
+def test_detect_caption_extension(tmp_path: Path, tie: tuple[str, ...],
+                                  expect: str | None) -> None:
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "a.npz").write_bytes(b"")  # a latent cache, not a caption
+    for ext in tie:
+        (tmp_path / f"a{ext}").write_text("x")
+    found, count = dataset.detect_caption_extension(dataset.list_folder(tmp_path))
+    assert (found, count) == (expect, 1 if expect else 0)
+
+
+def test_check_without_resolution_flags_tiny_images(project: Path) -> None:
+    d = project / "d"
+    d.mkdir()
+    _png(d / "tiny.png", (64, 64), 30)
+    _png(d / "fine.png", (512, 640), 200)
+    for name in ("tiny", "fine"):
+        (d / f"{name}.txt").write_text("a photo\n")
+    _, out, err = lorac("dataset", "check", "d", "--no-cache")
+    assert "Traceback" not in err
+    tiny = [ln for ln in out.splitlines() if " LRC514 " in ln]
+    assert len(tiny) == 1 and tiny[0].startswith("d/tiny.png: LRC514 is 64×64, below 512×512")
+    # with a resolution the usual check judges against it instead
+    _, out, _ = lorac("dataset", "check", "d", "--resolution", "1024", "--no-cache")
+    assert "below 512×512" not in out and "d/tiny.png: LRC514" in out

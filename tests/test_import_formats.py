@@ -71,6 +71,24 @@ def test_gui_flux_preset_values(tmp_path: Path) -> None:
     assert "not imported (LRC090 import-unmapped-key): sample_prompts = saruman" in text
 
 
+@pytest.mark.parametrize("te, unet, flag", [
+    (0.0, 1e-6, "network_train_unet_only"), (5e-5, 0.0, "network_train_text_encoder_only"),
+    (5e-5, 1e-4, None)])
+def test_gui_train_mode_comes_from_the_two_rates(tmp_path: Path, te: float, unet: float,
+                                                  flag: str | None) -> None:
+    # the GUI passes network_train_unet_only when text_encoder_lr is 0 (kohya_gui/lora_gui.py
+    # resolve_network_train_flags): without it SDXL's cached TE outputs would assert
+    import json
+
+    source = tmp_path / "gui.json"
+    source.write_text(json.dumps({"LoRA_type": "Standard", "sdxl": True, "unet_lr": unet,
+                                  "text_encoder_lr": te, "learning_rate": 1e-4}),
+                      encoding="utf-8")
+    _draft, profile, _text = _roundtrip(source, tmp_path)
+    for name in ("network_train_unet_only", "network_train_text_encoder_only"):
+        assert profile.option(name) is (True if name == flag else None), name
+
+
 def test_gui_strings_are_converted(tmp_path: Path) -> None:
     draft, profile, text = _roundtrip(FIXTURES / "gui_strings.json", tmp_path)
     assert profile.family == "sdxl"
@@ -141,6 +159,7 @@ def test_kohya_toml_invalid(tmp_path: Path) -> None:
                          ids=lambda p: p.stem)
 def test_ai_toolkit_corpus(path: Path, tmp_path: Path) -> None:
     _draft, profile, text = _roundtrip(path, tmp_path)
+    assert profile.backend == "ai-toolkit"  # `lorac build` then compiles the job back
     assert profile.option("network_dim") == 16 and profile.option("network_alpha") == 16.0
     assert profile.option("learning_rate") == 1e-4
     assert profile.option("max_train_steps") == 2000

@@ -2,7 +2,9 @@
 
 :func:`check` is the plain function (options in, exit code out); :data:`dataset` is the click
 group the CLI registers. Without ``--profile`` the folder is judged with sd-scripts' defaults
-(``caption_extension = ".caption"``, no trigger, no resolution) unless options say otherwise;
+(no trigger, no resolution) unless options say otherwise, except the caption extension, which
+is the one the folder's captions use (sd-scripts' ``.caption`` when no image has a caption),
+and image sizes, judged against 512×512, the smallest resolution a supported family trains at;
 with ``--profile NAME`` the subset of that profile whose ``image_dir`` is DIR supplies every
 setting (or, when none is, the profile's dataset-level settings), and the trigger comes from
 ``[profile] trigger``. Findings are reported at the file they are about; ``--json`` writes a
@@ -68,6 +70,10 @@ def _spec_for(opts: DatasetCheckOptions, settings: Any) -> tuple[Any, list[str],
     ext = opts.caption_extension
     if ext and not ext.startswith("."):
         ext = "." + ext
+    if ext is None and profile is None:
+        # no profile says which captions the folder has: read it off the files themselves
+        found, _count = dataset.detect_caption_extension(dataset.list_folder(Path(opts.folder)))
+        ext = found
     resolution = None
     if opts.resolution is not None:
         resolution = dataset.parse_resolution(opts.resolution)
@@ -102,6 +108,8 @@ def check(opts: DatasetCheckOptions, io: Any) -> int:
         accum = dataset.accumulation_of(profile)[0] if profile else 1
         findings += dataset.count_findings(len(result.listing.images), minimum,
                                            spec.batch_size, accum)
+        if spec.resolution is None:
+            findings += dataset.tiny_image_findings(result, config)
 
     diags: list[Diagnostic] = []
     for f in findings:
@@ -134,8 +142,11 @@ def check(opts: DatasetCheckOptions, io: Any) -> int:
         io.out.write(render(diags, opts.fmt, list(rules.values())))
         if opts.fmt == "text":
             n = len(result.listing.images)
+            found = (" (the one the folder uses; sd-scripts' default is '.caption')"
+                     if profile is None and opts.caption_extension is None
+                     and spec.caption_extension != ".caption" else "")
             io.err.write(printable(f"{opts.folder}: {n} image(s), caption extension "
-                                   f"{spec.caption_extension!r}") + "\n")
+                                   f"{spec.caption_extension!r}{found}") + "\n")
             io.err.write(summary(diags))
     return int(exit_code_for(diags, settings.fail_on))
 
@@ -154,8 +165,8 @@ def dataset() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Write a JSON report with every score.")
 @click.option("-f", "--format", "fmt", type=click.Choice(RENDERERS),
               default="text", show_default=True, help="Diagnostics format (--json: report).")
-@click.option("--caption-extension", help="Override the caption extension (default: .caption, "
-              "as sd-scripts, or the profile's).")
+@click.option("--caption-extension", help="Override the caption extension (default: the "
+              "profile's, else the one the folder's captions use, else .caption as sd-scripts).")
 @click.option("-t", "--trigger", "triggers", multiple=True,
               help="A token every caption must contain (repeatable).")
 @click.option("--class-tokens", help="The subset's class_tokens.")

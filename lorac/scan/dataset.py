@@ -1257,6 +1257,28 @@ def accumulation_of(profile: Any) -> tuple[int, KeyPath | None]:
     return 1, None
 
 
+def _grouped(found: list[tuple[Finding, KeyPath]]) -> list[tuple[Finding, KeyPath]]:
+    """One finding where several subsets name the same folder with the same settings (an
+    ai-toolkit dataset trained at three resolutions is three subsets of one folder): the first,
+    saying how many more subsets it stands for."""
+
+    first: dict[tuple[str, str, str | None], int] = {}
+    more: dict[int, int] = {}
+    out: list[tuple[Finding, KeyPath]] = []
+    for f, kp in found:
+        key = (f.code, f.message, f.file)
+        if key in first:
+            more[first[key]] = more.get(first[key], 0) + 1
+            continue
+        first[key] = len(out)
+        out.append((f, kp))
+    for i, n in more.items():
+        f, kp = out[i]
+        out[i] = (replace(f, message=f"{f.message} (and in {n} more subset(s) naming the same "
+                                     "folder)"), kp)
+    return out
+
+
 def analyse_profile(profile: Any, config: DatasetConfig, *, memo: dict[str, Any] | None = None,
                     cache_dir: Path | None = CACHE_DIR, show_progress: bool | None = None,
                     ) -> ProfileAnalysis:
@@ -1286,6 +1308,7 @@ def analyse_profile(profile: Any, config: DatasetConfig, *, memo: dict[str, Any]
             else:
                 kp = spec.key_path
             out.append((f, kp))
+    out = _grouped(out)
 
     train = [r for r in folders if not r.spec.is_reg and not r.listing.error]
     if train:
@@ -1344,6 +1367,56 @@ def dependencies(analysis: ProfileAnalysis) -> tuple[set[str], set[str]]:
         files |= {str(p) for p in (*r.listing.images, *r.listing.others,
                                    *r.listing.ignored_images)}
     return files, dirs
+
+
+#: extensions of files beside images that are not captions (latent caches, metadata, masks)
+NOT_CAPTIONS = frozenset((".npz", ".json", ".jsonl", ".safetensors", ".pt", ".bin", ".toml",
+                          ".yaml", ".yml"))
+#: the smallest side a supported family trains at (SD 1.x, 512 px): without a resolution,
+#: ``lorac dataset check`` judges image sizes against it
+SMALLEST_TRAINING_RESOLUTION = 512
+
+
+def detect_caption_extension(listing: Listing) -> tuple[str | None, int]:
+    """The extension of the files that sit beside the images under the same stem — the caption
+    extension the folder really uses — and how many images have one (``None, 0`` when none
+    has; a tie goes to ``.txt``, then ``.caption``, then the name)."""
+
+    stems = {os.path.splitext(str(img))[0] for img in listing.images}
+    counts: dict[str, int] = {}
+    for other in listing.others:
+        base, ext = os.path.splitext(str(other))
+        ext = ext.lower() if ext.lower() in (".txt", ".caption") else ext
+        if base in stems and ext and ext.lower() not in NOT_CAPTIONS \
+                and ext.lower() not in SD_IMAGE_EXTENSIONS | OTHER_IMAGE_EXTENSIONS:
+            counts[ext] = counts.get(ext, 0) + 1
+    if not counts:
+        return None, 0
+    order = {".txt": 0, ".caption": 1}
+    best = min(counts, key=lambda e: (-counts[e], order.get(e, 2), e))
+    return best, counts[best]
+
+
+def tiny_image_findings(result: FolderResult, config: DatasetConfig) -> list[Finding]:
+    """LRC514 for images too small for any training resolution, when none is given: their
+    size against :data:`SMALLEST_TRAINING_RESOLUTION` squared, with the ratio of
+    ``config.min_resolution_ratio`` that LRC514 uses against a real resolution."""
+
+    side = SMALLEST_TRAINING_RESOLUTION
+    out = []
+    for path, rec in sorted(result.records.items()):
+        w, h = rec.width, rec.height
+        if not w or not h:
+            continue
+        ratio = math.sqrt(w * h / (side * side))
+        if ratio < config.min_resolution_ratio:
+            out.append(Finding(
+                "LRC514", f"{path} is {w}×{h}, below {side}×{side}, the smallest resolution "
+                f"any supported family trains at (SD 1.x): it is upscaled ×{1 / ratio:.1f} "
+                "even there", path, hint="replace it with a larger image, or pass "
+                "--resolution to judge it against your own",
+                data={"ratio": round(ratio, 3)}))
+    return out
 
 
 def folder_spec(folder: str, *, base: SubsetSpec | None = None, **changes: Any) -> SubsetSpec:

@@ -139,6 +139,27 @@ def _trainer_config_kind(text: str, kind: str) -> str | None:
     return None
 
 
+def orphaned_kohya_configs(project: ProjectContext) -> list[str]:
+    """Display paths of the kohya ``--config_file`` TOMLs nothing in the tree loads (what
+    LRC801 reports), dataset configs left out: the lint driver lints their contents as it
+    lints a TOML named on the command line."""
+
+    import tomllib
+
+    found = []
+    m = model(project)
+    for config in m.configs:
+        if config.kind != "kohya-toml" or config.used_by:
+            continue
+        try:
+            data = tomllib.loads(m.texts.get(config.path, ""))
+        except (tomllib.TOMLDecodeError, RecursionError):
+            continue
+        if "datasets" not in data and "general" not in data:
+            found.append(config.path)
+    return found
+
+
 def model(project: ProjectContext) -> Model:
     """Build (once per lint run) the project model shared by the LRC2xx/3xx/8xx rules."""
 

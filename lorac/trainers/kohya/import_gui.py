@@ -145,6 +145,7 @@ def read(source: Source, settings: Settings) -> Draft:
     lora_type = str(data.get("LoRA_type") or "Standard")
     handled: set[str] = set()
     silent: list[str] = []
+    not_passed: list[str] = []
 
     def take(name: str, value: Any, key: str) -> None:
         option = inventory.get(name)
@@ -199,12 +200,16 @@ def read(source: Source, settings: Settings) -> Draft:
         handled.add(key)
     if args:
         draft.set("network_args", args, line=line("LoRA_type"))
+    other_types = []
     for key in sorted(ALL_NETWORK_KEYS - handled):
         handled.add(key)
         if key in data and not _falsy(data[key]):
-            draft.unmap(key, data[key], "LRC090", f"{key} is used by the GUI only for other "
-                        f"LoRA types (this one is {lora_type!r})", line=line(key),
-                        severity=Severity.INFO, section="network")
+            draft.keep(key, data[key], "LRC090", section="network")
+            other_types.append(key)
+    if other_types:  # one line: nothing to act on, the GUI ignores them too
+        draft.report("LRC090", f"{len(other_types)} GUI key(s) used only by other LoRA types "
+                     f"(this one is {lora_type!r}), kept as comments: "
+                     f"{', '.join(other_types)}", severity=Severity.INFO)
 
     # -- learning rates, steps, attention
     te = _number(data.get("text_encoder_lr"))
@@ -212,6 +217,14 @@ def read(source: Source, settings: Settings) -> Draft:
     if te > 0:
         draft.set("text_encoder_lr", [te, t5] if t5 > 0 else [te],
                   line=line("text_encoder_lr"))
+    if "text_encoder_lr" in data and "unet_lr" in data:
+        # the GUI derives the train mode from the two rates and passes it to sd-scripts
+        # (kohya_gui/lora_gui.py, resolve_network_train_flags)
+        unet = _number(data.get("unet_lr"))
+        if te == 0 and unet != 0 and "network_train_unet_only" not in draft.options:
+            draft.set("network_train_unet_only", True, line=line("text_encoder_lr"))
+        elif te != 0 and unet == 0 and "network_train_text_encoder_only" not in draft.options:
+            draft.set("network_train_text_encoder_only", True, line=line("unet_lr"))
     steps = _number(data.get("max_train_steps"))
     epochs = _number(data.get("max_train_epochs"))
     epoch = _number(data.get("epoch"))
@@ -282,11 +295,14 @@ def read(source: Source, settings: Settings) -> Draft:
             silent.append(key)
             continue
         if gated:
-            draft.unmap(key, value, "LRC090", f"{key} is not passed by the GUI for this "
-                        f"configuration (family {draft.family}, noise_offset_type {noise})",
-                        line=line(key), severity=Severity.INFO)
+            draft.keep(key, value, "LRC090")
+            not_passed.append(key)
             continue
         take(name, value, key)
+    if not_passed:  # one line: the GUI does not pass them either
+        draft.report("LRC090", f"{len(not_passed)} GUI key(s) the GUI does not pass for this "
+                     f"configuration (family {draft.family}, noise_offset_type {noise}), kept "
+                     f"as comments: {', '.join(not_passed)}", severity=Severity.INFO)
     unmapped_silent = [k for k in silent if inventory.get(RENAMES.get(k, k)) is None]
     gui_only = [k for k in data if k in GUI_ONLY and k not in handled and _falsy(data[k])
                 and k not in ("xformers", "sdxl", "flux1_checkbox", "sd3_checkbox")]

@@ -415,8 +415,13 @@ class BucketResoStepsNotMultiple(_Compat):
         if not self.applies(ctx):
             return
         step, where = self.STEP[kind_of(p) or "sd"]
+        # a dataset TOML lorac did not read (the dataset_config option) decides before the
+        # trainer option does (library/config_util.py:445-451): its value is unknown here
+        external = bool(p.option("dataset_config"))
         for value, kp in dataset_values(p, "bucket_reso_steps"):
             if isinstance(value, bool) or not isinstance(value, int) or value % step == 0:
+                continue
+            if external and kp[0] != "dataset":
                 continue
             fixed = max(step, round(value / step) * step)
             edit = literal_edit(p, kp, fixed)
@@ -471,7 +476,7 @@ class DeprecatedSplitMode(_Compat):
 
 class OptionIgnoredByFamily(_Compat):
     """What it does
-    Reports options that the FLUX or SD3 training path accepts but never uses.
+    Reports options that the FLUX, SD3 or SDXL training path accepts but never uses.
 
     Why is this bad?
     The profile promises a behaviour the run does not have (the audit's docs promised noise
@@ -489,8 +494,10 @@ class OptionIgnoredByFamily(_Compat):
       ``debiased_estimation_loss``: applied in the base ``post_process_loss``
       (``train_network.py:331-340``), which FLUX and SD3 override to return the loss unchanged
       (``flux_train_network.py:450-451``, ``sd3_train_network.py:398-399``).
-    - ``clip_skip`` (FLUX): only the SD text-encoding strategy reads it
-      (``train_network.py:197-198``); FLUX's takes none (``flux_train_network.py:194-195``).
+    - ``clip_skip`` (FLUX, SDXL; a value above 1 — 1 skips nothing anywhere): only the SD
+      text-encoding strategy reads it (``train_network.py:197-198``); FLUX's takes none
+      (``flux_train_network.py:194-195``) and SDXL's neither, sd-scripts only warning that it
+      "will be unexpected" (``library/sdxl_train_util.py:362-363``).
 
     Example
         [profile]
@@ -511,7 +518,7 @@ class OptionIgnoredByFamily(_Compat):
     name = "option-ignored-by-family"
     severity = Severity.WARNING
     fix = "safe"
-    kinds = ("flux", "sd3")
+    kinds = ("flux", "sd3", "sdxl")
     NOISE = ("noise_offset", "noise_offset_random_strength", "adaptive_noise_scale",
              "multires_noise_iterations", "multires_noise_discount")
     LOSS = ("min_snr_gamma", "scale_v_pred_loss_like_noise_pred", "v_pred_like_loss",
@@ -521,6 +528,7 @@ class OptionIgnoredByFamily(_Compat):
                  "clip_skip": "flux_train_network.py:194-195",
                  **dict.fromkeys(NOISE, "flux_train_network.py:332"),
                  **dict.fromkeys(LOSS, "flux_train_network.py:450-451")},
+        "sdxl": {"clip_skip": "library/sdxl_train_util.py:362-363"},
         "sd3": {"max_token_length": "sd3_train_network.py:62-63",
                 **dict.fromkeys(NOISE, "sd3_train_network.py:332"),
                 **dict.fromkeys(LOSS, "sd3_train_network.py:398-399")},
@@ -534,6 +542,8 @@ class OptionIgnoredByFamily(_Compat):
         ignored = self.IGNORED[kind]
         for name, (value, kp) in p.options().items():
             if name not in ignored or value is None or value is False or value == 0:
+                continue
+            if name == "clip_skip" and value == 1:  # the last layer: what no clip_skip gives
                 continue
             edit = literal_edit(p, kp, DELETE)
             safe = edit is not None and all(
