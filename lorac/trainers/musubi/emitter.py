@@ -34,7 +34,7 @@ from lorac.config.profile import Profile
 from lorac.core.diagnostics import Diagnostic, LoracError
 from lorac.lint.hookspecs import Artifacts, hookimpl
 from lorac.trainers import BUILD_DIR, CheckoutVar, run_env, shell_steps
-from lorac.trainers.musubi import knowledge
+from lorac.trainers.musubi import crossing, knowledge
 
 #: Prefix of the musubi-tuner checkout in ``argv``: ``{musubi}/src/musubi_tuner/…``.
 MUSUBI = "{musubi}"
@@ -275,7 +275,9 @@ class MusubiBackend:
         if fmt not in self.formats:
             raise LoracError(f"backend musubi has no format {fmt!r}")
         p = plan(profile)
+        profile, crossed = crossing.translate(profile, p)
         per_step, diags = step_options(profile, p)
+        diags = crossed + diags
         dataset = compile_dataset(profile)
         if dataset is None:
             raise LoracError(f"profile {profile.name!r} has no [dataset]: musubi-tuner needs a "
@@ -365,7 +367,7 @@ class MusubiBackend:
 
         from lorac.trainers.musubi import cache
 
-        dataset = compile_dataset(profile) or {}
+        dataset = compile_dataset(crossing.translate(profile, plan(profile))[0]) or {}
         state = cache.state(str(profile.family), artifacts.step_options, dataset, commit)
         records = [{"path": str(Path(d["cache_directory"]) / cache.RECORD_NAME),
                     "text": json.dumps({"key": d["key"], "made_with": d["made_with"]},
@@ -389,6 +391,12 @@ class MusubiBackend:
                          for d in state["datasets"]],
         }}
         return {"steps": steps}, info
+
+
+@hookimpl
+def lorac_rules() -> list[Any]:
+    """The findings of building a profile written for another trainer (LRC671, LRC672)."""
+    return [rule() for rule in crossing.RULES]
 
 
 @hookimpl
