@@ -365,10 +365,13 @@ class MusubiBackend:
 
         import json
 
+        from lorac.config.inventory import load_pin
         from lorac.trainers.musubi import cache
 
         dataset = compile_dataset(crossing.translate(profile, plan(profile))[0]) or {}
-        state = cache.state(str(profile.family), artifacts.step_options, dataset, commit)
+        # a checkout whose commit cannot be told counts as the pin, as LRC665 counts it
+        state = cache.state(str(profile.family), artifacts.step_options, dataset,
+                            commit or load_pin("musubi").commit)
         records = [{"path": str(Path(d["cache_directory"]) / cache.RECORD_NAME),
                     "text": json.dumps({"key": d["key"], "made_with": d["made_with"]},
                                        indent=1, sort_keys=True, default=str) + "\n"}
