@@ -113,6 +113,8 @@ def test_three_steps_are_phases_of_one_run(env: dict[str, str]) -> None:
     assert made["dataset"]["general"]["resolution"] == [832, 480]
     assert made["latents"]["vae"] == "models/vae.safetensors"
     assert any(o["path"].endswith("subject.safetensors") for o in m["outputs"])
+    # networks.lora_wan on Wan 2.1 T2V 1.3B: 30 blocks x 10 Linear layers
+    assert m["lora_check"]["expected_modules"] == 300 and m["lora_check"]["problems"] == []
 
 
 def test_valid_cache_skips_caching_and_the_manifest_says_so(env: dict[str, str]) -> None:

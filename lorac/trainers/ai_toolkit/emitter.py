@@ -414,6 +414,14 @@ class AiToolkitBackend:
                      "(toolkit/dataloader_mixins.py:390-394)")
         return None
 
+    def expected_modules(self, profile: Profile) -> tuple[int | None, str | None]:
+        """Why lorac cannot say how many modules ai-toolkit wraps (see
+        :mod:`lorac.trainers.module_count`)."""
+
+        return None, ("ai-toolkit wraps the layers its model class lists in "
+                      "target_lora_modules (toolkit/lora_special.py); lorac does not model "
+                      f"them for {profile.family or 'this profile'}")
+
     def launch_argv(self, argv: list[str], trainer: str | Path, build_dir: str | Path,
                     ) -> list[str]:
         """``argv`` with ``{ai_toolkit}`` and ``{build_dir}`` replaced by real paths (only the

@@ -328,6 +328,27 @@ class MusubiBackend:
                                diagnostics=diags, options=options, steps=steps,
                                step_options=per_step)
 
+    def expected_modules(self, profile: Profile) -> tuple[int | None, str | None]:
+        """How many modules musubi-tuner wraps for ``profile``, or why lorac cannot say
+        (:mod:`lorac.trainers.module_count`): counted for ``networks.lora_wan`` on a family
+        whose DiT layout lorac generated from musubi's own classes
+        (:func:`lorac.trainers.musubi.synth.wan_lora_modules`)."""
+
+        from lorac.trainers.module_count import layer_args
+        from lorac.trainers.musubi import synth
+
+        p = plan(profile)
+        translated = crossing.translate(profile, p)[0]  # the module the emitter writes
+        module = translated.option("network_module", p.arch["network_module"])
+        if module != "networks.lora_wan" or p.family.name not in synth.FAMILIES:
+            return None, (f"lorac knows the layers of {', '.join(synth.FAMILIES)} with "
+                          f"networks.lora_wan only, not {module} on {p.family.name}")
+        args = layer_args(profile.option("network_args"))
+        if args:
+            return None, (f"network_args {', '.join(args)} change which layers {module} "
+                          "wraps; lorac does not count them")
+        return len(synth.wan_lora_modules(p.family.name)), None
+
     def launch_argv(self, argv: list[str], trainer: str | Path, build_dir: str | Path,
                     ) -> list[str]:
         """``argv`` with the placeholders replaced (see :func:`launch_argv`)."""
