@@ -5,6 +5,7 @@ points at the pinned checkout."""
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,37 @@ def test_ai_toolkit_wan_profile_built_for_musubi_reads_as_intended(tmp_path: Pat
     (dataset,) = got["datasets"]
     assert dataset["is_image"] and dataset["params"]["image_directory"] == "examples/subject"
     assert dataset["params"]["caption_extension"] == ".txt"
+
+
+CITATION = re.compile(r"((?:src/musubi_tuner/|toolkit/|jobs/|networks/)[\w/]*\.py):(\d+)"
+                      r"(?:-(\d+))?")
+
+
+def _cited(text: str, root: Path) -> list[str]:
+    """Each ``file.py:N[-M]`` of ``text`` that is not a line range of a file in ``root``."""
+    stale = []
+    for m in CITATION.finditer(text):
+        path = next((root / c for c in (m.group(1), f"src/musubi_tuner/{m.group(1)}")
+                     if (root / c).is_file()), None)
+        last = int(m.group(3) or m.group(2))
+        if path is None or last > len(path.read_text(encoding="utf-8").splitlines()):
+            stale.append(m.group(0))
+    return stale
+
+
+def test_meaning_citations_exist_at_both_pins() -> None:
+    musubi = checkout("LORAC_MUSUBI_TUNER", pinned="musubi")
+    toolkit = checkout("LORAC_AI_TOOLKIT", pinned="ai-toolkit")
+    import tomllib
+
+    crossing = tomllib.loads((REPO / "backends/musubi/crossing.toml").read_text("utf-8"))
+    mapping = tomllib.loads((REPO / "backends/ai-toolkit/mapping.toml").read_text("utf-8"))
+    musubi_text = " ".join([*crossing["cite"]["musubi"].values(),
+                            *crossing["native"]["ai-toolkit"].values(),
+                            *(v for v in mapping["from"]["musubi"].values()
+                              if isinstance(v, str))])
+    toolkit_text = " ".join([*crossing["cite"]["ai-toolkit"].values(),
+                             *mapping["from"]["ai-toolkit"].values()])
+    assert len(CITATION.findall(musubi_text)) >= 10 and len(CITATION.findall(toolkit_text)) >= 10
+    assert _cited(musubi_text, musubi) == []
+    assert _cited(toolkit_text, toolkit) == []
