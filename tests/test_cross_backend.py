@@ -256,3 +256,19 @@ def test_every_key_carries_over_or_is_reported_once(path: Path, backend: str) ->
         else:
             assert "name_or_path" not in model
             assert "LRC690" in {d.code for d in art.diagnostics}
+
+
+@pytest.mark.parametrize("backend", ["musubi", "ai-toolkit"])
+def test_a_lycoris_module_is_kept_or_reported_once(tmp_path: Path, backend: str) -> None:
+    text = WAN.replace('network_module = "networks.lora"', 'network_module = "lycoris.kohya"')
+    if backend == "ai-toolkit":
+        text = text.replace('backend = "ai-toolkit"', 'backend = "musubi"')
+    profile = for_trainer(resolved(tmp_path, text).profile, backend)
+    if backend == "musubi":  # musubi-tuner loads LyCORIS itself: carried as it is
+        art = MusubiBackend().emit(profile, "toml")
+        assert art.options["network_module"] == "lycoris.kohya"
+        assert ("network", "network_module") not in _by_key(art.diagnostics)
+    else:  # ai-toolkit has no such value: left out, said once
+        art = AiToolkitBackend().emit(profile, "yaml")
+        (d,) = _by_key(art.diagnostics)[("network", "network_module")]
+        assert d.code == "LRC608"

@@ -594,8 +594,9 @@ def _from_musubi(profile: Profile, mapping: dict[str, Any], spec: Arch, out: _Ou
             "read", ("model", "pretrained_model_name_or_path"), rule=AiToolkitModelMissing.name,
             severity=Severity.ERROR,
             hint='[trainers.ai-toolkit] pretrained_model_name_or_path = "…" (the same model)'))
-    if "network_module" in options:
-        value, kp = options["network_module"]
+    values = mapping["options"]["network_module"]["values"]
+    if "network_module" in options and options["network_module"][0] in values:
+        value, kp = options["network_module"]  # one without a mapping is LRC608's
         out.warn("LRC609", f"network_module {value}: musubi-tuner attaches the LoRA to "
                  f"{mus['network']}; ai-toolkit to {ait['network']}, so the module count "
                  "differs", kp)

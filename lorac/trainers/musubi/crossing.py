@@ -197,7 +197,8 @@ def translate(profile: Profile, p: knowledge.Plan) -> tuple[Profile, list[Diagno
             continue
         if name == "network_module":
             expected = p.arch["network_module"]
-            if value != expected and value not in ANY_ARCH:
+            if value != expected and value not in ANY_ARCH and not (
+                    isinstance(value, str) and value.startswith("lycoris")):
                 data[kp[0]]["network_module"] = expected
                 rep.add(MusubiMeaningChange, kp,
                         f"network_module {value} becomes {expected}: {who} the LoRA goes where "
