@@ -272,3 +272,25 @@ def test_a_lycoris_module_is_kept_or_reported_once(tmp_path: Path, backend: str)
         art = AiToolkitBackend().emit(profile, "yaml")
         (d,) = _by_key(art.diagnostics)[("network", "network_module")]
         assert d.code == "LRC608"
+
+
+def test_musubi_shaped_datasets_of_another_trainers_profile_are_checked_too(
+        tmp_path: Path) -> None:
+    text = WAN.replace("""[[dataset.subsets]]
+image_dir = "data"
+num_repeats = 2
+class_tokens = "ohwx woman"
+shuffle_caption = true
+""", """keep_tokens = 1
+
+[[dataset.datasets]]
+image_directory = "data"
+flip_aug = true
+""")
+    art = MusubiBackend().emit(for_trainer(resolved(tmp_path, text).profile, "musubi"), "toml")
+    keys = _by_key(art.diagnostics)
+    assert [d.code for d in keys[("dataset", "keep_tokens")]] == ["LRC671"]
+    assert [d.code for d in keys[("dataset", "datasets", 0, "flip_aug")]] == ["LRC671"]
+    dataset = tomllib.loads(art.files["dataset.toml"])
+    assert dataset["general"] == {"resolution": 512, "caption_extension": ".txt"}
+    assert dataset["datasets"] == [{"image_directory": "data"}]

@@ -398,21 +398,20 @@ def _dataset(profile: Profile, p: knowledge.Plan, data: dict[str, Any],
         else:
             left_out(key, ("dataset", key))
     datasets: list[dict[str, Any]] = []
-    had_subsets = False
     for base, own, subsets in dataset_groups(src):
-        if base != ("dataset",) and not subsets:  # already musubi's shape
-            datasets.append({k: v for k, v in own.items()})
-            continue
+        units: list[tuple[list[tuple[str, Any, KeyPath]], dict[str, Any]]] = []
+        if base != ("dataset",) and not subsets:  # musubi's shape: the dataset is one
+            units.append(([(k, v, (*base, k)) for k, v in own.items()], own))
         for j, sub in enumerate(subsets):
-            if not isinstance(sub, dict):
-                continue
-            had_subsets = True
+            if isinstance(sub, dict):
+                units.append(([(k, v, (*base, k)) for k, v in own.items()]
+                              + [(k, v, (*base, "subsets", j, k)) for k, v in sub.items()],
+                              {**own, **sub}))
+        for items, merged in units:
+            video = "video_directory" in merged or "video_jsonl_file" in merged
             entry: dict[str, Any] = {}
-            items = [(k, v, (*base, k)) for k, v in own.items()]
-            items += [(k, v, (*base, "subsets", j, k)) for k, v in sub.items()]
             for key, value, kp in items:
                 name = rename.get(key, key)
-                video = "video_directory" in sub or "video_directory" in own
                 if name in (video_keys if video else image_keys):
                     entry[name] = value
                     where = profile.provenance.get(tuple(kp))
@@ -421,6 +420,4 @@ def _dataset(profile: Profile, p: knowledge.Plan, data: dict[str, Any],
                 else:
                     left_out(key, kp)
             datasets.append(entry)
-    if not had_subsets:
-        return
     data["dataset"] = {**general, "datasets": datasets}
