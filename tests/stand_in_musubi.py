@@ -96,9 +96,13 @@ def _write_lora(out: Path, flat: dict) -> None:
     from tests.make_lora import write
 
     module = str(flat.get("network_module", "networks.lora_wan"))
+    names = [f"lora_unet_blocks_{i}_self_attn_q" for i in range(2)]
+    if flat.get("task") == "t2v-1.3B" and module == "networks.lora_wan":
+        from lorac.trainers.musubi.synth import wan_lora_modules  # what lora_wan wraps there
+
+        names = ["lora_unet_" + m.replace(".", "_") for m in wan_lora_modules("wan2.1-t2v-1.3b")]
     write(out, rank=int(flat.get("network_dim", 4)), alpha=float(flat.get("network_alpha", 1)),
-          module=module, names=[f"lora_unet_blocks_{i}_self_attn_q" for i in range(2)],
-          meta={"ss_base_model_version": "wan"})
+          module=module, names=names, meta={"ss_base_model_version": "wan"})
 
 
 if __name__ == "__main__":

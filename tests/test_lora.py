@@ -384,3 +384,56 @@ def test_without_seek_data_every_byte_is_read(tmp_path: Path,
     health = lora.inspect_file(path).health
     assert health is not None and health.zero_up == [] and health.up_modules == 1
     assert health.block_norms["unet.input_blocks_4"] > 0
+
+
+def test_lycoris_own_keys_without_metadata(tmp_path: Path) -> None:
+    # create_lycoris + save_weights(file, dtype, None): "lycoris_" keys, LoCon in lora_* names
+    path = kohya(tmp_path / "l.safetensors", ["lycoris_blocks_0_to_q", "lycoris_blocks_1_to_q"],
+                 8, 4.0)
+    found = lora.inspect_file(path)
+    assert (found.key_format, found.trainer) == ("LyCORIS", "LyCORIS")
+    assert (found.network_module, found.rank, found.alpha) == ("lycoris (LoCon)", 8, 4.0)
+    assert found.components == {"model": 2}
+
+
+def test_full_matrix_lokr_modules_have_no_rank(tmp_path: Path) -> None:
+    # LyCORIS keeps lokr_w2 whole when its dim is at least half the factor: alpha = dim there
+    tensors = {"lora_unet_a.lokr_w1": RNG.normal(size=(4, 4)).astype("float32"),
+               "lora_unet_a.lokr_w2": RNG.normal(size=(16, 16)).astype("float32"),
+               "lora_unet_a.alpha": np.array(8.0, dtype="float32"),
+               "lora_unet_b.lokr_w1": RNG.normal(size=(4, 4)).astype("float32"),
+               "lora_unet_b.lokr_w2_a": RNG.normal(size=(32, 8)).astype("float32"),
+               "lora_unet_b.lokr_w2_b": RNG.normal(size=(8, 32)).astype("float32"),
+               "lora_unet_b.alpha": np.array(8.0, dtype="float32")}
+    save_file(tensors, str(tmp_path / "k.safetensors"))
+    found = lora.inspect_file(tmp_path / "k.safetensors")
+    assert found.ranks == {8: 1} and found.full_matrix == 1
+    assert found.rank is None  # one module has no rank: no rank for the file
+    assert [m["rank"] for m in found.to_json()["per_module"]] == [None, 8]
+
+
+def test_peft_keys_apply_alpha_rank(tmp_path: Path) -> None:
+    tensors = _pair("transformer.blocks.0.attn1.to_q.lora_A.weight",
+                    "transformer.blocks.0.attn1.to_q.lora_B.weight", 16)
+    save_file(tensors, str(tmp_path / "p.safetensors"))
+    found = lora.inspect_file(tmp_path / "p.safetensors")
+    assert (found.alpha, found.effective_alpha) == (None, 16.0)
+    assert found.to_json()["effective_alpha"] == 16.0
+    alpha = kohya(tmp_path / "k.safetensors", ["lora_unet_a"], 16, 4.0)
+    assert lora.inspect_file(alpha).effective_alpha == 4.0
+
+
+@pytest.mark.parametrize(("module", "base"), [("networks.lora_zimage", None),
+                                              ("networks.lora_flux_2", None),
+                                              ("networks.lora", "qwen_image")])
+def test_musubi_tuner_from_its_modules_and_architectures(tmp_path: Path, module: str,
+                                                         base: str | None) -> None:
+    meta = {"ss_network_module": module, "ss_network_dim": "4", "ss_network_alpha": "1"}
+    if base:  # trainer_base.py writes the architecture's full name
+        meta["ss_base_model_version"] = base
+    found = lora.inspect_file(kohya(tmp_path / "m.safetensors", ["lora_unet_layers_0_attn"],
+                                    4, 1.0, meta))
+    assert found.trainer == "musubi-tuner"
+    plain = kohya(tmp_path / "s.safetensors", ["lora_unet_layers_0_attn"], 4, 1.0,
+                  {"ss_network_module": "networks.lora", "ss_base_model_version": "sdxl_base"})
+    assert lora.inspect_file(plain).trainer == "kohya sd-scripts"

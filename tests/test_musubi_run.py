@@ -113,6 +113,8 @@ def test_three_steps_are_phases_of_one_run(env: dict[str, str]) -> None:
     assert made["dataset"]["general"]["resolution"] == [832, 480]
     assert made["latents"]["vae"] == "models/vae.safetensors"
     assert any(o["path"].endswith("subject.safetensors") for o in m["outputs"])
+    # networks.lora_wan on Wan 2.1 T2V 1.3B: 30 blocks x 10 Linear layers
+    assert m["lora_check"]["expected_modules"] == 300 and m["lora_check"]["problems"] == []
 
 
 def test_valid_cache_skips_caching_and_the_manifest_says_so(env: dict[str, str]) -> None:
@@ -231,3 +233,18 @@ def test_synthetic_wan_set_is_musubis(env: dict[str, str]) -> None:
     result = _lorac(env, "run", "p", "--synthetic", "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "override: dit = <synthetic>" in result.stdout
+
+
+def test_lint_keys_the_cache_on_the_checkout_lorac_runs(env: dict[str, str]) -> None:
+    marker = Path(env["LORAC_MUSUBI_TUNER"]) / ".lorac-commit"
+    marker.write_text("0123456789abcdef0123456789abcdef01234567\n")  # not the pin
+    assert _lorac(env, "run", "p", "--display", "plain").returncode == 0
+    record = Path(env["PROJECT"]) / "cache" / "subject" / "lorac-cache.json"
+    made = json.loads(record.read_text())["made_with"]
+    assert made["musubi_commit"] == "0123456789abcdef0123456789abcdef01234567"
+    (Path(env["PROJECT"]) / "cache" / "subject" / "a_0832x0480_wan.safetensors").write_text("x")
+    lint = _lorac(env, "lint", "profiles", "--select", "LRC665")
+    assert "LRC665" not in lint.stdout, lint.stdout  # the cache was made by that checkout
+    marker.write_text("fedcba9876543210fedcba9876543210fedcba98\n")  # the checkout moved on
+    lint = _lorac(env, "lint", "profiles", "--select", "LRC665")
+    assert "LRC665" in lint.stdout and "musubi_commit" in lint.stdout, lint.stdout

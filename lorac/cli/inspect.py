@@ -145,13 +145,17 @@ def render(found: Any) -> str:
         f"trainer {found.trainer}")
     add(f"  module:      {printable(found.network_module or 'not recorded')}")
     add(f"  modules:     {len(found.modules)}")
-    add(f"  rank:        {_value(found.rank) if found.rank is not None else _count(found.ranks)}")
+    rank = _value(found.rank) if found.rank is not None else _count(found.ranks)
+    if found.full_matrix:
+        rank = (rank + ", " if found.ranks else "") + \
+            f"full matrix ({found.full_matrix}: LoKr without a low-rank factor, scale 1)"
+    add(f"  rank:        {rank}")
     if found.alphas:
         alpha = _value(found.alpha) if found.alpha is not None else _count(found.alphas)
     else:
         alpha = "not stored (scale 1: alpha = rank)"
     add(f"  alpha:       {alpha}")
-    if len(found.ranks) > 1 or len(found.alphas) > 1:
+    if len(found.ranks) > 1 or len(found.alphas) > 1 or (found.ranks and found.rank is None):
         for m in found.modules:
             add(f"    {printable(m.name)}: rank {m.rank}, alpha "
                 f"{_value(m.alpha) if m.alpha is not None else '-'}")

@@ -44,7 +44,9 @@ def lint(opts: LintOptions, io: Io) -> int:
     from lorac.config.kohya_version import select as select_kohya_version
 
     active = select_kohya_version(settings)  # the configured checkout's sd-scripts version
-    plugins = get_plugins()
+    plugins = get_plugins(lazy=True)  # a trainer's plugins when a profile names it
+    if opts.fmt == "sarif":  # SARIF lists every rule
+        plugins.load_trainers()
     paths = [Path(p) for p in opts.paths] or [settings.profiles if settings.profiles.exists()
                                                else Path("profiles")]
     options = {"dataset": opts.dataset}

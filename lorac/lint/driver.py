@@ -262,8 +262,15 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
         diags += check_profile(res)
     diags += _unparseable(files.get("toml", []), doc_cache)
 
+    named: set[str] = set()  # the trainers the profiles name: their rules are needed
+    for res in resolutions.values():
+        if res.profile is not None:
+            tables = res.profile.get("trainers")
+            named |= {res.profile.backend, *(tables if isinstance(tables, dict) else ())}
+    plugins.load_trainers(named)
     project = ProjectContext(root=Path.cwd(), settings=settings, files=files,
-                             resolutions=resolutions, env=env, cache={"documents": doc_cache})
+                             resolutions=resolutions, env=env, cache={"documents": doc_cache},
+                             plugins=plugins)
     project.cache["options"] = options or {}
     for rule in plugins.rules.values():
         if rule.scope == "pipeline" or not settings.enabled(rule.code):

@@ -12,6 +12,7 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -49,6 +50,15 @@ BUILTIN: tuple[str, ...] = (
     "lorac.trainers.tables",
 )
 GROUP = "lorac"
+#: Built-in plugins of one trainer that ``lorac lint`` registers only when a linted profile
+#: names that trainer (``[profile] backend`` or a ``[trainers.<name>]`` table): their rules
+#: report nothing for any other profile, and importing and registering them is a third of a
+#: cold lint. Every other command registers all of :data:`BUILTIN`.
+BY_TRAINER: dict[str, tuple[str, ...]] = {
+    "ai-toolkit": ("lorac.trainers.ai_toolkit.emitter", "lorac.trainers.ai_toolkit.rules.tables",
+                   "lorac.trainers.ai_toolkit.rules.traps"),
+    "musubi": ("lorac.trainers.musubi.emitter", "lorac.trainers.musubi.rules.checks"),
+}
 
 
 @dataclass(frozen=True)
@@ -62,9 +72,40 @@ class PluginInfo:
 class Plugins:
     """The loaded plugins, their rules and backends."""
 
-    def __init__(self, pm: pluggy.PluginManager, infos: list[PluginInfo]) -> None:
+    def __init__(self, pm: pluggy.PluginManager, infos: list[PluginInfo],
+                 pending: dict[str, tuple[str, ...]] | None = None) -> None:
         self.pm = pm
         self.infos = infos
+        #: trainers whose built-in plugins are not registered yet (:data:`BY_TRAINER`)
+        self.pending = dict(pending or {})
+
+    def load_trainers(self, names: Iterable[str] | None = None) -> None:
+        """Register the pending built-in plugins of the trainers ``names`` (all when None);
+        the rule and backend tables are rebuilt on their next use."""
+
+        from lorac import __version__
+
+        wanted = [n for n in (self.pending if names is None else names) if n in self.pending]
+        if not wanted:
+            return
+        for trainer in wanted:
+            for modname in self.pending.pop(trainer):
+                module = importlib.import_module(modname)
+                if self.pm.is_registered(module):
+                    continue
+                self.pm.register(module, name=modname)
+                self.infos.append(PluginInfo(modname, modname, __version__, True))
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise LoracError(f"plugin {exc.plugin!r}: {exc}", ExitCode.INTERNAL) from None
+        self.__dict__.pop("rules", None)
+        self.__dict__.pop("backends", None)
+
+    @property
+    def backend_names(self) -> list[str]:
+        """Every backend's name, those of pending trainers included (nothing is imported)."""
+        return sorted({*self.backends, *self.pending})
 
     @cached_property
     def rules(self) -> dict:
@@ -183,15 +224,21 @@ def find_entry_points(group: str = GROUP) -> list[EntryPoint]:
     return found
 
 
-def get_plugins(*, entry_points: bool = True) -> Plugins:
-    """Build the plugin manager: built-ins first, then the ``lorac`` entry-point group."""
+def get_plugins(*, entry_points: bool = True, lazy: bool = False) -> Plugins:
+    """Build the plugin manager: built-ins first, then the ``lorac`` entry-point group. With
+    ``lazy``, the plugins of :data:`BY_TRAINER` wait for :meth:`Plugins.load_trainers`."""
 
     from lorac import __version__
 
     pm = pluggy.PluginManager("lorac")
     pm.add_hookspecs(hookspecs)
     infos: list[PluginInfo] = []
+    pending = {t: mods for t, mods in BY_TRAINER.items() if all(m in BUILTIN for m in mods)} \
+        if lazy else {}
+    waiting = {m for mods in pending.values() for m in mods}
     for modname in BUILTIN:
+        if modname in waiting:
+            continue
         module = importlib.import_module(modname)
         pm.register(module, name=modname)
         infos.append(PluginInfo(modname, modname, __version__, True))
@@ -210,4 +257,4 @@ def get_plugins(*, entry_points: bool = True) -> Plugins:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise LoracError(f"plugin {exc.plugin!r}: {exc}", ExitCode.INTERNAL) from None
-    return Plugins(pm, infos)
+    return Plugins(pm, infos, pending)

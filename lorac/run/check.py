@@ -2,9 +2,11 @@
 
 Each ``*.safetensors`` under the run's ``output/`` folder is read with
 :func:`lorac.scan.lora.inspect_file`: its rank, alpha and network module must be the profile's,
-its module count the one the trainer creates for the profile (where lorac can compute it:
-FLUX.1 with ``networks.lora_flux``), no tensor may hold NaN or inf and its up-weights may not
-all be zero. :func:`check_run_outputs` returns what goes into the manifest's ``lora_check``.
+its module count the one the trainer creates for the profile where the backend can compute it
+(sd-scripts FLUX.1 ``networks.lora_flux``, musubi-tuner Wan 2.1 T2V 1.3B ``networks.lora_wan``;
+elsewhere the check says "unknown count" and why), no tensor may hold NaN or inf and its
+up-weights may not all be zero. :func:`check_run_outputs` returns what goes into the
+manifest's ``lora_check``.
 """
 
 from __future__ import annotations
@@ -19,18 +21,19 @@ from lorac.core.diagnostics import LoracError
 CHECKED = ("network_dim", "network_alpha", "network_module")
 
 
-def expected_modules(profile: Profile) -> int | None:
-    """How many modules the trainer wraps for ``profile``; None where lorac cannot tell."""
+def expected_modules(profile: Profile, backend: Any = None) -> tuple[int | None, str | None]:
+    """How many modules the trainer wraps for ``profile`` and, where lorac cannot tell, why:
+    the backend's ``expected_modules`` (:mod:`lorac.trainers.module_count`), computed from what
+    lorac knows of that trainer, never guessed."""
 
-    if profile.backend != "kohya" or not (profile.family or "").startswith("flux1") or \
-            profile.option("network_module", "networks.lora_flux") != "networks.lora_flux":
-        return None
+    counter = getattr(backend, "expected_modules", None)
+    if counter is None:
+        name = getattr(backend, "name", None) or profile.backend
+        return None, f"backend {name} does not say how many modules it makes"
     try:
-        from lorac.trainers.kohya import vram
-
-        return len(vram.lora_modules(vram.config_from_profile(profile)))
-    except (LoracError, OSError, ValueError, KeyError):
-        return None
+        return counter(profile)
+    except (LoracError, OSError, ValueError, KeyError) as exc:
+        return None, f"the count failed: {exc.__class__.__name__}"
 
 
 def check_file(path: Path, profile: Profile, run_dir: Path, expected: int | None
@@ -62,13 +65,15 @@ def check_file(path: Path, profile: Profile, run_dir: Path, expected: int | None
             "health": found.to_json().get("health"), "problems": problems}
 
 
-def check_run_outputs(profile: Profile, run_dir: Path) -> dict[str, Any]:
-    """``{"files": [...], "problems": [...], "expected_modules": N}`` for the run's LoRAs."""
+def check_run_outputs(profile: Profile, run_dir: Path, backend: Any = None) -> dict[str, Any]:
+    """``{"files": [...], "problems": [...], "expected_modules": N or None,
+    "expected_modules_unknown": why N is None}`` for the run's LoRAs; ``profile`` as
+    ``backend`` built it (its ``[trainers.<backend>]`` values in place)."""
 
     output = run_dir / "output"
     files = sorted(p for p in output.rglob("*.safetensors") if p.is_file()) \
         if output.is_dir() else []
-    expected = expected_modules(profile) if files else None
+    expected, why = expected_modules(profile, backend) if files else (None, None)
     checked = [check_file(p, profile, run_dir, expected) for p in files]
-    return {"files": checked, "expected_modules": expected,
+    return {"files": checked, "expected_modules": expected, "expected_modules_unknown": why,
             "problems": [p for c in checked for p in c["problems"]]}

@@ -494,7 +494,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
                  f"{printable(result.manifest_path)}\n")
     code = int(result.exit_code)
     if result.status in ("succeeded", "stopped"):
-        code = _check_outputs(profile, run_dir, result.manifest_path, code, io)
+        code = _check_outputs(profile, backend, run_dir, result.manifest_path, code, io)
     _final_report(run_dir, io)
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
@@ -550,22 +550,24 @@ def _final_report(run_dir: Path, io: Io) -> None:
     io.err.write(f"lorac: report {printable(path)}\n")
 
 
-def _check_outputs(profile: Profile, run_dir: Path, manifest_path: Path, code: int,
-                   io: Io) -> int:
+def _check_outputs(profile: Profile, backend: Any, run_dir: Path, manifest_path: Path,
+                   code: int, io: Io) -> int:
     """Inspect what the run saved (:mod:`lorac.run.check`); a problem marks the manifest
     (status ``check failed``, the reasons under ``lora_check``) and the exit code."""
 
     from lorac.run.check import check_run_outputs
     from lorac.run.manifest import read_manifest, write_manifest
 
-    check = check_run_outputs(profile, run_dir)
+    check = check_run_outputs(profile, run_dir, backend)
     manifest = read_manifest(manifest_path)
     manifest["lora_check"] = check
     for entry in check["files"]:
         alpha = entry.get("alpha")
         shown = f"{alpha:g}" if isinstance(alpha, float) else alpha
+        count = f"{entry['modules']} modules" if check["expected_modules"] is not None else \
+            f"{entry['modules']} modules (unknown count: {check['expected_modules_unknown']})"
         state = "; ".join(entry["problems"]) or (
-            f"rank {entry['rank']}, alpha {shown}, {entry['modules']} modules: ok")
+            f"rank {entry['rank']}, alpha {shown}, {count}: ok")
         io.err.write(f"lorac: check {printable(entry['path'])}: {printable(state)}\n")
     if check["problems"]:
         manifest["status"] = "check failed"

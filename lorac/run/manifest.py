@@ -32,7 +32,8 @@ outputs                [{path (relative to run_dir), bytes, sha256}] for every f
                        folder at the end, except manifest.json itself
 lora_check             (``lorac run`` after a run that succeeded or stopped)
                        {files: [{path, key_format, trainer, network_module, modules, rank,
-                       alpha, health, problems}], expected_modules, problems}: every saved
+                       alpha, health, problems}], expected_modules (null where unknown),
+                       expected_modules_unknown (why), problems}: every saved
                        LoRA inspected against the profile (:mod:`lorac.run.check`)
 =====================  ====================================================================
 

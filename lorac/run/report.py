@@ -428,7 +428,11 @@ def _lora_section(m: dict[str, Any]) -> str:
              if f.get("key_format") else None),
             ("network module", f.get("network_module")), ("modules", f.get("modules")),
             ("rank", f.get("rank") if f.get("rank") is not None else f.get("ranks")),
-            ("alpha", f.get("alpha")), ("expected modules", check.get("expected_modules")),
+            ("alpha", f.get("alpha")),
+            ("expected modules", check.get("expected_modules")
+             if check.get("expected_modules") is not None else
+             f"unknown count: {check['expected_modules_unknown']}"
+             if check.get("expected_modules_unknown") else None),
         ]) + f"<p>{state}</p>")
         norms = health.get("block_norms") or {}
         if norms:

@@ -16,6 +16,7 @@ reason.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import math
 import os
@@ -72,8 +73,30 @@ SETTINGS = (
     "ss_output_name", "ss_training_comment",
 )
 
-_MUSUBI_MODULES = ("networks.lora_wan", "networks.lora_framepack", "networks.lora_hunyuan",
-                   "networks.lora_qwen_image", "networks.lora_flux_kontext", "musubi_tuner.")
+#: Network modules sd-scripts has too: their name alone does not tell musubi-tuner.
+_SHARED_MODULES = frozenset({"networks.lora", "networks.lora_flux", "networks.loha",
+                             "networks.lokr"})
+#: LyCORIS's own module for each key kind, when LyCORIS saved the file itself.
+_LYCORIS_ALGO = {"lora": "LoCon", "loha": "LoHa", "lokr": "LoKr", "oft": "OFT", "full": "full"}
+
+
+@functools.lru_cache(maxsize=1)
+def _musubi_marks() -> tuple[frozenset[str], frozenset[str]]:
+    """musubi-tuner's own network modules and the ``ss_base_model_version`` values it writes
+    (each architecture's full name, src/musubi_tuner/training/trainer_base.py:1835), from
+    ``backends/musubi``; empty when that data is missing."""
+
+    from lorac.config import inventory
+
+    try:
+        modules = inventory._read_json(inventory._resolve("musubi/network_modules.json", None))
+        archs = inventory._read_json(inventory._resolve("musubi/architectures.json", None))
+    except LoracError:
+        return frozenset(), frozenset()
+    names = frozenset(modules["modules"]) - _SHARED_MODULES | {"musubi_tuner."}
+    full = frozenset(v["full_name"] for a in archs["architectures"].values()
+                     for v in a.get("cache_suffixes", {}).values())
+    return names, full
 
 
 @dataclass(frozen=True)
@@ -144,26 +167,50 @@ class Inspection:
 
     @property
     def rank(self) -> int | None:
-        return next(iter(self.ranks)) if len(self.ranks) == 1 else None
+        """The rank every module has; None when they differ or some have none (a LoKr
+        module whose factors are full matrices)."""
+        if len(self.ranks) != 1 or sum(self.ranks.values()) != len(self.modules):
+            return None
+        return next(iter(self.ranks))
+
+    @property
+    def full_matrix(self) -> int:
+        """LoKr modules without a low-rank factor (``lokr_w1`` and ``lokr_w2`` whole): no
+        rank, and LyCORIS stores alpha = its dim there, so that the scale is 1."""
+        return sum(1 for m in self.modules if m.kind == "lokr" and m.rank is None
+                   and ".lokr_w2" in m.tensors)
 
     @property
     def alpha(self) -> float | None:
         return next(iter(self.alphas)) if len(self.alphas) == 1 else None
+
+    @property
+    def effective_alpha(self) -> float | None:
+        """The alpha the LoRA applies: the stored one, or for PEFT keys without any the rank
+        (a loader scales such a module by 1; ai-toolkit saves them so, toolkit/lora_special.py
+        423-430 at its pin)."""
+        if self.alphas:
+            return self.alpha
+        if self.kinds == ["peft"] and self.rank is not None:
+            return float(self.rank)
+        return None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "path": self.path, "size": self.size, "key_format": self.key_format,
             "trainer": self.trainer, "network_module": self.network_module,
             "kinds": self.kinds, "modules": len(self.modules),
-            "rank": self.rank, "alpha": self.alpha,
+            "rank": self.rank, "alpha": self.alpha, "effective_alpha": self.effective_alpha,
+            "full_matrix_modules": self.full_matrix,
             "ranks": {str(k): v for k, v in self.ranks.items()},
             "alphas": {_num(k): v for k, v in self.alphas.items()},
             "base_model": self.base_model, "family": self.family,
             "components": self.components, "blocks": self.blocks,
             "settings": self.settings,
             "per_module": [{"name": m.name, "kind": m.kind, "rank": m.rank, "alpha": m.alpha}
-                           for m in self.modules] if len(self.ranks) > 1 or len(self.alphas) > 1
-            else [],
+                           for m in self.modules]
+            if len(self.ranks) > 1 or len(self.alphas) > 1 or
+            (self.ranks and self.rank is None) else [],
             "unknown_tensors": self.unknown_tensors[:20],
         }
         if self.health is not None:
@@ -266,6 +313,8 @@ _BLOCK = re.compile(r"((?:[a-z]+_)*?(?:blocks|layers|block)_\d+)")
 def _split(name: str) -> tuple[str, str]:
     """(component, rest) of a module's key prefix."""
 
+    if name.startswith("lycoris_"):  # LyCORIS's own save: the wrapped module's names
+        return ("model", name[len("lycoris_"):])
     if name.startswith("lora_"):
         m = re.match(r"lora_(unet|te\d?|transformer)_(.*)", name)
         if m:
@@ -372,7 +421,8 @@ def _trainer(header: Header, mods: list[Module], module_name: str | None) -> tup
     kinds = {m.kind for m in mods}
     blob = " ".join(f"{k}={v}" for k, v in meta.items()).lower()
     names = [m.name for m in mods]
-    if kinds & _LYCORIS or (module_name or "").startswith("lycoris"):
+    if kinds & _LYCORIS or (module_name or "").startswith("lycoris") or any(
+            n.startswith("lycoris_") for n in names):  # LyCORIS's own prefix (LoCon keys too)
         return ("LyCORIS", "kohya sd-scripts (LyCORIS)" if "ss_network_module" in meta
                 else "LyCORIS")
     if "peft" in kinds:
@@ -381,8 +431,10 @@ def _trainer(header: Header, mods: list[Module], module_name: str | None) -> tup
         return ("diffusers-PEFT", trainer)
     if any(n.startswith("lora_") for n in names):
         module = (module_name or "")
-        if module.startswith(_MUSUBI_MODULES) or "musubi" in blob or any(
-                k.startswith("ss_architecture") for k in meta):
+        musubi_modules, musubi_archs = _musubi_marks()
+        if module.startswith(tuple(musubi_modules)) or "musubi" in blob or any(
+                k.startswith("ss_architecture") for k in meta) or \
+                meta.get("ss_base_model_version") in musubi_archs:
             return ("kohya (DiT keys)", "musubi-tuner")
         if "ai-toolkit" in blob or "training_info" in meta:
             return ("kohya", "ai-toolkit")
@@ -442,9 +494,12 @@ def inspect_header(header: Header) -> Inspection:
         key = f"{m.component}.{m.block}"
         blocks[key] = blocks.get(key, 0) + 1
     base, family = _base_model(meta, set(components), set(blocks))
+    kinds = {m.kind for m in mods}
+    if module_name is None and key_format == "LyCORIS" and len(kinds) == 1:
+        module_name = f"lycoris ({_LYCORIS_ALGO.get(next(iter(kinds)), next(iter(kinds)))})"
     if module_name is None:
         module_name = {"peft": "peft (LoraConfig)", "lora": None}.get(
-            next(iter({m.kind for m in mods})) if len({m.kind for m in mods}) == 1 else "")
+            next(iter(kinds)) if len(kinds) == 1 else "")
     settings: dict[str, Any] = {}
     for key in SETTINGS:
         if key in meta:

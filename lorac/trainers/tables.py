@@ -89,9 +89,12 @@ class UnknownTrainer(Rule):
         tables = profile.get(SECTION)
         if not isinstance(tables, dict):
             return
-        # the trainers are the installed backends: built once per lint run, not per profile
+        # the trainers are the installed backends: the lint run's plugins know them (those
+        # of trainers no profile names included, without loading them)
+        plugins = ctx.project.plugins
         known = ctx.project.memo("lorac.trainers.tables.known",
-                                 lambda: sorted(get_plugins().backends))
+                                 lambda: plugins.backend_names if plugins is not None
+                                 else sorted(get_plugins().backends))
         for trainer in tables:
             if trainer in known:
                 continue

@@ -51,6 +51,7 @@ class ProjectContext:
     resolutions: dict[str, Resolution]  # display path → resolution of every profile file
     env: dict[str, str] = field(default_factory=dict)
     cache: dict[Any, Any] = field(default_factory=dict)
+    plugins: Any = None  # the run's :class:`lorac.lint.plugins.Plugins`, when the driver runs
 
     @property
     def profiles(self) -> list[Profile]:

@@ -373,6 +373,8 @@ class AiToolkitBackend:
                 entry.setdefault(key, value)
         self._native(profile, mapping, tree, datasets, out)
         self._facts(profile, fam, model_arch, out)
+        if profile.get("profile", "backend") == "musubi":
+            _from_musubi(profile, mapping, model_arch, out)
 
         process = tree["process"]
         network = tree.get("network", {})
@@ -412,6 +414,14 @@ class AiToolkitBackend:
                      "(toolkit/dataloader_mixins.py:390-394)")
         return None
 
+    def expected_modules(self, profile: Profile) -> tuple[int | None, str | None]:
+        """Why lorac cannot say how many modules ai-toolkit wraps (see
+        :mod:`lorac.trainers.module_count`)."""
+
+        return None, ("ai-toolkit wraps the layers its model class lists in "
+                      "target_lora_modules (toolkit/lora_special.py); lorac does not model "
+                      f"them for {profile.family or 'this profile'}")
+
     def launch_argv(self, argv: list[str], trainer: str | Path, build_dir: str | Path,
                     ) -> list[str]:
         """``argv`` with ``{ai_toolkit}`` and ``{build_dir}`` replaced by real paths (only the
@@ -440,16 +450,20 @@ class AiToolkitBackend:
                 out.warn("LRC608", f"{message}; it is left out", kp)
 
         for base, own, subsets in dataset_groups(data):
-            for j, sub in enumerate(subsets):
+            units: list[tuple[KeyPath, dict[str, Any], dict[str, Any]]] = [
+                ((*base, "subsets", j), own, sub) for j, sub in enumerate(subsets)]
+            if base != ("dataset",) and not subsets:  # musubi's shape: the dataset is the unit
+                units = [(base, {}, own)]
+            for sub_base, own_keys, sub in units:
                 if not isinstance(sub, dict):
                     continue
                 merged: dict[str, tuple[Any, KeyPath]] = {}
                 for k, v in general.items():
                     merged[k] = (v, ("dataset", k))
-                for k, v in own.items():
+                for k, v in own_keys.items():
                     merged[k] = (v, (*base, k))
                 for k, v in sub.items():
-                    merged[k] = (v, (*base, "subsets", j, k))
+                    merged[k] = (v, (*sub_base, k))
                 entry: dict[str, Any] = {}
                 for key, (value, kp) in merged.items():
                     spec = mapping["dataset"].get(key)
@@ -532,11 +546,101 @@ class AiToolkitBackend:
                      "diffusers folder (with transformer/ inside) or a hub id")
 
 
+class AiToolkitModelMissing(Rule):
+    """What it does
+    Reported by ``lorac build --backend ai-toolkit`` for a profile that names no
+    ``pretrained_model_name_or_path`` — a profile written for musubi-tuner names its model
+    files instead (``dit``, ``vae``, ``t5`` …), which ai-toolkit does not read.
+
+    Why is this bad?
+    ai-toolkit loads the whole model from ``model.name_or_path``, a diffusers-format folder or
+    hub id (toolkit/stable_diffusion_model.py:667); without it the job stops at start-up.
+
+    Example
+        [profile]
+        backend = "musubi"
+        family = "wan2.1-t2v-1.3b"
+        [model]
+        dit = "/models/wan2.1_t2v_1.3B_bf16.safetensors"
+
+    Use instead
+        [trainers.ai-toolkit]
+        pretrained_model_name_or_path = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC692"
+    name = "ai-toolkit-model-missing"
+    severity = Severity.ERROR
+    scope = "pipeline"
+
+
+def _from_musubi(profile: Profile, mapping: dict[str, Any], spec: Arch, out: _Out) -> None:
+    """A profile written for musubi-tuner: what ai-toolkit reads with another meaning, once
+    per key, with the reading code in both trainers (``[from]`` of ``mapping.toml``); and the
+    model, which ai-toolkit takes from ``pretrained_model_name_or_path`` only (LRC692)."""
+
+    mus, ait = mapping["from"]["musubi"], mapping["from"]["ai-toolkit"]
+    options = profile.options()
+    arch = spec.name
+    if "pretrained_model_name_or_path" not in options:
+        files = [f"{n} = {options[n][0]}" for n in mus["model_files"] if n in options]
+        out.diags.append(profile.diagnostic(
+            AiToolkitModelMissing.code, f"ai-toolkit loads {arch} from "
+            "pretrained_model_name_or_path (a diffusers folder or hub id), which the profile "
+            f"does not set; musubi-tuner's model files ({', '.join(files) or 'none'}) are not "
+            "read", ("model", "pretrained_model_name_or_path"), rule=AiToolkitModelMissing.name,
+            severity=Severity.ERROR,
+            hint='[trainers.ai-toolkit] pretrained_model_name_or_path = "…" (the same model)'))
+    values = mapping["options"]["network_module"]["values"]
+    if "network_module" in options and options["network_module"][0] in values:
+        value, kp = options["network_module"]  # one without a mapping is LRC608's
+        out.warn("LRC609", f"network_module {value}: musubi-tuner attaches the LoRA to "
+                 f"{mus['network']}; ai-toolkit to {ait['network']}, so the module count "
+                 "differs", kp)
+    dim = options.get("network_dim", (None, None))[0]
+    if "network_alpha" not in options and spec.peft_alpha_is_rank:
+        out.warn("LRC609", f"network_alpha is unset: musubi-tuner's default alpha is 1 "
+                 f"({mus['alpha_default']}), a scale of 1/{dim or 'rank'}; ai-toolkit trains "
+                 f"{arch} with alpha = rank, scale 1 ({ait['peft_alpha']})",
+                 ("network", "network_alpha"), hint=f"network_alpha = {dim}" if dim else None)
+    if "timestep_sampling" not in options:
+        out.warn("LRC609", f"timestep_sampling is unset: musubi-tuner samples by 'sigma' "
+                 f"({mus['timestep_default']}); ai-toolkit by timestep_type 'sigmoid' "
+                 f"({ait['timestep_default']})", ("training", "timestep_sampling"))
+    elif options["timestep_sampling"][0] in ("shift", "flux_shift") and \
+            "discrete_flow_shift" not in options:
+        out.warn("LRC609", f"timestep_sampling = {options['timestep_sampling'][0]!r}: "
+                 f"musubi-tuner shifts by discrete_flow_shift, 1.0 unless set "
+                 f"({mus['flow_shift']}); ai-toolkit by the scheduler's own shift of {arch} "
+                 f"({ait['timestep_shift']})", options["timestep_sampling"][1])
+    if "mixed_precision" in options:
+        value, kp = options["mixed_precision"]
+        out.warn("LRC609", f"mixed_precision = {value!r}: musubi-tuner autocasts with it and "
+                 f"keeps the DiT in dit_dtype ({mus['mixed_precision']}); ai-toolkit loads "
+                 f"and trains the whole model in that dtype ({ait['dtype']})", kp)
+    if options.get("fp8_base", (False,))[0] is True:
+        out.warn("LRC609", f"fp8_base: musubi-tuner casts the DiT to float8_e4m3fn "
+                 f"({mus['fp8']}); ai-toolkit quantizes it to qfloat8 ({ait['quantize']})",
+                 options["fp8_base"][1])
+    if profile.get("profile", "trigger"):
+        out.warn("LRC609", f"trigger: musubi-tuner trains on the captions as they are; "
+                 f"ai-toolkit adds the trigger word to every caption that lacks it "
+                 f"({ait['trigger']})", ("profile", "trigger"))
+    data = profile.get("dataset")
+    for i, ds in enumerate(data.get("datasets") or [] if isinstance(data, dict) else []):
+        if isinstance(ds, dict) and "target_frames" in ds and "video_directory" in ds:
+            out.warn("LRC609", f"target_frames: musubi-tuner takes {mus['frames']}; ai-toolkit "
+                     f"{ait['frames']}", ("dataset", "datasets", i, "target_frames"))
+
+
 @hookimpl
 def lorac_rules() -> list[Rule]:
     """The ai-toolkit emitter's diagnostics, as rules (for explain and selection)."""
 
-    return [NoAiToolkitEquivalent(), AiToolkitOverride()]
+    return [NoAiToolkitEquivalent(), AiToolkitOverride(), AiToolkitModelMissing()]
 
 
 @hookimpl

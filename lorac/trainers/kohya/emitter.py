@@ -34,6 +34,10 @@ from lorac.config.profile import Profile
 from lorac.core.diagnostics import Diagnostic, LoracError
 from lorac.lint.hookspecs import Artifacts, hookimpl
 from lorac.trainers import BUILD_DIR, CheckoutVar, run_env, shell_script
+from lorac.trainers.module_count import LAYER_NEUTRAL_ARGS
+
+#: ``train_blocks`` is counted (all, double, single); the rest of these leave the layers alone.
+LAYER_NEUTRAL_FLUX = LAYER_NEUTRAL_ARGS | {"train_blocks"}
 
 #: Prefix of the entry script in ``Artifacts.argv``: ``{sd_scripts}/flux_train_network.py``.
 SD_SCRIPTS = "{sd_scripts}"
@@ -334,6 +338,32 @@ class KohyaBackend:
                                          _placeholders(argv))
         return Artifacts(files=files, executable={"train.sh"}, argv=argv, diagnostics=diags,
                          options=options)
+
+    def expected_modules(self, profile: Profile) -> tuple[int | None, str | None]:
+        """How many modules sd-scripts wraps for ``profile``, or why lorac cannot say
+        (:mod:`lorac.trainers.module_count`): counted for FLUX.1 with ``networks.lora_flux``
+        from the model's layers (:func:`lorac.trainers.kohya.vram.lora_modules`)."""
+
+        from lorac.trainers.module_count import layer_args
+
+        family = profile.family or ""
+        module = profile.option("network_module", "networks.lora_flux"
+                                if family.startswith("flux1") else "networks.lora")
+        if not family.startswith("flux1") or module != "networks.lora_flux":
+            where = family or "a profile without a family"
+            return None, f"lorac does not know the layers {module} wraps in {where}"
+        args = layer_args(profile.option("network_args"), LAYER_NEUTRAL_FLUX)
+        if args:
+            return None, (f"network_args {', '.join(args)} change which layers "
+                          "networks.lora_flux wraps; lorac does not count them")
+        if profile.option("network_train_text_encoder_only") is True:
+            return None, "network_train_text_encoder_only: lorac counts the DiT's modules only"
+        from lorac.trainers.kohya import vram
+
+        cfg = vram.config_from_profile(profile)
+        if cfg.train_blocks not in ("all", "double", "single"):
+            return None, f"train_blocks={cfg.train_blocks} is not one lorac counts"
+        return len(vram.lora_modules(cfg)), None
 
     def launch_argv(self, argv: list[str], trainer: str | Path, build_dir: str | Path,
                     ) -> list[str]:

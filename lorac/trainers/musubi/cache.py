@@ -52,6 +52,24 @@ def _listing(entry: dict[str, Any]) -> list[list[Any]]:
     return files
 
 
+def checkout_commit(settings: Any) -> tuple[str | None, tuple[Path, ...]]:
+    """The commit of the musubi-tuner checkout ``lorac run`` would run (``$LORAC_MUSUBI_TUNER``,
+    else ``[tool.lorac] musubi-tuner``) and the files it was read from (``.lorac-commit``, else
+    git's ``HEAD`` and its ref, as for sd-scripts' version); ``(None, ())`` when no checkout is
+    configured or its commit cannot be told. ``lorac run`` keys the cache on the same commit
+    (:func:`lorac.trainers.checkout.commit_of`)."""
+
+    from lorac.config.kohya_version import _commit
+    from lorac.core.diagnostics import LoracError
+    from lorac.trainers.checkout import configured_checkout
+
+    try:
+        found = configured_checkout(settings, "musubi")
+    except LoracError:
+        return None, ()
+    return _commit(found.path)
+
+
 def made_with(family: str, step_options: dict[str, dict[str, Any]],
               general: dict[str, Any], entry: dict[str, Any], commit: str | None,
               ) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from lorac.config.profile import Profile
 from lorac.core.diagnostics import Diagnostic, LoracError
 from lorac.lint.hookspecs import Artifacts, hookimpl
 from lorac.trainers import BUILD_DIR, CheckoutVar, run_env, shell_steps
-from lorac.trainers.musubi import knowledge
+from lorac.trainers.musubi import crossing, knowledge
 
 #: Prefix of the musubi-tuner checkout in ``argv``: ``{musubi}/src/musubi_tuner/…``.
 MUSUBI = "{musubi}"
@@ -275,7 +275,9 @@ class MusubiBackend:
         if fmt not in self.formats:
             raise LoracError(f"backend musubi has no format {fmt!r}")
         p = plan(profile)
+        profile, crossed = crossing.translate(profile, p)
         per_step, diags = step_options(profile, p)
+        diags = crossed + diags
         dataset = compile_dataset(profile)
         if dataset is None:
             raise LoracError(f"profile {profile.name!r} has no [dataset]: musubi-tuner needs a "
@@ -326,6 +328,27 @@ class MusubiBackend:
                                diagnostics=diags, options=options, steps=steps,
                                step_options=per_step)
 
+    def expected_modules(self, profile: Profile) -> tuple[int | None, str | None]:
+        """How many modules musubi-tuner wraps for ``profile``, or why lorac cannot say
+        (:mod:`lorac.trainers.module_count`): counted for ``networks.lora_wan`` on a family
+        whose DiT layout lorac generated from musubi's own classes
+        (:func:`lorac.trainers.musubi.synth.wan_lora_modules`)."""
+
+        from lorac.trainers.module_count import layer_args
+        from lorac.trainers.musubi import synth
+
+        p = plan(profile)
+        translated = crossing.translate(profile, p)[0]  # the module the emitter writes
+        module = translated.option("network_module", p.arch["network_module"])
+        if module != "networks.lora_wan" or p.family.name not in synth.FAMILIES:
+            return None, (f"lorac knows the layers of {', '.join(synth.FAMILIES)} with "
+                          f"networks.lora_wan only, not {module} on {p.family.name}")
+        args = layer_args(profile.option("network_args"))
+        if args:
+            return None, (f"network_args {', '.join(args)} change which layers {module} "
+                          "wraps; lorac does not count them")
+        return len(synth.wan_lora_modules(p.family.name)), None
+
     def launch_argv(self, argv: list[str], trainer: str | Path, build_dir: str | Path,
                     ) -> list[str]:
         """``argv`` with the placeholders replaced (see :func:`launch_argv`)."""
@@ -363,10 +386,13 @@ class MusubiBackend:
 
         import json
 
+        from lorac.config.inventory import load_pin
         from lorac.trainers.musubi import cache
 
-        dataset = compile_dataset(profile) or {}
-        state = cache.state(str(profile.family), artifacts.step_options, dataset, commit)
+        dataset = compile_dataset(crossing.translate(profile, plan(profile))[0]) or {}
+        # a checkout whose commit cannot be told counts as the pin, as LRC665 counts it
+        state = cache.state(str(profile.family), artifacts.step_options, dataset,
+                            commit or load_pin("musubi").commit)
         records = [{"path": str(Path(d["cache_directory"]) / cache.RECORD_NAME),
                     "text": json.dumps({"key": d["key"], "made_with": d["made_with"]},
                                        indent=1, sort_keys=True, default=str) + "\n"}
@@ -389,6 +415,12 @@ class MusubiBackend:
                          for d in state["datasets"]],
         }}
         return {"steps": steps}, info
+
+
+@hookimpl
+def lorac_rules() -> list[Any]:
+    """The findings of building a profile written for another trainer (LRC671, LRC672)."""
+    return [rule() for rule in crossing.RULES]
 
 
 @hookimpl

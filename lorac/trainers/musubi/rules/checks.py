@@ -797,11 +797,17 @@ class CacheMadeWithOtherSettings(Rule):
             return
         if not dataset:
             return
-        state = cache.state(str(profile.family), per_step, dataset, load_pin("musubi").commit)
+        # the commit of the checkout lorac runs, as `lorac run` records it; the pin without one
+        commit, markers = ctx.project.memo(
+            "lorac.trainers.musubi.commit",
+            lambda: cache.checkout_commit(ctx.project.settings))
+        state = cache.state(str(profile.family), per_step, dataset,
+                            commit or load_pin("musubi").commit)
         suffixes = tuple(f"_{s}{end}" for s in p.arch["cache_suffixes"]
                          for end in (".safetensors", "_te.safetensors"))
         deps = ctx.project.cache.setdefault("deps", set())  # for the lint result cache
         dep_dirs = ctx.project.cache.setdefault("dep_dirs", set())
+        deps.update(str(m) for m in markers)
         for (base, ds), item in zip(_datasets(profile), state["datasets"], strict=False):
             folder = item["cache_directory"]
             merged = {**dataset.get("general", {}), **ds}
