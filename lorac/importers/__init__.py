@@ -630,7 +630,8 @@ def detect(source: Source) -> str:
     if "musubi_tuner" in source.text or re.search(
             r"_cache_(latents|pixel|text_encoder_outputs)\.py", source.text):
         return "musubi"
-    if suffix in (".sh", ".bash", ".zsh", ".cmd", ".txt", "") or "train_network" in source.text:
+    if suffix in (".sh", ".bash", ".zsh", ".cmd", ".bat", ".txt", "") or \
+            "train_network" in source.text:
         return "shell"
     raise LoracError(f"{source.display}: cannot tell the format from the name; "
                      f"pass --from ({', '.join(KINDS)})")

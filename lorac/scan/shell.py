@@ -33,6 +33,16 @@ _TRAINER = re.compile(r"(?:^|/)([A-Za-z0-9_]+\.py)$")
 _OPTION = re.compile(r"^--([A-Za-z][A-Za-z0-9_-]*)(?:=(.*))?$", re.S)
 MAX_BYTES = 2 * 1024 * 1024
 
+#: Commands that name a file without running it: ``[ ! -f "$SD/flux_train_network.py" ]``,
+#: ``test -f …``, ``ls``, ``cp`` … A trainer script among their words is no invocation.
+NOT_RUNNING = frozenset({
+    "[", "[[", "test", "echo", "printf", "ls", "cat", "cp", "mv", "rm", "ln", "cd", "pushd",
+    "mkdir", "touch", "chmod", "chown", "stat", "wget", "curl", "git", "head", "tail", "grep",
+    "sed", "awk", "realpath", "readlink", "dirname", "basename", "file", "du", "wc", "find",
+    "which", "type", "sha256sum", "md5sum", "tee", "diff", "less", "more", "vi", "vim", "nano",
+    "open", "dos2unix", "rsync", "scp", "tar", "unzip", "zip", "huggingface-cli", "hf",
+})
+
 
 @dataclass(frozen=True)
 class Ref:
@@ -342,6 +352,7 @@ def scan(text: str, path: str = "<text>") -> ShellScan:
     """Scan shell text (see the module docstring)."""
 
     result = ShellScan(path)
+    text = text.replace("\r\n", "\n")  # a launcher saved on Windows continues lines alike
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def line_of(offset: int) -> tuple[int, int]:
@@ -387,12 +398,26 @@ def scan(text: str, path: str = "<text>") -> ShellScan:
     return result
 
 
+def _trainer_in(word: str, result: ShellScan) -> re.Match | None:
+    """The entry script ``word`` names, also when a variable the file set earlier builds it
+    (``"./sd-scripts/$train_script.py"`` after ``train_script=flux_train_network``)."""
+
+    text = unquote(word)[0]
+    found = _TRAINER.search(text)
+    if found is None and "$" in text:
+        value = evaluate(text, definitions([result]))
+        found = _TRAINER.search(value) if value else None
+    return found
+
+
 def _statement(words: list[tuple[str, int]], at, result: ShellScan,
                builders: dict[str, tuple[str, int, int, list[ScriptOption]]]) -> None:
     k = 0
     exported = False
     while k < len(words):
         word = words[k][0]
+        if word == "[[":
+            return  # a test names files, it runs nothing
         if word in _KEYWORDS or (word.endswith(")") and "(" not in word and "=" not in word):
             k += 1
             continue
@@ -423,7 +448,7 @@ def _statement(words: list[tuple[str, int]], at, result: ShellScan,
             builders[name][3].extend(_options(flat, trainer, at))
         else:
             for j, (w, o) in enumerate(flat):
-                tm = _TRAINER.search(unquote(w)[0])
+                tm = _trainer_in(w, result)
                 if tm and tm.group(1) in names:
                     tl, tc = at(o)
                     builders[name] = (tm.group(1), tl, tc, _options(flat[j + 1:], tm.group(1),
@@ -440,8 +465,10 @@ def _statement(words: list[tuple[str, int]], at, result: ShellScan,
     if command in ("source", ".") and len(rest) > 1:
         result.sources.append((unquote(rest[1][0])[0], at(rest[1][1])[0]))
         return
+    if command in NOT_RUNNING:
+        return
     for j, (w, o) in enumerate(rest):
-        tm = _TRAINER.search(unquote(w)[0])
+        tm = _trainer_in(w, result)
         if tm and tm.group(1) in names:
             line, col = at(o)
             result.invocations.append(Invocation(
