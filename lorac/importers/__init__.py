@@ -802,10 +802,94 @@ def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:
         family, reason = "sd3", f"network_module {module!r}" if module else "clip_g"
     elif "xl" in model:
         family, reason = "sdxl", "the model file name"
+    if family is None:
+        family, reason = _family_from_model(options, module)
     if family:
         draft.report("LRC095", f"model family {family} (from {reason}); pass --family to "
                      "choose another")
+    raw_model = options.get("pretrained_model_name_or_path")
+    if family is None and model_kind(raw_model) == "flux2":
+        draft.report("LRC095", f"the model and the options disagree: {raw_model!r} is a "
+                     f"FLUX.2 model, network_module {module or '(unset)'} is "
+                     f"{_module_owners(module)}, and no sd-scripts script trains FLUX.2; "
+                     "no family is set", severity=Severity.ERROR,
+                     hint="train FLUX.2 with musubi-tuner or ai-toolkit (--family flux2-dev)")
+    else:
+        check_model_agrees(draft, family, raw_model, module)
     return family
+
+
+_SD1_RESOLUTION = 768  # the largest side SD 1.x/2.x recipes train at
+
+
+def _family_from_model(options: Mapping[str, Any], module: str) -> tuple[str | None, str]:
+    """The family of an sd-scripts config whose options name none: from the model's name,
+    the ``v2`` flags, a resolution of at most 768 px, as the kohya_ss GUI importer assumes
+    SD 1.x where no SDXL/FLUX/SD3 checkbox is set. A module of another family, or a model
+    name that says another kind, decides nothing here."""
+
+    from lorac.config.model_names import model_kind
+
+    kind = model_kind(options.get("pretrained_model_name_or_path"))
+    by_kind = {"sd1": "sd15", "sdxl": "sdxl", "sd3": "sd3"}
+    if kind in by_kind:
+        return by_kind[kind], "the model name"
+    if kind is not None or (module and module != "networks.lora"):
+        return None, ""
+    if options.get("v2") is True or options.get("v_parameterization") is True:
+        return "sd15", "v2 (train_network.py trains SD 2.x as well)"
+    sides = _sides(options.get("resolution"))
+    if sides and max(sides) <= _SD1_RESOLUTION:
+        return "sd15", f"resolution {options.get('resolution')}"
+    return None, ""
+
+
+def _sides(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        parts = value.replace("x", ",").split(",")
+        return [int(p) for p in parts if p.strip().isdigit()]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, int) and not isinstance(v, bool)]
+    return []
+
+
+def _module_owners(module: str | None) -> str:
+    from lorac.config.inventory import load_families
+
+    owners = [f"{name} ({f.script})" for name, f in load_families().items()
+              if module and module in f.network_modules]
+    return "the module of " + ", ".join(owners) if owners else "no family's module"
+
+
+def model_kind(name: Any) -> str | None:
+    from lorac.config.model_names import model_kind as kind
+
+    return kind(name)
+
+
+def check_model_agrees(draft: Draft, family: str | None, model: Any, module: str | None, *,
+                       script: str | None = None, line: int = 0) -> bool:
+    """Report (LRC095, error) a model whose name says another kind than ``family`` trains,
+    naming the model, the script and the network module; True when they agree."""
+
+    from lorac.config.inventory import family_script
+    from lorac.config.model_names import KIND_NAMES, disagrees
+
+    kind = disagrees(model, family)
+    if kind is None:
+        return True
+    script = script or family_script(family) or "?"
+    draft.report("LRC095", f"the model, the script and the network module disagree: "
+                 f"{model!r} is a {KIND_NAMES[kind]} model, but {script} trains {family} "
+                 f"and network_module {module or '(unset)'} is {_module_owners(module)}",
+                 line=line, severity=Severity.ERROR,
+                 hint="run the script of the model's family with its module, or train "
+                 "the model the script is for")
+    return False
 
 
 def parse_toml(source: Source) -> Any:

@@ -41,6 +41,7 @@ from lorac.importers import (
     Draft,
     Settings,
     Source,
+    check_model_agrees,
     convert,
     find_relative,
     flux_family,
@@ -1011,6 +1012,9 @@ def _command(draft: Draft, fields: list[Val], line: int, source: Source,
             and model_type.value == "chroma":
         family = "chroma"  # flux_train_network.py --model_type chroma
     draft.family = family
+    module = draft.options.get("network_module")
+    check_model_agrees(draft, family, model.value if model else None,
+                       module.value if module else None, script=f"{script}.py", line=line)
 
 
 def _launcher(draft: Draft, words: list[Val], line: int) -> None:
