@@ -88,3 +88,30 @@ def test_ai_toolkit_is_flux_with_a_flux2_model_is_an_error() -> None:
     [error] = _errors(draft)
     assert "is_flux: true" in error and "'black-forest-labs/FLUX.2-dev'" in error
     assert "arch: flux2" in error and "toolkit/config_modules.py" in error
+
+
+def test_config_file_values_outside_choices_are_judged_by_what_sd_scripts_does(
+        tmp_path: Path) -> None:
+    source = SHAPES / "sdxl_config_file_noop_choices.toml"
+    draft = read(read_source(source), "kohya-toml", Settings())
+    assert not [d for d in draft.diagnostics if d.code == "LRC091"]
+    notes = {d.line: d for d in draft.diagnostics if "changes nothing" in d.message}
+    assert set(notes) == {21, 22} and all(d.severity.name == "INFO" for d in notes.values())
+    assert "library/accelerator_setup.py:116-118" in notes[21].message
+    assert "75 + 2" in notes[22].message
+    assert "dynamo_backend" not in draft.options and "max_token_length" not in draft.options
+    assert {u.key for u in draft.unmapped} == {"dynamo_backend", "max_token_length"}
+    # with torch_compile on, 'no' does something: it switches compiling off
+    compiled = tmp_path / "c.toml"
+    compiled.write_text(source.read_text(encoding="utf-8") + "torch_compile = true\n",
+                        encoding="utf-8")
+    draft = read(read_source(compiled), "kohya-toml", Settings())
+    [bad] = [d for d in draft.diagnostics if d.code == "LRC091"]
+    assert "takes it unchecked" in bad.message and "compiles nothing" in bad.message
+    # the same file given to a script as --config_file is read the same way
+    script = tmp_path / "train.sh"
+    script.write_text(f"accelerate launch sdxl_train_network.py --config_file {source}\n",
+                      encoding="utf-8")
+    draft = read(read_source(script), "shell", Settings())
+    assert draft.family == "sdxl"
+    assert not [d for d in draft.diagnostics if d.code == "LRC091"]

@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -288,7 +288,7 @@ def check_choice(option: Any, value: Any) -> None:
         raise ConversionError(f"{value!r} is not one of {choices}")
 
 
-def coerce(option: Any, value: Any) -> Any:
+def coerce(option: Any, value: Any, *, choices: bool = True) -> Any:
     """Convert a value from a JSON/TOML/YAML source to ``option``'s type.
 
     Numbers stored as strings (``"0.0001"``), integral floats for int options (``64.0``) and
@@ -308,7 +308,8 @@ def coerce(option: Any, value: Any) -> Any:
             value.split() if isinstance(value, str) else [value])
         return [_coerce_scalar(option, v) for v in items]
     out = _coerce_scalar(option, value)
-    check_choice(option, out)
+    if choices:
+        check_choice(option, out)
     return out
 
 
@@ -946,12 +947,24 @@ def find_relative(name: str, *bases: Path) -> Path | None:
     return None
 
 
+#: ``(option, value, every option of the file) -> (changes nothing, what the trainer does)``
+#: for a value outside argparse's choices that a ``--config_file`` hands to the script
+#: unchecked (the kohya TOML reader's ``config_file_choice``).
+ChoiceCheck = Callable[[str, Any, Mapping[str, Any]], tuple[bool, str]]
+
+
 def import_options(draft: Draft, items: list[tuple[str, Any, int]], inventory: Any,
-                   base: Path, settings: Settings) -> None:
+                   base: Path, settings: Settings, *,
+                   unchecked: ChoiceCheck | None = None) -> None:
     """Check typed ``(name, value, line)`` kohya options against ``inventory`` into ``draft``.
 
     Shared by the kohya TOML importer and the shell importer (for its ``--config_file``).
+    With ``unchecked`` the options come from a ``--config_file``, whose values sd-scripts
+    never checks against argparse's choices: a value outside them is judged by what the
+    script does with it (``unchecked``), not refused.
     """
+
+    every = {name: value for name, value, _ in items}
 
     for name, value, line in items:
         if name == "config_file":
@@ -967,7 +980,37 @@ def import_options(draft: Draft, items: list[tuple[str, Any, int]], inventory: A
                         f"{inventory.script}", line=line,
                         hint=f"did you mean {close[0]!r}?" if close else None)
             continue
+        if unchecked is not None and option.choices and not option.is_list:
+            try:
+                converted = coerce(option, value, choices=False)
+            except ConversionError:
+                pass  # a wrong type: set_checked reports it
+            else:
+                if converted not in option.choices:
+                    _outside_choices(draft, option, converted, name, line,
+                                     unchecked(option.dest, converted, every))
+                    continue
         set_checked(draft, option, value, key=name, line=line)
+
+
+def _outside_choices(draft: Draft, option: Any, value: Any, key: str, line: int,
+                     verdict: tuple[bool, str]) -> None:
+    """A ``--config_file`` value outside argparse's choices, which sd-scripts takes as it is
+    (``library/args.py:1193-1194``: the file's values fill the namespace argparse parses
+    into, and argparse checks choices only for what the command line gives)."""
+
+    inert, truth = verdict
+    choices = ", ".join(repr(c) for c in option.choices if c is not None)
+    if inert:
+        draft.keep(key, value, "LRC095")
+        draft.report("LRC095", f"{key} = {raw_text(value)} is none of argparse's choices "
+                     f"({choices}), but a --config_file value is not checked against them, "
+                     f"and this one changes nothing: {truth}; left out of the profile",
+                     line=line, severity=Severity.INFO)
+        return
+    draft.unmap(key, value, "LRC091", f"{key}: {raw_text(value)} is none of argparse's "
+                f"choices ({choices}); from a --config_file sd-scripts takes it unchecked: "
+                f"{truth}", line=line, severity=Severity.WARNING)
 
 
 def set_checked(draft: Draft, option: Any, value: Any, *, key: str, line: int) -> None:

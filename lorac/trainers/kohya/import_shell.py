@@ -1169,7 +1169,7 @@ def _set_option(draft: Draft, inventory: Any, name: str, vals: list[Val], line: 
 
 def _config_file(draft: Draft, config: tuple[str, list[Val], int], inventory: Any,
                  base: Path, settings: Settings) -> None:
-    from lorac.trainers.kohya.import_toml import flatten
+    from lorac.trainers.kohya.import_toml import config_file_choice, flatten
 
     _, vals, line = config
     name = literal(vals[0]) if len(vals) == 1 else None
@@ -1179,7 +1179,8 @@ def _config_file(draft: Draft, config: tuple[str, list[Val], int], inventory: An
                      "imported", line=line, severity=Severity.WARNING)
         return
     doc = parse_toml(read_source(found))
-    import_options(draft, flatten(doc), inventory, found.parent, settings)
+    import_options(draft, flatten(doc), inventory, found.parent, settings,
+                   unchecked=config_file_choice)
 
 
 # --------------------------------------------------------------------------- Windows batch

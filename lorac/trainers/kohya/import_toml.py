@@ -13,6 +13,7 @@ read in both roles at once: the options into the profile, the dataset tables int
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from lorac.config import document
@@ -90,5 +91,23 @@ def read(source: Source, settings: Settings) -> Draft:
     draft.family = settings.family or guess_family(
         {name: value for name, value, _ in items}, draft)
     inventory = inventory_for(draft.family)
-    import_options(draft, items, inventory, source.path.parent, settings)
+    import_options(draft, items, inventory, source.path.parent, settings,
+                   unchecked=config_file_choice)
     return draft
+
+
+def config_file_choice(name: str, value: Any, options: Mapping[str, Any]) -> tuple[bool, str]:
+    """What sd-scripts (pinned commit) does with ``name = value`` from a ``--config_file``
+    when the value is none of argparse's choices: ``(changes nothing, what it does)``."""
+
+    if name == "max_token_length" and value == 75:
+        return True, ("75 tokens is what the SD/SDXL scripts use when it is unset "
+                      "(library/strategy_sd.py:36-39, library/strategy_sdxl.py:28-31: the "
+                      "tokenizer's 77 = 75 + 2)")
+    if name == "dynamo_backend" and not options.get("torch_compile"):
+        return True, ("dynamo_backend is read only with torch_compile "
+                      "(library/accelerator_setup.py:116-118), which is off")
+    if name == "dynamo_backend" and str(value).upper() == "NO":
+        return False, ("accelerate then compiles nothing "
+                       "(library/accelerator_setup.py:116-118): torch_compile is off in effect")
+    return False, "the script meets the value where it uses the option"
