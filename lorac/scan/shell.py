@@ -571,3 +571,30 @@ def sourced_env_files(sc: ShellScan, env_files: Mapping[str, ShellScan]) -> list
             matches = [s for p, s in env_files.items() if Path(p).name == name]
         out += [m for m in (matches or env_files.values()) if m not in out]
     return out
+
+
+def source_closure(scans: Mapping[str, ShellScan]) -> dict[str, set[str]]:
+    """Display path → every scanned file it sources, directly or through others (a
+    ``source`` is matched by path suffix, else by file name; one that matches nothing links
+    to nothing)."""
+
+    direct: dict[str, set[str]] = {}
+    for path, sc in scans.items():
+        for target, _line in sc.sources:
+            tail = re.sub(r"^.*[}\)]", "", target).lstrip("/").removeprefix("./")
+            found = {p for p in scans if tail and (p == tail or p.endswith("/" + tail))}
+            if not found:
+                name = Path(target).name
+                found = {p for p in scans if name and Path(p).name == name}
+            direct.setdefault(path, set()).update(found - {path})
+    out: dict[str, set[str]] = {}
+    for path in scans:
+        seen: set[str] = set()
+        todo = list(direct.get(path, ()))
+        while todo:
+            nxt = todo.pop()
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.extend(direct.get(nxt, ()))
+        out[path] = seen - {path}
+    return out
