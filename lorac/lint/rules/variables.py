@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from lorac.core.diagnostics import DELETE, Diagnostic, Edit, Severity
 from lorac.lint.hookspecs import hookimpl
 from lorac.lint.rules import ProjectContext, Rule
-from lorac.lint.rules.hygiene import _sh, model
+from lorac.lint.rules.hygiene import _sh, model, references
 
 if TYPE_CHECKING:
     from lorac.config.document import Document
@@ -60,6 +60,9 @@ def _readers(project: ProjectContext) -> dict[str, list[tuple[str, int]]]:
         for ref in profile.references:
             if ref.kind == "env":
                 out.setdefault(ref.name, []).append((ref.where.path, ref.where.line))
+    if any(model(project).env_files.values()):
+        for name, places in references(project).variables.items():
+            out.setdefault(name, []).extend(places)
     return out
 
 
@@ -160,9 +163,11 @@ class EnvVarDefinedNowhere(Rule):
 class UnusedEnvFileVariable(Rule):
     """What it does
     Reports a variable that an env file (``docker/env.sh``, ``.env``) defines and that no
-    script, env file or profile reads — one finding per variable, at its line. Variables
-    read by programs themselves (``HF_HOME``, ``CUDA_VISIBLE_DEVICES``, ``PYTORCH_…``) are
-    exempt.
+    script, env file or profile reads, and that no Python code (``os.environ["X"]``,
+    ``os.getenv("X")``), compose file (``${X}``, an ``environment:`` entry passed through),
+    Makefile, Dockerfile or CI workflow of the tree names — one finding per variable, at its
+    line. Variables read by programs themselves (``HF_HOME``, ``CUDA_VISIBLE_DEVICES``,
+    ``PYTORCH_…``) are exempt.
 
     Why is this bad?
     It looks like configuration and is not: the audited ``env.sh`` set
@@ -198,7 +203,8 @@ class UnusedEnvFileVariable(Rule):
                         if option else "reference it or delete it")
                 yield self.in_file(path, a.line, a.col,
                                    f"{a.name} is defined here but nothing reads it (no script, "
-                                   "env file or profile references it)", hint=hint)
+                                   "env file, profile, Python code, compose file, Makefile or "
+                                   "workflow references it)", hint=hint)
 
 
 _ALIASES = {
