@@ -404,10 +404,16 @@ def _trainer_in(word: str, result: ShellScan) -> re.Match | None:
 
     text = unquote(word)[0]
     found = _TRAINER.search(text)
-    if found is None and "$" in text:
+    if found is None and "$" in text and _MAY_NAME_SCRIPT.search(text):
         value = evaluate(text, definitions([result]))
         found = _TRAINER.search(value) if value else None
     return found
+
+
+#: A word whose expansion may end in ``….py``: ``$SD/$train_script.py``, ``"$SCRIPT"``,
+#: ``${SD}/${TRAINER}`` (the last piece is a variable named like a script or trainer).
+_MAY_NAME_SCRIPT = re.compile(r"\.py$|\$\{?[A-Za-z0-9_]*(?i:script|train|trainer|entry)"
+                              r"[A-Za-z0-9_]*\}?$")
 
 
 def _statement(words: list[tuple[str, int]], at, result: ShellScan,

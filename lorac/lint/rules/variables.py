@@ -351,6 +351,8 @@ class DuplicatedDefinition(Rule):
                 value = _defined_value(a)
                 if not a.append and value is not None:
                     where.setdefault(a.name, []).append((path, a.line, value))
+        if not m.scripts:
+            return
         chain = _sh().source_closure(m.scans)
         env_defaults = {}
         for path, sc in m.env_files.items():
