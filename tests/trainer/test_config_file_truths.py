@@ -40,3 +40,17 @@ def test_config_file_values_outside_choices_reach_the_script(tmp_path: Path) -> 
                       str(SHAPES / "sdxl_config_file_noop_choices.toml"), tmp=tmp_path)
     assert args["dynamo_backend"] == "no" and args["torch_compile"] is False
     assert args["max_token_length"] == 75
+
+
+def test_ai_toolkit_is_flux_builds_flux1_whatever_the_model(tmp_path: Path) -> None:
+    import yaml
+
+    root = checkout("LORAC_AI_TOOLKIT")
+    job = yaml.safe_load((SHAPES / "flux2_is_flux.yaml").read_text(encoding="utf-8"))
+    model = job["config"]["process"][0]["model"]
+    assert model["name_or_path"] == "black-forest-labs/FLUX.2-dev" and model["is_flux"] is True
+    model["arch"] = None  # as if unwritten (kwargs.get("arch", None)), so the worker shows it
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(job), encoding="utf-8")
+    result = run_worker(root, "ai-toolkit", str(path), tmp=tmp_path)
+    assert result["model"]["arch"] == "flux"  # FLUX.1's arch, not flux2
