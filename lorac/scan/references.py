@@ -49,25 +49,30 @@ class References:
     variables: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)  # what was read (for the lint cache)
     dirs: list[Path] = field(default_factory=list)  # what was listed
+    _by_folder: dict[tuple[str, str], list[str]] = field(default_factory=dict, repr=False)
 
     def loads_by_folder(self, config: Path, shown_parent: str) -> list[str]:
         """Python files that load TOML/YAML files of ``config``'s folder without naming the
-        file: ``Path("configs").glob("*.toml")``, ``f"configs/{name}.toml"``,
-        ``os.path.join("configs", preset + ".toml")``."""
+        file: the folder as a string (``Path("configs")``, ``"configs/"``) with a pattern of
+        the suffix (``"*.toml"``, ``f"{name}.toml"``), or one templated path
+        (``f"configs/{preset}.toml"``, ``"configs/*.toml"``). A path naming another file of
+        the folder does not count."""
 
-        ext = re.escape(config.suffix)
-        folder = re.escape(config.parent.name or shown_parent)
+        folder = config.parent.name or Path(shown_parent).name
         if not folder:
             return []
-        quoted_folder = re.compile(r"""['"](?:[^'"\n]*/)?""" + folder + r"""/?(?:[^'"\n]*)?['"]""")
-        names_ext = re.compile(r"""['"*][^'"\n]*""" + ext + r"""['"]""")
-        out = []
-        for path, text in self.texts.items():
-            if self.kinds[path] != "python" or not LOADERS.search(text):
-                continue
-            if quoted_folder.search(text) and names_ext.search(text):
-                out.append(path)
-        return out
+        key = (folder, config.suffix)
+        if key not in self._by_folder:
+            f, ext = re.escape(folder), re.escape(config.suffix)
+            whole = re.compile(r"""['"](?:[^'"\n]*/)?""" + f + r"""/?['"]""")
+            pattern = re.compile(r"""['"](?:[^'"\n]*[*}])?""" + ext + r"""['"]""")
+            templated = re.compile(r"""['"](?:[^'"\n]*/)?""" + f + r"""/[^'"\n/]*[*}]"""
+                                   r"""[^'"\n/]*""" + ext + r"""['"]""")
+            self._by_folder[key] = [
+                path for path, text in self.texts.items()
+                if self.kinds[path] == "python" and LOADERS.search(text) and (
+                    templated.search(text) or (whole.search(text) and pattern.search(text)))]
+        return self._by_folder[key]
 
 
 def kind_of(path: Path) -> str | None:

@@ -209,10 +209,11 @@ def _model(project: ProjectContext) -> Model:
                 continue
             pattern = re.compile(r"(?<![\w.-])" + re.escape(path.name) + r"(?![\w-])")
             users = [other for other, text in read.items()
-                     if other != shown and pattern.search(text)]
+                     if other != shown and path.name in text and pattern.search(text)]
             if not users:  # code and build files: train.py, docker-compose.yaml, Makefile
                 refs = references(project)
-                users = [other for other, text in refs.texts.items() if pattern.search(text)]
+                users = [other for other, text in refs.texts.items()
+                         if path.name in text and pattern.search(text)]
                 users = users or refs.loads_by_folder(path, shown.rpartition("/")[0])
             configs.append(TrainerConfig(shown, ckind, users))
     return Model(root, scans, env_files, scripts, configs, read)
