@@ -115,3 +115,17 @@ def test_config_file_values_outside_choices_are_judged_by_what_sd_scripts_does(
     draft = read(read_source(script), "shell", Settings())
     assert draft.family == "sdxl"
     assert not [d for d in draft.diagnostics if d.code == "LRC091"]
+
+
+def test_ai_toolkit_job_is_judged_as_ai_toolkit(tmp_path: Path, monkeypatch) -> None:
+    """A hub id and no separate text-encoder files are right for ai-toolkit: the imported
+    profile says which trainer it runs on, so the sd-scripts file rules stay silent."""
+
+    source = Path(__file__).parent / "fixtures" / "ai-toolkit-examples" / \
+        "train_lora_flux_24gb.yaml"
+    monkeypatch.chdir(tmp_path)
+    assert run(["import", str(source), "-o", "profiles/p.toml"]) == 0
+    text = (tmp_path / "profiles" / "p.toml").read_text(encoding="utf-8")
+    assert 'backend = "ai-toolkit"' in text
+    code = run(["lint", "profiles", "--no-dataset", "--select", "LRC629,LRC641"])
+    assert code == 0

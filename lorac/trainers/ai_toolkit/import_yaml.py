@@ -167,7 +167,9 @@ def read(source: Source, settings: Settings) -> Draft:
     if job != "extension":
         raise LoracError(f"{source.display}: job {job!r} is not a LoRA training job (lorac "
                          "imports `job: extension` with an sd_trainer process)")
-    draft = Draft(kind="ai-toolkit", source=source.display)
+    # the job runs on ai-toolkit: lint and build judge the profile as ai-toolkit's (a hub id
+    # for the model, no separate text-encoder files) until the user chooses another trainer
+    draft = Draft(kind="ai-toolkit", source=source.display, backend="ai-toolkit")
     process = processes[0]
     if process.get("type") not in TRAINER_TYPES:
         raise LoracError(f"{source.display}: process type {process.get('type')!r} does not "
