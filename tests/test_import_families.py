@@ -127,5 +127,5 @@ def test_ai_toolkit_job_is_judged_as_ai_toolkit(tmp_path: Path, monkeypatch) -> 
     assert run(["import", str(source), "-o", "profiles/p.toml"]) == 0
     text = (tmp_path / "profiles" / "p.toml").read_text(encoding="utf-8")
     assert 'backend = "ai-toolkit"' in text
-    code = run(["lint", "profiles", "--no-dataset", "--select", "LRC629,LRC641"])
+    code = run(["lint", "profiles", "--no-dataset", "--select", "LRC629,LRC645"])
     assert code == 0

@@ -1,4 +1,4 @@
-"""LRC640: the model a profile trains is not of the family it says — a FLUX.2 model given to
+"""LRC644: the model a profile trains is not of the family it says — a FLUX.2 model given to
 sd-scripts' ``train_network.py``, or to ai-toolkit as FLUX.1 (``is_flux: true``).
 """
 
@@ -50,7 +50,7 @@ class ModelFamilyMismatch(Rule):
     No fix: whether the model or the family is wrong is the user's to say.
     """
 
-    code = "LRC640"
+    code = "LRC644"
     name = "model-family-mismatch"
     severity = Severity.ERROR
 

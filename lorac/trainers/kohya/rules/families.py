@@ -1,4 +1,4 @@
-"""LRC624–LRC631, LRC641 — start-up checks of the Chroma, Lumina, HunyuanImage and Anima scripts.
+"""LRC624–LRC631, LRC645 — start-up checks of the Chroma, Lumina, HunyuanImage and Anima scripts.
 
 Each rule is an ``assert``, a raised error or a silently forced option in the script's
 ``assert_extra_args`` / model loading at the default pin (``backends/kohya/pin.toml``,
@@ -327,7 +327,7 @@ class FluxModelNotLocal(_Compat):
     No fix: only the user knows where the files are.
     """
 
-    code = "LRC641"
+    code = "LRC645"
     name = "flux-model-not-local"
     severity = Severity.ERROR
     kinds = ("flux",)
