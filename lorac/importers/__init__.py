@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -288,7 +288,7 @@ def check_choice(option: Any, value: Any) -> None:
         raise ConversionError(f"{value!r} is not one of {choices}")
 
 
-def coerce(option: Any, value: Any) -> Any:
+def coerce(option: Any, value: Any, *, choices: bool = True) -> Any:
     """Convert a value from a JSON/TOML/YAML source to ``option``'s type.
 
     Numbers stored as strings (``"0.0001"``), integral floats for int options (``64.0``) and
@@ -308,7 +308,8 @@ def coerce(option: Any, value: Any) -> Any:
             value.split() if isinstance(value, str) else [value])
         return [_coerce_scalar(option, v) for v in items]
     out = _coerce_scalar(option, value)
-    check_choice(option, out)
+    if choices:
+        check_choice(option, out)
     return out
 
 
@@ -630,7 +631,8 @@ def detect(source: Source) -> str:
     if "musubi_tuner" in source.text or re.search(
             r"_cache_(latents|pixel|text_encoder_outputs)\.py", source.text):
         return "musubi"
-    if suffix in (".sh", ".bash", ".zsh", ".cmd", ".txt", "") or "train_network" in source.text:
+    if suffix in (".sh", ".bash", ".zsh", ".cmd", ".bat", ".txt", "") or \
+            "train_network" in source.text:
         return "shell"
     raise LoracError(f"{source.display}: cannot tell the format from the name; "
                      f"pass --from ({', '.join(KINDS)})")
@@ -801,10 +803,94 @@ def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:
         family, reason = "sd3", f"network_module {module!r}" if module else "clip_g"
     elif "xl" in model:
         family, reason = "sdxl", "the model file name"
+    if family is None:
+        family, reason = _family_from_model(options, module)
     if family:
         draft.report("LRC095", f"model family {family} (from {reason}); pass --family to "
                      "choose another")
+    raw_model = options.get("pretrained_model_name_or_path")
+    if family is None and model_kind(raw_model) == "flux2":
+        draft.report("LRC095", f"the model and the options disagree: {raw_model!r} is a "
+                     f"FLUX.2 model, network_module {module or '(unset)'} is "
+                     f"{_module_owners(module)}, and no sd-scripts script trains FLUX.2; "
+                     "no family is set", severity=Severity.ERROR,
+                     hint="train FLUX.2 with musubi-tuner or ai-toolkit (--family flux2-dev)")
+    else:
+        check_model_agrees(draft, family, raw_model, module)
     return family
+
+
+_SD1_RESOLUTION = 768  # the largest side SD 1.x/2.x recipes train at
+
+
+def _family_from_model(options: Mapping[str, Any], module: str) -> tuple[str | None, str]:
+    """The family of an sd-scripts config whose options name none: from the model's name,
+    the ``v2`` flags, a resolution of at most 768 px, as the kohya_ss GUI importer assumes
+    SD 1.x where no SDXL/FLUX/SD3 checkbox is set. A module of another family, or a model
+    name that says another kind, decides nothing here."""
+
+    from lorac.config.model_names import model_kind
+
+    kind = model_kind(options.get("pretrained_model_name_or_path"))
+    by_kind = {"sd1": "sd15", "sdxl": "sdxl", "sd3": "sd3"}
+    if kind in by_kind:
+        return by_kind[kind], "the model name"
+    if kind is not None or (module and module != "networks.lora"):
+        return None, ""
+    if options.get("v2") is True or options.get("v_parameterization") is True:
+        return "sd15", "v2 (train_network.py trains SD 2.x as well)"
+    sides = _sides(options.get("resolution"))
+    if sides and max(sides) <= _SD1_RESOLUTION:
+        return "sd15", f"resolution {options.get('resolution')}"
+    return None, ""
+
+
+def _sides(value: Any) -> list[int]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        parts = value.replace("x", ",").split(",")
+        return [int(p) for p in parts if p.strip().isdigit()]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, int) and not isinstance(v, bool)]
+    return []
+
+
+def _module_owners(module: str | None) -> str:
+    from lorac.config.inventory import load_families
+
+    owners = [f"{name} ({f.script})" for name, f in load_families().items()
+              if module and module in f.network_modules]
+    return "the module of " + ", ".join(owners) if owners else "no family's module"
+
+
+def model_kind(name: Any) -> str | None:
+    from lorac.config.model_names import model_kind as kind
+
+    return kind(name)
+
+
+def check_model_agrees(draft: Draft, family: str | None, model: Any, module: str | None, *,
+                       script: str | None = None, line: int = 0) -> bool:
+    """Report (LRC095, error) a model whose name says another kind than ``family`` trains,
+    naming the model, the script and the network module; True when they agree."""
+
+    from lorac.config.inventory import family_script
+    from lorac.config.model_names import KIND_NAMES, disagrees
+
+    kind = disagrees(model, family)
+    if kind is None:
+        return True
+    script = script or family_script(family) or "?"
+    draft.report("LRC095", f"the model, the script and the network module disagree: "
+                 f"{model!r} is a {KIND_NAMES[kind]} model, but {script} trains {family} "
+                 f"and network_module {module or '(unset)'} is {_module_owners(module)}",
+                 line=line, severity=Severity.ERROR,
+                 hint="run the script of the model's family with its module, or train "
+                 "the model the script is for")
+    return False
 
 
 def parse_toml(source: Source) -> Any:
@@ -861,12 +947,24 @@ def find_relative(name: str, *bases: Path) -> Path | None:
     return None
 
 
+#: ``(option, value, every option of the file) -> (changes nothing, what the trainer does)``
+#: for a value outside argparse's choices that a ``--config_file`` hands to the script
+#: unchecked (the kohya TOML reader's ``config_file_choice``).
+ChoiceCheck = Callable[[str, Any, Mapping[str, Any]], tuple[bool, str]]
+
+
 def import_options(draft: Draft, items: list[tuple[str, Any, int]], inventory: Any,
-                   base: Path, settings: Settings) -> None:
+                   base: Path, settings: Settings, *,
+                   unchecked: ChoiceCheck | None = None) -> None:
     """Check typed ``(name, value, line)`` kohya options against ``inventory`` into ``draft``.
 
     Shared by the kohya TOML importer and the shell importer (for its ``--config_file``).
+    With ``unchecked`` the options come from a ``--config_file``, whose values sd-scripts
+    never checks against argparse's choices: a value outside them is judged by what the
+    script does with it (``unchecked``), not refused.
     """
+
+    every = {name: value for name, value, _ in items}
 
     for name, value, line in items:
         if name == "config_file":
@@ -882,7 +980,37 @@ def import_options(draft: Draft, items: list[tuple[str, Any, int]], inventory: A
                         f"{inventory.script}", line=line,
                         hint=f"did you mean {close[0]!r}?" if close else None)
             continue
+        if unchecked is not None and option.choices and not option.is_list:
+            try:
+                converted = coerce(option, value, choices=False)
+            except ConversionError:
+                pass  # a wrong type: set_checked reports it
+            else:
+                if converted not in option.choices:
+                    _outside_choices(draft, option, converted, name, line,
+                                     unchecked(option.dest, converted, every))
+                    continue
         set_checked(draft, option, value, key=name, line=line)
+
+
+def _outside_choices(draft: Draft, option: Any, value: Any, key: str, line: int,
+                     verdict: tuple[bool, str]) -> None:
+    """A ``--config_file`` value outside argparse's choices, which sd-scripts takes as it is
+    (``library/args.py:1193-1194``: the file's values fill the namespace argparse parses
+    into, and argparse checks choices only for what the command line gives)."""
+
+    inert, truth = verdict
+    choices = ", ".join(repr(c) for c in option.choices if c is not None)
+    if inert:
+        draft.keep(key, value, "LRC095")
+        draft.report("LRC095", f"{key} = {raw_text(value)} is none of argparse's choices "
+                     f"({choices}), but a --config_file value is not checked against them, "
+                     f"and this one changes nothing: {truth}; left out of the profile",
+                     line=line, severity=Severity.INFO)
+        return
+    draft.unmap(key, value, "LRC091", f"{key}: {raw_text(value)} is none of argparse's "
+                f"choices ({choices}); from a --config_file sd-scripts takes it unchecked: "
+                f"{truth}", line=line, severity=Severity.WARNING)
 
 
 def set_checked(draft: Draft, option: Any, value: Any, *, key: str, line: int) -> None:

@@ -272,6 +272,7 @@ def lint(paths: list[Path], settings: Settings, plugins: Plugins, *,
                              resolutions=resolutions, env=env, cache={"documents": doc_cache},
                              plugins=plugins)
     project.cache["options"] = options or {}
+    project.cache["paths"] = list(paths)  # where rules look for code that names the files
     for rule in plugins.rules.values():
         if rule.scope == "pipeline" or not settings.enabled(rule.code):
             continue

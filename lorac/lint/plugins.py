@@ -27,6 +27,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.lint.rules.importing",
     "lorac.lint.rules.dataset",
     "lorac.lint.rules.network",
+    "lorac.lint.rules.models",
     "lorac.trainers.kohya.rules.compat",
     "lorac.trainers.kohya.rules.families",
     "lorac.trainers.kohya.rules.lycoris",

@@ -33,6 +33,16 @@ _TRAINER = re.compile(r"(?:^|/)([A-Za-z0-9_]+\.py)$")
 _OPTION = re.compile(r"^--([A-Za-z][A-Za-z0-9_-]*)(?:=(.*))?$", re.S)
 MAX_BYTES = 2 * 1024 * 1024
 
+#: Commands that name a file without running it: ``[ ! -f "$SD/flux_train_network.py" ]``,
+#: ``test -f …``, ``ls``, ``cp`` … A trainer script among their words is no invocation.
+NOT_RUNNING = frozenset({
+    "[", "[[", "test", "echo", "printf", "ls", "cat", "cp", "mv", "rm", "ln", "cd", "pushd",
+    "mkdir", "touch", "chmod", "chown", "stat", "wget", "curl", "git", "head", "tail", "grep",
+    "sed", "awk", "realpath", "readlink", "dirname", "basename", "file", "du", "wc", "find",
+    "which", "type", "sha256sum", "md5sum", "tee", "diff", "less", "more", "vi", "vim", "nano",
+    "open", "dos2unix", "rsync", "scp", "tar", "unzip", "zip", "huggingface-cli", "hf",
+})
+
 
 @dataclass(frozen=True)
 class Ref:
@@ -342,6 +352,7 @@ def scan(text: str, path: str = "<text>") -> ShellScan:
     """Scan shell text (see the module docstring)."""
 
     result = ShellScan(path)
+    text = text.replace("\r\n", "\n")  # a launcher saved on Windows continues lines alike
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def line_of(offset: int) -> tuple[int, int]:
@@ -387,12 +398,32 @@ def scan(text: str, path: str = "<text>") -> ShellScan:
     return result
 
 
+def _trainer_in(word: str, result: ShellScan) -> re.Match | None:
+    """The entry script ``word`` names, also when a variable the file set earlier builds it
+    (``"./sd-scripts/$train_script.py"`` after ``train_script=flux_train_network``)."""
+
+    text = unquote(word)[0]
+    found = _TRAINER.search(text)
+    if found is None and "$" in text and _MAY_NAME_SCRIPT.search(text):
+        value = evaluate(text, definitions([result]))
+        found = _TRAINER.search(value) if value else None
+    return found
+
+
+#: A word whose expansion may end in ``….py``: ``$SD/$train_script.py``, ``"$SCRIPT"``,
+#: ``${SD}/${TRAINER}`` (the last piece is a variable named like a script or trainer).
+_MAY_NAME_SCRIPT = re.compile(r"\.py$|\$\{?[A-Za-z0-9_]*(?i:script|train|trainer|entry)"
+                              r"[A-Za-z0-9_]*\}?$")
+
+
 def _statement(words: list[tuple[str, int]], at, result: ShellScan,
                builders: dict[str, tuple[str, int, int, list[ScriptOption]]]) -> None:
     k = 0
     exported = False
     while k < len(words):
         word = words[k][0]
+        if word == "[[":
+            return  # a test names files, it runs nothing
         if word in _KEYWORDS or (word.endswith(")") and "(" not in word and "=" not in word):
             k += 1
             continue
@@ -423,7 +454,7 @@ def _statement(words: list[tuple[str, int]], at, result: ShellScan,
             builders[name][3].extend(_options(flat, trainer, at))
         else:
             for j, (w, o) in enumerate(flat):
-                tm = _TRAINER.search(unquote(w)[0])
+                tm = _trainer_in(w, result)
                 if tm and tm.group(1) in names:
                     tl, tc = at(o)
                     builders[name] = (tm.group(1), tl, tc, _options(flat[j + 1:], tm.group(1),
@@ -440,8 +471,10 @@ def _statement(words: list[tuple[str, int]], at, result: ShellScan,
     if command in ("source", ".") and len(rest) > 1:
         result.sources.append((unquote(rest[1][0])[0], at(rest[1][1])[0]))
         return
+    if command in NOT_RUNNING:
+        return
     for j, (w, o) in enumerate(rest):
-        tm = _TRAINER.search(unquote(w)[0])
+        tm = _trainer_in(w, result)
         if tm and tm.group(1) in names:
             line, col = at(o)
             result.invocations.append(Invocation(
@@ -543,4 +576,31 @@ def sourced_env_files(sc: ShellScan, env_files: Mapping[str, ShellScan]) -> list
             name = Path(target).name
             matches = [s for p, s in env_files.items() if Path(p).name == name]
         out += [m for m in (matches or env_files.values()) if m not in out]
+    return out
+
+
+def source_closure(scans: Mapping[str, ShellScan]) -> dict[str, set[str]]:
+    """Display path → every scanned file it sources, directly or through others (a
+    ``source`` is matched by path suffix, else by file name; one that matches nothing links
+    to nothing)."""
+
+    direct: dict[str, set[str]] = {}
+    for path, sc in scans.items():
+        for target, _line in sc.sources:
+            tail = re.sub(r"^.*[}\)]", "", target).lstrip("/").removeprefix("./")
+            found = {p for p in scans if tail and (p == tail or p.endswith("/" + tail))}
+            if not found:
+                name = Path(target).name
+                found = {p for p in scans if name and Path(p).name == name}
+            direct.setdefault(path, set()).update(found - {path})
+    out: dict[str, set[str]] = {}
+    for path in scans:
+        seen: set[str] = set()
+        todo = list(direct.get(path, ()))
+        while todo:
+            nxt = todo.pop()
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.extend(direct.get(nxt, ()))
+        out[path] = seen - {path}
     return out

@@ -160,6 +160,37 @@ def orphaned_kohya_configs(project: ProjectContext) -> list[str]:
     return found
 
 
+def _repository_root(project: ProjectContext) -> Path:
+    """Where the code that may load the linted files lives: the folder the linted paths share
+    (``lorac lint .`` reads the whole repository; a file stands for its folder), else the
+    tree of the linted files."""
+
+    import os
+
+    paths = project.cache.get("paths")
+    if not paths:
+        return tree_root(project)
+    folders = [str(p if p.is_dir() else p.parent) for p in (Path(x).resolve() for x in paths)]
+    return Path(os.path.commonpath(folders))
+
+
+def references(project: ProjectContext) -> Any:
+    """The Python code, compose files, Makefiles, Dockerfiles and CI workflows of the linted
+    tree (:mod:`lorac.scan.references`), read once per lint run and recorded as inputs of
+    the lint result cache."""
+
+    def collect() -> Any:
+        from lorac.lint.driver import SKIP_DIRS
+        from lorac.scan.references import collect as read
+
+        found = read(_repository_root(project), SKIP_DIRS, display_path)
+        project.cache.setdefault("deps", set()).update(found.files)
+        project.cache.setdefault("dep_dirs", set()).update(found.dirs)
+        return found
+
+    return project.memo("lorac.hygiene.references", collect)
+
+
 def model(project: ProjectContext) -> Model:
     """Build (once per lint run) the project model shared by the LRC2xx/3xx/8xx rules."""
 
@@ -199,7 +230,12 @@ def _model(project: ProjectContext) -> Model:
                 continue
             pattern = re.compile(r"(?<![\w.-])" + re.escape(path.name) + r"(?![\w-])")
             users = [other for other, text in read.items()
-                     if other != shown and pattern.search(text)]
+                     if other != shown and path.name in text and pattern.search(text)]
+            if not users:  # code and build files: train.py, docker-compose.yaml, Makefile
+                refs = references(project)
+                users = [other for other, text in refs.texts.items()
+                         if path.name in text and pattern.search(text)]
+                users = users or refs.loads_by_folder(path, shown.rpartition("/")[0])
             configs.append(TrainerConfig(shown, ckind, users))
     return Model(root, scans, env_files, scripts, configs, read)
 
@@ -211,7 +247,9 @@ class UnusedTrainerConfig(Rule):
     """What it does
     Reports a trainer configuration file — a kohya ``--config_file`` TOML or an ai-toolkit
     YAML — that no script, env file, profile or other configuration file in the linted tree
-    names.
+    names, and that no Python code, compose file, Makefile, Dockerfile or CI workflow of the
+    tree names or loads (a loader such as ``toml.load`` with the file's folder and suffix:
+    ``Path("configs").glob("*.toml")``, ``f"configs/{preset}.toml"``).
 
     Why is this bad?
     A configuration nobody loads looks authoritative: people edit it, docs cite it, and the
@@ -241,7 +279,8 @@ class UnusedTrainerConfig(Rule):
                 yield self.in_file(
                     config.path, 1, 1,
                     f"{config.path} looks like a trainer configuration but nothing loads it: "
-                    "no script, env file, profile or configuration names it",
+                    "no script, env file, profile, configuration, Python code, compose file, "
+                    "Makefile or workflow names it",
                     hint="load it with --config_file, import it with `lorac import`, or "
                     "delete it")
 

@@ -196,7 +196,54 @@ def alpha_scales(profile: Profile) -> bool:
     from lorac.config.inventory import load_lycoris
 
     scaling = load_lycoris().get("lycoris", {}).get("scaling", {}).get(algo)
+    if scaling is not None and scaling.get("kind") == "lokr":
+        return not lokr_ignores_alpha(profile)
     return scaling is None or scaling.get("kind") != "none"
+
+
+#: Widths of the linear and conv layers of the models lorac trains (SD 1.x to FLUX.1 single
+#: blocks, 3072 → 21504): the widest decides whether every layer's LoKr factors are full.
+LAYER_WIDTHS = (320, 640, 768, 1024, 1280, 2048, 2560, 3072, 4096, 5120, 6144, 9216, 10240,
+                12288, 15360, 21504)
+
+
+def kron_factors(width: int, factor: int) -> tuple[int, int]:
+    """How LyCORIS splits a layer width for LoKr (``lycoris/functional/general.py``
+    ``factorization``): ``factor`` and the rest when it divides the width, else the divisor
+    pair closest together whose smaller part is at most ``factor`` (any, for -1)."""
+
+    if factor > 0 and width % factor == 0:
+        return min(factor, width // factor), max(factor, width // factor)
+    limit = width if factor < 0 else factor
+    best = (1, width)
+    for m in range(2, int(width ** 0.5) + 1):
+        if width % m == 0 and m <= limit:
+            best = (m, width // m)
+    return best
+
+
+def lokr_ignores_alpha(profile: Profile) -> bool:
+    """True when LyCORIS LoKr gives every layer scale 1 whatever ``network_alpha`` says: both
+    Kronecker factors are full matrices (``lycoris/modules/lokr.py:210-212``) — with
+    ``full_matrix=True``, or a ``network_dim`` of at least half the larger factor of the
+    widest layer (the "full dimension" recipe: ``network_dim = 100000``)."""
+
+    found = _network_args(profile)
+    args: dict[str, str] = {}
+    for arg in found[1] if found else []:
+        if isinstance(arg, str) and "=" in arg:
+            key, value = arg.split("=", 1)
+            args[key.strip()] = value.strip()
+    if args.get("full_matrix", "").lower() == "true":
+        return True
+    dim = _num(profile.option("network_dim", KOHYA_DIM_DEFAULT))
+    try:
+        factor = int(args.get("factor", "-1"))
+    except ValueError:
+        return False
+    if dim is None:
+        return False
+    return all(dim >= kron_factors(w, factor)[1] / 2 for w in LAYER_WIDTHS)
 
 
 def scale_of(profile: Profile) -> Scale | None:
@@ -396,7 +443,9 @@ class AlphaScaleTooSmall(_NetworkRule):
     optimizers the step size is about the learning rate, so the change the LoRA makes per
     step is ``lr × alpha/dim``: alpha 1 at rank 32 with lr 1e-4 learns like lr 3e-6, and a
     3000-step run ends nearly where it started. Adaptive optimizers (Prodigy, D-Adaptation)
-    are exempt.
+    are exempt, and so is LyCORIS LoKr at full dimension (``full_matrix=True``, or a
+    ``network_dim`` such as 100000 that makes both Kronecker factors of every layer full):
+    it then ignores alpha and trains at scale 1 (``lycoris/modules/lokr.py:210-212``; LRC112).
 
     Example
         network_dim = 32

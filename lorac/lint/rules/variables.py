@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from lorac.core.diagnostics import DELETE, Diagnostic, Edit, Severity
 from lorac.lint.hookspecs import hookimpl
 from lorac.lint.rules import ProjectContext, Rule
-from lorac.lint.rules.hygiene import _sh, model
+from lorac.lint.rules.hygiene import _sh, model, references
 
 if TYPE_CHECKING:
     from lorac.config.document import Document
@@ -60,6 +60,9 @@ def _readers(project: ProjectContext) -> dict[str, list[tuple[str, int]]]:
         for ref in profile.references:
             if ref.kind == "env":
                 out.setdefault(ref.name, []).append((ref.where.path, ref.where.line))
+    if any(model(project).env_files.values()):
+        for name, places in references(project).variables.items():
+            out.setdefault(name, []).extend(places)
     return out
 
 
@@ -160,9 +163,11 @@ class EnvVarDefinedNowhere(Rule):
 class UnusedEnvFileVariable(Rule):
     """What it does
     Reports a variable that an env file (``docker/env.sh``, ``.env``) defines and that no
-    script, env file or profile reads — one finding per variable, at its line. Variables
-    read by programs themselves (``HF_HOME``, ``CUDA_VISIBLE_DEVICES``, ``PYTORCH_…``) are
-    exempt.
+    script, env file or profile reads, and that no Python code (``os.environ["X"]``,
+    ``os.getenv("X")``), compose file (``${X}``, an ``environment:`` entry passed through),
+    Makefile, Dockerfile or CI workflow of the tree names — one finding per variable, at its
+    line. Variables read by programs themselves (``HF_HOME``, ``CUDA_VISIBLE_DEVICES``,
+    ``PYTORCH_…``) are exempt.
 
     Why is this bad?
     It looks like configuration and is not: the audited ``env.sh`` set
@@ -198,7 +203,8 @@ class UnusedEnvFileVariable(Rule):
                         if option else "reference it or delete it")
                 yield self.in_file(path, a.line, a.col,
                                    f"{a.name} is defined here but nothing reads it (no script, "
-                                   "env file or profile references it)", hint=hint)
+                                   "env file, profile, Python code, compose file, Makefile or "
+                                   "workflow references it)", hint=hint)
 
 
 _ALIASES = {
@@ -308,9 +314,12 @@ class ConflictingDefaults(Rule):
 class DuplicatedDefinition(Rule):
     """What it does
     Reports a variable that feeds a trainer option in a training script and is defined again
-    there although an env file or another script already defines it: a literal value
-    (``RANK=32``) or a fallback that repeats the env file's default
-    (``RANK="${FAST_RANK:-32}"`` when ``env.sh`` already sets ``FAST_RANK`` to 32).
+    there although an env file or another script already defines it: a fallback that
+    repeats the env file's default (``RANK="${FAST_RANK:-32}"`` when ``env.sh`` already sets
+    ``FAST_RANK`` to 32), a definition in a file the script sources (or that sources it,
+    directly or through others), or the same value written in another script
+    (``RANK=32`` twice). Independent recipe scripts that each set their own value
+    (``RANK=16`` in one, ``RANK=64`` in another) are not duplicates.
 
     Why is this bad?
     The value lives in several places; the next change updates one of them. The audited
@@ -336,11 +345,15 @@ class DuplicatedDefinition(Rule):
 
     def check(self, ctx: ProjectContext) -> Iterable[Diagnostic]:
         m = model(ctx)
-        where: dict[str, list[tuple[str, int]]] = {}
+        where: dict[str, list[tuple[str, int, str]]] = {}
         for path, sc in m.scans.items():
             for a in sc.assignments:
-                if not a.append and (a.literal is not None or a.fallback):
-                    where.setdefault(a.name, []).append((path, a.line))
+                value = _defined_value(a)
+                if not a.append and value is not None:
+                    where.setdefault(a.name, []).append((path, a.line, value))
+        if not m.scripts:
+            return
+        chain = _sh().source_closure(m.scans)
         env_defaults = {}
         for path, sc in m.env_files.items():
             for a in sc.assignments:
@@ -363,16 +376,39 @@ class DuplicatedDefinition(Rule):
                     if _norm(value) == _norm(a.fallback[1]):
                         reasons.append(f"its fallback {a.fallback[1]} repeats {a.fallback[0]} "
                                        f"from {path}:{line}")
-                others = sorted({f"{p}:{ln}" for p, ln in where.get(a.name, [])
-                                 if p != script.path})
-                if others:
-                    reasons.append(f"{a.name} is also defined in {', '.join(others)}")
+                mine = _norm(_defined_value(a) or "")
+                linked = sorted({f"{p}:{ln}" for p, ln, _ in where.get(a.name, [])
+                                 if p != script.path and _linked(chain, script.path, p)})
+                same = sorted({f"{p}:{ln}" for p, ln, v in where.get(a.name, [])
+                               if p != script.path and not _linked(chain, script.path, p)
+                               and _norm(v) == mine})
+                if linked:
+                    reasons.append(f"{a.name} is also defined in {', '.join(linked)}, in the "
+                                   "chain of files this script sources")
+                if same:
+                    reasons.append(f"{a.name} is also defined in {', '.join(same)} with the "
+                                   f"same value {mine}")
                 if reasons:
                     yield self.in_file(
                         script.path, a.line, a.col,
                         f"{a.name} (used for the trainer's options) is defined again here: "
                         + "; ".join(reasons),
                         hint="define the value once and reference it everywhere else")
+
+
+def _defined_value(a: Assignment) -> str | None:
+    """What an assignment gives its variable when it is written out: the literal, or the
+    default of ``X="${OTHER:-default}"``."""
+
+    if a.literal is not None:
+        return a.literal
+    return a.fallback[1] if a.fallback else None
+
+
+def _linked(chain: dict[str, set[str]], one: str, other: str) -> bool:
+    """True when one file sources the other, directly or through others."""
+
+    return other in chain.get(one, set()) or one in chain.get(other, set())
 
 
 RULES = (UnusedVariable, EnvVarDefinedNowhere, UnusedEnvFileVariable, ConflictingDefaults,

@@ -27,6 +27,7 @@ from lorac.importers import (
     flux_family,
     inventory_for,
     line_of_key,
+    model_kind,
     set_checked,
 )
 
@@ -166,6 +167,8 @@ def read(source: Source, settings: Settings) -> Draft:
     if job != "extension":
         raise LoracError(f"{source.display}: job {job!r} is not a LoRA training job (lorac "
                          "imports `job: extension` with an sd_trainer process)")
+    # the job runs on ai-toolkit: lint and build judge the profile as ai-toolkit's (a hub id
+    # for the model, no separate text-encoder files) until the user chooses another trainer
     draft = Draft(kind="ai-toolkit", source=source.display, backend="ai-toolkit")
     process = processes[0]
     if process.get("type") not in TRAINER_TYPES:
@@ -182,6 +185,7 @@ def read(source: Source, settings: Settings) -> Draft:
     model = process.get("model") if isinstance(process.get("model"), dict) else {}
     written_arch = _written_arch(model)
     draft.family = settings.family or _family(model, written_arch, draft)
+    _flux2_as_flux(model, written_arch, draft, line("name_or_path"))
     inventory = inventory_for(draft.family)
     draft.description = f"Imported from ai-toolkit job {data['config'].get('name', '')!s}"
     native = _Native(draft, line)
@@ -313,6 +317,20 @@ def _family(model: dict[str, Any], written_arch: str, draft: Draft) -> str | Non
         family = flux_family(path)
     draft.report("LRC095", f"model family {family} (from arch {written_arch})")
     return family
+
+
+def _flux2_as_flux(model: dict[str, Any], written_arch: str, draft: Draft, line: int) -> None:
+    """A FLUX.2 model in a job that ai-toolkit trains as FLUX.1: an error naming both."""
+
+    shown = model.get("name_or_path")
+    if written_arch != "flux" or model_kind(shown) != "flux2":
+        return
+    how = "arch: flux" if model.get("arch") else "is_flux: true"
+    draft.report("LRC095", f"model {how} makes ai-toolkit build the FLUX.1 transformer "
+                 "(toolkit/config_modules.py:789-790, 812-813), but name_or_path "
+                 f"{shown!r} is a FLUX.2 model, which ai-toolkit trains as arch: flux2",
+                 line=line, severity=Severity.ERROR, hint="write arch: flux2 in the job's "
+                 "model (and --family flux2-dev), or name a FLUX.1 model")
 
 
 def _arch_values(draft: Draft, model: dict[str, Any], written_arch: str,

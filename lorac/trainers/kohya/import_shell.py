@@ -41,6 +41,7 @@ from lorac.importers import (
     Draft,
     Settings,
     Source,
+    check_model_agrees,
     convert,
     find_relative,
     flux_family,
@@ -52,8 +53,10 @@ from lorac.importers import (
     script_families,
     take_dataset_config,
 )
+from lorac.scan.shell import NOT_RUNNING
 
 MAX_EVAL_DEPTH = 8
+BATCH_SUFFIXES = (".bat", ".cmd")
 MAX_NESTING = 64  # ${…} / $(…) inside one another
 MAX_VALUE_SEGMENTS = 10_000
 MAX_VALUE_CHARS = 1_000_000
@@ -425,6 +428,9 @@ class Lexer:
             c = self._peek()
             if c in stops:
                 break
+            if c == "\\" and self.pos + 1 >= len(self.text):
+                self._advance()  # a continuation at the end of the file continues nothing
+                continue
             started = True
             if c == "\\":
                 if self._peek(1) == "\n":
@@ -558,6 +564,10 @@ class Lexer:
                 sub = Lexer(m.group(3), self.path, self.draft, self.line)
                 arg = sub._default_pieces()
             return ("var", m.group(1), m.group(2) or "", arg, quoted)
+        m = re.fullmatch(r"([0-9]+):?-(.*)", body, re.S)
+        if m:  # ${1:-flux_train_network}: an argument of the script, with its default
+            sub = Lexer(m.group(2), self.path, self.draft, self.line)
+            return ("positional", f"${{{body}}}", sub._default_pieces(), quoted)
         return ("unknown", f"${{{body}}}", quoted)
 
     def _default_pieces(self) -> list[tuple]:
@@ -616,6 +626,7 @@ class Interpreter:
         self.path = path
 
     def run(self, text: str) -> None:
+        text = text.replace("\r\n", "\n")  # saved on Windows: backslash-CRLF continues too
         for cmd in Lexer(text, self.path, self.draft).commands():
             self.execute(cmd, 0)
 
@@ -635,6 +646,12 @@ class Interpreter:
             return (Lit(piece[1], self.path, line),)
         if kind == "unknown":
             return (Unknown(piece[1], self.path, line),)
+        if kind == "positional":
+            value = self.expand_joined(piece[2], line)
+            self.draft.report("LRC095", f"{piece[1]} (an argument of the script) is read as "
+                              f"its default {shown(value)!r}", line=line, path=self.path,
+                              severity=Severity.INFO)
+            return value
         if kind == "array":
             self.state.used.add(piece[1])
             found = self.state.vars.get(piece[1])
@@ -755,6 +772,8 @@ class Interpreter:
             for words, wline in split_eval(tuple(joined), line):
                 self.fields(words, wline, depth + 1)
             return
+        if head in NOT_RUNNING:
+            return  # [ -f "$SD/flux_train_network.py" ] names the script, it runs nothing
         if any(_script_of(f) for f in fields):
             self.state.commands.append((fields, line, self.path))
 
@@ -919,7 +938,10 @@ def read(source: Source, settings: Settings) -> Draft:
     state.used.clear()
     interp = Interpreter(draft, state, source.display)
     try:
-        interp.run(source.text)
+        if source.path.suffix.lower() in BATCH_SUFFIXES:
+            BatchReader(interp, source).run(source.text)
+        else:
+            interp.run(source.text)
     except RecursionError:
         raise LoracError(f"{source.display}: substitutions nested too deeply to follow "
                          "($(…) or ${…} inside one another)") from None
@@ -990,6 +1012,9 @@ def _command(draft: Draft, fields: list[Val], line: int, source: Source,
             and model_type.value == "chroma":
         family = "chroma"  # flux_train_network.py --model_type chroma
     draft.family = family
+    module = draft.options.get("network_module")
+    check_model_agrees(draft, family, model.value if model else None,
+                       module.value if module else None, script=f"{script}.py", line=line)
 
 
 def _launcher(draft: Draft, words: list[Val], line: int) -> None:
@@ -1144,7 +1169,7 @@ def _set_option(draft: Draft, inventory: Any, name: str, vals: list[Val], line: 
 
 def _config_file(draft: Draft, config: tuple[str, list[Val], int], inventory: Any,
                  base: Path, settings: Settings) -> None:
-    from lorac.trainers.kohya.import_toml import flatten
+    from lorac.trainers.kohya.import_toml import config_file_choice, flatten
 
     _, vals, line = config
     name = literal(vals[0]) if len(vals) == 1 else None
@@ -1154,4 +1179,209 @@ def _config_file(draft: Draft, config: tuple[str, list[Val], int], inventory: An
                      "imported", line=line, severity=Severity.WARNING)
         return
     doc = parse_toml(read_source(found))
-    import_options(draft, flatten(doc), inventory, found.parent, settings)
+    import_options(draft, flatten(doc), inventory, found.parent, settings,
+                   unchecked=config_file_choice)
+
+
+# --------------------------------------------------------------------------- Windows batch
+
+_BAT_VAR = re.compile(r"%%|%~[a-z]*\d|%\d|%([A-Za-z_][A-Za-z0-9_.\-]*)(:[^%]*)?%")
+_BAT_DELAYED = re.compile(r"!([A-Za-z_][A-Za-z0-9_.\-]*)(:[^!]*)?!")
+_BAT_SKIP = re.compile(r"(?i)^(rem(\s|$)|::|:[A-Za-z_])")
+_BAT_SET = re.compile(r"(?i)^set(?=[\s\"/])\s*(/[ap]\s+)?(.*)$", re.S)
+
+
+def batch_lines(text: str) -> Iterator[tuple[str, int, int | None]]:
+    """The logical lines of a ``.bat``/``.cmd`` file: ``(text, first line, line of a caret
+    that ends in a space)``. A ``^`` at the end of a line joins the next one, as cmd.exe
+    does; ``^`` followed by spaces escapes the space and continues nothing (cmd.exe runs the
+    next line as a command of its own), which the caller reports."""
+
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    i = 0
+    while i < len(lines):
+        first = i + 1
+        logical = lines[i]
+        while logical.endswith("^") and not _escaped_caret(logical) and i + 1 < len(lines):
+            i += 1
+            logical = logical[:-1] + lines[i]
+        spaced = re.search(r"\^[ \t]+$", logical) and not _escaped_caret(logical.rstrip(" \t"))
+        yield logical, first, (i + 1 if spaced else None)
+        i += 1
+
+
+def _escaped_caret(text: str) -> bool:
+    """True when the last ``^`` of ``text`` is itself escaped (``^^``), or quoted."""
+
+    run = len(text) - len(text.rstrip("^"))
+    return run % 2 == 0 or text[:-run].count('"') % 2 == 1
+
+
+class BatchReader:
+    """Follow a Windows batch file: ``set VAR=value`` / ``set "VAR=value"``, ``%VAR%`` (and
+    ``!VAR!`` under ``setlocal enabledelayedexpansion``) replaced in the text of each line
+    before it is split into words, as cmd.exe does; ``REM`` and ``::`` comments and labels
+    skipped; ``if``/``call``/``start`` and parentheses read past to the command they run."""
+
+    def __init__(self, interp: Interpreter, source: Source) -> None:
+        self.interp = interp
+        self.state = interp.state
+        self.path = interp.path
+        self.here = source.path.parent
+        self.delayed = False
+
+    def run(self, text: str) -> None:
+        for logical, line, spaced in batch_lines(text):
+            if spaced:
+                self.interp.draft.report(
+                    "LRC096", f"line {spaced} ends with '^' and a space: cmd.exe continues "
+                    "no line there, so the next line runs as a command of its own",
+                    line=spaced, path=self.path, severity=Severity.WARNING)
+            self.line(logical, line)
+
+    def line(self, text: str, line: int) -> None:
+        text = text.strip().lstrip("@").strip()
+        while True:  # "(", ") else (", "if …", "call", "start" in front of the command
+            if not text or _BAT_SKIP.match(text):
+                return
+            low = text.lower()
+            if text[0] in "()":
+                text = text[1:].strip()
+            elif low.startswith("else") and (len(low) == 4 or low[4] in " (\t"):
+                text = text[4:].strip()
+            elif re.match(r"if\s", low):
+                text = self._after_condition(text[2:].strip())
+            elif re.match(r"call\s", low):
+                text = text[4:].strip()
+            elif re.match(r"start\s", low):
+                text = re.sub(r'^start\s+("[^"]*"\s+)?((/\w+)\s+)*', "", text, flags=re.I)
+            else:
+                break
+        if re.match(r"(?i)setlocal\b", text):
+            self.delayed = self.delayed or "enabledelayedexpansion" in text.lower()
+            return
+        m = _BAT_SET.match(text)
+        if m:
+            self._set(m.group(1), m.group(2), line)
+            return
+        fields = self._words(self._expand(text, line), line)
+        if fields:
+            self.interp.fields(fields, line, 0)
+
+    @staticmethod
+    def _after_condition(text: str) -> str:
+        """The command of ``if [/i] [not] (exist X | defined X | errorlevel N | A==B) cmd``."""
+
+        words = re.match(r'(?i)((/i|not)\s+)*', text)
+        text = text[words.end():] if words else text
+        m = re.match(r'(?i)(exist|defined|errorlevel|cmdextversion)\s+("[^"]*"|\S+)\s*', text)
+        if m:
+            return text[m.end():]
+        m = re.match(r'("[^"]*"|[^\s=]+)\s*(==|\s(equ|neq|lss|leq|gtr|geq)\s)\s*'
+                     r'("[^"]*"|\S+)\s*', text, re.I)
+        return text[m.end():] if m else ""
+
+    def _set(self, switch: str | None, rest: str, line: int) -> None:
+        rest = rest.strip()
+        if rest.startswith('"'):
+            end = rest.rfind('"')
+            rest = rest[1:end] if end > 0 else rest[1:]
+        name, eq, value = rest.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            return  # `set` alone lists the environment; `set X` shows X
+        if switch:
+            val: Val = (Unknown(f"set {switch.strip()} {name}", self.path, line),)
+        else:
+            val = _join(tuple(self._expand(value, line)))
+        self.state.vars[name] = Defined(val, self.path, line, self.state.env_file)
+
+    def _expand(self, text: str, line: int) -> list[Seg]:
+        """``text`` with ``%VAR%`` (and ``!VAR!``) replaced: known variables by their value,
+        others by an environment reference."""
+
+        out: list[Seg] = []
+        pos = 0
+        for m in _BAT_VAR.finditer(text):
+            out.append(Lit(text[pos:m.start()], self.path, line))
+            pos = m.end()
+            token = m.group(0)
+            if token == "%%":
+                out.append(Lit("%", self.path, line))
+            elif token.lower() in ("%~dp0", "%~p0"):
+                out.append(Lit("", self.path, line))  # the batch file's folder: a relative path
+            elif m.group(1) is None or m.group(2):
+                out.append(Unknown(token, self.path, line))
+            else:
+                out.extend(self._lookup(m.group(1), line))
+        out.append(Lit(text[pos:], self.path, line))
+        if not self.delayed:
+            return out
+        again: list[Seg] = []
+        for seg in out:
+            if not isinstance(seg, Lit):
+                again.append(seg)
+                continue
+            pos = 0
+            for m in _BAT_DELAYED.finditer(seg.text):
+                again.append(Lit(seg.text[pos:m.start()], self.path, line))
+                pos = m.end()
+                again.extend(self._lookup(m.group(1), line) if not m.group(2)
+                             else [Unknown(m.group(0), self.path, line)])
+            again.append(Lit(seg.text[pos:], self.path, line))
+        return again
+
+    def _lookup(self, name: str, line: int) -> list[Seg]:
+        found = self.interp.lookup(name)
+        if found is None:
+            found = next((v for k, v in ((k, self.interp.lookup(k)) for k in self.state.vars
+                                         if k.lower() == name.lower()) if v is not None), None)
+        if found is None:
+            return [Env(name, None, self.path, line)]
+        return list(found)
+
+    def _words(self, segs: list[Seg], line: int) -> list[Val]:
+        """Split expanded text into arguments the way the C runtime does: spaces end a word
+        outside double quotes, the quotes are removed, ``^`` escapes the next character."""
+
+        words: list[Val] = []
+        current: list[Seg] = []
+        started = False
+        quoted = False
+        for seg in segs:
+            if not isinstance(seg, Lit):
+                current.append(seg)
+                started = True
+                continue
+            buf: list[str] = []
+            text = seg.text
+            i = 0
+            while i < len(text):
+                c = text[i]
+                if c == '"':
+                    quoted = not quoted
+                    started = True
+                elif c == "^" and not quoted and i + 1 < len(text):
+                    i += 1
+                    buf.append(text[i])
+                    started = True
+                elif c in " \t" and not quoted:
+                    if buf:
+                        current.append(Lit("".join(buf), seg.path, seg.line))
+                        buf = []
+                    if started:
+                        words.append(_join(tuple(current)))
+                    current, started = [], False
+                elif c in "&|" and not quoted:
+                    break  # `cmd1 && cmd2`: the rest is another command, not arguments
+                elif c in "<>" and not quoted:
+                    break
+                else:
+                    buf.append(c)
+                    started = True
+                i += 1
+            if buf:
+                current.append(Lit("".join(buf), seg.path, seg.line))
+        if started:
+            words.append(_join(tuple(current)))
+        return words

@@ -1,4 +1,4 @@
-"""LRC624–LRC631 — start-up checks of the Chroma, Lumina, HunyuanImage and Anima scripts.
+"""LRC624–LRC631, LRC645 — start-up checks of the Chroma, Lumina, HunyuanImage and Anima scripts.
 
 Each rule is an ``assert``, a raised error or a silently forced option in the script's
 ``assert_extra_args`` / model loading at the default pin (``backends/kohya/pin.toml``,
@@ -9,6 +9,7 @@ augmentation, ``bucket_reso_steps``) are the rules of :mod:`lorac.trainers.kohya
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -230,15 +231,18 @@ class AnimaFp8Ignored(_Compat):
 class FamilyModelFileMissing(_Compat):
     """What it does
     Reports a model file that the family's script loads but the profile does not name:
-    Lumina needs ``gemma2`` and ``ae``, HunyuanImage ``text_encoder``, ``byt5`` and ``vae``,
-    Anima ``qwen3`` and ``vae``, Chroma ``t5xxl`` and ``ae`` (besides
-    ``pretrained_model_name_or_path``).
+    FLUX.1 needs ``clip_l``, ``t5xxl`` and ``ae`` (once the profile names its model),
+    Chroma ``t5xxl`` and ``ae``, Lumina
+    ``gemma2`` and ``ae``, HunyuanImage ``text_encoder``, ``byt5`` and ``vae``, Anima
+    ``qwen3`` and ``vae`` (besides ``pretrained_model_name_or_path``).
 
     Why is this bad?
     None of them is ``required`` to argparse; the scripts fail when they load the model:
-    ``library/lumina_train_util.py:1027,1032`` (Gemma2, AE), ``library/strategy_anima.py:45``
-    (``ValueError``: Qwen3), ``hunyuan_image_train_network.py`` loading the text encoders and
-    the VAE. The option is defined where the message says (from the inventory).
+    ``flux_train_network.py:141,153,162`` (CLIP-L, T5-XXL, AE, each read with
+    ``load_safetensors`` of the path: ``None`` fails), ``library/lumina_train_util.py:1027,1032``
+    (Gemma2, AE), ``library/strategy_anima.py:45`` (``ValueError``: Qwen3),
+    ``hunyuan_image_train_network.py`` loading the text encoders and the VAE. The option is
+    defined where the message says (from the inventory).
 
     Example
         [profile]
@@ -258,7 +262,10 @@ class FamilyModelFileMissing(_Compat):
     name = "family-model-file-missing"
     severity = Severity.ERROR
     kinds = ("flux", "lumina", "hunyuan", "anima")
+    WITH_MODEL = ("flux1-dev", "flux1-schnell")
     NEEDS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "flux1-dev": ("clip_l", "t5xxl", "ae"),
+        "flux1-schnell": ("clip_l", "t5xxl", "ae"),
         "chroma": ("t5xxl", "ae"),
         "lumina": ("gemma2", "ae"),
         "hunyuan-image": ("text_encoder", "byt5", "vae"),
@@ -275,6 +282,9 @@ class FamilyModelFileMissing(_Compat):
         script = family_script(p.family) or ""
         inv = load_kohya_inventory(script)
         options = p.options()
+        if p.family in self.WITH_MODEL and not options.get(
+                "pretrained_model_name_or_path", (None,))[0]:
+            return  # a FLUX recipe that names no model yet is a fragment, not a launch
         for name in needs:
             if options.get(name, (None,))[0]:
                 continue
@@ -282,6 +292,64 @@ class FamilyModelFileMissing(_Compat):
             where = f", defined at {option.location}" if option is not None else ""
             yield self.at(p, ("profile", "family"), f"family {p.family} needs {name}: "
                           f"{script} loads it{where}", hint=f'{name} = "/path/to/model"')
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_WEIGHTS = re.compile(r"\.(safetensors|sft|ckpt|pt|pth|bin|gguf)$", re.I)
+
+
+def looks_hub_id(value: object) -> bool:
+    """``black-forest-labs/FLUX.1-dev``: an owner and a name, no file extension."""
+
+    return isinstance(value, str) and bool(_HUB_ID.match(value)) and not _WEIGHTS.search(
+        value)
+
+
+class FluxModelNotLocal(_Compat):
+    """What it does
+    Reports a FLUX.1 or Chroma model option of sd-scripts that holds a Hugging Face hub id
+    (``black-forest-labs/FLUX.1-dev``) where the script opens a local file: the model, the
+    ``clip_l``, ``t5xxl`` and ``ae`` files.
+
+    Why is this bad?
+    sd-scripts downloads nothing for FLUX: ``library/flux_utils.py`` opens the model with
+    ``safe_open`` (line 55; a local Diffusers folder is accepted, line 46) and CLIP-L, T5-XXL
+    and the AE with ``load_safetensors`` of the path (lines 185, 351, 406). A hub id is read
+    as a relative path that does not exist, and the run stops while loading.
+
+    Example
+        pretrained_model_name_or_path = "black-forest-labs/FLUX.1-dev"
+
+    Use instead
+        pretrained_model_name_or_path = "/models/flux1-dev.safetensors"   # downloaded once
+
+    Fix safety
+    No fix: only the user knows where the files are.
+    """
+
+    code = "LRC645"
+    name = "flux-model-not-local"
+    severity = Severity.ERROR
+    kinds = ("flux",)
+    OPTIONS = ("pretrained_model_name_or_path", "clip_l", "t5xxl", "ae")
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        from pathlib import Path
+
+        p = ctx.profile
+        if not self.applies(ctx):
+            return
+        base = Path(p.path).parent
+        for name in self.OPTIONS:
+            found = p.options().get(name)
+            if found is None or not looks_hub_id(found[0]):
+                continue
+            if (base / found[0]).exists() or Path(found[0]).exists():
+                continue  # a local folder that happens to read like a hub id
+            yield self.at(p, found[1], f"{name} = {found[0]!r} reads like a hub id, but "
+                          "sd-scripts opens a local file here and downloads nothing "
+                          "(library/flux_utils.py:46-55, 185, 351, 406)",
+                          hint=f"download it and set {name} to the local .safetensors path")
 
 
 #: The first shipped version whose FLUX and Anima scripts read the per-subset offset.
@@ -416,7 +484,7 @@ class TrainInpaintingMisused(_Compat):
 
 RULES = (ChromaWithoutT5AttnMask, ChromaModelType, AnimaCachedOutputsTrainTextEncoder,
          AnimaExclusiveOptions, AnimaFp8Ignored, FamilyModelFileMissing,
-         SubsetTimestepOffsetIgnored, TrainInpaintingMisused)
+         SubsetTimestepOffsetIgnored, TrainInpaintingMisused, FluxModelNotLocal)
 
 
 @hookimpl
