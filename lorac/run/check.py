@@ -3,7 +3,8 @@
 Each ``*.safetensors`` under the run's ``output/`` folder is read with
 :func:`lorac.scan.lora.inspect_file`: its rank, alpha and network module must be the profile's,
 its module count the one the trainer creates for the profile (where lorac can compute it:
-FLUX.1 with ``networks.lora_flux``), no tensor may hold NaN or inf and its up-weights may not
+FLUX.1 with ``networks.lora_flux``; ai-toolkit's LoRA of FLUX.1 and Wan 2.1 1.3B with its
+default module choice), no tensor may hold NaN or inf and its up-weights may not
 all be zero. :func:`check_run_outputs` returns what goes into the manifest's ``lora_check``.
 """
 
@@ -17,6 +18,29 @@ from lorac.core.diagnostics import LoracError
 
 #: Profile options compared with what the saved file carries.
 CHECKED = ("network_dim", "network_alpha", "network_module")
+
+
+#: ai-toolkit network keys that change which modules get a LoRA (toolkit/config_modules.py).
+AITK_MODULE_KEYS = ("transformer_only", "only_if_contains", "ignore_if_contains",
+                    "network_kwargs", "conv", "full_if_contains", "all_layers", "lorm_config")
+
+
+def aitk_expected_modules(profile: Profile, job: Any, *, tiny: bool = False) -> int | None:
+    """How many modules ai-toolkit's LoRA wraps for ``profile`` built into ``job`` (the
+    emitted YAML as data): :func:`lorac.trainers.ai_toolkit.synth.lora_modules` for its
+    families, with a plain ``lora`` network of default module choice; else None. ``tiny``:
+    the count for lorac's tiny synthetic set of the family."""
+
+    from lorac.trainers.ai_toolkit.synth import FAMILIES, lora_modules
+
+    try:
+        network = job["config"]["process"][0]["network"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    if profile.family not in FAMILIES or not isinstance(network, dict) or \
+            network.get("type", "lora") != "lora" or any(k in network for k in AITK_MODULE_KEYS):
+        return None
+    return len(lora_modules(profile.family, tiny=tiny))
 
 
 def expected_modules(profile: Profile) -> int | None:
@@ -62,13 +86,18 @@ def check_file(path: Path, profile: Profile, run_dir: Path, expected: int | None
             "health": found.to_json().get("health"), "problems": problems}
 
 
-def check_run_outputs(profile: Profile, run_dir: Path) -> dict[str, Any]:
-    """``{"files": [...], "problems": [...], "expected_modules": N}`` for the run's LoRAs."""
+def check_run_outputs(profile: Profile, run_dir: Path, expected: int | str | None = "profile",
+                      ) -> dict[str, Any]:
+    """``{"files": [...], "problems": [...], "expected_modules": N}`` for the run's LoRAs.
+    ``expected``: the module count, None where it is not known, or ``"profile"`` (kohya's
+    count for the profile, :func:`expected_modules`)."""
 
     output = run_dir / "output"
     files = sorted(p for p in output.rglob("*.safetensors") if p.is_file()) \
         if output.is_dir() else []
-    expected = expected_modules(profile) if files else None
+    if expected == "profile":
+        expected = expected_modules(profile) if files else None
+    assert expected is None or isinstance(expected, int)
     checked = [check_file(p, profile, run_dir, expected) for p in files]
     return {"files": checked, "expected_modules": expected,
             "problems": [p for c in checked for p in c["problems"]]}

@@ -373,6 +373,12 @@ class AiToolkitBackend:
                 entry.setdefault(key, value)
         self._native(profile, mapping, tree, datasets, out)
         self._facts(profile, fam, model_arch, out)
+        sample = tree.get("sample")
+        if isinstance(sample, dict) and sample.get("prompts"):
+            # ai-toolkit's default negative prompt is False (toolkit/config_modules.py:86), which
+            # it encodes before training (extensions_built_in/sd_trainer/SDTrainer.py:254) and
+            # transformers' tokenizers refuse: its own examples all set neg
+            sample.setdefault("neg", "")
 
         process = tree["process"]
         network = tree.get("network", {})
