@@ -66,10 +66,13 @@ def _run(tmp: Path, profile: str, synth: str, extra_env: dict[str, str]
                            str(STEPS), "--display", "plain", "--runs-dir", str(runs)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     log = os.environ.get("LORAC_PROOF_LOGS")
-    (run,) = list(runs.iterdir())
     if log:
         Path(log).mkdir(parents=True, exist_ok=True)
         (Path(log) / f"{tmp.name}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+    folders = list(runs.iterdir()) if runs.is_dir() else []
+    assert len(folders) == 1, (proc.stdout + proc.stderr)[-6000:]
+    (run,) = folders
+    if log:
         shutil.copy(run / "train.log", Path(log) / f"{tmp.name}-train.log")
         shutil.copy(run / "job.yaml", Path(log) / f"{tmp.name}-job.yaml")
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
