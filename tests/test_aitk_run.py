@@ -212,3 +212,25 @@ def test_lora_module_counts() -> None:
     assert len(lora_modules("flux1-dev")) == 19 * 14 + 38 * 6 == 494
     assert len(lora_modules("wan2.1-t2v-1.3b")) == 300
     assert len(set(lora_modules("flux1-dev"))) == 494
+
+
+def test_synth_without_diffusers_is_a_clear_error(tmp_path: Path) -> None:
+    """``lorac synth --backend ai-toolkit`` needs diffusers; without it, one line, exit 2, and
+    the folder it claimed holds no marker of a complete set."""
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "diffusers.py").write_text("raise ImportError('hidden')\n")
+    (hide / "sitecustomize.py").write_text(
+        "import importlib.util, sys\n_find = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'diffusers' "
+        "else _find(name, *a)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hide), str(REPO)])}
+    result = subprocess.run([sys.executable, "-m", "lorac", "synth", "flux1-dev",
+                             str(tmp_path / "set"), "--backend", "ai-toolkit", "--tiny",
+                             "--device", "cpu"], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "missing here: diffusers" in result.stderr
+    marker = tmp_path / "set" / "lorac-synth.json"
+    assert not marker.exists() or json.loads(marker.read_text())["complete"] is False

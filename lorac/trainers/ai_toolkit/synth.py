@@ -307,6 +307,11 @@ def write_synthetic(family: str, out_dir: Path, *, tiny: bool = False, device: s
     alone is 23.8 GB in bf16) and saved by its class; host memory peaks at one shard.
     """
     _check_family(family)
+    missing = [m for m in ("torch", "diffusers", "transformers", "tokenizers")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"the synthetic ai-toolkit set is built with ai-toolkit's own "
+                         f"libraries; missing here: {', '.join(missing)}")
     start = time.perf_counter()
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
