@@ -80,8 +80,16 @@ def test_musubi_says_why_it_cannot_count(tmp_path: Path, text: str, why: str) ->
     assert count is None and reason is not None and why in reason
 
 
-def test_ai_toolkit_and_unknown_backends_say_unknown(tmp_path: Path) -> None:
-    count, reason = _count(tmp_path, FLUX, AiToolkitBackend())
+def test_ai_toolkit_counts_the_families_it_models_and_says_why_elsewhere(tmp_path: Path
+                                                                         ) -> None:
+    # FLUX.1: 19 double blocks x 16 Linear layers + 38 single blocks x 5 (diffusers' layout)
+    assert _count(tmp_path, FLUX, AiToolkitBackend()) == (494, None)
+    wan = WAN.replace('backend = "musubi"', 'backend = "ai-toolkit"').replace(
+        "networks.lora_wan", "networks.lora") + (
+        '[trainers.ai-toolkit]\npretrained_model_name_or_path = "Wan-AI/Wan2.1-T2V-1.3B"\n')
+    assert _count(tmp_path / "w", wan, AiToolkitBackend()) == (300, None)
+    count, reason = _count(tmp_path / "q", FLUX.replace("flux1-dev", "qwen-image").replace(
+        "networks.lora_flux", "networks.lora"), AiToolkitBackend())
     assert count is None and "target_lora_modules" in str(reason)
     count, reason = _count(tmp_path / "b", FLUX, object())
     assert count is None and "does not say how many modules" in str(reason)
@@ -96,6 +104,6 @@ def test_check_fails_a_file_with_another_count_and_never_guesses(tmp_path: Path)
     check = check_run_outputs(profile, run, MusubiBackend())
     assert check["expected_modules"] == 300 and check["expected_modules_unknown"] is None
     assert any("has 2 modules; the profile makes 300" in p for p in check["problems"])
-    check = check_run_outputs(profile, run, AiToolkitBackend())
+    check = check_run_outputs(profile, run, object())  # a backend that cannot count
     assert check["expected_modules"] is None and check["expected_modules_unknown"]
     assert not any("modules; the profile makes" in p for p in check["problems"])

@@ -317,7 +317,7 @@ def test_synth_claims_its_folder_first_and_finishes_an_interrupted_set(
     with pytest.raises(KeyboardInterrupt):
         run.make_synthetic("flux1-dev", project / "s", tiny=True, device="cpu")
     claim = json.loads((project / "s" / run.SYNTH_MARKER).read_text())
-    assert claim == {"family": "flux1-dev", "complete": False}
+    assert claim == {"family": "flux1-dev", "trainer": "kohya", "complete": False}
     monkeypatch.undo()
     made = run.make_synthetic("flux1-dev", project / "s", tiny=True, device="cpu")
     assert made.pretrained_model_name_or_path.is_file()

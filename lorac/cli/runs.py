@@ -85,12 +85,15 @@ def compare(runs_dir: str | None, a: str, b: str, output: str | None) -> None:
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--tiny", is_flag=True, help="Same key names, tiny sizes (for CPU tests).")
 @click.option("--device", default="auto", help="cuda, cpu or auto.")
-def synth(family: str, directory: str, tiny: bool, device: str) -> None:
+@click.option("-b", "--backend", type=click.Choice(["ai-toolkit"]), default=None,
+              help="ai-toolkit: a diffusers-format folder (default: the kohya or musubi "
+              "layout of FAMILY).")
+def synth(family: str, directory: str, tiny: bool, device: str, backend: str | None) -> None:
     """Write synthetic checkpoints of FAMILY's real shapes into DIRECTORY (new, empty, or a
     synthetic set lorac wrote)."""
     from lorac.run.launch import make_synthetic
 
-    made = make_synthetic(family, Path(directory), tiny=tiny, device=device)
+    made = make_synthetic(family, Path(directory), tiny=tiny, device=device, backend=backend)
     click.echo(f"wrote {made.bytes_written / 1e9:.2f} GB in {made.seconds:.1f} s", err=True)
     for name, value in made.trainer_args().items():
         click.echo(f"{name} = {value}")

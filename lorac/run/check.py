@@ -3,10 +3,11 @@
 Each ``*.safetensors`` under the run's ``output/`` folder is read with
 :func:`lorac.scan.lora.inspect_file`: its rank, alpha and network module must be the profile's,
 its module count the one the trainer creates for the profile where the backend can compute it
-(sd-scripts FLUX.1 ``networks.lora_flux``, musubi-tuner Wan 2.1 T2V 1.3B ``networks.lora_wan``;
-elsewhere the check says "unknown count" and why), no tensor may hold NaN or inf and its
-up-weights may not all be zero. :func:`check_run_outputs` returns what goes into the
-manifest's ``lora_check``.
+(sd-scripts FLUX.1 ``networks.lora_flux``, musubi-tuner Wan 2.1 T2V 1.3B ``networks.lora_wan``,
+ai-toolkit's LoRA of FLUX.1 and Wan 2.1 1.3B with its default module choice; elsewhere the
+check says "unknown count" and why), no tensor may hold NaN or inf and its up-weights may
+not all be zero. :func:`check_run_outputs` returns what goes into the manifest's
+``lora_check``.
 """
 
 from __future__ import annotations
@@ -65,15 +66,18 @@ def check_file(path: Path, profile: Profile, run_dir: Path, expected: int | None
             "health": found.to_json().get("health"), "problems": problems}
 
 
-def check_run_outputs(profile: Profile, run_dir: Path, backend: Any = None) -> dict[str, Any]:
+def check_run_outputs(profile: Profile, run_dir: Path, backend: Any = None,
+                      expected: tuple[int | None, str | None] | None = None) -> dict[str, Any]:
     """``{"files": [...], "problems": [...], "expected_modules": N or None,
     "expected_modules_unknown": why N is None}`` for the run's LoRAs; ``profile`` as
-    ``backend`` built it (its ``[trainers.<backend>]`` values in place)."""
+    ``backend`` built it (its ``[trainers.<backend>]`` values in place). ``expected``: the
+    module count and its reason where the run knows better than the backend (a tiny synthetic
+    set), else the backend's :func:`expected_modules`."""
 
     output = run_dir / "output"
     files = sorted(p for p in output.rglob("*.safetensors") if p.is_file()) \
         if output.is_dir() else []
-    expected, why = expected_modules(profile, backend) if files else (None, None)
+    expected, why = (expected or expected_modules(profile, backend)) if files else (None, None)
     checked = [check_file(p, profile, run_dir, expected) for p in files]
     return {"files": checked, "expected_modules": expected, "expected_modules_unknown": why,
             "problems": [p for c in checked for p in c["problems"]]}

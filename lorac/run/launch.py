@@ -171,13 +171,16 @@ def gpu_count() -> int | None:
     return int(total)
 
 
-def preflight(profile: Profile, run_dir: Path) -> list[str]:
-    """Problems that would make the trainer fail after start-up, as sentences."""
+def preflight(profile: Profile, run_dir: Path, left_out: frozenset[Any] = frozenset()
+              ) -> list[str]:
+    """Problems that would make the trainer fail after start-up, as sentences. ``left_out``:
+    key paths of options the backend does not pass to its trainer (LRC608), whose files the
+    trainer never opens."""
 
     problems = []
     options = profile.options()
     for name in FILE_OPTIONS:
-        if name in options:
+        if name in options and options[name][1] not in left_out:
             value, kp = options[name]
             values = value if isinstance(value, list) else [value]
             missing = [v for v in values if isinstance(v, str) and v and not v.startswith(
@@ -204,7 +207,8 @@ SYNTH_MARKER = "lorac-synth.json"
 
 def record_synthetic(root: Path, family: str, trainer_args: dict[str, str],
                      env: dict[str, str] | None = None,
-                     pythonpath: list[str] | None = None) -> None:
+                     pythonpath: list[str] | None = None, trainer: str | None = None,
+                     tiny: bool = False) -> None:
     """Mark ``root`` as a complete synthetic set (written last, after every checkpoint, and
     atomically: a killed write leaves no marker rather than a truncated one). ``env`` and
     ``pythonpath`` are what the trainer needs besides the options (musubi: its offline
@@ -212,6 +216,10 @@ def record_synthetic(root: Path, family: str, trainer_args: dict[str, str],
     from lorac.core.outputs import write_file
 
     record: dict[str, Any] = {"family": family, "complete": True, "trainer_args": trainer_args}
+    if trainer:
+        record["trainer"] = trainer
+    if tiny:
+        record["tiny"] = True
     if env:
         record["env"] = env
     if pythonpath:
@@ -219,8 +227,14 @@ def record_synthetic(root: Path, family: str, trainer_args: dict[str, str],
     write_file(root / SYNTH_MARKER, json.dumps(record, indent=2))
 
 
-def _synth_module(family: str) -> Any:
-    """The synth module of the trainer that has synthetic checkpoints for ``family``."""
+def _synth_module(family: str, backend: str | None = None) -> Any:
+    """The synth module of the trainer that has synthetic checkpoints for ``family``: the
+    ai-toolkit one for backend ``ai-toolkit`` (diffusers-format folders), else musubi's or
+    kohya's by family."""
+    if backend == "ai-toolkit":
+        from lorac.trainers.ai_toolkit import synth as aitk_synth
+
+        return aitk_synth
     from lorac.trainers.musubi import synth as musubi_synth
 
     if family in musubi_synth.FAMILIES:
@@ -230,9 +244,12 @@ def _synth_module(family: str) -> Any:
     return synth
 
 
-def synthetic_options(family: str) -> tuple[str, ...]:
+def synthetic_options(family: str, backend: str | None = None) -> tuple[str, ...]:
     """The trainer options a synthetic ``family`` set fills in."""
     from lorac.trainers.musubi import synth as musubi_synth
+
+    if backend == "ai-toolkit":
+        return ("pretrained_model_name_or_path",)
 
     if family in musubi_synth.FAMILIES:
         return tuple(c["option"] for c in musubi_synth.layout(family)["components"].values())
@@ -240,7 +257,7 @@ def synthetic_options(family: str) -> tuple[str, ...]:
 
 
 def make_synthetic(family: str, root: Path, *, tiny: bool = False,
-                   device: str = "auto") -> Any:
+                   device: str = "auto", backend: str | None = None) -> Any:
     """Write a synthetic ``family`` set into ``root`` (on the GPU when there is one, for
     ``device="auto"``) and mark it complete; a :class:`LoracError` without torch.
 
@@ -249,7 +266,7 @@ def make_synthetic(family: str, root: Path, *, tiny: bool = False,
     checkpoints is never overwritten with random weights."""
     from lorac.core.outputs import check_folder, check_no_links, write_file
 
-    synth = _synth_module(family)
+    synth = _synth_module(family, backend)
     check_no_links(root)
     check_folder(root, SYNTH_MARKER, replace=False)
     try:
@@ -262,16 +279,32 @@ def make_synthetic(family: str, root: Path, *, tiny: bool = False,
     if family not in synth.FAMILIES:
         raise LoracError(f"no synthetic checkpoints for family {family!r}; known: "
                          f"{', '.join(synth.FAMILIES)}")
+    trainer = _trainer_of(synth)
     if not (root / SYNTH_MARKER).is_file():  # claim the folder before the first checkpoint
-        write_file(root / SYNTH_MARKER, json.dumps({"family": family, "complete": False}))
+        write_file(root / SYNTH_MARKER, json.dumps({"family": family, "trainer": trainer,
+                                                    "complete": False}))
     try:
         made = synth.write_synthetic(family, root, tiny=tiny, device=device)
     except ValueError as exc:
         raise LoracError(str(exc)) from None
     record_synthetic(root, family, made.trainer_args(),
                      made.trainer_env() if hasattr(made, "trainer_env") else None,
-                     made.pythonpath() if hasattr(made, "pythonpath") else None)
+                     made.pythonpath() if hasattr(made, "pythonpath") else None,
+                     trainer=trainer, tiny=bool(getattr(made, "tiny", False)))
     return made
+
+
+def _trainer_of(synth: Any) -> str:
+    """The backend name of a synth module (``lorac.trainers.ai_toolkit.synth``: ai-toolkit)."""
+    return synth.__name__.split(".")[-2].replace("_", "-")
+
+
+def _synth_record(root: Path) -> dict[str, Any]:
+    """The marker of the synthetic set in ``root`` ({} when there is none or it is unreadable)."""
+    try:
+        return dict(json.loads((root / SYNTH_MARKER).read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return {}
 
 
 def _synthetic_env(root: Path) -> dict[str, str]:
@@ -286,25 +319,32 @@ def _synthetic_env(root: Path) -> dict[str, str]:
     return env
 
 
-def _synth_root(profile: Profile, synth_dir: str | None) -> Path:
+def _synth_root(profile: Profile, synth_dir: str | None, backend: str | None = None) -> Path:
     family = profile.family or "flux1-dev"
-    return Path(synth_dir or os.environ.get("LORAC_SYNTH_DIR") or
-                Path(".lorac_cache") / "synth" / family)
+    default = Path(".lorac_cache") / "synth" / family
+    if backend == "ai-toolkit":  # another layout of the same family
+        default = Path(".lorac_cache") / "synth" / backend / family
+    return Path(synth_dir or os.environ.get("LORAC_SYNTH_DIR") or default)
 
 
-def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io) -> dict[str, str]:
+def _synthetic_set(profile: Profile, synth_dir: str | None, io: Io,
+                   backend: str | None = None) -> dict[str, str]:
     family = profile.family or "flux1-dev"
-    root = _synth_root(profile, synth_dir)
+    root = _synth_root(profile, synth_dir, backend)
     marker = root / SYNTH_MARKER
     if marker.is_file():
         recorded = json.loads(marker.read_text(encoding="utf-8"))
         if recorded.get("family") != family:
             raise LoracError(f"{root} holds a synthetic {recorded.get('family')} set, not "
                              f"{family}")
+        wanted = _trainer_of(_synth_module(family, backend))
+        if recorded.get("trainer", wanted) != wanted:
+            raise LoracError(f"{root} holds a synthetic {family} set for "
+                             f"{recorded['trainer']}, not for {wanted}")
         if recorded.get("trainer_args"):  # complete; else an interrupted write: write again
             return recorded["trainer_args"]
     io.err.write(f"lorac: writing synthetic {family} checkpoints to {root} (once)\n")
-    made = make_synthetic(family, root)
+    made = make_synthetic(family, root, backend=backend)
     io.err.write(f"lorac: {made.bytes_written / 1e9:.1f} GB in {made.seconds:.0f} s\n")
     return made.trainer_args()
 
@@ -364,7 +404,7 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     if not hasattr(backend, "launch_argv"):
         raise LoracError(f"backend {backend.name} cannot launch a trainer")
     if opts.synthetic:  # a synthetic set is written in the layout of one trainer's loaders
-        trainer = _synth_module(profile.family or "flux1-dev").__name__.split(".")[-2]
+        trainer = _trainer_of(_synth_module(profile.family or "flux1-dev", backend.name))
         if backend.name != trainer:
             raise LoracError(f"--synthetic writes {trainer}'s checkpoints for family "
                              f"{profile.family or 'flux1-dev'}; backend {backend.name} cannot "
@@ -390,11 +430,12 @@ def run_profile(opts: RunOptions, io: Io) -> int:
         env = run_env(profile)  # the names lint refuses (LRC209) stop even a --force run
         if opts.synthetic:
             overrides.update(
-                dict.fromkeys(synthetic_options(profile.family or "flux1-dev"), "<synthetic>")
-                if opts.dry_run else _synthetic_set(profile, opts.synth_dir, io))
+                dict.fromkeys(synthetic_options(profile.family or "flux1-dev", backend.name),
+                              "<synthetic>")
+                if opts.dry_run else _synthetic_set(profile, opts.synth_dir, io, backend.name))
             env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
             if not opts.dry_run:
-                env.update(_synthetic_env(_synth_root(profile, opts.synth_dir)))
+                env.update(_synthetic_env(_synth_root(profile, opts.synth_dir, backend.name)))
         for name, value in overrides.items():
             _set_option(profile, name, value)
 
@@ -446,7 +487,9 @@ def run_profile(opts: RunOptions, io: Io) -> int:
             return 0
         assert checkout is not None  # only a dry run goes on without one
 
-        problems = preflight(profile, run_dir)
+        left_out = frozenset(d.key_path for d in artifacts.diagnostics
+                             if d.code == "LRC608" and d.key_path)
+        problems = preflight(profile, run_dir, left_out)
         if problems and not opts.force:
             for p in problems:
                 io.err.write(f"lorac: pre-flight: {printable(p)}\n")
@@ -489,16 +532,37 @@ def run_profile(opts: RunOptions, io: Io) -> int:
     io.err.write(f"lorac: run folder {printable(run_dir)}\n")
     extra["vram_prediction"] = _vram_prediction(profile)
     result = launch(argv, run_dir, env=env, display=opts.display, manifest_extra=extra,
-                    secrets=known, on_tick=_live_report(run_dir), tick_s=REPORT_EVERY_S)
+                    secrets=known, on_tick=_live_report(run_dir), tick_s=REPORT_EVERY_S,
+                    parser=_parser(backend.name, artifacts.options))
     io.err.write(f"lorac: {result.status} (exit {result.exit_code}); manifest "
                  f"{printable(result.manifest_path)}\n")
     code = int(result.exit_code)
     if result.status in ("succeeded", "stopped"):
-        code = _check_outputs(profile, backend, run_dir, result.manifest_path, code, io)
+        expected: tuple[int | None, str | None] | None = None
+        if backend.name == "ai-toolkit" and opts.synthetic:
+            # lorac's tiny synthetic sets (CPU tests) have fewer blocks than the real model
+            from lorac.trainers.ai_toolkit.emitter import module_count
+
+            tiny = bool(_synth_record(_synth_root(profile, opts.synth_dir, backend.name))
+                        .get("tiny"))
+            expected = module_count(profile, artifacts.options, tiny=tiny)
+        code = _check_outputs(profile, backend, run_dir, result.manifest_path, code, io,
+                              expected)
     _final_report(run_dir, io)
     if result.status == "interrupted":
         return int(ExitCode.INTERRUPTED)
     return code
+
+
+def _parser(backend: str, options: Any) -> Any:
+    """The progress parser for ``backend``'s output: ai-toolkit's training bar is named after
+    its job (``config.name`` of the YAML)."""
+    from lorac.run.progress import ProgressParser
+
+    if backend == "ai-toolkit" and isinstance(options, dict):
+        name = (options.get("config") or {}).get("name")
+        return ProgressParser("ai-toolkit", str(name)) if name else ProgressParser("ai-toolkit")
+    return ProgressParser()
 
 
 #: Seconds between rewrites of report.html while the trainer runs.
@@ -551,14 +615,15 @@ def _final_report(run_dir: Path, io: Io) -> None:
 
 
 def _check_outputs(profile: Profile, backend: Any, run_dir: Path, manifest_path: Path,
-                   code: int, io: Io) -> int:
+                   code: int, io: Io,
+                   expected: tuple[int | None, str | None] | None = None) -> int:
     """Inspect what the run saved (:mod:`lorac.run.check`); a problem marks the manifest
     (status ``check failed``, the reasons under ``lora_check``) and the exit code."""
 
     from lorac.run.check import check_run_outputs
     from lorac.run.manifest import read_manifest, write_manifest
 
-    check = check_run_outputs(profile, run_dir, backend)
+    check = check_run_outputs(profile, run_dir, backend, expected)
     manifest = read_manifest(manifest_path)
     manifest["lora_check"] = check
     for entry in check["files"]:

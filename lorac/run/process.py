@@ -233,6 +233,7 @@ def launch(
     secrets: Iterable[str] = (),
     on_tick: Callable[[dict[str, Any]], None] | None = None,
     tick_s: float = 5.0,
+    parser: ProgressParser | None = None,
 ) -> RunResult:
     """Run ``argv`` (a trainer command, e.g. ``accelerate launch … flux_train_network.py …``).
 
@@ -244,6 +245,7 @@ def launch(
     caller-owned manifest keys (see :mod:`lorac.run.manifest`). ``on_event`` sees every
     parsed event. ``on_tick`` gets, every ``tick_s`` seconds while the trainer runs, the live
     manifest keys ``telemetry``, ``phases`` and ``progress`` (for the run's report page).
+    ``parser``: reads the trainer's output (default: kohya's, :class:`ProgressParser`).
     ``secrets``: values never to write or show; they, the values of the secret-looking variables
     of the trainer's environment and recognisable tokens (:func:`lorac.core.secrets.scrub`) are
     masked in ``train.log``, the manifest's ``command`` and the lines echoed on failure.
@@ -269,7 +271,7 @@ def launch(
                             manifest_extra, known=known)
     write_manifest(manifest_path, manifest)
 
-    parser = ProgressParser()
+    parser = parser if parser is not None else ProgressParser()
     sampler = GpuSampler(interval=sample_interval)
     signals = _Signals()
     phases: list[dict[str, Any]] = [{"phase": "startup", "at_s": 0.0}]

@@ -32,6 +32,14 @@ phase               marker (file:line)
 ``done``            "model saved." (train_network.py:1863)
 ==================  ==============================================================================
 
+ai-toolkit (``python run.py job.yaml``, :data:`AI_TOOLKIT_MARKERS`, quoted from 27a03a91) meets
+them in another order: it loads the models, makes the LoRA, caches latents and text embeddings,
+draws baseline samples (in ``prepare``) and trains; its training bar is a ``ToolkitProgressBar``
+(a tqdm) whose description is the job's name (jobs/process/BaseSDTrainProcess.py:2484-2490), with
+the postfix ``lr: 1.0e-04 loss: 1.234e-01`` (:2694-2698). It prints nothing before its final
+save, so ``save`` starts at "Saved checkpoint to" and holds the closing samples; nor anything
+after a job that succeeded (run.py:111-134), so its runs never reach ``done``.
+
 Before any marker the phase is ``startup`` (accelerate and imports). A phase's memory is what was
 seen between its marker and the next one, so a marker logged after the memory moved would shift the
 peak into the phase before: the markers above are the first line of each phase in a FLUX run.
@@ -46,7 +54,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-__all__ = ["PHASES", "ProgressEvent", "ProgressParser", "split_lines"]
+__all__ = ["AI_TOOLKIT_MARKERS", "PHASES", "ProgressEvent", "ProgressParser", "split_lines"]
 
 PHASES = (
     "startup",
@@ -80,6 +88,22 @@ _MARKERS: tuple[tuple[str, str], ...] = (
     ("saving checkpoint:", "save"),
     ("model saved.", "done"),
 )
+
+#: ai-toolkit's markers (file:line at 27a03a91).
+AI_TOOLKIT_MARKERS: tuple[tuple[str, str], ...] = (
+    # toolkit/stable_diffusion_model.py:650 (FLUX), toolkit/models/wan21/wan21.py:397; both
+    # print "Loading transformer" before their first weights (:652, wan21.py:345)
+    ("Loading Flux model", "load"),
+    ("Loading Wan model", "load"),
+    ("Loading transformer", "load"),
+    ("Caching latents for", "cache_latents"),  # toolkit/dataloader_mixins.py:1912
+    ("Caching text_embeddings for", "cache_text_encoder"),  # dataloader_mixins.py:2277
+    ("Generating baseline samples before training", "prepare"),  # BaseSDTrainProcess.py:2480
+    ("Skipping first sample due to config setting", "prepare"),  # BaseSDTrainProcess.py:2478
+    ("Saving at step", "save"),  # BaseSDTrainProcess.py:2715
+    ("Saved checkpoint to", "save"),  # BaseSDTrainProcess.py:699
+)
+_AITK_POSTFIX = re.compile(r"\bloss:\s*(?P<v>[-+0-9.eE]+|nan|inf)")
 
 # tqdm's default bar:
 #   "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
@@ -130,7 +154,12 @@ def _float(text: str) -> float | None:
 class ProgressParser:
     """Stateful: feed it lines in order, get events. ``phase`` is the current phase."""
 
-    def __init__(self) -> None:
+    def __init__(self, trainer: str = "kohya", step_desc: str = "steps") -> None:
+        """``trainer``: ``kohya`` (also musubi-tuner's output) or ``ai-toolkit``;
+        ``step_desc``: the description of the training bar (ai-toolkit: the job's name)."""
+        self.markers = AI_TOOLKIT_MARKERS if trainer == "ai-toolkit" else _MARKERS
+        self.step_desc = step_desc
+        self.trainer = trainer
         self.phase = "startup"
         self.step: int | None = None
         self.total: int | None = None
@@ -166,7 +195,7 @@ class ProgressParser:
         if bar:
             events.extend(self._bar(bar))
             return events
-        for marker, phase in _MARKERS:
+        for marker, phase in self.markers:
             if marker in line:
                 ev = self._enter(phase)
                 if ev:
@@ -182,13 +211,16 @@ class ProgressParser:
         if rate:
             v = float(rate.group("v"))
             spi = v if rate.group("unit") == "s/it" else (1.0 / v if v else None)
-        if desc != "steps":
+        if desc != self.step_desc:
             yield ProgressEvent("bar", self.phase, step=n, total=total, sec_per_it=spi)
             return
         ev = self._enter("train")
         if ev:
             yield ev
         loss = None
+        if self.trainer == "ai-toolkit":
+            found = _AITK_POSTFIX.search(m.group("postfix") or "")
+            loss = _float(found.group("v")) if found else None
         for item in _POSTFIX_ITEM.finditer(m.group("postfix") or ""):
             if item.group("k").strip() == "avr_loss":
                 loss = _float(item.group("v"))

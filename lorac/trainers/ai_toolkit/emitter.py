@@ -375,6 +375,12 @@ class AiToolkitBackend:
         self._facts(profile, fam, model_arch, out)
         if profile.get("profile", "backend") == "musubi":
             _from_musubi(profile, mapping, model_arch, out)
+        sample = tree.get("sample")
+        if isinstance(sample, dict) and sample.get("prompts"):
+            # ai-toolkit's default negative prompt is False (toolkit/config_modules.py:86), which
+            # it encodes before training (extensions_built_in/sd_trainer/SDTrainer.py:254) and
+            # transformers' tokenizers refuse: its own examples all set neg
+            sample.setdefault("neg", "")
 
         process = tree["process"]
         network = tree.get("network", {})
@@ -415,12 +421,14 @@ class AiToolkitBackend:
         return None
 
     def expected_modules(self, profile: Profile) -> tuple[int | None, str | None]:
-        """Why lorac cannot say how many modules ai-toolkit wraps (see
-        :mod:`lorac.trainers.module_count`)."""
+        """How many modules ai-toolkit's LoRA wraps for ``profile`` built by this backend, or
+        why lorac cannot say (see :mod:`lorac.trainers.module_count` and :func:`module_count`)."""
 
-        return None, ("ai-toolkit wraps the layers its model class lists in "
-                      "target_lora_modules (toolkit/lora_special.py); lorac does not model "
-                      f"them for {profile.family or 'this profile'}")
+        try:
+            job = self.emit(profile, self.formats[0]).options
+        except LoracError as exc:
+            return None, f"the profile does not build for ai-toolkit: {exc}"
+        return module_count(profile, job)
 
     def launch_argv(self, argv: list[str], trainer: str | Path, build_dir: str | Path,
                     ) -> list[str]:
@@ -648,3 +656,33 @@ def lorac_backends() -> list[AiToolkitBackend]:
     """The ai-toolkit backend."""
 
     return [AiToolkitBackend()]
+
+
+#: ai-toolkit network keys that change which modules get a LoRA (toolkit/config_modules.py).
+MODULE_KEYS = ("transformer_only", "only_if_contains", "ignore_if_contains", "network_kwargs",
+               "conv", "full_if_contains", "all_layers", "lorm_config")
+
+
+def module_count(profile: Profile, job: Any, *, tiny: bool = False
+                 ) -> tuple[int | None, str | None]:
+    """How many modules ai-toolkit's LoRA wraps for ``profile`` built into ``job`` (the emitted
+    YAML as data), or why lorac cannot say: the layers of :func:`lorac.trainers.ai_toolkit.synth.
+    lora_modules` for the families lorac models, with a plain ``lora`` network of default module
+    choice. ``tiny``: the count for lorac's tiny synthetic set of the family."""
+
+    from lorac.trainers.ai_toolkit.synth import FAMILIES, lora_modules
+
+    try:
+        network = job["config"]["process"][0]["network"]
+    except (KeyError, IndexError, TypeError):
+        return None, "the job has no network"
+    if profile.family not in FAMILIES:
+        return None, ("ai-toolkit wraps the layers its model class lists in target_lora_modules "
+                      "(toolkit/lora_special.py); lorac models them for "
+                      f"{', '.join(FAMILIES)} only, not {profile.family or 'this profile'}")
+    if not isinstance(network, dict) or network.get("type", "lora") != "lora":
+        return None, "a network type other than lora wraps other layers"
+    changed = [k for k in MODULE_KEYS if k in network]
+    if changed:
+        return None, f"network keys {', '.join(changed)} change which layers get a LoRA"
+    return len(lora_modules(profile.family, tiny=tiny)), None

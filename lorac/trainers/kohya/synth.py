@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lorac.trainers.tokenizers import write_clip_tokenizer, write_t5_tokenizer
+
 __all__ = [
     "FAMILIES",
     "FluxSizes",
@@ -412,89 +414,7 @@ def _write_streamed(path: Path, spec: dict[str, TensorSpec], *, device: str, see
     return path.stat().st_size
 
 
-# ---- tokenizers -----------------------------------------------------------------------------
-
-_SPECIAL_CLIP = ("<|startoftext|>", "<|endoftext|>")
-
-
-def _bytes_to_unicode() -> dict[int, str]:
-    # GPT-2 / CLIP byte-to-unicode table (transformers' models/clip/tokenization_clip.py).
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, (chr(c) for c in cs), strict=True))
-
-
-def write_clip_tokenizer(folder: Path) -> Path:
-    """A byte-level BPE in CLIP's file layout: every byte alone and word-final (``</w>``),
-    a few merges, and the two special tokens; ids stay far below CLIP-L's 49408."""
-    folder.mkdir(parents=True, exist_ok=True)
-    chars = list(_bytes_to_unicode().values())
-    vocab_list = chars + [c + "</w>" for c in chars]
-    merges = [("t", "h"), ("th", "e</w>"), ("a", "n"), ("an", "d</w>"), ("o", "f</w>")]
-    vocab_list += ["".join(m) for m in merges]
-    vocab_list += list(_SPECIAL_CLIP)
-    vocab = {tok: i for i, tok in enumerate(vocab_list)}
-    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    merges_txt = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
-    (folder / "merges.txt").write_text(merges_txt, encoding="utf-8")
-    special = {
-        "bos_token": _SPECIAL_CLIP[0],
-        "eos_token": _SPECIAL_CLIP[1],
-        "unk_token": _SPECIAL_CLIP[1],
-        "pad_token": _SPECIAL_CLIP[1],
-    }
-    (folder / "special_tokens_map.json").write_text(json.dumps(special), encoding="utf-8")
-    config = {
-        **special,
-        "tokenizer_class": "CLIPTokenizer",
-        "model_max_length": 77,
-        "do_lower_case": True,
-        "errors": "replace",
-        "add_prefix_space": False,
-    }
-    (folder / "tokenizer_config.json").write_text(json.dumps(config), encoding="utf-8")
-    return folder
-
-
-def write_t5_tokenizer(folder: Path) -> Path:
-    """A tiny Unigram tokenizer in T5's layout (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2, ``</s>``
-    appended), built with ``tokenizers`` and saved through transformers' ``T5TokenizerFast``
-    so that ``T5TokenizerFast.from_pretrained`` loads it. Needs tokenizers + transformers."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import T5TokenizerFast
-
-    folder.mkdir(parents=True, exist_ok=True)
-    pieces = ["▁"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    pieces += [chr(c) for c in range(ord("A"), ord("Z") + 1)]
-    pieces += [*list("0123456789.,;:!?'\"-()"), "▁the", "▁a", "▁of", "▁photo"]
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
-    vocab += [(p, -1.0 - 0.01 * i) for i, p in enumerate(pieces)]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
-    )
-    raw = folder / "_tokenizer.json"
-    tok.save(str(raw))
-    fast = T5TokenizerFast(
-        tokenizer_file=str(raw),
-        eos_token="</s>",
-        unk_token="<unk>",
-        pad_token="<pad>",
-        extra_ids=100,
-        model_max_length=512,
-    )
-    fast.save_pretrained(str(folder))
-    raw.unlink()
-    return folder
+# ---- tokenizers: lorac.trainers.tokenizers -----------------------------------------------
 
 
 def write_tokenizers(cache_dir: Path) -> Path:
