@@ -45,6 +45,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.trainers.ai_toolkit.rules.tables",
     "lorac.trainers.ai_toolkit.rules.traps",
     "lorac.trainers.ai_toolkit.rules.scheduler",
+    "lorac.trainers.ai_toolkit.rules.gpus",
     "lorac.trainers.kohya.rules.tables",
     "lorac.trainers.tables",
 )

@@ -373,6 +373,11 @@ class AiToolkitBackend:
                 entry.setdefault(key, value)
         self._native(profile, mapping, tree, datasets, out)
         self._facts(profile, fam, model_arch, out)
+        from lorac.trainers.ai_toolkit.rules.gpus import several_gpus_finding
+
+        several = several_gpus_finding(profile)  # LRC691: build and --backend too
+        if several is not None:
+            out.diags.append(several)
 
         process = tree["process"]
         network = tree.get("network", {})
