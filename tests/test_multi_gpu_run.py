@@ -316,3 +316,18 @@ def test_ai_toolkit_backend_of_a_kohya_profile_refuses_too(env: dict[str, str]) 
     assert built.returncode == 1
     assert "LRC691 [run] asks for 2 GPU processes" in built.stderr
     assert "nothing was written" in built.stderr
+
+
+def test_musubi_device_option_moves_only_the_caching_steps(tmp_path: Path) -> None:
+    """``device`` is an option of the caching scripts only: it picks their GPU and leaves the
+    training step to accelerate."""
+    from lorac.trainers.musubi.emitter import MusubiBackend
+    from tests.conftest import resolved
+
+    text = MUSUBI_PROFILE.replace("sdpa = true", 'sdpa = true\ndevice = "cuda:1"')
+    res = resolved(tmp_path, text + "\n[run]\ngpus = 2\n")
+    assert res.profile is not None
+    steps = dict(MusubiBackend().emit(res.profile, "toml").steps)
+    assert "--device=cuda:1" in steps["latents"] and "--device=cuda:1" in steps["text_encoder"]
+    assert not any(a.startswith("--device") for a in steps["train"])
+    assert steps["train"][2:4] == ["--multi_gpu", "--num_processes=2"]
