@@ -316,6 +316,10 @@ def test_ai_toolkit_backend_of_a_kohya_profile_refuses_too(env: dict[str, str]) 
     assert built.returncode == 1
     assert "LRC691 [run] asks for 2 GPU processes" in built.stderr
     assert "nothing was written" in built.stderr
+    run = _lorac(env, "kohya", "run", "p", "--backend", "ai-toolkit", "--display", "plain")
+    assert run.returncode == 1 and "LRC691" in run.stderr
+    assert "the backend reported errors; nothing was launched" in run.stderr
+    assert _calls(env) == []
 
 
 def test_musubi_device_option_moves_only_the_caching_steps(tmp_path: Path) -> None:
