@@ -44,9 +44,11 @@ BUILTIN: tuple[str, ...] = (
     "lorac.trainers.ai_toolkit.emitter",
     "lorac.trainers.musubi.emitter",
     "lorac.trainers.musubi.rules.checks",
+    "lorac.trainers.musubi.rules.gpus",
     "lorac.trainers.ai_toolkit.rules.tables",
     "lorac.trainers.ai_toolkit.rules.traps",
     "lorac.trainers.ai_toolkit.rules.scheduler",
+    "lorac.trainers.ai_toolkit.rules.gpus",
     "lorac.trainers.kohya.rules.tables",
     "lorac.trainers.tables",
 )

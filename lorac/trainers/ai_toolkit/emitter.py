@@ -381,6 +381,11 @@ class AiToolkitBackend:
             # it encodes before training (extensions_built_in/sd_trainer/SDTrainer.py:254) and
             # transformers' tokenizers refuse: its own examples all set neg
             sample.setdefault("neg", "")
+        from lorac.trainers.ai_toolkit.rules.gpus import several_gpus_finding
+
+        several = several_gpus_finding(profile)  # LRC691: build and --backend too
+        if several is not None:
+            out.diags.append(several)
 
         process = tree["process"]
         network = tree.get("network", {})
