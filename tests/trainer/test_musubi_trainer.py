@@ -28,9 +28,11 @@ def test_musubi_knowledge_is_fresh(tmp_path: Path) -> None:
     shipped = inventory.backends_dir() / "musubi"
     generated = {p.relative_to(tmp_path) for p in written}
     # (synth/ holds the synthetic-set layouts, generated and checked by
-    # tests/trainer/test_musubi_synth_trainer.py)
+    # tests/trainer/test_musubi_synth_trainer.py; vram_*.json are measured records and the model
+    # fitted to them, not read from the source: tests/test_lora_memory.py checks them)
     committed = {p.relative_to(shipped) for p in shipped.rglob("*.json")
-                 if p.relative_to(shipped).parts[0] != "synth"}
+                 if p.relative_to(shipped).parts[0] != "synth"
+                 and not p.name.startswith("vram_")}
     assert generated == committed, "a generated file is not committed, or one is left over"
     for rel in sorted(generated):
         assert (tmp_path / rel).read_bytes() == (shipped / rel).read_bytes(), (
