@@ -291,20 +291,6 @@ def test_parallel_map_keeps_order() -> None:
     assert dataset.run_parallel(_square, items, 2) == [x * x for x in items]
 
 
-def test_near_duplicate_bands_find_every_close_pair() -> None:
-    import random
-
-    rng = random.Random(5)
-    for _ in range(200):
-        a = rng.getrandbits(64)
-        flips = rng.sample(range(64), rng.randrange(0, 7))
-        b = a
-        for bit in flips:
-            b ^= 1 << bit
-        ka, kb = set(dataset._bands(a, 6)), set(dataset._bands(b, 6))
-        assert ka & kb, (hex(a), hex(b))
-
-
 # --------------------------------------------------------------------------- bucketing
 
 

@@ -14,7 +14,8 @@ The module has three layers, each usable on its own:
 
 The lint rules in :mod:`lorac.lint.rules.dataset` and ``lorac dataset check`` both call
 :func:`analyse_profile` / :func:`analyse_folder`. PIL and numpy are imported only when images
-are actually scanned.
+are actually scanned or grouped; the near-duplicate groups (exact, perceptual-hash, caption)
+come from :mod:`lorac.scan.neighbours` in near-linear time.
 
 Facts about sd-scripts (commit 37a1cbbc, the default pin) this module relies on:
 
@@ -60,6 +61,7 @@ from typing import Any, TextIO
 
 from lorac.config.profile import parse_resolution
 from lorac.core.diagnostics import KeyPath, LoracError
+from lorac.scan import neighbours
 
 #: sd-scripts' image extensions, matched case-sensitively (library/dataset.py:77).
 SD_IMAGE_EXTENSIONS = frozenset(
@@ -821,55 +823,6 @@ def _fixed_part(caption: str, spec: SubsetSpec) -> str | None:
     return None
 
 
-def _groups(n: int, pairs: Iterable[tuple[int, int]],
-            linked: Callable[[int, int], bool]) -> list[list[int]]:
-    """Connected groups (size > 1) of ``n`` items over the candidate ``pairs`` that are
-    ``linked``."""
-
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in pairs:
-        if root(i) != root(j) and linked(i, j):
-            parent[root(j)] = root(i)
-    out: dict[int, list[int]] = {}
-    for i in range(n):
-        out.setdefault(root(i), []).append(i)
-    return [sorted(g) for g in sorted(out.values()) if len(g) > 1]
-
-
-def _keyed_pairs(keys: list[Iterable[Any]]) -> Iterable[tuple[int, int]]:
-    """Pairs of items that share at least one key (each item has several)."""
-
-    buckets: dict[Any, list[int]] = {}
-    for i, ks in enumerate(keys):
-        for k in ks:
-            buckets.setdefault(k, []).append(i)
-    seen: set[tuple[int, int]] = set()
-    for members in buckets.values():
-        for a in range(len(members)):
-            for b in range(a + 1, len(members)):
-                pair = (members[a], members[b])
-                if pair not in seen:
-                    seen.add(pair)
-                    yield pair
-
-
-def _bands(value: int, limit: int, bits: int = 64) -> list[tuple[int, int]]:
-    """Split ``value`` into ``limit + 1`` bands: two hashes within ``limit`` bits of each
-    other agree exactly on at least one band (pigeonhole)."""
-
-    count = min(bits, limit + 1)
-    edges = [round(k * bits / count) for k in range(count + 1)]
-    return [(k, (value >> edges[k]) & ((1 << (edges[k + 1] - edges[k])) - 1))
-            for k in range(count)]
-
-
 def make_bucket_resolutions(reso: tuple[int, int], min_size: int, max_size: int,
                             step: int) -> list[tuple[int, int]]:
     """sd-scripts' predefined buckets (library/model_util.py:1388-1416)."""
@@ -1086,30 +1039,7 @@ def _similar_captions(result: FolderResult, config: DatasetConfig) -> None:
     if len(items) < 2 or t <= 0:
         return
     words = [frozenset(re.findall(r"\w+", text.lower())) for _, text in items]
-    # prefix filtering: order tokens rare-first; two sets with Jaccard ≥ t share a token
-    # among the first |A| - ceil(t·|A|) + 1 of each, so only those pairs are compared
-    freq: dict[str, int] = {}
-    for ws in words:
-        for w in ws:
-            freq[w] = freq.get(w, 0) + 1
-    first: dict[frozenset[str], int] = {}
-    keys: list[list[Any]] = []
-    for i, ws in enumerate(words):
-        if ws in first:  # identical word sets: link to the first, compare nothing
-            keys.append([("same", first[ws])])
-            continue
-        first[ws] = i
-        ordered = sorted(ws, key=lambda w: (freq[w], w))
-        keep = len(ordered) - math.ceil(t * len(ordered)) + 1
-        keys.append([("same", i), *ordered[:max(1, keep)]])
-
-    def similar(i: int, j: int) -> bool:
-        a, b = words[i], words[j]
-        if not a or not b:
-            return False
-        return len(a & b) / len(a | b) >= t
-
-    for group in _groups(len(items), _keyed_pairs(keys), similar):
+    for group in neighbours.jaccard_groups(words, t):
         names = ", ".join(items[i][0] for i in group)
         result.findings.append(Finding(
             "LRC510", f"{len(group)} captions are near-duplicates (word overlap ≥ "
@@ -1175,26 +1105,23 @@ def _judge_images(result: FolderResult, config: DatasetConfig) -> None:
                         data={"blur": rec.blur}))
 
     hashed = [r for r in recs if r.sha256 and r.error != "unreadable"]
-    exact = _groups(len(hashed), _keyed_pairs([[r.sha256] for r in hashed]),
-                    lambda i, j: hashed[i].sha256 == hashed[j].sha256)
-    same: set[tuple[str, str]] = set()
-    for group in exact:
+    same_file: dict[str, str] = {}
+    for group in neighbours.keyed_groups(r.sha256 for r in hashed):
         paths = [hashed[i].path for i in group]
-        same |= {(a, b) for a in paths for b in paths}
+        same_file.update((p, paths[0]) for p in paths)
         add(Finding("LRC519", f"{len(paths)} files are identical: {', '.join(paths)}",
                     paths[1], hint="keep one of them", data={"files": paths}))
     phashed = [r for r in scored if r.phash]
     limit = config.near_duplicate_distance
     ints = [int(r.phash, 16) for r in phashed]  # type: ignore[arg-type]
 
-    def near(i: int, j: int) -> bool:
-        return ((phashed[i].path, phashed[j].path) not in same
-                and (ints[i] ^ ints[j]).bit_count() <= limit)
+    def distinct_files(members: list[int]) -> bool:
+        # images with one hash are near-duplicates of each other unless they are all one file
+        return len({same_file.get(phashed[i].path, phashed[i].path) for i in members}) > 1
 
-    pairs = _keyed_pairs([_bands(v, limit) for v in ints])
-    for group in _groups(len(phashed), pairs, near):
+    for group in neighbours.hamming_groups(ints, limit, linked_same=distinct_files):
         paths = [phashed[i].path for i in group]
-        dist = max((ints[a] ^ ints[b]).bit_count() for a in group for b in group)
+        dist = neighbours.max_distance([ints[i] for i in group])
         add(Finding("LRC520", f"{len(paths)} images are near-duplicates (perceptual-hash "
                     f"distance ≤ {dist}, limit {limit}): {', '.join(paths)}", paths[1],
                     hint="keep the best one", data={"files": paths, "distance": dist}))
