@@ -89,7 +89,7 @@ def test_no_dataset_skips_the_family(fx: Path) -> None:
 
 def test_rescan_reads_the_cache(fx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lorac("dataset", "check", "data", "-p", "profiles/p.toml")
-    assert list((fx / ".lorac_cache" / "dataset").glob("*.json"))
+    assert (fx / ".lorac_cache" / "dataset" / "scan.sqlite3").is_file()
 
     def boom(*_a: object) -> dict:
         raise AssertionError("scanned an unchanged file")

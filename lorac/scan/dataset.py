@@ -46,7 +46,6 @@ Facts about sd-scripts (commit 37a1cbbc, the default pin) this module relies on:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import re
@@ -468,49 +467,14 @@ def _phash(gray: Any) -> str:
     return f"{int(bits, 2):016x}"
 
 
-# -- the cache
-
-
-def _cache_file(cache_dir: Path, folder: Path) -> Path:
-    key = hashlib.sha256(_real(folder).encode(errors="replace")).hexdigest()[:24]
-    return cache_dir / f"{key}.json"
+# -- the cache (lorac/scan/scancache.py)
 
 
 def _cache_tag(config: DatasetConfig) -> str:
     return f"v{SCAN_VERSION}:norm{NORM_SIZE}:max{config.max_pixels}"
 
 
-def _load_cache(path: Path, tag: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("tag") != tag:
-        return {}
-    entries = data.get("entries")
-    return entries if isinstance(entries, dict) else {}
-
-
-def _store_cache(path: Path, tag: str, entries: dict[str, Any]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = path.parent.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("*\n")
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"tag": tag, "entries": entries}), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only tree simply has no cache
-
-
-def _identity(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
+_FLUSH_EVERY = 2000  # scanned records are committed to the cache in batches of this many
 
 
 def worker_count(config: DatasetConfig) -> int:
@@ -529,13 +493,20 @@ def _scan_task(args: tuple[str, int]) -> dict[str, Any]:
 
 
 def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
-                 on_done: Callable[[int], None] | None = None) -> list[Any]:
-    """``fn`` over ``items`` in ``workers`` processes (in-process when few), results in order."""
+                 on_done: Callable[[int], None] | None = None,
+                 on_result: Callable[[Any], None] | None = None) -> list[Any]:
+    """``fn`` over ``items`` in ``workers`` processes (in-process when few), results in order.
+    ``on_done(count)`` and ``on_result(value)`` are called as each result arrives; with
+    ``on_result`` the results are handed over only there (the list returned is empty)."""
 
     if workers <= 1 or len(items) < _POOL_MIN:
         out = []
         for i, item in enumerate(items, 1):
-            out.append(fn(item))
+            value = fn(item)
+            if on_result:
+                on_result(value)
+            else:
+                out.append(value)
             if on_done:
                 on_done(i)
         return out
@@ -548,12 +519,15 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
     chunk = max(1, min(16, len(items) // (workers * 8)))
-    results: list[Any] = [None] * len(items)
+    results: list[Any] = [] if on_result else [None] * len(items)
     with ctx.Pool(workers) as pool:
         for done, (i, value) in enumerate(
                 pool.imap_unordered(_indexed, [(fn, i, it) for i, it in enumerate(items)],
                                     chunksize=chunk), 1):
-            results[i] = value
+            if on_result:
+                on_result(value)
+            else:
+                results[i] = value
             if on_done:
                 on_done(done)
     return results
@@ -595,53 +569,83 @@ class Progress:
 def scan(paths: Iterable[Path], config: DatasetConfig | None = None, *,
          cache_dir: Path | None = CACHE_DIR, progress: TextIO | None = None,
          show_progress: bool | None = None) -> dict[str, ImageRecord]:
-    """Scan image files (grouped by folder for the cache) → records by path string.
+    """Scan image files → records by path string.
 
-    Unchanged files (same size, mtime_ns and inode) are read from the cache; the rest are
-    scanned by :func:`scan_file` in a process pool. ``cache_dir=None`` disables the cache.
+    Unchanged files (same size, mtime_ns and inode) are read from the cache
+    (:class:`lorac.scan.scancache.ScanCache`); the rest are scanned by :func:`scan_file` in a
+    process pool and committed to the cache in batches as they arrive. ``cache_dir=None``
+    disables the cache.
     """
 
+    from lorac.scan.scancache import ScanCache
+
     config = config or DatasetConfig()
-    tag = _cache_tag(config)
-    by_folder: dict[Path, list[str]] = {}
+    use_cache = cache_dir is not None and config.cache
+    cache = ScanCache(cache_dir, _cache_tag(config), {"images": ImageRecord}) if (
+        use_cache) else None  # type: ignore[arg-type]
+    try:
+        return _scan_with(paths, config, cache, progress, show_progress)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
+               progress: TextIO | None, show_progress: bool | None) -> dict[str, ImageRecord]:
+    by_folder: dict[str, list[str]] = {}
     for p in paths:
-        by_folder.setdefault(Path(p).parent, []).append(str(p))
+        name = str(p)
+        by_folder.setdefault(os.path.dirname(name), []).append(name)
     records: dict[str, ImageRecord] = {}
     todo: list[str] = []
-    caches: dict[Path, tuple[Path, dict[str, Any]]] = {}
-    use_cache = cache_dir is not None and config.cache
+    keys: dict[str, str] = {}  # folder → its cache key (the real path)
+    stale: dict[str, list[str]] = {}
     for folder, names in by_folder.items():
-        entries: dict[str, Any] = {}
-        if use_cache:
-            cfile = _cache_file(cache_dir, folder)  # type: ignore[arg-type]
-            entries = _load_cache(cfile, tag)
-            caches[folder] = (cfile, entries)
+        keys[folder] = key = _real(Path(folder or "."))
+        entries = cache.load("images", key) if cache is not None else {}
         for name in names:
-            ident = _identity(name)
-            hit = entries.get(os.path.basename(name))
-            if ident is not None and hit and tuple(hit.get("id", ())) == ident:
-                records[name] = ImageRecord(**{**hit["record"], "path": name})
-            else:
-                todo.append(name)
+            hit = entries.pop(os.path.basename(name), None)
+            if hit is not None:
+                try:
+                    st = os.stat(name)
+                except OSError:
+                    st = None
+                if st is not None and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+                    rec = ImageRecord(name, *hit)
+                    rec.has_alpha = bool(rec.has_alpha)
+                    records[name] = rec
+                    continue
+            todo.append(name)
+        stale[folder] = list(entries)  # cached files no longer in the listing
+    if cache is not None:
+        columns = cache.columns["images"]
+        pending: list[ImageRecord] = []
+
+        def flush() -> None:
+            by_key: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+            for rec in pending:
+                by_key.setdefault(keys[os.path.dirname(rec.path)], []).append(
+                    (os.path.basename(rec.path), tuple(getattr(rec, c) for c in columns)))
+            for key, rows in by_key.items():
+                cache.store("images", key, rows)
+            pending.clear()
+
+    def arrived(raw: dict[str, Any]) -> None:
+        rec = records[raw["path"]] = ImageRecord(**raw)
+        if cache is not None and rec.error != "unreadable":
+            pending.append(rec)
+            if len(pending) >= _FLUSH_EVERY:
+                flush()
+
     if todo:
         bar = Progress(len(todo), "scanning images", progress, show_progress)
-        results = run_parallel(_scan_task, [(p, config.max_pixels) for p in todo],
-                               worker_count(config), bar)
-        for raw in results:
-            records[raw["path"]] = ImageRecord(**raw)
-        if use_cache:
-            for folder, (cfile, entries) in caches.items():
-                live = {os.path.basename(n) for n in by_folder[folder]}
-                fresh = {k: v for k, v in entries.items() if k in live}
-                for name in by_folder[folder]:
-                    rec = records[name]
-                    if rec.error == "unreadable":
-                        continue
-                    record = asdict(rec)
-                    record.pop("path")
-                    fresh[os.path.basename(name)] = {
-                        "id": [rec.size, rec.mtime_ns, rec.inode], "record": record}
-                _store_cache(cfile, tag, fresh)
+        run_parallel(_scan_task, [(p, config.max_pixels) for p in todo],
+                     worker_count(config), bar, arrived)
+    if cache is not None:
+        flush()
+        for folder, names in stale.items():
+            if names:
+                cache.store("images", keys[folder], (), stale=names)
     return records
 
 
