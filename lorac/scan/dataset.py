@@ -72,7 +72,7 @@ OTHER_IMAGE_EXTENSIONS = frozenset((
 DEFAULT_CAPTION_EXTENSION = ".caption"  # library/config_util.py:86, library/args.py:913
 PIL_MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS; PIL fails at twice this
 NORM_SIZE = 256  # the long side of the normalised downscale that blur and phash are scored on
-SCAN_VERSION = 2
+SCAN_VERSION = 3
 CACHE_DIR = Path(".lorac_cache") / "dataset"
 _POOL_MIN = 16  # fewer uncached images than this are scanned in-process
 
@@ -354,7 +354,7 @@ def _os_reason(exc: OSError) -> str:
 def _decode(rec: ImageRecord, data: bytes, max_pixels: int) -> ImageRecord:
     import io
 
-    from PIL import Image, ImageFile, ImageFilter, ImageStat, UnidentifiedImageError
+    from PIL import Image, ImageFile, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = None  # the size is judged below, before any pixel is decoded
     ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -398,8 +398,11 @@ def _decode(rec: ImageRecord, data: bytes, max_pixels: int) -> ImageRecord:
         gray = im if im.mode == "L" else _to_gray(im)
         if gray.size != target:
             gray = gray.resize(target, Image.Resampling.BOX)
-        rec.blur = _laplacian_variance(gray, ImageFilter, ImageStat)
-        rec.phash = _phash(gray)
+        import numpy as np
+
+        pixels = np.asarray(gray).astype(np.int32)  # sums below stay in one integer type
+        rec.blur = _laplacian_variance(pixels)
+        rec.phash = _phash(gray, pixels)
     except Exception as exc:
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
     return rec
@@ -412,59 +415,145 @@ def _to_gray(im: Any) -> Any:
         return im.convert("RGB").convert("L")
 
 
-_LAPLACIAN: Any = None
+def _laplacian_variance(gray: Any) -> float:
+    """Variance of the 4-neighbour Laplacian of an 8-bit grey image (PIL image or 2-D uint8
+    array) over its interior, where every pixel has four neighbours.
 
-
-def _laplacian_variance(gray: Any, image_filter: Any, image_stat: Any) -> float:
-    """Variance of the 4-neighbour Laplacian of an 8-bit image, without numpy.
-
-    The kernel output is divided by 4 and offset by 128 so that it fits the 8-bit result
-    (only |Laplacian| > 508 would clip), then scaled back: variance × 16. The one-pixel border,
-    which PIL leaves unfiltered, is cropped away.
+    Computed in int16 on the flattened array with offsets ±1 and ±width, so every operation
+    runs over contiguous memory in small arrays; the values that wrap from one row's end to
+    the next row's start are dropped afterwards. Exact integer sums, no clipping.
     """
 
-    global _LAPLACIAN
-    if _LAPLACIAN is None:
-        _LAPLACIAN = image_filter.Kernel((3, 3), [0, 1, 0, 1, -4, 1, 0, 1, 0], scale=4,
-                                         offset=128)
-    w, h = gray.size
+    import numpy as np
+
+    a = np.asarray(gray, dtype=np.int32)  # no copy when it is already an int32 array
+    h, w = a.shape
     if w < 3 or h < 3:
         return 0.0
-    hist = gray.filter(_LAPLACIAN).crop((1, 1, w - 1, h - 1)).histogram()
-    n = sum(hist)
-    s1 = sum(i * c for i, c in enumerate(hist) if c)
-    s2 = sum(i * i * c for i, c in enumerate(hist) if c)
-    return round(max(0.0, (s2 - s1 * s1 / n) / n) * 16.0, 3)  # ImageStat's var, one pass
+    flat = a.ravel()
+    m = flat.size - 2 * w
+    lap, sq = _scratch(np, m)
+    # in place into reused buffers: a fresh array per step would cost more in page faults
+    # than the arithmetic on it
+    np.add(flat[w - 1:-w - 1], flat[w + 1:-w + 1], out=lap)
+    lap += flat[:-2 * w]
+    lap += flat[2 * w:]
+    np.multiply(flat[w:-w], 4, out=sq)
+    lap -= sq
+    inner = lap.reshape(h - 2, w)[:, 1:w - 1]  # centres at rows 1 … h-2, columns 1 … w-2
+    n = inner.size
+    # reductions in the array's own type (a cast inside a reduction is several times slower):
+    # |value| ≤ 1020, so a row of squares (≤ 1020² · width) fits int32 up to 2,000 px wide
+    s1 = sum(inner.sum(axis=1).tolist())
+    squares = np.multiply(inner, inner, out=sq.reshape(h - 2, w)[:, 1:w - 1])
+    s2 = (sum(squares.sum(axis=1).tolist()) if w <= 2000
+          else int(squares.sum(dtype=np.int64)))
+    return round(max(0.0, (s2 - s1 * s1 / n) / n), 3)
 
 
-_DCT: Any = None
+_SCRATCH: list[Any] = []
 
 
-def _phash(gray: Any) -> str:
-    """imagehash's ``phash`` (hash_size 8, highfreq_factor 4), bit for bit: a 32×32 Lanczos
-    downscale, the DCT-II of its rows and columns, the top-left 8×8 coefficients compared
-    with their median, written as imagehash writes it (16 hex digits).
+def _scratch(np: Any, size: int) -> tuple[Any, Any]:
+    """Two int32 work arrays of ``size`` elements, kept between calls (one image size is
+    the common case)."""
 
-    The DCT is a 32×32 matrix product in numpy (which imagehash brings) instead of
-    ``scipy.fftpack``: importing scipy costs ~0.6 s in every scanning process, longer than
-    hashing hundreds of images. ``tests/test_dataset.py`` checks the result against
-    ``imagehash.phash``. The input is box-filtered to 64×64 first so the Lanczos step is cheap.
+    if not _SCRATCH or _SCRATCH[0].size < size:
+        _SCRATCH[:] = [np.empty(size, dtype=np.int32), np.empty(size, dtype=np.int32)]
+    return _SCRATCH[0][:size], _SCRATCH[1][:size]
+
+
+_PHASH_FORMS: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+
+def _pil_weights(src: int, dst: int, support: float,
+                 kernel: Callable[[float], float]) -> list[list[float]]:
+    """The resampling weights PIL uses to scale ``src`` samples to ``dst``
+    (``precompute_coeffs`` in libImaging/Resample.c), as a dense ``dst × src`` matrix."""
+
+    scale = src / dst
+    filterscale = max(1.0, scale)
+    support *= filterscale
+    rows = []
+    for xx in range(dst):
+        centre = (xx + 0.5) * scale
+        lo = max(0, int(centre - support + 0.5))
+        hi = min(src, int(centre + support + 0.5))
+        ws = [kernel((x - centre + 0.5) / filterscale) for x in range(lo, hi)]
+        total = sum(ws) or 1.0
+        row = [0.0] * src
+        row[lo:hi] = [v / total for v in ws]
+        rows.append(row)
+    return rows
+
+
+def _box(x: float) -> float:
+    return 1.0 if -0.5 <= x < 0.5 else 0.0
+
+
+def _lanczos(x: float) -> float:
+    def sinc(v: float) -> float:
+        return 1.0 if v == 0 else math.sin(math.pi * v) / (math.pi * v)
+
+    return sinc(x) * sinc(x / 3.0) if -3.0 <= x < 3.0 else 0.0
+
+
+def _phash_forms(width: int, height: int) -> tuple[Any, Any]:
+    """(left 8×height, right width×8) matrices with ``left @ pixels @ right`` = the top-left
+    8×8 of the DCT-II of the 32×32 Lanczos downscale of a ``width``×``height`` image."""
+
+    import numpy as np
+
+    forms = _PHASH_FORMS.get((width, height))
+    if forms is None:
+        n = np.arange(32)
+        dct8 = (2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0))[:8]  # scipy's DCT-II
+        left = dct8 @ np.array(_pil_weights(height, 32, 3.0, _lanczos))
+        right = (dct8 @ np.array(_pil_weights(width, 32, 3.0, _lanczos))).T.copy()
+        forms = (left, right)
+        if len(_PHASH_FORMS) < 64:  # at most 64 × 64 pixels: a few sizes, all small
+            _PHASH_FORMS[(width, height)] = forms
+    return forms
+
+
+def _phash(gray: Any, pixels: Any = None) -> str:
+    """imagehash's ``phash`` (hash_size 8, highfreq_factor 4) of the 64×64 box downscale of a
+    grey PIL image (of the image itself when neither side exceeds 64; ``pixels``, its integer
+    array, saves a conversion), up to rounding: the
+    8×8 low-frequency DCT-II coefficients of its 32×32 Lanczos downscale compared with their
+    median, written as imagehash writes it (16 hex digits).
+
+    The Lanczos weights (PIL's own, :func:`_pil_weights`) and the DCT are linear, so they fold
+    into an 8×64 and a 64×8 matrix and the hash is two tiny matrix products instead of a PIL
+    resize, a DCT of 32×32 and a median in numpy. PIL rounds the 32×32 image to 8 bits, this
+    does not: a coefficient within rounding of the median may swap its bit with another
+    (``tests/test_dataset.py`` bounds the difference to ``imagehash.phash``). No scipy: its
+    import costs ~0.6 s in every scanning process.
     """
 
     import numpy as np
     from PIL import Image
 
-    global _DCT
-    if _DCT is None:
-        n = np.arange(32)
-        _DCT = 2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0)  # scipy's unnormalised DCT-II
-    if gray.size[0] > 64 or gray.size[1] > 64:
-        gray = gray.resize((64, 64), Image.Resampling.BOX)
-    pixels = np.asarray(gray.convert("L").resize((32, 32), Image.Resampling.LANCZOS),
-                        dtype=np.float64)
-    low = (_DCT @ pixels @ _DCT.T)[:8, :8]
-    bits = "".join("1" if b else "0" for b in (low > np.median(low)).flatten())
-    return f"{int(bits, 2):016x}"
+    w, h = gray.size
+    if (w > 64 or h > 64) and pixels is not None and w % 64 == 0 and h % 64 == 0:
+        # the box filter at a whole factor is the mean of each block: no PIL resize
+        fw, fh = w // 64, h // 64
+        rows = pixels.reshape(64, fh, w).sum(axis=1)  # one axis at a time, in the array's type
+        a = rows.reshape(64, 64, fw).sum(axis=2) / (fw * fh)
+    else:
+        if w > 64 or h > 64:
+            gray = gray.resize((64, 64), Image.Resampling.BOX)
+        a = np.asarray(gray, dtype=np.float64)
+    left, right = _phash_forms(a.shape[1], a.shape[0])
+    # einsum without optimize runs numpy's own loops: a BLAS call here would wake BLAS
+    # threads in every scanning process, which then spin on the cores the other processes use
+    low = np.einsum("ij,jk->ik", left, np.einsum("ij,jk->ik", a, right)).ravel().tolist()
+    ordered = sorted(low)
+    median = (ordered[31] + ordered[32]) / 2
+    bits = 0
+    for v in low:
+        bits = (bits << 1) | (v > median)
+    return f"{bits:016x}"
 
 
 # -- the cache (lorac/scan/scancache.py)
