@@ -5,13 +5,11 @@ from __future__ import annotations
 import itertools
 import random
 
-import pytest
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lorac.scan import neighbours as nb
-
-np = pytest.importorskip("numpy")
 
 
 def _reference_groups(n: int, linked) -> list[list[int]]:

@@ -1253,10 +1253,12 @@ def _judge_size(rec: ImageRecord, spec: SubsetSpec, config: DatasetConfig,
 
 @dataclass
 class ProfileAnalysis:
-    """The dataset findings of one profile: per-subset folder results + the counts."""
+    """The dataset findings of one profile: per-subset folder results + the counts, and the
+    video datasets that :func:`lorac.scan.video.add_videos` adds."""
 
     folders: list[FolderResult]
     findings: list[tuple[Finding, KeyPath]]
+    videos: list[Any] = field(default_factory=list)
 
 
 def min_images_for(profile: Any, config: DatasetConfig) -> int:
@@ -1357,7 +1359,7 @@ def dependencies(analysis: ProfileAnalysis) -> tuple[set[str], set[str]]:
 
     files: set[str] = set()
     dirs: set[str] = set()
-    for r in analysis.folders:
+    for r in [*analysis.folders, *analysis.videos]:
         dirs.add(str(r.listing.folder))
         if r.listing.error:
             continue
