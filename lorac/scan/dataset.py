@@ -325,16 +325,31 @@ def scan_file(path: str, max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> dict[str, An
             rec.detail = "not a regular file"
             return dict(rec.__dict__)
         with open(path, "rb") as fh:
-            data = fh.read()
+            if st.st_size <= _READ_WHOLE:
+                data: bytes | Path = fh.read()
+                digest = hashlib.sha256(data)
+            else:  # a big file is hashed in blocks and decoded from the disk: memory stays
+                digest = hashlib.sha256()  # at one block whatever the file holds
+                while block := fh.read(1 << 20):
+                    digest.update(block)
+                data = Path(path)
     except OSError as exc:
         rec.error = "unreadable"
         rec.detail = _os_reason(exc)
         return dict(rec.__dict__)
-    if not data:
+    if isinstance(data, bytes) and not data:
         rec.error, rec.detail = "empty", "zero-byte file"
         return dict(rec.__dict__)
-    rec.sha256 = hashlib.sha256(data).hexdigest()
+    rec.sha256 = digest.hexdigest()
     return dict(_decode(rec, data, max_pixels).__dict__)
+
+
+_READ_WHOLE = 32 << 20  # files up to this size are read into memory once
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(32)
 
 
 def _os_reason(exc: OSError) -> str:
@@ -351,7 +366,7 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or exc.__class__.__name__
 
 
-def _decode(rec: ImageRecord, data: bytes, max_pixels: int) -> ImageRecord:
+def _decode(rec: ImageRecord, data: bytes | Path, max_pixels: int) -> ImageRecord:
     import io
 
     from PIL import Image, ImageFile, UnidentifiedImageError
@@ -359,7 +374,7 @@ def _decode(rec: ImageRecord, data: bytes, max_pixels: int) -> ImageRecord:
     Image.MAX_IMAGE_PIXELS = None  # the size is judged below, before any pixel is decoded
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        im = Image.open(io.BytesIO(data))
+        im = Image.open(data if isinstance(data, Path) else io.BytesIO(data))
     except UnidentifiedImageError:
         rec.error, rec.detail = "not-image", "not an image file PIL can identify"
         return rec
@@ -371,7 +386,8 @@ def _decode(rec: ImageRecord, data: bytes, max_pixels: int) -> ImageRecord:
         rec.format, rec.mode = im.format or "", im.mode
         rec.bit_depth = 16 if im.mode in ("I;16", "I;16B", "I;16L", "I") else 8
         if im.format == "PNG":
-            rec.bit_depth = max(rec.bit_depth, _png_bit_depth(data[:32]))
+            head = data[:32] if isinstance(data, bytes) else _head(data)
+            rec.bit_depth = max(rec.bit_depth, _png_bit_depth(head))
         rec.has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
             im.mode in ("P", "L", "RGB") and "transparency" in im.info)
         if rec.width * rec.height > max_pixels:
