@@ -118,3 +118,20 @@ def test_plans() -> None:
     bands, rows = nb.plan_bands(0.9)
     assert (1 - 0.9 ** rows) ** bands < 1e-9
     assert nb.max_distance([0, 0b111, 0b1]) == 3
+
+
+def test_progress_reaches_the_end() -> None:
+    import io
+
+    from lorac.scan.dataset import Progress
+
+    for run in (lambda bar: nb.hamming_groups([random.getrandbits(64) for _ in range(5000)], 6,
+                                              progress=bar),
+                lambda bar: nb.hamming_groups([1, 2, 3], 6, progress=bar),  # every pair
+                lambda bar: nb.jaccard_groups([frozenset({str(i), "a"}) for i in range(50)],
+                                              0.9, progress=bar)):
+        out = io.StringIO()
+        bar = Progress(1, "grouping", out, enabled=True)
+        list(run(bar))
+        last = out.getvalue().rsplit("\r", 1)[-1]
+        assert last == f"grouping [{'#' * 30}] {bar.total}/{bar.total}\n"

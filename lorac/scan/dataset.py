@@ -1019,6 +1019,10 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
         listing = memo[key] = list_folder(folder)
     result = FolderResult(spec, listing)
     add = result.findings.append
+
+    def bar(total: int, label: str) -> Progress:
+        return Progress(total, label, progress, show_progress)
+
     if listing.error:
         add(Finding("LRC501", f"image_dir {spec.image_dir} {listing.error}", None,
                     hint="sd-scripts warns 'not directory' and trains on nothing from it"))
@@ -1042,12 +1046,13 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
                     hint="make the subfolder a subset of its own"))
 
     if spec.metadata_file is None:
-        _pair(result, triggers, config)
-    _judge_images(result, config)
+        _pair(result, triggers, config, bar)
+    _judge_images(result, config, bar)
     return result
 
 
-def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig) -> None:
+def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
+          bar: Callable[[int, str], Progress] | None = None) -> None:
     spec, listing = result.spec, result.listing
     triggers = list(triggers)
     add = result.findings.append
@@ -1110,7 +1115,10 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig) 
             tokens.append(t.strip())
     patterns = [(t, _word_re(t)) for t in tokens]
     lowered = {t.strip().lower() for t in triggers}
-    for cap in sorted(used):
+    shown = bar(len(used), "reading captions") if bar and len(used) >= _SHOW_FROM else None
+    for done, cap in enumerate(sorted(used), 1):
+        if shown is not None:
+            shown(done)
         text, problem = _read_caption(cap, spec)
         if problem is not None:
             add(problem)
@@ -1139,16 +1147,21 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig) 
                             f"keep_tokens holds in place; {shuffled}", str(cap),
                             anchor="keep_tokens",
                             hint="put the trigger first in the caption"))
-    _similar_captions(result, config)
+    _similar_captions(result, config, bar)
 
 
-def _similar_captions(result: FolderResult, config: DatasetConfig) -> None:
+_SHOW_FROM = 5000  # phases over fewer items than this finish too fast for a progress bar
+
+
+def _similar_captions(result: FolderResult, config: DatasetConfig,
+                      bar: Callable[[int, str], Progress] | None = None) -> None:
     items = [(p, t) for p, t in sorted(result.captions.items()) if t]
     t = config.caption_similarity
     if len(items) < 2 or t <= 0:
         return
     words = [frozenset(re.findall(r"\w+", text.lower())) for _, text in items]
-    for group in neighbours.jaccard_groups(words, t):
+    shown = bar(1, "grouping captions") if bar and len(items) >= _SHOW_FROM else None
+    for group in neighbours.jaccard_groups(words, t, progress=shown):
         names = ", ".join(items[i][0] for i in group)
         result.findings.append(Finding(
             "LRC510", f"{len(group)} captions are near-duplicates (word overlap ≥ "
@@ -1157,7 +1170,8 @@ def _similar_captions(result: FolderResult, config: DatasetConfig) -> None:
                 items[i][0] for i in group]}))
 
 
-def _judge_images(result: FolderResult, config: DatasetConfig) -> None:
+def _judge_images(result: FolderResult, config: DatasetConfig,
+                  bar: Callable[[int, str], Progress] | None = None) -> None:
     spec = result.spec
     add = result.findings.append
     recs = [result.records[str(p)] for p in result.listing.images
@@ -1228,7 +1242,9 @@ def _judge_images(result: FolderResult, config: DatasetConfig) -> None:
         # images with one hash are near-duplicates of each other unless they are all one file
         return len({same_file.get(phashed[i].path, phashed[i].path) for i in members}) > 1
 
-    for group in neighbours.hamming_groups(ints, limit, linked_same=distinct_files):
+    shown = bar(1, "grouping images") if bar and len(ints) >= _SHOW_FROM else None
+    for group in neighbours.hamming_groups(ints, limit, linked_same=distinct_files,
+                                           progress=shown):
         paths = [phashed[i].path for i in group]
         dist = neighbours.max_distance([ints[i] for i in group])
         add(Finding("LRC520", f"{len(paths)} images are near-duplicates (perceptual-hash "

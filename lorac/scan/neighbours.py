@@ -110,11 +110,12 @@ def plan_tables(n: int, limit: int, bits: int = 64) -> int:
 
 
 def hamming_pairs(values: Any, limit: int, *, blocks: int | None = None,
-                  chunk: int = 1 << 16) -> Iterator[tuple[Any, Any]]:
+                  chunk: int = 1 << 16, progress: Any = None) -> Iterator[tuple[Any, Any]]:
     """Index pairs ``(i, j)`` (two numpy arrays per chunk) of the distinct 64-bit
     ``values`` (a ``uint64`` array) that differ in at most ``limit`` bits, each pair once.
 
-    Memory is O(len(values) + chunk) whatever the number of candidate pairs.
+    Memory is O(len(values) + chunk) whatever the number of candidate pairs. ``progress``
+    (a :class:`lorac.scan.dataset.Progress`) is told of each table done.
     """
 
     import numpy as np
@@ -132,10 +133,15 @@ def hamming_pairs(values: Any, limit: int, *, blocks: int | None = None,
                 near = _popcount(np, vals[i] ^ vals[j]) <= limit
                 if near.any():
                     yield np.full(int(near.sum()), i), j[near]
+        if progress is not None:
+            progress.total = 1
+            progress(1)
         return
     edges = _block_edges(m)
     k = m - limit
-    for chosen in combinations(range(m), k):
+    if progress is not None:
+        progress.total = math.comb(m, k)
+    for table, chosen in enumerate(combinations(range(m), k), 1):
         # a pair belongs to the first table (in this order) whose blocks all agree: the blocks
         # before the last chosen one that are not chosen must each disagree
         earlier = [np.uint64(_span(edges, b)) for b in range(chosen[-1]) if b not in chosen]
@@ -159,6 +165,8 @@ def hamming_pairs(values: Any, limit: int, *, blocks: int | None = None,
             step += 1
             idx = idx[idx + step < n]
             idx = idx[sk[idx] == sk[idx + step]]
+        if progress is not None:
+            progress(table)
 
 
 def _block_edges(m: int, bits: int = 64) -> list[int]:
@@ -187,7 +195,7 @@ def _table_key(np: Any, vals: Any, edges: list[int], chosen: tuple[int, ...]) ->
 
 def hamming_groups(hashes: Sequence[int], limit: int, *,
                    linked_same: Callable[[list[int]], bool] | None = None,
-                   ) -> Iterator[list[int]]:
+                   progress: Any = None) -> Iterator[list[int]]:
     """Connected groups (more than one member, sorted, in the order of their first member) of
     ``hashes`` (64-bit ints) where an edge joins two items within ``limit`` bits.
 
@@ -207,7 +215,7 @@ def hamming_groups(hashes: Sequence[int], limit: int, *,
     distinct, inverse = np.unique(arr, return_inverse=True)
     inverse = inverse.reshape(-1)
     uf = UnionFind(len(distinct))
-    for a, b in hamming_pairs(distinct, limit):
+    for a, b in hamming_pairs(distinct, limit, progress=progress):
         for i, j in zip(a.tolist(), b.tolist(), strict=True):
             uf.union(i, j)
     members_of: dict[int, list[int]] = {}
@@ -271,8 +279,8 @@ def jaccard(a: frozenset[Any], b: frozenset[Any]) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
-def jaccard_groups(sets: Sequence[frozenset[Any]], threshold: float,
-                   ) -> Iterator[list[int]]:
+def jaccard_groups(sets: Sequence[frozenset[Any]], threshold: float, *,
+                   progress: Any = None) -> Iterator[list[int]]:
     """Connected groups (more than one member, sorted, in the order of their first member) of
     ``sets`` where an edge joins two non-empty sets whose Jaccard similarity is at least
     ``threshold``. Identical sets are collapsed first; the rest go through MinHash LSH with
@@ -295,7 +303,7 @@ def jaccard_groups(sets: Sequence[frozenset[Any]], threshold: float,
     uf = UnionFind(len(reps))
     live = [r for r, s in enumerate(reps) if s]
     if len(live) > 1:
-        for bucket in _lsh_buckets(np, [reps[r] for r in live], threshold):
+        for bucket in _lsh_buckets(np, [reps[r] for r in live], threshold, progress):
             _link_bucket(uf, [live[i] for i in bucket], reps, threshold)
     out: dict[int, list[int]] = {}
     counts = [0] * len(reps)
@@ -313,10 +321,12 @@ def jaccard_groups(sets: Sequence[frozenset[Any]], threshold: float,
 
 
 def _lsh_buckets(np: Any, sets: list[frozenset[Any]], threshold: float,
-                 ) -> Iterator[list[int]]:
+                 progress: Any = None) -> Iterator[list[int]]:
     """Index lists of the sets that share a MinHash band (buckets of two or more)."""
 
     bands, rows = plan_bands(threshold)
+    if progress is not None:
+        progress.total = bands
     vocab: dict[Any, int] = {}
     n = len(sets)
     lengths = np.fromiter((len(s) for s in sets), dtype=np.int64, count=n)
@@ -360,6 +370,8 @@ def _lsh_buckets(np: Any, sets: list[frozenset[Any]], threshold: float,
         bounds = np.concatenate(([0], edge, [n]))
         for s in np.flatnonzero(np.diff(bounds) > 1).tolist():
             yield order[bounds[s]:bounds[s + 1]].tolist()
+        if progress is not None:
+            progress(band + 1)
 
 
 def _link_bucket(uf: UnionFind, members: list[int], sets: list[frozenset[Any]],
