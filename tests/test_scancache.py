@@ -125,3 +125,22 @@ def test_an_interrupted_scan_keeps_the_batches_it_committed(
     calls.clear()
     dataset.scan(paths, cache_dir=tmp_path / "cache")
     assert calls == [str(p) for p in paths[4:]]  # the first four were committed in two batches
+
+
+def test_each_kind_keeps_its_own_tag(tmp_path: Path) -> None:
+    """Images and clips share the database under different scanner tags: opening one kind
+    must not empty the other (a lint run over images and clips did exactly that)."""
+
+    @dataclass
+    class Clip:
+        path: str
+        frames: int = 0
+
+    with ScanCache(tmp_path, "images-v3", {"recs": Rec}) as cache:
+        cache.store("recs", "/f", [("a", (1, None, ""))])
+    with ScanCache(tmp_path, "clips-v1", {"clips": Clip}) as cache:
+        cache.store("clips", "/f", [("c", (25,))])
+    with ScanCache(tmp_path, "images-v3", {"recs": Rec}) as cache:
+        assert cache.load("recs", "/f") == {"a": (1, None, "")}
+    with ScanCache(tmp_path, "clips-v1", {"clips": Clip}) as cache:
+        assert cache.load("clips", "/f") == {"c": (25,)}

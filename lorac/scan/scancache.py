@@ -11,8 +11,8 @@ that cannot get the lock within a few seconds simply runs without the cache.
 
 Each table holds one kind of record (a dataclass: images, videos), one column per field, keyed
 by (folder id, file name); a row is valid while the file's (size, mtime_ns, inode) are those it
-was stored with. The ``meta`` table holds a tag (the scanner version and the settings that
-change a score); a different tag empties the tables.
+was stored with. The ``meta`` table holds a tag per table (the scanner version and the
+settings that change a score); a different tag empties that table.
 """
 
 from __future__ import annotations
@@ -76,14 +76,16 @@ class ScanCache:
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            row = db.execute("SELECT value FROM meta WHERE key = 'tag'").fetchone()
-            if row is None or row[0] != tag:
-                for name in (*self.kinds, "folders"):
-                    db.execute(f"DROP TABLE IF EXISTS {name}")
-                db.execute("INSERT OR REPLACE INTO meta VALUES ('tag', ?)", (tag,))
             db.execute("CREATE TABLE IF NOT EXISTS folders (id INTEGER PRIMARY KEY, "
                        "path TEXT UNIQUE)")
             for name, cls in self.kinds.items():
+                # each kind of record has its own tag: opening the video table with another
+                # scanner version leaves the images alone
+                row = db.execute("SELECT value FROM meta WHERE key = ?",
+                                 (f"tag:{name}",)).fetchone()
+                if row is None or row[0] != tag:
+                    db.execute(f"DROP TABLE IF EXISTS {name}")
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"tag:{name}", tag))
                 cols = ", ".join(f"{f.name} {_sql_type(f.type)}" for f in fields(cls)
                                  if f.name != "path")
                 db.execute(f"CREATE TABLE IF NOT EXISTS {name} (folder INTEGER, name TEXT, "
