@@ -216,3 +216,13 @@ def test_dataset_check_without_pyav(project: Path, monkeypatch: pytest.MonkeyPat
     code, _, err = lorac("dataset", "check", "clips", "--no-cache")
     assert code == 2 and "pip install 'lorac[video]'" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_or_wrong_video_directory(tmp_path: Path) -> None:
+    (tmp_path / "file.mp4").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    for name, words in (("nowhere", "does not exist"), ("file.mp4", "is not a directory"),
+                        ("link", "is a broken link")):
+        result = video.analyse_video_folder(video.VideoSpec(str(tmp_path / name)),
+                                            dataset.DatasetConfig(), cache_dir=None)
+        assert [(f.code, words in f.message) for f in result.findings] == [("LRC501", True)]

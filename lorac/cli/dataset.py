@@ -110,7 +110,8 @@ def _video_spec_for(opts: DatasetCheckOptions, settings: Any) -> tuple[Any, Any]
         if listing.error or not listing.images or dataset.list_folder(
                 Path(opts.folder)).images:
             return None
-    spec = base or video.VideoSpec(video_directory=opts.folder)
+    spec = base or video.VideoSpec(video_directory=opts.folder, architecture=video._architecture(
+        profile.get("profile", "family")) if profile else None)
     changes: dict[str, Any] = {"video_directory": opts.folder}
     if opts.family:
         arch = video._architecture(opts.family)

@@ -328,10 +328,11 @@ def list_videos(folder: Path) -> Listing:
 
     out = Listing(folder)
     try:
+        if not folder.exists():
+            out.error = "is a broken link" if folder.is_symlink() else "does not exist"
+            return out
         if not folder.is_dir():
-            out.error = ("does not exist" if not folder.exists() and not folder.is_symlink()
-                         else "is a broken link" if folder.is_symlink() and not folder.exists()
-                         else "is not a directory")
+            out.error = "is not a directory"
             return out
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except (OSError, ValueError) as exc:
