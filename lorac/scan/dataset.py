@@ -1159,7 +1159,7 @@ def _similar_captions(result: FolderResult, config: DatasetConfig,
     t = config.caption_similarity
     if len(items) < 2 or t <= 0:
         return
-    words = [frozenset(re.findall(r"\w+", text.lower())) for _, text in items]
+    words = [re.findall(r"\w+", text.lower()) for _, text in items]
     shown = bar(1, "grouping captions") if bar and len(items) >= _SHOW_FROM else None
     for group in neighbours.jaccard_groups(words, t, progress=shown):
         names = ", ".join(items[i][0] for i in group)

@@ -24,8 +24,10 @@ numpy is imported here only (imagehash depends on it).
 from __future__ import annotations
 
 import math
+from array import array
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import combinations, pairwise
+from itertools import combinations, count, pairwise
 from typing import Any
 
 _MASK64 = (1 << 64) - 1
@@ -250,16 +252,61 @@ def max_distance(hashes: Sequence[int]) -> int:
 # --------------------------------------------------------------------------- Jaccard
 
 
-def plan_bands(threshold: float, miss: float = 1e-9) -> tuple[int, int]:
-    """(bands, rows) of a MinHash LSH index in which two sets at Jaccard similarity
-    ``threshold`` share no band with probability below ``miss``: ``rows`` as large as keeps
-    ``threshold ** rows ≥ 0.5`` (fewer false candidates), ``bands`` as few as reach ``miss``."""
+def plan_bands(threshold: float, n: int = 1000, miss: float = 1e-9, *,
+               chance: Callable[[int], float] | None = None,
+               words: float = 15.0) -> tuple[int, int]:
+    """(bands, rows) of a MinHash LSH index over ``n`` sets in which two sets at Jaccard
+    similarity ``threshold`` share no band with probability below ``miss``.
+
+    More rows make a band harder to share by chance but need more bands, and so more
+    hashing. The rows minimise an estimate, in seconds: 5 ns per word (``words`` a set) and
+    hash function, plus 1.5 µs per chance candidate, n²/2 · bands · ``chance(rows)`` — the
+    probability that two unrelated sets agree on ``rows`` MinHash values, the mean of
+    J^rows over pairs (default: J = 0.2, captions share boilerplate words) — among at most
+    12 row counts from the most that keep ``threshold ** rows ≥ 0.5``, and at most 640 hash
+    functions a set.
+    """
 
     t = min(1.0, max(1e-6, threshold))
-    rows = max(1, int(math.log(0.5) / math.log(t))) if t < 1 else 8
-    hit = t ** rows
-    bands = 1 if hit >= 1 else max(1, math.ceil(math.log(miss) / math.log1p(-hit)))
-    return bands, rows
+    if t >= 1:
+        return 1, 8
+
+    def bands_for(rows: int) -> int:
+        return max(1, math.ceil(math.log(miss) / math.log1p(-(t ** rows))))
+
+    agree = chance or (lambda r: 0.2 ** r)
+    start = max(1, int(math.log(0.5) / math.log(t)))
+    rows = [r for r in range(start, start + 12) if bands_for(r) * r <= _MAX_HASHES] or [start]
+    best = min(rows, key=lambda r: (
+        n * words * bands_for(r) * r * 5e-9 + n * n / 2 * bands_for(r) * agree(r) * 1.5e-6))
+    return bands_for(best), best
+
+
+def _chance(np: Any, flat: Any, lengths: Any, threshold: float,
+            samples: int = 2000) -> Callable[[int], float]:
+    """``rows → mean J^rows`` over random pairs of the sets below ``threshold`` (a sample of
+    ``samples`` pairs, fixed seed): how often unrelated sets would share a band."""
+
+    n = len(lengths)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+    rng = np.random.default_rng(0x5A3)
+    a, b = rng.integers(0, n, samples), rng.integers(0, n, samples)
+    values = []
+    for i, j in zip(a.tolist(), b.tolist(), strict=True):
+        if i == j:
+            continue
+        x = set(flat[starts[i]:starts[i] + lengths[i]].tolist())
+        y = set(flat[starts[j]:starts[j] + lengths[j]].tolist())
+        sim = len(x & y) / len(x | y)
+        if sim < threshold:
+            values.append(sim)
+    if not values:
+        return lambda r: 0.2 ** r
+    sims = np.array(values)
+    return lambda r: max(float(np.mean(sims ** r)), 1e-12)
+
+
+_MAX_HASHES = 640  # hash functions a set at most: low thresholds get fewer rows instead
 
 
 def _mix(np: Any, x: Any) -> Any:
@@ -279,32 +326,45 @@ def jaccard(a: frozenset[Any], b: frozenset[Any]) -> float:
     return inter / (len(a) + len(b) - inter)
 
 
-def jaccard_groups(sets: Sequence[frozenset[Any]], threshold: float, *,
+def jaccard_groups(token_sets: Iterable[Iterable[Any]], threshold: float, *,
                    progress: Any = None) -> Iterator[list[int]]:
     """Connected groups (more than one member, sorted, in the order of their first member) of
-    ``sets`` where an edge joins two non-empty sets whose Jaccard similarity is at least
-    ``threshold``. Identical sets are collapsed first; the rest go through MinHash LSH with
-    exact verification (a pair at the threshold is missed with probability below 1e-9)."""
+    ``token_sets`` (each an iterable of hashable tokens, read as a set; read once, so a
+    generator keeps only the id arrays in memory) where an edge joins two non-empty sets
+    whose Jaccard similarity is at least ``threshold``.
+
+    Tokens become integer ids and each set a sorted id array (4 bytes a token, not a Python
+    set per item); identical sets collapse; the distinct ones go through MinHash LSH and
+    every candidate is verified exactly (a pair at the threshold is missed with probability
+    below 1e-9)."""
 
     import numpy as np
 
-    n = len(sets)
-    if n < 2 or threshold > 1:
+    if threshold > 1:
         return
-    first: dict[frozenset[Any], int] = {}
-    rep_of = [0] * n
-    reps: list[frozenset[Any]] = []
-    for i, s in enumerate(sets):
-        r = first.get(s)
+    vocab: dict[Any, int] = defaultdict(count().__next__)  # a new token gets the next id
+    first: dict[bytes, int] = {}
+    rep_of = array("l")
+    reps: list[bytes] = []
+    for tokens in token_sets:
+        key = array("I", sorted({vocab[t] for t in tokens})).tobytes()
+        r = first.get(key)
         if r is None:
-            r = first[s] = len(reps)
-            reps.append(s)
-        rep_of[i] = r
+            r = first[key] = len(reps)
+            reps.append(key)
+        rep_of.append(r)
+    del vocab, first
+    if len(rep_of) < 2:
+        return
     uf = UnionFind(len(reps))
-    live = [r for r, s in enumerate(reps) if s]
+    live = [r for r, key in enumerate(reps) if key]
     if len(live) > 1:
-        for bucket in _lsh_buckets(np, [reps[r] for r in live], threshold, progress):
-            _link_bucket(uf, [live[i] for i in bucket], reps, threshold)
+        lengths = np.fromiter((len(reps[r]) // 4 for r in live), dtype=np.int64,
+                              count=len(live))
+        flat = np.frombuffer(b"".join(reps[r] for r in live), dtype=np.uint32)
+        sets = _SetCache(reps)
+        for bucket in _lsh_buckets(np, flat, lengths, threshold, progress):
+            _link_bucket(uf, [live[i] for i in bucket], sets, threshold)
     out: dict[int, list[int]] = {}
     counts = [0] * len(reps)
     for r in rep_of:
@@ -320,24 +380,37 @@ def jaccard_groups(sets: Sequence[frozenset[Any]], threshold: float, *,
             yield group
 
 
-def _lsh_buckets(np: Any, sets: list[frozenset[Any]], threshold: float,
-                 progress: Any = None) -> Iterator[list[int]]:
-    """Index lists of the sets that share a MinHash band (buckets of two or more)."""
+class _SetCache:
+    """The id sets of the candidates being verified, decoded from their arrays on demand."""
 
-    bands, rows = plan_bands(threshold)
+    def __init__(self, reps: list[bytes]) -> None:
+        self.reps = reps
+        self.decoded: dict[int, frozenset[int]] = {}
+
+    def __getitem__(self, r: int) -> frozenset[int]:
+        found = self.decoded.get(r)
+        if found is None:
+            if len(self.decoded) > 4096:
+                self.decoded.clear()
+            found = self.decoded[r] = frozenset(array("I", self.reps[r]))
+        return found
+
+
+def _lsh_buckets(np: Any, flat: Any, lengths: Any, threshold: float,
+                 progress: Any = None) -> Iterator[list[int]]:
+    """Index lists of the sets (``flat`` token ids, ``lengths`` per set) that share a MinHash
+    band (buckets of two or more)."""
+
+    n = len(lengths)
+    bands, rows = plan_bands(threshold, n, chance=_chance(np, flat, lengths, threshold),
+                             words=float(lengths.mean()))
     if progress is not None:
         progress.total = bands
-    vocab: dict[Any, int] = {}
-    n = len(sets)
-    lengths = np.fromiter((len(s) for s in sets), dtype=np.int64, count=n)
-    flat = np.fromiter((vocab.setdefault(w, len(vocab)) for s in sets for w in s),
-                       dtype=np.uint64, count=int(lengths.sum()))
-    del vocab
     ends = np.cumsum(lengths)
     # 32-bit hashes of the words and 32-bit multiply-xorshift permutations: half the memory
     # traffic of 64 bits; a collision only adds a candidate, which is verified
-    words = (_mix(np, flat + np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(32)).astype(np.uint32)
-    del flat
+    words = (_mix(np, flat.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15))
+             >> np.uint64(32)).astype(np.uint32)
     rng = np.random.default_rng(0x10AC)
     seeds = rng.integers(1, 2 ** 32, size=(2, bands, rows), dtype=np.uint64).astype(
         np.uint32) | np.uint32(1)
@@ -374,8 +447,7 @@ def _lsh_buckets(np: Any, sets: list[frozenset[Any]], threshold: float,
             progress(band + 1)
 
 
-def _link_bucket(uf: UnionFind, members: list[int], sets: list[frozenset[Any]],
-                 threshold: float) -> None:
+def _link_bucket(uf: UnionFind, members: list[int], sets: Any, threshold: float) -> None:
     """Union the members of one LSH bucket that are similar, comparing each member with the
     members of every other group in the bucket until one of them is similar."""
 
