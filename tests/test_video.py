@@ -9,29 +9,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import av
-import numpy as np
 import pytest
 
 from lorac.core.diagnostics import LoracError
 from lorac.scan import dataset, video
+from tests import make_clips
 from tests.conftest import lorac, write_files
 
 
 def write_clip(path: Path, frames: int, fps: int = 16, size: tuple[int, int] = (64, 48),
                caption: str | None = "ohwx woman walking") -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(frames * 1000 + fps)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for _ in range(frames):
-            pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    make_clips.write_clip(path, frames, fps, size)
     if caption is not None:
         path.with_suffix(".txt").write_text(caption + "\n")
     return path
