@@ -1116,7 +1116,7 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     patterns = [(t, _word_re(t)) for t in tokens]
     lowered = {t.strip().lower() for t in triggers}
     shown = bar(len(used), "reading captions") if bar and len(used) >= _SHOW_FROM else None
-    for done, cap in enumerate(sorted(used), 1):
+    for done, cap in enumerate(sorted(used, key=str), 1):  # str: Path.__lt__ is slow
         if shown is not None:
             shown(done)
         text, problem = _read_caption(cap, spec)
