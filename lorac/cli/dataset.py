@@ -44,6 +44,15 @@ class DatasetCheckOptions:
     fail_on: str | None = None
     cache: bool = True
     progress: bool | None = None
+    video: bool = False
+    family: str | None = None
+    target_frames: str | None = None
+    frame_extraction: str | None = None
+    frame_stride: int | None = None
+    frame_sample: int | None = None
+    max_frames: int | None = None
+    source_fps: float | None = None
+    control_directory: str | None = None
 
 
 def _spec_for(opts: DatasetCheckOptions, settings: Any) -> tuple[Any, list[str], Any]:
@@ -84,6 +93,101 @@ def _spec_for(opts: DatasetCheckOptions, settings: Any) -> tuple[Any, list[str],
     return spec, triggers, profile
 
 
+def _video_spec_for(opts: DatasetCheckOptions, settings: Any) -> tuple[Any, Any] | None:
+    """(VideoSpec, profile or None) when ``opts.folder`` is checked as a musubi video
+    dataset: ``--video``, a profile dataset whose ``video_directory`` is the folder, or a
+    folder that holds clips and no image."""
+
+    from dataclasses import replace as change
+
+    from lorac.scan import dataset, video
+
+    profile = None
+    base = None
+    target = os.path.realpath(opts.folder)
+    if opts.profile:
+        from lorac.lint.driver import load_profile
+
+        profile = load_profile(opts.profile, settings)
+        specs = video.video_subsets_of(profile)
+        base = next((s for s in specs if os.path.realpath(s.video_directory) == target), None)
+    if base is None and not opts.video:
+        listing = video.list_videos(Path(opts.folder))
+        if listing.error or not listing.images or dataset.list_folder(
+                Path(opts.folder)).images:
+            return None
+    spec = base or video.VideoSpec(video_directory=opts.folder, architecture=video._architecture(
+        profile.get("profile", "family")) if profile else None)
+    changes: dict[str, Any] = {"video_directory": opts.folder}
+    if opts.family:
+        arch = video._architecture(opts.family)
+        if arch is None:
+            raise LoracError(f"--family {opts.family!r}: not a musubi-tuner family")
+        changes["architecture"] = arch
+    if opts.target_frames:
+        try:
+            frames = tuple(int(x) for x in opts.target_frames.split(","))
+        except ValueError:
+            frames = ()
+        if not frames or min(frames) < 1:
+            raise LoracError(f"--target-frames {opts.target_frames!r}: expected N[,N…] ≥ 1")
+        changes["target_frames"] = frames
+    for key in ("frame_extraction", "frame_stride", "frame_sample", "max_frames",
+                "source_fps", "control_directory"):
+        if getattr(opts, key) is not None:
+            changes[key] = getattr(opts, key)
+    if opts.caption_extension:
+        ext = opts.caption_extension
+        changes["caption_extension"] = ext if ext.startswith(".") else "." + ext
+    if opts.resolution is not None:
+        res = dataset.parse_resolution(opts.resolution)
+        if res is None:
+            raise LoracError(f"--resolution {opts.resolution!r}: expected N or W,H")
+        changes["resolution"] = res
+    return change(spec, **changes), profile
+
+
+def _check_video(opts: DatasetCheckOptions, io: Any, settings: Any, config: Any,
+                 spec: Any, profile: Any) -> int:
+    from lorac.core.diagnostics import render, summary
+    from lorac.lint.plugins import get_plugins
+    from lorac.scan import video
+
+    rules = get_plugins().rules
+    result = video.analyse_video_folder(spec, config, progress=io.err,
+                                        show_progress=opts.progress)
+    diags = _diagnostics(result.findings, rules, settings, opts.folder)
+    if opts.fmt == "json":
+        report = result.to_json()
+        report.update({"profile": profile.name if profile else None, "config": asdict(config),
+                       "diagnostics": [d.to_json() for d in diags]})
+        io.out.write(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        io.out.write(render(diags, opts.fmt, list(rules.values())))
+        if opts.fmt == "text":
+            io.err.write(printable(f"{opts.folder}: {result.summary()}") + "\n")
+            io.err.write(summary(diags))
+    return int(exit_code_for(diags, settings.fail_on))
+
+
+def _diagnostics(findings: list[Any], rules: dict[str, Any], settings: Any,
+                 folder: str) -> list[Diagnostic]:
+    diags: list[Diagnostic] = []
+    for f in findings:
+        if not settings.enabled(f.code):
+            continue
+        rule = rules.get(f.code)
+        default = rule.severity if rule is not None else Severity.WARNING
+        message = f.message  # the location already names the file
+        if f.file and message.startswith(f.file + " "):
+            message = message[len(f.file) + 1:]
+        diags.append(Diagnostic(
+            code=f.code, message=message, path=f.file or folder,
+            severity=settings.severity_of(f.code, default), rule=rule.name if rule else "",
+            hint=f.hint, data={"file": f.file, **f.data}))
+    return sort_diagnostics(diags)
+
+
 def check(opts: DatasetCheckOptions, io: Any) -> int:
     """Run the dataset rules on ``opts.folder``; print diagnostics or the JSON report."""
 
@@ -97,6 +201,9 @@ def check(opts: DatasetCheckOptions, io: Any) -> int:
     config = dataset.load_config(settings.raw.get("dataset"), settings.source)
     if not opts.cache:
         config = replace(config, cache=False)
+    found = _video_spec_for(opts, settings)
+    if found is not None:
+        return _check_video(opts, io, settings, config, *found)
     spec, triggers, profile = _spec_for(opts, settings)
     rules = get_plugins().rules
 
@@ -111,20 +218,7 @@ def check(opts: DatasetCheckOptions, io: Any) -> int:
         if spec.resolution is None:
             findings += dataset.tiny_image_findings(result, config)
 
-    diags: list[Diagnostic] = []
-    for f in findings:
-        if not settings.enabled(f.code):
-            continue
-        rule = rules.get(f.code)
-        default = rule.severity if rule is not None else Severity.WARNING
-        message = f.message  # the location already names the file
-        if f.file and message.startswith(f.file + " "):
-            message = message[len(f.file) + 1:]
-        diags.append(Diagnostic(
-            code=f.code, message=message, path=f.file or opts.folder,
-            severity=settings.severity_of(f.code, default), rule=rule.name if rule else "",
-            hint=f.hint, data={"file": f.file, **f.data}))
-    diags = sort_diagnostics(diags)
+    diags = _diagnostics(findings, rules, settings, opts.folder)
 
     if opts.fmt == "json":
         report = result.to_json()
@@ -174,11 +268,27 @@ def dataset() -> None:
 @click.option("--fail-on", type=click.Choice(["info", "warning", "error"]),
               help="Lowest severity that makes the exit code 1 (default: error).")
 @click.option("--no-cache", is_flag=True, help="Rescan every image.")
+@click.option("--video", is_flag=True, help="Check FOLDER as a musubi-tuner video_directory "
+              "(the default for a folder of clips and no images).")
+@click.option("--family", help="The model family, for its frame rate (video).")
+@click.option("--target-frames", help="target_frames, N[,N…] (video; default 1).")
+@click.option("--frame-extraction", type=click.Choice(["head", "chunk", "slide", "uniform",
+                                                        "full"]), help="Video; default head.")
+@click.option("--frame-stride", type=click.IntRange(min=1), help="Video, slide.")
+@click.option("--frame-sample", type=click.IntRange(min=1), help="Video, uniform.")
+@click.option("--max-frames", type=click.IntRange(min=1), help="Video, full; default 129.")
+@click.option("--source-fps", type=click.FloatRange(min=0, min_open=True),
+              help="The clips' frame rate, for musubi's frame dropping (video).")
+@click.option("--control-directory", help="Control clips (video).")
 def check_command(folder: str, profile: str | None, as_json: bool, fmt: str,
                   caption_extension: str | None, triggers: tuple[str, ...],
                   class_tokens: str | None, resolution: str | None, fail_on: str | None,
-                  no_cache: bool) -> None:
-    """Check the images and captions in FOLDER as sd-scripts will read them."""
+                  no_cache: bool, video: bool, family: str | None, target_frames: str | None,
+                  frame_extraction: str | None, frame_stride: int | None,
+                  frame_sample: int | None, max_frames: int | None, source_fps: float | None,
+                  control_directory: str | None) -> None:
+    """Check the images and captions in FOLDER as sd-scripts will read them, or the clips
+    of a musubi-tuner video dataset as musubi-tuner will read them."""
     import sys
 
     from lorac.core.console import Io
@@ -186,5 +296,8 @@ def check_command(folder: str, profile: str | None, as_json: bool, fmt: str,
     opts = DatasetCheckOptions(
         folder=folder, profile=profile, fmt="json" if as_json else fmt,
         caption_extension=caption_extension, triggers=triggers, class_tokens=class_tokens,
-        resolution=resolution, fail_on=fail_on, cache=not no_cache)
+        resolution=resolution, fail_on=fail_on, cache=not no_cache, video=video,
+        family=family, target_frames=target_frames, frame_extraction=frame_extraction,
+        frame_stride=frame_stride, frame_sample=frame_sample, max_frames=max_frames,
+        source_fps=source_fps, control_directory=control_directory)
     sys.exit(check(opts, Io()))

@@ -14,7 +14,8 @@ The module has three layers, each usable on its own:
 
 The lint rules in :mod:`lorac.lint.rules.dataset` and ``lorac dataset check`` both call
 :func:`analyse_profile` / :func:`analyse_folder`. PIL and numpy are imported only when images
-are actually scanned.
+are actually scanned or grouped; the near-duplicate groups (exact, perceptual-hash, caption)
+come from :mod:`lorac.scan.neighbours` in near-linear time.
 
 Facts about sd-scripts (commit 37a1cbbc, the default pin) this module relies on:
 
@@ -45,7 +46,6 @@ Facts about sd-scripts (commit 37a1cbbc, the default pin) this module relies on:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import re
@@ -60,6 +60,7 @@ from typing import Any, TextIO
 
 from lorac.config.profile import parse_resolution
 from lorac.core.diagnostics import KeyPath, LoracError
+from lorac.scan import neighbours
 
 #: sd-scripts' image extensions, matched case-sensitively (library/dataset.py:77).
 SD_IMAGE_EXTENSIONS = frozenset(
@@ -71,7 +72,7 @@ OTHER_IMAGE_EXTENSIONS = frozenset((
 DEFAULT_CAPTION_EXTENSION = ".caption"  # library/config_util.py:86, library/args.py:913
 PIL_MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS; PIL fails at twice this
 NORM_SIZE = 256  # the long side of the normalised downscale that blur and phash are scored on
-SCAN_VERSION = 2
+SCAN_VERSION = 3
 CACHE_DIR = Path(".lorac_cache") / "dataset"
 _POOL_MIN = 16  # fewer uncached images than this are scanned in-process
 
@@ -324,16 +325,31 @@ def scan_file(path: str, max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> dict[str, An
             rec.detail = "not a regular file"
             return dict(rec.__dict__)
         with open(path, "rb") as fh:
-            data = fh.read()
+            if st.st_size <= _READ_WHOLE:
+                data: bytes | Path = fh.read()
+                digest = hashlib.sha256(data)
+            else:  # a big file is hashed in blocks and decoded from the disk: memory stays
+                digest = hashlib.sha256()  # at one block whatever the file holds
+                while block := fh.read(1 << 20):
+                    digest.update(block)
+                data = Path(path)
     except OSError as exc:
         rec.error = "unreadable"
         rec.detail = _os_reason(exc)
         return dict(rec.__dict__)
-    if not data:
+    if isinstance(data, bytes) and not data:
         rec.error, rec.detail = "empty", "zero-byte file"
         return dict(rec.__dict__)
-    rec.sha256 = hashlib.sha256(data).hexdigest()
+    rec.sha256 = digest.hexdigest()
     return dict(_decode(rec, data, max_pixels).__dict__)
+
+
+_READ_WHOLE = 32 << 20  # files up to this size are read into memory once
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(32)
 
 
 def _os_reason(exc: OSError) -> str:
@@ -350,15 +366,15 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or exc.__class__.__name__
 
 
-def _decode(rec: ImageRecord, data: bytes, max_pixels: int) -> ImageRecord:
+def _decode(rec: ImageRecord, data: bytes | Path, max_pixels: int) -> ImageRecord:
     import io
 
-    from PIL import Image, ImageFile, ImageFilter, ImageStat, UnidentifiedImageError
+    from PIL import Image, ImageFile, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = None  # the size is judged below, before any pixel is decoded
     ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
-        im = Image.open(io.BytesIO(data))
+        im = Image.open(data if isinstance(data, Path) else io.BytesIO(data))
     except UnidentifiedImageError:
         rec.error, rec.detail = "not-image", "not an image file PIL can identify"
         return rec
@@ -370,7 +386,8 @@ def _decode(rec: ImageRecord, data: bytes, max_pixels: int) -> ImageRecord:
         rec.format, rec.mode = im.format or "", im.mode
         rec.bit_depth = 16 if im.mode in ("I;16", "I;16B", "I;16L", "I") else 8
         if im.format == "PNG":
-            rec.bit_depth = max(rec.bit_depth, _png_bit_depth(data[:32]))
+            head = data[:32] if isinstance(data, bytes) else _head(data)
+            rec.bit_depth = max(rec.bit_depth, _png_bit_depth(head))
         rec.has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
             im.mode in ("P", "L", "RGB") and "transparency" in im.info)
         if rec.width * rec.height > max_pixels:
@@ -397,8 +414,11 @@ def _decode(rec: ImageRecord, data: bytes, max_pixels: int) -> ImageRecord:
         gray = im if im.mode == "L" else _to_gray(im)
         if gray.size != target:
             gray = gray.resize(target, Image.Resampling.BOX)
-        rec.blur = _laplacian_variance(gray, ImageFilter, ImageStat)
-        rec.phash = _phash(gray)
+        import numpy as np
+
+        pixels = np.asarray(gray).astype(np.int32)  # sums below stay in one integer type
+        rec.blur = _laplacian_variance(pixels)
+        rec.phash = _phash(gray, pixels)
     except Exception as exc:
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
     return rec
@@ -411,104 +431,155 @@ def _to_gray(im: Any) -> Any:
         return im.convert("RGB").convert("L")
 
 
-_LAPLACIAN: Any = None
+def _laplacian_variance(gray: Any) -> float:
+    """Variance of the 4-neighbour Laplacian of an 8-bit grey image (PIL image or 2-D uint8
+    array) over its interior, where every pixel has four neighbours.
 
-
-def _laplacian_variance(gray: Any, image_filter: Any, image_stat: Any) -> float:
-    """Variance of the 4-neighbour Laplacian of an 8-bit image, without numpy.
-
-    The kernel output is divided by 4 and offset by 128 so that it fits the 8-bit result
-    (only |Laplacian| > 508 would clip), then scaled back: variance × 16. The one-pixel border,
-    which PIL leaves unfiltered, is cropped away.
+    Computed in int16 on the flattened array with offsets ±1 and ±width, so every operation
+    runs over contiguous memory in small arrays; the values that wrap from one row's end to
+    the next row's start are dropped afterwards. Exact integer sums, no clipping.
     """
 
-    global _LAPLACIAN
-    if _LAPLACIAN is None:
-        _LAPLACIAN = image_filter.Kernel((3, 3), [0, 1, 0, 1, -4, 1, 0, 1, 0], scale=4,
-                                         offset=128)
-    w, h = gray.size
+    import numpy as np
+
+    a = np.asarray(gray, dtype=np.int32)  # no copy when it is already an int32 array
+    h, w = a.shape
     if w < 3 or h < 3:
         return 0.0
-    hist = gray.filter(_LAPLACIAN).crop((1, 1, w - 1, h - 1)).histogram()
-    n = sum(hist)
-    s1 = sum(i * c for i, c in enumerate(hist) if c)
-    s2 = sum(i * i * c for i, c in enumerate(hist) if c)
-    return round(max(0.0, (s2 - s1 * s1 / n) / n) * 16.0, 3)  # ImageStat's var, one pass
+    flat = a.ravel()
+    m = flat.size - 2 * w
+    lap, sq = _scratch(np, m)
+    # in place into reused buffers: a fresh array per step would cost more in page faults
+    # than the arithmetic on it
+    np.add(flat[w - 1:-w - 1], flat[w + 1:-w + 1], out=lap)
+    lap += flat[:-2 * w]
+    lap += flat[2 * w:]
+    np.multiply(flat[w:-w], 4, out=sq)
+    lap -= sq
+    inner = lap.reshape(h - 2, w)[:, 1:w - 1]  # centres at rows 1 … h-2, columns 1 … w-2
+    n = inner.size
+    # reductions in the array's own type (a cast inside a reduction is several times slower):
+    # |value| ≤ 1020, so a row of squares (≤ 1020² · width) fits int32 up to 2,000 px wide
+    s1 = sum(inner.sum(axis=1).tolist())
+    squares = np.multiply(inner, inner, out=sq.reshape(h - 2, w)[:, 1:w - 1])
+    s2 = (sum(squares.sum(axis=1).tolist()) if w <= 2000
+          else int(squares.sum(dtype=np.int64)))
+    return round(max(0.0, (s2 - s1 * s1 / n) / n), 3)
 
 
-_DCT: Any = None
+_SCRATCH: list[Any] = []
 
 
-def _phash(gray: Any) -> str:
-    """imagehash's ``phash`` (hash_size 8, highfreq_factor 4), bit for bit: a 32×32 Lanczos
-    downscale, the DCT-II of its rows and columns, the top-left 8×8 coefficients compared
-    with their median, written as imagehash writes it (16 hex digits).
+def _scratch(np: Any, size: int) -> tuple[Any, Any]:
+    """Two int32 work arrays of ``size`` elements, kept between calls (one image size is
+    the common case)."""
 
-    The DCT is a 32×32 matrix product in numpy (which imagehash brings) instead of
-    ``scipy.fftpack``: importing scipy costs ~0.6 s in every scanning process, longer than
-    hashing hundreds of images. ``tests/test_dataset.py`` checks the result against
-    ``imagehash.phash``. The input is box-filtered to 64×64 first so the Lanczos step is cheap.
+    if not _SCRATCH or _SCRATCH[0].size < size:
+        _SCRATCH[:] = [np.empty(size, dtype=np.int32), np.empty(size, dtype=np.int32)]
+    return _SCRATCH[0][:size], _SCRATCH[1][:size]
+
+
+_PHASH_FORMS: dict[tuple[int, int], tuple[Any, Any]] = {}
+
+
+def _pil_weights(src: int, dst: int, support: float,
+                 kernel: Callable[[float], float]) -> list[list[float]]:
+    """The resampling weights PIL uses to scale ``src`` samples to ``dst``
+    (``precompute_coeffs`` in libImaging/Resample.c), as a dense ``dst × src`` matrix."""
+
+    scale = src / dst
+    filterscale = max(1.0, scale)
+    support *= filterscale
+    rows = []
+    for xx in range(dst):
+        centre = (xx + 0.5) * scale
+        lo = max(0, int(centre - support + 0.5))
+        hi = min(src, int(centre + support + 0.5))
+        ws = [kernel((x - centre + 0.5) / filterscale) for x in range(lo, hi)]
+        total = sum(ws) or 1.0
+        row = [0.0] * src
+        row[lo:hi] = [v / total for v in ws]
+        rows.append(row)
+    return rows
+
+
+def _box(x: float) -> float:
+    return 1.0 if -0.5 <= x < 0.5 else 0.0
+
+
+def _lanczos(x: float) -> float:
+    def sinc(v: float) -> float:
+        return 1.0 if v == 0 else math.sin(math.pi * v) / (math.pi * v)
+
+    return sinc(x) * sinc(x / 3.0) if -3.0 <= x < 3.0 else 0.0
+
+
+def _phash_forms(width: int, height: int) -> tuple[Any, Any]:
+    """(left 8×height, right width×8) matrices with ``left @ pixels @ right`` = the top-left
+    8×8 of the DCT-II of the 32×32 Lanczos downscale of a ``width``×``height`` image."""
+
+    import numpy as np
+
+    forms = _PHASH_FORMS.get((width, height))
+    if forms is None:
+        n = np.arange(32)
+        dct8 = (2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0))[:8]  # scipy's DCT-II
+        left = dct8 @ np.array(_pil_weights(height, 32, 3.0, _lanczos))
+        right = (dct8 @ np.array(_pil_weights(width, 32, 3.0, _lanczos))).T.copy()
+        forms = (left, right)
+        if len(_PHASH_FORMS) < 64:  # at most 64 × 64 pixels: a few sizes, all small
+            _PHASH_FORMS[(width, height)] = forms
+    return forms
+
+
+def _phash(gray: Any, pixels: Any = None) -> str:
+    """imagehash's ``phash`` (hash_size 8, highfreq_factor 4) of the 64×64 box downscale of a
+    grey PIL image (of the image itself when neither side exceeds 64; ``pixels``, its integer
+    array, saves a conversion), up to rounding: the
+    8×8 low-frequency DCT-II coefficients of its 32×32 Lanczos downscale compared with their
+    median, written as imagehash writes it (16 hex digits).
+
+    The Lanczos weights (PIL's own, :func:`_pil_weights`) and the DCT are linear, so they fold
+    into an 8×64 and a 64×8 matrix and the hash is two tiny matrix products instead of a PIL
+    resize, a DCT of 32×32 and a median in numpy. PIL rounds the 32×32 image to 8 bits, this
+    does not: a coefficient within rounding of the median may swap its bit with another
+    (``tests/test_dataset.py`` bounds the difference to ``imagehash.phash``). No scipy: its
+    import costs ~0.6 s in every scanning process.
     """
 
     import numpy as np
     from PIL import Image
 
-    global _DCT
-    if _DCT is None:
-        n = np.arange(32)
-        _DCT = 2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0)  # scipy's unnormalised DCT-II
-    if gray.size[0] > 64 or gray.size[1] > 64:
-        gray = gray.resize((64, 64), Image.Resampling.BOX)
-    pixels = np.asarray(gray.convert("L").resize((32, 32), Image.Resampling.LANCZOS),
-                        dtype=np.float64)
-    low = (_DCT @ pixels @ _DCT.T)[:8, :8]
-    bits = "".join("1" if b else "0" for b in (low > np.median(low)).flatten())
-    return f"{int(bits, 2):016x}"
+    w, h = gray.size
+    if (w > 64 or h > 64) and pixels is not None and w % 64 == 0 and h % 64 == 0:
+        # the box filter at a whole factor is the mean of each block: no PIL resize
+        fw, fh = w // 64, h // 64
+        rows = pixels.reshape(64, fh, w).sum(axis=1)  # one axis at a time, in the array's type
+        a = rows.reshape(64, 64, fw).sum(axis=2) / (fw * fh)
+    else:
+        if w > 64 or h > 64:
+            gray = gray.resize((64, 64), Image.Resampling.BOX)
+        a = np.asarray(gray, dtype=np.float64)
+    left, right = _phash_forms(a.shape[1], a.shape[0])
+    # einsum without optimize runs numpy's own loops: a BLAS call here would wake BLAS
+    # threads in every scanning process, which then spin on the cores the other processes use
+    low = np.einsum("ij,jk->ik", left, np.einsum("ij,jk->ik", a, right)).ravel().tolist()
+    ordered = sorted(low)
+    median = (ordered[31] + ordered[32]) / 2
+    bits = 0
+    for v in low:
+        bits = (bits << 1) | (v > median)
+    return f"{bits:016x}"
 
 
-# -- the cache
-
-
-def _cache_file(cache_dir: Path, folder: Path) -> Path:
-    key = hashlib.sha256(_real(folder).encode(errors="replace")).hexdigest()[:24]
-    return cache_dir / f"{key}.json"
+# -- the cache (lorac/scan/scancache.py)
 
 
 def _cache_tag(config: DatasetConfig) -> str:
     return f"v{SCAN_VERSION}:norm{NORM_SIZE}:max{config.max_pixels}"
 
 
-def _load_cache(path: Path, tag: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("tag") != tag:
-        return {}
-    entries = data.get("entries")
-    return entries if isinstance(entries, dict) else {}
-
-
-def _store_cache(path: Path, tag: str, entries: dict[str, Any]) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ignore = path.parent.parent / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("*\n")
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"tag": tag, "entries": entries}), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only tree simply has no cache
-
-
-def _identity(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
+_FLUSH_EVERY = 2000  # scanned records are committed to the cache in batches of this many
 
 
 def worker_count(config: DatasetConfig) -> int:
@@ -527,13 +598,20 @@ def _scan_task(args: tuple[str, int]) -> dict[str, Any]:
 
 
 def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
-                 on_done: Callable[[int], None] | None = None) -> list[Any]:
-    """``fn`` over ``items`` in ``workers`` processes (in-process when few), results in order."""
+                 on_done: Callable[[int], None] | None = None,
+                 on_result: Callable[[Any], None] | None = None) -> list[Any]:
+    """``fn`` over ``items`` in ``workers`` processes (in-process when few), results in order.
+    ``on_done(count)`` and ``on_result(value)`` are called as each result arrives; with
+    ``on_result`` the results are handed over only there (the list returned is empty)."""
 
     if workers <= 1 or len(items) < _POOL_MIN:
         out = []
         for i, item in enumerate(items, 1):
-            out.append(fn(item))
+            value = fn(item)
+            if on_result:
+                on_result(value)
+            else:
+                out.append(value)
             if on_done:
                 on_done(i)
         return out
@@ -546,12 +624,15 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
     chunk = max(1, min(16, len(items) // (workers * 8)))
-    results: list[Any] = [None] * len(items)
+    results: list[Any] = [] if on_result else [None] * len(items)
     with ctx.Pool(workers) as pool:
         for done, (i, value) in enumerate(
                 pool.imap_unordered(_indexed, [(fn, i, it) for i, it in enumerate(items)],
                                     chunksize=chunk), 1):
-            results[i] = value
+            if on_result:
+                on_result(value)
+            else:
+                results[i] = value
             if on_done:
                 on_done(done)
     return results
@@ -593,53 +674,83 @@ class Progress:
 def scan(paths: Iterable[Path], config: DatasetConfig | None = None, *,
          cache_dir: Path | None = CACHE_DIR, progress: TextIO | None = None,
          show_progress: bool | None = None) -> dict[str, ImageRecord]:
-    """Scan image files (grouped by folder for the cache) → records by path string.
+    """Scan image files → records by path string.
 
-    Unchanged files (same size, mtime_ns and inode) are read from the cache; the rest are
-    scanned by :func:`scan_file` in a process pool. ``cache_dir=None`` disables the cache.
+    Unchanged files (same size, mtime_ns and inode) are read from the cache
+    (:class:`lorac.scan.scancache.ScanCache`); the rest are scanned by :func:`scan_file` in a
+    process pool and committed to the cache in batches as they arrive. ``cache_dir=None``
+    disables the cache.
     """
 
+    from lorac.scan.scancache import ScanCache
+
     config = config or DatasetConfig()
-    tag = _cache_tag(config)
-    by_folder: dict[Path, list[str]] = {}
+    use_cache = cache_dir is not None and config.cache
+    cache = ScanCache(cache_dir, _cache_tag(config), {"images": ImageRecord}) if (
+        use_cache) else None  # type: ignore[arg-type]
+    try:
+        return _scan_with(paths, config, cache, progress, show_progress)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
+               progress: TextIO | None, show_progress: bool | None) -> dict[str, ImageRecord]:
+    by_folder: dict[str, list[str]] = {}
     for p in paths:
-        by_folder.setdefault(Path(p).parent, []).append(str(p))
+        name = str(p)
+        by_folder.setdefault(os.path.dirname(name), []).append(name)
     records: dict[str, ImageRecord] = {}
     todo: list[str] = []
-    caches: dict[Path, tuple[Path, dict[str, Any]]] = {}
-    use_cache = cache_dir is not None and config.cache
+    keys: dict[str, str] = {}  # folder → its cache key (the real path)
+    stale: dict[str, list[str]] = {}
     for folder, names in by_folder.items():
-        entries: dict[str, Any] = {}
-        if use_cache:
-            cfile = _cache_file(cache_dir, folder)  # type: ignore[arg-type]
-            entries = _load_cache(cfile, tag)
-            caches[folder] = (cfile, entries)
+        keys[folder] = key = _real(Path(folder or "."))
+        entries = cache.load("images", key) if cache is not None else {}
         for name in names:
-            ident = _identity(name)
-            hit = entries.get(os.path.basename(name))
-            if ident is not None and hit and tuple(hit.get("id", ())) == ident:
-                records[name] = ImageRecord(**{**hit["record"], "path": name})
-            else:
-                todo.append(name)
+            hit = entries.pop(os.path.basename(name), None)
+            if hit is not None:
+                try:
+                    st = os.stat(name)
+                except OSError:
+                    st = None
+                if st is not None and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+                    rec = ImageRecord(name, *hit)
+                    rec.has_alpha = bool(rec.has_alpha)
+                    records[name] = rec
+                    continue
+            todo.append(name)
+        stale[folder] = list(entries)  # cached files no longer in the listing
+    if cache is not None:
+        columns = cache.columns["images"]
+        pending: list[ImageRecord] = []
+
+        def flush() -> None:
+            by_key: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+            for rec in pending:
+                by_key.setdefault(keys[os.path.dirname(rec.path)], []).append(
+                    (os.path.basename(rec.path), tuple(getattr(rec, c) for c in columns)))
+            for key, rows in by_key.items():
+                cache.store("images", key, rows)
+            pending.clear()
+
+    def arrived(raw: dict[str, Any]) -> None:
+        rec = records[raw["path"]] = ImageRecord(**raw)
+        if cache is not None and rec.error != "unreadable":
+            pending.append(rec)
+            if len(pending) >= _FLUSH_EVERY:
+                flush()
+
     if todo:
         bar = Progress(len(todo), "scanning images", progress, show_progress)
-        results = run_parallel(_scan_task, [(p, config.max_pixels) for p in todo],
-                               worker_count(config), bar)
-        for raw in results:
-            records[raw["path"]] = ImageRecord(**raw)
-        if use_cache:
-            for folder, (cfile, entries) in caches.items():
-                live = {os.path.basename(n) for n in by_folder[folder]}
-                fresh = {k: v for k, v in entries.items() if k in live}
-                for name in by_folder[folder]:
-                    rec = records[name]
-                    if rec.error == "unreadable":
-                        continue
-                    record = asdict(rec)
-                    record.pop("path")
-                    fresh[os.path.basename(name)] = {
-                        "id": [rec.size, rec.mtime_ns, rec.inode], "record": record}
-                _store_cache(cfile, tag, fresh)
+        run_parallel(_scan_task, [(p, config.max_pixels) for p in todo],
+                     worker_count(config), bar, arrived)
+    if cache is not None:
+        flush()
+        for folder, names in stale.items():
+            if names:
+                cache.store("images", keys[folder], (), stale=names)
     return records
 
 
@@ -821,55 +932,6 @@ def _fixed_part(caption: str, spec: SubsetSpec) -> str | None:
     return None
 
 
-def _groups(n: int, pairs: Iterable[tuple[int, int]],
-            linked: Callable[[int, int], bool]) -> list[list[int]]:
-    """Connected groups (size > 1) of ``n`` items over the candidate ``pairs`` that are
-    ``linked``."""
-
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in pairs:
-        if root(i) != root(j) and linked(i, j):
-            parent[root(j)] = root(i)
-    out: dict[int, list[int]] = {}
-    for i in range(n):
-        out.setdefault(root(i), []).append(i)
-    return [sorted(g) for g in sorted(out.values()) if len(g) > 1]
-
-
-def _keyed_pairs(keys: list[Iterable[Any]]) -> Iterable[tuple[int, int]]:
-    """Pairs of items that share at least one key (each item has several)."""
-
-    buckets: dict[Any, list[int]] = {}
-    for i, ks in enumerate(keys):
-        for k in ks:
-            buckets.setdefault(k, []).append(i)
-    seen: set[tuple[int, int]] = set()
-    for members in buckets.values():
-        for a in range(len(members)):
-            for b in range(a + 1, len(members)):
-                pair = (members[a], members[b])
-                if pair not in seen:
-                    seen.add(pair)
-                    yield pair
-
-
-def _bands(value: int, limit: int, bits: int = 64) -> list[tuple[int, int]]:
-    """Split ``value`` into ``limit + 1`` bands: two hashes within ``limit`` bits of each
-    other agree exactly on at least one band (pigeonhole)."""
-
-    count = min(bits, limit + 1)
-    edges = [round(k * bits / count) for k in range(count + 1)]
-    return [(k, (value >> edges[k]) & ((1 << (edges[k + 1] - edges[k])) - 1))
-            for k in range(count)]
-
-
 def make_bucket_resolutions(reso: tuple[int, int], min_size: int, max_size: int,
                             step: int) -> list[tuple[int, int]]:
     """sd-scripts' predefined buckets (library/model_util.py:1388-1416)."""
@@ -957,6 +1019,10 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
         listing = memo[key] = list_folder(folder)
     result = FolderResult(spec, listing)
     add = result.findings.append
+
+    def bar(total: int, label: str) -> Progress:
+        return Progress(total, label, progress, show_progress)
+
     if listing.error:
         add(Finding("LRC501", f"image_dir {spec.image_dir} {listing.error}", None,
                     hint="sd-scripts warns 'not directory' and trains on nothing from it"))
@@ -980,12 +1046,13 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
                     hint="make the subfolder a subset of its own"))
 
     if spec.metadata_file is None:
-        _pair(result, triggers, config)
-    _judge_images(result, config)
+        _pair(result, triggers, config, bar)
+    _judge_images(result, config, bar)
     return result
 
 
-def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig) -> None:
+def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
+          bar: Callable[[int, str], Progress] | None = None) -> None:
     spec, listing = result.spec, result.listing
     triggers = list(triggers)
     add = result.findings.append
@@ -1048,7 +1115,10 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig) 
             tokens.append(t.strip())
     patterns = [(t, _word_re(t)) for t in tokens]
     lowered = {t.strip().lower() for t in triggers}
-    for cap in sorted(used):
+    shown = bar(len(used), "reading captions") if bar and len(used) >= _SHOW_FROM else None
+    for done, cap in enumerate(sorted(used, key=str), 1):  # str: Path.__lt__ is slow
+        if shown is not None:
+            shown(done)
         text, problem = _read_caption(cap, spec)
         if problem is not None:
             add(problem)
@@ -1077,39 +1147,21 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig) 
                             f"keep_tokens holds in place; {shuffled}", str(cap),
                             anchor="keep_tokens",
                             hint="put the trigger first in the caption"))
-    _similar_captions(result, config)
+    _similar_captions(result, config, bar)
 
 
-def _similar_captions(result: FolderResult, config: DatasetConfig) -> None:
+_SHOW_FROM = 5000  # phases over fewer items than this finish too fast for a progress bar
+
+
+def _similar_captions(result: FolderResult, config: DatasetConfig,
+                      bar: Callable[[int, str], Progress] | None = None) -> None:
     items = [(p, t) for p, t in sorted(result.captions.items()) if t]
     t = config.caption_similarity
     if len(items) < 2 or t <= 0:
         return
-    words = [frozenset(re.findall(r"\w+", text.lower())) for _, text in items]
-    # prefix filtering: order tokens rare-first; two sets with Jaccard ≥ t share a token
-    # among the first |A| - ceil(t·|A|) + 1 of each, so only those pairs are compared
-    freq: dict[str, int] = {}
-    for ws in words:
-        for w in ws:
-            freq[w] = freq.get(w, 0) + 1
-    first: dict[frozenset[str], int] = {}
-    keys: list[list[Any]] = []
-    for i, ws in enumerate(words):
-        if ws in first:  # identical word sets: link to the first, compare nothing
-            keys.append([("same", first[ws])])
-            continue
-        first[ws] = i
-        ordered = sorted(ws, key=lambda w: (freq[w], w))
-        keep = len(ordered) - math.ceil(t * len(ordered)) + 1
-        keys.append([("same", i), *ordered[:max(1, keep)]])
-
-    def similar(i: int, j: int) -> bool:
-        a, b = words[i], words[j]
-        if not a or not b:
-            return False
-        return len(a & b) / len(a | b) >= t
-
-    for group in _groups(len(items), _keyed_pairs(keys), similar):
+    words = [re.findall(r"\w+", text.lower()) for _, text in items]
+    shown = bar(1, "grouping captions") if bar and len(items) >= _SHOW_FROM else None
+    for group in neighbours.jaccard_groups(words, t, progress=shown):
         names = ", ".join(items[i][0] for i in group)
         result.findings.append(Finding(
             "LRC510", f"{len(group)} captions are near-duplicates (word overlap ≥ "
@@ -1118,7 +1170,8 @@ def _similar_captions(result: FolderResult, config: DatasetConfig) -> None:
                 items[i][0] for i in group]}))
 
 
-def _judge_images(result: FolderResult, config: DatasetConfig) -> None:
+def _judge_images(result: FolderResult, config: DatasetConfig,
+                  bar: Callable[[int, str], Progress] | None = None) -> None:
     spec = result.spec
     add = result.findings.append
     recs = [result.records[str(p)] for p in result.listing.images
@@ -1175,26 +1228,25 @@ def _judge_images(result: FolderResult, config: DatasetConfig) -> None:
                         data={"blur": rec.blur}))
 
     hashed = [r for r in recs if r.sha256 and r.error != "unreadable"]
-    exact = _groups(len(hashed), _keyed_pairs([[r.sha256] for r in hashed]),
-                    lambda i, j: hashed[i].sha256 == hashed[j].sha256)
-    same: set[tuple[str, str]] = set()
-    for group in exact:
+    same_file: dict[str, str] = {}
+    for group in neighbours.keyed_groups(r.sha256 for r in hashed):
         paths = [hashed[i].path for i in group]
-        same |= {(a, b) for a in paths for b in paths}
+        same_file.update((p, paths[0]) for p in paths)
         add(Finding("LRC519", f"{len(paths)} files are identical: {', '.join(paths)}",
                     paths[1], hint="keep one of them", data={"files": paths}))
     phashed = [r for r in scored if r.phash]
     limit = config.near_duplicate_distance
     ints = [int(r.phash, 16) for r in phashed]  # type: ignore[arg-type]
 
-    def near(i: int, j: int) -> bool:
-        return ((phashed[i].path, phashed[j].path) not in same
-                and (ints[i] ^ ints[j]).bit_count() <= limit)
+    def distinct_files(members: list[int]) -> bool:
+        # images with one hash are near-duplicates of each other unless they are all one file
+        return len({same_file.get(phashed[i].path, phashed[i].path) for i in members}) > 1
 
-    pairs = _keyed_pairs([_bands(v, limit) for v in ints])
-    for group in _groups(len(phashed), pairs, near):
+    shown = bar(1, "grouping images") if bar and len(ints) >= _SHOW_FROM else None
+    for group in neighbours.hamming_groups(ints, limit, linked_same=distinct_files,
+                                           progress=shown):
         paths = [phashed[i].path for i in group]
-        dist = max((ints[a] ^ ints[b]).bit_count() for a in group for b in group)
+        dist = neighbours.max_distance([ints[i] for i in group])
         add(Finding("LRC520", f"{len(paths)} images are near-duplicates (perceptual-hash "
                     f"distance ≤ {dist}, limit {limit}): {', '.join(paths)}", paths[1],
                     hint="keep the best one", data={"files": paths, "distance": dist}))
@@ -1233,10 +1285,12 @@ def _judge_size(rec: ImageRecord, spec: SubsetSpec, config: DatasetConfig,
 
 @dataclass
 class ProfileAnalysis:
-    """The dataset findings of one profile: per-subset folder results + the counts."""
+    """The dataset findings of one profile: per-subset folder results + the counts, and the
+    video datasets that :func:`lorac.scan.video.add_videos` adds."""
 
     folders: list[FolderResult]
     findings: list[tuple[Finding, KeyPath]]
+    videos: list[Any] = field(default_factory=list)
 
 
 def min_images_for(profile: Any, config: DatasetConfig) -> int:
@@ -1360,7 +1414,7 @@ def dependencies(analysis: ProfileAnalysis) -> tuple[set[str], set[str]]:
 
     files: set[str] = set()
     dirs: set[str] = set()
-    for r in analysis.folders:
+    for r in [*analysis.folders, *analysis.videos]:
         dirs.add(str(r.listing.folder))
         if r.listing.error:
             continue

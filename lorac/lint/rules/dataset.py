@@ -27,7 +27,7 @@ from lorac.lint.rules import ProfileContext, Rule
 def analysis_for(ctx: ProfileContext) -> Any:
     """The (memoised) :class:`lorac.scan.dataset.ProfileAnalysis` of ``ctx.profile``."""
 
-    from lorac.scan import dataset
+    from lorac.scan import dataset, video
 
     cache = ctx.project.cache
     per_profile = cache.setdefault("dataset_analysis", {})
@@ -38,7 +38,8 @@ def analysis_for(ctx: ProfileContext) -> Any:
             config = cache["dataset_config"] = dataset.load_config(
                 ctx.settings.raw.get("dataset"), ctx.settings.source)
         memo = cache.setdefault("dataset_memo", {})
-        result = dataset.analyse_profile(ctx.profile, config, memo=memo)
+        result = video.add_videos(dataset.analyse_profile(ctx.profile, config, memo=memo),
+                                  ctx.profile, config, memo=memo)
         files, dirs = dataset.dependencies(result)
         cache.setdefault("deps", set()).update(files)
         cache.setdefault("dep_dirs", set()).update(dirs)
@@ -639,12 +640,169 @@ class MultilineCaption(_DatasetRule):
     severity = Severity.WARNING
 
 
+class VideoUndecodable(_DatasetRule):
+    """What it does
+    Reports a clip in a musubi-tuner ``video_directory`` that PyAV — the library musubi
+    decodes with (src/musubi_tuner/dataset/media_utils.py:154) — cannot open or decode: an
+    empty file, no video stream, a frame larger than ``max-pixels``, a decoder error, or a
+    clip that stops decoding before its last frame (truncated).
+
+    Why is this bad?
+    musubi decodes every clip while it caches latents; a decoder error there stops the
+    caching step, and a truncated clip trains on fewer frames than it seems to hold.
+
+    Example
+    ``data/clips/take3.mp4`` was copied while it was still being written.
+
+    Use instead
+    Re-encode the clip (``ffmpeg -i take3.mp4 -c:v libx264 take3_fixed.mp4``) or delete it.
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC525"
+    name = "video-undecodable"
+
+
+class VideoTooShort(_DatasetRule):
+    """What it does
+    Reports a clip that has fewer frames, as musubi-tuner loads it (after the frame-rate
+    conversion of ``source_fps`` and, under ``frame_extraction = "head"``, the first
+    ``max(target_frames)`` frames), than the shortest of its ``target_frames`` (rounded down
+    to 4n+1, src/musubi_tuner/dataset/image_video_dataset.py:644-657).
+
+    Why is this bad?
+    ``head``, ``chunk``, ``slide`` and ``uniform`` extract a sample only where a whole window
+    of ``target_frames`` fits (image_video_dataset.py:742-764): the clip yields no training
+    sample at all, silently.
+
+    Example
+        [[dataset.datasets]]
+        video_directory = "data/clips"     # holds a 30-frame clip
+        target_frames = [45]
+
+    Use instead
+        target_frames = [25, 45]           # or drop the short clip
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC526"
+    name = "video-too-short"
+    severity = Severity.WARNING
+
+
+class VideoFrameRate(_DatasetRule):
+    """What it does
+    Reports a clip whose frame rate differs from the one the family's architecture trains at
+    — HunyuanVideo 24, Wan 16, FramePack 30, Kandinsky 5 24, HunyuanVideo 1.5 24 fps
+    (src/musubi_tuner/dataset/image_video_dataset.py:579-583, 629-640) — while ``source_fps``
+    is not set.
+
+    Why is this bad?
+    musubi drops frames to the training rate only when ``source_fps`` is given
+    (image_video_dataset.py:700-703, media_utils.py:195-215); otherwise every frame is kept
+    and a 30 fps clip teaches Wan motion at about half its speed.
+
+    Example
+        [[dataset.datasets]]
+        video_directory = "data/clips"     # 30 fps clips, family wan2.1-t2v-14b
+
+    Use instead
+        source_fps = 30.0
+
+    Fix safety
+    No fix; the hint names the clip's frame rate.
+    """
+
+    code = "LRC527"
+    name = "video-frame-rate"
+    severity = Severity.WARNING
+
+
+class VideoSizeOffStep(_DatasetRule):
+    """What it does
+    Reports a clip that keeps its own size in training (``enable_bucket`` and
+    ``bucket_no_upscale``, no larger than the bucket area) but whose width or height is not a
+    multiple of musubi-tuner's 16-pixel bucket step (src/musubi_tuner/dataset/bucket.py:41-49,
+    109-115).
+
+    Why is this bad?
+    musubi rounds the size down to the step and crops the rest of every frame.
+
+    Example
+    A 854×480 clip trains at 848×480.
+
+    Use instead
+    Crop or scale the clip to multiples of 16 yourself, where you choose what is cut.
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC528"
+    name = "video-size-off-step"
+    severity = Severity.INFO
+
+
+class VideoWithoutCaption(_DatasetRule):
+    """What it does
+    Reports a clip without a caption file (its stem + ``caption_extension``), or every clip
+    when ``caption_extension`` is not set.
+
+    Why is this bad?
+    musubi-tuner opens the caption of every clip without a fallback
+    (src/musubi_tuner/dataset/datasources.py:550-553): a missing file stops the
+    text-encoder caching step with ``FileNotFoundError``.
+
+    Example
+    ``data/clips/walk.mp4`` without ``data/clips/walk.txt``.
+
+    Use instead
+    Write ``walk.txt``.
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC529"
+    name = "video-without-caption"
+
+
+class VideoControlMissing(_DatasetRule):
+    """What it does
+    Reports a clip that has no control clip in the dataset's ``control_directory``: none with
+    the same name, no folder named after its stem, no file of its stem with another video
+    extension (src/musubi_tuner/dataset/datasources.py:485-512).
+
+    Why is this bad?
+    musubi stops with ``ValueError: Could not find matching control videos/images``
+    (datasources.py:515-523) as soon as it builds the dataset.
+
+    Example
+    ``data/clips/walk.mp4`` and no ``data/control/walk.mp4``.
+
+    Use instead
+    Add the control clip, or move the clip out of the dataset.
+
+    Fix safety
+    No fix.
+    """
+
+    code = "LRC530"
+    name = "video-control-missing"
+
+
 RULES: tuple[type[_DatasetRule], ...] = (
     ImageDirMissing, CaptionExtensionMismatch, ImageWithoutCaption, CaptionWithoutImage,
     ImageStemClash, EmptyCaption, CaptionNotUtf8, CaptionMissingTrigger, TriggerNotKept,
     NearDuplicateCaptions, ImageUndecodable, ImageTruncated, ImageTooLarge, ImageTooSmall,
     AspectRatioNoBucket, ExifRotation, UnusualImageMode, BlurryImage, DuplicateImages,
     NearDuplicateImages, TooFewImages, FewerImagesThanBatch, ImageNotRead, MultilineCaption,
+    VideoUndecodable, VideoTooShort, VideoFrameRate, VideoSizeOffStep, VideoWithoutCaption,
+    VideoControlMissing,
 )
 
 

@@ -1,0 +1,161 @@
+"""The per-file scan cache of the dataset rules: one SQLite database under ``.lorac_cache/``.
+
+Why SQLite (the standard library's ``sqlite3``) and not a JSON file per folder: a JSON file
+is rewritten whole on every change and parsed whole on every run (100,000 entries took
+seconds both ways), and a crash between ``write`` and ``rename`` could only lose the whole
+file. SQLite reads only the folder asked for, writes only the rows that changed, commits in
+batches while a long first scan is still running (so an interrupted scan keeps what it did),
+and its journal makes every commit all-or-nothing: a process killed mid-write leaves the
+previous state, never a torn file. Several ``lorac`` processes may share the database; one
+that cannot get the lock within a few seconds simply runs without the cache.
+
+Each table holds one kind of record (a dataclass: images, videos), one column per field, keyed
+by (folder id, file name); a row is valid while the file's (size, mtime_ns, inode) are those it
+was stored with. The ``meta`` table holds a tag per table (the scanner version and the
+settings that change a score); a different tag empties that table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+FILE_NAME = "scan.sqlite3"
+_TIMEOUT_S = 5.0
+
+
+def _sql_type(annotation: Any) -> str:
+    text = str(annotation)
+    if "float" in text:
+        return "REAL"
+    if "int" in text or "bool" in text:
+        return "INTEGER"
+    return "TEXT"
+
+
+class ScanCache:
+    """A connection to the cache database in ``cache_dir`` for records of ``kinds`` (table
+    name → dataclass whose first field is ``path``). Every method swallows database errors:
+    a cache that cannot be used is an empty cache."""
+
+    def __init__(self, cache_dir: Path, tag: str, kinds: dict[str, type]) -> None:
+        self.kinds = kinds
+        self.columns = {name: [f.name for f in fields(cls) if f.name != "path"]
+                        for name, cls in kinds.items()}
+        self.db: sqlite3.Connection | None = None
+        path = cache_dir / FILE_NAME
+        try:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            ignore = cache_dir.parent / ".gitignore"
+            if cache_dir.parent.name == ".lorac_cache" and not ignore.exists():
+                ignore.write_text("*\n")
+            try:
+                self._open(path, tag)
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise  # locked or read-only: leave the file alone
+                self.close()  # not a database (or damaged beyond its journal): start again
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+                self._open(path, tag)
+        except (OSError, sqlite3.Error):
+            self.close()
+
+    def _open(self, path: Path, tag: str) -> None:
+        self.db = sqlite3.connect(path, timeout=_TIMEOUT_S, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._prepare(tag)
+
+    def _prepare(self, tag: str) -> None:
+        assert self.db is not None
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            db.execute("CREATE TABLE IF NOT EXISTS folders (id INTEGER PRIMARY KEY, "
+                       "path TEXT UNIQUE)")
+            for name, cls in self.kinds.items():
+                # each kind of record has its own tag: opening the video table with another
+                # scanner version leaves the images alone
+                row = db.execute("SELECT value FROM meta WHERE key = ?",
+                                 (f"tag:{name}",)).fetchone()
+                if row is None or row[0] != tag:
+                    db.execute(f"DROP TABLE IF EXISTS {name}")
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"tag:{name}", tag))
+                cols = ", ".join(f"{f.name} {_sql_type(f.type)}" for f in fields(cls)
+                                 if f.name != "path")
+                db.execute(f"CREATE TABLE IF NOT EXISTS {name} (folder INTEGER, name TEXT, "
+                           f"{cols}, PRIMARY KEY (folder, name)) WITHOUT ROWID")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    @property
+    def usable(self) -> bool:
+        return self.db is not None
+
+    def _folder_id(self, folder: str, create: bool) -> int | None:
+        assert self.db is not None
+        row = self.db.execute("SELECT id FROM folders WHERE path = ?", (folder,)).fetchone()
+        if row is None and create:
+            return self.db.execute("INSERT INTO folders (path) VALUES (?)", (folder,)).lastrowid
+        return None if row is None else int(row[0])
+
+    def load(self, kind: str, folder: str) -> dict[str, tuple[Any, ...]]:
+        """File name → the stored row (the record's fields after ``path``, in order)."""
+
+        if self.db is None:
+            return {}
+        cols = ", ".join(["name", *self.columns[kind]])
+        try:
+            fid = self._folder_id(folder, create=False)
+            if fid is None:
+                return {}
+            rows = self.db.execute(f"SELECT {cols} FROM {kind} WHERE folder = ?",
+                                   (fid,)).fetchall()
+        except sqlite3.Error:
+            return {}
+        return {r[0]: r[1:] for r in rows}
+
+    def store(self, kind: str, folder: str, rows: Iterable[tuple[str, Sequence[Any]]],
+              stale: Iterable[str] = ()) -> None:
+        """Insert or replace ``(file name, row)`` pairs and delete the ``stale`` names, in
+        one transaction."""
+
+        if self.db is None:
+            return
+        cols = self.columns[kind]
+        marks = ", ".join("?" * (len(cols) + 2))
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                fid = self._folder_id(folder, create=True)
+                self.db.executemany(f"INSERT OR REPLACE INTO {kind} VALUES ({marks})",
+                                    ((fid, name, *row) for name, row in rows))
+                self.db.executemany(f"DELETE FROM {kind} WHERE folder = ? AND name = ?",
+                                    ((fid, name) for name in stale))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error:
+            pass
+
+    def close(self) -> None:
+        if self.db is not None:
+            try:
+                self.db.close()
+            except sqlite3.Error:  # pragma: no cover
+                pass
+            self.db = None
+
+    def __enter__(self) -> ScanCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,146 @@
+"""The SQLite scan cache (lorac/scan/scancache.py): round trip, crash safety, bad files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from lorac.scan import dataset
+from lorac.scan.scancache import FILE_NAME, ScanCache
+from tests.make_dataset_fixture import build
+
+
+@dataclass
+class Rec:
+    path: str
+    size: int = 0
+    score: float | None = None
+    note: str = ""
+
+
+def test_round_trip_and_stale_rows(tmp_path: Path) -> None:
+    with ScanCache(tmp_path, "t1", {"recs": Rec}) as cache:
+        cache.store("recs", "/f", [("a", (1, 0.5, "x")), ("b", (2, None, ""))])
+        cache.store("recs", "/g", [("a", (3, 1.0, "y"))])
+        cache.store("recs", "/f", [], stale=["b"])
+    with ScanCache(tmp_path, "t1", {"recs": Rec}) as cache:
+        assert cache.load("recs", "/f") == {"a": (1, 0.5, "x")}
+        assert cache.load("recs", "/g") == {"a": (3, 1.0, "y")}
+    with ScanCache(tmp_path, "t2", {"recs": Rec}) as cache:  # another scanner version
+        assert cache.load("recs", "/f") == {}
+
+
+_WRITER = textwrap.dedent("""
+    import os, signal, sys
+    from dataclasses import dataclass
+    from pathlib import Path
+    from lorac.scan.scancache import ScanCache
+
+    @dataclass
+    class Rec:
+        path: str
+        size: int = 0
+        score: float | None = None
+        note: str = ""
+
+    cache = ScanCache(Path(sys.argv[1]), "t", {"recs": Rec})
+    cache.store("recs", "/f", [(f"old{i}", (i, 1.0, "kept")) for i in range(1000)])
+
+    def rows():
+        for i in range(100000):
+            if i == 50000:  # killed in the middle of the transaction, as a crash would be
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield f"new{i}", (i, 2.0, "torn" * 50)
+
+    cache.store("recs", "/f", rows())
+""")
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_a_process_killed_mid_write_leaves_the_last_commit(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run([sys.executable, "-c", _WRITER, str(tmp_path)], cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    with ScanCache(tmp_path, "t", {"recs": Rec}) as cache:
+        rows = cache.load("recs", "/f")
+    assert len(rows) == 1000 and all(k.startswith("old") for k in rows)
+
+
+def test_a_damaged_cache_file_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / FILE_NAME).write_bytes(b"\x00garbage, not a database" * 100)
+    with ScanCache(tmp_path, "t", {"recs": Rec}) as cache:
+        assert cache.usable and cache.load("recs", "/f") == {}
+        cache.store("recs", "/f", [("a", (1, None, ""))])
+    with ScanCache(tmp_path, "t", {"recs": Rec}) as cache:
+        assert cache.load("recs", "/f") == {"a": (1, None, "")}
+
+
+def test_an_unwritable_cache_is_no_cache(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cache = ScanCache(blocker / "cache", "t", {"recs": Rec})  # a file where a folder should be
+    assert not cache.usable and cache.load("recs", "/f") == {}
+    cache.store("recs", "/f", [("a", (1, None, ""))])  # ignored, no error
+
+
+def test_scan_records_survive_the_cache_exactly(tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    build(folder, clean=3, only=())
+    paths = sorted(folder.glob("*.jpg"))
+    first = dataset.scan(paths, cache_dir=tmp_path / "cache")
+    again = dataset.scan(paths, cache_dir=tmp_path / "cache")
+    assert again == first
+    assert all(type(r.has_alpha) is bool for r in again.values())
+
+
+def test_an_interrupted_scan_keeps_the_batches_it_committed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "d"
+    build(folder, clean=5, only=())
+    paths = sorted(folder.glob("*.jpg"))
+    monkeypatch.setattr(dataset, "_FLUSH_EVERY", 2)
+    monkeypatch.setattr(dataset, "_POOL_MIN", 10 ** 9)
+    real, calls = dataset.scan_file, []
+
+    def scan_then_stop(path: str, max_pixels: int) -> dict:
+        calls.append(path)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return real(path, max_pixels)
+
+    monkeypatch.setattr(dataset, "scan_file", scan_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        dataset.scan(paths, cache_dir=tmp_path / "cache")
+    calls.clear()
+    dataset.scan(paths, cache_dir=tmp_path / "cache")
+    assert calls == [str(p) for p in paths[4:]]  # the first four were committed in two batches
+
+
+def test_each_kind_keeps_its_own_tag(tmp_path: Path) -> None:
+    """Images and clips share the database under different scanner tags: opening one kind
+    must not empty the other (a lint run over images and clips did exactly that)."""
+
+    @dataclass
+    class Clip:
+        path: str
+        frames: int = 0
+
+    with ScanCache(tmp_path, "images-v3", {"recs": Rec}) as cache:
+        cache.store("recs", "/f", [("a", (1, None, ""))])
+    with ScanCache(tmp_path, "clips-v1", {"clips": Clip}) as cache:
+        cache.store("clips", "/f", [("c", (25,))])
+    with ScanCache(tmp_path, "images-v3", {"recs": Rec}) as cache:
+        assert cache.load("recs", "/f") == {"a": (1, None, "")}
+    with ScanCache(tmp_path, "clips-v1", {"clips": Clip}) as cache:
+        assert cache.load("clips", "/f") == {"c": (25,)}
