@@ -803,6 +803,9 @@ def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:
         family, reason = "sd3", f"network_module {module!r}" if module else "clip_g"
     elif "xl" in model:
         family, reason = "sdxl", "the model file name"
+    elif options.get("sdxl") is True and module in ("", "networks.lora", "lycoris.kohya"):
+        # the kohya_ss GUI's key (and some forks' option): the user's own word for SDXL
+        family, reason = "sdxl", "sdxl = true"
     if family is None:
         family, reason = _family_from_model(options, module)
     if family:
