@@ -6,7 +6,10 @@ interpreter follows only what decides the training command:
 
 - assignments ``X=v``, ``export X=v``, ``X+=v``, arrays ``A=(…)`` / ``A+=(…)``;
 - expansions ``$X``, ``${X}``, ``${X:-default}``, ``${X-default}``, ``${X:=default}``,
-  ``"${A[@]}"``; unquoted expansions are split into fields like bash does;
+  ``"${A[@]}"``, ``${X:+word}`` / ``${A[@]+"${A[@]}"}`` (the word when set, else nothing);
+  unquoted expansions are split into fields like bash does;
+- the script's own path and folder: ``$0``, ``${BASH_SOURCE[0]}``, and ``$(dirname …)``,
+  ``$(cd … && pwd)``, ``$(realpath …)``, ``$(readlink -f …)`` of them;
 - a command built piece by piece in a variable and run as ``$CMD``, ``eval "$CMD"`` or
   ``"${ARGS[@]}"``.
 
