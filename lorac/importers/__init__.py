@@ -803,6 +803,9 @@ def guess_family(options: Mapping[str, Any], draft: Draft) -> str | None:
         family, reason = "sd3", f"network_module {module!r}" if module else "clip_g"
     elif "xl" in model:
         family, reason = "sdxl", "the model file name"
+    elif options.get("sdxl") is True and module in ("", "networks.lora", "lycoris.kohya"):
+        # the kohya_ss GUI's key (and some forks' option): the user's own word for SDXL
+        family, reason = "sdxl", "sdxl = true"
     if family is None:
         family, reason = _family_from_model(options, module)
     if family:
@@ -980,17 +983,30 @@ def import_options(draft: Draft, items: list[tuple[str, Any, int]], inventory: A
                         f"{inventory.script}", line=line,
                         hint=f"did you mean {close[0]!r}?" if close else None)
             continue
-        if unchecked is not None and option.choices and not option.is_list:
-            try:
-                converted = coerce(option, value, choices=False)
-            except ConversionError:
-                pass  # a wrong type: set_checked reports it
-            else:
-                if converted not in option.choices:
-                    _outside_choices(draft, option, converted, name, line,
-                                     unchecked(option.dest, converted, every))
-                    continue
-        set_checked(draft, option, value, key=name, line=line)
+        if unchecked is None:
+            set_checked(draft, option, value, key=name, line=line)
+        else:
+            set_unchecked(draft, option, value, key=name, line=line, every=every,
+                          verdict=unchecked)
+
+
+def set_unchecked(draft: Draft, option: Any, value: Any, *, key: str, line: int,
+                  every: Mapping[str, Any], verdict: ChoiceCheck) -> None:
+    """:func:`set_checked` for a value that reaches sd-scripts through a ``--config_file``
+    (a kohya TOML, or the one the kohya_ss GUI writes from its JSON): one outside argparse's
+    choices is judged by ``verdict`` (what the script does with it), not refused."""
+
+    if option.choices and not option.is_list:
+        try:
+            converted = coerce(option, value, choices=False)
+        except ConversionError:
+            pass  # a wrong type: set_checked reports it
+        else:
+            if converted not in option.choices:
+                _outside_choices(draft, option, converted, key, line,
+                                 verdict(option.dest, converted, every))
+                return
+    set_checked(draft, option, value, key=key, line=line)
 
 
 def _outside_choices(draft: Draft, option: Any, value: Any, key: str, line: int,

@@ -45,7 +45,8 @@ class ImportBadValue(_Import):
     """What it does
     Reports a value that does not convert to the type the trainer option wants
     (``--network_dim=abc``), or is none of its choices. A ``--config_file`` value outside the
-    choices is judged by what sd-scripts does with it, since nothing checks it there
+    choices (also a kohya_ss GUI value: the GUI passes its options in a ``--config_file``) is
+    judged by what sd-scripts does with it, since nothing checks it there
     (``library/args.py:1193-1194``): one that changes nothing (``max_token_length = 75``,
     ``dynamo_backend`` without ``torch_compile``) is an LRC095 note, not this finding.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from lorac.core.diagnostics import LoracError, Severity
@@ -25,7 +26,7 @@ from lorac.importers import (
     inventory_for,
     line_of_key,
     raw_text,
-    set_checked,
+    set_unchecked,
     take_dataset_config,
 )
 
@@ -142,6 +143,7 @@ def read(source: Source, settings: Settings) -> Draft:
         draft.report("LRC095", f"model family {family} (from {why})")
     inventory = inventory_for(draft.family)
     flux = draft.family.startswith("flux1")
+    options = {RENAMES.get(k, k): v for k, v in data.items()}
     lora_type = str(data.get("LoRA_type") or "Standard")
     handled: set[str] = set()
     silent: list[str] = []
@@ -155,7 +157,8 @@ def read(source: Source, settings: Settings) -> Draft:
                         f"{inventory.script}", line=line(key),
                         hint=f"did you mean {close[0]!r}?" if close else None)
             return
-        set_checked(draft, option, value, key=key, line=line(key))
+        set_unchecked(draft, option, value, key=key, line=line(key), every=options,
+                      verdict=_through_config_file)
 
     # -- the network
     handled.update({"LoRA_type", "LyCORIS_preset"})
@@ -314,6 +317,18 @@ def read(source: Source, settings: Settings) -> Draft:
                      f"empty/off and have no effect: {', '.join(quiet)}",
                      severity=Severity.INFO)
     return draft
+
+
+def _through_config_file(name: str, value: Any, options: Mapping[str, Any]) -> tuple[bool, str]:
+    """What sd-scripts does with a GUI value outside argparse's choices: the GUI writes its
+    options into a ``config_lora-*.toml`` that it passes as ``--config_file``
+    (bmaltais/kohya_ss ``kohya_gui/lora_gui.py``, ``train_model``), so the value reaches the
+    script unchecked, as from any ``--config_file``."""
+
+    from lorac.trainers.kohya.import_toml import config_file_choice
+
+    inert, truth = config_file_choice(name, value, options)
+    return inert, f"the GUI passes it in the --config_file it writes; {truth}"
 
 
 def _run(draft: Draft, data: dict[str, Any], line: Any) -> None:

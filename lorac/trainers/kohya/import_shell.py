@@ -6,7 +6,10 @@ interpreter follows only what decides the training command:
 
 - assignments ``X=v``, ``export X=v``, ``X+=v``, arrays ``A=(…)`` / ``A+=(…)``;
 - expansions ``$X``, ``${X}``, ``${X:-default}``, ``${X-default}``, ``${X:=default}``,
-  ``"${A[@]}"``; unquoted expansions are split into fields like bash does;
+  ``"${A[@]}"``, ``${X:+word}`` / ``${A[@]+"${A[@]}"}`` (the word when set, else nothing);
+  unquoted expansions are split into fields like bash does;
+- the script's own path and folder: ``$0``, ``${BASH_SOURCE[0]}``, and ``$(dirname …)``,
+  ``$(cd … && pwd)``, ``$(realpath …)``, ``$(readlink -f …)`` of them;
 - a command built piece by piece in a variable and run as ``$CMD``, ``eval "$CMD"`` or
   ``"${ARGS[@]}"``.
 
@@ -29,9 +32,10 @@ assigns is an *environment* variable of the profile: ``X=v`` becomes ``${env:X:-
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -557,6 +561,11 @@ class Lexer:
         m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\[([@*])\]", body)
         if m:
             return ("array", m.group(1), quoted)
+        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?:\[[@*]\])?(:?)\+(.*)", body, re.S)
+        if m:  # ${X:+word}, ${A[@]+"${A[@]}"}: the word when X is set, else nothing
+            sub = Lexer(m.group(3), self.path, self.draft, self.line)
+            return ("alt", m.group(1), m.group(2), sub._default_pieces(split=not quoted),
+                    quoted)
         m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-=])(.*))?", body, re.S)
         if m:
             arg = None
@@ -570,8 +579,10 @@ class Lexer:
             return ("positional", f"${{{body}}}", sub._default_pieces(), quoted)
         return ("unknown", f"${{{body}}}", quoted)
 
-    def _default_pieces(self) -> list[tuple]:
-        """The word of a ``${X:-word}`` default (quotes removed, expansions kept)."""
+    def _default_pieces(self, split: bool = False) -> list[tuple]:
+        """The word of a ``${X:-word}`` default (quotes removed, expansions kept); with
+        ``split`` its unquoted text is split into fields as bash does for an unquoted
+        ``${X:+word}``."""
 
         word = Word(line=self.line)
         while self.pos < len(self.text):
@@ -583,12 +594,12 @@ class Lexer:
                 self._advance()
                 word.pieces.extend(self._double_quoted())
             elif c == "$":
-                word.pieces.append(self._dollar(quoted=True))
+                word.pieces.append(self._dollar(quoted=not split))
             elif c == "\\":
                 self._advance()
                 word.pieces.append(("lit", self._advance(), True))
             else:
-                word.pieces.append(("lit", self._advance(), True))
+                word.pieces.append(("lit", self._advance(), not split))
         return word.pieces
 
 
@@ -620,10 +631,12 @@ class State:
 class Interpreter:
     """Follow assignments and find the training command, executing nothing."""
 
-    def __init__(self, draft: Draft, state: State, path: str) -> None:
+    def __init__(self, draft: Draft, state: State, path: str,
+                 script: str | None = None) -> None:
         self.draft = draft
         self.state = state
         self.path = path
+        self.script = script  # the script's absolute path: what $0 and ${BASH_SOURCE[0]} hold
 
     def run(self, text: str) -> None:
         text = text.replace("\r\n", "\n")  # saved on Windows: backslash-CRLF continues too
@@ -645,7 +658,24 @@ class Interpreter:
         if kind == "lit":
             return (Lit(piece[1], self.path, line),)
         if kind == "unknown":
+            known = self.script_path(piece[1], line)
+            if known is not None:
+                return (Lit(known, self.path, line),)
             return (Unknown(piece[1], self.path, line),)
+        if kind == "alt":
+            found = self.state.vars.get(piece[1])
+            self.state.used.add(piece[1])
+            value = found.value if found is not None else None
+            if value is None or value == [] or (piece[2] and isinstance(value, tuple)
+                                                and literal(value) == ""):
+                return []
+            words: list[Word] = [Word(line=line)]
+            for sub in piece[3]:  # unquoted blanks of an unquoted ${X:+word} split it
+                if sub[0] == "lit" and not sub[-1] and sub[1] in " \t\n":
+                    words.append(Word(line=line))
+                else:
+                    words[-1].pieces.append(sub)
+            return [f for w in words if w.pieces for f in self.expand_word(w)]
         if kind == "positional":
             value = self.expand_joined(piece[2], line)
             self.draft.report("LRC095", f"{piece[1]} (an argument of the script) is read as "
@@ -671,6 +701,27 @@ class Interpreter:
         if op.endswith("=") and name not in self.state.vars:
             self.state.vars[name] = Defined(default, self.path, line)
         return (Env(name, default, self.path, line),)
+
+    def script_path(self, text: str, line: int) -> str | None:
+        """The path that ``text`` gives when it only names the script or its folder:
+        ``$0``, ``${BASH_SOURCE[0]}``, ``$(dirname …)``, ``$(cd … && pwd)``,
+        ``$(realpath …)``, ``$(readlink -f …)`` of such a value (or of a variable holding
+        one: ``REPO_DIR="$(dirname "$SCRIPT_DIR")"``). None for anything else."""
+
+        if self.script is None:
+            return None
+        if text in ("$0", "${0}", "${BASH_SOURCE[0]}", "${BASH_SOURCE}"):
+            return self.script
+        m = _PATH_SUBST.fullmatch(text)
+        if m is None:
+            return None
+        inner = Lexer(m.group("word"), self.path, self.draft, line)._default_pieces()
+        value = literal(self.expand_joined(inner, line))
+        if not value or "\n" in value:
+            return None
+        if m.group("op") == "dirname":
+            return posixpath.dirname(value.rstrip("/")) or "."
+        return posixpath.normpath(value)
 
     def expand_joined(self, pieces: list[tuple], line: int) -> Val:
         """Expand pieces into one value (no field splitting)."""
@@ -811,6 +862,17 @@ class Interpreter:
         self.state.vars[a.name] = Defined(value, self.path, a.line, self.state.env_file)
 
 
+#: ``$(dirname W)``, ``$(cd W && pwd)``, ``$(cd W; pwd -P)``, ``$(realpath W)``,
+#: ``$(readlink -f W)``: the path functions that locate a script's own folder
+_PATH_SUBST = re.compile(
+    r"\$\(\s*(?:(?P<op>dirname)|cd|realpath|readlink\s+-[fe])\s+(?P<word>(?:[^\s;&|()`]|\$\([^()]*"
+    r"(?:\([^()]*\)[^()]*)*\)|\$\{[^}]*\}|\"[^\"]*(?:\$\([^()]*\)[^\"]*)*\")+)"
+    r"(?(op)|\s*(?:(?:&&|;)\s*pwd(?:\s+-P)?)?)\s*\)", re.S)
+
+
+_POSITIONAL = re.compile(r"\$(?:[1-9]|\{[1-9][0-9]*\}|[@*])")
+
+
 def _self_default(value: Val, name: str) -> bool:
     return len(value) == 1 and isinstance(value[0], Env) and value[0].name == name
 
@@ -936,7 +998,8 @@ def read(source: Source, settings: Settings) -> Draft:
         state.env_files.add(env_path.name)
     env_defined = {name: d for name, d in state.vars.items() if d.from_env_file}
     state.used.clear()
-    interp = Interpreter(draft, state, source.display)
+    script = str(source.path.resolve()) if source.path.is_file() else None
+    interp = Interpreter(draft, state, source.display, script)
     try:
         if source.path.suffix.lower() in BATCH_SUFFIXES:
             BatchReader(interp, source).run(source.text)
@@ -1131,8 +1194,11 @@ def _set_option(draft: Draft, inventory: Any, name: str, vals: list[Val], line: 
     unknown = [u for v in vals for u in unknowns(v)]
     if unknown:
         what = ", ".join(dict.fromkeys(u.what for u in unknown))
-        draft.unmap(name, text, "LRC092", f"--{name} comes from {what}, which lorac does "
-                    "not run", line=line, hint="write the value in the profile")
+        known_when = ("an argument the script is given when it runs"
+                      if all(_POSITIONAL.fullmatch(u.what) for u in unknown)
+                      else "which lorac does not run")
+        draft.unmap(name, text, "LRC092", f"--{name} comes from {what}, {known_when}",
+                    line=line, hint="write the value in the profile")
         return
     texts = [literal(v) for v in vals]
     names = [n for v in vals for n in env_names(v)]
@@ -1179,8 +1245,12 @@ def _config_file(draft: Draft, config: tuple[str, list[Val], int], inventory: An
                      "imported", line=line, severity=Severity.WARNING)
         return
     doc = parse_toml(read_source(found))
+    first = len(draft.diagnostics)
     import_options(draft, flatten(doc), inventory, found.parent, settings,
                    unchecked=config_file_choice)
+    # what it says of the TOML's lines is said of the TOML, not of the script
+    draft.diagnostics[first:] = [replace(d, path=str(found)) if d.path == draft.source and
+                                 d.line else d for d in draft.diagnostics[first:]]
 
 
 # --------------------------------------------------------------------------- Windows batch

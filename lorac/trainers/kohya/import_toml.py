@@ -13,6 +13,7 @@ read in both roles at once: the options into the profile, the dataset tables int
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from lorac.importers import (
     guess_family,
     import_options,
     inventory_for,
+    model_kind,
     parse_toml,
 )
 
@@ -88,12 +90,31 @@ def read(source: Source, settings: Settings) -> Draft:
                          line=line, severity=Severity.WARNING)
     else:
         items = flatten(doc)
-    draft.family = settings.family or guess_family(
-        {name: value for name, value, _ in items}, draft)
+    options = {name: value for name, value, _ in items}
+    draft.family = settings.family or guess_family(options, draft) or family_from_file_name(
+        source, options, draft)
     inventory = inventory_for(draft.family)
     import_options(draft, items, inventory, source.path.parent, settings,
                    unchecked=config_file_choice)
     return draft
+
+
+def family_from_file_name(source: Source, options: Mapping[str, Any],
+                          draft: Draft) -> str | None:
+    """The family a TOML's own name gives (``sdxl_inpainting_test_lora.toml``) when its
+    options name none: no model whose name says a kind, a module any family uses; a
+    ``--config_file`` is made for one script, and its name is often all that says which."""
+
+    if model_kind(options.get("pretrained_model_name_or_path")) is not None or \
+            str(options.get("network_module") or "") not in ("", "networks.lora",
+                                                             "lycoris.kohya"):
+        return None
+    words = set(re.split(r"[^a-z0-9]+", source.path.stem.lower()))
+    family = "sdxl" if "sdxl" in words else "sd15" if words & {"sd15", "sd1"} else None
+    if family is not None:
+        draft.report("LRC095", f"model family {family} (from the file name "
+                     f"{source.path.name!r}); pass --family to choose another")
+    return family
 
 
 def config_file_choice(name: str, value: Any, options: Mapping[str, Any]) -> tuple[bool, str]:
