@@ -56,9 +56,12 @@ class LauncherOptionError(Rule):
     groups = ("import",)
 
     def check(self, ctx: ProjectContext) -> Iterable[Diagnostic]:
+        shells = ctx.files.get("shell", [])
+        if not shells:
+            return  # (the importers are imported only where a script is linted)
         from lorac import importers
 
-        for path in ctx.files.get("shell", []):
+        for path in shells:
             shown = display_path(path)
             try:
                 source = importers.read_source(path)
@@ -124,14 +127,15 @@ class OrphanedConfigContents(Rule):
     SKIP = ("LRC5", "LRC00")
 
     def check(self, ctx: ProjectContext) -> Iterable[Diagnostic]:
-        from lorac import importers
-        from lorac.config.profile import resolve
-        from lorac.lint.plugins import get_plugins
         from lorac.lint.rules import hygiene
 
         orphans = hygiene.orphaned_kohya_configs(ctx)
         if not orphans:
             return
+        from lorac import importers
+        from lorac.config.profile import resolve
+        from lorac.lint.plugins import get_plugins
+
         by_shown = {display_path(p): p for p in ctx.files.get("toml", [])}
         rules = [r for r in get_plugins().rules.values() if r.scope == "profile"
                  and ctx.settings.enabled(r.code) and not r.code.startswith(self.SKIP)]
