@@ -975,6 +975,30 @@ def default_out_dir(backend: str) -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+def run_generator(argv: Sequence[str] | None, *, prog: str, doc: str, source_help: str,
+                  backend: str, generate: Any, errors: tuple[type[BaseException], ...]) -> int:
+    """The command line every one-file generator shares: ``--from SOURCE [--out DIR]``, then
+    ``generate(source, out_dir) -> path``; one line on stderr and exit 2 on ``errors``."""
+
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m {prog}", description=doc.split("\n\n")[0])
+    parser.add_argument("--from", dest="source", required=True, type=Path, help=source_help)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"output folder (default: the source tree's backends/{backend})")
+    ns = parser.parse_args(argv)
+    out = ns.out or default_out_dir(backend)
+    if out is None:
+        parser.error("--out is required outside lorac's source tree")
+    try:
+        path = generate(ns.source, out)
+    except errors as exc:
+        print(f"{prog.rsplit('.', 1)[-1]}: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
 def _worker_main(argv: Sequence[str]) -> int:
     kind, checkout, out, *extra = argv
     if kind == "kohya-parser":

@@ -21,14 +21,12 @@ unpacked folder (``pypi:lycoris-lora==4.1.3#sha256=…``)::
 
 from __future__ import annotations
 
-import argparse
 import ast
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from lorac.trainers.inventory_gen import default_out_dir
+from lorac.trainers.inventory_gen import run_generator
 from lorac.trainers.kohya.network_args_gen import _toml_value, analyse_module
 
 OUT_NAME = "lycoris.toml"
@@ -166,23 +164,11 @@ def generate(folder: Path, out_dir: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(prog="python -m lorac.trainers.kohya.lycoris_gen",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--from", dest="folder", required=True, type=Path,
-                        help="an unpacked lycoris-lora release with a .lorac-commit file")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: the source tree's backends/kohya)")
-    ns = parser.parse_args(argv)
-    out = ns.out or default_out_dir("kohya")
-    if out is None:
-        parser.error("--out is required outside lorac's source tree")
-    try:
-        path = generate(ns.folder, out)
-    except (OSError, ValueError, SyntaxError, LycorisError) as exc:
-        print(f"lycoris_gen: {exc}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    return run_generator(argv, prog="lorac.trainers.kohya.lycoris_gen", doc=__doc__ or "",
+                         source_help="an unpacked lycoris-lora release with a .lorac-commit file",
+                         backend="kohya",
+                         generate=generate,
+                         errors=(OSError, ValueError, SyntaxError, LycorisError))
 
 
 if __name__ == "__main__":

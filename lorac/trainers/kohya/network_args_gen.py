@@ -28,14 +28,17 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import ast
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lorac.trainers.inventory_gen import InventoryError, checkout_commit, default_out_dir, str_get
+from lorac.trainers.inventory_gen import (
+    InventoryError,
+    checkout_commit,
+    run_generator,
+    str_get,
+)
 
 #: The modules lorac knows, in the order they are written to the file.
 MODULES = (
@@ -246,24 +249,10 @@ def generate(checkout: Path, out_dir: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-
-    parser = argparse.ArgumentParser(prog="python -m lorac.trainers.kohya.network_args_gen",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--from", dest="checkout", required=True, type=Path,
-                        help="an sd-scripts checkout at the pinned commit")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: the source tree's backends/kohya)")
-    ns = parser.parse_args(argv)
-    out = ns.out or default_out_dir("kohya")
-    if out is None:
-        parser.error("--out is required outside lorac's source tree")
-    try:
-        path = generate(ns.checkout, out)
-    except (OSError, ValueError, SyntaxError, InventoryError) as exc:
-        print(f"network_args_gen: {exc}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    return run_generator(argv, prog="lorac.trainers.kohya.network_args_gen", doc=__doc__ or "",
+                         source_help="an sd-scripts checkout at the pinned commit", backend="kohya",
+                         generate=generate,
+                         errors=(OSError, ValueError, SyntaxError, InventoryError))
 
 
 if __name__ == "__main__":
