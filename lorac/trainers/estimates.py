@@ -22,6 +22,8 @@ __all__ = [
     "TIGHT",
     "VERDICTS",
     "Interval",
+    "Item",
+    "PhasePeaks",
     "interval_from_errors",
     "verdict",
     "verdict_right",
@@ -118,3 +120,58 @@ def verdict_right(word: str, measured: float, usable: float, band: float = TIGHT
     if word == FITS:
         return measured <= usable
     return measured > usable
+
+
+@dataclass(frozen=True)
+class Item:
+    """One line of a breakdown: its MiB under the constants used, and how it was counted."""
+
+    name: str
+    mib: float
+    detail: str = ""
+
+
+class PhasePeaks:
+    """What every trainer's prediction answers from its ``phases`` (peak MiB per phase),
+    ``breakdown`` (:class:`Item` lists per phase), ``host_ram_mib``, ``interval`` and
+    ``notes``: the peak, its phase and bounds, the verdict on a card, and the JSON form, where
+    :meth:`config_json` gives the configuration the prediction was made for."""
+
+    phases: dict[str, float]
+    breakdown: dict[str, list[Item]]
+    host_ram_mib: float
+    interval: Interval
+    notes: list[str]
+
+    @property
+    def peak_mib(self) -> float:
+        return max(self.phases.values())
+
+    @property
+    def peak_phase(self) -> str:
+        return max(self.phases, key=lambda p: self.phases[p])
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """The range the measured whole-run peak is expected in (MiB)."""
+        return self.interval.bounds(self.peak_mib)
+
+    def verdict(self, usable_mib: float) -> str:
+        """``fits`` / ``tight`` / ``does not fit`` on a card with ``usable_mib``."""
+        return verdict(self.peak_mib, self.interval, usable_mib)
+
+    def config_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        lo, hi = self.bounds
+        return {
+            "peak_mib": round(self.peak_mib, 1), "peak_phase": self.peak_phase,
+            "interval": {"low_mib": round(lo, 1), "high_mib": round(hi, 1),
+                         **self.interval.to_json(), "label": self.interval.label()},
+            "phases": {k: round(v, 1) for k, v in self.phases.items()},
+            "breakdown": {ph: [{"name": i.name, "mib": round(i.mib, 1), "detail": i.detail}
+                               for i in items] for ph, items in self.breakdown.items()},
+            "host_ram_mib": round(self.host_ram_mib, 1),
+            "config": self.config_json(), "notes": list(self.notes),
+        }

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from lorac.trainers.estimates import FIRST_PRINCIPLES, Interval, verdict
+from lorac.trainers.estimates import FIRST_PRINCIPLES, Interval, Item, PhasePeaks
 
 MIB = 1024 * 1024
 PHASES = ("cache_latents", "cache_text_encoder", "prepare", "train")
@@ -325,14 +325,7 @@ def _value(t: Term, k: Constants) -> float:
 
 
 @dataclass
-class Item:
-    name: str
-    mib: float
-    detail: str = ""
-
-
-@dataclass
-class Prediction:
+class Prediction(PhasePeaks):
     """Peak MiB per phase with its breakdown, host RAM and the error interval."""
 
     run: LoraRun
@@ -342,33 +335,8 @@ class Prediction:
     interval: Interval = FIRST_PRINCIPLES
     notes: list[str] = field(default_factory=list)
 
-    @property
-    def peak_mib(self) -> float:
-        return max(self.phases.values())
-
-    @property
-    def peak_phase(self) -> str:
-        return max(self.phases, key=lambda p: self.phases[p])
-
-    @property
-    def bounds(self) -> tuple[float, float]:
-        return self.interval.bounds(self.peak_mib)
-
-    def verdict(self, usable_mib: float) -> str:
-        return verdict(self.peak_mib, self.interval, usable_mib)
-
-    def to_json(self) -> dict[str, Any]:
-        lo, hi = self.bounds
-        return {
-            "peak_mib": round(self.peak_mib, 1), "peak_phase": self.peak_phase,
-            "interval": {"low_mib": round(lo, 1), "high_mib": round(hi, 1),
-                         **self.interval.to_json(), "label": self.interval.label()},
-            "phases": {k: round(v, 1) for k, v in self.phases.items()},
-            "breakdown": {ph: [{"name": i.name, "mib": round(i.mib, 1), "detail": i.detail}
-                               for i in items] for ph, items in self.breakdown.items()},
-            "host_ram_mib": round(self.host_ram_mib, 1),
-            "config": asdict(self.run), "notes": list(self.notes),
-        }
+    def config_json(self) -> dict[str, Any]:
+        return asdict(self.run)
 
 
 def host_ram_mib(run: LoraRun) -> float:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from lorac.config.profile import parse_resolution
-from lorac.trainers.estimates import FIRST_PRINCIPLES, Interval, verdict
+from lorac.trainers.estimates import FIRST_PRINCIPLES, Interval, Item, PhasePeaks
 
 __all__ = [
     "CARDS",
@@ -485,17 +485,8 @@ def load_measurements(path: Path | None = None) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------------------- the estimate
 
 
-@dataclass(frozen=True)
-class Item:
-    """One line of a breakdown: its MiB under the constants used, and how it was counted."""
-
-    name: str
-    mib: float
-    detail: str = ""
-
-
 @dataclass
-class Estimate:
+class Estimate(PhasePeaks):
     """Peak memory per phase (MiB, as nvidia-smi reports it) and the training breakdown."""
 
     config: RunConfig
@@ -505,37 +496,8 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     interval: Interval = FIRST_PRINCIPLES
 
-    @property
-    def bounds(self) -> tuple[float, float]:
-        """The range the measured whole-run peak is expected in (MiB)."""
-        return self.interval.bounds(self.peak_mib)
-
-    def verdict(self, usable_mib: float) -> str:
-        """``fits`` / ``tight`` / ``does not fit`` on a card with ``usable_mib``."""
-        return verdict(self.peak_mib, self.interval, usable_mib)
-
-    @property
-    def peak_mib(self) -> float:
-        return max(self.phases.values())
-
-    @property
-    def peak_phase(self) -> str:
-        return max(self.phases, key=lambda p: self.phases[p])
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "peak_mib": round(self.peak_mib, 1),
-            "peak_phase": self.peak_phase,
-            "interval": {"low_mib": round(self.bounds[0], 1),
-                         "high_mib": round(self.bounds[1], 1), **self.interval.to_json(),
-                         "label": self.interval.label()},
-            "phases": {k: round(v, 1) for k, v in self.phases.items()},
-            "breakdown": {ph: [{"name": i.name, "mib": round(i.mib, 1), "detail": i.detail}
-                               for i in items] for ph, items in self.breakdown.items()},
-            "host_ram_mib": round(self.host_ram_mib, 1),
-            "config": asdict(self.config),
-            "notes": list(self.notes),
-        }
+    def config_json(self) -> dict[str, Any]:
+        return asdict(self.config)
 
 
 # A phase is a list of terms; each term is (name, fixed MiB, {constant: coefficient}, detail).
