@@ -36,7 +36,7 @@ class OutputNameLeavesRunFolder(Rule):
 
     Example
         [saving]
-        output_name = "../shared/flux_final"
+        output_name = "../elsewhere/flux_final"
 
     Use instead
         [saving]
