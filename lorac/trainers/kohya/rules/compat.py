@@ -49,6 +49,23 @@ def te_outputs_cached(profile: Profile) -> bool:
         profile, "cache_text_encoder_outputs_to_disk")
 
 
+def cached_outputs_need_unet_only(rule: Rule, ctx: ProfileContext, family: str, cite: str
+                                  ) -> Iterator[Diagnostic]:
+    """The finding of a family whose script asserts that cached text-encoder outputs go with
+    ``network_train_unet_only`` (the encoders cannot train on cached outputs), at the caching
+    option, with the unsafe fix that sets it."""
+
+    p = ctx.profile
+    if not rule.applies(ctx) or not te_outputs_cached(p) or on(p, "network_train_unet_only"):
+        return
+    name = "cache_text_encoder_outputs" if on(p, "cache_text_encoder_outputs") else \
+        "cache_text_encoder_outputs_to_disk"
+    kp = option_path(p, name, "training")
+    yield rule.at(p, kp, f"{name} on {family} requires network_train_unet_only: sd-scripts "
+                  f"asserts ({cite})", hint="network_train_unet_only = true",
+                  fix=[beside(p, kp, "network_train_unet_only", True)])
+
+
 def latents_cached(profile: Profile) -> bool:
     """``cache_latents``, which ``cache_latents_to_disk`` forces on (library/args.py:832-836)."""
 
@@ -586,16 +603,8 @@ class SdxlCachedOutputsTrainTextEncoder(_Compat):
     kinds = ("sdxl",)
 
     def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx) or not te_outputs_cached(p) or on(p, "network_train_unet_only"):
-            return
-        name = "cache_text_encoder_outputs" if on(p, "cache_text_encoder_outputs") else \
-            "cache_text_encoder_outputs_to_disk"
-        kp = option_path(p, name, "training")
-        yield self.at(p, kp, f"{name} on SDXL requires network_train_unet_only: sd-scripts "
-                      "asserts (sdxl_train_network.py:42-44)",
-                      hint="network_train_unet_only = true",
-                      fix=[beside(p, kp, "network_train_unet_only", True)])
+        yield from cached_outputs_need_unet_only(self, ctx, "SDXL",
+                                                 "sdxl_train_network.py:42-44")
 
 
 class AdaptiveNoiseScaleWithoutNoiseOffset(_Compat):

@@ -17,7 +17,11 @@ from lorac.core.diagnostics import DELETE, Diagnostic, Severity
 from lorac.lint.hookspecs import hookimpl
 from lorac.lint.rules import ProfileContext, Rule
 from lorac.lint.rules.network import beside, literal_edit, option_path
-from lorac.trainers.kohya.rules.compat import _Compat, on, te_outputs_cached
+from lorac.trainers.kohya.rules.compat import (
+    _Compat,
+    cached_outputs_need_unet_only,
+    on,
+)
 
 
 class ChromaWithoutT5AttnMask(_Compat):
@@ -133,16 +137,8 @@ class AnimaCachedOutputsTrainTextEncoder(_Compat):
     kinds = ("anima",)
 
     def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx) or not te_outputs_cached(p) or on(p, "network_train_unet_only"):
-            return
-        name = "cache_text_encoder_outputs" if on(p, "cache_text_encoder_outputs") else \
-            "cache_text_encoder_outputs_to_disk"
-        kp = option_path(p, name, "training")
-        yield self.at(p, kp, f"{name} on Anima requires network_train_unet_only: sd-scripts "
-                      "asserts (anima_train_network.py:65-67)",
-                      hint="network_train_unet_only = true",
-                      fix=[beside(p, kp, "network_train_unet_only", True)])
+        yield from cached_outputs_need_unet_only(self, ctx, "Anima",
+                                                 "anima_train_network.py:65-67")
 
 
 class AnimaExclusiveOptions(_Compat):
