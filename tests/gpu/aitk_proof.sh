@@ -12,6 +12,12 @@
 #   tests/gpu/aitk_proof.sh wan     synthetic Wan 2.1 1.3B set (~15 GB, once; the FLUX set is
 #                                   removed first when the disk is short), then the Wan example
 #   tests/gpu/aitk_proof.sh all     the three, in that order
+#   tests/gpu/aitk_proof.sh auto [D]  setup and flux; then, while D seconds (570) allow it,
+#                                   the FLUX run again with CUDA_LAUNCH_BLOCKING=1 if it failed
+#                                   (to name the kernel), else the Wan example alone
+#   tests/gpu/aitk_proof.sh variant NAME...  setup, then `final` changed as
+#                                   test_flux_variant_twenty_steps says (flash: torch's flash
+#                                   attention; bf16: no quantisation, on an 80GB card; r512)
 #
 # Needs the git-ignored .gpu/aitk/ (scripts/gpu_kit_aitk.sh) carried along. The machine stays
 # warm between calls, so /tmp/site, /tmp/ai-toolkit and the synthetic sets are made once.
@@ -87,7 +93,7 @@ case_() {  # pytest -k expression, manifest glob
     local start=$SECONDS
     date -u
     python3 -m pytest -q -p no:cacheprovider -rA tests/gpu/test_aitk_proof.py -k "$1" 2>&1 \
-        | tee "$OUT/pytest-$1.log" | tail -40
+        | tee "$OUT/pytest-${1// /-}.log" | tail -40
     echo "$1: pytest exit ${PIPESTATUS[0]} in $(( SECONDS - start )) s" | summary
     python3 - "$OUT" "$2" <<'PY' | summary
 import json, pathlib, sys
@@ -110,7 +116,34 @@ PY
 
 flux() {
     synth flux1-dev "$LORAC_SYNTH_DIR_FLUX"
-    case_ flux "test_flux*-manifest.json"
+    case_ flux_final "test_flux_final*-manifest.json"
+}
+
+keep() {  # folder: move this attempt's logs aside, so that a rerun does not overwrite them
+    mkdir -p "$OUT/$1" && mv "$OUT"/test_* "$OUT"/pytest-* "$OUT/$1/" 2>/dev/null
+}
+
+auto() {
+    local deadline=${1:-570}
+    setup
+    flux
+    if grep -qs "flux_final: pytest exit 0" "$OUT/summary.txt"; then
+        if (( SECONDS + 200 < deadline )); then wan; fi
+    elif (( SECONDS + 200 < deadline )); then
+        keep first
+        echo "again with CUDA_LAUNCH_BLOCKING=1" | summary
+        CUDA_LAUNCH_BLOCKING=1 TORCH_SHOW_CPP_STACKTRACES=1 case_ flux_final \
+            "test_flux_final*-manifest.json"
+    fi
+}
+
+variant() {  # each NAME is started only while ${DEADLINE:-570} s leave it 240 s
+    synth flux1-dev "$LORAC_SYNTH_DIR_FLUX"
+    local v
+    for v in "$@"; do
+        if (( SECONDS + 240 > ${DEADLINE:-570} )); then echo "no time for $v" | summary; break; fi
+        case_ "variant_twenty_steps and $v" "flux_$v-manifest.json"
+    done
 }
 
 wan() {
@@ -128,8 +161,10 @@ setup) setup ;;
 flux) flux ;;
 wan) wan ;;
 all) setup; flux; wan ;;
+auto) auto "${2:-570}" ;;
+variant) shift; setup; variant "$@" ;;
 *)
-    echo "usage: $0 setup|flux|wan|all" >&2
+    echo "usage: $0 setup|flux|wan|all|auto [D]|variant NAME..." >&2
     exit 2
     ;;
 esac

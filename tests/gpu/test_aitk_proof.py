@@ -59,8 +59,11 @@ def _dataset(tmp: Path) -> Path:
     return data
 
 
-def _run(tmp: Path, profile: str, synth: str, extra_env: dict[str, str]
+def _run(tmp: Path, profile: str, synth: str, extra_env: dict[str, str], label: str = ""
          ) -> tuple[subprocess.CompletedProcess[str], dict, Path]:
+    """Run ``lorac run PROFILE``; with ``LORAC_PROOF_LOGS`` its logs, job and manifest are
+    copied there, named ``label`` (default: the test's folder)."""
+    label = label or tmp.name
     env = {**os.environ, "LORAC_NO_CACHE": "1", **extra_env}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), str(ROOT)) if p)
     runs = tmp / "runs"
@@ -71,16 +74,16 @@ def _run(tmp: Path, profile: str, synth: str, extra_env: dict[str, str]
     log = os.environ.get("LORAC_PROOF_LOGS")
     if log:
         Path(log).mkdir(parents=True, exist_ok=True)
-        (Path(log) / f"{tmp.name}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
+        (Path(log) / f"{label}.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     folders = list(runs.iterdir()) if runs.is_dir() else []
     assert len(folders) == 1, (proc.stdout + proc.stderr)[-6000:]
     (run,) = folders
     if log:
-        shutil.copy(run / "train.log", Path(log) / f"{tmp.name}-train.log")
-        shutil.copy(run / "job.yaml", Path(log) / f"{tmp.name}-job.yaml")
+        shutil.copy(run / "train.log", Path(log) / f"{label}-train.log")
+        shutil.copy(run / "job.yaml", Path(log) / f"{label}-job.yaml")
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     if log:
-        (Path(log) / f"{tmp.name}-manifest.json").write_text(json.dumps(manifest, indent=1))
+        (Path(log) / f"{label}-manifest.json").write_text(json.dumps(manifest, indent=1))
     return proc, manifest, run
 
 
@@ -127,3 +130,33 @@ def test_wan21_example_twenty_steps(tmp_path: Path) -> None:
     synth = os.environ.get("LORAC_SYNTH_DIR_WAN", "/tmp/synth-aitk-wan")
     proc, manifest, _ = _run(tmp_path, str(profile), synth, {})
     _check(proc, manifest, "wan2.1-t2v-1.3b", 2_700)
+
+
+#: Variants of ``final``. torch 2.11's cuDNN attention fails in the backward pass of ai-toolkit's
+#: FLUX.1 at 1024 px on an H100 (``run_cudnn_SDP_bprop``: ``mha_graph.execute`` not good, an
+#: illegal memory access without CUDA_LAUNCH_BLOCKING), so every variant asks diffusers for
+#: torch's flash attention (``attention_backend``, toolkit/config_modules.py:399): ``flash`` is
+#: ``final`` otherwise unchanged; ``bf16`` trains without quantisation (an 80GB card, else
+#: LRC401 stops it); ``r512`` at 512 px.
+FLASH = '\n[trainers.ai-toolkit.train]\nattention_backend = "_native_flash"\n'
+VARIANTS = {
+    "flash": FLASH,
+    "bf16": 'gpu = "80GB"\n\n[training]\nfp8_base = false\n' + FLASH,
+    "r512": "\n[dataset]\nresolution = 512\n" + FLASH,
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_flux_variant_twenty_steps(tmp_path: Path, variant: str) -> None:
+    data = _dataset(tmp_path)
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    for name in ("base.toml", "final.toml"):
+        shutil.copy(ROOT / "profiles" / name, folder / name)
+    profile = folder / f"final-{variant}.toml"
+    profile.write_text(f'[profile]\nextends = "final"\ndescription = "final, {variant}"\n'
+                       + VARIANTS[variant], encoding="utf-8")
+    synth = os.environ.get("LORAC_SYNTH_DIR_FLUX", "/tmp/synth-aitk-flux")
+    proc, manifest, _ = _run(tmp_path, str(profile), synth, {"DATA_DIR": str(data)},
+                             f"flux_{variant}")
+    _check(proc, manifest, "flux1-dev", 11_000, (*PHASES, "cache_latents"))
