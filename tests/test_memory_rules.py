@@ -182,3 +182,12 @@ def test_the_targets_trainer_values_count_and_no_others(project: Path) -> None:
     _write(project, uint4)
     assert _vram("p", "16GB")["peak_mib"] < plain["data"]["peak_mib"]
     assert _findings("profiles/p.toml") == []  # and it fits 16GB
+
+
+def test_lorac_vram_times_the_run_its_trainer_gets(project: Path) -> None:
+    base = AITK_FLUX.format(gpu="24GB").replace("[training]\n",
+                                                "[training]\nmax_train_steps = 3000\n")
+    _write(project, base + "[trainers.ai-toolkit]\nmax_train_steps = 100\n")
+    assert [t["steps"] for t in _vram("p", "24GB")["time"]] == [100]
+    _write(project, base + "[trainers.kohya]\nmax_train_steps = 100\n")
+    assert [t["steps"] for t in _vram("p", "24GB")["time"]] == [3000]

@@ -117,9 +117,11 @@ def time_lines(profile: Any, model: Any, names: tuple[str, ...]) -> list[Any]:
 
 def vram_report(opts: VramOptions, io: Any) -> int:
     """Print the memory breakdown, the verdict per card and the fixes for misfits."""
+    from lorac.config.trainer_values import for_trainer
     from lorac.lint.driver import load_profile
 
-    profile = load_profile(opts.profile)
+    loaded = load_profile(opts.profile)
+    profile = for_trainer(loaded, loaded.backend)  # the steps and saves its trainer gets
     model = predict(profile)
     est = model.est
     cards = cards_for(profile, opts.gpus)
