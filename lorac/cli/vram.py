@@ -1,19 +1,18 @@
 """``lorac vram PROFILE``: predicted GPU memory per phase, fit verdicts per card, and fixes.
 
 :func:`vram_report` is the plain function (options in, exit code out); :data:`vram_cmd` is the
-click command the CLI registers. The numbers come from :mod:`lorac.trainers.kohya.vram` (the
-model and its fitted constants); ``--format json`` prints ``peak_mib``, ``phases``, ``fits`` and
-the rest, with ``interval`` (the range the measured peak is expected in, from the model's
-measured error for that trainer and family) and a verdict per card: ``fits``, ``tight`` (the
-interval straddles the card's memory) or ``does not fit``. Exit code 0 when the profile fits every
-card asked about (24, 48 and 80 GB by default, and the ``--gpu`` cards), 1 when one is tight or
-does not fit.
+click command the CLI registers. The numbers come from the model of the profile's trainer and
+family (:mod:`lorac.trainers.memory_models`, which LRC401/LRC402 share); ``--format json``
+prints ``peak_mib``, ``phases``, ``fits`` and the rest, with ``interval`` (the range the
+measured peak is expected in, from the model's measured error for that trainer and family) and
+a verdict per card: ``fits``, ``tight`` (the interval straddles the card's memory) or ``does not
+fit``. Exit code 0 when the profile fits every card asked about (24, 48 and 80 GB by default,
+and the ``--gpu`` cards), 1 when one is tight or does not fit.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -45,83 +44,17 @@ def cards_for(profile: Any, extra: tuple[str, ...]) -> list[tuple[str, float]]:
     return out
 
 
-@dataclass
-class Model:
-    """One trainer's and family's prediction for a profile, and how to plan fixes for it."""
+def predict(profile: Any) -> Any:
+    """The memory model of the profile's trainer and family
+    (:func:`lorac.trainers.memory_models.model_for`, the one LRC401/LRC402 use; a profile
+    without a family is taken as FLUX.1-dev), or an input error where none applies."""
+    from lorac.trainers import memory_models
 
-    header: str
-    est: Any
-    plan: Callable[[float, float], list[Any]]
-    constants: dict[str, float]
-    run: Any = None  # the trainer-neutral run (lorac.trainers.lora_memory.LoraRun), for time
-    hash_checkpoint: bool = False  # sd-scripts hashes the base checkpoint at start-up
-
-
-def predict(profile: Any) -> Model:
-    """The memory model for the profile's trainer and family (an input error where none
-    applies)."""
-    backend, family = profile.backend, profile.family or "flux1-dev"
-    on = lambda b: "on" if b else "off"  # noqa: E731
-    if backend == "kohya":
-        from lorac.trainers.kohya import vram, vram_families
-
-        if family in vram.FLUX_FAMILIES:
-            c = vram.config_from_profile(profile)
-            k = vram.load_constants()
-            est = vram.estimate(c, k)
-            head = (f"{c.family}, {c.width}x{c.height} batch {c.batch_size}, rank {c.rank}, "
-                    f"{c.optimizer}, fp8_base {on(c.fp8_base)}, gradient checkpointing "
-                    f"{on(c.gradient_checkpointing)}, blocks_to_swap {c.blocks_to_swap}, "
-                    f"{c.gpus} GPU(s)")
-            tcost = _cost(vram.time_run)
-            return Model(head, est,
-                         lambda mib, m: vram.fixes(c, mib, k, margin=m, cost=tcost),
-                         k.as_dict(), vram.time_run(c), True)
-        if family in vram_families.FAMILIES:
-            return _generic(vram_families.run_from_profile(profile), vram_families.estimate,
-                            vram_families.calibration)
-    elif backend == "musubi":
-        from lorac.trainers.musubi import vram as mvram
-
-        if family in mvram.CALIBRATED_BY:
-            return _generic(mvram.run_from_profile(profile), mvram.estimate, mvram.calibration)
-    elif backend == "ai-toolkit":
-        from lorac.trainers.ai_toolkit import vram as avram
-
-        if family in avram.FAMILIES:
-            return _generic(avram.run_from_profile(profile), avram.estimate, None)
-    raise LoracError(f"the VRAM model does not cover {backend} {family!r}; it covers kohya "
-                     f"FLUX.1, SDXL and SD3/SD3.5, ai-toolkit FLUX.1, musubi-tuner Wan 2.x and "
-                     f"Qwen-Image")
-
-
-def _generic(run: Any, estimate: Callable[[Any], Any], calibration: Any) -> Model:
-    from lorac.trainers import lora_memory as lm
-
-    est = estimate(run)
-    k = calibration(run.family if run.trainer != "kohya" else
-                    ("sd3" if run.family.startswith("sd3") else run.family))[0] \
-        if calibration else lm.Constants()
-    on = "on" if run.gradient_checkpointing else "off"
-    frames = f" x {run.frames} frames" if run.frames > 1 else ""
-    head = (f"{run.family} ({run.trainer}), {run.width}x{run.height}{frames} batch "
-            f"{run.batch_size}, rank {run.rank}, {run.optimizer}, weights "
-            f"{run.dit_bytes:g} B/param, gradient checkpointing {on}"
-            + (f", blocks_to_swap {run.blocks_to_swap}" if run.blocks_to_swap else "")
-            + f", {run.gpus} GPU(s)")
-    tcost = _cost(lambda r: r)
-    return Model(head, est, lambda mib, m: lm.fixes(run, mib, k, margin=m, cost=tcost),
-                 k.as_dict(), run, run.trainer == "kohya")
-
-
-def _cost(to_run: Callable[[Any], Any]) -> Callable[[Any], float]:
-    """Seconds per step on the reference card (the time model), for ranking fixes."""
-    from lorac.trainers import steptime
-    from lorac.trainers.kohya import vram
-
-    card = steptime.load_cards()[steptime.REFERENCE]
-    k = vram.load_time_constants()
-    return lambda cfg: steptime.step_seconds(to_run(cfg), card, k)
+    family = profile.family or "flux1-dev"
+    model = memory_models.model_for(profile, family)
+    if model is None:
+        raise LoracError(memory_models.not_modelled(profile.backend, family))
+    return model
 
 
 def schedule(profile: Any) -> dict[str, int]:
@@ -161,7 +94,7 @@ def schedule(profile: Any) -> dict[str, int]:
             "saves": (steps // save_every if save_every else 0) + 1}
 
 
-def time_lines(profile: Any, model: Model, names: tuple[str, ...]) -> list[Any]:
+def time_lines(profile: Any, model: Any, names: tuple[str, ...]) -> list[Any]:
     """The run's time on the reference card (measured basis) and each named card the time
     table knows."""
     from lorac.trainers import steptime
@@ -184,9 +117,11 @@ def time_lines(profile: Any, model: Model, names: tuple[str, ...]) -> list[Any]:
 
 def vram_report(opts: VramOptions, io: Any) -> int:
     """Print the memory breakdown, the verdict per card and the fixes for misfits."""
+    from lorac.config.trainer_values import for_trainer
     from lorac.lint.driver import load_profile
 
-    profile = load_profile(opts.profile)
+    loaded = load_profile(opts.profile)
+    profile = for_trainer(loaded, loaded.backend)  # the steps and saves its trainer gets
     model = predict(profile)
     est = model.est
     cards = cards_for(profile, opts.gpus)

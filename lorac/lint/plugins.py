@@ -35,7 +35,7 @@ BUILTIN: tuple[str, ...] = (
     "lorac.lint.rules.variables",
     "lorac.lint.rules.docs",
     "lorac.lint.rules.hygiene",
-    "lorac.trainers.kohya.rules.memory",
+    "lorac.trainers.memory_rules",
     "lorac.trainers.kohya.rules.options",
     "lorac.trainers.kohya.rules.versions",
     "lorac.trainers.kohya.rules.silent",

@@ -16,12 +16,24 @@
 #   tests/gpu/proof.sh matrix h100 [D]  the same, detached, for one H100 in one call: the plan
 #                               h100 of vram_matrix.py (FLUX.1 cases, SDXL), no run started that
 #                               could not end D seconds (490) after the start
+#   tests/gpu/proof.sh matrix [h100 [D]] --only NAMES  either of them for the configurations
+#                               NAMES alone (comma-separated ids, as `tests/gpu/vram_matrix.py
+#                               list [--plan h100]` prints them; the selection goes to
+#                               $OUT/selection.txt); a name the plan lacks stops it, exit 2,
+#                               before anything starts
 #   tests/gpu/proof.sh collect S  wait up to S seconds for the matrix, copy what finished to $OUT
 #
 # Needs the git-ignored folders .gpu/ (scripts/gpu_kit.sh) and .gpu-bnb/ (a bitsandbytes wheel
 # for Python 3.12: the shipped profiles use AdamW8bit) carried along. Results go to $OUT.
 set -uo pipefail
+usage() {
+    echo "usage: $0 setup|formats|multi|interrupt|overhead|report|collect [S]" >&2
+    echo "       $0 matrix [h100 [D]] [--only NAMES]" >&2
+    exit 2
+}
 OUT="${OUT:-/tmp/lorac-proof}"
+#: where the detached matrix runs (a copy of the tree) and writes its results
+VM_TREE="${VM_TREE:-/tmp/lorac-vm}" VM_OUT="${VM_OUT:-/tmp/vm}"
 mkdir -p "$OUT"
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export LORAC_SD_SCRIPTS="$PWD/.gpu/sd-scripts" LORAC_SYNTH_DIR=/tmp/synth LORAC_NO_CACHE=1
@@ -128,25 +140,45 @@ report)
     echo "runs report exit $?" | tee -a "$OUT/summary.txt"
     ;;
 matrix)
+    shift
+    plan="" deadline="" only=()
+    while (($#)); do
+        case "$1" in
+        --only) (($# >= 2)) || usage; only=(--only "$2"); shift 2 ;;
+        --only=*) only=(--only "${1#--only=}"); shift ;;
+        -*) usage ;;
+        *) if [[ -z $plan ]]; then plan=$1
+           elif [[ -z $deadline && $1 =~ ^[0-9]+$ ]]; then deadline=$1
+           else usage; fi
+           shift ;;
+        esac
+    done
+    [[ -z $deadline || -n $plan ]] || usage
+    plan_args=()
+    [[ -n $plan ]] && plan_args=(--plan "$plan" --deadline "${deadline:-490}")
+    if ((${#only[@]})); then
+        python3 tests/gpu/vram_matrix.py list ${plan:+--plan "$plan"} "${only[@]}" \
+            > "$OUT/selection.txt" || exit 2
+        cat "$OUT/selection.txt"
+    fi
     python3 tests/gpu/vram_matrix.py probe 2>&1 | tee "$OUT/probe.log"
     offset=$(awk '/^OFFSET/ {print $2}' "$OUT/probe.log")
-    rm -rf /tmp/lorac-vm /tmp/vm && mkdir -p /tmp/vm && cp -r . /tmp/lorac-vm
-    (cd /tmp/lorac-vm && PYTHONPATH="/tmp/site:/tmp/lorac-vm" \
-        LORAC_SD_SCRIPTS=/tmp/lorac-vm/.gpu/sd-scripts setsid nohup python3 \
-        tests/gpu/vram_matrix.py run /tmp/vm --steps 4 --offset "${offset:-0}" \
-        ${2:+--plan "$2" --deadline "${3:-490}"} \
-        > /tmp/vm/matrix.log 2>&1 < /dev/null &)
+    rm -rf "$VM_TREE" "$VM_OUT" && mkdir -p "$VM_OUT" && cp -r . "$VM_TREE"
+    (cd "$VM_TREE" && PYTHONPATH="/tmp/site:$VM_TREE" \
+        LORAC_SD_SCRIPTS="$VM_TREE/.gpu/sd-scripts" setsid nohup python3 \
+        tests/gpu/vram_matrix.py run "$VM_OUT" --steps 4 --offset "${offset:-0}" \
+        "${plan_args[@]}" "${only[@]}" \
+        > "$VM_OUT/matrix.log" 2>&1 < /dev/null &)
     echo "matrix started, offset ${offset:-0} MiB"
     ;;
 collect)
     end=$((SECONDS + ${2:-500}))
-    while ((SECONDS < end)) && ! grep -qs "^DONE" /tmp/vm/matrix.log; do sleep 10; done
-    cp /tmp/vm/matrix.log /tmp/vm/records.jsonl "$OUT/" 2>/dev/null
-    tar czf "$OUT/matrix-logs.tgz" -C /tmp/vm --exclude='*.safetensors' . 2>/dev/null
-    tail -n 40 /tmp/vm/matrix.log
+    while ((SECONDS < end)) && ! grep -qs "^DONE" "$VM_OUT/matrix.log"; do sleep 10; done
+    cp "$VM_OUT/matrix.log" "$VM_OUT/records.jsonl" "$OUT/" 2>/dev/null
+    tar czf "$OUT/matrix-logs.tgz" -C "$VM_OUT" --exclude='*.safetensors' . 2>/dev/null
+    tail -n 40 "$VM_OUT/matrix.log"
     ;;
 *)
-    echo "usage: $0 setup|formats|multi|interrupt|overhead|report|matrix|collect [S]" >&2
-    exit 2
+    usage
     ;;
 esac

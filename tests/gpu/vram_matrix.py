@@ -1,11 +1,14 @@
 """Measure the VRAM calibration matrix on a 2-GPU machine, several runs per GPU at a time.
 
-    python3 tests/gpu/vram_matrix.py list [--plan h100]   # the configurations, no GPU needed
+    python3 tests/gpu/vram_matrix.py list [--plan h100] [--only ID,ID]  # no GPU needed
     python3 tests/gpu/vram_matrix.py probe                # device "used" minus process memory
     python3 tests/gpu/vram_matrix.py run OUT [--steps 4] [--only ID,ID] [--per-gpu 3]
                                                           [--offset MIB] [--gpus 2]
-    python3 tests/gpu/vram_matrix.py run OUT --plan h100 [--deadline 490] [--per-gpu 6]
-                                                          [--offset MIB]
+    python3 tests/gpu/vram_matrix.py run OUT --plan h100 [--only ID,ID] [--deadline 490]
+                                                          [--per-gpu 6] [--offset MIB]
+
+``--only`` runs (or lists) those configurations of the plan alone; an id the plan does not have
+is an error (exit 2) before anything starts.
 
 ``--plan h100`` is the measurement of one H100 in one call of the device (see :data:`H100_PLAN`
 and :func:`run_h100`): the two FLUX.1 cases of the memory model's issue and the rank-128 512 px
@@ -718,6 +721,24 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
     return 0
 
 
+def names(plan: str) -> list[str]:
+    """The configuration ids of ``plan`` (``h100``, or the two-GPU matrix when empty)."""
+    return [n for n, *_ in H100_PLAN] if plan == "h100" else [n for n, _ in MATRIX]
+
+
+def selection(only: str, plan: str) -> set[str]:
+    """The ids of ``--only`` (comma-separated; empty: every configuration), or a ValueError
+    naming those the plan does not have."""
+    chosen = {n.strip() for n in only.split(",")} - {""}
+    unknown = sorted(chosen - set(names(plan)))
+    if unknown:
+        raise ValueError(f"no configuration {', '.join(unknown)} in the "
+                         f"{'h100 plan' if plan == 'h100' else 'matrix'} (python3 "
+                         f"tests/gpu/vram_matrix.py list{' --plan ' + plan if plan else ''} "
+                         f"lists them)")
+    return chosen
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in ("list", "probe", "run"):
         print(__doc__)
@@ -727,25 +748,29 @@ def main(argv: list[str]) -> int:
         return argv[argv.index(flag) + 1] if flag in argv else default
 
     plan = opt("--plan", "")
-    if argv[0] == "list":
-        if plan == "h100":
-            for name, fam, changes, split in H100_PLAN:
-                print(f"{name:<28}{fam:<11}{split:<9}{json.dumps(changes)}")
-            print(f"{len(H100_PLAN)} configurations")
-            return 0
-        for name, changes in MATRIX:
-            print(f"{name:<16}{json.dumps(changes)}")
-        print(f"{len(MATRIX)} configurations")
-        return 0
     if argv[0] == "probe":
         return probe()
+    try:
+        only = selection(opt("--only", ""), plan)
+    except ValueError as e:
+        print(f"vram_matrix: {e}", file=sys.stderr)
+        return 2
+    if argv[0] == "list":
+        if plan == "h100":
+            chosen = [e for e in H100_PLAN if not only or e[0] in only]
+            for name, fam, changes, split in chosen:
+                print(f"{name:<28}{fam:<11}{split:<9}{json.dumps(changes)}")
+            print(f"{len(chosen)} configurations")
+            return 0
+        rows = [(n, c) for n, c in MATRIX if not only or n in only]
+        for name, changes in rows:
+            print(f"{name:<16}{json.dumps(changes)}")
+        print(f"{len(rows)} configurations")
+        return 0
     if plan == "h100":
-        only = set(opt("--only", "").split(",")) - {""}
         return run_h100(Path(argv[1]), only, int(opt("--per-gpu", "6")),
                         float(opt("--offset", "0")), float(opt("--deadline", "490")),
                         Path(opt("--sdxl-dir", "/tmp/sdxl")))
-
-    only = set(opt("--only", "").split(",")) - {""}
     return run(Path(argv[1]), int(opt("--steps", "4")), only, int(opt("--per-gpu", "3")),
                float(opt("--offset", "0")), int(opt("--gpus", "2")))
 
