@@ -23,11 +23,11 @@
 # Nothing here is ever committed: .gpu/ is in .gitignore.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+kit_name=gpu_kit_aitk
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_kit_common.sh"
 src="${1:-${LORAC_AI_TOOLKIT:-}}"
 kit="${KIT_DIR:-$here/.gpu/aitk}"
-py="${KIT_PY:-3.12}"
-limit_mib=60
+kit_py="${KIT_PY:-3.12}"
 
 if [[ -z "$src" || ! -f "$src/toolkit/config_modules.py" || ! -f "$src/run.py" ]]; then
     echo "gpu_kit_aitk: ${src:-(none given)} is not an ai-toolkit checkout" >&2
@@ -85,75 +85,25 @@ wheels=(
     charset_normalizer
     regex                     # transformers; the machine has it with its own transformers
     tqdm
-    # lorac's own run-time dependencies (a bare machine lacked tomlkit)
-    click
-    pluggy
-    tomlkit
-    jsonschema
-    attrs
-    jsonschema-specifications
-    referencing
-    rpds-py
-    pyyaml
-    imagehash
-    PyWavelets
+    "${lorac_wheels[@]}"
     # tests/gpu/aitk_proof.sh runs the proof as a pytest test
-    pytest
-    iniconfig
-    packaging
+    "${pytest_wheels[@]}"
 )
-download() {
-    python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$py" \
-        --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
-        --platform manylinux_2_24_x86_64 --platform manylinux_2_28_x86_64 -d "$@"
-}
-download "$kit/wheels" "${wheels[@]}"
+kit_platforms=(manylinux2014_x86_64 manylinux_2_17_x86_64 manylinux_2_24_x86_64
+               manylinux_2_28_x86_64)
+kit_download "$kit/wheels" "${wheels[@]}"
 # lycoris-lora 1.8.3 (ai-toolkit's pin) is on PyPI as a source archive only: pure Python
 python3 -m pip wheel -q --no-deps --no-binary=:all: -w "$kit/wheels" lycoris-lora==1.8.3
-download "$kit/build" bitsandbytes
-python3 - "$kit/build" "$kit/wheels" <<'PY'
-"""Copy the bitsandbytes wheel without the libraries of other CUDA versions and of ROCm/XPU
-(43 MB -> about 4 MB); its RECORD loses their lines, so pip installs it as a valid wheel."""
-import pathlib, re, sys, zipfile
-src_dir, out_dir = map(pathlib.Path, sys.argv[1:])
-(wheel,) = src_dir.glob("bitsandbytes-*.whl")
-keep = re.compile(r"libbitsandbytes_(cpu|cuda13\d)\.so$")
-def dropped(name):
-    return re.search(r"libbitsandbytes_\w+\.so$", name) and not keep.search(name)
-with zipfile.ZipFile(wheel) as zin, zipfile.ZipFile(out_dir / wheel.name, "w",
-                                                     zipfile.ZIP_DEFLATED) as zout:
-    for item in zin.infolist():
-        if dropped(item.filename):
-            continue
-        data = zin.read(item.filename)
-        if item.filename.endswith(".dist-info/RECORD"):
-            lines = data.decode().splitlines(keepends=True)
-            data = "".join(l for l in lines if not dropped(l.split(",", 1)[0])).encode()
-        zout.writestr(item, data)
-PY
+kit_download "$kit/build" bitsandbytes
+kit_trim_bnb "$kit"/build/bitsandbytes-*.whl "$kit/wheels"
 rm -rf "$kit/build"
 
-# One version of each distribution: two stop `pip install --target` on the machine.
-dups="$(ls "$kit/wheels" | sed 's/-[0-9].*//' | tr 'A-Z-' 'a-z_' | sort | uniq -d)"
-if [[ -n "$dups" ]]; then
-    echo "gpu_kit_aitk: several versions of: $dups" >&2
-    exit 1
-fi
-
-size_kib() { du -sk "$1" | cut -f1; }
-kit_kib=$(size_kib "$kit")
-repo_kib=$(git -C "$here" ls-files -co --exclude-standard -z | xargs -0 du -ck 2>/dev/null \
-    | tail -1 | cut -f1)
+kit_one_version "$kit/wheels"
 echo "gpu_kit_aitk: ai-toolkit $(( $(size_kib "$kit/ai-toolkit.tar.xz") / 1024 )) MiB" \
      "(tar.xz), wheels $(( $(size_kib "$kit/wheels") / 1024 )) MiB" \
      "($(ls "$kit/wheels" | wc -l) files)"
 for w in "$kit"/wheels/*.whl; do
     printf '  %6d KiB  %s\n' "$(size_kib "$w")" "$(basename "$w")"
 done | sort -rn | head -8
-total=$(( (kit_kib + repo_kib) / 1024 ))
-echo "gpu_kit_aitk: carry .gpu/aitk: $(( kit_kib / 1024 )) MiB + the working tree" \
-     "$(( repo_kib / 1024 )) MiB = ${total} of 64 MiB per call"
-if (( total >= limit_mib )); then
-    echo "gpu_kit_aitk: over ${limit_mib} MiB; the run tool carries 64 MiB at most" >&2
-    exit 1
-fi
+kit_check_carry .gpu/aitk "$(size_kib "$kit")"
+exit $kit_status

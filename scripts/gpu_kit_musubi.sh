@@ -21,15 +21,15 @@
 # Nothing here is ever committed: .gpu/ is in .gitignore.
 set -euo pipefail
 
+kit_name=gpu_kit_musubi
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_kit_common.sh"
 with_av=0
 if [[ "${1:-}" == "--with-av" ]]; then
     with_av=1
     shift
 fi
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 src="${1:-${LORAC_MUSUBI_TUNER:-/work/trainers/musubi-tuner}}"
 kit="$here/.gpu/musubi"
-limit_mib=60
 
 if [[ ! -f "$src/src/musubi_tuner/wan_train_network.py" ]]; then
     echo "gpu_kit_musubi: $src is not a musubi-tuner checkout" >&2
@@ -63,58 +63,22 @@ wheels=(
     ftfy==6.3.1
     easydict==1.13
     wcwidth
-    click
-    pluggy
-    tomlkit
-    jsonschema
-    attrs
-    jsonschema-specifications
-    referencing
-    rpds-py
-    pyyaml
-    imagehash
-    PyWavelets
+    "${lorac_wheels[@]}"
     # tests/gpu/musubi_proof.sh runs the proof as a pytest test
-    pytest
-    iniconfig
-    packaging
+    "${pytest_wheels[@]}"
 )
-download() {
-    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
-        --implementation cp --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
-        --platform manylinux_2_28_x86_64 -d "$@"
-}
-download "$kit/wheels" "${wheels[@]}"
+kit_platforms=(manylinux2014_x86_64 manylinux_2_17_x86_64 manylinux_2_28_x86_64)
+kit_download "$kit/wheels" "${wheels[@]}"
 if (( with_av )); then
     mkdir -p "$kit_av"
-    download "$kit_av" av==14.0.1
+    kit_download "$kit_av" av==14.0.1
 fi
 
-# One version of each distribution: two stop `pip install --target` on the machine.
-dups="$(ls "$kit/wheels" | sed 's/-[0-9].*//' | tr 'A-Z-' 'a-z_' | sort | uniq -d)"
-if [[ -n "$dups" ]]; then
-    echo "gpu_kit_musubi: several versions of: $dups" >&2
-    exit 1
-fi
-
-size_kib() { du -sk "$1" | cut -f1; }
-kit_kib=$(size_kib "$kit")
-repo_kib=$(git -C "$here" ls-files -co --exclude-standard -z | xargs -0 du -ck 2>/dev/null \
-    | tail -1 | cut -f1)
+kit_one_version "$kit/wheels"
 echo "gpu_kit_musubi: musubi-tuner $(( $(size_kib "$kit/musubi-tuner") / 1024 )) MiB," \
      "wheels $(( $(size_kib "$kit/wheels") / 1024 )) MiB ($(ls "$kit/wheels" | wc -l) files)"
-status=0
-check() {  # name, KiB carried
-    local total=$(( ($2 + repo_kib) / 1024 ))
-    echo "gpu_kit_musubi: carry $1: $(( $2 / 1024 )) MiB + the working tree" \
-         "$(( repo_kib / 1024 )) MiB = ${total} of 64 MiB per call"
-    if (( total >= limit_mib )); then
-        echo "gpu_kit_musubi: over ${limit_mib} MiB; the run tool carries 64 MiB at most" >&2
-        status=1
-    fi
-}
-check .gpu/musubi "$kit_kib"
+kit_check_carry .gpu/musubi "$(size_kib "$kit")"
 if (( with_av )); then
-    check .gpu/musubi-av "$(size_kib "$kit_av")"
+    kit_check_carry .gpu/musubi-av "$(size_kib "$kit_av")"
 fi
-exit $status
+exit $kit_status

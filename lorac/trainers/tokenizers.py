@@ -61,17 +61,20 @@ def write_clip_tokenizer(folder: Path) -> Path:
     return folder
 
 
-def write_t5_tokenizer(folder: Path) -> Path:
+def write_t5_tokenizer(folder: Path, *, extra_pieces: tuple[str, ...] = (),
+                       extra_ids: int = 100) -> Path:
     """A tiny Unigram tokenizer in T5's layout (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2, ``</s>``
     appended), built with ``tokenizers`` and saved through transformers' ``T5TokenizerFast``
-    so that ``T5TokenizerFast.from_pretrained`` loads it. Needs tokenizers + transformers."""
+    so that ``T5TokenizerFast.from_pretrained`` loads it. ``extra_pieces`` follow the built-in
+    ones (letters, digits, punctuation, a few words); ``extra_ids`` sentinel tokens
+    (``<extra_id_N>``, T5's 100) end the vocabulary. Needs tokenizers + transformers."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import T5TokenizerFast
 
     folder.mkdir(parents=True, exist_ok=True)
     pieces = ["▁"] + [chr(c) for c in range(ord("a"), ord("z") + 1)]
     pieces += [chr(c) for c in range(ord("A"), ord("Z") + 1)]
-    pieces += [*list("0123456789.,;:!?'\"-()"), "▁the", "▁a", "▁of", "▁photo"]
+    pieces += [*list("0123456789.,;:!?'\"-()"), "▁the", "▁a", "▁of", "▁photo", *extra_pieces]
     vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     vocab += [(p, -1.0 - 0.01 * i) for i, p in enumerate(pieces)]
     tok = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
@@ -87,7 +90,7 @@ def write_t5_tokenizer(folder: Path) -> Path:
         eos_token="</s>",
         unk_token="<unk>",
         pad_token="<pad>",
-        extra_ids=100,
+        extra_ids=extra_ids,
         model_max_length=512,
     )
     fast.save_pretrained(str(folder))

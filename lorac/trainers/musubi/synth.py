@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from lorac.config import inventory
+from lorac.trainers.tokenizers import write_t5_tokenizer
 
 __all__ = ["FAMILIES", "TOKENIZER_REPO", "TOKENIZER_SUBFOLDER", "SynthSet", "layout",
            "write_synthetic"]
@@ -145,31 +146,13 @@ def _write_component(path: Path, comp: dict[str, Any], shapes: dict[str, tuple[i
 
 
 def write_tokenizer(hf_home: Path) -> Path:
-    """A Unigram tokenizer in umT5's layout (``<pad>`` 0, ``</s>`` 1, ``<unk>`` 2, ``</s>``
-    appended) saved through ``T5TokenizerFast`` into the offline Hugging Face cache under
+    """The T5 tokenizer of :func:`lorac.trainers.tokenizers.write_t5_tokenizer` (with
+    ``▁woman`` and no sentinels) in the offline Hugging Face cache under
     :data:`TOKENIZER_REPO` / :data:`TOKENIZER_SUBFOLDER`; every id is below 100 (the tiny
     encoder's vocabulary is 256, the real one 256384). Returns the tokenizer's folder."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import T5TokenizerFast
-
     repo = hf_home / "hub" / ("models--" + TOKENIZER_REPO.replace("/", "--"))
     folder = repo / "snapshots" / CACHE_REVISION / TOKENIZER_SUBFOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    pieces = ["▁", *"abcdefghijklmnopqrstuvwxyz", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-              *"0123456789.,;:!?'\"-()", "▁the", "▁a", "▁of", "▁photo", "▁woman"]
-    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
-    vocab += [(p, -1.0 - 0.01 * i) for i, p in enumerate(pieces)]
-    tok = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)])
-    raw = folder / "_tokenizer.json"
-    tok.save(str(raw))
-    fast = T5TokenizerFast(tokenizer_file=str(raw), eos_token="</s>", unk_token="<unk>",
-                           pad_token="<pad>", extra_ids=0, model_max_length=512)
-    fast.save_pretrained(str(folder))
-    raw.unlink()
+    write_t5_tokenizer(folder, extra_pieces=("▁woman",), extra_ids=0)
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(CACHE_REVISION, encoding="utf-8")
     return folder

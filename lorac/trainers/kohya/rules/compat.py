@@ -49,14 +49,13 @@ def te_outputs_cached(profile: Profile) -> bool:
         profile, "cache_text_encoder_outputs_to_disk")
 
 
-def cached_outputs_need_unet_only(rule: Rule, ctx: ProfileContext, family: str, cite: str
+def cached_outputs_need_unet_only(rule: Rule, p: Profile, family: str, cite: str
                                   ) -> Iterator[Diagnostic]:
     """The finding of a family whose script asserts that cached text-encoder outputs go with
     ``network_train_unet_only`` (the encoders cannot train on cached outputs), at the caching
     option, with the unsafe fix that sets it."""
 
-    p = ctx.profile
-    if not rule.applies(ctx) or not te_outputs_cached(p) or on(p, "network_train_unet_only"):
+    if not te_outputs_cached(p) or on(p, "network_train_unet_only"):
         return
     name = "cache_text_encoder_outputs" if on(p, "cache_text_encoder_outputs") else \
         "cache_text_encoder_outputs_to_disk"
@@ -127,6 +126,15 @@ class _Compat(Rule):
         kind = kind_of(profile)
         return kind in self.kinds or (kind is None and self.any_family)
 
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        if self.applies(ctx):
+            yield from self.compat(ctx, ctx.profile)
+
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        """The findings for a profile the rule :meth:`applies` to."""
+
+        raise NotImplementedError
+
 
 class BlocksToSwapWithCpuOffloadCheckpointing(_Compat):
     """What it does
@@ -156,10 +164,9 @@ class BlocksToSwapWithCpuOffloadCheckpointing(_Compat):
     fix = "unsafe"
     kinds = ("flux", "sd3", "anima")
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         swap = p.option("blocks_to_swap")
-        if not self.applies(ctx) or not swap or not on(p, "cpu_offload_checkpointing"):
+        if not swap or not on(p, "cpu_offload_checkpointing"):
             return
         kp = option_path(p, "cpu_offload_checkpointing", "training")
         edit = literal_edit(p, kp, DELETE)
@@ -207,9 +214,8 @@ class CachedTextEncoderWithCaptionAugmentation(_Compat):
     AUGMENTATIONS = ("caption_dropout_rate", "shuffle_caption", "token_warmup_step",
                      "caption_tag_dropout_rate")
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx) or not te_outputs_cached(p):
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        if not te_outputs_cached(p):
             return
         for name in self.AUGMENTATIONS:
             if name == "caption_dropout_rate" and kind_of(p) == "anima":
@@ -248,9 +254,8 @@ class Fp8BaseWithoutMixedPrecision(_Compat):
     fix = "unsafe"
     any_family = True
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx) or not (on(p, "fp8_base") or on(p, "fp8_base_unet")):
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        if not (on(p, "fp8_base") or on(p, "fp8_base_unet")):
             return
         mp = p.option("mixed_precision", "no")
         if mp != "no":
@@ -293,10 +298,7 @@ class FullPrecisionMismatch(_Compat):
     name = "full-precision-mismatch"
     any_family = True
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         mp = p.option("mixed_precision", "no")
         for flag, want in (("full_fp16", "fp16"), ("full_bf16", "bf16")):
             if on(p, flag):
@@ -334,10 +336,9 @@ class TrainT5xxlWithCachedOutputs(_Compat):
     name = "train-t5xxl-with-cached-outputs"
     kinds = ("flux", "sd3")
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         args = p.options().get("network_args")
-        if not self.applies(ctx) or not te_outputs_cached(p) or not args:
+        if not te_outputs_cached(p) or not args:
             return
         if not isinstance(args[0], list):
             return
@@ -376,9 +377,8 @@ class CacheLatentsWithImageAugmentation(_Compat):
     name = "cache-latents-with-image-augmentation"
     any_family = True
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx) or not latents_cached(p):
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        if not latents_cached(p):
             return
         for name in ("color_aug", "random_crop"):
             for value, kp in dataset_values(p, name):
@@ -427,10 +427,7 @@ class BucketResoStepsNotMultiple(_Compat):
         "hunyuan": (64, "train_network.py:168 via hunyuan_image_train_network.py:324"),
         "anima": (16, "anima_train_network.py:94")}
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         step, where = self.STEP[kind_of(p) or "sd"]
         # a dataset TOML lorac did not read (the dataset_config option) decides before the
         # trainer option does (library/config_util.py:445-451): its value is unknown here
@@ -473,9 +470,8 @@ class DeprecatedSplitMode(_Compat):
     fix = "safe"
     kinds = ("flux",)
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx) or not on(p, "split_mode"):
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        if not on(p, "split_mode"):
             return
         kp = option_path(p, "split_mode", "training")
         swap = p.option("blocks_to_swap")
@@ -551,10 +547,7 @@ class OptionIgnoredByFamily(_Compat):
                 **dict.fromkeys(LOSS, "sd3_train_network.py:398-399")},
     }
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         kind = kind_of(p) or ""
         ignored = self.IGNORED[kind]
         for name, (value, kp) in p.options().items():
@@ -602,9 +595,8 @@ class SdxlCachedOutputsTrainTextEncoder(_Compat):
     fix = "unsafe"
     kinds = ("sdxl",)
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        yield from cached_outputs_need_unet_only(self, ctx, "SDXL",
-                                                 "sdxl_train_network.py:42-44")
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        yield from cached_outputs_need_unet_only(self, p, "SDXL", "sdxl_train_network.py:42-44")
 
 
 class AdaptiveNoiseScaleWithoutNoiseOffset(_Compat):
@@ -630,9 +622,8 @@ class AdaptiveNoiseScaleWithoutNoiseOffset(_Compat):
     name = "adaptive-noise-scale-without-noise-offset"
     any_family = True
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx) or p.option("adaptive_noise_scale") is None:
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        if p.option("adaptive_noise_scale") is None:
             return
         if p.option("noise_offset") is None:
             yield self.at(p, option_path(p, "adaptive_noise_scale", "training"),
@@ -664,10 +655,7 @@ class VPredictionOptionConflict(_Compat):
     name = "v-prediction-option-conflict"
     any_family = True
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         vp = on(p, "v_parameterization")
         if on(p, "scale_v_pred_loss_like_noise_pred") and not vp:
             yield self.at(p, option_path(p, "scale_v_pred_loss_like_noise_pred", "training"),
@@ -706,9 +694,8 @@ class V2WithSdxl(_Compat):
     fix = "safe"
     kinds = ("sdxl",)
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx) or not on(p, "v2"):
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        if not on(p, "v2"):
             return
         kp = option_path(p, "v2", "model")
         edit = literal_edit(p, kp, DELETE)

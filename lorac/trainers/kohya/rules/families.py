@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import ClassVar
 
+from lorac.config.profile import Profile
 from lorac.core.diagnostics import DELETE, Diagnostic, Severity
 from lorac.lint.hookspecs import hookimpl
 from lorac.lint.rules import ProfileContext, Rule
@@ -49,9 +50,8 @@ class ChromaWithoutT5AttnMask(_Compat):
     severity = Severity.ERROR
     fix = "safe"
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx) or p.family != "chroma" or on(p, "apply_t5_attn_mask"):
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        if p.family != "chroma" or on(p, "apply_t5_attn_mask"):
             return
         found = p.options().get("apply_t5_attn_mask")
         kp = found[1] if found else ("profile", "family")
@@ -89,10 +89,7 @@ class ChromaModelType(_Compat):
     fix = "safe"
     kinds = ("flux",)
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         want = "chroma" if p.family == "chroma" else "flux"
         found = p.options().get("model_type")
         value = found[0] if found else "flux"
@@ -136,9 +133,8 @@ class AnimaCachedOutputsTrainTextEncoder(_Compat):
     fix = "unsafe"
     kinds = ("anima",)
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        yield from cached_outputs_need_unet_only(self, ctx, "Anima",
-                                                 "anima_train_network.py:65-67")
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        yield from cached_outputs_need_unet_only(self, p, "Anima", "anima_train_network.py:65-67")
 
 
 class AnimaExclusiveOptions(_Compat):
@@ -176,10 +172,7 @@ class AnimaExclusiveOptions(_Compat):
          "anima_train_network.py:79-81"),
     )
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         for name, other, needs, where in self.PAIRS:
             if on(p, name) and on(p, other) and (needs is None or on(p, needs)):
                 kp = option_path(p, name, "training")
@@ -212,10 +205,7 @@ class AnimaFp8Ignored(_Compat):
     fix = "safe"
     kinds = ("anima",)
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         for name in ("fp8_base", "fp8_base_unet", "fp8_scaled"):
             if on(p, name):
                 kp = option_path(p, name, "training")
@@ -268,12 +258,11 @@ class FamilyModelFileMissing(_Compat):
         "anima": ("qwen3", "vae"),
     }
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         from lorac.config.inventory import family_script, load_kohya_inventory
 
-        p = ctx.profile
         needs = self.NEEDS.get(p.family or "")
-        if not self.applies(ctx) or needs is None:
+        if needs is None:
             return
         script = family_script(p.family) or ""
         inv = load_kohya_inventory(script)
@@ -329,12 +318,9 @@ class FluxModelNotLocal(_Compat):
     kinds = ("flux",)
     OPTIONS = ("pretrained_model_name_or_path", "clip_l", "t5xxl", "ae")
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         from pathlib import Path
 
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
         base = Path(p.path).parent
         for name in self.OPTIONS:
             found = p.options().get(name)
@@ -386,14 +372,11 @@ class SubsetTimestepOffsetIgnored(_Compat):
     any_family = True
     kinds = ("flux", "sdxl", "sd3", "sd", "lumina", "hunyuan", "anima")
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         from lorac.config import inventory
         from lorac.config.kohya_version import version_label
         from lorac.trainers.kohya.rules.options import dataset_levels
 
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
         script = inventory.family_script(p.family) or "train_network.py"
         inv = inventory.load_kohya_inventory(script)
         order = [v.commit for v in inventory.kohya_versions()]
@@ -459,11 +442,10 @@ class TrainInpaintingMisused(_Compat):
         "lumina": "lumina_train_network.py:240",
         "hunyuan": "hunyuan_image_train_network.py:524", "anima": "anima_train_network.py:268"}
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         from lorac.trainers.kohya.rules.compat import kind_of, latents_cached
 
-        p = ctx.profile
-        if not self.applies(ctx) or not on(p, "train_inpainting"):
+        if not on(p, "train_inpainting"):
             return
         kp = option_path(p, "train_inpainting", "training")
         if latents_cached(p):

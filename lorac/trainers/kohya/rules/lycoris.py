@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from lorac.core.diagnostics import Diagnostic, Severity
 from lorac.lint.hookspecs import hookimpl
@@ -38,7 +38,37 @@ def _release() -> str:
     return f"lycoris-lora {source.get('version', '?')}"
 
 
-class LycorisUnknownAlgo(_NetworkArgsRule):
+class _LycorisName(_NetworkArgsRule):
+    """The ``network_args`` entry ``arg`` of ``lycoris.kohya``, whose value (lower-cased with
+    ``fold_case``, ``default`` when empty) must be a name listed under ``listed`` in
+    ``backends/kohya/lycoris.toml`` or end with one of ``files``; ``stops`` says what
+    happens otherwise."""
+
+    arg: ClassVar[str]
+    listed: ClassVar[str]
+    stops: ClassVar[str]
+    fold_case: ClassVar[bool] = False
+    default: ClassVar[str] = ""
+    files: ClassVar[tuple[str, ...]] = ()
+
+    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
+        if _module_of(ctx.profile) != "lycoris.kohya":
+            return
+        data = _lycoris().get("lycoris", {})
+        names = data.get(self.listed, [])
+        for kp, key, value, _facts in self.pairs(ctx):
+            spelled = value.lower() if self.fold_case else value
+            if key != self.arg or (spelled or self.default) in names or value.endswith(self.files):
+                continue
+            close = difflib.get_close_matches(spelled, names, n=1)
+            fix = [literal_edit(ctx.profile, kp, f"{self.arg}={close[0]}")] if close else []
+            yield self.at(ctx.profile, kp, f"LyCORIS has no {self.arg} {value!r} ({_release()}, "
+                          f"{data.get(self.listed + '_at')}){self.stops}",
+                          hint=f"did you mean {close[0]!r}?" if close else
+                          "one of: " + ", ".join(names), fix=fix)
+
+
+class LycorisUnknownAlgo(_LycorisName):
     """What it does
     Reports a LyCORIS ``algo`` that the pinned ``lycoris-lora`` release does not have, with the
     closest one it does.
@@ -63,24 +93,11 @@ class LycorisUnknownAlgo(_NetworkArgsRule):
     name = "lycoris-unknown-algo"
     severity = Severity.ERROR
     fix = "unsafe"
-
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        if _module_of(ctx.profile) != "lycoris.kohya":
-            return
-        data = _lycoris().get("lycoris", {})
-        algos = data.get("algos", [])
-        for kp, key, value, _facts in self.pairs(ctx):
-            if key != "algo" or (value.lower() or "lora") in algos:
-                continue
-            close = difflib.get_close_matches(value.lower(), algos, n=1)
-            fix = [literal_edit(ctx.profile, kp, f"algo={close[0]}")] if close else []
-            yield self.at(ctx.profile, kp, f"LyCORIS has no algo {value!r} ({_release()}, "
-                          f"{data.get('algos_at')}): the run stops with a KeyError",
-                          hint=f"did you mean {close[0]!r}?" if close else
-                          "one of: " + ", ".join(algos), fix=fix)
+    arg, listed, fold_case, default = "algo", "algos", True, "lora"
+    stops = ": the run stops with a KeyError"
 
 
-class LycorisUnknownPreset(_NetworkArgsRule):
+class LycorisUnknownPreset(_LycorisName):
     """What it does
     Reports a LyCORIS ``preset`` that is neither a built-in preset of the pinned release nor a
     path to a preset file (``.toml``/``.json``).
@@ -103,21 +120,8 @@ class LycorisUnknownPreset(_NetworkArgsRule):
     name = "lycoris-unknown-preset"
     severity = Severity.ERROR
     fix = "unsafe"
-
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        if _module_of(ctx.profile) != "lycoris.kohya":
-            return
-        data = _lycoris().get("lycoris", {})
-        presets = data.get("presets", [])
-        for kp, key, value, _facts in self.pairs(ctx):
-            if key != "preset" or value in presets or value.endswith((".toml", ".json")):
-                continue
-            close = difflib.get_close_matches(value, presets, n=1)
-            fix = [literal_edit(ctx.profile, kp, f"preset={close[0]}")] if close else []
-            yield self.at(ctx.profile, kp, f"LyCORIS has no preset {value!r} ({_release()}, "
-                          f"{data.get('presets_at')}) and it is no preset file",
-                          hint=f"did you mean {close[0]!r}?" if close else
-                          "one of: " + ", ".join(presets), fix=fix)
+    arg, listed, files = "preset", "presets", (".toml", ".json")
+    stops = " and it is no preset file"
 
 
 _FALSE_LIKE = ("false", "0", "no", "off", "")

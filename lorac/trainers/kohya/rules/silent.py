@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from lorac.config.profile import Profile
 from lorac.core.diagnostics import Diagnostic, Severity
 from lorac.lint.hookspecs import hookimpl
 from lorac.lint.rules import ProfileContext, Rule
@@ -59,10 +60,7 @@ class MaxTrainStepsOverridden(_Silent):
     severity = Severity.WARNING
     any_family = True
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         found = p.options()
         steps, epochs = found.get("max_train_steps"), found.get("max_train_epochs")
         if steps is None or epochs is None or not _number(epochs[0]) or _number(steps[0]) is None:
@@ -101,10 +99,7 @@ class SamplePromptsNotAFile(_Silent):
     any_family = True
     ENDINGS = (".txt", ".toml", ".json")
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         found = p.options().get("sample_prompts")
         if found is None or not isinstance(found[0], str):
             return
@@ -148,9 +143,8 @@ class FluxGuidanceScaleImplausible(_Silent):
     kinds = ("flux",)
     LOW, HIGH = 1.0, 10.0
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx) or p.family != "flux1-dev":
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
+        if p.family != "flux1-dev":
             return
         found = p.options().get("guidance_scale")
         value = _number(found[0]) if found is not None else None
@@ -209,10 +203,7 @@ class UnknownOptimizerOrScheduler(_Silent):
     severity = Severity.ERROR
     any_family = True
 
-    def check(self, ctx: ProfileContext) -> Iterator[Diagnostic]:
-        p = ctx.profile
-        if not self.applies(ctx):
-            return
+    def compat(self, ctx: ProfileContext, p: Profile) -> Iterator[Diagnostic]:
         found = p.options()
         optimizer = found.get("optimizer_type")
         if optimizer is not None and isinstance(optimizer[0], str) and optimizer[0] \

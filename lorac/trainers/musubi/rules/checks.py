@@ -10,6 +10,7 @@ reports it for every backend.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,41 @@ def _plan(profile: Profile) -> knowledge.Plan | None:
     return knowledge.plan_for(profile.family)
 
 
-def _datasets(profile: Profile) -> Iterator[tuple[KeyPath, dict[str, Any]]]:
+@dataclass(frozen=True)
+class _Dataset:
+    """One ``[[dataset.datasets]]`` table of a profile, read as musubi reads it."""
+
+    path: KeyPath  #: ("dataset", "datasets", i)
+    table: dict[str, Any]
+    general: dict[str, Any]  #: ``[dataset]``, musubi's ``[general]``
+
+    def at(self, key: str) -> KeyPath:
+        return (*self.path, key)
+
+    def value(self, key: str) -> tuple[Any, KeyPath]:
+        """A key as musubi looks it up, the dataset then ``[general]``, and where it is written
+        (on the dataset when neither has it)."""
+        if key in self.table:
+            return self.table[key], self.at(key)
+        if key in self.general:
+            return self.general[key], ("dataset", key)
+        return None, self.at(key)
+
+    @property
+    def video(self) -> bool:
+        return "video_directory" in self.table or "video_jsonl_file" in self.table
+
+    def files(self, ctx: ProfileContext, key: str) -> list[Path] | None:
+        """The files of the folder named by ``key`` on the dataset (None when that is not a
+        folder), the folder recorded for the lint cache."""
+        folder = self.table.get(key)
+        if not isinstance(folder, str) or not Path(folder).is_dir():
+            return None
+        ctx.project.cache.setdefault("dep_dirs", set()).add(folder)
+        return sorted(p for p in Path(folder).iterdir() if p.is_file())
+
+
+def _datasets(profile: Profile) -> Iterator[_Dataset]:
     data = profile.get("dataset")
     if not isinstance(data, dict):
         return
@@ -48,21 +83,33 @@ def _datasets(profile: Profile) -> Iterator[tuple[KeyPath, dict[str, Any]]]:
     if isinstance(datasets, list):
         for i, ds in enumerate(datasets):
             if isinstance(ds, dict):
-                yield ("dataset", "datasets", i), ds
+                yield _Dataset(("dataset", "datasets", i), ds, data)
 
 
-def _value(profile: Profile, table: dict[str, Any], key: str) -> tuple[Any, KeyPath | None]:
-    """A dataset key as musubi looks it up: the dataset, then ``[general]``."""
-    if key in table:
-        return table[key], None
-    general = profile.get("dataset")
-    if isinstance(general, dict) and key in general:
-        return general[key], ("dataset", key)
-    return None, None
+class _MusubiRule(Rule):
+    """A rule for the profiles musubi-tuner trains: :meth:`check_plan` sees only those, with
+    the family's plan."""
+
+    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+        p = _plan(ctx.profile)
+        return () if p is None else self.check_plan(ctx, ctx.profile, p)
+
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
+        raise NotImplementedError
 
 
-def _is_video(table: dict[str, Any]) -> bool:
-    return "video_directory" in table or "video_jsonl_file" in table
+class _DatasetRule(_MusubiRule):
+    """A :class:`_MusubiRule` that looks at each ``[[dataset.datasets]]`` table alone."""
+
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
+        for ds in _datasets(profile):
+            yield from self.check_dataset(ctx, profile, p, ds)
+
+    def check_dataset(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan,
+                      ds: _Dataset) -> Iterable[Diagnostic]:
+        raise NotImplementedError
 
 
 def _opt_location(p: knowledge.Plan, step: str, name: str) -> str:
@@ -70,7 +117,7 @@ def _opt_location(p: knowledge.Plan, step: str, name: str) -> str:
     return opt.location if opt is not None else p.scripts[step]
 
 
-class OptionNotInSteps(Rule):
+class OptionNotInSteps(_MusubiRule):
     """What it does
     Reports a trainer option that none of the family's three musubi-tuner scripts (latent
     caching, text-encoder caching, training) has.
@@ -96,11 +143,8 @@ class OptionNotInSteps(Rule):
     name = "option-not-in-musubi-steps"
     groups = ("musubi",)
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        p = _plan(profile)
-        if p is None:
-            return
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         names = ", ".join(s.rsplit("/", 1)[-1] for s in p.scripts.values())
         for name, (_, kp) in profile.options().items():
             if any(name in p.inventories[s].options for s in knowledge.STEPS):
@@ -109,7 +153,7 @@ class OptionNotInSteps(Rule):
                           f"{profile.family}); musubi-tuner would ignore it or stop")
 
 
-class NetworkModuleOfOtherArchitecture(Rule):
+class NetworkModuleOfOtherArchitecture(_MusubiRule):
     """What it does
     Reports a ``network_module`` made for another architecture than the family's
     (``networks.lora_flux`` for a Wan family).
@@ -138,13 +182,12 @@ class NetworkModuleOfOtherArchitecture(Rule):
     fix = "safe"
     groups = ("musubi", "network")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         from lorac.lint.rules.network import literal_edit
 
-        profile = ctx.profile
-        p = _plan(profile)
         found = profile.options().get("network_module")
-        if p is None or found is None or not isinstance(found[0], str):
+        if found is None or not isinstance(found[0], str):
             return
         value, kp = found
         expected = p.arch["network_module"]
@@ -161,7 +204,7 @@ class NetworkModuleOfOtherArchitecture(Rule):
                       fix=[literal_edit(profile, kp, expected)])
 
 
-class TargetFramesNot4nPlus1(Rule):
+class TargetFramesNot4nPlus1(_DatasetRule):
     """What it does
     Reports ``target_frames`` values that are not of the form 4n+1 (1, 5, 9, … 81) in a video
     dataset.
@@ -186,27 +229,24 @@ class TargetFramesNot4nPlus1(Rule):
     severity = Severity.WARNING
     groups = ("musubi", "dataset")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        if _plan(profile) is None:
+    def check_dataset(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan,
+                      ds: _Dataset) -> Iterable[Diagnostic]:
+        frames = ds.table.get("target_frames")
+        if not ds.video or not isinstance(frames, list):
             return
-        for base, ds in _datasets(profile):
-            frames = ds.get("target_frames")
-            if not _is_video(ds) or not isinstance(frames, list):
-                continue
-            bad = [f for f in frames if isinstance(f, int) and not isinstance(f, bool)
-                   and f >= 1 and (f - 1) % 4]
-            if bad:
-                rounded = sorted({(f - 1) // 4 * 4 + 1 for f in frames if isinstance(f, int)})
-                yield self.at(profile, (*base, "target_frames"),
-                              f"target_frames {bad} are not 4n+1: musubi-tuner silently rounds "
-                              f"them down, training {rounded} "
-                              "(dataset/image_video_dataset.py:648-657)",
-                              hint=f"use {sorted({(f - 1) // 4 * 4 + 5 for f in bad})} "
-                              "to round up")
+        bad = [f for f in frames if isinstance(f, int) and not isinstance(f, bool)
+               and f >= 1 and (f - 1) % 4]
+        if bad:
+            rounded = sorted({(f - 1) // 4 * 4 + 1 for f in frames if isinstance(f, int)})
+            yield self.at(profile, ds.at("target_frames"),
+                          f"target_frames {bad} are not 4n+1: musubi-tuner silently rounds "
+                          f"them down, training {rounded} "
+                          "(dataset/image_video_dataset.py:648-657)",
+                          hint=f"use {sorted({(f - 1) // 4 * 4 + 5 for f in bad})} "
+                          "to round up")
 
 
-class ResolutionOffStep(Rule):
+class ResolutionOffStep(_DatasetRule):
     """What it does
     Reports a ``resolution`` whose width or height is not a multiple of the architecture's
     bucket step (16; 32 for HiDream-O1) in a dataset without buckets.
@@ -230,30 +270,25 @@ class ResolutionOffStep(Rule):
     name = "musubi-resolution-off-step"
     groups = ("musubi", "dataset")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        p = _plan(profile)
-        if p is None:
-            return
+    def check_dataset(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan,
+                      ds: _Dataset) -> Iterable[Diagnostic]:
         step = RESOLUTION_STEP.get(p.family.architecture, 16)
-        for base, ds in _datasets(profile):
-            bucket, _ = _value(profile, ds, "enable_bucket")
-            if bucket is True:
-                continue
-            reso, where = _value(profile, ds, "resolution")
-            sizes = [reso, reso] if isinstance(reso, int) else reso
-            if not isinstance(sizes, list) or not all(
-                    isinstance(v, int) and not isinstance(v, bool) for v in sizes):
-                continue
-            if any(v % step for v in sizes):
-                fixed = [round(v / step) * step or step for v in sizes]
-                yield self.at(profile, where or (*base, "resolution"),
-                              f"resolution {reso} is not a multiple of {step}, and without "
-                              "buckets musubi-tuner uses it unrounded (dataset/bucket.py:86-89)",
-                              hint=f"resolution = {fixed}, or enable_bucket = true")
+        if ds.value("enable_bucket")[0] is True:
+            return
+        reso, where = ds.value("resolution")
+        sizes = [reso, reso] if isinstance(reso, int) else reso
+        if not isinstance(sizes, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+            return
+        if any(v % step for v in sizes):
+            fixed = [round(v / step) * step or step for v in sizes]
+            yield self.at(profile, where,
+                          f"resolution {reso} is not a multiple of {step}, and without "
+                          "buckets musubi-tuner uses it unrounded (dataset/bucket.py:86-89)",
+                          hint=f"resolution = {fixed}, or enable_bucket = true")
 
 
-class Fp8ScaledNeedsFp8Base(Rule):
+class Fp8ScaledNeedsFp8Base(_MusubiRule):
     """What it does
     Reports ``fp8_scaled`` without ``fp8_base``, and for HiDream-O1 and Krea 2 also
     ``fp8_base`` without ``fp8_scaled``.
@@ -278,11 +313,8 @@ class Fp8ScaledNeedsFp8Base(Rule):
     name = "musubi-fp8-options-need-each-other"
     groups = ("musubi", "memory")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        p = _plan(profile)
-        if p is None:
-            return
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         opts = profile.options()
         base = opts.get("fp8_base", (False, None))
         scaled = opts.get("fp8_scaled", (False, None))
@@ -297,7 +329,7 @@ class Fp8ScaledNeedsFp8Base(Rule):
                           f"with fp8_scaled ({where})", hint="add fp8_scaled = true")
 
 
-class BlocksToSwapTooMany(Rule):
+class BlocksToSwapTooMany(_MusubiRule):
     """What it does
     Reports a ``blocks_to_swap`` larger than the family's model allows (Wan 14B: 39, Wan
     1.3B: 29, Qwen-Image: 59, FLUX.2 dev: 29, Z-Image: 28, … see backends/musubi/families.toml).
@@ -324,11 +356,10 @@ class BlocksToSwapTooMany(Rule):
     name = "musubi-blocks-to-swap-too-many"
     groups = ("musubi", "memory")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        p = _plan(profile)
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         found = profile.options().get("blocks_to_swap")
-        if p is None or found is None or p.family.max_blocks_to_swap is None:
+        if found is None or p.family.max_blocks_to_swap is None:
             return
         value, kp = found
         limit = p.family.max_blocks_to_swap
@@ -338,7 +369,7 @@ class BlocksToSwapTooMany(Rule):
                           hint=f"blocks_to_swap = {limit}")
 
 
-class DatasetSubsets(Rule):
+class DatasetSubsets(_MusubiRule):
     """What it does
     Reports sd-scripts-style ``subsets`` in the ``[dataset]`` of a musubi family.
 
@@ -363,24 +394,24 @@ class DatasetSubsets(Rule):
     name = "musubi-dataset-subsets"
     groups = ("musubi", "dataset")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         data = profile.get("dataset")
-        if _plan(profile) is None or not isinstance(data, dict):
+        if not isinstance(data, dict):
             return
         if "subsets" in data:
             yield self.at(profile, ("dataset", "subsets"), "musubi-tuner's dataset config has "
                           "no subsets (dataset/config_utils.py:173-178)",
                           hint="use [[dataset.datasets]] with image_directory or "
                           "video_directory")
-        for base, ds in _datasets(profile):
-            if "subsets" in ds:
-                yield self.at(profile, (*base, "subsets"), "musubi-tuner's datasets have no "
+        for ds in _datasets(profile):
+            if "subsets" in ds.table:
+                yield self.at(profile, ds.at("subsets"), "musubi-tuner's datasets have no "
                               "subsets (dataset/config_utils.py:173-178)",
                               hint="put image_directory / video_directory on the dataset")
 
 
-class DatasetValueInvalid(Rule):
+class DatasetValueInvalid(_MusubiRule):
     """What it does
     Checks ``[dataset]`` and each ``[[dataset.datasets]]`` against musubi-tuner's dataset
     schema (image or video level, chosen by ``video_directory``/``video_jsonl_file`` as
@@ -409,18 +440,18 @@ class DatasetValueInvalid(Rule):
     name = "musubi-dataset-value-invalid"
     groups = ("musubi", "dataset")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         data = profile.get("dataset")
-        if _plan(profile) is None or not isinstance(data, dict):
+        if not isinstance(data, dict):
             return
         levels = knowledge.dataset_schema()["levels"]
         general = {k: v for k, v in data.items() if k not in ("datasets", "subsets")}
         yield from self._table(profile, ("dataset",), general, "general", levels)
-        for base, ds in _datasets(profile):
-            level = "video" if _is_video(ds) else "image"
-            yield from self._table(profile, base, {k: v for k, v in ds.items()
-                                                   if k != "subsets"}, level, levels)
+        for ds in _datasets(profile):
+            level = "video" if ds.video else "image"
+            yield from self._table(profile, ds.path, {k: v for k, v in ds.table.items()
+                                                      if k != "subsets"}, level, levels)
 
     def _table(self, profile: Profile, base: KeyPath, table: dict[str, Any], level: str,
                levels: dict[str, Any]) -> Iterator[Diagnostic]:
@@ -468,7 +499,7 @@ def _accepts(accepts: list[str], value: Any) -> bool:
     return False
 
 
-class AttentionMissing(Rule):
+class AttentionMissing(_MusubiRule):
     """What it does
     Reports a musubi training profile that sets none of ``sdpa``, ``flash_attn``, ``flash3``,
     ``xformers``, or that sets ``sage_attn``.
@@ -495,12 +526,10 @@ class AttentionMissing(Rule):
     fix = "safe"
     groups = ("musubi",)
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         from lorac.lint.rules.network import beside
 
-        profile = ctx.profile
-        if _plan(profile) is None:
-            return
         opts = profile.options()
         req = knowledge.train_requirements()
         sage = opts.get("sage_attn")
@@ -516,7 +545,7 @@ class AttentionMissing(Rule):
                           fix=[beside(profile, anchor, "sdpa", True) if anchor else None])
 
 
-class Wan22SingleExpert(Rule):
+class Wan22SingleExpert(_MusubiRule):
     """What it does
     Reports a Wan 2.2 A14B profile (two experts: high-noise and low-noise) that gives only
     ``dit`` and limits no timestep range.
@@ -546,11 +575,10 @@ class Wan22SingleExpert(Rule):
     severity = Severity.WARNING
     groups = ("musubi",)
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        p = _plan(profile)
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         opts = profile.options()
-        if p is None or not p.family.experts or "dit" not in opts:
+        if not p.family.experts or "dit" not in opts:
             return
         if "dit_high_noise" in opts or "min_timestep" in opts or "max_timestep" in opts:
             return
@@ -560,7 +588,7 @@ class Wan22SingleExpert(Rule):
                       hint="add dit_high_noise, or min_timestep/max_timestep for one expert")
 
 
-class ModelFileMissing(Rule):
+class ModelFileMissing(_MusubiRule):
     """What it does
     Reports a model file a step of the family needs and the profile does not name: ``dit``,
     the text encoder(s) of the text-encoder caching step (``t5`` for Wan, ``text_encoder``
@@ -592,11 +620,8 @@ class ModelFileMissing(Rule):
     name = "musubi-model-file-missing"
     groups = ("musubi",)
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        p = _plan(profile)
-        if p is None:
-            return
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         opts = profile.options()
         needed: list[tuple[str, str]] = [("dit", "train")]
         for step in ("text_encoder", "latents"):
@@ -615,7 +640,7 @@ class ModelFileMissing(Rule):
                           f"({_opt_location(p, step, name)})", hint=f"set {name} = \"…\"")
 
 
-class CaptionExtensionUnset(Rule):
+class CaptionExtensionUnset(_DatasetRule):
     """What it does
     Reports a musubi dataset of image or video files whose ``caption_extension`` is set
     neither on the dataset nor in ``[dataset]``.
@@ -641,22 +666,18 @@ class CaptionExtensionUnset(Rule):
     name = "musubi-caption-extension-unset"
     groups = ("musubi", "dataset")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        if _plan(profile) is None:
+    def check_dataset(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan,
+                      ds: _Dataset) -> Iterable[Diagnostic]:
+        if "image_directory" not in ds.table and "video_directory" not in ds.table:
             return
-        for base, ds in _datasets(profile):
-            if "image_directory" not in ds and "video_directory" not in ds:
-                continue
-            value, _ = _value(profile, ds, "caption_extension")
-            if value is None:
-                line = 552 if _is_video(ds) else 243
-                yield self.at(profile, base, "no caption_extension: musubi-tuner looks for "
-                              f"captions at an empty path (dataset/datasources.py:{line})",
-                              hint='set caption_extension = ".txt" in [dataset]')
+        if ds.value("caption_extension")[0] is None:
+            line = 552 if ds.video else 243
+            yield self.at(profile, ds.path, "no caption_extension: musubi-tuner looks for "
+                          f"captions at an empty path (dataset/datasources.py:{line})",
+                          hint='set caption_extension = ".txt" in [dataset]')
 
 
-class VariantConflictsFamily(Rule):
+class VariantConflictsFamily(_MusubiRule):
     """What it does
     Reports an option that selects the model inside the architecture (Wan's ``task``,
     FLUX.2's and Qwen-Image's ``model_version``) set to another value than the profile's
@@ -684,11 +705,8 @@ class VariantConflictsFamily(Rule):
     name = "musubi-variant-conflicts-family"
     groups = ("musubi",)
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        p = _plan(profile)
-        if p is None:
-            return
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         opts = profile.options()
         for name, expected in p.family.variant.items():
             found = opts.get(name)
@@ -699,7 +717,7 @@ class VariantConflictsFamily(Rule):
                               "family")
 
 
-class VideoDatasetUnsupported(Rule):
+class VideoDatasetUnsupported(_DatasetRule):
     """What it does
     Reports a video dataset (``video_directory`` or ``video_jsonl_file``) for an image-only
     architecture (Qwen-Image, FLUX.2, Z-Image, Krea 2, Ideogram 4, HiDream-O1).
@@ -726,16 +744,12 @@ class VideoDatasetUnsupported(Rule):
     name = "musubi-video-dataset-unsupported"
     groups = ("musubi", "dataset")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        p = _plan(profile)
-        if p is None or p.family.architecture in VIDEO_ARCHITECTURES:
-            return
-        for base, ds in _datasets(profile):
-            if _is_video(ds):
-                yield self.at(profile, base, f"{profile.family} has no video datasets in "
-                              "musubi-tuner (dataset/image_video_dataset.py:642)",
-                              hint="use image_directory")
+    def check_dataset(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan,
+                      ds: _Dataset) -> Iterable[Diagnostic]:
+        if ds.video and p.family.architecture not in VIDEO_ARCHITECTURES:
+            yield self.at(profile, ds.path, f"{profile.family} has no video datasets in "
+                          "musubi-tuner (dataset/image_video_dataset.py:642)",
+                          hint="use image_directory")
 
 
 def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -748,7 +762,7 @@ def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
-class CacheMadeWithOtherSettings(Rule):
+class CacheMadeWithOtherSettings(_MusubiRule):
     """What it does
     Reports a dataset whose ``cache_directory`` holds musubi-tuner cache files that were made
     with other settings or files than the profile asks for now (per the ``lorac-cache.json``
@@ -778,7 +792,8 @@ class CacheMadeWithOtherSettings(Rule):
     severity = Severity.WARNING
     groups = ("musubi", "dataset")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         import json
 
         from lorac.config.inventory import load_pin
@@ -786,10 +801,6 @@ class CacheMadeWithOtherSettings(Rule):
         from lorac.trainers.musubi import cache
         from lorac.trainers.musubi.emitter import compile_dataset, step_options
 
-        profile = ctx.profile
-        p = _plan(profile)
-        if p is None:
-            return
         try:
             dataset = compile_dataset(profile)
             per_step, _ = step_options(profile, p)
@@ -808,9 +819,9 @@ class CacheMadeWithOtherSettings(Rule):
         deps = ctx.project.cache.setdefault("deps", set())  # for the lint result cache
         dep_dirs = ctx.project.cache.setdefault("dep_dirs", set())
         deps.update(str(m) for m in markers)
-        for (base, ds), item in zip(_datasets(profile), state["datasets"], strict=False):
+        for ds, item in zip(_datasets(profile), state["datasets"], strict=False):
             folder = item["cache_directory"]
-            merged = {**dataset.get("general", {}), **ds}
+            merged = {**dataset.get("general", {}), **ds.table}
             for key, name, *_ in item["made_with"]["files"]:
                 where = merged.get(key)
                 deps.add(str(Path(where) / name) if key.endswith("directory") else str(name))
@@ -823,7 +834,7 @@ class CacheMadeWithOtherSettings(Rule):
             deps.add(str(Path(folder) / cache.RECORD_NAME))
             if not any(f.name.endswith(suffixes) for f in Path(folder).iterdir()):
                 continue
-            where = (*base, "cache_directory")
+            where = ds.at("cache_directory")
             if item["found"] is None:
                 yield self.at(profile, where, f"{folder} holds musubi cache files that lorac "
                               "did not make: what resolution, frames and models they were made "
@@ -849,16 +860,7 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".webm", ".avi", ".mkv", ".mov", ".flv", "
                               ".mpg", ".mpeg"})
 
 
-def _media(ctx: ProfileContext, folder: str) -> list[Path] | None:
-    """The files of ``folder`` (None when it is not a folder), recorded for the lint cache."""
-    path = Path(folder)
-    if not path.is_dir():
-        return None
-    ctx.project.cache.setdefault("dep_dirs", set()).add(folder)
-    return sorted(p for p in path.iterdir() if p.is_file())
-
-
-class ImagesWithoutCaptions(Rule):
+class ImagesWithoutCaptions(_DatasetRule):
     """What it does
     Reports images of an ``image_directory`` that have no caption file with the dataset's
     ``caption_extension``.
@@ -884,32 +886,26 @@ class ImagesWithoutCaptions(Rule):
     severity = Severity.WARNING
     groups = ("musubi", "dataset")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        if _plan(profile) is None:
+    def check_dataset(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan,
+                      ds: _Dataset) -> Iterable[Diagnostic]:
+        ext, _ = ds.value("caption_extension")
+        files = ds.files(ctx, "image_directory") if isinstance(ext, str) else None
+        if files is None:
             return
-        for base, ds in _datasets(profile):
-            folder = ds.get("image_directory")
-            ext, _ = _value(profile, ds, "caption_extension")
-            if not isinstance(folder, str) or not isinstance(ext, str):
-                continue
-            files = _media(ctx, folder)
-            if files is None:
-                continue
-            names = {p.name for p in files}
-            images = [p for p in files if p.suffix in IMAGE_EXTENSIONS
-                      or (p.suffix.lower() in IMAGE_EXTENSIONS and p.suffix.isupper())]
-            missing = [p.name for p in images if p.stem + ext not in names]
-            if missing:
-                shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
-                yield self.at(profile, (*base, "image_directory"),
-                              f"{len(missing)} of {len(images)} images in {folder} have no "
-                              f"{ext} caption; musubi-tuner skips them silently "
-                              f"(dataset/media_utils.py:67-79): {shown}",
-                              hint="write the captions, or move those images away")
+        names = {f.name for f in files}
+        images = [f for f in files if f.suffix in IMAGE_EXTENSIONS
+                  or (f.suffix.lower() in IMAGE_EXTENSIONS and f.suffix.isupper())]
+        missing = [f.name for f in images if f.stem + ext not in names]
+        if missing:
+            shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
+            yield self.at(profile, ds.at("image_directory"),
+                          f"{len(missing)} of {len(images)} images in "
+                          f"{ds.table['image_directory']} have no {ext} caption; musubi-tuner "
+                          f"skips them silently (dataset/media_utils.py:67-79): {shown}",
+                          hint="write the captions, or move those images away")
 
 
-class VideoDirectoryWithoutVideos(Rule):
+class VideoDirectoryWithoutVideos(_DatasetRule):
     """What it does
     Reports a ``video_directory`` that holds no video file musubi-tuner recognises
     (``.mp4``, ``.webm``, ``.mov`` …), in particular one that holds images.
@@ -934,27 +930,21 @@ class VideoDirectoryWithoutVideos(Rule):
     name = "musubi-video-directory-without-videos"
     groups = ("musubi", "dataset")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        if _plan(profile) is None:
+    def check_dataset(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan,
+                      ds: _Dataset) -> Iterable[Diagnostic]:
+        files = ds.files(ctx, "video_directory")
+        if files is None or any(f.suffix.lower() in VIDEO_EXTENSIONS for f in files):
             return
-        for base, ds in _datasets(profile):
-            folder = ds.get("video_directory")
-            files = _media(ctx, folder) if isinstance(folder, str) else None
-            if files is None:
-                continue
-            if any(p.suffix.lower() in VIDEO_EXTENSIONS for p in files):
-                continue
-            images = sum(p.suffix.lower() in IMAGE_EXTENSIONS for p in files)
-            what = (f"holds {images} image{'s' if images != 1 else ''} and no video" if images
-                    else "holds no video")
-            yield self.at(profile, (*base, "video_directory"),
-                          f"{folder} {what}: musubi-tuner caches nothing from it "
-                          "(dataset/media_utils.py:85-91)",
-                          hint="use image_directory for images" if images else None)
+        images = sum(f.suffix.lower() in IMAGE_EXTENSIONS for f in files)
+        what = (f"holds {images} image{'s' if images != 1 else ''} and no video" if images
+                else "holds no video")
+        yield self.at(profile, ds.at("video_directory"),
+                      f"{ds.table['video_directory']} {what}: musubi-tuner caches nothing from "
+                      "it (dataset/media_utils.py:85-91)",
+                      hint="use image_directory for images" if images else None)
 
 
-class OutputMissing(Rule):
+class OutputMissing(_MusubiRule):
     """What it does
     Reports a musubi profile without ``output_name`` (an error) or ``output_dir`` (a warning:
     ``lorac run`` sets it, ``train.sh`` run by hand does not).
@@ -983,10 +973,8 @@ class OutputMissing(Rule):
     name = "musubi-output-missing"
     groups = ("musubi",)
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        if _plan(profile) is None:
-            return
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         opts = profile.options()
         if "output_name" not in opts:
             yield self.at(profile, ("profile", "family"), "output_name is not set: musubi-tuner "
@@ -999,7 +987,7 @@ class OutputMissing(Rule):
             yield d.with_severity(Severity.WARNING)
 
 
-class NetworkArgs(Rule):
+class NetworkArgs(_MusubiRule):
     """What it does
     Checks ``network_args`` of a musubi profile against the network module: an item whose
     value holds another ``=`` (an error), and a key the module never reads (a warning).
@@ -1026,12 +1014,11 @@ class NetworkArgs(Rule):
     name = "musubi-network-args"
     groups = ("musubi", "network")
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        p = _plan(profile)
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         opts = profile.options()
         found = opts.get("network_args")
-        if p is None or found is None or not isinstance(found[0], list):
+        if found is None or not isinstance(found[0], list):
             return
         items, kp = found
         module_name = opts.get("network_module", (p.arch["network_module"],))[0]
@@ -1091,7 +1078,7 @@ def _accepted_elsewhere(name: str, value: Any) -> bool:
     return any(s is not None and _value_problem(s, value) is None for s in specs)
 
 
-class OptionValueInvalid(Rule):
+class OptionValueInvalid(_MusubiRule):
     """What it does
     Checks each option value against the argparse option of every musubi step that reads it:
     a choice the option does not offer (``timestep_sampling = "sigmoidd"``), a string for a
@@ -1120,11 +1107,8 @@ class OptionValueInvalid(Rule):
     name = "musubi-option-value-invalid"
     groups = ("musubi",)
 
-    def check(self, ctx: ProfileContext) -> Iterable[Diagnostic]:
-        profile = ctx.profile
-        p = _plan(profile)
-        if p is None:
-            return
+    def check_plan(self, ctx: ProfileContext, profile: Profile, p: knowledge.Plan
+                   ) -> Iterable[Diagnostic]:
         for name, (value, kp) in profile.options().items():
             for step in knowledge.STEPS:
                 opt = p.inventories[step].options.get(name)
