@@ -8,7 +8,7 @@ import pytest
 
 from lorac.config.profile import resolve
 from lorac.config.validate import validate
-from lorac.core.diagnostics import LoracError
+from lorac.core.diagnostics import LoracError, Severity
 from lorac.importers import Settings, read, read_source, render
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
@@ -72,11 +72,33 @@ def test_no_keep_env_writes_literals() -> None:
     assert 'ae = "/workspace/models/flux1-dev/ae.safetensors"' in text
 
 
-def test_without_env_file_rank_is_unknown() -> None:
+def test_the_sourced_env_file_is_followed() -> None:
+    # source "${SCRIPT_DIR}/../docker/env.sh" names a file that exists: it is read as --env
+    # would read it, so the script's values are known without --env
     draft, text = _import(AUDIT / "scripts" / "train_flux_fast.sh")
+    assert draft.options["network_dim"].value == 32
+    assert "network_dim = 32 # from $FAST_RANK" in text
+    assert '"${env:MODEL_DIR:-/workspace/models/flux1-dev}/ae.safetensors"' in text
+    assert not [d for d in draft.diagnostics if "source" in d.message]
+
+
+def test_a_missing_sourced_file_is_reported_once(tmp_path: Path) -> None:
+    # the same script without its env.sh: one warning at the source line names what stays
+    # unresolved; the options that read those variables are unknown or kept as ${env:…}
+    script = _script(tmp_path, (AUDIT / "scripts" / "train_flux_fast.sh").read_text())
+    draft, text = _import(script)
     assert "network_dim" not in draft.options
     assert "# not imported (LRC092 import-unknown-value): network_dim = ${FAST_RANK}" in text
-    assert "LRC095" in _codes(draft)  # the source line that was not followed
+    sourced = [d for d in draft.diagnostics if "source" in d.message]
+    assert len(sourced) == 1 and sourced[0].line == 6 and sourced[0].code == "LRC095"
+    assert sourced[0].severity == Severity.WARNING
+    assert "no such file" in sourced[0].message
+    assert "FAST_RANK" in sourced[0].message and "DATA_DIR" in sourced[0].message
+    assert "SCRIPT_DIR" not in sourced[0].message  # set by the script itself
+    # the per-option notes of the variables it names are not repeated as warnings
+    per_option = [d for d in draft.diagnostics if "which has no default; the profile" in
+                  d.message]
+    assert per_option and all(d.severity == Severity.INFO for d in per_option)
 
 
 def test_hostile_script(tmp_path: Path) -> None:

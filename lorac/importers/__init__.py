@@ -12,7 +12,9 @@ function ``read(source, opts) -> Draft`` (:data:`READERS`):
 - :mod:`lorac.trainers.kohya.import_shell` — a shell script or command line running
   ``*_train_network.py`` (parsed, never executed), and its ``--env`` files
 
-This module is what they share: the draft, option conversion, rendering, secrets withheld.
+This module is what they share: the draft, option conversion, rendering, secrets withheld;
+:mod:`lorac.importers.shell` is what the two shell importers share (reading a launcher, its
+sourced and ``--env`` files, without running it).
 
 A :class:`Draft` holds what was understood (kohya options with their values and where they were
 written, a ``[dataset]`` table, ``[run]`` settings) and what was not: every source key without an
