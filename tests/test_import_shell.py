@@ -253,3 +253,23 @@ def test_a_withheld_credential_keeps_the_variable_it_came_from(tmp_path: Path) -
                           env_files=(env,))
     assert draft.options["wandb_api_key"].text == "${env:WANDB_API_KEY}"
     assert 'wandb_api_key = "${env:WANDB_API_KEY}"' in text
+
+
+def test_the_last_word_of_a_file_without_a_final_newline(tmp_path: Path) -> None:
+    # the end of the text is no redirection: a number there is an argument, not the 2 of 2>&1
+    script = _script(tmp_path, "accelerate launch flux_train_network.py --max_train_steps 875")
+    draft, _ = _import(script)
+    assert draft.options["max_train_steps"].value == 875
+    assert "LRC091" not in _codes(draft)
+
+
+def test_a_redirection_at_the_end_of_the_file_ends(tmp_path: Path) -> None:
+    import threading
+
+    script = _script(tmp_path, "accelerate launch flux_train_network.py --max_train_steps 5 >")
+    done: list = []
+    reader = threading.Thread(target=lambda: done.append(_import(script)), daemon=True)
+    reader.start()
+    reader.join(30)
+    assert not reader.is_alive(), "the lexer does not stop at a '>' that ends the file"
+    assert done[0][0].options["max_train_steps"].value == 5

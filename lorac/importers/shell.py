@@ -305,7 +305,7 @@ class Lexer:
             if word is None:
                 continue
             if (word.pieces and word.pieces[-1][0] == "lit" and not word.pieces[-1][2]
-                    and self._peek() in "<>" and (word.plain() or "").isdigit()):
+                    and self._peek() in ("<", ">") and (word.plain() or "").isdigit()):
                 continue  # the "2" of 2>&1
             cmd.words.append(word)
             declaring = (len(cmd.words) == 1 and word.plain() in _DECLARE) or (
@@ -358,7 +358,7 @@ class Lexer:
                 self.heredocs.append((delim, strip))
                 self._note(f"heredoc <<{delim} is skipped (its text is not read)")
             return
-        while self._peek() in "<>&":
+        while self._peek() in ("<", ">", "&"):
             self._advance()
         if self._peek() == "(":  # process substitution <(…)
             self._skip_balanced("(", ")")
