@@ -1014,11 +1014,12 @@ def read_env(path: Path, draft: Draft, state: State, *, script: str | None = Non
         state.env_file = before
 
 
+def parse_args(draft: Draft, args: list[Val], inventory: Any, line: int,
+               script: str | None = None) -> list[tuple[str, list[Val], int]]:
+    """Split the script's arguments into ``(dest, values, line)`` with the inventory
+    (``script``: the script's name in messages, else the inventory's)."""
 
-def parse_args(draft: Draft, args: list[Val], inventory: Any,
-               line: int) -> list[tuple[str, list[Val], int]]:
-    """Split the script's arguments into ``(dest, values, line)`` with the inventory."""
-
+    script = script or inventory.script
     out: list[tuple[str, list[Val], int]] = []
     i = 0
     while i < len(args):
@@ -1029,7 +1030,7 @@ def parse_args(draft: Draft, args: list[Val], inventory: Any,
         if not (isinstance(first, Lit) and first.text.startswith("--")):
             text = shown(val)
             draft.unmap(f"argument {i + 1}", text, "LRC093", f"unexpected argument {text!r} "
-                        f"(not an --option of {inventory.script})", line=wline)
+                        f"(not an --option of {script})", line=wline)
             i += 1
             continue
         name, eq, rest = first.text[2:].partition("=")
@@ -1051,7 +1052,7 @@ def parse_args(draft: Draft, args: list[Val], inventory: Any,
             close = inventory.closest(name, n=1)
             text = " ".join(shown(v) for v in values)
             draft.unmap(name, text if values else "true", "LRC093",
-                        f"--{name} is not an option of {inventory.script}", line=wline,
+                        f"--{name} is not an option of {script}", line=wline,
                         hint=f"did you mean --{close[0]}?" if close else None)
             continue
         if option.dest != name and f"--{name}" not in option.flags:
