@@ -8,7 +8,7 @@ import pytest
 
 from lorac.config.profile import resolve
 from lorac.config.validate import validate
-from lorac.core.diagnostics import LoracError
+from lorac.core.diagnostics import LoracError, Severity
 from lorac.importers import Settings, read, read_source, render
 
 FIXTURES = Path(__file__).parent / "fixtures" / "import"
@@ -72,11 +72,33 @@ def test_no_keep_env_writes_literals() -> None:
     assert 'ae = "/workspace/models/flux1-dev/ae.safetensors"' in text
 
 
-def test_without_env_file_rank_is_unknown() -> None:
+def test_the_sourced_env_file_is_followed() -> None:
+    # source "${SCRIPT_DIR}/../docker/env.sh" names a file that exists: it is read as --env
+    # would read it, so the script's values are known without --env
     draft, text = _import(AUDIT / "scripts" / "train_flux_fast.sh")
+    assert draft.options["network_dim"].value == 32
+    assert "network_dim = 32 # from $FAST_RANK" in text
+    assert '"${env:MODEL_DIR:-/workspace/models/flux1-dev}/ae.safetensors"' in text
+    assert not [d for d in draft.diagnostics if "source" in d.message]
+
+
+def test_a_missing_sourced_file_is_reported_once(tmp_path: Path) -> None:
+    # the same script without its env.sh: one warning at the source line names what stays
+    # unresolved; the options that read those variables are unknown or kept as ${env:…}
+    script = _script(tmp_path, (AUDIT / "scripts" / "train_flux_fast.sh").read_text())
+    draft, text = _import(script)
     assert "network_dim" not in draft.options
     assert "# not imported (LRC092 import-unknown-value): network_dim = ${FAST_RANK}" in text
-    assert "LRC095" in _codes(draft)  # the source line that was not followed
+    sourced = [d for d in draft.diagnostics if "source" in d.message]
+    assert len(sourced) == 1 and sourced[0].line == 6 and sourced[0].code == "LRC095"
+    assert sourced[0].severity == Severity.WARNING
+    assert "no such file" in sourced[0].message
+    assert "FAST_RANK" in sourced[0].message and "DATA_DIR" in sourced[0].message
+    assert "SCRIPT_DIR" not in sourced[0].message  # set by the script itself
+    # the per-option notes of the variables it names are not repeated as warnings
+    per_option = [d for d in draft.diagnostics if "which has no default; the profile" in
+                  d.message]
+    assert per_option and all(d.severity == Severity.INFO for d in per_option)
 
 
 def test_hostile_script(tmp_path: Path) -> None:
@@ -231,3 +253,23 @@ def test_a_withheld_credential_keeps_the_variable_it_came_from(tmp_path: Path) -
                           env_files=(env,))
     assert draft.options["wandb_api_key"].text == "${env:WANDB_API_KEY}"
     assert 'wandb_api_key = "${env:WANDB_API_KEY}"' in text
+
+
+def test_the_last_word_of_a_file_without_a_final_newline(tmp_path: Path) -> None:
+    # the end of the text is no redirection: a number there is an argument, not the 2 of 2>&1
+    script = _script(tmp_path, "accelerate launch flux_train_network.py --max_train_steps 875")
+    draft, _ = _import(script)
+    assert draft.options["max_train_steps"].value == 875
+    assert "LRC091" not in _codes(draft)
+
+
+def test_a_redirection_at_the_end_of_the_file_ends(tmp_path: Path) -> None:
+    import threading
+
+    script = _script(tmp_path, "accelerate launch flux_train_network.py --max_train_steps 5 >")
+    done: list = []
+    reader = threading.Thread(target=lambda: done.append(_import(script)), daemon=True)
+    reader.start()
+    reader.join(30)
+    assert not reader.is_alive(), "the lexer does not stop at a '>' that ends the file"
+    assert done[0][0].options["max_train_steps"].value == 5

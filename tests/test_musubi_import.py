@@ -52,7 +52,7 @@ def test_three_commands_become_one_profile(project: Path) -> None:
     assert prof["run"] == {"num_cpu_threads_per_process": 1, "mixed_precision": "bf16"}
     # what has no place: the second batch_size, an sd-scripts option, an accelerate option
     assert "LRC090 batch_size is 4 for wan_cache_latents.py but 16" in err
-    assert "LRC093 'shuffle_caption' is not an option of wan_train_network.py" in err
+    assert "LRC093 --shuffle_caption is not an option of wan_train_network.py" in err
     assert "LRC090 accelerate launch --dynamo_mode has no [run] equivalent" in err
     assert "LRC095 --i2v (wan_cache_latents.py) is implied by family wan2.1-i2v-14b" in err
     code, out, err = lorac("build", "profiles/wan.toml", "--output", "out")

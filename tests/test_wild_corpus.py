@@ -60,6 +60,10 @@ def test_the_corpus_is_what_sources_md_lists() -> None:
 def test_every_file_has_one_expectation(expected: dict) -> None:
     paths = [e["path"] for e in expected["file"]]
     assert sorted(paths) == corpus_files()
+    for entry in expected["file"]:  # env: what the launcher's own environment sets
+        env = entry.get("env", {})
+        assert isinstance(env, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env.items()), entry["path"]
     for gap in expected.get("known_gaps", ()):
         assert gap["file"] in paths, gap
         assert gap["kind"] in ("false", "missed", "build"), gap

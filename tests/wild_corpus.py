@@ -1,8 +1,11 @@
 """Run lorac on the real-world corpus ``tests/corpus/wild/`` the way a new user would.
 
 For each configuration file: ``lorac import`` it, ``lorac build`` the profile it wrote and
-``lorac lint`` that profile (without the dataset rules: the corpus ships no images). What comes
-out is one :class:`Outcome` per file, compared by ``tests/test_wild_corpus.py`` with the
+``lorac lint`` that profile (without the dataset rules: the corpus ships no images), with the
+environment variables its ``[[file]]`` entry gives in ``env`` set — those a launcher's own
+environment sets from a file the corpus does not hold, which the imported profile keeps as
+``${env:NAME}`` and the build needs, as its user would set them. What comes out is one
+:class:`Outcome` per file, compared by ``tests/test_wild_corpus.py`` with the
 expectations of ``tests/corpus/wild/expected.toml`` and scored by ``bench/wild_corpus.py``.
 
 A finding is named by a string, so that expectations are plain data:
@@ -87,8 +90,9 @@ def _shown(message: str) -> str:
     return re.sub(r"\S*corpus/wild/", "", message)
 
 
-def run_file(rel: str, workdir: Path) -> Outcome:
-    """Import, build and lint ``WILD/rel`` in a fresh project under ``workdir``."""
+def run_file(rel: str, workdir: Path, env: dict[str, str] | None = None) -> Outcome:
+    """Import, build and lint ``WILD/rel`` in a fresh project under ``workdir`` (building and
+    linting with the variables ``env`` set)."""
 
     from click.testing import CliRunner
 
@@ -116,12 +120,13 @@ def run_file(rel: str, workdir: Path) -> Outcome:
         profile = Path("profiles") / f"{_name(rel)}.toml"
         profile.write_text(text, encoding="utf-8")
         runner = CliRunner()
-        built = runner.invoke(cli, ["build", profile.stem, "-o", "build"])
+        built = runner.invoke(cli, ["build", profile.stem, "-o", "build"], env=env)
         outcome.built = built.exit_code == 0
         if not outcome.built:
             outcome.build_error = _shown(getattr(built.exception, "message", None)
                                          or (built.output.strip().splitlines() or ["?"])[-1])
-        linted = runner.invoke(cli, ["lint", "--no-dataset", "-f", "json", str(profile)])
+        linted = runner.invoke(cli, ["lint", "--no-dataset", "-f", "json", str(profile)],
+                               env=env)
         try:
             found = json.loads(linted.stdout or "[]")
         except ValueError:
@@ -138,9 +143,11 @@ def run_file(rel: str, workdir: Path) -> Outcome:
 def run_corpus(files: list[str] | None = None) -> dict[str, Outcome]:
     """:func:`run_file` on every corpus file (or ``files``), each in its own project."""
 
+    envs = {e["path"]: e.get("env") for e in load_expected()["file"]}
     with tempfile.TemporaryDirectory(prefix="lorac-wild-") as tmp, \
             contextlib.redirect_stderr(io.StringIO()):
-        return {rel: run_file(rel, Path(tmp)) for rel in (files or corpus_files())}
+        return {rel: run_file(rel, Path(tmp), envs.get(rel))
+                for rel in (files or corpus_files())}
 
 
 def expected_findings(entry: dict) -> set[str]:

@@ -84,7 +84,8 @@ def import_file(opts: ImportOptions, io) -> int:
         dataset_config=Path(opts.dataset_config) if opts.dataset_config else None,
         env_files=tuple(Path(e) for e in opts.env_files), keep_env=opts.keep_env)
     draft = importers.read(source, kind, settings)
-    if opts.env_files and kind != "shell":
+    if opts.env_files and (kind not in ("shell", "musubi") or
+                           source_path.suffix.lower() == ".toml"):
         draft.report("LRC095", "--env is read only for shell scripts; ignored")
     text = importers.render(draft, schema_header=_under_profiles(target))
     try:

@@ -125,7 +125,11 @@ def _dataset_section(dataset_inv: dict[str, Any]) -> dict[str, Any]:
                            "description": "Several datasets (e.g. per resolution)."}
     return {
         "section": {"type": "object", "properties": general, "additionalProperties": False,
-                    "description": "Compiled into sd-scripts' --dataset_config TOML."},
+                    "description": "Compiled into the trainer's dataset config (sd-scripts' "
+                                   "and musubi-tuner's --dataset_config TOML, ai-toolkit's "
+                                   "datasets). Without it, the dataset_config option may name "
+                                   "a dataset config file of your own (sd-scripts, "
+                                   "musubi-tuner), which the trainer gets as it is."},
         "dataset": {"type": "object", "properties": dict(sorted(dataset_props.items())),
                     "additionalProperties": False},
         "subset": subset,

@@ -12,7 +12,9 @@ function ``read(source, opts) -> Draft`` (:data:`READERS`):
 - :mod:`lorac.trainers.kohya.import_shell` — a shell script or command line running
   ``*_train_network.py`` (parsed, never executed), and its ``--env`` files
 
-This module is what they share: the draft, option conversion, rendering, secrets withheld.
+This module is what they share: the draft, option conversion, rendering, secrets withheld;
+:mod:`lorac.importers.shell` is what the two shell importers share (reading a launcher, its
+sourced and ``--env`` files, without running it).
 
 A :class:`Draft` holds what was understood (kohya options with their values and where they were
 written, a ``[dataset]`` table, ``[run]`` settings) and what was not: every source key without an
@@ -917,12 +919,14 @@ def load_dataset_file(path: Path, draft: Draft) -> dict[str, Any]:
 
 
 def take_dataset_config(draft: Draft, value: Any, line: int, settings: Settings,
-                        *bases: Path) -> bool:
-    """Handle the kohya ``dataset_config`` option; False when the caller keeps it as an option.
+                        *bases: Path,
+                        load: Callable[[Path, Draft], dict[str, Any]] | None = None) -> bool:
+    """Handle the ``dataset_config`` option; False when the caller keeps it as an option.
 
     With ``--dataset-config`` the option is dropped (that file is read instead); otherwise the
-    file it names (as given, else under ``bases``) is read into ``[dataset]``. A file that is
-    not found is reported (LRC095) and left to the caller to keep as the option.
+    file it names (as given, else under ``bases``) is read into ``[dataset]`` by ``load``
+    (sd-scripts' format unless told otherwise). A file that is not found is reported (LRC095)
+    and left to the caller to keep as the option, which names the file for the trainer.
     """
 
     if settings.dataset_config is not None:
@@ -933,7 +937,7 @@ def take_dataset_config(draft: Draft, value: Any, line: int, settings: Settings,
                      "dataset_config option (pass --dataset-config FILE to import it)",
                      line=line, severity=Severity.WARNING)
         return False
-    draft.dataset = load_dataset_file(found, draft)
+    draft.dataset = (load or load_dataset_file)(found, draft)
     return True
 
 

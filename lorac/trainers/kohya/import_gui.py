@@ -367,7 +367,8 @@ def _additional(draft: Draft, text: str, inventory: Any, line: int,
 
     from pathlib import Path
 
-    from lorac.trainers.kohya.import_shell import Lit, _parse_args, _set_option
+    from lorac.importers.shell import Lit, parse_args
+    from lorac.trainers.kohya.import_shell import _set_option
 
     try:
         words = shlex.split(text)
@@ -376,5 +377,5 @@ def _additional(draft: Draft, text: str, inventory: Any, line: int,
                     line=line)
         return
     vals = [(Lit(w, draft.source, line),) for w in words]
-    for name, values, wline in _parse_args(draft, vals, inventory, line):
+    for name, values, wline in parse_args(draft, vals, inventory, line):
         _set_option(draft, inventory, name, values, wline, Path("."), settings)

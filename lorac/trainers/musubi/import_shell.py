@@ -1,13 +1,19 @@
 """Import musubi-tuner commands (a shell script, or a training ``--config_file`` TOML) into one
 profile.
 
-A musubi run is three commands; a script may hold all of them, or only some. Every command
-that names a musubi script (``wan_cache_latents.py``, ``wan_cache_text_encoder_outputs.py``,
+A musubi run is three commands; a script may hold all of them, or only some. The script is
+read without running it by :mod:`lorac.importers.shell`, as the sd-scripts shell importer reads
+its launchers (variables, ``eval``, sourced files, ``--env`` files), and every command that names
+a musubi script (``wan_cache_latents.py``, ``wan_cache_text_encoder_outputs.py``,
 ``wan_train_network.py`` …, by path or as ``python -m musubi_tuner.X``) is read: its options
-are checked against that script's inventory, ``--config_file`` and ``--dataset_config`` files
-are read (musubi's dataset format: ``[general]`` and ``[[datasets]]``), and everything goes into
-one profile, where one value feeds every step that reads it. What has no place there is kept as
-a comment and reported:
+are parsed with that script's inventory and become profile values by the same rules
+(:func:`lorac.importers.shell.import_value`: a value that reads an environment variable keeps
+it as ``${env:NAME:-default}``, one that cannot be known is reported, LRC092). ``--config_file``
+and ``--dataset_config`` files are read (musubi's dataset format: ``[general]`` and
+``[[datasets]]``); a dataset config that is not found, or whose path lies behind a variable,
+stays the ``dataset_config`` option, which the musubi backend hands to every step as it is.
+Everything goes into one profile, where one value feeds every step that reads it. What has no
+place there is kept as a comment and reported:
 
 * an option given two steps with different values (``--vae`` for caching and another for
   training): the training step's value is kept, the other reported (LRC090);
@@ -15,9 +21,8 @@ a comment and reported:
 * an option the script does not have (LRC093); ``accelerate launch`` options other than the
   ones ``[run]`` has (LRC090).
 
-Variables assigned in the script (``DIT=/models/wan.safetensors``) are expanded; the process
-environment is not read. The family comes from ``--family``, else from the training (or
-caching) script's architecture and its ``--task`` / ``--model_version``.
+The family comes from ``--family``, else from the training (or caching) script's architecture
+and its ``--task`` / ``--model_version``.
 """
 
 from __future__ import annotations
@@ -30,11 +35,22 @@ from lorac.importers import (
     Draft,
     Settings,
     Source,
-    convert_text,
+    Value,
     find_relative,
     parse_toml,
     raw_text,
     set_checked,
+    take_dataset_config,
+)
+from lorac.importers.shell import (
+    Lit,
+    Val,
+    explained,
+    import_value,
+    interpret,
+    literal,
+    parse_args,
+    shown,
 )
 from lorac.trainers.musubi import knowledge
 
@@ -44,6 +60,8 @@ _ACCELERATE = {"mixed_precision": "mixed_precision", "num_processes": "gpus",
                "main_process_ip": "main_process_ip", "main_process_port": "main_process_port",
                "num_cpu_threads_per_process": "num_cpu_threads_per_process"}
 _MANAGED = ("dataset_config", "config_file")
+#: option name → ``(step, script, value, line, the command line's Value or None)`` of each use
+_Collected = dict[str, list[tuple[str, str, Any, int, Value | None]]]
 
 
 def _scripts() -> dict[str, tuple[str, str]]:
@@ -55,47 +73,39 @@ def _scripts() -> dict[str, tuple[str, str]]:
     return out
 
 
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first line number, text) of each command line, continuations joined."""
-    out: list[tuple[int, str]] = []
-    start, parts = 0, []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not parts:
-            start = n
-        stripped = line.rstrip()
-        if stripped.endswith("\\"):
-            parts.append(stripped[:-1])
+def _script_at(fields: list[Val], scripts: dict[str, tuple[str, str]]) -> tuple[int, str] | None:
+    """Where ``fields`` name a musubi script (by path, or ``-m musubi_tuner.X``), and its file
+    name."""
+
+    for i, val in enumerate(fields):
+        if not val or not isinstance(val[-1], Lit):
             continue
-        parts.append(line)
-        out.append((start, " ".join(parts)))
-        parts = []
-    if parts:
-        out.append((start, " ".join(parts)))
-    return out
+        text = val[-1].text
+        name = text.replace("\\", "/").rsplit("/", 1)[-1]
+        if text.startswith("musubi_tuner.") and i and literal(fields[i - 1]) == "-m":
+            name = text.split(".", 1)[1] + ".py"
+        if name in scripts:
+            return i, name
+    return None
 
 
-def _commands(source: Source) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    from lorac.scan import shell
+def _commands(source: Source, settings: Settings,
+              draft: Draft) -> tuple[list[dict[str, Any]], set[str]]:
+    """The musubi commands of the script, in order, and the variables a report of a missing
+    sourced file already names."""
 
-    values = shell.definitions([shell.scan(source.text, source.display)])
     scripts = _scripts()
+    state = interpret(source, settings, draft,
+                      lambda fields: _script_at(fields, scripts) is not None)
     commands = []
-    for line, text in _logical_lines(source.text):
-        if text.lstrip().startswith("#"):
-            continue
-        for statement in shell.split_words(text):
-            words = [shell.unquote(w)[0] for w, _ in statement]
-            for i, word in enumerate(words):
-                name = Path(word).name
-                if word.startswith("musubi_tuner.") and i and words[i - 1] == "-m":
-                    name = word.split(".", 1)[1] + ".py"
-                if name in scripts:
-                    arch, step = scripts[name]
-                    commands.append({"line": line, "arch": arch, "step": step,
-                                     "script": name, "before": words[:i],
-                                     "words": words[i + 1:]})
-                    break
-    return commands, values
+    for fields, line, _ in state.commands:
+        found = _script_at(fields, scripts)
+        assert found is not None
+        i, name = found
+        arch, step = scripts[name]
+        commands.append({"line": line, "arch": arch, "step": step, "script": name,
+                         "before": fields[:i], "args": fields[i + 1:]})
+    return commands, explained(state)
 
 
 def _parse_words(words: list[str]) -> list[tuple[str, list[str] | None]]:
@@ -128,7 +138,7 @@ def read(source: Source, settings: Settings) -> Draft:
 
     draft = Draft(kind="musubi", source=source.display, backend="musubi")
     base = source.path.parent
-    collected: dict[str, list[tuple[str, str, Any, int]]] = {}  # name -> (step, script, value)
+    collected: _Collected = {}
     arch: str | None = None
     if source.path.suffix.lower() == ".toml":
         fam = knowledge.family(settings.family)
@@ -139,14 +149,14 @@ def read(source: Source, settings: Settings) -> Draft:
         arch = fam.architecture
         _read_config(draft, source.path, collected, "train", arch)
     else:
-        commands, values = _commands(source)
+        commands, quiet = _commands(source, settings, draft)
         if not commands:
             raise LoracError(f"{source.display}: no musubi-tuner command found (a "
                              "*_cache_latents.py, *_cache_text_encoder_outputs.py or "
                              "*_train_network.py)")
         for cmd in commands:
             arch = cmd["arch"] if cmd["step"] == "train" or arch is None else arch
-            _read_command(draft, cmd, values, base, collected, settings)
+            _read_command(draft, cmd, base, collected, settings, quiet)
     assert arch is not None
     variant = {}
     for name in knowledge.architectures()[arch]["variants"]:
@@ -163,65 +173,78 @@ def read(source: Source, settings: Settings) -> Draft:
     return draft
 
 
-def _read_command(draft: Draft, cmd: dict[str, Any], values: dict[str, str], base: Path,
-                  collected: dict[str, list[tuple[str, str, Any, int]]],
-                  settings: Settings) -> None:
-    from lorac.scan import shell
-
+def _read_command(draft: Draft, cmd: dict[str, Any], base: Path,
+                  collected: _Collected,
+                  settings: Settings, quiet: set[str]) -> None:
     line, step, script = cmd["line"], cmd["step"], cmd["script"]
     arch = knowledge.architectures()[cmd["arch"]]
     inv = knowledge.script_inventory(arch["steps"][step]["script"])
-    if step == "train" and "launch" in cmd["before"]:
-        launch = cmd["before"][cmd["before"].index("launch") + 1:]
-        for name, texts in _parse_words(launch):
-            key = _ACCELERATE.get(name)
-            value = (texts or ["true"])[0]
-            if key is None:
-                draft.unmap(f"accelerate.{name}", value, "LRC090", f"accelerate launch "
-                            f"--{name} has no [run] equivalent", line=line, section="run")
-                continue
-            expanded = shell.evaluate(value, values)
-            draft.run[key] = _number(expanded if expanded is not None else value)
-    for name, texts in _parse_words(cmd["words"]):
-        expanded = None if texts is None else [shell.evaluate(t, values) for t in texts]
-        if expanded is not None and any(e is None for e in expanded):
-            draft.unmap(name, " ".join(texts or []), "LRC092", f"{name}: {raw_text(texts)} "
-                        "uses a variable the script does not set", line=line)
-            continue
+    before = [literal(w) for w in cmd["before"]]
+    if step == "train" and "launch" in before:
+        launch = cmd["before"][before.index("launch") + 1:]
+        _accelerate(draft, launch, line)
+    for name, vals, wline in parse_args(draft, cmd["args"], inv, line, script):
         if name == "dataset_config":
-            path = find_relative(expanded[0], base) if expanded else None
-            if settings.dataset_config is None:
-                if path is None:
-                    draft.report("LRC095", f"dataset config {raw_text(expanded)} not found; "
-                                 "pass --dataset-config FILE", line=line)
-                else:
-                    draft.dataset = _dataset(path, draft)
+            _dataset_config(draft, inv, vals, wline, base, settings, quiet)
             continue
         if name == "config_file":
-            path = find_relative(expanded[0] if expanded[0].endswith(".toml")
-                                 else expanded[0] + ".toml", base) if expanded else None
+            text = literal(vals[0]) if len(vals) == 1 else None
+            path = find_relative(text if text.endswith(".toml") else text + ".toml", base) \
+                if text else None
             if path is None:
-                draft.report("LRC095", f"config file {raw_text(expanded)} not found; its "
-                             "options are not imported", line=line)
+                draft.report("LRC095", f"config file {' '.join(shown(v) for v in vals)} not "
+                             "found; its options are not imported", line=wline)
             else:
                 _read_config(draft, path, collected, step, cmd["arch"])
             continue
-        opt = inv.options.get(name) or inv.get(f"--{name}")
-        if opt is None:
-            draft.unmap(name, " ".join(texts or []), "LRC093", f"{name!r} is not an option of "
-                        f"{script}", line=line)
-            continue
-        try:
-            value: Any = True if texts is None else (
-                [convert_text(opt, t) for t in expanded] if opt.is_list else
-                convert_text(opt, expanded[0]))
-        except ValueError as exc:
-            draft.unmap(name, " ".join(texts or []), "LRC091", f"{name}: {exc}", line=line)
-            continue
-        collected.setdefault(opt.dest, []).append((step, script, value, line))
+        opt = inv.get(name)
+        got = import_value(draft, opt, name, vals, wline, settings, quiet=quiet)
+        if got is not None:
+            collected.setdefault(opt.dest, []).append((step, script, got.value, wline, got))
 
 
-def _read_config(draft: Draft, path: Path, collected: dict[str, list[tuple[str, str, Any, int]]],
+def _accelerate(draft: Draft, launch: list[Val], line: int) -> None:
+    """``accelerate launch`` options: those ``[run]`` has go there, others are reported."""
+
+    words: list[str] = []
+    for word in launch:
+        text = literal(word)
+        if text is None:
+            draft.report("LRC092", f"accelerate argument {shown(word)} cannot be known "
+                         "without running the script", line=line)
+            continue
+        words.append(text)
+    for name, texts in _parse_words(words):
+        key = _ACCELERATE.get(name)
+        value = (texts or ["true"])[0]
+        if key is None:
+            draft.unmap(f"accelerate.{name}", value, "LRC090", f"accelerate launch "
+                        f"--{name} has no [run] equivalent", line=line, section="run")
+            continue
+        draft.run[key] = _number(value)
+
+
+def _dataset_config(draft: Draft, inv: Any, vals: list[Val], line: int, base: Path,
+                    settings: Settings, quiet: set[str]) -> None:
+    """``--dataset_config`` (the first a script gives; every step reads the same one): the
+    file read into ``[dataset]`` when it is found, else kept as the ``dataset_config`` option
+    (its path as written, ``${env:…}`` included), which the backend passes to every step."""
+
+    if settings.dataset_config is not None or draft.dataset is not None or \
+            "dataset_config" in draft.options:
+        return
+
+    def take(texts: list[str]) -> bool:
+        return bool(texts) and take_dataset_config(draft, texts[0], line, settings, base,
+                                                   load=_dataset)
+
+    got = import_value(draft, inv.get("dataset_config"), "dataset_config", vals, line,
+                       settings, take=take, quiet=quiet)
+    if got is not None:
+        draft.set("dataset_config", got.value, line=line, text=got.text, note=got.note)
+
+
+def _read_config(draft: Draft, path: Path, collected: _Collected,
                  step: str, arch: str) -> None:
     from lorac.importers import read_source
 
@@ -240,28 +263,31 @@ def _read_config(draft: Draft, path: Path, collected: dict[str, list[tuple[str, 
                 draft.unmap(key, value, "LRC093", f"{key!r} is not an option of "
                             f"{Path(inv.script).name}", line=line, path=src.display)
                 continue
-            collected.setdefault(key, []).append((step, Path(inv.script).name, value, line))
+            collected.setdefault(key, []).append((step, Path(inv.script).name, value, line,
+                                                  None))
 
 
-def _merge(draft: Draft, collected: dict[str, list[tuple[str, str, Any, int]]],
+def _merge(draft: Draft, collected: _Collected,
            fam: knowledge.Family | None) -> None:
     order = {s: i for i, s in enumerate(knowledge.STEPS)}
     for name, uses in collected.items():
         uses = sorted(uses, key=lambda u: -order[u[0]])  # training first
-        _, script, value, line = uses[0]
+        _, script, value, line, got = uses[0]
         if name == "i2v" and fam is not None and fam.i2v:
             draft.report("LRC095", f"--i2v ({script}) is implied by family {fam.name}",
                          line=line)
             continue
         if fam is not None and fam.variant.get(name) == value:
             continue  # the family sets it
-        for _, other_script, other, other_line in uses[1:]:
+        for _, other_script, other, other_line, _ in uses[1:]:
             if other != value:
                 draft.unmap(name, other, "LRC090", f"{name} is {raw_text(other)} for "
                             f"{other_script} but {raw_text(value)} for {script}; a profile "
                             "gives every step one value (kept the latter)", line=other_line)
         opt = _option_anywhere(name)
-        if opt is not None:
+        if got is not None:  # from a command line: converted and checked already
+            draft.set(name, got.value, line=line, text=got.text, note=got.note)
+        elif opt is not None:
             set_checked(draft, opt, value, key=name, line=line)
         else:
             draft.set(name, value, line=line)
