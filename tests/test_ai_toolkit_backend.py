@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import pytest
+import tomlkit
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -202,3 +203,33 @@ def test_scheduler_names_stay_case_sensitive(tmp_path: Path) -> None:
     text = PROFILE.replace("[optimizer]", '[optimizer]\nlr_scheduler = "Cosine"')
     art = AiToolkitBackend().emit(_profile(tmp_path, text), "yaml")
     assert any("lr_scheduler: value 'Cosine'" in d.message for d in art.diagnostics)
+
+
+def test_accumulation_keeps_optimizer_steps(tmp_path: Path) -> None:
+    """sd-scripts' steps are optimizer steps of N batches: ai-toolkit's gradient_accumulation
+    says the same; its gradient_accumulation_steps would make each step one batch and train
+    N times fewer optimizer steps (jobs/process/BaseSDTrainProcess.py:2604-2611)."""
+    text = PROFILE.replace("max_train_steps = 2000",
+                           "max_train_steps = 2000\ngradient_accumulation_steps = 4")
+    proc = _process(AiToolkitBackend().emit(_profile(tmp_path, text), "yaml"))
+    assert proc["train"]["gradient_accumulation"] == 4 and proc["train"]["steps"] == 2000
+    assert "gradient_accumulation_steps" not in proc["train"]
+
+
+def test_legacy_accumulation_imports_in_optimizer_steps(project: Path) -> None:
+    job = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    train = job["config"]["process"][0]["train"]
+    train.pop("gradient_accumulation", None)
+    train.update(gradient_accumulation_steps=4, steps=1001)
+    job["config"]["process"][0]["save"]["save_every"] = 250
+    (project / "job.yaml").write_text(yaml.safe_dump(job), encoding="utf-8")
+    code, _, err = lorac("import", "job.yaml", "--output", "profiles/p.toml")
+    assert code == 0, err
+    assert "train.gradient_accumulation_steps 4 makes each ai-toolkit step one batch" in err
+    assert "max_train_steps 1001 → 251" in err and "save_every_n_steps 250 → 63" in err
+    options = tomlkit.parse((project / "profiles" / "p.toml").read_text(encoding="utf-8")
+                           ).unwrap()
+    flat = {k: v for table in options.values() if isinstance(table, dict) for k, v in
+            table.items()}
+    assert flat["max_train_steps"] == 251 and flat["gradient_accumulation_steps"] == 4
+    assert flat["save_every_n_steps"] == 63

@@ -2,10 +2,12 @@
 back: each key that has a meaning for ai-toolkit survives (tests/fixtures/SOURCES.md).
 
 "Survives" is judged as ai-toolkit reads the job: a key may come back under the spelling
-ai-toolkit treats as the same (``gradient_accumulation`` / ``gradient_accumulation_steps``,
-toolkit/config_modules.py:461-463), written the way it normalises it (a caption extension with
-its dot, :943; a dtype name, toolkit/train_tools.py), or be left out when its value is
-ai-toolkit's default; ``is_*`` flags survive as the arch they select.
+ai-toolkit treats as the same (``network.rank`` / ``linear``), written the way it normalises it
+(a caption extension with its dot, :943; a dtype name, toolkit/train_tools.py), or be left out
+when its value is ai-toolkit's default; ``is_*`` flags survive as the arch they select. A job
+whose ``train.gradient_accumulation_steps`` N > 1 counts batches as steps
+(jobs/process/BaseSDTrainProcess.py:2604-2611): it survives as ``gradient_accumulation: N`` with
+its step counts divided by N, the same optimizer steps of the same batches.
 """
 
 from __future__ import annotations
@@ -38,8 +40,7 @@ REFUSED = {
 NO_NETWORK = {"train_flex_redux.yaml", "train_full_fine_tune_flex.yaml",
               "train_full_fine_tune_lumina.yaml"}
 #: keys ai-toolkit reads as one (toolkit/config_modules.py)
-ALIASES = {("train", "gradient_accumulation"): "gradient_accumulation_steps",
-           ("network", "rank"): "linear", ("network", "alpha"): "linear_alpha"}
+ALIASES = {("network", "rank"): "linear", ("network", "alpha"): "linear_alpha"}
 #: dtype spellings ai-toolkit's get_torch_dtype reads as the same (toolkit/train_tools.py)
 DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "float": "fp32",
           "half": "fp16"}
@@ -65,9 +66,34 @@ def _norm(section: str, key: str, value: Any) -> Any:
     return value
 
 
+def in_optimizer_steps(process: dict[str, Any]) -> dict[str, Any]:
+    """``process`` with a legacy ``train.gradient_accumulation_steps`` N > 1 (each step one
+    batch, the optimizer every N) written as ``gradient_accumulation: N`` (each step N batches
+    and one optimizer step): every step count divided by N, rounded up."""
+
+    train = process.get("train") or {}
+    n = train.get("gradient_accumulation_steps")
+    if not isinstance(n, int) or n <= 1 or "gradient_accumulation" in train:
+        return process
+    up = lambda v: -(-v // n) if isinstance(v, int) else v  # noqa: E731
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in process.items()}
+    del out["train"]["gradient_accumulation_steps"]
+    out["train"]["gradient_accumulation"] = n
+    out["train"]["steps"] = up(train.get("steps"))
+    params = train.get("lr_scheduler_params")
+    if isinstance(params, dict) and "num_warmup_steps" in params:
+        out["train"]["lr_scheduler_params"] = {**params,
+                                               "num_warmup_steps": up(params["num_warmup_steps"])}
+    for section, key in (("save", "save_every"), ("sample", "sample_every")):
+        if key in (process.get(section) or {}):
+            out[section][key] = up(process[section][key])
+    return out
+
+
 def lost(source: dict[str, Any], rebuilt: dict[str, Any]) -> list[str]:
     """Every key of the ``source`` process ai-toolkit would read differently in ``rebuilt``."""
 
+    source = in_optimizer_steps(source)
     keys = load_ai_toolkit_keys()
     sections = load_backend_toml("ai-toolkit/mapping.toml")["sections"]
     out = []
@@ -153,13 +179,18 @@ def test_the_comparison_notices_a_lost_key() -> None:
     source = {"model": {"arch": "qwen_image", "quantize_te": True, "qtype": "qfloat8"},
               "train": {"gradient_accumulation": 2}, "datasets": [{"caption_ext": "txt"}]}
     assert lost(source, {"model": {"arch": "qwen_image", "qtype": "qfloat8"},
-                         "train": {"gradient_accumulation_steps": 2},
+                         "train": {"gradient_accumulation": 2},
                          "datasets": [{"caption_ext": ".txt"}]}) == [
         "model.quantize_te = True: missing"]
     assert lost(source, {"model": {"arch": "zimage", "quantize_te": True},
-                         "train": {"gradient_accumulation_steps": 3}, "datasets": []}) == [
+                         "train": {"gradient_accumulation": 3}, "datasets": []}) == [
         "arch qwen_image: came back as zimage",
         "train.gradient_accumulation = 2: came back as 3", "1 datasets came back as 0"]
+    # the legacy key counts batches: the same job in optimizer steps, not the same number
+    legacy = {"train": {"gradient_accumulation_steps": 4, "steps": 1000}}
+    assert lost(legacy, {"train": {"gradient_accumulation": 4, "steps": 250}}) == []
+    assert lost(legacy, {"train": {"gradient_accumulation_steps": 4, "steps": 1000}}) == [
+        "train.steps = 250: came back as 1000", "train.gradient_accumulation = 4: missing"]
 
 
 #: ai-toolkit keys with a value of the type their config class reads, to vary the examples
@@ -169,6 +200,7 @@ KEYS = {("model", "quantize_te"): st.booleans(), ("model", "low_vram"): st.boole
                                                       "shift", "lognorm_blend"]),
         ("train", "lr"): st.floats(min_value=1e-7, max_value=1e-2),
         ("train", "steps"): st.integers(min_value=1, max_value=100_000),
+        ("train", "gradient_accumulation_steps"): st.integers(min_value=1, max_value=8),
         ("train", "cache_text_embeddings"): st.booleans(),
         ("train", "ema_config"): st.fixed_dictionaries({"use_ema": st.booleans()}),
         ("network", "linear"): st.integers(min_value=1, max_value=256),
@@ -195,6 +227,9 @@ def test_varied_examples_round_trip(project: Path, base: str, changes: tuple) ->
                 entry[key] = value
         else:
             process.setdefault(section, {})[key] = value
+            if key == "gradient_accumulation_steps" and value > 1:
+                # ai-toolkit refuses both spellings at once (toolkit/config_modules.py:461-463)
+                process[section].pop("gradient_accumulation", None)
     path = project / "job.yaml"
     path.write_text(yaml.safe_dump(job, sort_keys=False), encoding="utf-8")
     code, err, rebuilt = _round_trip(project, path)

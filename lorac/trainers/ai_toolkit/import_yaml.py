@@ -24,6 +24,7 @@ from lorac.importers import (
     Draft,
     Settings,
     Source,
+    Value,
     flux_family,
     inventory_for,
     line_of_key,
@@ -222,6 +223,7 @@ def read(source: Source, settings: Settings) -> Draft:
             draft.unmap(key, value, "LRC090", f"process key {key!r} has no sd-scripts "
                         "equivalent", line=line(key))
     native.summary()
+    _batch_steps(draft, process.get("train"), line)
     batch = draft.options.get("train_batch_size")
     if draft.dataset is not None and batch is not None:
         del draft.options["train_batch_size"]
@@ -233,6 +235,36 @@ def read(source: Source, settings: Settings) -> Draft:
         draft.set("network_module", entry.network_modules[0] if entry and entry.network_modules
                   else "networks.lora")
     return draft
+
+
+#: profile options that count steps, which ai-toolkit's train.gradient_accumulation_steps makes
+#: count batches
+STEP_COUNTS = ("max_train_steps", "lr_warmup_steps", "save_every_n_steps",
+               "sample_every_n_steps")
+
+
+def _batch_steps(draft: Draft, train: Any, line: Any) -> None:
+    """ai-toolkit's ``train.gradient_accumulation_steps: N`` (N > 1) counts every batch as a step
+    and steps the optimizer every N of them (jobs/process/BaseSDTrainProcess.py:2604-2611), so
+    its ``steps``, warmup and intervals are batches; sd-scripts' (and the profile's) are
+    optimizer steps of N batches each. Each such count is divided by N (rounded up), once,
+    with one warning that names every change."""
+    if not isinstance(train, dict) or "gradient_accumulation" in train:
+        return
+    n = train.get("gradient_accumulation_steps")
+    if not isinstance(n, int) or isinstance(n, bool) or n <= 1:
+        return
+    changed = []
+    for name in STEP_COUNTS:
+        v = draft.options.get(name)
+        if v is not None and isinstance(v.value, int) and not isinstance(v.value, bool):
+            new = -(-v.value // n)
+            changed.append(f"{name} {v.value} → {new}")
+            draft.options[name] = Value(new, v.line, None, f"{v.value} batches of ai-toolkit")
+    draft.report("LRC095", f"train.gradient_accumulation_steps {n} makes each ai-toolkit step "
+                 f"one batch and steps the optimizer every {n}; the profile counts optimizer "
+                 f"steps of {n} batches: " + (", ".join(changed) or "no step count to convert"),
+                 line=line("gradient_accumulation_steps"), severity=Severity.WARNING)
 
 
 class _Native:
