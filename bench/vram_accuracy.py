@@ -27,6 +27,7 @@ import json
 import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -201,16 +202,19 @@ def host_section(records: list[dict]) -> str:
     """The model's host-RAM figure against the measured peak resident memory of the trainer's
     process tree (``host_rss_peak_mib``, lorac's telemetry), where records have it."""
     from lorac.trainers import lora_memory as lm
+    from lorac.trainers.ai_toolkit import vram as avram
     from lorac.trainers.kohya import vram_families
     from lorac.trainers.musubi import vram as mvram
 
     rows = []
-    for r in records + mvram.load_measurements():
+    for r in records + mvram.load_measurements() + avram.load_measurements():
         meas = r.get("host_rss_peak_mib")
         if not meas or r.get("split") == "superseded":
             continue
         fam = r.get("family", "flux1-dev")
-        if fam in vram.FLUX_FAMILIES:
+        if r.get("trainer") == "ai-toolkit":
+            pred = lm.host_ram_mib(avram.run_from_record(r))
+        elif fam in vram.FLUX_FAMILIES:
             pred = vram.estimate(vram.record_config(r)).host_ram_mib
         elif fam in vram_families.FAMILIES:
             pred = lm.host_ram_mib(vram_families.run_from_record(r))
@@ -249,7 +253,9 @@ def time_points(records: list[dict]) -> list[tuple[dict, object, int, float]]:
         if every and every <= (c.get("max_train_steps") or 0):
             continue
         fam = r.get("family", "flux1-dev")
-        if fam in vram.FLUX_FAMILIES:
+        if r.get("trainer") == "ai-toolkit":
+            pred = lm.host_ram_mib(avram.run_from_record(r))
+        elif fam in vram.FLUX_FAMILIES:
             run = vram.time_run(vram.record_config(r))
         elif fam in vram_families.FAMILIES:
             run = vram_families.run_from_record(r)
@@ -294,6 +300,37 @@ def time_section(records: list[dict]) -> tuple[object, str]:
                f"{sum(x <= 20 for x in a)}/{len(a)}")
 
 
+def _judge_prior(scope: str, hold: list[dict], to_run: Any, iv: estimates.Interval) -> str:
+    """Held-back runs of a family nothing was fitted on, judged by the first-principles model
+    with its prior constants and interval: per phase, the peak, the interval and the verdicts."""
+    from lorac.trainers import lora_memory as lm
+
+    print(f"\n== {scope}: no fit record, {len(hold)} held back; first-principles constants")
+    inside = right = total = 0
+    errs = []
+    for rec in hold:
+        est = lm.estimate(to_run(rec))
+        for ph, v in rec["phases_mib"].items():
+            print(f"  {rec['id']:<22}{ph:<20}{v:>10.1f}{est.phases.get(ph, 0.0):>11.1f}"
+                  f"{(est.phases.get(ph, 0.0) - v) / v * 100:>+8.1f}%")
+        p, m = est.peak_mib, rec.get("peak_mib") or max(rec["phases_mib"].values())
+        lo, hi = iv.bounds(p)
+        inside += lo <= m <= hi
+        errs.append((p - m) / m * 100)
+        for card in VERDICT_CARDS:
+            cap = vram.card_mib(card) or 0
+            total += 1
+            right += estimates.verdict_right(estimates.verdict(p, iv, cap), m, cap)
+        print(f"  {rec['id']:<22}run peak {m:>10.1f} predicted {p:>10.1f} "
+              f"({(p - m) / m * 100:+.1f} %, held back) in interval: "
+              f"{'yes' if lo <= m <= hi else 'NO'}")
+    a = [abs(e) for e in errs]
+    return (f"{scope:<26}{len(hold):>5}{statistics.median(a):>9.1f}%"
+            f"{max(errs, key=abs):>+9.1f}%{inside / len(hold) * 100:>9.0f}%"
+            f"{'':>12}{right:>7}/{total:<4}  {iv.low:.3f}..{iv.high:.3f} "
+            f"(first-principles, held back)")
+
+
 def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
     """The first-principles families (lorac/trainers/lora_memory.py): per trainer x family,
     fit the constants on its 'fit' records, leave-one-out errors, the interval, and the
@@ -313,7 +350,9 @@ def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
         by_arch.setdefault(mvram.CALIBRATED_BY.get(r["family"], r["family"]), []).append(r)
     for arch, recs in by_arch.items():
         groups.append(("musubi", arch, recs, mvram.run_from_record))
-    groups.append(("ai-toolkit", "flux1", [], None))
+    from lorac.trainers.ai_toolkit import vram as avram
+
+    groups.append(("ai-toolkit", "flux1", avram.load_measurements(), avram.run_from_record))
     rows = []
     musubi_out: dict[str, dict] = {}
     for trainer, fam, recs, to_run in groups:
@@ -322,8 +361,11 @@ def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
         hold = [r for r in recs if r.get("split") == "holdout" and r.get("weight") != "failed"]
         if not fit_recs:
             iv = lm.FIRST_PRINCIPLES
-            rows.append(f"{scope:<26}{0:>5}  no measured run: first-principles estimate "
-                        f"({iv.low:.2f}..{iv.high:.2f})")
+            if not hold:
+                rows.append(f"{scope:<26}{0:>5}  no measured run: first-principles estimate "
+                            f"({iv.low:.2f}..{iv.high:.2f})")
+                continue
+            rows.append(_judge_prior(scope, hold, to_run, iv))
             continue
 
         def obs(rs: list[dict], to_run=to_run) -> list:

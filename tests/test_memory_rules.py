@@ -27,6 +27,7 @@ cache_text_encoder_outputs = true
 cache_latents = true
 [trainers.ai-toolkit.model]
 quantize = true
+low_vram = true
 [dataset]
 resolution = 1024
 """
@@ -97,7 +98,7 @@ def _vram(name: str, card: str) -> dict:
 # (profile, card, trainer, verdict, first-principles estimate): a fit, a tight and a misfit for
 # each trainer
 CASES = [
-    (AITK_FLUX, "24GB", "ai-toolkit", "fits", True),
+    (AITK_FLUX, "32GB", "ai-toolkit", "fits", True),
     (AITK_FLUX, "16GB", "ai-toolkit", "tight", True),
     (AITK_FLUX, "12GB", "ai-toolkit", "does not fit", True),
     (MUSUBI_WAN, "24GB", "musubi", "fits", False),
@@ -181,7 +182,8 @@ def test_the_targets_trainer_values_count_and_no_others(project: Path) -> None:
     uint4 = base.replace("quantize = true", 'quantize = true\nqtype = "uint4"')
     _write(project, uint4)
     assert _vram("p", "16GB")["peak_mib"] < plain["data"]["peak_mib"]
-    assert _findings("profiles/p.toml") == []  # and it fits 16GB
+    # ... into a 24GB verdict of "fits" (the caching phases hold the transformer too)
+    assert _vram("p", "24GB")["verdicts"]["24GB"] == "fits"
 
 
 def test_lorac_vram_times_the_run_its_trainer_gets(project: Path) -> None:
@@ -191,3 +193,19 @@ def test_lorac_vram_times_the_run_its_trainer_gets(project: Path) -> None:
     assert [t["steps"] for t in _vram("p", "24GB")["time"]] == [100]
     _write(project, base + "[trainers.kohya]\nmax_train_steps = 100\n")
     assert [t["steps"] for t in _vram("p", "24GB")["time"]] == [3000]
+
+
+def test_ai_toolkit_quantising_on_the_gpu_peaks_while_loading(project: Path) -> None:
+    """Without low_vram ai-toolkit moves the bf16 transformer to the GPU and quantises it there
+    (toolkit/stable_diffusion_model.py:681-683): the load is the peak, and low_vram is the
+    first fix (measured: 24,123 MiB while loading, 18,891 while training, on an H100)."""
+    text = AITK_FLUX.format(gpu="24GB").replace("low_vram = true\n", "")
+    _write(project, text)
+    doc = _vram("p", "24GB")
+    assert doc["peak_phase"] == "load" and doc["verdicts"]["24GB"] == "tight"
+    _write(project, AITK_FLUX.format(gpu="24GB"))
+    low = _vram("p", "24GB")
+    assert low["peak_phase"] != "load" and low["peak_mib"] < doc["peak_mib"] - 3000
+    first = doc["fixes"]["24GB"][0]
+    assert first["change"] == "[trainers.ai-toolkit.model] low_vram = true"
+    assert round(first["peak_mib"], 1) == low["peak_mib"] and first["time_cost_pct"] == 0

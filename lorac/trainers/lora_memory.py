@@ -24,7 +24,7 @@ from typing import Any
 from lorac.trainers.estimates import FIRST_PRINCIPLES, Interval, Item, PhasePeaks
 
 MIB = 1024 * 1024
-PHASES = ("cache_latents", "cache_text_encoder", "prepare", "train")
+PHASES = ("load", "cache_latents", "cache_text_encoder", "prepare", "train")
 
 # Optimizer state bytes per trained parameter (fp32 states unless 8-bit), as in the FLUX model.
 OPTIMIZER_BYTES: dict[str, float] = {
@@ -203,6 +203,11 @@ class LoraRun:
     vae_bytes: float = 2.0
     blocks_to_swap: int = 0
     cache_phases: bool = True  # latents and text-encoder outputs cached in their own phases
+    # everything loaded stays on the GPU while caching (ai-toolkit caches after loading it all)
+    resident_while_caching: bool = False
+    # bytes per denoiser parameter on the GPU while it is loaded, before quantisation moves it to
+    # dit_bytes (ai-toolkit quantises on the GPU unless low_vram); 0: no load peak of its own
+    load_dit_bytes: float = 0.0
     gpus: int = 1
     notes: tuple[str, ...] = ()
 
@@ -267,17 +272,24 @@ def terms(run: LoraRun) -> dict[str, list[Term]]:
                     f"{run.width}x{run.height}" + (f" x {run.frames} frames" if a.video else ""))
     tes = [(f"{name}", _mib(n * run.te_bytes), {}, f"{n / 1e9:.2f} B params x {run.te_bytes:g} B")
            for name, n in a.text_encoders]
-    if run.cache_phases:
-        phases["cache_latents"] = [ctx, vae, encode]
-        phases["cache_text_encoder"] = [ctx, *tes, ("encoding activations and slack", 0.0,
-                                                    {"te_cache_mib": 1.0}, "")]
     blocks_total = sum(b.count for b in a.blocks)
     swapped = a.denoiser * min(run.blocks_to_swap, blocks_total - 1) / blocks_total
     on_gpu = a.denoiser - swapped
-    resident: list[Term] = [ctx, ("denoiser", _mib(on_gpu * run.dit_bytes), {},
-                                  f"{on_gpu / 1e9:.2f} B params x {run.dit_bytes:g} B on the GPU"
-                                  + (f" ({run.blocks_to_swap} blocks swapped to the host)"
-                                     if run.blocks_to_swap else ""))]
+    denoiser: Term = ("denoiser", _mib(on_gpu * run.dit_bytes), {},
+                      f"{on_gpu / 1e9:.2f} B params x {run.dit_bytes:g} B on the GPU"
+                      + (f" ({run.blocks_to_swap} blocks swapped to the host)"
+                         if run.blocks_to_swap else ""))
+    if run.load_dit_bytes > run.dit_bytes:
+        phases["load"] = [ctx, ("denoiser before quantisation", _mib(a.denoiser
+                                                                     * run.load_dit_bytes), {},
+                                f"{a.denoiser / 1e9:.2f} B params x {run.load_dit_bytes:g} B, "
+                                "loaded onto the GPU and quantised there")]
+    if run.cache_phases:
+        loaded = [denoiser, *tes, vae] if run.resident_while_caching else []
+        phases["cache_latents"] = [ctx, *(loaded or [vae]), encode]
+        phases["cache_text_encoder"] = [ctx, *(loaded or tes), (
+            "encoding activations and slack", 0.0, {"te_cache_mib": 1.0}, "")]
+    resident: list[Term] = [ctx, denoiser]
     if run.te_on_gpu_in_training or run.train_te:
         resident += tes
     if run.latents_on_gpu_in_training:
@@ -576,8 +588,12 @@ def _smaller(r: LoraRun) -> LoraRun:
 
 #: Candidate changes: (label, options, apply); the first KEEPS_TRAINING keep what is trained
 #: and are ranked by their time cost, the rest (batch, resolution) come last, in this order.
-KEEPS_TRAINING = 6
+KEEPS_TRAINING = 7
 FIX_ORDER: list[tuple[Any, Any, Any]] = [
+    # ai-toolkit quantises on the host instead: a slower start, the same steps
+    ("[trainers.ai-toolkit.model] low_vram = true",
+     {"trainers": {"ai-toolkit": {"model": {"low_vram": True}}}},
+     lambda r: r.changed(load_dit_bytes=0.0) if r.load_dit_bytes else r),
     ("cache_text_encoder_outputs = true", {"cache_text_encoder_outputs": True},
      lambda r: r.changed(te_on_gpu_in_training=False) if not r.train_te else r),
     ("cache_latents = true", {"cache_latents": True},
