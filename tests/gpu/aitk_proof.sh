@@ -79,6 +79,12 @@ p.grad = torch.randn_like(p); o.step(); print('bitsandbytes', bnb.__version__, '
 
 synth() {  # family folder
     local start=$SECONDS
+    # a warm machine keeps /tmp: sd-scripts' FLUX set (tests/gpu/proof.sh) may fill the disk
+    if [[ ! -f "$2/lorac-synth.json" && -d /tmp/synth ]] \
+        && (( $(df --output=avail -k /tmp | tail -1) < 40 * 1024 * 1024 )); then
+        rm -rf /tmp/synth /tmp/vm /tmp/lorac-vm
+        echo "removed sd-scripts' synthetic set for room" | summary
+    fi
     if [[ ! -f "$2/lorac-synth.json" ]] || ! grep -q '"complete": true' "$2/lorac-synth.json"; then
         # shellcheck disable=SC2086
         python3 -m lorac synth "$1" "$2" --backend ai-toolkit ${SYNTH_ARGS:---device cuda} 2>&1 \

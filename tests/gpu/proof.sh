@@ -42,6 +42,12 @@ summarise() { python3 tests/gpu/summarise.py "$@" | tee -a "$OUT/summary.txt"; }
 
 case "${1:-}" in
 setup)
+    # a warm machine keeps /tmp: ai-toolkit's FLUX set (32 GB) and this one do not both fit
+    if [[ ! -f /tmp/synth/lorac-synth.json ]] \
+        && (( $(df --output=avail -k /tmp | tail -1) < 40 * 1024 * 1024 )); then
+        rm -rf /tmp/synth-aitk-flux /tmp/synth-aitk-wan
+        echo "removed ai-toolkit's synthetic sets for room" | tee -a "$OUT/summary.txt"
+    fi
     if [[ ! -d /tmp/site ]]; then
         python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
             .gpu/wheels/*.whl .gpu-bnb/*.whl 2>&1 | tail -3
