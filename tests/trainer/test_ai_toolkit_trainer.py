@@ -34,6 +34,9 @@ def test_config_classes_take_the_emitted_sections(tmp_path: Path, name: str) -> 
             assert got[section][key] == value, (section, key)
     assert got["datasets"] == proc["datasets"]
     assert isinstance(got["train"]["lr"], float)
+    if name == "final":  # accumulation 4: steps of 4 batches, as sd-scripts counts them
+        assert got["train"]["gradient_accumulation"] == 4
+        assert "gradient_accumulation_steps" not in proc["train"]
 
 
 def _examples() -> list[str]:
