@@ -253,9 +253,7 @@ def time_points(records: list[dict]) -> list[tuple[dict, object, int, float]]:
         if every and every <= (c.get("max_train_steps") or 0):
             continue
         fam = r.get("family", "flux1-dev")
-        if r.get("trainer") == "ai-toolkit":
-            pred = lm.host_ram_mib(avram.run_from_record(r))
-        elif fam in vram.FLUX_FAMILIES:
+        if fam in vram.FLUX_FAMILIES:
             run = vram.time_run(vram.record_config(r))
         elif fam in vram_families.FAMILIES:
             run = vram_families.run_from_record(r)
@@ -352,7 +350,11 @@ def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
         groups.append(("musubi", arch, recs, mvram.run_from_record))
     from lorac.trainers.ai_toolkit import vram as avram
 
-    groups.append(("ai-toolkit", "flux1", avram.load_measurements(), avram.run_from_record))
+    by_arch_a: dict[str, list[dict]] = {}
+    for r in avram.load_measurements():
+        by_arch_a.setdefault(avram.FAMILIES.get(r["family"], r["family"]), []).append(r)
+    for arch in dict.fromkeys(avram.FAMILIES.values()):
+        groups.append(("ai-toolkit", arch, by_arch_a.get(arch, []), avram.run_from_record))
     rows = []
     musubi_out: dict[str, dict] = {}
     for trainer, fam, recs, to_run in groups:

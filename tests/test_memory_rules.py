@@ -99,8 +99,8 @@ def _vram(name: str, card: str) -> dict:
 # each trainer
 CASES = [
     (AITK_FLUX, "32GB", "ai-toolkit", "fits", True),
-    (AITK_FLUX, "16GB", "ai-toolkit", "tight", True),
-    (AITK_FLUX, "12GB", "ai-toolkit", "does not fit", True),
+    (AITK_FLUX, "24GB", "ai-toolkit", "tight", True),
+    (AITK_FLUX, "16GB", "ai-toolkit", "does not fit", True),
     (MUSUBI_WAN, "24GB", "musubi", "fits", False),
     (MUSUBI_WAN, "12GB", "musubi", "tight", False),
     (MUSUBI_WAN, "10GB", "musubi", "does not fit", False),
@@ -137,7 +137,7 @@ def test_lint_gives_lorac_vrams_verdict(project: Path, text: str, card: str, tra
 
 
 UNMODELLED = [
-    ("ai-toolkit", "wan2.1-t2v-1.3b"), ("ai-toolkit", "qwen-image"),
+    ("ai-toolkit", "wan2.2-t2v-a14b"), ("ai-toolkit", "qwen-image"),
     ("musubi", "hunyuan-video"), ("musubi", "flux1-kontext"), ("kohya", "sd15"),
 ]
 
@@ -156,9 +156,12 @@ def test_an_unmodelled_trainer_and_family_gets_no_finding_and_vram_says_so_once(
 
 
 def test_the_rule_judges_the_trainer_the_profile_targets(project: Path) -> None:
-    # an ai-toolkit Wan profile with a musubi table: ai-toolkit has no Wan model, so nothing
+    # an ai-toolkit Wan profile: ai-toolkit's model judges it, and a musubi table changes nothing
     aitk = MUSUBI_WAN.format(gpu="8GB").replace('backend = "musubi"', 'backend = "ai-toolkit"')
-    assert _findings(_write(project, aitk + '[trainers.musubi]\nfp8_base = true\n')) == []
+    (own,) = _findings(_write(project, aitk))
+    assert own["data"]["trainer"] == "ai-toolkit" and own["data"]["verdict"] == "does not fit"
+    (other,) = _findings(_write(project, aitk + '[trainers.musubi]\nfp8_base = true\n'))
+    assert other["data"]["peak_mib"] == own["data"]["peak_mib"]
     # the same profile built for musubi-tuner is judged by musubi's model
     (d,) = _findings(_write(project, MUSUBI_WAN.format(gpu="8GB")))
     assert d["data"]["trainer"] == "musubi" and d["data"]["verdict"] == "does not fit"
@@ -170,18 +173,21 @@ def test_the_rule_judges_the_trainer_the_profile_targets(project: Path) -> None:
 
 def test_the_targets_trainer_values_count_and_no_others(project: Path) -> None:
     base = AITK_FLUX.format(gpu="16GB")
-    (plain,) = _findings(_write(project, base))
-    # ai-toolkit's own rank replaces the shared one: a larger LoRA, a larger peak
-    (own,) = _findings(_write(project, base + "[trainers.ai-toolkit]\nnetwork_dim = 128\n"))
-    assert own["data"]["peak_mib"] > plain["data"]["peak_mib"]
-    assert own["data"]["peak_mib"] == _vram("p", "16GB")["peak_mib"]
+    _write(project, base)
+    plain = _vram("p", "16GB")
+    # ai-toolkit's own rank replaces the shared one: a larger LoRA, a larger training step
+    _write(project, base + "[trainers.ai-toolkit]\nnetwork_dim = 128\n")
+    own = _vram("p", "16GB")
+    assert own["phases"]["train"] > plain["phases"]["train"]
+    (found,) = _findings("profiles/p.toml")
+    assert found["data"]["peak_mib"] == own["peak_mib"]
     # kohya's rank is kohya's: the ai-toolkit profile does not see it
-    (other,) = _findings(_write(project, base + "[trainers.kohya]\nnetwork_dim = 128\n"))
-    assert other["data"]["peak_mib"] == plain["data"]["peak_mib"]
+    _write(project, base + "[trainers.kohya]\nnetwork_dim = 128\n")
+    assert _vram("p", "16GB")["phases"] == plain["phases"]
     # ai-toolkit's quantisation type: 4-bit weights lower the peak
     uint4 = base.replace("quantize = true", 'quantize = true\nqtype = "uint4"')
     _write(project, uint4)
-    assert _vram("p", "16GB")["peak_mib"] < plain["data"]["peak_mib"]
+    assert _vram("p", "16GB")["peak_mib"] < plain["peak_mib"]
     # ... into a 24GB verdict of "fits" (the caching phases hold the transformer too)
     assert _vram("p", "24GB")["verdicts"]["24GB"] == "fits"
 
@@ -197,15 +203,19 @@ def test_lorac_vram_times_the_run_its_trainer_gets(project: Path) -> None:
 
 def test_ai_toolkit_quantising_on_the_gpu_peaks_while_loading(project: Path) -> None:
     """Without low_vram ai-toolkit moves the bf16 transformer to the GPU and quantises it there
-    (toolkit/stable_diffusion_model.py:681-683): the load is the peak, and low_vram is the
-    first fix (measured: 24,123 MiB while loading, 18,891 while training, on an H100)."""
+    (toolkit/stable_diffusion_model.py:681-683): the load is the peak (measured: 24,123 MiB
+    while loading, 18,891 while training, on an H100), and low_vram is the first fix. With it
+    the load still peaks, lower, when T5-XXL comes onto the GPU in bf16 beside the quantised
+    transformer (:816-826)."""
     text = AITK_FLUX.format(gpu="24GB").replace("low_vram = true\n", "")
     _write(project, text)
     doc = _vram("p", "24GB")
     assert doc["peak_phase"] == "load" and doc["verdicts"]["24GB"] == "tight"
+    assert [i["name"] for i in doc["breakdown"]["load"]][-1] == "denoiser before quantisation"
     _write(project, AITK_FLUX.format(gpu="24GB"))
     low = _vram("p", "24GB")
-    assert low["peak_phase"] != "load" and low["peak_mib"] < doc["peak_mib"] - 3000
+    assert low["peak_phase"] == "load" and low["peak_mib"] < doc["peak_mib"] - 1500
+    assert [i["name"] for i in low["breakdown"]["load"]][-1] == "T5-XXL while loading"
     first = doc["fixes"]["24GB"][0]
     assert first["change"] == "[trainers.ai-toolkit.model] low_vram = true"
     assert round(first["peak_mib"], 1) == low["peak_mib"] and first["time_cost_pct"] == 0

@@ -208,6 +208,10 @@ class LoraRun:
     # bytes per denoiser parameter on the GPU while it is loaded, before quantisation moves it to
     # dit_bytes (ai-toolkit quantises on the GPU unless low_vram); 0: no load peak of its own
     load_dit_bytes: float = 0.0
+    # bytes per parameter of the largest text encoder while it is loaded onto the GPU, before
+    # quantisation (ai-toolkit: bf16, quantised there with quantize_te); 0: not modelled
+    te_load_bytes: float = 0.0
+    denoiser_at_te_load: bool = True  # the denoiser is on the GPU while that encoder loads
     gpus: int = 1
     notes: tuple[str, ...] = ()
 
@@ -279,11 +283,19 @@ def terms(run: LoraRun) -> dict[str, list[Term]]:
                       f"{on_gpu / 1e9:.2f} B params x {run.dit_bytes:g} B on the GPU"
                       + (f" ({run.blocks_to_swap} blocks swapped to the host)"
                          if run.blocks_to_swap else ""))
+    moments: list[list[Term]] = []
     if run.load_dit_bytes > run.dit_bytes:
-        phases["load"] = [ctx, ("denoiser before quantisation", _mib(a.denoiser
-                                                                     * run.load_dit_bytes), {},
-                                f"{a.denoiser / 1e9:.2f} B params x {run.load_dit_bytes:g} B, "
-                                "loaded onto the GPU and quantised there")]
+        moments.append([ctx, ("denoiser before quantisation", _mib(a.denoiser
+                                                                   * run.load_dit_bytes), {},
+                              f"{a.denoiser / 1e9:.2f} B params x {run.load_dit_bytes:g} B, "
+                              "loaded onto the GPU and quantised there")])
+    if run.te_load_bytes:
+        name, n = max(a.text_encoders, key=lambda t: t[1])
+        moments.append([ctx, *([denoiser] if run.denoiser_at_te_load else []), (
+            f"{name} while loading", _mib(n * run.te_load_bytes), {},
+            f"{n / 1e9:.2f} B params x {run.te_load_bytes:g} B, before it is quantised")])
+    if moments:  # the larger of the two moments of loading
+        phases["load"] = max(moments, key=lambda m: sum(t[1] for t in m))
     if run.cache_phases:
         loaded = [denoiser, *tes, vae] if run.resident_while_caching else []
         phases["cache_latents"] = [ctx, *(loaded or [vae]), encode]

@@ -9,7 +9,8 @@ another trainer's table changes nothing. The models, by trainer and family (:fun
 
 - kohya sd-scripts: FLUX.1 (:mod:`lorac.trainers.kohya.vram`, calibrated), SDXL and SD3/SD3.5
   (:mod:`lorac.trainers.kohya.vram_families`);
-- ai-toolkit: FLUX.1, bf16 and its quantisation paths (:mod:`lorac.trainers.ai_toolkit.vram`);
+- ai-toolkit: FLUX.1 and Wan 2.1 T2V, bf16 and the quantisation paths
+  (:mod:`lorac.trainers.ai_toolkit.vram`);
 - musubi-tuner: Wan 2.x and Qwen-Image (:mod:`lorac.trainers.musubi.vram`).
 
 Every other trainer and family has no model: :func:`model_for` returns None, the rules say
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 #: What :func:`covered` holds, for people.
-SCOPE = ("kohya FLUX.1, SDXL and SD3/SD3.5, ai-toolkit FLUX.1, musubi-tuner Wan 2.x and "
-         "Qwen-Image")
+SCOPE = ("kohya FLUX.1, SDXL and SD3/SD3.5, ai-toolkit FLUX.1 and Wan 2.1 T2V, musubi-tuner "
+         "Wan 2.x and Qwen-Image")
 
 
 @dataclass

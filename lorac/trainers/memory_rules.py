@@ -70,8 +70,8 @@ class DoesNotFitGpu(Rule):
     Reports a profile that does not fit, or is tight on, a card named in ``[profile] gpu``,
     judged by the memory model ``lorac vram`` uses for the trainer the profile targets
     (``[profile] backend``, with its ``[trainers.<trainer>]`` values) and its family: kohya
-    sd-scripts FLUX.1, SDXL and SD3/SD3.5, ai-toolkit FLUX.1, musubi-tuner Wan 2.x and
-    Qwen-Image. The verdict is ``does not fit`` (an error) when even the bottom of the
+    sd-scripts FLUX.1, SDXL and SD3/SD3.5, ai-toolkit FLUX.1 and Wan 2.1 T2V, musubi-tuner
+    Wan 2.x and Qwen-Image. The verdict is ``does not fit`` (an error) when even the bottom of the
     prediction's error interval exceeds the card, ``tight`` (a warning) when the interval
     straddles the card's memory. The interval comes from the model's measured error for the
     trainer and family (leave-one-out residuals of its calibration runs); where no run was

@@ -1,22 +1,30 @@
-"""GPU memory of ai-toolkit FLUX.1 LoRA runs: a first-principles estimate
-(:mod:`lorac.trainers.lora_memory`) with ai-toolkit's placement; no ai-toolkit run has been
-measured, so every prediction carries the wide first-principles interval and says so.
+"""GPU memory of ai-toolkit LoRA runs of FLUX.1 and Wan 2.1: a first-principles estimate
+(:mod:`lorac.trainers.lora_memory`) with ai-toolkit's placement, checked against the measured
+runs of ``backends/ai-toolkit/vram_measurements.json`` (held back: nothing is fitted on them, so
+every prediction carries the wide first-principles interval and says so).
 
-Placement (ai-toolkit at the pin, ``toolkit/config_modules.py`` ModelConfig and
-``toolkit/stable_diffusion_model.py``): the transformer is loaded in bf16 and, with
-``model.quantize`` (lorac's ``fp8_base``), quantised with optimum-quanto to ``model.qtype``
-(default ``qfloat8``: 1 B per weight; ``uint4`` 0.5 B, ``uint3`` 3/8, ``uint2`` 1/4);
-``quantize_te`` (default: as ``quantize``) does the same to T5-XXL with ``qtype_te``. The text
-encoders stay on the GPU and encode every step unless ``train.cache_text_embeddings``
-(lorac's ``cache_text_encoder_outputs``) or ``unload_text_encoder`` moves them off after caching
-(``jobs/process/BaseSDTrainProcess.py``); the VAE stays unless latents are cached.
+Placement (ai-toolkit at the pin, ``toolkit/config_modules.py`` ModelConfig,
+``toolkit/stable_diffusion_model.py`` for FLUX.1, ``toolkit/models/wan21/wan21.py`` for Wan):
+the transformer is loaded in bf16 and, with ``model.quantize`` (lorac's ``fp8_base``),
+quantised with optimum-quanto to ``model.qtype`` (default ``qfloat8``: 1 B per weight; ``uint4``
+0.5 B, ``uint3`` 3/8, ``uint2`` 1/4); ``quantize_te`` (default: as ``quantize``) does the same to
+T5-XXL / umT5-XXL, with ``model.qtype`` too (``stable_diffusion_model.py:826``,
+``wan21.py:434``: ``qtype_te`` is not read there). The text encoders stay on the GPU and encode
+every step unless ``train.cache_text_embeddings`` (lorac's ``cache_text_encoder_outputs``) or
+``unload_text_encoder`` moves them off after caching (``jobs/process/BaseSDTrainProcess.py``);
+the VAE stays unless latents are cached.
 
-Two placements differ from kohya's: the transformer is moved to the GPU in bf16 and quantised
-there (``transformer.to(self.quantize_device, dtype=dtype)`` before ``quantize``,
-``toolkit/stable_diffusion_model.py:683``) unless ``model.low_vram`` leaves it on the host, so
-loading has a peak of its own, the whole bf16 transformer; and latents and text embeddings are
-cached after everything is loaded, so the caching phases hold the transformer and the text
-encoders too. Both were measured on an H100 (``backends/ai-toolkit/vram_measurements.json``).
+Loading has peaks of its own, which kohya's placement does not have:
+
+- the transformer is moved to the GPU in bf16 and quantised there
+  (``stable_diffusion_model.py:681-683``, ``wan21.py:357-362``) unless ``model.low_vram``
+  quantises it on the host;
+- the largest text encoder is then moved to the GPU in bf16 and quantised there, beside the
+  transformer (FLUX.1 always; Wan unless ``low_vram``, which keeps the transformer on the host
+  until the encoder is done, ``wan21.py:429-448``).
+
+Latents and text embeddings are cached after everything is loaded, so the caching phases hold
+the transformer and the text encoders too.
 """
 
 from __future__ import annotations
@@ -26,7 +34,9 @@ from typing import Any
 
 from lorac.trainers import lora_memory as lm
 
-FAMILIES = ("flux1-dev", "flux1-schnell")
+#: family -> the architecture of lorac.trainers.lora_memory it is
+FAMILIES = {"flux1-dev": "flux1", "flux1-schnell": "flux1",
+            "wan2.1-t2v-1.3b": "wan2.1-t2v-1.3b", "wan2.1-t2v-14b": "wan2.1-t2v-14b"}
 QTYPE_BYTES = {"qfloat8": 1.0, "float8": 1.0, "qint8": 1.0, "uint8": 1.0, "uint7": 7 / 8,
                "uint6": 6 / 8, "uint5": 5 / 8, "uint4": 0.5, "qint4": 0.5, "uint3": 3 / 8,
                "uint2": 0.25}
@@ -43,11 +53,13 @@ def run_from_profile(profile: Any) -> lm.LoraRun:
     own = native(profile, "ai-toolkit")
     return run_from_options(lm.profile_options(profile), dict(own.get("model") or {}),
                             dict(own.get("train") or {}), lm.dataset_shape(profile),
-                            lm._int(profile.get("run", "gpus", default=1), 1))
+                            lm._int(profile.get("run", "gpus", default=1), 1),
+                            profile.family or "flux1-dev")
 
 
 def run_from_options(opts: dict[str, Any], model: dict[str, Any], train: dict[str, Any],
-                     shape: tuple[int, int, int, int], gpus: int = 1) -> lm.LoraRun:
+                     shape: tuple[int, int, int, int], gpus: int = 1,
+                     family: str = "flux1-dev") -> lm.LoraRun:
     """The run of profile options ``opts`` and ai-toolkit's own ``model`` and ``train`` keys
     (which win where both say something)."""
     quant = lm.truthy(model.get("quantize", opts.get("fp8_base", False)))
@@ -57,19 +69,21 @@ def run_from_options(opts: dict[str, Any], model: dict[str, Any], train: dict[st
     unload = lm.truthy(train.get("unload_text_encoder", False))
     lat = lm.truthy(opts.get("cache_latents")) or lm.truthy(opts.get("cache_latents_to_disk"))
     low_vram = lm.truthy(model.get("low_vram", False))
-    w, h, batch, _ = shape
+    w, h, batch, frames = shape
+    arch = FAMILIES.get(family, "flux1")
     notes = []
     if quant:
         notes.append(f"transformer quantised to {model.get('qtype', 'qfloat8')} "
                      f"({_qbytes(model.get('qtype')):g} B per weight)")
     return lm.LoraRun(
-        trainer="ai-toolkit", family="flux1", width=w, height=h, batch_size=batch,
+        trainer="ai-toolkit", family=arch, width=w, height=h, frames=frames, batch_size=batch,
         rank=max(1, lm._int(opts.get("network_dim"), 4)), optimizer=lm.optimizer_name(opts),
         gradient_checkpointing=lm.truthy(opts.get("gradient_checkpointing", True)),
         dit_bytes=_qbytes(model.get("qtype")) if quant else 2.0, upcast_kept=quant,
-        te_bytes=_qbytes(model.get("qtype_te")) if quant_te else 2.0,
+        te_bytes=_qbytes(model.get("qtype")) if quant_te else 2.0,
         te_on_gpu_in_training=not (cache_te or unload), latents_on_gpu_in_training=not lat,
         resident_while_caching=True, load_dit_bytes=2.0 if quant and not low_vram else 0.0,
+        te_load_bytes=2.0, denoiser_at_te_load=arch == "flux1" or not low_vram,
         gpus=gpus, notes=tuple(notes))
 
 
@@ -82,8 +96,9 @@ def run_from_record(rec: dict[str, Any]) -> lm.LoraRun:
     own = dict(rec.get("native", {}))
     w, h = parse_resolution(cond.get("resolution", 1024)) or (1024, 1024)
     return run_from_options(cond, dict(own.get("model") or {}), dict(own.get("train") or {}),
-                            (w, h, lm._int(cond.get("batch_size", 1), 1), 1),
-                            lm._int(rec.get("gpus"), 1))
+                            (w, h, lm._int(cond.get("batch_size", 1), 1),
+                             lm._int(cond.get("frames", 1), 1)),
+                            lm._int(rec.get("gpus"), 1), rec.get("family", "flux1-dev"))
 
 
 def load_measurements() -> list[dict[str, Any]]:
