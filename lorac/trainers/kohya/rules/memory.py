@@ -29,10 +29,15 @@ def _estimate(ctx: ProfileContext) -> tuple[Any, Any, list[tuple[str, float, tup
     p = ctx.profile
     if not p.gpus or p.backend != "kohya":
         return None  # the common case: nothing to judge, so vram is not even imported
-    from lorac.trainers.kohya import vram, vram_families
+    from lorac.trainers.kohya import vram
 
     flux = p.family in vram.FLUX_FAMILIES
-    if not (flux or p.family in vram_families.FAMILIES) or is_base(p, ctx.project):
+    if not flux:  # the SDXL/SD3 model (and lora_memory) is imported only for those families
+        from lorac.trainers.kohya import vram_families
+
+        if p.family not in vram_families.FAMILIES:
+            return None
+    if is_base(p, ctx.project):
         return None
     targets = _targets(ctx)
     if not targets:
@@ -40,6 +45,8 @@ def _estimate(ctx: ProfileContext) -> tuple[Any, Any, list[tuple[str, float, tup
 
     def price() -> tuple[Any, Any]:
         if not flux:
+            from lorac.trainers.kohya import vram_families
+
             run = vram_families.run_from_profile(p)
             return run, vram_families.estimate(run)
         cfg = vram.config_from_profile(p)
