@@ -60,3 +60,12 @@ def test_sdxl_profile_loads_its_memory_model(tmp_path: Path) -> None:
         "networks.lora_flux", "networks.lora")})
     _, modules = _cold_lint(tmp_path, "profiles", "--no-dataset")
     assert {"lorac.trainers.kohya.vram_families", "lorac.trainers.lora_memory"} <= modules
+
+
+def test_lint_that_writes_nothing_and_runs_nothing_leaves_their_modules_out(
+        tmp_path: Path) -> None:
+    """shutil (with zlib, bz2 and lzma), tempfile and subprocess are imported where lorac
+    writes files, reads a checkout's git commit, or imports an orphaned config."""
+    write_files(tmp_path, {"profiles/flux.toml": FLUX})
+    _, modules = _cold_lint(tmp_path, "profiles", "--no-dataset")
+    assert not {"shutil", "tempfile", "subprocess"} & modules
