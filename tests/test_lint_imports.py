@@ -53,6 +53,9 @@ def test_flux_profile_leaves_the_other_memory_models_out(tmp_path: Path) -> None
     assert code == 0
     assert "lorac.trainers.kohya.vram" in modules  # LRC401 priced the profile
     assert not {"lorac.trainers.kohya.vram_families", "lorac.trainers.lora_memory"} & modules
+    # the FLUX.1 parameter counts come from their generated copy, not from the tensor specs
+    assert "lorac.trainers.kohya.flux_shapes" in modules
+    assert "lorac.trainers.kohya.synth" not in modules
 
 
 def test_sdxl_profile_loads_its_memory_model(tmp_path: Path) -> None:
