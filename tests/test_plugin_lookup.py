@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import types
@@ -34,6 +35,15 @@ def test_every_builtin_and_the_demo_plugin_agree(monkeypatch: pytest.MonkeyPatch
         assert any(opts is not None for opts in ours), name
 
 
+class _NonData:
+    """Not callable, but a descriptor: older pluggy took it for a routine."""
+
+    lorac_impl: ClassVar[dict] = {}
+
+    def __get__(self, obj: object, owner: object = None) -> object:  # pragma: no cover
+        return self
+
+
 class _Lazy(types.ModuleType):
     @property
     def shadowed(self) -> object:  # pragma: no cover - never evaluated
@@ -64,6 +74,9 @@ def _demo_module(cls: type[types.ModuleType] = types.ModuleType) -> types.Module
         lorac_rules=lorac_rules, other_name=other_name, plain=plain, odd=odd, Marked=Marked,
         static=staticmethod(lorac_rules), klass=classmethod(lorac_rules), sys=sys, number=3,
         bound=types.MethodType(lorac_rules, object()),
+        table={"lorac_rules": lorac_rules}, flag=True,
+        annotations=globals()["annotations"],  # the __future__ feature
+        descriptor=_NonData(), cached=functools.lru_cache(lorac_rules),
         shadowed=lorac_rules)
     return module
 
@@ -75,4 +88,4 @@ def test_every_kind_of_module_attribute_agrees() -> None:
         assert ours == theirs, cls
         found = {n for n, o in zip(dir(module), ours, strict=True) if o is not None}
         assert {"lorac_rules", "other_name"} <= found
-        assert not {"plain", "odd", "Marked", "sys", "number"} & found
+        assert not {"plain", "odd", "Marked", "sys", "number", "table", "flag"} & found

@@ -73,9 +73,9 @@ class _PluginManager(pluggy.PluginManager):
     up with :func:`inspect.getattr_static`: a fifth of a cold lint went there, on the
     classes and functions the rule modules import. For a plain module that lookup gives the
     module's own ``__dict__`` entry, so this reads the entry directly: a function's marker
-    is its ``lorac_impl`` attribute, and a class or a module is no hook implementation, as
-    pluggy decides; anything else, any other kind of plugin and any ``__dunder__`` name
-    still goes through pluggy.
+    is its ``lorac_impl`` attribute, and a class, a module or plain data (neither callable nor
+    a descriptor) is no hook implementation, as pluggy decides; anything else, any other kind
+    of plugin and any ``__dunder__`` name still goes through pluggy.
     """
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
@@ -86,6 +86,8 @@ class _PluginManager(pluggy.PluginManager):
                 return opts if isinstance(opts, dict) else None
             if isinstance(value, (type, types.ModuleType)):
                 return None
+            if not callable(value) and not hasattr(type(value), "__get__"):
+                return None  # data: a constant, a table, ``annotations`` of __future__
         return super().parse_hookimpl_opts(plugin, name)  # type: ignore[arg-type]
 
 
