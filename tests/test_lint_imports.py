@@ -72,3 +72,4 @@ def test_lint_that_writes_nothing_and_runs_nothing_leaves_their_modules_out(
     write_files(tmp_path, {"profiles/flux.toml": FLUX})
     _, modules = _cold_lint(tmp_path, "profiles", "--no-dataset")
     assert not {"shutil", "tempfile", "subprocess"} & modules
+    assert "_hashlib" not in modules  # SHA-256 without loading OpenSSL (lorac.core.digest)

@@ -119,10 +119,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
     ``backends/parsed.json`` when that holds one of exactly these bytes (JSON loads in C;
     parsing TOML in Python was a tenth of a cold lint). Any other file (edited, regenerated,
     a user's own inventory) is parsed, so a stale copy costs time, never a wrong answer."""
-    import hashlib
+    from lorac.core.digest import sha256
 
     raw = path.read_bytes()
-    data = _parsed().get(hashlib.sha256(raw).hexdigest())
+    data = _parsed().get(sha256(raw).hexdigest())
     return data if data is not None else read_toml(path)
 
 

@@ -4,7 +4,7 @@ The FLUX.1 parameter counts of :class:`lorac.trainers.kohya.vram.Shapes`, counte
 :func:`lorac.trainers.kohya.flux_shapes_gen.count`; used while ``SOURCES`` is the hash
 of the code that counted them."""
 
-SOURCES = "deb403682735d5ed598d3a3264aafd33c7e0f525e5e9c73e4baf0d9bd20c8f0f"
+SOURCES = "f03ed172b2470c77169934b8dc18c67cd23199efb88b34d1ac396089f0f0c22e"
 SHAPES = {
     "dit_total": 11901408320,
     "dit_double_block": 339831296,

@@ -13,19 +13,20 @@ exits 1 while the committed copy is stale (``tests/test_flux_shapes_gen.py`` run
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from lorac.core.digest import sha256
+
 TARGET = Path(__file__).with_name("flux_shapes.py")
 
 
 def sources() -> str:
     """SHA-256 of ``synth.py`` and this file, the code the counts come from."""
-    h = hashlib.sha256()
+    h = sha256()
     for path in (Path(__file__).with_name("synth.py"), Path(__file__)):
         h.update(path.read_bytes())
         h.update(b"\0")
