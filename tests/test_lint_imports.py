@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import write_files
+from tests.conftest import REPO, write_files
 
 FLUX = """\
 [profile]
@@ -73,3 +73,11 @@ def test_lint_that_writes_nothing_and_runs_nothing_leaves_their_modules_out(
     _, modules = _cold_lint(tmp_path, "profiles", "--no-dataset")
     assert not {"shutil", "tempfile", "subprocess"} & modules
     assert "_hashlib" not in modules  # SHA-256 without loading OpenSSL (lorac.core.digest)
+
+
+def test_musubi_profiles_leave_them_out_too() -> None:
+    """musubi-tuner's rules read the checkout's commit (subprocess) and key its caches by
+    SHA-256 only when they need to."""
+    _, modules = _cold_lint(REPO, "profiles/examples/musubi", "--no-dataset")
+    assert "lorac.trainers.musubi.cache" in modules
+    assert not {"subprocess", "_hashlib"} & modules
