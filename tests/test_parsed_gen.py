@@ -59,3 +59,16 @@ def test_same_tells_types_apart() -> None:
     assert not parsed_gen._same({"a": 1}, {"a": True})
     assert not parsed_gen._same({"a": 1, "b": 2}, {"b": 2, "a": 1})  # order is data too
     assert parsed_gen._same(float("nan"), float("nan"))
+
+
+def test_crlf_line_ends_read_as_lf(tmp_path: Path) -> None:
+    """A checkout that converts line ends to CRLF still reads the parsed copy: TOML reads CRLF
+    as LF, multi-line strings included, so the data is the same."""
+    source = inventory.backends_dir() / "kohya" / "network_modules.toml"
+    crlf = tmp_path / "network_modules.toml"
+    crlf.write_bytes(source.read_bytes().replace(b"\n", b"\r\n"))
+    digest = parsed_gen.generate()["files"]["kohya/network_modules.toml"]
+    assert inventory.parsed_key(crlf.read_bytes()) == digest
+    assert inventory._read_toml(crlf) is inventory._parsed()[digest]
+    assert parsed_gen._same(inventory._read_toml(crlf),
+                            tomllib.loads(crlf.read_bytes().decode("utf-8")))

@@ -113,16 +113,21 @@ def _parsed() -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+def parsed_key(raw: bytes) -> str:
+    """The key of a TOML file's bytes in ``backends/parsed.json``: their SHA-256, CRLF line
+    ends read as LF (as TOML reads them: a checkout that converts line ends parses the same)."""
+    from lorac.core.digest import sha256
+
+    return sha256(raw.replace(b"\r\n", b"\n")).hexdigest()
+
+
 @functools.lru_cache(maxsize=16)
 def _read_toml(path: Path) -> dict[str, Any]:
     """Parse the backend-data TOML file *path*, or take its parsed copy from
     ``backends/parsed.json`` when that holds one of exactly these bytes (JSON loads in C;
     parsing TOML in Python was a tenth of a cold lint). Any other file (edited, regenerated,
     a user's own inventory) is parsed, so a stale copy costs time, never a wrong answer."""
-    from lorac.core.digest import sha256
-
-    raw = path.read_bytes()
-    data = _parsed().get(sha256(raw).hexdigest())
+    data = _parsed().get(parsed_key(path.read_bytes()))
     return data if data is not None else read_toml(path)
 
 

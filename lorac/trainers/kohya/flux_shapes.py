@@ -4,7 +4,7 @@ The FLUX.1 parameter counts of :class:`lorac.trainers.kohya.vram.Shapes`, counte
 :func:`lorac.trainers.kohya.flux_shapes_gen.count`; used while ``SOURCES`` is the hash
 of the code that counted them."""
 
-SOURCES = "f03ed172b2470c77169934b8dc18c67cd23199efb88b34d1ac396089f0f0c22e"
+SOURCES = "d3c9112a129ca5f861d0b65630e8c8a088405ae25b1eff0bb9431c53550cf4c2"
 SHAPES = {
     "dit_total": 11901408320,
     "dit_double_block": 339831296,

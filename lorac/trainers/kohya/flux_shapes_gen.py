@@ -25,10 +25,11 @@ TARGET = Path(__file__).with_name("flux_shapes.py")
 
 
 def sources() -> str:
-    """SHA-256 of ``synth.py`` and this file, the code the counts come from."""
+    """SHA-256 of ``synth.py`` and this file, the code the counts come from (CRLF line ends
+    read as LF, as Python reads them)."""
     h = sha256()
     for path in (Path(__file__).with_name("synth.py"), Path(__file__)):
-        h.update(path.read_bytes())
+        h.update(path.read_bytes().replace(b"\r\n", b"\n"))
         h.update(b"\0")
     return h.hexdigest()
 
