@@ -29,6 +29,7 @@ def test_wheel_contains_backends_and_schema(wheel: Path) -> None:
     assert "lorac/_backends/kohya/pin.toml" in names
     assert "lorac/_backends/kohya/inventory/flux_train_network.json" in names
     assert "lorac/_backends/ai-toolkit/pin.toml" in names
+    assert "lorac/_backends/parsed.json" in names
     assert "lorac/schema/profile.schema.json" in names
     assert not any(n.startswith("backends/") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

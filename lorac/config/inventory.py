@@ -98,7 +98,37 @@ def read_toml(path: Path) -> dict[str, Any]:
         return tomllib.load(fh)
 
 
-_read_toml = functools.lru_cache(maxsize=16)(read_toml)
+#: ``backends/parsed.json``: the TOML files of ``backends/`` already parsed, keyed by the
+#: SHA-256 of each file's bytes (written by :mod:`lorac.config.parsed_gen`)
+PARSED = "parsed.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _parsed() -> dict[str, Any]:
+    try:
+        with (backends_dir() / PARSED).open(encoding="utf-8") as fh:
+            parsed = json.load(fh)["parsed"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def parsed_key(raw: bytes) -> str:
+    """The key of a TOML file's bytes in ``backends/parsed.json``: their SHA-256, CRLF line
+    ends read as LF (as TOML reads them: a checkout that converts line ends parses the same)."""
+    from lorac.core.digest import sha256
+
+    return sha256(raw.replace(b"\r\n", b"\n")).hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _read_toml(path: Path) -> dict[str, Any]:
+    """Parse the backend-data TOML file *path*, or take its parsed copy from
+    ``backends/parsed.json`` when that holds one of exactly these bytes (JSON loads in C;
+    parsing TOML in Python was a tenth of a cold lint). Any other file (edited, regenerated,
+    a user's own inventory) is parsed, so a stale copy costs time, never a wrong answer."""
+    data = _parsed().get(parsed_key(path.read_bytes()))
+    return data if data is not None else read_toml(path)
 
 
 def load_backend_toml(relative: str, root: Path | None = None) -> dict[str, Any]:

@@ -11,16 +11,15 @@ in a child process (``python -m lorac.trainers.inventory_gen``); nothing is fetc
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from lorac.config import inventory
 from lorac.core.diagnostics import LoracError
 
+# shutil, subprocess and tempfile are imported where a checkout is read: every lint imports
+# this module, few configure a checkout
 CHECKOUT_ENV = "LORAC_SD_SCRIPTS"
 CACHE_ENV = "LORAC_CACHE_DIR"
 #: Written last into a generated folder: a folder without it is incomplete and regenerated.
@@ -54,7 +53,12 @@ def _commit(path: Path) -> tuple[str | None, tuple[Path, ...]]:
     if marker.is_file():
         return marker.read_text(encoding="utf-8").strip() or None, (marker,)
     git = path / ".git"
-    if git.is_dir() and shutil.which("git"):
+    if not git.is_dir():
+        return None, ()
+    import shutil
+    import subprocess
+
+    if shutil.which("git"):
         proc = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"],
                               capture_output=True, text=True, check=False)
         if proc.returncode == 0:
@@ -83,6 +87,10 @@ def generate(checkout: Path, commit: str) -> Path:
     target = cache_dir() / "sd-scripts" / commit
     if (target / COMPLETE).is_file():
         return target
+    import shutil
+    import subprocess
+    import tempfile
+
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{commit[:8]}-", dir=target.parent))
     try:

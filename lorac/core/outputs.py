@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -101,6 +99,7 @@ def safe_join(root: Path, name: str) -> Path:
 
 def write_file(path: Path, text: str, *, mode: int | None = None) -> None:
     """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    import tempfile  # here, not at the top: lint imports this module and never writes
 
     _check_target(path)
     try:
@@ -271,6 +270,8 @@ def write_tree(target: Path, files: Mapping[str, str], *,
     previous ``target`` is moved aside first and its files removed last. File names must be
     relative and stay inside ``target``.
     """
+    import shutil
+    import tempfile
 
     _check_target(target)
     check_no_links(target)

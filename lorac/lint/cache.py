@@ -12,12 +12,13 @@ code.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from lorac.core.digest import sha256
 
 CACHE_DIR = ".lorac_cache"
 VERSION = 1
@@ -28,7 +29,7 @@ VERSION_ENV = ["LORAC_SD_SCRIPTS", "LORAC_INVENTORY_DIR"]
 def _sha(path: str) -> str | None:
     try:
         with open(path, "rb") as fh:
-            return hashlib.sha256(fh.read()).hexdigest()
+            return sha256(fh.read()).hexdigest()
     except (OSError, ValueError):
         return None
 
@@ -61,7 +62,7 @@ def _code_files() -> list[tuple[str, os.stat_result]]:
 def _code_fingerprint() -> str:
     """lorac's own files and data, and the installed distributions (for plugins)."""
 
-    h = hashlib.sha256()
+    h = sha256()
     for path, st in _code_files():
         h.update(f"{path}:{st.st_size}:{st.st_mtime_ns};".encode())
     for entry in sys.path:  # every folder plugins can come from (see find_entry_points)
@@ -76,7 +77,7 @@ def _code_fingerprint() -> str:
 
 def _key(argv: list[str]) -> str:
     raw = json.dumps([os.getcwd(), argv, sys.executable])
-    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+    return sha256(raw.encode()).hexdigest()[:24]
 
 
 def _entry_path(argv: list[str]) -> Path:

@@ -11,7 +11,6 @@ when needed.
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +56,7 @@ def commit_of(path: Path) -> str | None:
     """The checkout's commit: ``git rev-parse HEAD``, else a ``.lorac-commit`` file."""
 
     import shutil
+    import subprocess  # (here: lint imports this module for every musubi-tuner profile)
 
     marker = path / ".lorac-commit"
     if marker.is_file():

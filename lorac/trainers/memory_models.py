@@ -58,8 +58,27 @@ def covered() -> dict[str, tuple[str, ...]]:
 
 
 def covers(trainer: str, family: str | None) -> bool:
-    """Whether ``trainer``'s memory model covers ``family``."""
-    return family is not None and family in covered().get(trainer, ())
+    """Whether ``trainer``'s memory model covers ``family``; imports only what answers it (a
+    kohya FLUX.1 profile, the common case, loads neither the SDXL/SD3 model nor the others)."""
+    if family is None:
+        return False
+    if trainer == "kohya":
+        from lorac.trainers.kohya import vram
+
+        if family in vram.FLUX_FAMILIES:
+            return True
+        from lorac.trainers.kohya import vram_families
+
+        return family in vram_families.FAMILIES
+    if trainer == "ai-toolkit":
+        from lorac.trainers.ai_toolkit import vram as avram
+
+        return family in avram.FAMILIES
+    if trainer == "musubi":
+        from lorac.trainers.musubi import vram as mvram
+
+        return family in mvram.CALIBRATED_BY
+    return False
 
 
 def not_modelled(trainer: str, family: str | None) -> str:

@@ -36,7 +36,6 @@ shipped priors as weak pseudo-observations (enough data overrides them; too litt
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -289,36 +288,11 @@ class Shapes:
 @lru_cache(maxsize=1)
 def shapes() -> Shapes:
     """Counts computed from :func:`lorac.trainers.kohya.synth.component_specs` (no
-    allocation); flux1-dev and flux1-schnell share them."""
-    from lorac.trainers.kohya.synth import FluxSizes, component_specs
+    allocation); flux1-dev and flux1-schnell share them. Read from their generated copy while
+    it is current (:mod:`lorac.trainers.kohya.flux_shapes_gen`)."""
+    from lorac.trainers.kohya.flux_shapes_gen import load
 
-    specs = component_specs("flux1-dev")
-    s = FluxSizes()
-
-    def n(items: Iterable[Any]) -> int:
-        return sum(math.prod(t.shape) for t in items)
-
-    dit = specs["transformer"]
-    double = n(t for k, t in dit.items() if k.startswith("double_blocks.0."))
-    single = n(t for k, t in dit.items() if k.startswith("single_blocks.0."))
-    total = n(dit.values())
-    clip = specs["clip_l"]
-    emb = n(t for k, t in clip.items() if ".embeddings." in k)
-    vec_fed = n(t for k, t in dit.items() if any(
-        x in k for x in ("_mod.lin.", "modulation.lin.", "adaLN_modulation.", "vector_in.")))
-    no_grad = n(t for k, t in dit.items() if k.split(".")[0] in (
-        "img_in", "txt_in", "time_in", "guidance_in"))
-    return Shapes(
-        dit_total=total, dit_double_block=double, dit_single_block=single,
-        dit_other=total - s.depth * double - s.depth_single_blocks * single,
-        clip_total=n(clip.values()), clip_embeddings=emb, t5_total=n(specs["t5xxl"].values()),
-        ae_total=n(specs["ae"].values()), hidden=s.hidden_size,
-        mlp=int(s.hidden_size * s.mlp_ratio), double_blocks=s.depth,
-        single_blocks=s.depth_single_blocks, clip_hidden=s.clip_hidden,
-        clip_intermediate=s.clip_intermediate, clip_layers=s.clip_layers,
-        t5_d_model=s.t5_d_model, t5_d_ff=s.t5_d_ff, dit_vec_fed=vec_fed,
-        dit_input_no_grad=no_grad,
-    )  # fmt: skip
+    return Shapes(**load())
 
 
 def lora_modules(cfg: RunConfig) -> list[tuple[str, int, int]]:

@@ -18,11 +18,12 @@ run always caches.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from lorac.core.digest import sha256
 
 RECORD_NAME = "lorac-cache.json"
 #: Caching options that change how the work is done, not what is cached.
@@ -88,7 +89,7 @@ def made_with(family: str, step_options: dict[str, dict[str, Any]],
 
 def key_of(record: dict[str, Any]) -> str:
     text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return sha256(text.encode("utf-8")).hexdigest()
 
 
 def state(family: str, step_options: dict[str, dict[str, Any]], dataset: dict[str, Any],

@@ -12,7 +12,6 @@ whoever finds it.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -155,6 +154,8 @@ class OrphanedConfigContents(Rule):
                     seen.add((diag.code, diag.line, diag.message))
                     yield self._relayed(diag, shown, diag.line or 1)
             lines = {name: value.line for name, value in draft.options.items()}
+            import tempfile  # only for an orphaned config: most lints never get here
+
             with tempfile.TemporaryDirectory(prefix="lorac-orphan-") as tmp:
                 profile_path = Path(tmp) / "profiles" / f"{path.stem}.toml"
                 profile_path.parent.mkdir()

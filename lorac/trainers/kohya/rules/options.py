@@ -74,10 +74,10 @@ def option_spec(profile: Profile, name: str) -> Any:
 
     from lorac.config.inventory import load_kohya_inventory
 
-    if other_trainer(profile):
-        return None
-    script = family_script(profile)
-    return load_kohya_inventory(script).options.get(name) if script else option_spec_any(name)
+    script = family_script(profile)  # (once: lint asks this for every option of every rule)
+    if script is None:
+        return None if profile.family is not None else option_spec_any(name)  # other trainer
+    return load_kohya_inventory(script).options.get(name)
 
 
 def _kind(value: Any) -> str:
