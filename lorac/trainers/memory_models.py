@@ -36,9 +36,15 @@ class Model:
     est: Any
     plan: Callable[[float, float], list[Any]]
     constants: dict[str, float]
-    run: Any = None  # the trainer-neutral run (lorac.trainers.lora_memory.LoraRun), for time
+    # the trainer-neutral run (lorac.trainers.lora_memory.LoraRun) for time, or what makes it
+    # when asked (lint never asks, so it never imports the time model)
+    run_of: Any = None
     hash_checkpoint: bool = False  # sd-scripts hashes the base checkpoint at start-up
     trainer: str = "kohya"
+
+    @property
+    def run(self) -> Any:
+        return self.run_of() if callable(self.run_of) else self.run_of
 
     @property
     def estimate_only(self) -> bool:
@@ -99,10 +105,12 @@ def model_for(profile: Any, family: str | None = None) -> Model | None:
 
     profile = for_trainer(profile, trainer)
     if trainer == "kohya":
-        from lorac.trainers.kohya import vram, vram_families
+        from lorac.trainers.kohya import vram
 
         if family in vram.FLUX_FAMILIES:
             return _kohya_flux(profile)
+        from lorac.trainers.kohya import vram_families
+
         return _generic(vram_families.run_from_profile(profile), vram_families.estimate,
                         vram_families.calibration)
     if trainer == "musubi":
@@ -130,7 +138,7 @@ def _kohya_flux(profile: Any) -> Model:
     tcost = step_cost(vram.time_run)
     return Model(head, vram.estimate(c, k),
                  lambda mib, m: vram.fixes(c, mib, k, margin=m, cost=tcost),
-                 k.as_dict(), vram.time_run(c), True, "kohya")
+                 k.as_dict(), lambda: vram.time_run(c), True, "kohya")
 
 
 def _generic(run: Any, estimate: Callable[[Any], Any], calibration: Any) -> Model:
