@@ -240,10 +240,18 @@ def host_section(records: list[dict]) -> str:
 def time_points(records: list[dict]) -> list[tuple[dict, object, int, float]]:
     """Records whose step time is a run's own: alone on the GPU, no sampling inside the steps
     (sampling is timed inside lorac's 'train' phase), not superseded."""
+    from lorac.trainers.ai_toolkit import vram as avram
     from lorac.trainers.kohya import vram_families
 
     out = []
-    for r in records:
+    for r in records + avram.load_measurements():
+        if r.get("trainer") == "ai-toolkit":
+            # timed per batch (legacy accumulation: a step of the bar is one batch, the
+            # optimizer steps every N): an optimizer step is N of them
+            if r.get("sec_per_batch") and not r.get("gpu_shared"):
+                acc = int(r.get("conditions", {}).get("gradient_accumulation_steps") or 1)
+                out.append((r, avram.run_from_record(r), acc, float(r["sec_per_batch"]) * acc))
+            continue
         sec = r.get("sec_per_step")
         c = r.get("conditions", {})
         if not sec or r.get("sec_per_step_shared") or r.get("gpu_shared") or \
@@ -292,7 +300,7 @@ def time_section(records: list[dict]) -> tuple[object, str]:
     if not both:
         return k, "step time: no measured step"
     a = sorted(abs(e) for e in both)
-    return k, (f"step time (kohya, H100/H200): {len(both)} points judged without them "
+    return k, (f"step time (kohya, ai-toolkit; H100/H200): {len(both)} points judged without them "
                f"({len(loo)} leave-one-out, {len(held)} held back): median |error| "
                f"{statistics.median(a):.0f} %, worst {max(both, key=abs):+.0f} %, within 20 %: "
                f"{sum(x <= 20 for x in a)}/{len(a)}")
