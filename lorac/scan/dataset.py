@@ -416,9 +416,10 @@ def _decode(rec: ImageRecord, data: bytes | Path, max_pixels: int) -> ImageRecor
             gray = gray.resize(target, Image.Resampling.BOX)
         import numpy as np
 
-        pixels = np.asarray(gray).astype(np.int32)  # sums below stay in one integer type
+        # one 8-bit array of the reduced image serves the sharpness and the hash
+        pixels = np.frombuffer(gray.tobytes(), dtype=np.uint8).reshape(target[1], target[0])
         rec.blur = _laplacian_variance(pixels)
-        rec.phash = _phash(gray, pixels)
+        rec.phash = _phash(pixels)
     except Exception as exc:
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
     return rec
@@ -432,54 +433,61 @@ def _to_gray(im: Any) -> Any:
 
 
 def _laplacian_variance(gray: Any) -> float:
-    """Variance of the 4-neighbour Laplacian of an 8-bit grey image (PIL image or 2-D uint8
-    array) over its interior, where every pixel has four neighbours.
+    """Variance of the 4-neighbour Laplacian of an 8-bit grey image (PIL image or 2-D array
+    of values 0–255) over its interior, where every pixel has four neighbours.
 
-    Computed in int16 on the flattened array with offsets ±1 and ±width, so every operation
-    runs over contiguous memory in small arrays; the values that wrap from one row's end to
-    the next row's start are dropped afterwards. Exact integer sums, no clipping.
+    Exact integer arithmetic in as few passes over the pixels as numpy allows: the Laplacian
+    (|value| ≤ 1020) in int16 on the flattened image with offsets ±1 and ±width (the values
+    that wrap from one row's end to the next row's start are zeroed), its squares in int32
+    summed into an int64; the plain sum telescopes to the first and last two interior rows and
+    columns, so it costs no pass at all. Every pass writes into work arrays kept between calls:
+    a fresh array per step costs more in page faults than the arithmetic on it.
     """
 
     import numpy as np
 
-    a = np.asarray(gray, dtype=np.int32)  # no copy when it is already an int32 array
+    a = np.asarray(gray)
     h, w = a.shape
     if w < 3 or h < 3:
         return 0.0
-    flat = a.ravel()
-    m = flat.size - 2 * w
-    lap, sq = _scratch(np, m)
-    # in place into reused buffers: a fresh array per step would cost more in page faults
-    # than the arithmetic on it
-    np.add(flat[w - 1:-w - 1], flat[w + 1:-w + 1], out=lap)
-    lap += flat[:-2 * w]
-    lap += flat[2 * w:]
-    np.multiply(flat[w:-w], 4, out=sq)
-    lap -= sq
-    inner = lap.reshape(h - 2, w)[:, 1:w - 1]  # centres at rows 1 … h-2, columns 1 … w-2
-    n = inner.size
-    # reductions in the array's own type (a cast inside a reduction is several times slower):
-    # |value| ≤ 1020, so a row of squares (≤ 1020² · width) fits int32 up to 2,000 px wide
-    s1 = sum(inner.sum(axis=1).tolist())
-    squares = np.multiply(inner, inner, out=sq.reshape(h - 2, w)[:, 1:w - 1])
-    s2 = (sum(squares.sum(axis=1).tolist()) if w <= 2000
-          else int(squares.sum(dtype=np.int64)))
+    m = (h - 2) * w
+    pixels, lap, squares = _scratch(np, h * w, m)
+    np.copyto(pixels.reshape(h, w), a, casting="unsafe")  # values 0–255: exact in int16
+    shifted = squares.view(np.int16)[:m]  # the squares' memory is free until they are made
+    np.add(pixels[w - 1:-w - 1], pixels[w + 1:-w + 1], out=lap)  # west + east of the
+    np.add(lap, pixels[:-2 * w], out=lap)  # north                   centres w … h·w-w-1
+    np.add(lap, pixels[2 * w:], out=lap)  # south
+    np.left_shift(pixels[w:-w], 2, out=shifted)
+    np.subtract(lap, shifted, out=lap)
+    rows = lap.reshape(h - 2, w)
+    rows[:, 0] = 0  # centres in the first and last column have no west / east neighbour
+    rows[:, w - 1] = 0
+    n = (h - 2) * (w - 2)
+    # Σ over the interior of (N + S - 2C) telescopes to r0 - r1 - r[h-2] + r[h-1] with r the
+    # row sums over the interior columns; likewise (W + E - 2C) with the column sums
+    r = a[[0, 1, h - 2, h - 1], 1:w - 1].sum(axis=1, dtype=np.int64).tolist()
+    c = a[1:h - 1, [0, 1, w - 2, w - 1]].sum(axis=0, dtype=np.int64).tolist()
+    s1 = r[0] - r[1] - r[2] + r[3] + c[0] - c[1] - c[2] + c[3]
+    np.copyto(squares, lap)
+    np.multiply(squares, squares, out=squares)  # ≤ 1020² each: int32 holds it
+    s2 = int(squares.sum(dtype=np.int64))
     return round(max(0.0, (s2 - s1 * s1 / n) / n), 3)
 
 
-_SCRATCH: list[Any] = []
+_SCRATCH: dict[str, Any] = {}
 
 
-def _scratch(np: Any, size: int) -> tuple[Any, Any]:
-    """Two int32 work arrays of ``size`` elements, kept between calls (one image size is
-    the common case)."""
+def _scratch(np: Any, size: int, inner: int) -> tuple[Any, Any, Any]:
+    """Work arrays of :func:`_laplacian_variance` (int16 pixels, int16 Laplacian, int32
+    squares), kept between calls and grown when an image needs more."""
 
-    if not _SCRATCH or _SCRATCH[0].size < size:
-        _SCRATCH[:] = [np.empty(size, dtype=np.int32), np.empty(size, dtype=np.int32)]
-    return _SCRATCH[0][:size], _SCRATCH[1][:size]
+    if _SCRATCH.get("size", 0) < size:
+        _SCRATCH.update(size=size, pixels=np.empty(size, np.int16),
+                        lap=np.empty(size, np.int16), squares=np.empty(size, np.int32))
+    return _SCRATCH["pixels"][:size], _SCRATCH["lap"][:inner], _SCRATCH["squares"][:inner]
 
 
-_PHASH_FORMS: dict[tuple[int, int], tuple[Any, Any]] = {}
+_PHASH_SIDES: dict[tuple[int, bool], Any] = {}
 
 
 def _pil_weights(src: int, dst: int, support: float,
@@ -514,62 +522,71 @@ def _lanczos(x: float) -> float:
     return sinc(x) * sinc(x / 3.0) if -3.0 <= x < 3.0 else 0.0
 
 
-def _phash_forms(width: int, height: int) -> tuple[Any, Any]:
-    """(left 8×height, right width×8) matrices with ``left @ pixels @ right`` = the top-left
-    8×8 of the DCT-II of the 32×32 Lanczos downscale of a ``width``×``height`` image."""
+def _phash_side(length: int, boxed: bool) -> Any:
+    """The 8×``length`` float32 matrix that takes one side of an image to the first 8 DCT-II
+    coefficients (scipy's) of its 32-sample Lanczos downscale — after a box downscale to 64
+    samples first when ``boxed`` — with PIL's own resampling weights (:func:`_pil_weights`).
+    Kept per side length: a dataset of many aspect ratios has a few hundred at most."""
 
     import numpy as np
 
-    forms = _PHASH_FORMS.get((width, height))
-    if forms is None:
+    side = _PHASH_SIDES.get((length, boxed))
+    if side is None:
         n = np.arange(32)
-        dct8 = (2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0))[:8]  # scipy's DCT-II
-        left = dct8 @ np.array(_pil_weights(height, 32, 3.0, _lanczos))
-        right = (dct8 @ np.array(_pil_weights(width, 32, 3.0, _lanczos))).T.copy()
-        forms = (left, right)
-        if len(_PHASH_FORMS) < 64:  # at most 64 × 64 pixels: a few sizes, all small
-            _PHASH_FORMS[(width, height)] = forms
-    return forms
+        dct8 = (2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0))[:8]
+        if boxed:
+            side = dct8 @ np.array(_pil_weights(64, 32, 3.0, _lanczos)) @ np.array(
+                _pil_weights(length, 64, 0.5, _box))
+        else:
+            side = dct8 @ np.array(_pil_weights(length, 32, 3.0, _lanczos))
+        side = np.ascontiguousarray(side, dtype=np.float32)
+        if len(_PHASH_SIDES) < 1024:
+            _PHASH_SIDES[(length, boxed)] = side
+    return side
 
 
-def _phash(gray: Any, pixels: Any = None) -> str:
+_PHASH_ROWS = 262_144  # rows × width × 8 per matrix product: OpenBLAS stays on one thread
+
+
+def _phash(gray: Any) -> str:
     """imagehash's ``phash`` (hash_size 8, highfreq_factor 4) of the 64×64 box downscale of a
-    grey PIL image (of the image itself when neither side exceeds 64; ``pixels``, its integer
-    array, saves a conversion), up to rounding: the
-    8×8 low-frequency DCT-II coefficients of its 32×32 Lanczos downscale compared with their
-    median, written as imagehash writes it (16 hex digits).
+    grey image (PIL image or 2-D array; of the image itself when neither side exceeds 64), up
+    to rounding: the 8×8 low-frequency DCT-II coefficients of its 32×32 Lanczos downscale
+    compared with their median, written as imagehash writes it (16 hex digits).
 
-    The Lanczos weights (PIL's own, :func:`_pil_weights`) and the DCT are linear, so they fold
-    into an 8×64 and a 64×8 matrix and the hash is two tiny matrix products instead of a PIL
-    resize, a DCT of 32×32 and a median in numpy. PIL rounds the 32×32 image to 8 bits, this
-    does not: a coefficient within rounding of the median may swap its bit with another
-    (``tests/test_dataset.py`` bounds the difference to ``imagehash.phash``). No scipy: its
-    import costs ~0.6 s in every scanning process.
+    The box and Lanczos weights (PIL's own, :func:`_pil_weights`) and the DCT are linear, so
+    they fold into an 8×height and a width×8 matrix (:func:`_phash_side`) and the hash is two
+    matrix products on the pixels themselves: no PIL resize, no DCT of 32×32, no 8-bit image
+    in between. PIL rounds its 64×64 and 32×32 images to 8 bits, this does not: a coefficient
+    within rounding of the median may swap its bit with another (``tests/test_dataset.py``
+    bounds the difference to ``imagehash.phash``). No scipy: its import costs ~0.6 s in every
+    scanning process. The products run in rows of at most :data:`_PHASH_ROWS` multiply-adds,
+    below the size at which OpenBLAS starts threads that would spin on the cores the other
+    scanning processes use.
     """
 
     import numpy as np
-    from PIL import Image
 
-    w, h = gray.size
-    if (w > 64 or h > 64) and pixels is not None and w % 64 == 0 and h % 64 == 0:
-        # the box filter at a whole factor is the mean of each block: no PIL resize
-        fw, fh = w // 64, h // 64
-        rows = pixels.reshape(64, fh, w).sum(axis=1)  # one axis at a time, in the array's type
-        a = rows.reshape(64, 64, fw).sum(axis=2) / (fw * fh)
-    else:
-        if w > 64 or h > 64:
-            gray = gray.resize((64, 64), Image.Resampling.BOX)
-        a = np.asarray(gray, dtype=np.float64)
-    left, right = _phash_forms(a.shape[1], a.shape[0])
-    # einsum without optimize runs numpy's own loops: a BLAS call here would wake BLAS
-    # threads in every scanning process, which then spin on the cores the other processes use
-    low = np.einsum("ij,jk->ik", left, np.einsum("ij,jk->ik", a, right)).ravel().tolist()
-    ordered = sorted(low)
-    median = (ordered[31] + ordered[32]) / 2
-    bits = 0
-    for v in low:
-        bits = (bits << 1) | (v > median)
-    return f"{bits:016x}"
+    a = np.asarray(gray)
+    h, w = a.shape
+    boxed = w > 64 or h > 64
+    left, right = _phash_side(h, boxed), _phash_side(w, boxed).T
+    pixels = _phash_scratch(np, h * w).reshape(h, w)
+    np.copyto(pixels, a, casting="unsafe")
+    cols = np.empty((h, 8), np.float32)
+    step = max(1, _PHASH_ROWS // (8 * w))
+    for top in range(0, h, step):
+        np.matmul(pixels[top:top + step], right, out=cols[top:top + step])
+    low = (left @ cols).ravel()
+    middle = np.partition(low, (31, 32))
+    median = (middle[31] + middle[32]) / 2
+    return np.packbits(low > median).tobytes().hex()
+
+
+def _phash_scratch(np: Any, size: int) -> Any:
+    if _SCRATCH.get("float_size", 0) < size:
+        _SCRATCH.update(float_size=size, floats=np.empty(size, np.float32))
+    return _SCRATCH["floats"][:size]
 
 
 # -- the cache (lorac/scan/scancache.py)
