@@ -776,13 +776,15 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
 
 @dataclass
 class Listing:
-    """A folder as sd-scripts sees it: its images, the other files, the problems."""
+    """A folder as sd-scripts sees it: its images, the other files, the problems. The files
+    are path strings (``str(folder / name)``): a folder of 100,000 images made as many
+    ``Path`` objects, and every later step turned them back into strings."""
 
     folder: Path
     error: str | None = None
-    images: list[Path] = field(default_factory=list)
-    others: list[Path] = field(default_factory=list)
-    ignored_images: list[Path] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)
+    ignored_images: list[str] = field(default_factory=list)
     subfolder_images: dict[str, int] = field(default_factory=dict)
 
 
@@ -814,9 +816,10 @@ def list_folder(folder: Path) -> Listing:
     except OSError as exc:
         out.error = f"cannot be listed ({_os_reason(exc)})"
         return out
+    prefix = _child_prefix(folder)
     for entry in entries:
         name = entry.name
-        path = folder / name
+        path = prefix + name
         ext = os.path.splitext(name)[1]
         try:
             is_dir = entry.is_dir()
@@ -839,7 +842,14 @@ def list_folder(folder: Path) -> Listing:
     return out
 
 
-def _count_images(folder: Path) -> int:
+def _child_prefix(folder: Path) -> str:
+    """What ``str(folder / name)`` puts before ``name``."""
+
+    base = str(folder)
+    return "" if base == "." else base if base.endswith(os.sep) else base + os.sep
+
+
+def _count_images(folder: str) -> int:
     try:
         return sum(1 for e in os.scandir(folder)
                    if os.path.splitext(e.name)[1].lower() in OTHER_IMAGE_EXTENSIONS)
@@ -879,8 +889,8 @@ class FolderResult:
             "image_dir": self.spec.image_dir,
             "caption_extension": self.spec.caption_extension,
             "error": self.listing.error,
-            "images": [asdict(self.records[str(p)]) if str(p) in self.records else
-                       {"path": str(p)} for p in self.listing.images],
+            "images": [asdict(self.records[p]) if p in self.records else {"path": p}
+                       for p in self.listing.images],
             "captions": self.captions,
             "blur_median": self.blur_median,
             "findings": [{"code": f.code, "file": f.file, "message": f.message,
@@ -893,25 +903,56 @@ def _word_re(token: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + r"\s+".join(parts) + r"(?!\w)", re.I)
 
 
-def _read_caption(path: Path, spec: SubsetSpec) -> tuple[str | None, Finding | None]:
-    """The caption as sd-scripts trains it (before shuffling), or the finding that stops it."""
+@dataclass
+class CaptionRecord:
+    """A caption file's whole text (UTF-8) as last read, valid while its (size, mtime_ns,
+    inode) are these: a warm check stats the caption instead of opening and reading it."""
+
+    path: str
+    size: int = 0
+    mtime_ns: int = 0
+    inode: int = 0
+    text: str = ""
+
+
+_CAPTION_TAG = "captions-v1"
+
+
+def _read_caption(path: str, spec: SubsetSpec,
+                  cached: Mapping[str, tuple[Any, ...]] | None = None,
+                  fresh: list[tuple[str, tuple[Any, ...]]] | None = None,
+                  ) -> tuple[str | None, Finding | None]:
+    """The caption as sd-scripts trains it (before shuffling), or the finding that stops it.
+    ``cached``: file name → (size, mtime_ns, inode, text) of the cache; a file read afresh
+    is appended to ``fresh`` with the stat taken before the read (a change during the read
+    shows at the next stat)."""
 
     name = str(path)
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        st = os.stat(name)
+        if not stat.S_ISREG(st.st_mode):
             return None, Finding("LRC507", f"caption {name} cannot be read (not a regular "
                                  "file)", name)
-        raw = path.read_bytes()
+        hit = cached.get(os.path.basename(name)) if cached else None
+        if hit is not None and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+            raw = None
+            text = hit[3]
+        else:
+            with open(name, "rb") as fh:
+                raw = fh.read()
     except OSError as exc:
         return None, Finding("LRC507", f"caption {name} cannot be read "
                              f"({_os_reason(exc)})", name)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, Finding(
-            "LRC507", f"caption {name} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
-            f"{exc.start}); sd-scripts stops with UnicodeDecodeError when it reads it", name,
-            hint="re-save the caption as UTF-8")
+    if raw is not None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, Finding(
+                "LRC507", f"caption {name} is not UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                f"offset {exc.start}); sd-scripts stops with UnicodeDecodeError when it reads "
+                "it", name, hint="re-save the caption as UTF-8")
+        if fresh is not None:
+            fresh.append((os.path.basename(name), (st.st_size, st.st_mtime_ns, st.st_ino, text)))
     lines = text.splitlines()
     if not lines:
         return None, Finding(
@@ -1050,12 +1091,12 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
     if records is None:
         records = memo[scan_key] = scan(listing.images, config, cache_dir=cache_dir,
                                         progress=progress, show_progress=show_progress)
-    result.records = {str(p): records[str(p)] for p in listing.images if str(p) in records}
+    result.records = {p: records[p] for p in listing.images if p in records}
 
     for path in listing.ignored_images:
         add(Finding("LRC523", f"{path} is not read by sd-scripts: it globs only "
                     f"{', '.join(sorted(e for e in SD_IMAGE_EXTENSIONS if e.islower()))} "
-                    "(case-sensitive, lower or upper case)", str(path),
+                    "(case-sensitive, lower or upper case)", path,
                     hint="rename or convert the file"))
     for name, count in sorted(listing.subfolder_images.items()):
         add(Finding("LRC523", f"{folder / name} holds {count} image(s) that sd-scripts does "
@@ -1063,24 +1104,25 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
                     hint="make the subfolder a subset of its own"))
 
     if spec.metadata_file is None:
-        _pair(result, triggers, config, bar)
+        _pair(result, triggers, config, bar, cache_dir)
     _judge_images(result, config, bar)
     return result
 
 
 def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
-          bar: Callable[[int, str], Progress] | None = None) -> None:
+          bar: Callable[[int, str], Progress] | None = None,
+          cache_dir: Path | None = None) -> None:
     spec, listing = result.spec, result.listing
     triggers = list(triggers)
     add = result.findings.append
     ext = spec.caption_extension
-    captions = {str(p)[: -len(ext)]: p for p in listing.others if ext and p.name.endswith(ext)
-                and len(p.name) > len(ext)}
-    by_base: dict[str, list[Path]] = {}
+    captions = {p[: -len(ext)]: p for p in listing.others if ext and p.endswith(ext)
+                and len(os.path.basename(p)) > len(ext)}
+    by_base: dict[str, list[str]] = {}
     for img in listing.images:
-        by_base.setdefault(os.path.splitext(str(img))[0], []).append(img)
+        by_base.setdefault(os.path.splitext(img)[0], []).append(img)
 
-    def caption_for(base: str) -> Path | None:
+    def caption_for(base: str) -> str | None:
         tokens = base.split("_")
         face = "_".join(tokens[:-4]) if len(tokens) >= 5 else base
         return captions.get(base) or captions.get(face)
@@ -1089,7 +1131,7 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     if listing.images and not any(paired.values()):
         others: dict[str, int] = {}
         for p in listing.others:
-            base, oext = os.path.splitext(str(p))
+            base, oext = os.path.splitext(p)
             if base in by_base and oext:
                 others[oext] = others.get(oext, 0) + 1
         if others:
@@ -1104,27 +1146,27 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
                 hint=f"set caption_extension = {best!r}", data={"found": others}))
             return
 
-    used: set[Path] = set()
+    used: set[str] = set()
     for base, imgs in sorted(by_base.items()):
         cap = paired[base]
         if cap is not None:
             used.add(cap)
         if len(imgs) > 1:
-            names = " and ".join(str(i) for i in imgs)
+            names = " and ".join(imgs)
             reads = f"both read {cap}" if cap else "they cannot have separate captions"
             add(Finding("LRC505", f"{names} share the stem {os.path.basename(base)!r}: {reads}",
-                        str(imgs[1]), hint="rename one of them (or delete the duplicate)"))
+                        imgs[1], hint="rename one of them (or delete the duplicate)"))
         if cap is None:
             fallback = (f"the class tokens {spec.class_tokens!r} as its caption"
                         if spec.class_tokens else "an empty caption")
             for img in imgs:
                 add(Finding("LRC503", f"{img} has no caption {os.path.basename(base)}{ext}: "
-                            f"sd-scripts trains it with {fallback}", str(img)))
+                            f"sd-scripts trains it with {fallback}", img))
     for stem, cap in sorted(captions.items()):
         if cap not in used:
             add(Finding("LRC504", f"caption {cap} has no image beside it (no "
                         f"{os.path.basename(stem)}.png/.jpg/… that sd-scripts reads)",
-                        str(cap), hint="add the image, or delete the caption"))
+                        cap, hint="add the image, or delete the caption"))
 
     tokens: list[str] = []
     for t in [*triggers, *([spec.class_tokens] if spec.class_tokens else [])]:
@@ -1133,21 +1175,28 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     patterns = [(t, _word_re(t)) for t in tokens]
     lowered = {t.strip().lower() for t in triggers}
     shown = bar(len(used), "reading captions") if bar and len(used) >= _SHOW_FROM else None
-    for done, cap in enumerate(sorted(used, key=str), 1):  # str: Path.__lt__ is slow
+    from lorac.scan.scancache import ScanCache
+
+    cache = ScanCache(cache_dir, _CAPTION_TAG, {"captions": CaptionRecord}) if (
+        cache_dir is not None and config.cache and used) else None
+    folder_key = _real(listing.folder)
+    cached = cache.load("captions", folder_key) if cache is not None else None
+    fresh: list[tuple[str, tuple[Any, ...]]] = []
+    for done, cap in enumerate(sorted(used), 1):
         if shown is not None:
             shown(done)
-        text, problem = _read_caption(cap, spec)
+        text, problem = _read_caption(cap, spec, cached, fresh)
         if problem is not None:
             add(problem)
         if text is None:
             continue
-        result.captions[str(cap)] = text
+        result.captions[cap] = text
         if not text:
             continue
         missing = [t for t, rx in patterns if not rx.search(text)]
         if missing:
             add(Finding("LRC508", f"caption {cap} does not contain the trigger "
-                        f"{' / '.join(repr(m) for m in missing)}", str(cap),
+                        f"{' / '.join(repr(m) for m in missing)}", cap,
                         anchor="trigger" if any(m.lower() in lowered for m in missing)
                         else "class_tokens"))
         fixed = _fixed_part(text, spec)
@@ -1161,9 +1210,16 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
                             "it is not where keep_tokens expects it")
                 add(Finding("LRC509", f"caption {cap}: the trigger "
                             f"{' / '.join(repr(m) for m in late)} is not in {kept} that "
-                            f"keep_tokens holds in place; {shuffled}", str(cap),
+                            f"keep_tokens holds in place; {shuffled}", cap,
                             anchor="keep_tokens",
                             hint="put the trigger first in the caption"))
+    if cache is not None:
+        assert cached is not None
+        stale = set(cached).difference(os.path.basename(c) for c in used) if len(
+            cached) + len(fresh) > len(used) else ()
+        if fresh or stale:
+            cache.store("captions", folder_key, fresh, stale=stale)
+        cache.close()
     _similar_captions(result, config, bar)
 
 
@@ -1191,8 +1247,7 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
                   bar: Callable[[int, str], Progress] | None = None) -> None:
     spec = result.spec
     add = result.findings.append
-    recs = [result.records[str(p)] for p in result.listing.images
-            if str(p) in result.records]
+    recs = [result.records[p] for p in result.listing.images if p in result.records]
     buckets = bucket_list(spec) if spec.resolution and not (
         spec.enable_bucket and spec.bucket_no_upscale) else None
     for rec in recs:
@@ -1435,7 +1490,7 @@ def dependencies(analysis: ProfileAnalysis) -> tuple[set[str], set[str]]:
         dirs.add(str(r.listing.folder))
         if r.listing.error:
             continue
-        files |= {str(p) for p in (*r.listing.images, *r.listing.others,
+        files |= {str(p) for p in (*r.listing.images, *r.listing.others,  # video: Paths
                                    *r.listing.ignored_images)}
     return files, dirs
 
