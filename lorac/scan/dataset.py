@@ -610,8 +610,11 @@ def worker_count(config: DatasetConfig) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _scan_task(args: tuple[str, int]) -> dict[str, Any]:
-    return scan_file(*args)
+def _scan_task(args: tuple[str, int]) -> tuple[Any, ...]:
+    """:func:`scan_file` as the record's values in field order: the cache row after the path,
+    and smaller to send back from a worker than the dict."""
+
+    return tuple(scan_file(*args).values())
 
 
 def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
@@ -740,22 +743,23 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
             todo.append(name)
         stale[folder] = list(entries)  # cached files no longer in the listing
     if cache is not None:
-        columns = cache.columns["images"]
-        pending: list[ImageRecord] = []
+        # a record's values after its path are the cache row (ScanCache's columns are the
+        # fields of ImageRecord but the first, path)
+        pending: list[tuple[Any, ...]] = []
 
         def flush() -> None:
             by_key: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
-            for rec in pending:
-                by_key.setdefault(keys[os.path.dirname(rec.path)], []).append(
-                    (os.path.basename(rec.path), tuple(getattr(rec, c) for c in columns)))
+            for row in pending:
+                by_key.setdefault(keys[os.path.dirname(row[0])], []).append(
+                    (os.path.basename(row[0]), row[1:]))
             for key, rows in by_key.items():
                 cache.store("images", key, rows)
             pending.clear()
 
-    def arrived(raw: dict[str, Any]) -> None:
-        rec = records[raw["path"]] = ImageRecord(**raw)
+    def arrived(row: tuple[Any, ...]) -> None:
+        rec = records[row[0]] = ImageRecord(*row)
         if cache is not None and rec.error != "unreadable":
-            pending.append(rec)
+            pending.append(row)
             if len(pending) >= _FLUSH_EVERY:
                 flush()
 
