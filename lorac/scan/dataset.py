@@ -824,7 +824,8 @@ def list_folder(folder: Path) -> Listing:
     for entry in entries:
         name = entry.name
         path = prefix + name
-        ext = os.path.splitext(name)[1]
+        dot = name.rfind(".")
+        ext = name[dot:] if dot > 0 else ""  # os.path.splitext for names not starting with "."
         try:
             is_dir = entry.is_dir()
         except OSError:
@@ -1123,13 +1124,15 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     captions = {p[: -len(ext)]: p for p in listing.others if ext and p.endswith(ext)
                 and len(os.path.basename(p)) > len(ext)}
     by_base: dict[str, list[str]] = {}
-    for img in listing.images:
-        by_base.setdefault(os.path.splitext(img)[0], []).append(img)
+    for img in listing.images:  # an image's name has an extension, after its first character
+        by_base.setdefault(img[:img.rfind(".")], []).append(img)
 
     def caption_for(base: str) -> str | None:
+        found = captions.get(base)
+        if found is not None:
+            return found
         tokens = base.split("_")
-        face = "_".join(tokens[:-4]) if len(tokens) >= 5 else base
-        return captions.get(base) or captions.get(face)
+        return captions.get("_".join(tokens[:-4])) if len(tokens) >= 5 else None
 
     paired = {base: caption_for(base) for base in by_base}
     if listing.images and not any(paired.values()):
@@ -1254,6 +1257,7 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
     recs = [result.records[p] for p in result.listing.images if p in result.records]
     buckets = bucket_list(spec) if spec.resolution and not (
         spec.enable_bucket and spec.bucket_no_upscale) else None
+    sizes: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
     for rec in recs:
         if rec.error in ("unreadable", "empty", "not-image", "decode"):
             add(Finding("LRC511", f"{rec.path} cannot be decoded: {rec.detail}", rec.path,
@@ -1284,7 +1288,7 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
             add(Finding("LRC517", f"{rec.path} ({rec.mode}) has {', '.join(unusual)}",
                         rec.path))
         if spec.resolution:
-            _judge_size(rec, spec, config, buckets, add)
+            _judge_size(rec, spec, config, buckets, add, sizes)
 
     scored = [r for r in recs if r.ok and r.blur is not None]
     if scored:
@@ -1329,11 +1333,32 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
 
 
 def _judge_size(rec: ImageRecord, spec: SubsetSpec, config: DatasetConfig,
-                buckets: list[tuple[int, int]] | None, add: Callable[[Finding], None]) -> None:
-    assert spec.resolution is not None
+                buckets: list[tuple[int, int]] | None, add: Callable[[Finding], None],
+                memo: dict[tuple[int, int], list[tuple[Any, ...]]] | None = None) -> None:
+    """LRC514 / LRC515 for ``rec``. The verdict depends only on the image's size: ``memo``
+    keeps it per (width, height), so a folder of 100,000 images of a few sizes selects a
+    few buckets, not 100,000."""
+
     w, h = rec.width, rec.height
     if not w or not h:
         return
+    verdicts = memo.get((w, h)) if memo is not None else None
+    if verdicts is None:
+        verdicts = _size_verdicts(w, h, spec, config, buckets)
+        if memo is not None:
+            memo[(w, h)] = verdicts
+    for code, tail, hint, key, value, bucket in verdicts:
+        add(Finding(code, rec.path + tail, rec.path, hint=hint,
+                    data={key: value, "bucket": list(bucket)}))
+
+
+def _size_verdicts(w: int, h: int, spec: SubsetSpec, config: DatasetConfig,
+                   buckets: list[tuple[int, int]] | None) -> list[tuple[Any, ...]]:
+    """(code, message after the path, hint, data key, data value, bucket) of each size
+    finding of a ``w``×``h`` image."""
+
+    assert spec.resolution is not None
+    out: list[tuple[Any, ...]] = []
     bucket, resized = select_bucket(w, h, spec, buckets)
     rw, rh = spec.resolution
     scale = resized[0] / w
@@ -1345,15 +1370,15 @@ def _judge_size(rec: ImageRecord, spec: SubsetSpec, config: DatasetConfig,
         ratio = min(1.0, 1 / scale) if scale > 0 else 1.0
         how = f"it is upscaled ×{scale:.2f} into the {bucket[0]}×{bucket[1]} bucket"
     if ratio < config.min_resolution_ratio:
-        add(Finding("LRC514", f"{rec.path} is {w}×{h}, below the training resolution "
-                    f"{rw}×{rh}: {how}", rec.path,
-                    data={"ratio": round(ratio, 3), "bucket": list(bucket)}))
+        out.append(("LRC514", f" is {w}×{h}, below the training resolution {rw}×{rh}: {how}",
+                    None, "ratio", round(ratio, 3), bucket))
     crop = 1 - (bucket[0] * bucket[1]) / max(1, resized[0] * resized[1])
     if crop > config.max_crop:
-        add(Finding("LRC515", f"{rec.path} ({w}×{h}, aspect {w / h:.2f}) fits no bucket well: "
-                    f"the nearest, {bucket[0]}×{bucket[1]}, crops {crop:.0%} of it", rec.path,
-                    hint="crop the image to a bucket's aspect ratio yourself",
-                    data={"crop": round(crop, 3), "bucket": list(bucket)}))
+        out.append(("LRC515", f" ({w}×{h}, aspect {w / h:.2f}) fits no bucket well: the "
+                    f"nearest, {bucket[0]}×{bucket[1]}, crops {crop:.0%} of it",
+                    "crop the image to a bucket's aspect ratio yourself", "crop",
+                    round(crop, 3), bucket))
+    return out
 
 
 # --------------------------------------------------------------------------- profiles
