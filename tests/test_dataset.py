@@ -395,6 +395,24 @@ def test_blur_score_is_the_laplacian_variance_at_every_shape() -> None:
     assert dataset._laplacian_variance(np.zeros((2, 9), np.uint8)) == 0.0
 
 
+
+def test_blur_and_phash_from_several_threads() -> None:
+    """The kept work arrays are per thread: threads scoring different images at once get
+    the scores of a serial run."""
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    images = [rng.integers(0, 256, (64 + 8 * i, 256 - 8 * i), dtype=np.uint8)
+              for i in range(12)]
+    serial = [(dataset._laplacian_variance(a), dataset._phash(a)) for a in images]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(lambda a: (dataset._laplacian_variance(a),
+                                            dataset._phash(a)), images)) == serial
+
 def test_phash_of_other_sizes_is_imagehash_phash() -> None:
     """Sides that are not multiples of 64, and images of at most 64 px, through the folded
     box/Lanczos/DCT matrices."""

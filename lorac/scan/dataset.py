@@ -52,6 +52,7 @@ import re
 import stat
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -474,17 +475,18 @@ def _laplacian_variance(gray: Any) -> float:
     return round(max(0.0, (s2 - s1 * s1 / n) / n), 3)
 
 
-_SCRATCH: dict[str, Any] = {}
+_SCRATCH = threading.local()  # work arrays per thread: two threads never share one
 
 
 def _scratch(np: Any, size: int, inner: int) -> tuple[Any, Any, Any]:
     """Work arrays of :func:`_laplacian_variance` (int16 pixels, int16 Laplacian, int32
     squares), kept between calls and grown when an image needs more."""
 
-    if _SCRATCH.get("size", 0) < size:
-        _SCRATCH.update(size=size, pixels=np.empty(size, np.int16),
-                        lap=np.empty(size, np.int16), squares=np.empty(size, np.int32))
-    return _SCRATCH["pixels"][:size], _SCRATCH["lap"][:inner], _SCRATCH["squares"][:inner]
+    kept = _SCRATCH.__dict__
+    if kept.get("size", 0) < size:
+        kept.update(size=size, pixels=np.empty(size, np.int16),
+                    lap=np.empty(size, np.int16), squares=np.empty(size, np.int32))
+    return kept["pixels"][:size], kept["lap"][:inner], kept["squares"][:inner]
 
 
 _PHASH_SIDES: dict[tuple[int, bool], Any] = {}
@@ -584,9 +586,10 @@ def _phash(gray: Any) -> str:
 
 
 def _phash_scratch(np: Any, size: int) -> Any:
-    if _SCRATCH.get("float_size", 0) < size:
-        _SCRATCH.update(float_size=size, floats=np.empty(size, np.float32))
-    return _SCRATCH["floats"][:size]
+    kept = _SCRATCH.__dict__
+    if kept.get("float_size", 0) < size:
+        kept.update(float_size=size, floats=np.empty(size, np.float32))
+    return kept["floats"][:size]
 
 
 # -- the cache (lorac/scan/scancache.py)
