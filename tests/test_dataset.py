@@ -374,6 +374,67 @@ def test_phash_is_imagehash_phash() -> None:
     assert flips <= 4  # over all eight images: most agree exactly
 
 
+def test_blur_score_is_the_laplacian_variance_at_every_shape() -> None:
+    """The int16/telescoped computation against the plain definition in float64, on random
+    images of odd shapes (3 rows, 3 columns, wider than tall, the 256-px box)."""
+
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    for h, w in ((3, 3), (3, 17), (17, 3), (4, 5), (171, 256), (256, 171), (256, 256)):
+        a = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        if h > 100:  # extreme values too: the Laplacian's range is ±1020
+            a[::7] = 255
+            a[:, ::5] = 0
+        f = a.astype(np.float64)
+        lap = f[:-2, 1:-1] + f[2:, 1:-1] + f[1:-1, :-2] + f[1:-1, 2:] - 4 * f[1:-1, 1:-1]
+        want = round(float(lap.var()), 3)
+        assert dataset._laplacian_variance(a) == pytest.approx(want, abs=1e-3), (h, w)
+        assert dataset._laplacian_variance(a) == dataset._laplacian_variance(
+            a.copy(order="F")), (h, w)  # not C-contiguous
+    assert dataset._laplacian_variance(np.zeros((2, 9), np.uint8)) == 0.0
+
+
+
+def test_blur_and_phash_from_several_threads() -> None:
+    """The kept work arrays are per thread: threads scoring different images at once get
+    the scores of a serial run."""
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    rng = np.random.default_rng(9)
+    images = [rng.integers(0, 256, (64 + 8 * i, 256 - 8 * i), dtype=np.uint8)
+              for i in range(12)]
+    serial = [(dataset._laplacian_variance(a), dataset._phash(a)) for a in images]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(5):
+            assert list(pool.map(lambda a: (dataset._laplacian_variance(a),
+                                            dataset._phash(a)), images)) == serial
+
+def test_phash_of_other_sizes_is_imagehash_phash() -> None:
+    """Sides that are not multiples of 64, and images of at most 64 px, through the folded
+    box/Lanczos/DCT matrices."""
+
+    import imagehash
+    import numpy as np
+    from PIL import Image
+
+    from tests.make_dataset_fixture import make_image
+
+    flips = 0
+    for seed, size in enumerate(((200, 150), (256, 100), (64, 64), (48, 40), (100, 48))):
+        im = make_image(seed, size).convert("L")
+        small = im if max(size) <= 64 else im.resize((64, 64), Image.Resampling.BOX)
+        ours = int(dataset._phash(im), 16)
+        assert dataset._phash(np.asarray(im)) == dataset._phash(im)
+        theirs = int(str(imagehash.phash(small)), 16)
+        assert (ours ^ theirs).bit_count() <= 2, size
+        flips += (ours ^ theirs).bit_count()
+    assert flips <= 4
+
+
 def _png(path: Path, size: tuple[int, int], shade: int) -> None:
     from PIL import Image
 

@@ -52,6 +52,7 @@ import re
 import stat
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -416,9 +417,10 @@ def _decode(rec: ImageRecord, data: bytes | Path, max_pixels: int) -> ImageRecor
             gray = gray.resize(target, Image.Resampling.BOX)
         import numpy as np
 
-        pixels = np.asarray(gray).astype(np.int32)  # sums below stay in one integer type
+        # one 8-bit array of the reduced image serves the sharpness and the hash
+        pixels = np.frombuffer(gray.tobytes(), dtype=np.uint8).reshape(target[1], target[0])
         rec.blur = _laplacian_variance(pixels)
-        rec.phash = _phash(gray, pixels)
+        rec.phash = _phash(pixels)
     except Exception as exc:
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
     return rec
@@ -432,54 +434,62 @@ def _to_gray(im: Any) -> Any:
 
 
 def _laplacian_variance(gray: Any) -> float:
-    """Variance of the 4-neighbour Laplacian of an 8-bit grey image (PIL image or 2-D uint8
-    array) over its interior, where every pixel has four neighbours.
+    """Variance of the 4-neighbour Laplacian of an 8-bit grey image (PIL image or 2-D array
+    of values 0–255) over its interior, where every pixel has four neighbours.
 
-    Computed in int16 on the flattened array with offsets ±1 and ±width, so every operation
-    runs over contiguous memory in small arrays; the values that wrap from one row's end to
-    the next row's start are dropped afterwards. Exact integer sums, no clipping.
+    Exact integer arithmetic in as few passes over the pixels as numpy allows: the Laplacian
+    (|value| ≤ 1020) in int16 on the flattened image with offsets ±1 and ±width (the values
+    that wrap from one row's end to the next row's start are zeroed), its squares in int32
+    summed into an int64; the plain sum telescopes to the first and last two interior rows and
+    columns, so it costs no pass at all. Every pass writes into work arrays kept between calls:
+    a fresh array per step costs more in page faults than the arithmetic on it.
     """
 
     import numpy as np
 
-    a = np.asarray(gray, dtype=np.int32)  # no copy when it is already an int32 array
+    a = np.asarray(gray)
     h, w = a.shape
     if w < 3 or h < 3:
         return 0.0
-    flat = a.ravel()
-    m = flat.size - 2 * w
-    lap, sq = _scratch(np, m)
-    # in place into reused buffers: a fresh array per step would cost more in page faults
-    # than the arithmetic on it
-    np.add(flat[w - 1:-w - 1], flat[w + 1:-w + 1], out=lap)
-    lap += flat[:-2 * w]
-    lap += flat[2 * w:]
-    np.multiply(flat[w:-w], 4, out=sq)
-    lap -= sq
-    inner = lap.reshape(h - 2, w)[:, 1:w - 1]  # centres at rows 1 … h-2, columns 1 … w-2
-    n = inner.size
-    # reductions in the array's own type (a cast inside a reduction is several times slower):
-    # |value| ≤ 1020, so a row of squares (≤ 1020² · width) fits int32 up to 2,000 px wide
-    s1 = sum(inner.sum(axis=1).tolist())
-    squares = np.multiply(inner, inner, out=sq.reshape(h - 2, w)[:, 1:w - 1])
-    s2 = (sum(squares.sum(axis=1).tolist()) if w <= 2000
-          else int(squares.sum(dtype=np.int64)))
+    m = (h - 2) * w
+    pixels, lap, squares = _scratch(np, h * w, m)
+    np.copyto(pixels.reshape(h, w), a, casting="unsafe")  # values 0–255: exact in int16
+    shifted = squares.view(np.int16)[:m]  # the squares' memory is free until they are made
+    np.add(pixels[w - 1:-w - 1], pixels[w + 1:-w + 1], out=lap)  # west + east of the
+    np.add(lap, pixels[:-2 * w], out=lap)  # north                   centres w … h·w-w-1
+    np.add(lap, pixels[2 * w:], out=lap)  # south
+    np.left_shift(pixels[w:-w], 2, out=shifted)
+    np.subtract(lap, shifted, out=lap)
+    rows = lap.reshape(h - 2, w)
+    rows[:, 0] = 0  # centres in the first and last column have no west / east neighbour
+    rows[:, w - 1] = 0
+    n = (h - 2) * (w - 2)
+    # Σ over the interior of (N + S - 2C) telescopes to r0 - r1 - r[h-2] + r[h-1] with r the
+    # row sums over the interior columns; likewise (W + E - 2C) with the column sums
+    r = a[[0, 1, h - 2, h - 1], 1:w - 1].sum(axis=1, dtype=np.int64).tolist()
+    c = a[1:h - 1, [0, 1, w - 2, w - 1]].sum(axis=0, dtype=np.int64).tolist()
+    s1 = r[0] - r[1] - r[2] + r[3] + c[0] - c[1] - c[2] + c[3]
+    np.copyto(squares, lap)
+    np.multiply(squares, squares, out=squares)  # ≤ 1020² each: int32 holds it
+    s2 = int(squares.sum(dtype=np.int64))
     return round(max(0.0, (s2 - s1 * s1 / n) / n), 3)
 
 
-_SCRATCH: list[Any] = []
+_SCRATCH = threading.local()  # work arrays per thread: two threads never share one
 
 
-def _scratch(np: Any, size: int) -> tuple[Any, Any]:
-    """Two int32 work arrays of ``size`` elements, kept between calls (one image size is
-    the common case)."""
+def _scratch(np: Any, size: int, inner: int) -> tuple[Any, Any, Any]:
+    """Work arrays of :func:`_laplacian_variance` (int16 pixels, int16 Laplacian, int32
+    squares), kept between calls and grown when an image needs more."""
 
-    if not _SCRATCH or _SCRATCH[0].size < size:
-        _SCRATCH[:] = [np.empty(size, dtype=np.int32), np.empty(size, dtype=np.int32)]
-    return _SCRATCH[0][:size], _SCRATCH[1][:size]
+    kept = _SCRATCH.__dict__
+    if kept.get("size", 0) < size:
+        kept.update(size=size, pixels=np.empty(size, np.int16),
+                    lap=np.empty(size, np.int16), squares=np.empty(size, np.int32))
+    return kept["pixels"][:size], kept["lap"][:inner], kept["squares"][:inner]
 
 
-_PHASH_FORMS: dict[tuple[int, int], tuple[Any, Any]] = {}
+_PHASH_SIDES: dict[tuple[int, bool], Any] = {}
 
 
 def _pil_weights(src: int, dst: int, support: float,
@@ -514,62 +524,72 @@ def _lanczos(x: float) -> float:
     return sinc(x) * sinc(x / 3.0) if -3.0 <= x < 3.0 else 0.0
 
 
-def _phash_forms(width: int, height: int) -> tuple[Any, Any]:
-    """(left 8×height, right width×8) matrices with ``left @ pixels @ right`` = the top-left
-    8×8 of the DCT-II of the 32×32 Lanczos downscale of a ``width``×``height`` image."""
+def _phash_side(length: int, boxed: bool) -> Any:
+    """The 8×``length`` float32 matrix that takes one side of an image to the first 8 DCT-II
+    coefficients (scipy's) of its 32-sample Lanczos downscale — after a box downscale to 64
+    samples first when ``boxed`` — with PIL's own resampling weights (:func:`_pil_weights`).
+    Kept per side length: a dataset of many aspect ratios has a few hundred at most."""
 
     import numpy as np
 
-    forms = _PHASH_FORMS.get((width, height))
-    if forms is None:
+    side = _PHASH_SIDES.get((length, boxed))
+    if side is None:
         n = np.arange(32)
-        dct8 = (2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0))[:8]  # scipy's DCT-II
-        left = dct8 @ np.array(_pil_weights(height, 32, 3.0, _lanczos))
-        right = (dct8 @ np.array(_pil_weights(width, 32, 3.0, _lanczos))).T.copy()
-        forms = (left, right)
-        if len(_PHASH_FORMS) < 64:  # at most 64 × 64 pixels: a few sizes, all small
-            _PHASH_FORMS[(width, height)] = forms
-    return forms
+        dct8 = (2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0))[:8]
+        if boxed:
+            side = dct8 @ np.array(_pil_weights(64, 32, 3.0, _lanczos)) @ np.array(
+                _pil_weights(length, 64, 0.5, _box))
+        else:
+            side = dct8 @ np.array(_pil_weights(length, 32, 3.0, _lanczos))
+        side = np.ascontiguousarray(side, dtype=np.float32)
+        if len(_PHASH_SIDES) < 1024:
+            _PHASH_SIDES[(length, boxed)] = side
+    return side
 
 
-def _phash(gray: Any, pixels: Any = None) -> str:
+_PHASH_ROWS = 262_144  # rows × width × 8 per matrix product: OpenBLAS stays on one thread
+
+
+def _phash(gray: Any) -> str:
     """imagehash's ``phash`` (hash_size 8, highfreq_factor 4) of the 64×64 box downscale of a
-    grey PIL image (of the image itself when neither side exceeds 64; ``pixels``, its integer
-    array, saves a conversion), up to rounding: the
-    8×8 low-frequency DCT-II coefficients of its 32×32 Lanczos downscale compared with their
-    median, written as imagehash writes it (16 hex digits).
+    grey image (PIL image or 2-D array; of the image itself when neither side exceeds 64), up
+    to rounding: the 8×8 low-frequency DCT-II coefficients of its 32×32 Lanczos downscale
+    compared with their median, written as imagehash writes it (16 hex digits).
 
-    The Lanczos weights (PIL's own, :func:`_pil_weights`) and the DCT are linear, so they fold
-    into an 8×64 and a 64×8 matrix and the hash is two tiny matrix products instead of a PIL
-    resize, a DCT of 32×32 and a median in numpy. PIL rounds the 32×32 image to 8 bits, this
-    does not: a coefficient within rounding of the median may swap its bit with another
-    (``tests/test_dataset.py`` bounds the difference to ``imagehash.phash``). No scipy: its
-    import costs ~0.6 s in every scanning process.
+    The box and Lanczos weights (PIL's own, :func:`_pil_weights`) and the DCT are linear, so
+    they fold into an 8×height and a width×8 matrix (:func:`_phash_side`) and the hash is two
+    matrix products on the pixels themselves: no PIL resize, no DCT of 32×32, no 8-bit image
+    in between. PIL rounds its 64×64 and 32×32 images to 8 bits, this does not: a coefficient
+    within rounding of the median may swap its bit with another (``tests/test_dataset.py``
+    bounds the difference to ``imagehash.phash``). No scipy: its import costs ~0.6 s in every
+    scanning process. The products run in rows of at most :data:`_PHASH_ROWS` multiply-adds,
+    below the size at which OpenBLAS starts threads that would spin on the cores the other
+    scanning processes use.
     """
 
     import numpy as np
-    from PIL import Image
 
-    w, h = gray.size
-    if (w > 64 or h > 64) and pixels is not None and w % 64 == 0 and h % 64 == 0:
-        # the box filter at a whole factor is the mean of each block: no PIL resize
-        fw, fh = w // 64, h // 64
-        rows = pixels.reshape(64, fh, w).sum(axis=1)  # one axis at a time, in the array's type
-        a = rows.reshape(64, 64, fw).sum(axis=2) / (fw * fh)
-    else:
-        if w > 64 or h > 64:
-            gray = gray.resize((64, 64), Image.Resampling.BOX)
-        a = np.asarray(gray, dtype=np.float64)
-    left, right = _phash_forms(a.shape[1], a.shape[0])
-    # einsum without optimize runs numpy's own loops: a BLAS call here would wake BLAS
-    # threads in every scanning process, which then spin on the cores the other processes use
-    low = np.einsum("ij,jk->ik", left, np.einsum("ij,jk->ik", a, right)).ravel().tolist()
-    ordered = sorted(low)
-    median = (ordered[31] + ordered[32]) / 2
-    bits = 0
-    for v in low:
-        bits = (bits << 1) | (v > median)
-    return f"{bits:016x}"
+    a = np.asarray(gray)
+    h, w = a.shape
+    boxed = w > 64 or h > 64
+    left, right = _phash_side(h, boxed), _phash_side(w, boxed).T
+    pixels = _phash_scratch(np, h * w).reshape(h, w)
+    np.copyto(pixels, a, casting="unsafe")
+    cols = np.empty((h, 8), np.float32)
+    step = max(1, _PHASH_ROWS // (8 * w))
+    for top in range(0, h, step):
+        np.matmul(pixels[top:top + step], right, out=cols[top:top + step])
+    low = (left @ cols).ravel()
+    middle = np.partition(low, (31, 32))
+    median = (middle[31] + middle[32]) / 2
+    return np.packbits(low > median).tobytes().hex()
+
+
+def _phash_scratch(np: Any, size: int) -> Any:
+    kept = _SCRATCH.__dict__
+    if kept.get("float_size", 0) < size:
+        kept.update(float_size=size, floats=np.empty(size, np.float32))
+    return kept["floats"][:size]
 
 
 # -- the cache (lorac/scan/scancache.py)
@@ -593,8 +613,11 @@ def worker_count(config: DatasetConfig) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _scan_task(args: tuple[str, int]) -> dict[str, Any]:
-    return scan_file(*args)
+def _scan_task(args: tuple[str, int]) -> tuple[Any, ...]:
+    """:func:`scan_file` as the record's values in field order: the cache row after the path,
+    and smaller to send back from a worker than the dict."""
+
+    return tuple(scan_file(*args).values())
 
 
 def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
@@ -723,22 +746,23 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
             todo.append(name)
         stale[folder] = list(entries)  # cached files no longer in the listing
     if cache is not None:
-        columns = cache.columns["images"]
-        pending: list[ImageRecord] = []
+        # a record's values after its path are the cache row (ScanCache's columns are the
+        # fields of ImageRecord but the first, path)
+        pending: list[tuple[Any, ...]] = []
 
         def flush() -> None:
             by_key: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
-            for rec in pending:
-                by_key.setdefault(keys[os.path.dirname(rec.path)], []).append(
-                    (os.path.basename(rec.path), tuple(getattr(rec, c) for c in columns)))
+            for row in pending:
+                by_key.setdefault(keys[os.path.dirname(row[0])], []).append(
+                    (os.path.basename(row[0]), row[1:]))
             for key, rows in by_key.items():
                 cache.store("images", key, rows)
             pending.clear()
 
-    def arrived(raw: dict[str, Any]) -> None:
-        rec = records[raw["path"]] = ImageRecord(**raw)
+    def arrived(row: tuple[Any, ...]) -> None:
+        rec = records[row[0]] = ImageRecord(*row)
         if cache is not None and rec.error != "unreadable":
-            pending.append(rec)
+            pending.append(row)
             if len(pending) >= _FLUSH_EVERY:
                 flush()
 
@@ -759,13 +783,15 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
 
 @dataclass
 class Listing:
-    """A folder as sd-scripts sees it: its images, the other files, the problems."""
+    """A folder as sd-scripts sees it: its images, the other files, the problems. The files
+    are path strings (``str(folder / name)``): a folder of 100,000 images made as many
+    ``Path`` objects, and every later step turned them back into strings."""
 
     folder: Path
     error: str | None = None
-    images: list[Path] = field(default_factory=list)
-    others: list[Path] = field(default_factory=list)
-    ignored_images: list[Path] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)
+    others: list[str] = field(default_factory=list)
+    ignored_images: list[str] = field(default_factory=list)
     subfolder_images: dict[str, int] = field(default_factory=dict)
 
 
@@ -797,10 +823,12 @@ def list_folder(folder: Path) -> Listing:
     except OSError as exc:
         out.error = f"cannot be listed ({_os_reason(exc)})"
         return out
+    prefix = _child_prefix(folder)
     for entry in entries:
         name = entry.name
-        path = folder / name
-        ext = os.path.splitext(name)[1]
+        path = prefix + name
+        dot = name.rfind(".")
+        ext = name[dot:] if dot > 0 else ""  # os.path.splitext for names not starting with "."
         try:
             is_dir = entry.is_dir()
         except OSError:
@@ -822,7 +850,14 @@ def list_folder(folder: Path) -> Listing:
     return out
 
 
-def _count_images(folder: Path) -> int:
+def _child_prefix(folder: Path) -> str:
+    """What ``str(folder / name)`` puts before ``name``."""
+
+    base = str(folder)
+    return "" if base == "." else base if base.endswith(os.sep) else base + os.sep
+
+
+def _count_images(folder: str) -> int:
     try:
         return sum(1 for e in os.scandir(folder)
                    if os.path.splitext(e.name)[1].lower() in OTHER_IMAGE_EXTENSIONS)
@@ -862,8 +897,8 @@ class FolderResult:
             "image_dir": self.spec.image_dir,
             "caption_extension": self.spec.caption_extension,
             "error": self.listing.error,
-            "images": [asdict(self.records[str(p)]) if str(p) in self.records else
-                       {"path": str(p)} for p in self.listing.images],
+            "images": [asdict(self.records[p]) if p in self.records else {"path": p}
+                       for p in self.listing.images],
             "captions": self.captions,
             "blur_median": self.blur_median,
             "findings": [{"code": f.code, "file": f.file, "message": f.message,
@@ -876,25 +911,56 @@ def _word_re(token: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + r"\s+".join(parts) + r"(?!\w)", re.I)
 
 
-def _read_caption(path: Path, spec: SubsetSpec) -> tuple[str | None, Finding | None]:
-    """The caption as sd-scripts trains it (before shuffling), or the finding that stops it."""
+@dataclass
+class CaptionRecord:
+    """A caption file's whole text (UTF-8) as last read, valid while its (size, mtime_ns,
+    inode) are these: a warm check stats the caption instead of opening and reading it."""
+
+    path: str
+    size: int = 0
+    mtime_ns: int = 0
+    inode: int = 0
+    text: str = ""
+
+
+_CAPTION_TAG = "captions-v1"
+
+
+def _read_caption(path: str, spec: SubsetSpec,
+                  cached: Mapping[str, tuple[Any, ...]] | None = None,
+                  fresh: list[tuple[str, tuple[Any, ...]]] | None = None,
+                  ) -> tuple[str | None, Finding | None]:
+    """The caption as sd-scripts trains it (before shuffling), or the finding that stops it.
+    ``cached``: file name → (size, mtime_ns, inode, text) of the cache; a file read afresh
+    is appended to ``fresh`` with the stat taken before the read (a change during the read
+    shows at the next stat)."""
 
     name = str(path)
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        st = os.stat(name)
+        if not stat.S_ISREG(st.st_mode):
             return None, Finding("LRC507", f"caption {name} cannot be read (not a regular "
                                  "file)", name)
-        raw = path.read_bytes()
+        hit = cached.get(os.path.basename(name)) if cached else None
+        if hit is not None and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+            raw = None
+            text = hit[3]
+        else:
+            with open(name, "rb") as fh:
+                raw = fh.read()
     except OSError as exc:
         return None, Finding("LRC507", f"caption {name} cannot be read "
                              f"({_os_reason(exc)})", name)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, Finding(
-            "LRC507", f"caption {name} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset "
-            f"{exc.start}); sd-scripts stops with UnicodeDecodeError when it reads it", name,
-            hint="re-save the caption as UTF-8")
+    if raw is not None:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return None, Finding(
+                "LRC507", f"caption {name} is not UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                f"offset {exc.start}); sd-scripts stops with UnicodeDecodeError when it reads "
+                "it", name, hint="re-save the caption as UTF-8")
+        if fresh is not None:
+            fresh.append((os.path.basename(name), (st.st_size, st.st_mtime_ns, st.st_ino, text)))
     lines = text.splitlines()
     if not lines:
         return None, Finding(
@@ -1033,12 +1099,12 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
     if records is None:
         records = memo[scan_key] = scan(listing.images, config, cache_dir=cache_dir,
                                         progress=progress, show_progress=show_progress)
-    result.records = {str(p): records[str(p)] for p in listing.images if str(p) in records}
+    result.records = {p: records[p] for p in listing.images if p in records}
 
     for path in listing.ignored_images:
         add(Finding("LRC523", f"{path} is not read by sd-scripts: it globs only "
                     f"{', '.join(sorted(e for e in SD_IMAGE_EXTENSIONS if e.islower()))} "
-                    "(case-sensitive, lower or upper case)", str(path),
+                    "(case-sensitive, lower or upper case)", path,
                     hint="rename or convert the file"))
     for name, count in sorted(listing.subfolder_images.items()):
         add(Finding("LRC523", f"{folder / name} holds {count} image(s) that sd-scripts does "
@@ -1046,33 +1112,36 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
                     hint="make the subfolder a subset of its own"))
 
     if spec.metadata_file is None:
-        _pair(result, triggers, config, bar)
+        _pair(result, triggers, config, bar, cache_dir)
     _judge_images(result, config, bar)
     return result
 
 
 def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
-          bar: Callable[[int, str], Progress] | None = None) -> None:
+          bar: Callable[[int, str], Progress] | None = None,
+          cache_dir: Path | None = None) -> None:
     spec, listing = result.spec, result.listing
     triggers = list(triggers)
     add = result.findings.append
     ext = spec.caption_extension
-    captions = {str(p)[: -len(ext)]: p for p in listing.others if ext and p.name.endswith(ext)
-                and len(p.name) > len(ext)}
-    by_base: dict[str, list[Path]] = {}
-    for img in listing.images:
-        by_base.setdefault(os.path.splitext(str(img))[0], []).append(img)
+    captions = {p[: -len(ext)]: p for p in listing.others if ext and p.endswith(ext)
+                and len(os.path.basename(p)) > len(ext)}
+    by_base: dict[str, list[str]] = {}
+    for img in listing.images:  # an image's name has an extension, after its first character
+        by_base.setdefault(img[:img.rfind(".")], []).append(img)
 
-    def caption_for(base: str) -> Path | None:
+    def caption_for(base: str) -> str | None:
+        found = captions.get(base)
+        if found is not None:
+            return found
         tokens = base.split("_")
-        face = "_".join(tokens[:-4]) if len(tokens) >= 5 else base
-        return captions.get(base) or captions.get(face)
+        return captions.get("_".join(tokens[:-4])) if len(tokens) >= 5 else None
 
     paired = {base: caption_for(base) for base in by_base}
     if listing.images and not any(paired.values()):
         others: dict[str, int] = {}
         for p in listing.others:
-            base, oext = os.path.splitext(str(p))
+            base, oext = os.path.splitext(p)
             if base in by_base and oext:
                 others[oext] = others.get(oext, 0) + 1
         if others:
@@ -1087,27 +1156,27 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
                 hint=f"set caption_extension = {best!r}", data={"found": others}))
             return
 
-    used: set[Path] = set()
+    used: set[str] = set()
     for base, imgs in sorted(by_base.items()):
         cap = paired[base]
         if cap is not None:
             used.add(cap)
         if len(imgs) > 1:
-            names = " and ".join(str(i) for i in imgs)
+            names = " and ".join(imgs)
             reads = f"both read {cap}" if cap else "they cannot have separate captions"
             add(Finding("LRC505", f"{names} share the stem {os.path.basename(base)!r}: {reads}",
-                        str(imgs[1]), hint="rename one of them (or delete the duplicate)"))
+                        imgs[1], hint="rename one of them (or delete the duplicate)"))
         if cap is None:
             fallback = (f"the class tokens {spec.class_tokens!r} as its caption"
                         if spec.class_tokens else "an empty caption")
             for img in imgs:
                 add(Finding("LRC503", f"{img} has no caption {os.path.basename(base)}{ext}: "
-                            f"sd-scripts trains it with {fallback}", str(img)))
+                            f"sd-scripts trains it with {fallback}", img))
     for stem, cap in sorted(captions.items()):
         if cap not in used:
             add(Finding("LRC504", f"caption {cap} has no image beside it (no "
                         f"{os.path.basename(stem)}.png/.jpg/… that sd-scripts reads)",
-                        str(cap), hint="add the image, or delete the caption"))
+                        cap, hint="add the image, or delete the caption"))
 
     tokens: list[str] = []
     for t in [*triggers, *([spec.class_tokens] if spec.class_tokens else [])]:
@@ -1116,21 +1185,28 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     patterns = [(t, _word_re(t)) for t in tokens]
     lowered = {t.strip().lower() for t in triggers}
     shown = bar(len(used), "reading captions") if bar and len(used) >= _SHOW_FROM else None
-    for done, cap in enumerate(sorted(used, key=str), 1):  # str: Path.__lt__ is slow
+    from lorac.scan.scancache import ScanCache
+
+    cache = ScanCache(cache_dir, _CAPTION_TAG, {"captions": CaptionRecord}) if (
+        cache_dir is not None and config.cache and used) else None
+    folder_key = _real(listing.folder)
+    cached = cache.load("captions", folder_key) if cache is not None else None
+    fresh: list[tuple[str, tuple[Any, ...]]] = []
+    for done, cap in enumerate(sorted(used), 1):
         if shown is not None:
             shown(done)
-        text, problem = _read_caption(cap, spec)
+        text, problem = _read_caption(cap, spec, cached, fresh)
         if problem is not None:
             add(problem)
         if text is None:
             continue
-        result.captions[str(cap)] = text
+        result.captions[cap] = text
         if not text:
             continue
         missing = [t for t, rx in patterns if not rx.search(text)]
         if missing:
             add(Finding("LRC508", f"caption {cap} does not contain the trigger "
-                        f"{' / '.join(repr(m) for m in missing)}", str(cap),
+                        f"{' / '.join(repr(m) for m in missing)}", cap,
                         anchor="trigger" if any(m.lower() in lowered for m in missing)
                         else "class_tokens"))
         fixed = _fixed_part(text, spec)
@@ -1144,9 +1220,16 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
                             "it is not where keep_tokens expects it")
                 add(Finding("LRC509", f"caption {cap}: the trigger "
                             f"{' / '.join(repr(m) for m in late)} is not in {kept} that "
-                            f"keep_tokens holds in place; {shuffled}", str(cap),
+                            f"keep_tokens holds in place; {shuffled}", cap,
                             anchor="keep_tokens",
                             hint="put the trigger first in the caption"))
+    if cache is not None:
+        assert cached is not None
+        stale = set(cached).difference(os.path.basename(c) for c in used) if len(
+            cached) + len(fresh) > len(used) else ()
+        if fresh or stale:
+            cache.store("captions", folder_key, fresh, stale=stale)
+        cache.close()
     _similar_captions(result, config, bar)
 
 
@@ -1174,10 +1257,10 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
                   bar: Callable[[int, str], Progress] | None = None) -> None:
     spec = result.spec
     add = result.findings.append
-    recs = [result.records[str(p)] for p in result.listing.images
-            if str(p) in result.records]
+    recs = [result.records[p] for p in result.listing.images if p in result.records]
     buckets = bucket_list(spec) if spec.resolution and not (
         spec.enable_bucket and spec.bucket_no_upscale) else None
+    sizes: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
     for rec in recs:
         if rec.error in ("unreadable", "empty", "not-image", "decode"):
             add(Finding("LRC511", f"{rec.path} cannot be decoded: {rec.detail}", rec.path,
@@ -1208,7 +1291,7 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
             add(Finding("LRC517", f"{rec.path} ({rec.mode}) has {', '.join(unusual)}",
                         rec.path))
         if spec.resolution:
-            _judge_size(rec, spec, config, buckets, add)
+            _judge_size(rec, spec, config, buckets, add, sizes)
 
     scored = [r for r in recs if r.ok and r.blur is not None]
     if scored:
@@ -1253,11 +1336,32 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
 
 
 def _judge_size(rec: ImageRecord, spec: SubsetSpec, config: DatasetConfig,
-                buckets: list[tuple[int, int]] | None, add: Callable[[Finding], None]) -> None:
-    assert spec.resolution is not None
+                buckets: list[tuple[int, int]] | None, add: Callable[[Finding], None],
+                memo: dict[tuple[int, int], list[tuple[Any, ...]]] | None = None) -> None:
+    """LRC514 / LRC515 for ``rec``. The verdict depends only on the image's size: ``memo``
+    keeps it per (width, height), so a folder of 100,000 images of a few sizes selects a
+    few buckets, not 100,000."""
+
     w, h = rec.width, rec.height
     if not w or not h:
         return
+    verdicts = memo.get((w, h)) if memo is not None else None
+    if verdicts is None:
+        verdicts = _size_verdicts(w, h, spec, config, buckets)
+        if memo is not None:
+            memo[(w, h)] = verdicts
+    for code, tail, hint, key, value, bucket in verdicts:
+        add(Finding(code, rec.path + tail, rec.path, hint=hint,
+                    data={key: value, "bucket": list(bucket)}))
+
+
+def _size_verdicts(w: int, h: int, spec: SubsetSpec, config: DatasetConfig,
+                   buckets: list[tuple[int, int]] | None) -> list[tuple[Any, ...]]:
+    """(code, message after the path, hint, data key, data value, bucket) of each size
+    finding of a ``w``×``h`` image."""
+
+    assert spec.resolution is not None
+    out: list[tuple[Any, ...]] = []
     bucket, resized = select_bucket(w, h, spec, buckets)
     rw, rh = spec.resolution
     scale = resized[0] / w
@@ -1269,15 +1373,15 @@ def _judge_size(rec: ImageRecord, spec: SubsetSpec, config: DatasetConfig,
         ratio = min(1.0, 1 / scale) if scale > 0 else 1.0
         how = f"it is upscaled ×{scale:.2f} into the {bucket[0]}×{bucket[1]} bucket"
     if ratio < config.min_resolution_ratio:
-        add(Finding("LRC514", f"{rec.path} is {w}×{h}, below the training resolution "
-                    f"{rw}×{rh}: {how}", rec.path,
-                    data={"ratio": round(ratio, 3), "bucket": list(bucket)}))
+        out.append(("LRC514", f" is {w}×{h}, below the training resolution {rw}×{rh}: {how}",
+                    None, "ratio", round(ratio, 3), bucket))
     crop = 1 - (bucket[0] * bucket[1]) / max(1, resized[0] * resized[1])
     if crop > config.max_crop:
-        add(Finding("LRC515", f"{rec.path} ({w}×{h}, aspect {w / h:.2f}) fits no bucket well: "
-                    f"the nearest, {bucket[0]}×{bucket[1]}, crops {crop:.0%} of it", rec.path,
-                    hint="crop the image to a bucket's aspect ratio yourself",
-                    data={"crop": round(crop, 3), "bucket": list(bucket)}))
+        out.append(("LRC515", f" ({w}×{h}, aspect {w / h:.2f}) fits no bucket well: the "
+                    f"nearest, {bucket[0]}×{bucket[1]}, crops {crop:.0%} of it",
+                    "crop the image to a bucket's aspect ratio yourself", "crop",
+                    round(crop, 3), bucket))
+    return out
 
 
 # --------------------------------------------------------------------------- profiles
@@ -1418,7 +1522,7 @@ def dependencies(analysis: ProfileAnalysis) -> tuple[set[str], set[str]]:
         dirs.add(str(r.listing.folder))
         if r.listing.error:
             continue
-        files |= {str(p) for p in (*r.listing.images, *r.listing.others,
+        files |= {str(p) for p in (*r.listing.images, *r.listing.others,  # video: Paths
                                    *r.listing.ignored_images)}
     return files, dirs
 
