@@ -720,10 +720,22 @@ def scan(paths: Iterable[Path], config: DatasetConfig | None = None, *,
 
 def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
                progress: TextIO | None, show_progress: bool | None) -> dict[str, ImageRecord]:
-    by_folder: dict[str, list[str]] = {}
+    # grouped by the text up to the last separator (os.path.basename is what follows it on
+    # POSIX): one os.path.dirname per group, not per file
+    sep = os.sep if os.altsep is None else None
+    by_head: dict[str, list[tuple[str, str]]] = {}
     for p in paths:
         name = str(p)
-        by_folder.setdefault(os.path.dirname(name), []).append(name)
+        if sep is not None:
+            cut = name.rfind(sep) + 1
+            by_head.setdefault(name[:cut], []).append((name, name[cut:]))
+        else:  # pragma: no cover - Windows paths have two separators and drives
+            by_head.setdefault(os.path.dirname(name), []).append(
+                (name, os.path.basename(name)))
+    by_folder: dict[str, list[tuple[str, str]]] = {}
+    for group in by_head.values():
+        by_folder.setdefault(os.path.dirname(group[0][0]), []).extend(group)
+    del by_head
     records: dict[str, ImageRecord] = {}
     todo: list[str] = []
     keys: dict[str, str] = {}  # folder → its cache key (the real path)
@@ -731,8 +743,8 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
     for folder, names in by_folder.items():
         keys[folder] = key = _real(Path(folder or "."))
         entries = cache.load("images", key) if cache is not None else {}
-        for name in names:
-            hit = entries.pop(os.path.basename(name), None)
+        for name, base in names:
+            hit = entries.pop(base, None)
             if hit is not None:
                 try:
                     st = os.stat(name)
@@ -929,19 +941,21 @@ _CAPTION_TAG = "captions-v1"
 def _read_caption(path: str, spec: SubsetSpec,
                   cached: Mapping[str, tuple[Any, ...]] | None = None,
                   fresh: list[tuple[str, tuple[Any, ...]]] | None = None,
-                  ) -> tuple[str | None, Finding | None]:
+                  base: str | None = None) -> tuple[str | None, Finding | None]:
     """The caption as sd-scripts trains it (before shuffling), or the finding that stops it.
     ``cached``: file name → (size, mtime_ns, inode, text) of the cache; a file read afresh
     is appended to ``fresh`` with the stat taken before the read (a change during the read
-    shows at the next stat)."""
+    shows at the next stat). ``base``: the file name of ``path``, when the caller has it."""
 
     name = str(path)
+    if base is None:
+        base = os.path.basename(name)
     try:
         st = os.stat(name)
         if not stat.S_ISREG(st.st_mode):
             return None, Finding("LRC507", f"caption {name} cannot be read (not a regular "
                                  "file)", name)
-        hit = cached.get(os.path.basename(name)) if cached else None
+        hit = cached.get(base) if cached else None
         if hit is not None and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
             raw = None
             text = hit[3]
@@ -960,7 +974,7 @@ def _read_caption(path: str, spec: SubsetSpec,
                 f"offset {exc.start}); sd-scripts stops with UnicodeDecodeError when it reads "
                 "it", name, hint="re-save the caption as UTF-8")
         if fresh is not None:
-            fresh.append((os.path.basename(name), (st.st_size, st.st_mtime_ns, st.st_ino, text)))
+            fresh.append((base, (st.st_size, st.st_mtime_ns, st.st_ino, text)))
     lines = text.splitlines()
     if not lines:
         return None, Finding(
@@ -1124,8 +1138,10 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     triggers = list(triggers)
     add = result.findings.append
     ext = spec.caption_extension
+    # every listed path is ``prefix + name``: a slice gives the name without os.path.basename
+    cut = len(_child_prefix(listing.folder))
     captions = {p[: -len(ext)]: p for p in listing.others if ext and p.endswith(ext)
-                and len(os.path.basename(p)) > len(ext)}
+                and len(p) - cut > len(ext)}
     by_base: dict[str, list[str]] = {}
     for img in listing.images:  # an image's name has an extension, after its first character
         by_base.setdefault(img[:img.rfind(".")], []).append(img)
@@ -1195,7 +1211,7 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     for done, cap in enumerate(sorted(used), 1):
         if shown is not None:
             shown(done)
-        text, problem = _read_caption(cap, spec, cached, fresh)
+        text, problem = _read_caption(cap, spec, cached, fresh, cap[cut:])
         if problem is not None:
             add(problem)
         if text is None:
@@ -1225,7 +1241,7 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
                             hint="put the trigger first in the caption"))
     if cache is not None:
         assert cached is not None
-        stale = set(cached).difference(os.path.basename(c) for c in used) if len(
+        stale = set(cached).difference(c[cut:] for c in used) if len(
             cached) + len(fresh) > len(used) else ()
         if fresh or stale:
             cache.store("captions", folder_key, fresh, stale=stale)
@@ -1233,6 +1249,7 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     _similar_captions(result, config, bar)
 
 
+_WORDS = re.compile(r"\w+")
 _SHOW_FROM = 5000  # phases over fewer items than this finish too fast for a progress bar
 
 
@@ -1242,7 +1259,8 @@ def _similar_captions(result: FolderResult, config: DatasetConfig,
     t = config.caption_similarity
     if len(items) < 2 or t <= 0:
         return
-    words = [re.findall(r"\w+", text.lower()) for _, text in items]
+    findall = _WORDS.findall  # compiled once: re.findall looks the pattern up per call
+    words = [findall(text.lower()) for _, text in items]
     shown = bar(1, "grouping captions") if bar and len(items) >= _SHOW_FROM else None
     for group in neighbours.jaccard_groups(words, t, progress=shown):
         names = ", ".join(items[i][0] for i in group)
