@@ -19,7 +19,7 @@ nothing, and ``lorac vram`` says so (:func:`not_modelled`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,39 +52,34 @@ class Model:
         return bool(self.est.interval.estimate_only)
 
 
+#: trainer (``[profile] backend``) -> where each of its models lists its families (module,
+#: attribute), in the order they are asked: a kohya FLUX.1 profile, the common case, never
+#: imports the SDXL/SD3 model (tests/test_lint_imports.py)
+MODELS: dict[str, tuple[tuple[str, str], ...]] = {
+    "kohya": (("lorac.trainers.kohya.vram", "FLUX_FAMILIES"),
+              ("lorac.trainers.kohya.vram_families", "FAMILIES")),
+    "ai-toolkit": (("lorac.trainers.ai_toolkit.vram", "FAMILIES"),),
+    "musubi": (("lorac.trainers.musubi.vram", "CALIBRATED_BY"),),
+}
+
+
+def _families(trainer: str) -> Iterator[tuple[str, ...]]:
+    """The family lists of ``trainer``'s models, each module imported when its turn comes."""
+    from importlib import import_module
+
+    for module, attribute in MODELS.get(trainer, ()):
+        yield tuple(getattr(import_module(module), attribute))
+
+
 def covered() -> dict[str, tuple[str, ...]]:
     """Trainer (``[profile] backend``) -> the families its memory model covers, as each
     trainer's model lists them."""
-    from lorac.trainers.ai_toolkit import vram as avram
-    from lorac.trainers.kohya import vram, vram_families
-    from lorac.trainers.musubi import vram as mvram
-
-    return {"kohya": (*vram.FLUX_FAMILIES, *vram_families.FAMILIES),
-            "ai-toolkit": tuple(avram.FAMILIES), "musubi": tuple(mvram.CALIBRATED_BY)}
+    return {t: tuple(f for fams in _families(t) for f in fams) for t in MODELS}
 
 
 def covers(trainer: str, family: str | None) -> bool:
-    """Whether ``trainer``'s memory model covers ``family``; imports only what answers it (a
-    kohya FLUX.1 profile, the common case, loads neither the SDXL/SD3 model nor the others)."""
-    if family is None:
-        return False
-    if trainer == "kohya":
-        from lorac.trainers.kohya import vram
-
-        if family in vram.FLUX_FAMILIES:
-            return True
-        from lorac.trainers.kohya import vram_families
-
-        return family in vram_families.FAMILIES
-    if trainer == "ai-toolkit":
-        from lorac.trainers.ai_toolkit import vram as avram
-
-        return family in avram.FAMILIES
-    if trainer == "musubi":
-        from lorac.trainers.musubi import vram as mvram
-
-        return family in mvram.CALIBRATED_BY
-    return False
+    """Whether ``trainer``'s memory model covers ``family``; imports only what answers it."""
+    return family is not None and any(family in fams for fams in _families(trainer))
 
 
 def not_modelled(trainer: str, family: str | None) -> str:
