@@ -306,20 +306,13 @@ def time_section(records: list[dict]) -> tuple[object, str]:
                f"{sum(x <= 20 for x in a)}/{len(a)}")
 
 
-def _judge_prior(scope: str, hold: list[dict], to_run: Any, iv: estimates.Interval) -> str:
-    """Held-back runs of a family nothing was fitted on, judged by the first-principles model
-    with its prior constants and interval: per phase, the peak, the interval and the verdicts."""
-    from lorac.trainers import lora_memory as lm
-
-    print(f"\n== {scope}: no fit record, {len(hold)} held back; first-principles constants")
+def _judge(scope: str, judged: list[tuple[dict, float, float]], iv: estimates.Interval,
+           how: str, basis: str) -> str:
+    """Print each judged run (record, predicted peak, measured peak) against the interval and
+    the verdict cards; return the summary row."""
     inside = right = total = 0
     errs = []
-    for rec in hold:
-        est = lm.estimate(to_run(rec))
-        for ph, v in rec["phases_mib"].items():
-            print(f"  {rec['id']:<22}{ph:<20}{v:>10.1f}{est.phases.get(ph, 0.0):>11.1f}"
-                  f"{(est.phases.get(ph, 0.0) - v) / v * 100:>+8.1f}%")
-        p, m = est.peak_mib, rec.get("peak_mib") or max(rec["phases_mib"].values())
+    for rec, p, m in judged:
         lo, hi = iv.bounds(p)
         inside += lo <= m <= hi
         errs.append((p - m) / m * 100)
@@ -328,13 +321,28 @@ def _judge_prior(scope: str, hold: list[dict], to_run: Any, iv: estimates.Interv
             total += 1
             right += estimates.verdict_right(estimates.verdict(p, iv, cap), m, cap)
         print(f"  {rec['id']:<22}run peak {m:>10.1f} predicted {p:>10.1f} "
-              f"({(p - m) / m * 100:+.1f} %, held back) in interval: "
+              f"({(p - m) / m * 100:+.1f} %, {how}) in interval: "
               f"{'yes' if lo <= m <= hi else 'NO'}")
     a = [abs(e) for e in errs]
-    return (f"{scope:<26}{len(hold):>5}{statistics.median(a):>9.1f}%"
-            f"{max(errs, key=abs):>+9.1f}%{inside / len(hold) * 100:>9.0f}%"
-            f"{'':>12}{right:>7}/{total:<4}  {iv.low:.3f}..{iv.high:.3f} "
-            f"(first-principles, held back)")
+    return (f"{scope:<26}{len(judged):>5}{statistics.median(a):>9.1f}%"
+            f"{max(errs, key=abs):>+9.1f}%{inside / len(judged) * 100:>9.0f}%"
+            f"{'':>12}{right:>7}/{total:<4}  {iv.low:.3f}..{iv.high:.3f} ({basis})")
+
+
+def _judge_prior(scope: str, hold: list[dict], to_run: Any, iv: estimates.Interval) -> str:
+    """Held-back runs of a family nothing was fitted on, judged by the first-principles model
+    with its prior constants and interval: per phase, the peak, the interval and the verdicts."""
+    from lorac.trainers import lora_memory as lm
+
+    print(f"\n== {scope}: no fit record, {len(hold)} held back; first-principles constants")
+    judged = []
+    for rec in hold:
+        est = lm.estimate(to_run(rec))
+        for ph, v in rec["phases_mib"].items():
+            print(f"  {rec['id']:<22}{ph:<20}{v:>10.1f}{est.phases.get(ph, 0.0):>11.1f}"
+                  f"{(est.phases.get(ph, 0.0) - v) / v * 100:>+8.1f}%")
+        judged.append((rec, est.peak_mib, rec.get("peak_mib") or max(rec["phases_mib"].values())))
+    return _judge(scope, judged, iv, "held back", "first-principles, held back")
 
 
 def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
@@ -408,24 +416,7 @@ def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
             for ph, v in rec["phases_mib"].items():
                 print(f"  {rec['id']:<22}{ph:<20}{v:>10.1f}{est.phases[ph]:>11.1f}"
                       f"{(est.phases[ph] - v) / v * 100:>+8.1f}%  (in sample)")
-        inside = right = total = 0
-        peak_errs = []
-        for rec, p, m in judged:
-            lo, hi = iv.bounds(p)
-            inside += lo <= m <= hi
-            peak_errs.append((p - m) / m * 100)
-            for card in VERDICT_CARDS:
-                cap = vram.card_mib(card) or 0
-                total += 1
-                right += estimates.verdict_right(estimates.verdict(p, iv, cap), m, cap)
-            print(f"  {rec['id']:<22}run peak {m:>10.1f} predicted {p:>10.1f} "
-                  f"({(p - m) / m * 100:+.1f} %, {how}) in interval: "
-                  f"{'yes' if lo <= m <= hi else 'NO'}")
-        a = [abs(e) for e in peak_errs]
-        rows.append(f"{scope:<26}{len(judged):>5}{statistics.median(a):>9.1f}%"
-                    f"{max(peak_errs, key=abs):>+9.1f}%{inside / len(judged) * 100:>9.0f}%"
-                    f"{'':>12}{right:>7}/{total:<4}  {iv.low:.3f}..{iv.high:.3f} "
-                    f"({iv.n} runs, {how})")
+        rows.append(_judge(scope, judged, iv, how, f"{iv.n} runs, {how}"))
         entry = {"constants": k.as_dict(), "fitted_on": [r["id"] for r in fit_recs]}
         if trainer == "kohya":
             GENERIC_OUT.setdefault("kohya", {})[fam] = {**entry, "interval": iv.to_json()}
