@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from lorac.trainers.ai_toolkit.synth import lora_modules
+from tests.gpu import proof_marks
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = 20
@@ -37,20 +38,7 @@ PHASES = ("load", "cache_text_encoder", "prepare", "train", "save")
 LONG = ("load", "cache_text_encoder", "train")
 
 
-def _cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(os.environ.get("LORAC_GPU_PROOF") != "1" or not _cuda()
-                       or not os.environ.get("LORAC_AI_TOOLKIT"),
-                       reason="set LORAC_GPU_PROOF=1 and LORAC_AI_TOOLKIT on a CUDA machine"),
-]
+pytestmark = proof_marks("LORAC_AI_TOOLKIT")
 
 
 def _dataset(tmp: Path) -> Path:

@@ -16,15 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.gpu import cuda
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _cuda() -> bool:
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return bool(torch.cuda.is_available())
 
 
 def _nvml() -> bool:
@@ -41,7 +35,7 @@ def _nvml() -> bool:
 
 
 pytestmark = pytest.mark.gpu
-needs_cuda = pytest.mark.skipif(not _cuda(), reason="needs torch with a CUDA GPU")
+needs_cuda = pytest.mark.skipif(not cuda(), reason="needs torch with a CUDA GPU")
 needs_nvml = pytest.mark.skipif(not _nvml(), reason="needs nvidia-ml-py and an NVIDIA driver")
 
 

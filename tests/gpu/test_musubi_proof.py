@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from lorac.trainers.musubi.synth import component_shapes, wan_lora_modules
+from tests.gpu import proof_marks
 from tests.gpu.summarise import lora_counts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,20 +38,7 @@ HAVE_AV = importlib.util.find_spec("av") is not None and importlib.util.find_spe
     "av.video") is not None
 
 
-def _cuda() -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(os.environ.get("LORAC_GPU_PROOF") != "1" or not _cuda()
-                       or not os.environ.get("LORAC_MUSUBI_TUNER"),
-                       reason="set LORAC_GPU_PROOF=1 and LORAC_MUSUBI_TUNER on a CUDA machine"),
-]
+pytestmark = proof_marks("LORAC_MUSUBI_TUNER")
 
 
 def _profile(tmp: Path, dataset: dict[str, object]) -> Path:
