@@ -37,3 +37,60 @@ def test_host_rss_of_the_trainer_tree_is_kept_per_phase() -> None:
     finally:
         os.killpg(parent.pid, signal.SIGKILL)
         parent.wait()
+
+
+def test_forked_workers_do_not_count_their_parents_memory_again() -> None:
+    """A parent holding ~300 MiB forks three workers (as a data loader does): the tree holds
+    ~300 MiB of memory, not ~1200 (what the sum of VmRSS reads)."""
+    if not os.path.exists("/proc/self/smaps_rollup"):
+        pytest.skip("no /proc/<pid>/smaps_rollup on this kernel")
+    code = ("import os, time\n"
+            "b = bytearray(300 * 2**20)\n"
+            "for i in range(0, len(b), 4096): b[i] = 1\n"
+            "for _ in range(3):\n"
+            "    if os.fork() == 0:\n"
+            "        time.sleep(30); os._exit(0)\n"
+            "print('ready', flush=True); time.sleep(30)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], start_new_session=True,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(_tree_pids(parent.pid)) < 4:
+            time.sleep(0.05)
+        assert len(_tree_pids(parent.pid)) == 4
+        rss_sum = sum(_vmrss(p) for p in _tree_pids(parent.pid))
+        assert rss_sum >= 1100  # what the old sum read
+        held = tree_rss_mib(parent.pid) or 0
+        assert 290 <= held <= 450
+        sampler = GpuSampler(interval=0.05)
+        sampler.group = parent.pid
+        sampler.start()
+        sampler.set_phase("train")
+        time.sleep(0.3)
+        sampler.stop()
+        summary = sampler.summary()
+        assert 290 <= summary["host_rss_mib"]["train"] <= 450
+        assert summary["host_rss_api"].startswith("sum of Pss")
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()
+
+
+def _tree_pids(root: int) -> list[int]:
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}") else []:
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                todo += [int(x) for x in fh.read().split()]
+    return out
+
+
+def _vmrss(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
