@@ -31,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lorac.run import telemetry
 from lorac.trainers import estimates
 from lorac.trainers.kohya import vram
 
@@ -78,6 +79,8 @@ def merge(path: Path, into: Path, check: str | None) -> int:
             rec["id"] += f"-{check}"
             rec["split"] = "check"
             rec["notes"] = CHECK_NOTES.get(check, f"re-run of a matrix configuration ({check})")
+        if rec.get("host_rss_peak_mib") and not rec.get("host_rss_api"):
+            rec["host_rss_api"] = telemetry.HOST_API[False]  # recorded before the Pss sum
         if rec.get("weight") != "full":
             print(f"{rec['id']}: {rec.get('status')}; kept, weight {rec.get('weight')}")
     ids = {r["id"] for r in new}
@@ -199,8 +202,10 @@ GENERIC_OUT: dict[str, dict] = {}
 
 
 def host_section(records: list[dict]) -> str:
-    """The model's host-RAM figure against the measured peak resident memory of the trainer's
-    process tree (``host_rss_peak_mib``, lorac's telemetry), where records have it."""
+    """The model's host-RAM figure against the measured peak memory of the trainer's process
+    tree (``host_rss_peak_mib``, lorac's telemetry), where records have it. Only a Pss sum is
+    judged; a VmRSS sum (recorded before lorac summed Pss) counts a data loader's forked workers'
+    shared pages once per worker, so it is listed as the upper bound it is."""
     from lorac.trainers import lora_memory as lm
     from lorac.trainers.ai_toolkit import vram as avram
     from lorac.trainers.kohya import vram_families
@@ -222,13 +227,19 @@ def host_section(records: list[dict]) -> str:
             pred = lm.host_ram_mib(mvram.run_from_record(r))
         else:
             continue
-        rows.append((r["id"], meas, pred))
+        rows.append((r["id"], meas, pred, r.get("host_rss_api", "")))
+    upper = [row for row in rows if not row[3].startswith("sum of Pss")]
+    rows = [row for row in rows if row[3].startswith("sum of Pss")]
+    if upper:
+        print("\n== host RAM, upper bounds only (VmRSS summed over forked workers): not judged")
+        for rid, m, p, _ in upper:
+            print(f"  {rid:<26} VmRSS sum {m:>9.0f} MiB  predicted {p:>9.0f} MiB")
     if not rows:
-        return "host RAM: no record has a measured peak RSS yet (tests/gpu/vram_matrix.py " \
-               "records it)"
+        return (f"host RAM: no record has a Pss peak yet ({len(upper)} VmRSS upper bound(s); "
+                "tests/gpu/vram_matrix.py records it)")
     print("\n== host RAM: predicted against the measured peak RSS of the trainer's process tree")
     errs = []
-    for rid, m, p in rows:
+    for rid, m, p, _ in rows:
         errs.append((p - m) / m * 100)
         print(f"  {rid:<26} measured {m:>9.0f} MiB  predicted {p:>9.0f} MiB ({errs[-1]:+.0f} %)")
     a = sorted(abs(e) for e in errs)

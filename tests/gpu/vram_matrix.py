@@ -581,6 +581,7 @@ def h100_record(job: dict, manifest: dict, offset: float, out: Path, shared: boo
                      rec.get("peak_mib")),
         "host_rss_mib": t.get("host_rss_mib"),
         "host_rss_peak_mib": t.get("host_rss_peak_mib"),
+        "host_rss_api": t.get("host_rss_api"),
         "sec_per_step": round(steady, 3) if steady else rec.get("sec_per_step"),
         "sec_per_step_first": round(first, 3) if first else None,
         "steps_timed": seen,
