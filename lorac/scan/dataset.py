@@ -985,7 +985,7 @@ def _read_caption(path: str, spec: SubsetSpec,
     if not caption:
         return "", Finding("LRC506", f"caption {name} has an empty first line: the image "
                            "trains with an empty caption", name)
-    if not spec.enable_wildcard and sum(1 for ln in lines if ln.strip()) > 1:
+    if not spec.enable_wildcard and len(lines) > 1 and sum(1 for ln in lines if ln.strip()) > 1:
         return _decorate(caption, spec), Finding(
             "LRC524", f"caption {name} has {sum(1 for ln in lines if ln.strip())} lines; "
             "sd-scripts reads only the first (unless enable_wildcard = true)", name)
