@@ -16,7 +16,9 @@ them in the page cache, and times, on the same worker pool:
 * ``rescan``: the same call on the unchanged set (warm cache);
 * ``analysis``: the whole folder analysis on a warm cache, i.e. after one untimed analysis has
   filled it (its image rows and its caption texts): listing, cache, captions, findings,
-  exact / perceptual / caption near-duplicate groups, with the grouping part on its own;
+  exact / perceptual / caption near-duplicate groups (on a warm cache the perceptual and
+  caption groups of an unchanged folder are read back from it), and the grouping part
+  alone, computed afresh on the same hashes and captions;
 
 then prints the ratios (rescan / first, analysis / first, ceiling / first, i.e. the first
 scan's throughput as a share of the bare decode's), the peak RSS of the parent process and
@@ -351,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
               f"= {r['rescan'] / r['first']:6.1%} of the first scan (target < 5%)")
         print(f"  whole analysis, warm cache     {r['analysis']:9.3f} s  "
               f"= {r['analysis'] / r['first']:6.1%} of the first scan (target < 10%)")
-        print(f"    of which grouping            {r['grouping']:9.3f} s  "
+        print(f"  grouping alone (uncached)      {r['grouping']:9.3f} s  "
               f"({r['groups'][0]} image / {r['groups'][1]} caption groups, "
               f"{r['findings']} findings)")
         print(f"  peak RSS: bench {r['rss_mb']:.0f} MB, largest pool worker "

@@ -985,7 +985,7 @@ def _read_caption(path: str, spec: SubsetSpec,
     if not caption:
         return "", Finding("LRC506", f"caption {name} has an empty first line: the image "
                            "trains with an empty caption", name)
-    if not spec.enable_wildcard and sum(1 for ln in lines if ln.strip()) > 1:
+    if not spec.enable_wildcard and len(lines) > 1 and sum(1 for ln in lines if ln.strip()) > 1:
         return _decorate(caption, spec), Finding(
             "LRC524", f"caption {name} has {sum(1 for ln in lines if ln.strip())} lines; "
             "sd-scripts reads only the first (unless enable_wildcard = true)", name)
@@ -1127,7 +1127,7 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
 
     if spec.metadata_file is None:
         _pair(result, triggers, config, bar, cache_dir)
-    _judge_images(result, config, bar)
+    _judge_images(result, config, bar, cache_dir)
     return result
 
 
@@ -1246,23 +1246,92 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
         if fresh or stale:
             cache.store("captions", folder_key, fresh, stale=stale)
         cache.close()
-    _similar_captions(result, config, bar)
+    _similar_captions(result, config, bar, cache_dir)
 
 
 _WORDS = re.compile(r"\w+")
 _SHOW_FROM = 5000  # phases over fewer items than this finish too fast for a progress bar
 
 
+@dataclass
+class GroupMemo:
+    """The near-duplicate groups of one folder's captions (``path`` "captions") or perceptual
+    hashes ("images") as last computed, valid while ``digest`` — a SHA-256 of everything the
+    grouping reads (the caption texts or the hashes and content hashes, in order, the
+    threshold, the grouping code) — is unchanged: a check of an unchanged folder reads the
+    groups back instead of searching 100,000 items again. ``groups``: JSON, a list of
+    ``[indices, distance]``."""
+
+    path: str
+    digest: str = ""
+    groups: str = ""
+
+
+_GROUP_TAG = "groups-v1"
+_GROUP_CODE: list[str] = []  # the digest of neighbours.py, read once per process
+_MEMO_FROM = 1000  # fewer items than this are grouped again: it costs less than the digest
+
+
+def _group_code() -> str:
+    if not _GROUP_CODE:
+        try:
+            code = hashlib.sha256(Path(neighbours.__file__).read_bytes()).hexdigest()
+        except (OSError, TypeError):  # pragma: no cover - no source file (a frozen build)
+            code = ""
+        _GROUP_CODE.append(code)
+    return _GROUP_CODE[0]
+
+
+def _memo_groups(cache_dir: Path | None, config: DatasetConfig, folder: Path, what: str,
+                 payload: str, compute: Callable[[], list[tuple[list[int], int]]],
+                 ) -> list[tuple[list[int], int]]:
+    """``compute()`` — a pure function of ``payload`` — or the result it gave last time for
+    the same ``payload``, kept in the scan cache under the folder's real path."""
+
+    if cache_dir is None or not config.cache:
+        return compute()
+    import json
+
+    from lorac.scan.scancache import ScanCache
+
+    digest = hashlib.sha256(
+        f"{_GROUP_TAG}\0{_group_code()}\0".encode() + payload.encode("utf-8", "surrogatepass")
+    ).hexdigest()
+    key = _real(folder)
+    with ScanCache(cache_dir, _GROUP_TAG, {"groups": GroupMemo}) as cache:
+        hit = cache.load("groups", key).get(what)
+        if hit is not None and hit[0] == digest:
+            try:
+                return [(list(g), int(d)) for g, d in json.loads(hit[1])]
+            except (ValueError, TypeError):  # a damaged row: computed again
+                pass
+        groups = compute()
+        cache.store("groups", key, [(what, (digest, json.dumps(groups)))])
+    return groups
+
+
 def _similar_captions(result: FolderResult, config: DatasetConfig,
-                      bar: Callable[[int, str], Progress] | None = None) -> None:
+                      bar: Callable[[int, str], Progress] | None = None,
+                      cache_dir: Path | None = None) -> None:
     items = [(p, t) for p, t in sorted(result.captions.items()) if t]
     t = config.caption_similarity
     if len(items) < 2 or t <= 0:
         return
-    findall = _WORDS.findall  # compiled once: re.findall looks the pattern up per call
-    words = [findall(text.lower()) for _, text in items]
-    shown = bar(1, "grouping captions") if bar and len(items) >= _SHOW_FROM else None
-    for group in neighbours.jaccard_groups(words, t, progress=shown):
+
+    def compute() -> list[tuple[list[int], int]]:
+        findall = _WORDS.findall  # compiled once: re.findall looks the pattern up per call
+        words = [findall(text.lower()) for _, text in items]
+        shown = bar(1, "grouping captions") if bar and len(items) >= _SHOW_FROM else None
+        return [(g, 0) for g in neighbours.jaccard_groups(words, t, progress=shown)]
+
+    if len(items) >= _MEMO_FROM:
+        import json
+
+        groups = _memo_groups(cache_dir, config, result.listing.folder, "captions",
+                              f"{t!r}\0" + json.dumps([text for _, text in items]), compute)
+    else:
+        groups = compute()
+    for group, _ in groups:
         names = ", ".join(items[i][0] for i in group)
         result.findings.append(Finding(
             "LRC510", f"{len(group)} captions are near-duplicates (word overlap ≥ "
@@ -1272,7 +1341,8 @@ def _similar_captions(result: FolderResult, config: DatasetConfig,
 
 
 def _judge_images(result: FolderResult, config: DatasetConfig,
-                  bar: Callable[[int, str], Progress] | None = None) -> None:
+                  bar: Callable[[int, str], Progress] | None = None,
+                  cache_dir: Path | None = None) -> None:
     spec = result.spec
     add = result.findings.append
     recs = [result.records[p] for p in result.listing.images if p in result.records]
@@ -1343,11 +1413,20 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
         # images with one hash are near-duplicates of each other unless they are all one file
         return len({same_file.get(phashed[i].path, phashed[i].path) for i in members}) > 1
 
-    shown = bar(1, "grouping images") if bar and len(ints) >= _SHOW_FROM else None
-    for group in neighbours.hamming_groups(ints, limit, linked_same=distinct_files,
-                                           progress=shown):
+    def compute() -> list[tuple[list[int], int]]:
+        shown = bar(1, "grouping images") if bar and len(ints) >= _SHOW_FROM else None
+        return [(group, neighbours.max_distance([ints[i] for i in group]))
+                for group in neighbours.hamming_groups(ints, limit, linked_same=distinct_files,
+                                                       progress=shown)]
+
+    if len(phashed) >= _MEMO_FROM:
+        # the groups read the hashes and, through distinct_files, which of them are one file
+        groups = _memo_groups(cache_dir, config, result.listing.folder, "images", f"{limit}\0"
+                              + "\n".join(f"{r.phash} {r.sha256}" for r in phashed), compute)
+    else:
+        groups = compute()
+    for group, dist in groups:
         paths = [phashed[i].path for i in group]
-        dist = neighbours.max_distance([ints[i] for i in group])
         add(Finding("LRC520", f"{len(paths)} images are near-duplicates (perceptual-hash "
                     f"distance ≤ {dist}, limit {limit}): {', '.join(paths)}", paths[1],
                     hint="keep the best one", data={"files": paths, "distance": dist}))
