@@ -134,3 +134,45 @@ def test_tiny_sd3_sets_load_through_sd_scripts_own_loaders(tmp_path: Path) -> No
         assert tokens["max"][0] < 49408 and tokens["max"][1] < 49408
         assert tokens["max"][2] < 32128
         assert tokens["clip_g_pad"] == 0
+
+
+def test_the_sd3_plan_builds_what_sd3_train_network_parses(tmp_path: Path) -> None:
+    """Every configuration of ``vram_matrix.py --plan sd3``, built by ``lorac build``, read by
+    sd3_train_network.py's own parser and config reader: each option arrives with its value."""
+    import importlib.util
+
+    from lorac.config.profile import resolve
+    from lorac.trainers.kohya.emitter import KohyaBackend
+    from tests.trainer.conftest import run_worker
+
+    sd = checkout("LORAC_SD_SCRIPTS")
+    spec = importlib.util.spec_from_file_location("vram_matrix",
+                                                  REPO / "tests/gpu/vram_matrix.py")
+    vm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vm)
+    (tmp_path / "profiles").mkdir()
+    for name, fam, changes, _ in vm.SD3_PLAN:
+        cond = vm.plan_conditions(fam, changes)
+        files = {"checkpoint": f"/m/{cond['pretrained_model_name_or_path']}",
+                 "clip_l": "/m/clip_l.safetensors", "clip_g": "/m/clip_g.safetensors",
+                 "t5xxl": "/m/t5xxl_fp16.safetensors", "tokenizer_cache_dir": "/m/tok"}
+        path = tmp_path / "profiles" / f"vm-{name}.toml"
+        path.write_text(vm.sd3_profile_text(name, cond, files, "data/x", 8), encoding="utf-8")
+        res = resolve(path, env={})
+        assert res.profile is not None, res.diagnostics
+        art = KohyaBackend().emit(res.profile, "toml")
+        build = tmp_path / "build" / name
+        build.mkdir(parents=True)
+        for fname, text in art.files.items():
+            (build / fname).write_text(text, encoding="utf-8")
+        args = run_worker(sd, "config", "sd3_train_network", str(build / "config.toml"),
+                          "--dataset_config", str(build / "dataset.toml"), tmp=tmp_path)
+        for key in ("network_dim", "optimizer_type", "gradient_checkpointing", "fp8_base",
+                    "network_train_unet_only", "cache_text_encoder_outputs",
+                    "cache_latents_to_disk", "network_module", "mixed_precision"):
+            assert args[key] == cond[key], (name, key, args[key])
+        assert args["network_alpha"] == cond["network_alpha"]
+        for key in ("clip_l", "clip_g", "t5xxl", "tokenizer_cache_dir"):
+            assert args[key] == files[key], (name, key)
+        assert args["pretrained_model_name_or_path"] == files["checkpoint"]
+        assert args["max_train_steps"] == 8 and args["t5xxl_max_token_length"] == 256
