@@ -150,8 +150,8 @@ def test_the_runner_waits_for_each_sd3_set(tmp_path: Path, monkeypatch) -> None:
     only = {"sd3m-r1024-b1", "sd3m-te-live", "sd35l-fp8"}
     assert vm.run_h100(tmp_path / "out", only, 3, 8.8, 1e9, tmp_path / "sdxl", "sd3",
                        tmp_path / "sd3") == 0
-    # one writer for both variants, medium first, no T5-XXL to reuse here
-    assert len(synth_cmds) == 1 and "sd3-medium,sd3.5-large" in synth_cmds[0]
+    # one writer for both variants, the large one (the longest runs) first, no T5-XXL to reuse
+    assert len(synth_cmds) == 1 and "sd3.5-large,sd3-medium" in synth_cmds[0]
     assert "--t5xxl" not in synth_cmds[0]
     recs = [json.loads(x) for x in (tmp_path / "out" / "records.jsonl").read_text().splitlines()]
     assert {r["id"] for r in recs} == only == {n.removeprefix("vm-") for n, _ in started}
@@ -212,3 +212,38 @@ def test_a_large_run_holds_the_line(tmp_path: Path, monkeypatch) -> None:
     only = {"sd3m-r1024-b1", "sd3m-r512-b1", "sd3m-adamw", "sd35l-fp8"}
     assert vm.run_h100(tmp_path / "out", only, 6, 8.8, 1e9, tmp_path / "sdxl", "sd3", sd3) == 0
     assert len(order) == 4 and order[2] == "vm-sd35l-fp8", order
+
+
+def test_extras_wait_for_the_whole_core(tmp_path: Path, monkeypatch) -> None:
+    """An extra whose set is written (SD3.5 large) does not start while a core run still waits
+    for its own set (SD3 medium): it would hold the host memory the core needs."""
+    root = tmp_path / "tree"
+    shutil.copytree(ROOT / "examples" / "subject", root / "examples" / "subject")
+    (root / "profiles").mkdir()
+    sd3 = tmp_path / "sd3"
+    sd3.mkdir()
+    (sd3 / "sd3.5-large.json").write_text(
+        json.dumps({**FILES, "checkpoint": "/m/" + vm.SD3_FILES["sd3.5-large"]}))
+    monkeypatch.setattr(vm, "ROOT", root)
+    monkeypatch.setattr(vm.time, "sleep", lambda s: None)
+    monkeypatch.setattr(vm.shutil, "which", lambda name: None)
+    order: list[str] = []
+    real = subprocess.Popen
+
+    def fake(cmd, **kw):
+        if str(cmd[1]).endswith("sd3_synth.py"):  # the medium set, a moment later
+            code = (f"import time, pathlib; time.sleep(1); pathlib.Path({str(sd3)!r}, "
+                    f"'sd3-medium.json').write_text({json.dumps(json.dumps(FILES))})")
+            return real([sys.executable, "-c", code], **kw)
+        order.append(cmd[cmd.index("run") + 1])
+        runs = Path(cmd[cmd.index("--runs-dir") + 1]) / "r1"
+        code = (f"import pathlib; r = pathlib.Path({str(runs)!r}); "
+                "r.mkdir(parents=True, exist_ok=True); (r / 'manifest.json').write_text("
+                "'{\"status\": \"failed\"}')")
+        return real([sys.executable, "-c", code], **{k: v for k, v in kw.items()
+                                                     if k in ("stdout", "stderr", "cwd")})
+
+    monkeypatch.setattr(vm.subprocess, "Popen", fake)
+    only = {"sd3m-r1024-b1", "sd35l-fp8-b4-r512"}
+    assert vm.run_h100(tmp_path / "out", only, 6, 8.8, 1e9, tmp_path / "sdxl", "sd3", sd3) == 0
+    assert order == ["vm-sd3m-r1024-b1", "vm-sd35l-fp8-b4-r512"]

@@ -31,7 +31,8 @@ The checkpoint names carry the variant the way lorac reads it from a file name
 (``sd3_medium-synth``, ``sd3.5_large-synth``). Each variant's ``OUT_DIR/<variant>.json`` (paths
 of everything a profile names) is written last, when its files are there, so a scheduler can
 start the first variant's runs while the next is written; a variant whose JSON exists is not
-written again. ``--tiny`` writes the same key names with small widths and depths for CPU tests
+written again, and one that fails (exit 1 at the end) does not keep the next from being
+written. ``--tiny`` writes the same key names with small widths and depths for CPU tests
 (the text encoders and the VAE are then small too, so only the MMDiT loads unmodified).
 Parameter counts: MMDiT 2,028,328,000 (medium) / 8,056,627,520 (3.5 large), CLIP-L 123,650,304,
 CLIP-G 694,659,840, T5-XXL 4,762,310,656, VAE 83,819,683.
@@ -200,11 +201,18 @@ def build(out: Path, device: str, variants: list[str], tiny: bool = False,
         if marker.is_file():
             done[variant] = json.loads(marker.read_text(encoding="utf-8"))
             continue
-        path, keys = checkpoint(out, variant, device, tiny)
+        try:
+            path, keys = checkpoint(out, variant, device, tiny)
+        except Exception as e:  # the next variant may still be written (e.g. a smaller one)
+            print(f"sd3_synth: {variant} not written: {type(e).__name__}: {e}", file=sys.stderr,
+                  flush=True)
+            continue
         info = {"variant": variant, "checkpoint": str(path), **encoders,
                 "tokenizer_cache_dir": str(tok), "keys": str(keys),
                 "bytes": str(path.stat().st_size), "seconds": f"{time.monotonic() - t0:.1f}"}
-        marker.write_text(json.dumps(info, indent=1), encoding="utf-8")
+        part = marker.with_suffix(".json.part")
+        part.write_text(json.dumps(info, indent=1), encoding="utf-8")
+        part.replace(marker)  # whole or absent for a reader polling it
         print(json.dumps(info), flush=True)
         done[variant] = info
     return done
@@ -224,9 +232,9 @@ def main(argv: list[str]) -> int:
         print(f"sd3_synth: unknown variant {', '.join(unknown)} (known: "
               f"{', '.join(VARIANTS)})", file=sys.stderr)
         return 2
-    build(Path(argv[0]), opt("--device", "cuda"), variants, "--tiny" in argv,
-          opt("--t5xxl", "") or None)
-    return 0
+    done = build(Path(argv[0]), opt("--device", "cuda"), variants, "--tiny" in argv,
+                 opt("--t5xxl", "") or None)
+    return 0 if len(done) == len(variants) else 1
 
 
 if __name__ == "__main__":

@@ -372,16 +372,16 @@ H100_BUDGET_MIB = 78_000.0
 #: its fp8 copy, T5-XXL and CLIP-L; SDXL its checkpoint and fp32 text encoders; SD3 its
 #: checkpoint while loading, then T5-XXL (bf16, 9.5 GB), CLIP-L and CLIP-G for the whole run
 #: (3.5 large: 16.3 GB of MMDiT and its fp8 copy while loading). The machine has 128 GiB.
-HOST_CHARGE = {"flux1-dev": 40_000.0, "sdxl": 14_000.0, "sd3-medium": 21_000.0,
-               "sd3.5-large": 38_000.0}
+HOST_CHARGE = {"flux1-dev": 40_000.0, "sdxl": 14_000.0, "sd3-medium": 20_000.0,
+               "sd3.5-large": 34_000.0}
 HOST_BUDGET_MIB = 110_000.0
 #: Kinds of run that, when their turn comes and they do not fit, keep smaller runs from
 #: starting, so that the room they wait for is not taken (SD3.5 large needs two medium runs'
 #: host memory).
 HOLD_THE_LINE = {"sd3.5-large"}
 #: What writing the synthetic SD3 sets takes while it runs: the 3.5-large MMDiT in bf16 on the
-#: GPU; one tensor at a time on the host.
-SD3_BUILDER_MIB, SD3_BUILDER_HOST_MIB = 19_000.0, 4_000.0
+#: GPU (15,537 MiB) with the VAE and a CUDA context; one tensor at a time on the host.
+SD3_BUILDER_MIB, SD3_BUILDER_HOST_MIB = 17_000.0, 4_000.0
 #: What writing the synthetic SDXL checkpoint takes while it runs (fp32 models on the GPU, an
 #: fp16 copy on the host).
 BUILDER_MIB, BUILDER_HOST_MIB = 16_000.0, 24_000.0
@@ -457,17 +457,17 @@ SD3_PLAN: list[tuple[str, str, dict, str]] = [
     ("sd3m-adamw", "sd3", {"optimizer_type": "AdamW"}, "fit"),
     ("sd3m-fp8", "sd3", {"fp8_base": True}, "holdout"),
     ("sd3m-te-live", "sd3", {**TE_LIVE, "network_train_unet_only": False}, "fit"),
-    ("sd3m-rank128-adamw-r512", "sd3", {"network_dim": 128, "optimizer_type": "AdamW",
-                                        "resolution": 512}, "holdout"),
     ("sd35l-fp8", "sd3", {**LARGE, "fp8_base": True}, "fit"),
     ("sd35l-bf16-r512", "sd3", {**LARGE, "resolution": 512}, "holdout"),
     # extras, started only while time is left
+    ("sd3m-rank128-adamw-r512", "sd3", {"network_dim": 128, "optimizer_type": "AdamW",
+                                        "resolution": 512}, "holdout"),
     ("sd3m-fp8-nogc-r512", "sd3", {"fp8_base": True, "gradient_checkpointing": False,
                                    "resolution": 512}, "fit"),
     ("sd35l-fp8-b4-r512", "sd3", {**LARGE, "fp8_base": True, "batch_size": 4,
                                   "resolution": 512}, "holdout"),
 ]
-SD3_CORE = 12
+SD3_CORE = 11
 
 
 def sd3_conditions(changes: dict) -> dict:
@@ -519,7 +519,7 @@ def kind(family: str, cond: dict) -> str:
 
 #: Margin on the model's prediction while scheduling: FLUX.1 is calibrated (a few per cent),
 #: SDXL is a first-principles estimate until this plan has measured it.
-CHARGE_MARGIN = {"flux1-dev": 1.03, "sdxl": 1.2, "sd3": 1.25}
+CHARGE_MARGIN = {"flux1-dev": 1.03, "sdxl": 1.2, "sd3": 1.15}
 
 
 def h100_charge(family: str, cond: dict) -> float:
@@ -708,12 +708,21 @@ def h100_record(job: dict, manifest: dict, offset: float, out: Path, shared: boo
     return rec
 
 
+def written_set(path: Path) -> dict | None:
+    """A synthetic set's JSON once it is complete (None while absent or being written)."""
+    try:
+        return json.loads(path.read_text()) or None
+    except (OSError, ValueError):
+        return None
+
+
 def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: float,
              sdxl_dir: Path, plan_name: str = "h100", sd3_dir: Path = Path("/tmp/sd3")) -> int:
     """The plan ``plan_name`` (``h100`` or ``sd3``) on GPU 0: its synthetic checkpoints first
-    (once; SDXL into ``sdxl_dir``, SD3 into ``sd3_dir``, each variant's runs start as soon as
-    its set is there), then the runs, largest first, as many at a time as the memory budgets
-    and ``per_gpu`` allow."""
+    (once; SDXL into ``sdxl_dir``, SD3 into ``sd3_dir``, the 3.5-large set first; each
+    variant's runs start as soon as its set is there), then the runs: the core first, largest
+    first within it, as many at a time as the memory budgets and ``per_gpu`` allow; the
+    plan's extras once the whole core has started."""
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     loggers = start_loggers(out)
@@ -731,10 +740,12 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
             stdout=build_log, stderr=subprocess.STDOUT), BUILDER_MIB, BUILDER_HOST_MIB)
     variants = [v for v in SD3_FILES if any(f == "sd3" and sd3_variant_of(plan_conditions(
         f, c)) == v for _, f, c, _ in plan)]
-    missing = [v for v in variants if not (sd3_dir / f"{v}.json").is_file()]
+    # the large set first (after the text encoders): its runs are the longest, so they start
+    # first and the medium runs fill the room beside them (a FLUX.1 set's T5-XXL on the
+    # machine is the same file)
+    missing = sorted((v for v in variants if not (sd3_dir / f"{v}.json").is_file()),
+                     key=lambda v: v not in HOLD_THE_LINE)
     if missing:
-        # the medium set first (with the text encoders): its runs start while the large one
-        # is written; a FLUX.1 set's T5-XXL on the machine is the same file
         t5 = Path(os.environ.get("LORAC_SYNTH_DIR", "/tmp/synth")) / "t5xxl_fp16.safetensors"
         build_log = open(out / "sd3_synth.log", "w")  # noqa: SIM115 (open while it runs)
         builders["sd3"] = (subprocess.Popen(
@@ -757,8 +768,8 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
     while queue or running:
         elapsed = time.monotonic() - t0
         for v in variants:
-            if v not in info and (sd3_dir / f"{v}.json").is_file():
-                info[v] = json.loads((sd3_dir / f"{v}.json").read_text())
+            if v not in info and (got := written_set(sd3_dir / f"{v}.json")):
+                info[v] = got
                 print(f"[{elapsed:6.0f} s] {v} set written", flush=True)
         for what, (builder, _, _) in list(builders.items()):
             if builder.poll() is None:
@@ -768,8 +779,8 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
             if what == "sdxl" and rc == 0 and (sdxl_dir / "sdxl-synth.json").is_file():
                 info["sdxl"] = json.loads((sdxl_dir / "sdxl-synth.json").read_text())
             for v in variants:
-                if v not in info and (sd3_dir / f"{v}.json").is_file():
-                    info[v] = json.loads((sd3_dir / f"{v}.json").read_text())
+                if v not in info and (got := written_set(sd3_dir / f"{v}.json")):
+                    info[v] = got
             dropped = [q["name"] for q in queue if q["family"] in (what,) and
                        q["kind"] not in info]
             queue = [q for q in queue if q["name"] not in dropped]
@@ -782,6 +793,8 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
         for q in list(queue):
             if q["family"] in ("sdxl", "sd3") and q["kind"] not in info:
                 continue
+            if q["extra"] and any(not x["extra"] for x in queue):
+                continue  # extras only once the whole core has started
             if len(running) >= per_gpu:
                 break
             if elapsed + EXPECTED_S[q["kind"]] > deadline:
