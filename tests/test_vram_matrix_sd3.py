@@ -160,7 +160,8 @@ def test_the_runner_waits_for_each_sd3_set(tmp_path: Path, monkeypatch) -> None:
     assert by_id["sd3m-r1024-b1"]["variant"] == "sd3-medium"
     for r in recs:
         assert r["family"] == "sd3" and r["script"] == "sd3_train_network.py"
-        assert r["plan"] == "sd3" and r["weight"] == "full" and "sd3_synth.py" in r["weights"]
+        assert r["plan"] == "h100" and r["plan_name"] == "sd3"
+        assert r["weight"] == "full" and "sd3_synth.py" in r["weights"]
     profiles = dict(started)
     assert "/m/sd3.5_large-synth.safetensors" in profiles["vm-sd35l-fp8"]
     assert "/m/sd3_medium-synth.safetensors" in profiles["vm-sd3m-te-live"]
@@ -247,3 +248,31 @@ def test_extras_wait_for_the_whole_core(tmp_path: Path, monkeypatch) -> None:
     only = {"sd3m-r1024-b1", "sd35l-fp8-b4-r512"}
     assert vm.run_h100(tmp_path / "out", only, 6, 8.8, 1e9, tmp_path / "sdxl", "sd3", sd3) == 0
     assert order == ["vm-sd3m-r1024-b1", "vm-sd35l-fp8-b4-r512"]
+
+
+def test_sd3_records_merge_and_fit_their_family(tmp_path: Path) -> None:
+    """bench/vram_accuracy.py --merge takes the SD3 plan's records; fitted ones then calibrate
+    kohya/sd3 (no longer the first-principles estimate)."""
+    bench = importlib.util.spec_from_file_location("bench_vram", ROOT / "bench/vram_accuracy.py")
+    mod = importlib.util.module_from_spec(bench)
+    bench.loader.exec_module(mod)
+    meas = tmp_path / "m.json"
+    shutil.copy(ROOT / "backends/kohya/vram_measurements.json", meas)
+    recs = []
+    for i, (name, fam, changes, _) in enumerate(vm.SD3_PLAN[:5]):
+        cond = vm.plan_conditions(fam, changes)
+        recs.append({"id": name, "family": fam, "variant": vm.kind(fam, cond), "split": "fit",
+                     "weight": "full", "gpus": 1, "conditions": cond,
+                     "phases_mib": {"cache_text_encoder": 12000.0, "train": 9000.0 + 900 * i},
+                     "process_phases_mib": {"train": 8990.0 + 900 * i}, "offset_mib": 10.0,
+                     "peak_mib": 12100.0 + 900 * i, "plan": "h100", "plan_name": "sd3",
+                     "gpu_shared": False,
+                     "status": "succeeded"})
+    jsonl = tmp_path / "records.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert mod.main(["--merge", str(jsonl), "--measurements", str(meas)]) == 0
+    merged = {r["id"]: r for r in json.loads(meas.read_text())["records"]}
+    assert merged["sd3m-r1024-b1"]["peak_mib"] == 12100.0  # nvidia-smi's figure kept
+    rows = mod.generic_sections(list(merged.values()), write=False)
+    sd3 = next(r for r in rows if r.startswith("kohya/sd3"))
+    assert "first-principles" not in sd3 and "5 runs" in sd3

@@ -699,7 +699,10 @@ def h100_record(job: dict, manifest: dict, offset: float, out: Path, shared: boo
         "gpu_busy_api": "nvidia-smi pmon SM % of the run's processes, mean over the steps",
         "sec_per_step_shared": shared,
         "wall_s": round(job["t1"] - job["t0"], 1),
-        "plan": job.get("plan", "h100"),
+        # "h100": the method (one H100, nvidia-smi's 100 ms whole-run peak), which
+        # bench/vram_accuracy.py --merge keeps; which plan of that method: plan_name
+        "plan": "h100",
+        "plan_name": job.get("plan", "h100"),
     })
     if fam == "sd3":
         rec["variant"] = job["kind"]
