@@ -2,6 +2,9 @@
 # The GPU proof of `lorac run`, on the device machine, from the repository root:
 #
 #   tests/gpu/proof.sh setup    wheels into /tmp/site, example datasets, synthetic FLUX set
+#   tests/gpu/proof.sh setup sd3  the same without the FLUX set (the SD3 plan writes its own
+#                               sets, ~32 GB, into /tmp/sd3): other synthetic sets on a warm
+#                               machine are removed while /tmp has less than 36 GB free
 #   tests/gpu/proof.sh formats  `lorac run fast --synthetic --max-steps 20`, --format toml on
 #                               GPU 0 and --format cli on GPU 1, at the same time
 #   tests/gpu/proof.sh multi    the same job with [run] gpus = 2, then an interrupted run
@@ -16,6 +19,10 @@
 #   tests/gpu/proof.sh matrix h100 [D]  the same, detached, for one H100 in one call: the plan
 #                               h100 of vram_matrix.py (FLUX.1 cases, SDXL), no run started that
 #                               could not end D seconds (490) after the start
+#   tests/gpu/proof.sh matrix sd3 [D]  the same for the plan sd3 of vram_matrix.py (SD3
+#                               medium and SD3.5 large on synthetic sets that
+#                               tests/gpu/sd3_synth.py writes into /tmp/sd3 first; after
+#                               `setup sd3`)
 #   tests/gpu/proof.sh matrix [h100 [D]] --only NAMES  either of them for the configurations
 #                               NAMES alone (comma-separated ids, as `tests/gpu/vram_matrix.py
 #                               list [--plan h100]` prints them; the selection goes to
@@ -27,8 +34,9 @@
 # for Python 3.12: the shipped profiles use AdamW8bit) carried along. Results go to $OUT.
 set -uo pipefail
 usage() {
-    echo "usage: $0 setup|formats|multi|interrupt|overhead|report|collect [S]" >&2
+    echo "usage: $0 setup [sd3]|formats|multi|interrupt|overhead|report|collect [S]" >&2
     echo "       $0 matrix [h100 [D]] [--only NAMES]" >&2
+    echo "       $0 matrix sd3 [D] [--only NAMES]    (after $0 setup sd3)" >&2
     exit 2
 }
 OUT="${OUT:-/tmp/lorac-proof}"
@@ -42,8 +50,21 @@ summarise() { python3 tests/gpu/summarise.py "$@" | tee -a "$OUT/summary.txt"; }
 
 case "${1:-}" in
 setup)
+    flux_set=1
+    if [[ ${2:-} == sd3 ]]; then
+        flux_set=0
+        # a warm machine keeps /tmp: the SD3 sets need ~32 GB beside what is there
+        if [[ ! -f /tmp/sd3/sd3.5-large.json ]]; then
+            for d in /tmp/synth-aitk-flux /tmp/synth-aitk-wan /tmp/sdxl /tmp/synth; do
+                (( $(df --output=avail -k /tmp | tail -1) >= 36 * 1024 * 1024 )) && break
+                [[ -e $d ]] && rm -rf "$d" && echo "removed $d for room" | tee -a "$OUT/summary.txt"
+            done
+        fi
+    elif [[ -n ${2:-} ]]; then
+        usage
+    fi
     # a warm machine keeps /tmp: ai-toolkit's FLUX set (32 GB) and this one do not both fit
-    if [[ ! -f /tmp/synth/lorac-synth.json ]] \
+    if ((flux_set)) && [[ ! -f /tmp/synth/lorac-synth.json ]] \
         && (( $(df --output=avail -k /tmp | tail -1) < 40 * 1024 * 1024 )); then
         rm -rf /tmp/synth-aitk-flux /tmp/synth-aitk-wan
         echo "removed ai-toolkit's synthetic sets for room" | tee -a "$OUT/summary.txt"
@@ -57,8 +78,8 @@ setup)
 p = torch.nn.Parameter(torch.randn(64, device='cuda')); o = bnb.optim.AdamW8bit([p], lr=1e-3)
 p.grad = torch.randn_like(p); o.step(); print('bitsandbytes', bnb.__version__, 'AdamW8bit ok')"
     [[ -d data/subject2 ]] || { mkdir -p data; cp -r examples/subject data/subject2; }
-    [[ -f /tmp/synth/lorac-synth.json ]] || lorac synth flux1-dev /tmp/synth --device cuda \
-        2>&1 | tee "$OUT/synth.log"
+    ((flux_set)) && ! [[ -f /tmp/synth/lorac-synth.json ]] && lorac synth flux1-dev \
+        /tmp/synth --device cuda 2>&1 | tee "$OUT/synth.log"
     ;;
 formats)
     CUDA_VISIBLE_DEVICES=0 lorac run fast --synthetic --max-steps 20 --format toml \
@@ -160,6 +181,9 @@ matrix)
         esac
     done
     [[ -z $deadline || -n $plan ]] || usage
+    if [[ -n $plan ]] && ! python3 tests/gpu/vram_matrix.py list --plan "$plan" > /dev/null; then
+        exit 2
+    fi
     plan_args=()
     [[ -n $plan ]] && plan_args=(--plan "$plan" --deadline "${deadline:-490}")
     if ((${#only[@]})); then

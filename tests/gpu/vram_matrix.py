@@ -360,16 +360,28 @@ H100_PLAN: list[tuple[str, str, dict, str]] = [
 #: fill what time is left.
 H100_CORE = 16
 #: Steps per run: enough for a steady step time after the first (slow) one.
-H100_STEPS = {"flux1-dev": 5, "sdxl": 8}
-#: Seconds a run is expected to take on a busy host (start-up dominates), for the deadline.
-EXPECTED_S = {"flux1-dev": 130.0, "sdxl": 75.0}
+H100_STEPS = {"flux1-dev": 5, "sdxl": 8, "sd3": 8}
+#: Seconds a run is expected to take on a busy host (start-up dominates), for the deadline, by
+#: family or SD3 variant. An SD3 run adds to SDXL's loading a T5-XXL of 9.5 GB (cast to bf16 on
+#: the host) and the hash of its checkpoint: 4.2 GB (medium), 16.3 GB (3.5 large, and the fp8
+#: cast of 8 B parameters on the host).
+EXPECTED_S = {"flux1-dev": 130.0, "sdxl": 75.0, "sd3-medium": 110.0, "sd3.5-large": 170.0}
 #: GPU memory the H100 plan shares out (of 81,559 MiB): 3.5 GB for contexts and slack.
 H100_BUDGET_MIB = 78_000.0
 #: Host memory a run is charged while scheduling (MiB): FLUX.1 holds the bf16 transformer and
-#: its fp8 copy, T5-XXL and CLIP-L; SDXL its checkpoint and fp32 text encoders. The machine
-#: has 128 GiB.
-HOST_CHARGE = {"flux1-dev": 40_000.0, "sdxl": 14_000.0}
+#: its fp8 copy, T5-XXL and CLIP-L; SDXL its checkpoint and fp32 text encoders; SD3 its
+#: checkpoint while loading, then T5-XXL (bf16, 9.5 GB), CLIP-L and CLIP-G for the whole run
+#: (3.5 large: 16.3 GB of MMDiT and its fp8 copy while loading). The machine has 128 GiB.
+HOST_CHARGE = {"flux1-dev": 40_000.0, "sdxl": 14_000.0, "sd3-medium": 20_000.0,
+               "sd3.5-large": 34_000.0}
 HOST_BUDGET_MIB = 110_000.0
+#: Kinds of run that, when their turn comes and they do not fit, keep smaller runs from
+#: starting, so that the room they wait for is not taken (SD3.5 large needs two medium runs'
+#: host memory).
+HOLD_THE_LINE = {"sd3.5-large"}
+#: What writing the synthetic SD3 sets takes while it runs: the 3.5-large MMDiT in bf16 on the
+#: GPU (15,537 MiB) with the VAE and a CUDA context; one tensor at a time on the host.
+SD3_BUILDER_MIB, SD3_BUILDER_HOST_MIB = 17_000.0, 4_000.0
 #: What writing the synthetic SDXL checkpoint takes while it runs (fp32 models on the GPU, an
 #: fp16 copy on the host).
 BUILDER_MIB, BUILDER_HOST_MIB = 16_000.0, 24_000.0
@@ -382,6 +394,8 @@ def sdxl_conditions(changes: dict) -> dict:
 
 
 def plan_conditions(family: str, changes: dict) -> dict:
+    if family == "sd3":
+        return sd3_conditions(changes)
     return sdxl_conditions(changes) if family == "sdxl" else conditions(changes)
 
 
@@ -411,16 +425,108 @@ def sdxl_profile_text(name: str, cond: dict, checkpoint: str, tokenizers: str,
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------- the SD3 plan
+
+#: SD3 base conditions: sd-scripts' sd3_train_network.py on a synthetic SD3 medium checkpoint
+#: (tests/gpu/sd3_synth.py), MMDiT only, latents and text-encoder outputs cached to disk.
+#: ``pretrained_model_name_or_path`` is the checkpoint's file name, from which lorac reads the
+#: variant (vram_families.sd3_variant); the profile names the file's full path.
+SD3_FILES = {"sd3-medium": "sd3_medium-synth.safetensors",
+             "sd3.5-large": "sd3.5_large-synth.safetensors"}
+SD3_BASE = {"pretrained_model_name_or_path": SD3_FILES["sd3-medium"], "resolution": 1024,
+            "batch_size": 1, "network_module": "networks.lora_sd3", "network_dim": 16,
+            "optimizer_type": "AdamW8bit", "learning_rate": 1e-4, "mixed_precision": "bf16",
+            "save_precision": "bf16", "fp8_base": False, "gradient_checkpointing": True,
+            "sdpa": True, "network_train_unet_only": True, "cache_latents": True,
+            "cache_latents_to_disk": True, "cache_text_encoder_outputs": True,
+            "cache_text_encoder_outputs_to_disk": True, "gradient_accumulation_steps": 1}
+LARGE = {"pretrained_model_name_or_path": SD3_FILES["sd3.5-large"]}
+TE_LIVE = {"cache_text_encoder_outputs": False, "cache_text_encoder_outputs_to_disk": False}
+#: (id, family, changes from SD3_BASE, split): SD3 medium at 512/1024 px, batch 1/4, rank
+#: 16/128, checkpointing on/off, AdamW/AdamW8bit, fp8_base on/off, text-encoder outputs cached
+#: or encoded every step (CLIP-L/G trained, T5-XXL resident); then SD3.5 large with and
+#: without fp8_base, which also tests that one set of constants serves both sizes.
+SD3_PLAN: list[tuple[str, str, dict, str]] = [
+    ("sd3m-r1024-b1", "sd3", {}, "fit"),
+    ("sd3m-r512-b1", "sd3", {"resolution": 512}, "fit"),
+    ("sd3m-r1024-b4", "sd3", {"batch_size": 4}, "holdout"),
+    ("sd3m-rank128", "sd3", {"network_dim": 128}, "fit"),
+    ("sd3m-nogc", "sd3", {"gradient_checkpointing": False}, "holdout"),
+    ("sd3m-nogc-r512-b4", "sd3", {"gradient_checkpointing": False, "resolution": 512,
+                                  "batch_size": 4}, "fit"),
+    ("sd3m-adamw", "sd3", {"optimizer_type": "AdamW"}, "fit"),
+    ("sd3m-fp8", "sd3", {"fp8_base": True}, "holdout"),
+    ("sd3m-te-live", "sd3", {**TE_LIVE, "network_train_unet_only": False}, "fit"),
+    ("sd35l-fp8", "sd3", {**LARGE, "fp8_base": True}, "fit"),
+    ("sd35l-bf16-r512", "sd3", {**LARGE, "resolution": 512}, "holdout"),
+    # extras, started only while time is left
+    ("sd3m-rank128-adamw-r512", "sd3", {"network_dim": 128, "optimizer_type": "AdamW",
+                                        "resolution": 512}, "holdout"),
+    ("sd3m-fp8-nogc-r512", "sd3", {"fp8_base": True, "gradient_checkpointing": False,
+                                   "resolution": 512}, "fit"),
+    ("sd35l-fp8-b4-r512", "sd3", {**LARGE, "fp8_base": True, "batch_size": 4,
+                                  "resolution": 512}, "holdout"),
+]
+SD3_CORE = 11
+
+
+def sd3_conditions(changes: dict) -> dict:
+    cond = {**SD3_BASE, **changes}
+    cond["network_alpha"] = cond["network_dim"]
+    return cond
+
+
+def sd3_variant_of(cond: dict) -> str:
+    """``sd3-medium`` or ``sd3.5-large``: which synthetic checkpoint a run needs."""
+    return next(v for v, f in SD3_FILES.items() if f == cond["pretrained_model_name_or_path"])
+
+
+def sd3_profile_text(name: str, cond: dict, files: dict, data_dir: str, steps: int) -> str:
+    """A standalone SD3 profile on the synthetic set ``files`` (sd3_synth.py's JSON: checkpoint,
+    clip_l, clip_g, t5xxl, tokenizer_cache_dir)."""
+    ds = ("resolution", "batch_size", "pretrained_model_name_or_path")
+    section = {"network_module": "network", "network_dim": "network",
+               "network_alpha": "network", "network_train_unet_only": "network",
+               "optimizer_type": "optimizer", "learning_rate": "optimizer"}
+    lines = ["[profile]", 'family = "sd3"', f'description = "VRAM matrix {name}"', "",
+             "[model]", f"pretrained_model_name_or_path = {json.dumps(files['checkpoint'])}"]
+    lines += [f"{k} = {json.dumps(files[k])}" for k in ("clip_l", "clip_g", "t5xxl")]
+    for sec in ("network", "optimizer", "training"):
+        lines += ["", f"[{sec}]"]
+        for k, v in cond.items():
+            if k not in ds and section.get(k, "training") == sec:
+                lines.append(f"{k} = {json.dumps(v)}")
+        if sec == "training":
+            lines += [f"tokenizer_cache_dir = {json.dumps(files['tokenizer_cache_dir'])}",
+                      f"max_train_steps = {steps}", "seed = 42"]
+    lines += ["", "[saving]", 'output_dir = "output"', f'output_name = "vm_{name}"', "",
+              "[dataset]", f"resolution = {cond['resolution']}",
+              f"batch_size = {cond['batch_size']}", "enable_bucket = true",
+              "bucket_no_upscale = true", 'caption_extension = ".txt"', "",
+              "[[dataset.subsets]]", f"image_dir = {json.dumps(data_dir)}", "num_repeats = 10",
+              ""]
+    return "\n".join(lines)
+
+
+#: The plans ``run --plan`` knows, and how many of each plan's first entries are its core.
+PLANS = {"h100": (H100_PLAN, H100_CORE), "sd3": (SD3_PLAN, SD3_CORE)}
+
+
+def kind(family: str, cond: dict) -> str:
+    """The key of EXPECTED_S / HOST_CHARGE: the family, or the SD3 variant."""
+    return sd3_variant_of(cond) if family == "sd3" else family
+
+
 #: Margin on the model's prediction while scheduling: FLUX.1 is calibrated (a few per cent),
 #: SDXL is a first-principles estimate until this plan has measured it.
-CHARGE_MARGIN = {"flux1-dev": 1.03, "sdxl": 1.2}
+CHARGE_MARGIN = {"flux1-dev": 1.03, "sdxl": 1.2, "sd3": 1.15}
 
 
 def h100_charge(family: str, cond: dict) -> float:
     """What a run is assumed to take on the GPU while scheduling: the model's peak with the
     family's margin, plus 1 GB."""
     rec = {"conditions": cond, "gpus": 1, "family": family}
-    if family == "sdxl":
+    if family in ("sdxl", "sd3"):
         from lorac.trainers.kohya import vram_families
 
         est = vram_families.estimate(vram_families.run_from_record(rec))
@@ -548,6 +654,13 @@ def start_loggers(out: Path) -> list[subprocess.Popen]:
     return procs
 
 
+#: What each family's records say of their weights.
+WEIGHTS = {"sdxl": "synthetic SDXL base (tests/gpu/sdxl_synth.py: sd-scripts' own classes, "
+                   "real shapes, random values, fp16)",
+           "sd3": "synthetic SD3 set (tests/gpu/sd3_synth.py: sd-scripts' own classes, real "
+                  "shapes, random values; MMDiT bf16, VAE, CLIP-L, CLIP-G and T5-XXL fp16)"}
+
+
 def h100_record(job: dict, manifest: dict, offset: float, out: Path, shared: bool) -> dict:
     """A record in the format of the measurements file, with the H100 plan's extra figures."""
     fam = job["family"]
@@ -571,9 +684,7 @@ def h100_record(job: dict, manifest: dict, offset: float, out: Path, shared: boo
         "family": fam,
         "script": load_families()[fam].script,
         "trainer_commit": COMMIT,
-        "weights": ("synthetic (lorac synth flux1-dev)" if fam != "sdxl" else
-                    "synthetic SDXL base (tests/gpu/sdxl_synth.py: sd-scripts' own classes, "
-                    "real shapes, random values, fp16)"),
+        "weights": WEIGHTS.get(fam, "synthetic (lorac synth flux1-dev)"),
         "smi_process_peak_mib": smi["process"],
         "smi_device_peak_mib": smi["device"],
         "smi_interval_s": 0.1,
@@ -589,68 +700,116 @@ def h100_record(job: dict, manifest: dict, offset: float, out: Path, shared: boo
         "gpu_busy_api": "nvidia-smi pmon SM % of the run's processes, mean over the steps",
         "sec_per_step_shared": shared,
         "wall_s": round(job["t1"] - job["t0"], 1),
+        # "h100": the method (one H100, nvidia-smi's 100 ms whole-run peak), which
+        # bench/vram_accuracy.py --merge keeps; which plan of that method: plan_name
         "plan": "h100",
+        "plan_name": job.get("plan", "h100"),
     })
+    if fam == "sd3":
+        rec["variant"] = job["kind"]
     if not shared and smi["device"]:
         rec["peak_mib"] = smi["device"]
     return rec
 
 
+def written_set(path: Path) -> dict | None:
+    """A synthetic set's JSON once it is complete (None while absent or being written)."""
+    try:
+        return json.loads(path.read_text()) or None
+    except (OSError, ValueError):
+        return None
+
+
 def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: float,
-             sdxl_dir: Path) -> int:
-    """The H100 plan on GPU 0: a synthetic SDXL checkpoint first (once), then the runs,
-    largest first, as many at a time as the memory budget and ``per_gpu`` allow."""
+             sdxl_dir: Path, plan_name: str = "h100", sd3_dir: Path = Path("/tmp/sd3")) -> int:
+    """The plan ``plan_name`` (``h100`` or ``sd3``) on GPU 0: its synthetic checkpoints first
+    (once; SDXL into ``sdxl_dir``, SD3 into ``sd3_dir``, the 3.5-large set first; each
+    variant's runs start as soon as its set is there), then the runs: the core first, largest
+    first within it, as many at a time as the memory budgets and ``per_gpu`` allow; the
+    plan's extras once the whole core has started."""
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     loggers = start_loggers(out)
-    plan = [(n, f, c, s) for n, f, c, s in H100_PLAN if not only or n in only]
-    builder = None
-    info: dict = {}
+    entries, n_core = PLANS[plan_name]
+    plan = [(n, f, c, s) for n, f, c, s in entries if not only or n in only]
+    builders: dict[str, tuple[subprocess.Popen, float, float]] = {}
+    info: dict[str, dict] = {}  # kind -> the synthetic set's JSON
     if (sdxl_dir / "sdxl-synth.json").is_file():
-        info = json.loads((sdxl_dir / "sdxl-synth.json").read_text())
+        info["sdxl"] = json.loads((sdxl_dir / "sdxl-synth.json").read_text())
     elif any(f == "sdxl" for _, f, _, _ in plan):
         # written beside the first FLUX.1 runs, which spend their first minute on the host
         build_log = open(out / "sdxl_synth.log", "w")  # noqa: SIM115 (open while it runs)
-        builder = subprocess.Popen([sys.executable, str(ROOT / "tests/gpu/sdxl_synth.py"),
-                                    str(sdxl_dir)], cwd=ROOT, stdout=build_log,
-                                   stderr=subprocess.STDOUT)
+        builders["sdxl"] = (subprocess.Popen(
+            [sys.executable, str(ROOT / "tests/gpu/sdxl_synth.py"), str(sdxl_dir)], cwd=ROOT,
+            stdout=build_log, stderr=subprocess.STDOUT), BUILDER_MIB, BUILDER_HOST_MIB)
+    variants = [v for v in SD3_FILES if any(f == "sd3" and sd3_variant_of(plan_conditions(
+        f, c)) == v for _, f, c, _ in plan)]
+    # the large set first (after the text encoders): its runs are the longest, so they start
+    # first and the medium runs fill the room beside them (a FLUX.1 set's T5-XXL on the
+    # machine is the same file)
+    missing = sorted((v for v in variants if not (sd3_dir / f"{v}.json").is_file()),
+                     key=lambda v: v not in HOLD_THE_LINE)
+    if missing:
+        t5 = Path(os.environ.get("LORAC_SYNTH_DIR", "/tmp/synth")) / "t5xxl_fp16.safetensors"
+        build_log = open(out / "sd3_synth.log", "w")  # noqa: SIM115 (open while it runs)
+        builders["sd3"] = (subprocess.Popen(
+            [sys.executable, str(ROOT / "tests/gpu/sd3_synth.py"), str(sd3_dir), "--variants",
+             ",".join(missing), *(["--t5xxl", str(t5)] if t5.is_file() else [])], cwd=ROOT,
+            stdout=build_log, stderr=subprocess.STDOUT), SD3_BUILDER_MIB, SD3_BUILDER_HOST_MIB)
     queue = []
-    core = {n for n, *_ in H100_PLAN[:H100_CORE]}
+    core = {n for n, *_ in entries[:n_core]}
     for name, fam, changes, split in plan:
         cond = plan_conditions(fam, changes)
-        queue.append({"name": name, "family": fam, "cond": cond, "split": split,
-                      "charge": h100_charge(fam, cond), "steps": H100_STEPS[fam],
-                      "extra": name not in core})
-    # the core first, the largest first within it (small runs fill the gaps)
-    queue.sort(key=lambda q: (q["extra"], -q["charge"]))
+        queue.append({"name": name, "family": fam, "kind": kind(fam, cond), "cond": cond,
+                      "split": split, "plan": plan_name, "charge": h100_charge(fam, cond),
+                      "steps": H100_STEPS[fam], "extra": name not in core})
+    # the core first, the runs that hold the line (below) first within it, then the largest
+    # first (small runs fill the gaps)
+    queue.sort(key=lambda q: (q["extra"], q["kind"] not in HOLD_THE_LINE, -q["charge"]))
     running: list[dict] = []
     ever_shared: dict[str, bool] = {}
     k = 0
     while queue or running:
         elapsed = time.monotonic() - t0
-        if builder is not None and builder.poll() is not None:
-            rc = builder.returncode
-            print(f"[{elapsed:6.0f} s] SDXL checkpoint: exit {rc}", flush=True)
-            if rc == 0 and (sdxl_dir / "sdxl-synth.json").is_file():
-                info = json.loads((sdxl_dir / "sdxl-synth.json").read_text())
-            else:
-                queue = [q for q in queue if q["family"] != "sdxl"]
-            builder = None
-        used = sum(r["charge"] for r in running) + (BUILDER_MIB if builder else 0.0)
-        host = sum(HOST_CHARGE[r["family"]] for r in running) + (
-            BUILDER_HOST_MIB if builder else 0.0)
-        for q in list(queue):
-            if q["family"] == "sdxl" and not info:
+        for v in variants:
+            if v not in info and (got := written_set(sd3_dir / f"{v}.json")):
+                info[v] = got
+                print(f"[{elapsed:6.0f} s] {v} set written", flush=True)
+        for what, (builder, _, _) in list(builders.items()):
+            if builder.poll() is None:
                 continue
+            rc = builder.returncode
+            print(f"[{elapsed:6.0f} s] {what} checkpoints: exit {rc}", flush=True)
+            if what == "sdxl" and rc == 0 and (sdxl_dir / "sdxl-synth.json").is_file():
+                info["sdxl"] = json.loads((sdxl_dir / "sdxl-synth.json").read_text())
+            for v in variants:
+                if v not in info and (got := written_set(sd3_dir / f"{v}.json")):
+                    info[v] = got
+            dropped = [q["name"] for q in queue if q["family"] in (what,) and
+                       q["kind"] not in info]
+            queue = [q for q in queue if q["name"] not in dropped]
+            if dropped:
+                print(f"[{elapsed:6.0f} s] no set for {', '.join(dropped)}", flush=True)
+            del builders[what]
+        used = sum(r["charge"] for r in running) + sum(b[1] for b in builders.values())
+        host = sum(HOST_CHARGE[r["kind"]] for r in running) + sum(
+            b[2] for b in builders.values())
+        for q in list(queue):
+            if q["family"] in ("sdxl", "sd3") and q["kind"] not in info:
+                continue
+            if q["extra"] and any(not x["extra"] for x in queue):
+                continue  # extras only once the whole core has started
             if len(running) >= per_gpu:
                 break
-            if elapsed + EXPECTED_S[q["family"]] > deadline:
+            if elapsed + EXPECTED_S[q["kind"]] > deadline:
                 queue.remove(q)
                 print(f"[{elapsed:6.0f} s] skip {q['name']}: would end after the deadline",
                       flush=True)
                 continue
             if used + q["charge"] > H100_BUDGET_MIB or \
-                    host + HOST_CHARGE[q["family"]] > HOST_BUDGET_MIB:
+                    host + HOST_CHARGE[q["kind"]] > HOST_BUDGET_MIB:
+                if q["kind"] in HOLD_THE_LINE:
+                    break  # nothing smaller takes the room it waits for
                 continue
             queue.remove(q)
             k += 1
@@ -659,10 +818,14 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
                 shutil.copytree(ROOT / "examples" / "subject", data)
             name = q["name"]
             if q["family"] == "sdxl":
-                text = sdxl_profile_text(name, q["cond"], info.get("checkpoint", ""),
-                                         info.get("tokenizer_cache_dir", ""), str(data),
-                                         q["steps"])
+                text = sdxl_profile_text(name, q["cond"], info["sdxl"].get("checkpoint", ""),
+                                         info["sdxl"].get("tokenizer_cache_dir", ""),
+                                         str(data), q["steps"])
                 extra: list[str] = []
+            elif q["family"] == "sd3":
+                text = sd3_profile_text(name, q["cond"], info[q["kind"]], str(data),
+                                        q["steps"])
+                extra = []
             else:
                 text = profile_text(name, q["cond"])
                 extra = ["--synthetic"]
@@ -682,7 +845,7 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
                 ever_shared[r["name"]] = True
             running.append(q)
             used += q["charge"]
-            host += HOST_CHARGE[q["family"]]
+            host += HOST_CHARGE[q["kind"]]
             print(f"[{elapsed:6.0f} s] start {name} ({q['charge']:.0f} MiB charged, "
                   f"{len(running)} running)", flush=True)
             time.sleep(3)  # stagger the weight loading
@@ -714,7 +877,7 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
                   f"{rec['smi_process_peak_mib']}, device {rec['smi_device_peak_mib']}) "
                   f"phases {rec['phases_mib']} s/step {rec['sec_per_step']} busy "
                   f"{rec['gpu_busy']} host {rec['host_rss_peak_mib']}", flush=True)
-    if builder is not None:
+    for builder, _, _ in builders.values():
         builder.terminate()
     for p in loggers:
         p.terminate()
@@ -723,8 +886,9 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
 
 
 def names(plan: str) -> list[str]:
-    """The configuration ids of ``plan`` (``h100``, or the two-GPU matrix when empty)."""
-    return [n for n, *_ in H100_PLAN] if plan == "h100" else [n for n, _ in MATRIX]
+    """The configuration ids of ``plan`` (``h100``, ``sd3``, or the two-GPU matrix when
+    empty)."""
+    return [n for n, *_ in PLANS[plan][0]] if plan in PLANS else [n for n, _ in MATRIX]
 
 
 def selection(only: str, plan: str) -> set[str]:
@@ -734,7 +898,7 @@ def selection(only: str, plan: str) -> set[str]:
     unknown = sorted(chosen - set(names(plan)))
     if unknown:
         raise ValueError(f"no configuration {', '.join(unknown)} in the "
-                         f"{'h100 plan' if plan == 'h100' else 'matrix'} (python3 "
+                         f"{plan + ' plan' if plan in PLANS else 'matrix'} (python3 "
                          f"tests/gpu/vram_matrix.py list{' --plan ' + plan if plan else ''} "
                          f"lists them)")
     return chosen
@@ -756,9 +920,12 @@ def main(argv: list[str]) -> int:
     except ValueError as e:
         print(f"vram_matrix: {e}", file=sys.stderr)
         return 2
+    if plan and plan not in PLANS:
+        print(f"vram_matrix: no plan {plan!r} (known: {', '.join(PLANS)})", file=sys.stderr)
+        return 2
     if argv[0] == "list":
-        if plan == "h100":
-            chosen = [e for e in H100_PLAN if not only or e[0] in only]
+        if plan in PLANS:
+            chosen = [e for e in PLANS[plan][0] if not only or e[0] in only]
             for name, fam, changes, split in chosen:
                 print(f"{name:<28}{fam:<11}{split:<9}{json.dumps(changes)}")
             print(f"{len(chosen)} configurations")
@@ -768,10 +935,11 @@ def main(argv: list[str]) -> int:
             print(f"{name:<16}{json.dumps(changes)}")
         print(f"{len(rows)} configurations")
         return 0
-    if plan == "h100":
+    if plan in PLANS:
         return run_h100(Path(argv[1]), only, int(opt("--per-gpu", "6")),
                         float(opt("--offset", "0")), float(opt("--deadline", "490")),
-                        Path(opt("--sdxl-dir", "/tmp/sdxl")))
+                        Path(opt("--sdxl-dir", "/tmp/sdxl")), plan,
+                        Path(opt("--sd3-dir", "/tmp/sd3")))
     return run(Path(argv[1]), int(opt("--steps", "4")), only, int(opt("--per-gpu", "3")),
                float(opt("--offset", "0")), int(opt("--gpus", "2")))
 
