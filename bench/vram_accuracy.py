@@ -227,25 +227,37 @@ def host_section(records: list[dict]) -> str:
             pred = lm.host_ram_mib(mvram.run_from_record(r))
         else:
             continue
-        rows.append((r["id"], meas, pred, r.get("host_rss_api", "")))
+        rows.append((r["id"], meas, pred, r.get("host_rss_api", ""), bool(r.get("gpu_shared"))))
     upper = [row for row in rows if not row[3].startswith("sum of Pss")]
-    rows = [row for row in rows if row[3].startswith("sum of Pss")]
+    lower = [row for row in rows if row[3].startswith("sum of Pss") and row[4]]
+    rows = [row for row in rows if row[3].startswith("sum of Pss") and not row[4]]
     if upper:
         print("\n== host RAM, upper bounds only (VmRSS summed over forked workers): not judged")
-        for rid, m, p, _ in upper:
+        for rid, m, p, *_ in upper:
             print(f"  {rid:<26} VmRSS sum {m:>9.0f} MiB  predicted {p:>9.0f} MiB")
+    if lower:
+        # runs beside others on one host share the page cache of the same checkpoint files,
+        # and Pss divides those pages among them: each run's figure is low by its share
+        print("\n== host RAM, lower bounds only (Pss of runs that shared the host and its "
+              "mapped checkpoint files): not judged")
+        for rid, m, p, *_ in lower:
+            print(f"  {rid:<26} Pss, shared {m:>9.0f} MiB  predicted {p:>9.0f} MiB "
+                  f"({'above' if p >= m else 'BELOW'} the bound)")
     if not rows:
-        return (f"host RAM: no record has a Pss peak yet ({len(upper)} VmRSS upper bound(s); "
-                "tests/gpu/vram_matrix.py records it)")
-    print("\n== host RAM: predicted against the measured peak RSS of the trainer's process tree")
+        return (f"host RAM: no record alone on its host has a Pss peak yet ({len(upper)} upper, "
+                f"{len(lower)} lower bound(s); tests/gpu/vram_matrix.py records it)")
+    print("\n== host RAM: predicted against the measured peak (Pss) of the trainer's process "
+          "tree, runs alone on their host")
     errs = []
-    for rid, m, p, _ in rows:
+    for rid, m, p, *_ in rows:
         errs.append((p - m) / m * 100)
         print(f"  {rid:<26} measured {m:>9.0f} MiB  predicted {p:>9.0f} MiB ({errs[-1]:+.0f} %)")
     a = sorted(abs(e) for e in errs)
-    return (f"host RAM: {len(rows)} record(s), median |error| {statistics.median(a):.0f} %, "
-            f"worst {max(errs, key=abs):+.0f} %, predicted >= measured on "
-            f"{sum(e >= 0 for e in errs)}/{len(errs)}")
+    return (f"host RAM: {len(rows)} record(s) alone on their host, median |error| "
+            f"{statistics.median(a):.0f} %, worst {max(errs, key=abs):+.0f} %; lower bounds "
+            f"(runs sharing a host) at or under the prediction on "
+            f"{sum(p >= m for _, m, p, *_ in lower)}/{len(lower)}; {len(upper)} VmRSS upper "
+            f"bound(s) not judged")
 
 
 def time_points(records: list[dict]) -> list[tuple[dict, object, int, float]]:
@@ -356,12 +368,37 @@ def _judge_prior(scope: str, hold: list[dict], to_run: Any, iv: estimates.Interv
     return _judge(scope, judged, iv, "held back", "first-principles, held back")
 
 
-def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
+def _loo(fit_recs: list[dict], to_run: Any, verbose: bool) -> tuple[list[float], list]:
+    """Leave-one-out peak errors of the fit records, and (record, predicted, measured)."""
+    from lorac.trainers import lora_memory as lm
+
+    def obs(rs: list[dict]) -> list:
+        return [(to_run(r), ph, float(v)) for r in rs for ph, v in r["phases_mib"].items()]
+
+    errs, judged = [], []
+    for rec in fit_recs:
+        kk = lm.fit(obs([r for r in fit_recs if r is not rec]))
+        e = lm.estimate(to_run(rec), kk)
+        p = e.peak_mib
+        m = rec.get("peak_mib") or max(rec["phases_mib"].values())
+        if verbose:
+            print(f"  leave out {rec['id']:<20} phases: " + ", ".join(
+                f"{ph} {(e.phases[ph] - v) / v * 100:+.1f} %"
+                for ph, v in rec["phases_mib"].items()))
+        errs.append((p - m) / m)
+        judged.append((rec, p, m))
+    return errs, judged
+
+
+def generic_sections(kohya_records: list[dict], write: bool,
+                     pooled: dict[str, list[float]] | None = None) -> list[str]:
     """The first-principles families (lorac/trainers/lora_memory.py): per trainer x family,
     fit the constants on its 'fit' records, leave-one-out errors, the interval, and the
     held-back records (or, with fewer than 4 fit records and none held back, each fit record
-    judged by the model fitted without it). Returns the summary rows; with ``write`` keeps
-    what ``--write`` stores."""
+    judged by the model fitted without it). A family with few runs gets an interval at least
+    as wide as its trainer's other families' leave-one-out errors (``pooled`` adds those of
+    families outside this function, kohya FLUX.1). Returns the summary rows; with ``write``
+    keeps what ``--write`` stores."""
     from lorac.trainers import lora_memory as lm
     from lorac.trainers.kohya import vram_families
     from lorac.trainers.musubi import vram as mvram
@@ -384,9 +421,12 @@ def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
         groups.append(("ai-toolkit", arch, by_arch_a.get(arch, []), avram.run_from_record))
     rows = []
     musubi_out: dict[str, dict] = {}
+    fits = {(t, f): [r for r in recs if r.get("split") == "fit" and r.get("weight") == "full"]
+            for t, f, recs, _ in groups}
+    loo = {(t, f): _loo(fits[(t, f)], to_run, verbose=False)[0] for t, f, _, to_run in groups}
     for trainer, fam, recs, to_run in groups:
         scope = f"{trainer}/{fam}"
-        fit_recs = [r for r in recs if r.get("split") == "fit" and r.get("weight") == "full"]
+        fit_recs = fits[(trainer, fam)]
         hold = [r for r in recs if r.get("split") == "holdout" and r.get("weight") != "failed"]
         if not fit_recs:
             iv = lm.FIRST_PRINCIPLES
@@ -401,19 +441,10 @@ def generic_sections(kohya_records: list[dict], write: bool) -> list[str]:
             return [(to_run(r), ph, float(v)) for r in rs for ph, v in r["phases_mib"].items()]
 
         k = lm.fit(obs(fit_recs))
-        errs = []
-        judged = []
-        for rec in fit_recs:
-            kk = lm.fit(obs([r for r in fit_recs if r is not rec]))
-            e = lm.estimate(to_run(rec), kk)
-            p = e.peak_mib
-            m = rec.get("peak_mib") or max(rec["phases_mib"].values())
-            print(f"  leave out {rec['id']:<20} phases: " + ", ".join(
-                f"{ph} {(e.phases[ph] - v) / v * 100:+.1f} %"
-                for ph, v in rec["phases_mib"].items()))
-            errs.append((p - m) / m)
-            judged.append((rec, p, m))
-        iv = estimates.interval_from_errors(errs, scope=scope)
+        errs, judged = _loo(fit_recs, to_run, verbose=True)
+        others = [e for (t, f), es in loo.items() if t == trainer and f != fam for e in es]
+        others += (pooled or {}).get(trainer, [])
+        iv = estimates.interval_from_errors(errs, scope=scope, pooled=others)
         if hold:
             judged = [(r, lm.estimate(to_run(r), k).peak_mib,
                        r.get("peak_mib") or max(r["phases_mib"].values())) for r in hold]
@@ -526,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     res = report(hold, k, "held back", interval)
     n = res["records"]
     within = sum(abs(e) <= 10 for e in res["peak_errors"])
-    others = generic_sections(all_records, args.write)
+    others = generic_sections(all_records, args.write, {"kohya": [e / 100 for e in loo]})
     tk, time_summary = time_section(all_records)
     host_summary = host_section(all_records)
     print(f"\n== per trainer x family, held-back records (cards "

@@ -36,3 +36,20 @@ def test_few_runs_get_a_floor_and_none_a_first_principles_interval() -> None:
     ("fits", 25_000, False), ("does not fit", 25_000, True), ("does not fit", 23_000, False)])
 def test_verdict_right(word: str, measured: float, right: bool) -> None:
     assert e.verdict_right(word, measured, 24_564) is right
+
+
+def test_a_family_with_few_runs_is_at_least_as_wide_as_its_trainers_others() -> None:
+    """Nine runs' range understates the next run's error (kohya SDXL: 2 of 6 held-back runs
+    fell outside it); below 20 runs the interval takes the trainer's other families' errors
+    in, and says so."""
+    from lorac.trainers.estimates import interval_from_errors
+
+    own = [0.01, -0.02, 0.03, -0.01, 0.02, 0.0, -0.03, 0.01, 0.02]
+    alone = interval_from_errors(own, scope="kohya/sdxl")
+    assert alone.high < 1.04 and "widened" not in alone.basis
+    wide = interval_from_errors(own, scope="kohya/sdxl", pooled=[0.05, -0.085])
+    assert wide.high == pytest.approx(1 / (1 - 0.085) + 0.005, abs=1e-4)
+    assert wide.low == pytest.approx(1 / 1.05 - 0.005, abs=1e-4)
+    assert "widened" in wide.basis and wide.n == len(own)
+    many = interval_from_errors(own * 3, scope="kohya/flux1", pooled=[0.05, -0.085])
+    assert many.high < 1.04  # 27 runs speak for themselves

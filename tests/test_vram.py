@@ -81,17 +81,19 @@ def test_fitted_model_reproduces_the_measurements() -> None:
 
 
 def test_shared_gpu_method_checks() -> None:
-    """Re-runs alone on a GPU and on an H100 agree with the shared-GPU H200 matrix run."""
+    """Re-runs alone on a GPU and on an H100 agree within 1 % with their twin that shared its
+    GPU (the FLUX.1 matrix on H200s, the SDXL plan on one H100)."""
     by_id = {r["id"]: r for r in vram.load_measurements()}
     checks = [r for r in by_id.values() if r.get("split") == "check"
               and r["id"].endswith(("-solo", "-h100"))]
     assert {r["id"].rsplit("-", 1)[1] for r in checks} == {"solo", "h100"}
     for rec in checks:
         twin = by_id[rec["id"].rsplit("-", 1)[0]]
-        assert twin["gpu_shared"] and "H200" in twin["gpu"]
+        assert twin["gpu_shared"] and ("H200" in twin["gpu"] or twin.get("family") == "sdxl")
         assert abs(twin["peak_mib"] - rec["peak_mib"]) / rec["peak_mib"] < 0.01, rec["id"]
         if not rec["gpu_shared"]:
-            assert max(rec["device_phases_mib"].values()) == pytest.approx(rec["peak_mib"])
+            assert max(rec["device_phases_mib"].values()) == pytest.approx(rec["peak_mib"],
+                                                                            abs=1.0)
 
 
 def test_records_carry_their_conditions() -> None:

@@ -212,10 +212,11 @@ class LoraRun:
     # quantisation (ai-toolkit: bf16, quantised there with quantize_te); 0: not modelled
     te_load_bytes: float = 0.0
     denoiser_at_te_load: bool = True  # the denoiser is on the GPU while that encoder loads
-    # bytes per parameter of the models as the trainer builds them on the host, and of the
-    # single-file checkpoint it reads them from, mapped while they are built (0: not held)
+    # bytes per parameter of the models as the trainer builds them on the host, and what its
+    # loader holds beside them at its worst moment (MiB: a checkpoint file mapped while its
+    # tensors are converted), which also says the models are all on the host at once
     host_bytes: float = 2.0
-    host_file_bytes: float = 0.0
+    host_extra_mib: float = 0.0
     gpus: int = 1
     notes: tuple[str, ...] = ()
 
@@ -369,16 +370,16 @@ class Prediction(PhasePeaks):
 
 def host_ram_mib(run: LoraRun) -> float:
     """Host memory at the worst moment: every component built on the host once
-    (:attr:`LoraRun.host_bytes` per parameter, bf16 unless the trainer says otherwise) beside
-    the checkpoint file it came from (:attr:`LoraRun.host_file_bytes`), plus ~3 GiB of Python,
-    torch and CUDA host allocations. Trainers that cache in processes of their own load one
-    model at a time."""
+    (:attr:`LoraRun.host_bytes` per parameter, bf16 unless the trainer says otherwise) and what
+    its loader holds beside them (:attr:`LoraRun.host_extra_mib`), plus ~3 GiB of Python, torch
+    and CUDA host allocations. Trainers that cache in processes of their own load one model at
+    a time."""
     a = run.arch
     params = a.denoiser + sum(n for _, n in a.text_encoders) + a.vae
-    total = params * (run.host_bytes + run.host_file_bytes)
-    if run.cache_phases and not run.host_file_bytes:  # caching processes: one model at a time
-        total = max(a.denoiser, max(n for _, n in a.text_encoders)) * run.host_bytes
-    return (total / MIB + 3072) * run.gpus
+    total = params * run.host_bytes / MIB + run.host_extra_mib
+    if run.cache_phases and not run.host_extra_mib:  # caching processes: one model at a time
+        total = max(a.denoiser, max(n for _, n in a.text_encoders)) * run.host_bytes / MIB
+    return (total + 3072) * run.gpus
 
 
 def estimate(run: LoraRun, constants: Constants | None = None,

@@ -11,11 +11,14 @@ latents it stays and encodes every step. ``fp8_base`` stores the UNet/MMDiT in f
 without gradient checkpointing autograd keeps each Linear's bf16 cast for backward, as for
 FLUX.1. SD3's T5-XXL is cast to fp8 with ``fp8_base`` after caching, as FLUX.1's.
 
-Host memory (SDXL): ``load_models_from_sdxl_checkpoint`` builds the UNet and both text encoders
+Host memory. SDXL: ``load_models_from_sdxl_checkpoint`` builds the UNet and both text encoders
 in float32 on the host (no ``full_bf16``/``full_fp16``: ``model_dtype`` is None) from the
 checkpoint's state dict, which stays mapped while they are built: 4 + 2 bytes per parameter of
 an fp16 checkpoint (``library/sdxl_model_util.py`` 169-210, ``sdxl_train_util.py`` 76-91).
-Measured on an H100 host (before the data loader forks): 21.7-23.8 GB.
+Measured alone on an H100 host: 23.4 GB (Pss of the process tree). SD3: every model is loaded
+on the host in the weight dtype with ``assign=True`` (``sd3_train_network.py`` 77-135,
+``library/sd3_utils.py`` 78-261), so a file already in that dtype is its model; T5-XXL ships as
+fp16 and is converted to bf16, so its file is mapped beside its copy while it loads.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def run_from_options(opts: dict[str, Any], family: str, shape: tuple[int, int, i
         dit_bytes=1.0 if fp8 else wb, upcast_kept=fp8, te_bytes=wb, train_te=train_te,
         te_on_gpu_in_training=not te_cached, latents_on_gpu_in_training=not lat_cached,
         vae_bytes=4.0 if lm.truthy(opts.get("no_half_vae")) or wb == 4 else 2.0,
-        **(_sdxl_host(opts) if family == "sdxl" else {}),
+        **(_sdxl_host(opts) if family == "sdxl" else _sd3_host(arch, wb)),
         gpus=gpus, notes=tuple(notes))
 
 
@@ -74,7 +77,16 @@ def _sdxl_host(opts: dict[str, Any]) -> dict[str, float]:
     """sd-scripts' SDXL loader on the host: float32 models beside the fp16 checkpoint, or
     models in the weight dtype with ``full_bf16``/``full_fp16``."""
     half = lm.truthy(opts.get("full_bf16")) or lm.truthy(opts.get("full_fp16"))
-    return {"host_bytes": 2.0 if half else 4.0, "host_file_bytes": 2.0}
+    a = lm.ARCHS["sdxl"]
+    params = a.denoiser + sum(n for _, n in a.text_encoders) + a.vae
+    return {"host_bytes": 2.0 if half else 4.0, "host_extra_mib": params * 2.0 / lm.MIB}
+
+
+def _sd3_host(arch: str, weight_bytes: float) -> dict[str, float]:
+    """sd-scripts' SD3 loader on the host: every model in the weight dtype, and T5-XXL's fp16
+    file mapped beside its converted copy while it loads."""
+    t5 = max(n for _, n in lm.ARCHS[arch].text_encoders)
+    return {"host_bytes": weight_bytes, "host_extra_mib": t5 * 2.0 / lm.MIB}
 
 
 def run_from_profile(profile: Any) -> lm.LoraRun:
