@@ -402,12 +402,20 @@ def plan_conditions(family: str, changes: dict) -> dict:
 def sdxl_profile_text(name: str, cond: dict, checkpoint: str, tokenizers: str,
                       data_dir: str, steps: int) -> str:
     """A standalone SDXL profile (no synthetic swap: the checkpoint is named directly)."""
-    ds = ("resolution", "batch_size")
+    return _profile_text("sdxl", name, cond, {"pretrained_model_name_or_path": checkpoint},
+                         tokenizers, data_dir, steps)
+
+
+def _profile_text(family: str, name: str, cond: dict, model: dict, tokenizers: str,
+                  data_dir: str, steps: int) -> str:
+    """A standalone kohya profile of ``family``: ``model`` is its [model] table, ``cond`` the
+    run's conditions (sorted into [network], [optimizer], [training] and [dataset])."""
+    ds = ("resolution", "batch_size", *model)
     section = {"network_module": "network", "network_dim": "network",
                "network_alpha": "network", "network_train_unet_only": "network",
                "optimizer_type": "optimizer", "learning_rate": "optimizer"}
-    lines = ["[profile]", 'family = "sdxl"', f'description = "VRAM matrix {name}"', "",
-             "[model]", f"pretrained_model_name_or_path = {json.dumps(checkpoint)}"]
+    lines = ["[profile]", f'family = "{family}"', f'description = "VRAM matrix {name}"', "",
+             "[model]", *(f"{k} = {json.dumps(v)}" for k, v in model.items())]
     for sec in ("network", "optimizer", "training"):
         lines += ["", f"[{sec}]"]
         for k, v in cond.items():
@@ -484,28 +492,9 @@ def sd3_variant_of(cond: dict) -> str:
 def sd3_profile_text(name: str, cond: dict, files: dict, data_dir: str, steps: int) -> str:
     """A standalone SD3 profile on the synthetic set ``files`` (sd3_synth.py's JSON: checkpoint,
     clip_l, clip_g, t5xxl, tokenizer_cache_dir)."""
-    ds = ("resolution", "batch_size", "pretrained_model_name_or_path")
-    section = {"network_module": "network", "network_dim": "network",
-               "network_alpha": "network", "network_train_unet_only": "network",
-               "optimizer_type": "optimizer", "learning_rate": "optimizer"}
-    lines = ["[profile]", 'family = "sd3"', f'description = "VRAM matrix {name}"', "",
-             "[model]", f"pretrained_model_name_or_path = {json.dumps(files['checkpoint'])}"]
-    lines += [f"{k} = {json.dumps(files[k])}" for k in ("clip_l", "clip_g", "t5xxl")]
-    for sec in ("network", "optimizer", "training"):
-        lines += ["", f"[{sec}]"]
-        for k, v in cond.items():
-            if k not in ds and section.get(k, "training") == sec:
-                lines.append(f"{k} = {json.dumps(v)}")
-        if sec == "training":
-            lines += [f"tokenizer_cache_dir = {json.dumps(files['tokenizer_cache_dir'])}",
-                      f"max_train_steps = {steps}", "seed = 42"]
-    lines += ["", "[saving]", 'output_dir = "output"', f'output_name = "vm_{name}"', "",
-              "[dataset]", f"resolution = {cond['resolution']}",
-              f"batch_size = {cond['batch_size']}", "enable_bucket = true",
-              "bucket_no_upscale = true", 'caption_extension = ".txt"', "",
-              "[[dataset.subsets]]", f"image_dir = {json.dumps(data_dir)}", "num_repeats = 10",
-              ""]
-    return "\n".join(lines)
+    model = {"pretrained_model_name_or_path": files["checkpoint"],
+             **{k: files[k] for k in ("clip_l", "clip_g", "t5xxl")}}
+    return _profile_text("sd3", name, cond, model, files["tokenizer_cache_dir"], data_dir, steps)
 
 
 #: The plans ``run --plan`` knows, and how many of each plan's first entries are its core.
