@@ -45,6 +45,8 @@ from typing import Any
 
 from lorac.config.profile import parse_resolution
 from lorac.trainers.estimates import FIRST_PRINCIPLES, Interval, Item, PhasePeaks
+from lorac.trainers.lora_memory import _int
+from lorac.trainers.lora_memory import truthy as _bool
 
 __all__ = [
     "CARDS",
@@ -138,24 +140,6 @@ class RunConfig:
 
     def changed(self, **kw: Any) -> RunConfig:
         return replace(self, **kw)
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
-def _int(value: Any, default: int) -> int:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return default
 
 
 def _bucket(w: int, h: int, steps: int = 64) -> tuple[int, int]:
