@@ -25,6 +25,8 @@ __all__ = [
     "Item",
     "PhasePeaks",
     "interval_from_errors",
+    "option_int",
+    "truthy",
     "verdict",
     "verdict_right",
 ]
@@ -184,3 +186,25 @@ class PhasePeaks:
             "host_ram_mib": round(self.host_ram_mib, 1),
             "config": self.config_json(), "notes": list(self.notes),
         }
+
+# ---------------------------------------------------------------------------- options
+
+
+def option_int(value: Any, default: int) -> int:
+    """An option's integer value (an int, an integral float or digits), else ``default``."""
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return default
+
+
+def truthy(value: Any) -> bool:
+    """An option's truth as the trainers read a flag (``"true"``, ``"1"``, ``"on"``, ...)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

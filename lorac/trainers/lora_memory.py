@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from lorac.trainers.estimates import FIRST_PRINCIPLES, Interval, Item, PhasePeaks
+from lorac.trainers.estimates import option_int as _int
+from lorac.trainers.estimates import truthy as truthy  # the memory models read it here
 
 MIB = 1024 * 1024
 PHASES = ("load", "cache_latents", "cache_text_encoder", "prepare", "train")
@@ -468,24 +470,6 @@ def params_b(n: int) -> str:
 def profile_options(profile: Any) -> dict[str, Any]:
     """The profile's flat options (kohya's names), values only."""
     return {k: v for k, (v, _) in profile.options().items()}
-
-
-def _int(value: Any, default: int) -> int:
-    if isinstance(value, bool):
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return default
-
-
-def truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def dataset_shape(profile: Any) -> tuple[int, int, int, int]:

@@ -45,8 +45,8 @@ from typing import Any
 
 from lorac.config.profile import parse_resolution
 from lorac.trainers.estimates import FIRST_PRINCIPLES, Interval, Item, PhasePeaks
-from lorac.trainers.lora_memory import _int
-from lorac.trainers.lora_memory import truthy as _bool
+from lorac.trainers.estimates import option_int as _int
+from lorac.trainers.estimates import truthy as _bool
 
 __all__ = [
     "CARDS",
