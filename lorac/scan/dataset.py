@@ -317,6 +317,75 @@ def _png_bit_depth(head: bytes) -> int:
 def scan_file(path: str, max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> dict[str, Any]:
     """Scan one image file (see :class:`ImageRecord`); never raises for a bad file."""
 
+    rec, gray = _load(path, max_pixels)
+    if gray is not None:
+        _score(rec, gray)
+    return dict(rec.__dict__)
+
+
+def scan_files(paths: list[str], max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> list[tuple[Any, ...]]:
+    """:func:`scan_file` of each path, as the record's values in field order, with the same
+    scores: the reduced grey images of one shape are scored together (:func:`_score_batch`),
+    so that numpy's fixed cost per call is paid once per batch rather than once per image."""
+
+    recs: list[ImageRecord] = []
+    by_shape: dict[tuple[int, int], tuple[list[ImageRecord], list[bytes]]] = {}
+    for path in paths:
+        rec, gray = _load(path, max_pixels)
+        recs.append(rec)
+        if gray is None:
+            continue
+        data, h, w = gray
+        group = by_shape.get((h, w))
+        if group is None:
+            group = by_shape[(h, w)] = ([], [])
+        group[0].append(rec)
+        group[1].append(data)
+        if len(group[0]) * h * w >= _BATCH_PIXELS:  # scored while its pixels are in cache
+            _score_batch(group[0], group[1], h, w)
+            del by_shape[(h, w)]
+    for (h, w), (group, pixels) in by_shape.items():
+        _score_batch(group, pixels, h, w)
+    return [tuple(rec.__dict__.values()) for rec in recs]
+
+
+_BATCH_PIXELS = 1 << 19  # pixels scored in one batch: its work arrays stay a few MB
+
+
+def _score(rec: ImageRecord, gray: tuple[bytes, int, int]) -> None:
+    try:
+        import numpy as np
+
+        # one 8-bit array of the reduced image serves the sharpness and the hash
+        pixels = np.frombuffer(gray[0], dtype=np.uint8).reshape(gray[1], gray[2])
+        rec.blur = _laplacian_variance(pixels)
+        rec.phash = _phash(pixels)
+    except Exception as exc:
+        rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
+
+
+def _score_batch(recs: list[ImageRecord], pixels: list[bytes], h: int, w: int) -> None:
+    """:func:`_score` of images of one shape (``h`` × ``w``) at once; each image gets the
+    value :func:`_score` gives it, bit for bit (a failure falls back to it image by image)."""
+
+    try:
+        import numpy as np
+
+        stack = np.frombuffer(b"".join(pixels), dtype=np.uint8).reshape(len(pixels), h, w)
+        blurs = _laplacian_variances(stack)
+        hashes = _phashes(stack)
+    except Exception:  # e.g. out of memory for the batch: image by image, as scan_file does
+        for rec, data in zip(recs, pixels, strict=True):
+            _score(rec, (data, h, w))
+        return
+    for rec, blur, phash in zip(recs, blurs, hashes, strict=True):
+        rec.blur, rec.phash = blur, phash
+
+
+def _load(path: str, max_pixels: int) -> tuple[ImageRecord, tuple[bytes, int, int] | None]:
+    """The record of ``path`` but its scores, and its reduced grey image (8-bit pixels,
+    height, width) when it decodes."""
+
     rec = ImageRecord(path=path)
     try:
         st = os.stat(path)
@@ -324,7 +393,7 @@ def scan_file(path: str, max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> dict[str, An
         if not stat.S_ISREG(st.st_mode):
             rec.error = "unreadable"
             rec.detail = "not a regular file"
-            return dict(rec.__dict__)
+            return rec, None
         with open(path, "rb") as fh:
             if st.st_size <= _READ_WHOLE:
                 data: bytes | Path = fh.read()
@@ -337,12 +406,12 @@ def scan_file(path: str, max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> dict[str, An
     except OSError as exc:
         rec.error = "unreadable"
         rec.detail = _os_reason(exc)
-        return dict(rec.__dict__)
+        return rec, None
     if isinstance(data, bytes) and not data:
         rec.error, rec.detail = "empty", "zero-byte file"
-        return dict(rec.__dict__)
+        return rec, None
     rec.sha256 = digest.hexdigest()
-    return dict(_decode(rec, data, max_pixels).__dict__)
+    return rec, _decode(rec, data, max_pixels)
 
 
 _READ_WHOLE = 32 << 20  # files up to this size are read into memory once
@@ -367,7 +436,11 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or exc.__class__.__name__
 
 
-def _decode(rec: ImageRecord, data: bytes | Path, max_pixels: int) -> ImageRecord:
+def _decode(rec: ImageRecord, data: bytes | Path,
+            max_pixels: int) -> tuple[bytes, int, int] | None:
+    """Fill ``rec`` from the file's header and decode it to its reduced grey image (8-bit
+    pixels, height, width); ``None`` (and ``rec.error``) when it does not decode."""
+
     import io
 
     from PIL import Image, ImageFile, UnidentifiedImageError
@@ -378,10 +451,10 @@ def _decode(rec: ImageRecord, data: bytes | Path, max_pixels: int) -> ImageRecor
         im = Image.open(data if isinstance(data, Path) else io.BytesIO(data))
     except UnidentifiedImageError:
         rec.error, rec.detail = "not-image", "not an image file PIL can identify"
-        return rec
+        return None
     except Exception as exc:  # any decoder failure is a finding, not a crash
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
-        return rec
+        return None
     try:
         rec.width, rec.height = im.size
         rec.format, rec.mode = im.format or "", im.mode
@@ -394,7 +467,7 @@ def _decode(rec: ImageRecord, data: bytes | Path, max_pixels: int) -> ImageRecor
         if rec.width * rec.height > max_pixels:
             rec.error = "bomb"
             rec.detail = f"{rec.width}×{rec.height} = {rec.width * rec.height:,} pixels"
-            return rec
+            return None
         try:
             rec.orientation = int(im.getexif().get(0x0112, 1) or 1)
         except Exception:  # a broken EXIF block is not worth a finding
@@ -410,20 +483,15 @@ def _decode(rec: ImageRecord, data: bytes | Path, max_pixels: int) -> ImageRecor
         rec.error = "truncated" if "truncated" in text.lower() or isinstance(
             exc, EOFError) else "decode"
         rec.detail = text or exc.__class__.__name__
-        return rec
+        return None
     try:
         gray = im if im.mode == "L" else _to_gray(im)
         if gray.size != target:
             gray = gray.resize(target, Image.Resampling.BOX)
-        import numpy as np
-
-        # one 8-bit array of the reduced image serves the sharpness and the hash
-        pixels = np.frombuffer(gray.tobytes(), dtype=np.uint8).reshape(target[1], target[0])
-        rec.blur = _laplacian_variance(pixels)
-        rec.phash = _phash(pixels)
+        return gray.tobytes(), target[1], target[0]
     except Exception as exc:
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
-    return rec
+    return None
 
 
 def _to_gray(im: Any) -> Any:
@@ -473,6 +541,55 @@ def _laplacian_variance(gray: Any) -> float:
     np.multiply(squares, squares, out=squares)  # ≤ 1020² each: int32 holds it
     s2 = int(squares.sum(dtype=np.int64))
     return round(max(0.0, (s2 - s1 * s1 / n) / n), 3)
+
+
+def _laplacian_variances(stack: Any) -> list[float]:
+    """:func:`_laplacian_variance` of each image of a ``(k, h, w)`` stack of 8-bit grey
+    images, in one pass of each numpy step over the whole stack; every value equals the
+    image's own (the same exact integer arithmetic). The stack is laid out flat between ``w``
+    zeros on each side, so the north, south, west and east neighbours are fixed offsets for
+    every centre; the first and last row and column of each image (whose neighbours lie
+    outside it) are zeroed. The squares are summed per row in int32 (a row of at most 2,063
+    squares of at most 1020² stays below 2³¹), then per image: summing the int32 squares into
+    int64 directly costs more than all the rest."""
+
+    import numpy as np
+
+    k, h, w = stack.shape
+    if w < 3 or h < 3:
+        return [0.0] * k
+    size = k * h * w
+    pixels, lap, squares = _scratch(np, size + 2 * w, size)
+    centre = squares.view(np.int16)[:size]  # the squares' memory is free until they are made
+    pixels[:w] = 0
+    pixels[size + w:] = 0
+    np.copyto(pixels[w:size + w].reshape(k, h, w), stack, casting="unsafe")
+    np.add(pixels[w - 1:size + w - 1], pixels[w + 1:size + w + 1], out=lap)
+    np.add(lap, pixels[:size], out=lap)
+    np.add(lap, pixels[2 * w:size + 2 * w], out=lap)
+    np.multiply(pixels[w:size + w], 4, out=centre)
+    np.subtract(lap, centre, out=lap)
+    images = lap.reshape(k, h, w)
+    images[:, 0] = 0
+    images[:, h - 1] = 0
+    images[:, :, 0] = 0
+    images[:, :, w - 1] = 0
+    n = (h - 2) * (w - 2)
+    r = stack[:, [0, 1, h - 2, h - 1], 1:w - 1].sum(axis=2, dtype=np.int64)
+    c = stack[:, 1:h - 1, [0, 1, w - 2, w - 1]].sum(axis=1, dtype=np.int64)
+    s1s = (r[:, 0] - r[:, 1] - r[:, 2] + r[:, 3] + c[:, 0] - c[:, 1] - c[:, 2]
+           + c[:, 3]).tolist()
+    np.copyto(squares, lap)
+    np.multiply(squares, squares, out=squares)
+    if w <= _INT32_ROW:
+        rows = squares.reshape(k * h, w).sum(axis=1, dtype=np.int32)
+        s2s = rows.reshape(k, h).sum(axis=1, dtype=np.int64).tolist()
+    else:
+        s2s = squares.reshape(k, h * w).sum(axis=1, dtype=np.int64).tolist()
+    return [round(max(0.0, (s2 - s1 * s1 / n) / n), 3) for s1, s2 in zip(s1s, s2s, strict=True)]
+
+
+_INT32_ROW = (2**31 - 1) // 1020**2  # the longest row whose squared Laplacian sums in int32
 
 
 _SCRATCH = threading.local()  # work arrays per thread: two threads never share one
@@ -585,6 +702,30 @@ def _phash(gray: Any) -> str:
     return np.packbits(low > median).tobytes().hex()
 
 
+def _phashes(stack: Any) -> list[str]:
+    """:func:`_phash` of each image of a ``(k, h, w)`` stack of 8-bit grey images, bit for
+    bit: the matrix products are numpy's stacked ``matmul``, which makes for each image the
+    very BLAS calls :func:`_phash` makes (same shapes, same row blocks), and the median,
+    comparison and packing run once over the stack."""
+
+    import numpy as np
+
+    k, h, w = stack.shape
+    boxed = w > 64 or h > 64
+    left, right = _phash_side(h, boxed), _phash_side(w, boxed).T
+    pixels = _phash_scratch(np, k * h * w).reshape(k, h, w)
+    np.copyto(pixels, stack, casting="unsafe")
+    cols = np.empty((k, h, 8), np.float32)
+    step = max(1, _PHASH_ROWS // (8 * w))
+    for top in range(0, h, step):
+        np.matmul(pixels[:, top:top + step], right, out=cols[:, top:top + step])
+    low = np.matmul(left, cols).reshape(k, 64)
+    middle = np.partition(low, (31, 32), axis=1)
+    median = (middle[:, 31] + middle[:, 32]) / 2
+    text = np.packbits(low > median[:, None], axis=1).tobytes().hex()
+    return [text[i:i + 16] for i in range(0, 16 * k, 16)]
+
+
 def _phash_scratch(np: Any, size: int) -> Any:
     kept = _SCRATCH.__dict__
     if kept.get("float_size", 0) < size:
@@ -620,14 +761,26 @@ def _scan_task(args: tuple[str, int]) -> tuple[Any, ...]:
     return tuple(scan_file(*args).values())
 
 
+def _scan_chunk(args: tuple[list[str], int]) -> list[tuple[Any, ...]]:
+    """:func:`scan_files` of a chunk of paths (a pool worker's task)."""
+
+    return scan_files(*args)
+
+
+_CHUNK = 32  # images per pool task at most: scored together, sent back together
+
+
 def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
                  on_done: Callable[[int], None] | None = None,
-                 on_result: Callable[[Any], None] | None = None) -> list[Any]:
-    """``fn`` over ``items`` in ``workers`` processes (in-process when few), results in order.
-    ``on_done(count)`` and ``on_result(value)`` are called as each result arrives; with
-    ``on_result`` the results are handed over only there (the list returned is empty)."""
+                 on_result: Callable[[Any], None] | None = None,
+                 pool_min: int | None = None, chunksize: int | None = None) -> list[Any]:
+    """``fn`` over ``items`` in ``workers`` processes (in-process when fewer than
+    ``pool_min``, default :data:`_POOL_MIN`), results in order; ``chunksize`` items per
+    hand-over to a worker (default: up to 16, fewer for few items). ``on_done(count)`` and
+    ``on_result(value)`` are called as each result arrives; with ``on_result`` the results
+    are handed over only there (the list returned is empty)."""
 
-    if workers <= 1 or len(items) < _POOL_MIN:
+    if workers <= 1 or len(items) < (_POOL_MIN if pool_min is None else pool_min):
         out = []
         for i, item in enumerate(items, 1):
             value = fn(item)
@@ -646,7 +799,7 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
         pass
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
-    chunk = max(1, min(16, len(items) // (workers * 8)))
+    chunk = chunksize or max(1, min(16, len(items) // (workers * 8)))
     results: list[Any] = [] if on_result else [None] * len(items)
     with ctx.Pool(workers) as pool:
         for done, (i, value) in enumerate(
@@ -778,10 +931,25 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
             if len(pending) >= _FLUSH_EVERY:
                 flush()
 
-    if todo:
+    workers = worker_count(config)
+    if todo and (workers <= 1 or len(todo) < _POOL_MIN):
         bar = Progress(len(todo), "scanning images", progress, show_progress)
-        run_parallel(_scan_task, [(p, config.max_pixels) for p in todo],
-                     worker_count(config), bar, arrived)
+        run_parallel(_scan_task, [(p, config.max_pixels) for p in todo], 1, bar, arrived)
+    elif todo:  # the pool scans chunks, enough of them to keep every worker busy to the end
+        bar = Progress(len(todo), "scanning images", progress, show_progress)
+        size = max(1, min(_CHUNK, len(todo) // (workers * 8)))
+        done = 0
+
+        def arrived_chunk(rows: list[tuple[Any, ...]]) -> None:
+            nonlocal done
+            for row in rows:
+                arrived(row)
+            done += len(rows)
+            bar(done)
+
+        run_parallel(_scan_chunk, [(todo[i:i + size], config.max_pixels)
+                                   for i in range(0, len(todo), size)],
+                     workers, None, arrived_chunk, pool_min=1, chunksize=1)
     if cache is not None:
         flush()
         for folder, names in stale.items():

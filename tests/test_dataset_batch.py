@@ -1,0 +1,114 @@
+"""Batched scoring: :func:`lorac.scan.dataset.scan_files` (what the pool's workers run) gives
+every file exactly the record :func:`lorac.scan.dataset.scan_file` gives it alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lorac.scan import dataset
+
+
+def _image(path: Path, size: tuple[int, int], mode: str, seed: int) -> str:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    grid = rng.integers(0, 256, (max(1, h // 8), max(1, w // 8), 3), dtype=np.uint8)
+    im = Image.fromarray(grid, "RGB").resize((w, h), Image.Resampling.BICUBIC)
+    noise = rng.integers(-20, 21, (h, w, 3))
+    im = Image.fromarray(np.clip(np.asarray(im, np.int16) + noise, 0, 255).astype(np.uint8))
+    im = im.convert(mode)
+    im.save(path, "JPEG" if path.suffix == ".jpg" else "PNG")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """Images of several shapes (three of each reduced shape, so that shapes repeat and
+    interleave), with a truncated JPEG, an empty file and a text file among them."""
+
+    root = tmp_path_factory.mktemp("mixed")
+    specs = [((256, 256), "RGB", ".jpg"), ((300, 200), "RGB", ".jpg"),
+             ((200, 300), "L", ".png"), ((50, 40), "RGBA", ".png"), ((9, 2), "L", ".png"),
+             ((3, 3), "L", ".png"), ((1024, 512), "RGB", ".jpg"), ((64, 64), "P", ".png")]
+    paths = []
+    for i in range(3):
+        for j, (size, mode, ext) in enumerate(specs):
+            paths.append(_image(root / f"img_{i}_{j}{ext}", size, mode, 10 * i + j))
+    whole = Path(paths[0]).read_bytes()
+    cut = root / "cut.jpg"
+    cut.write_bytes(whole[: len(whole) // 2])
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.jpg").write_text("not an image")
+    middle = len(paths) // 2
+    paths[middle:middle] = [str(cut), str(root / "empty.png"), str(root / "notes.jpg")]
+    return paths
+
+
+@pytest.mark.parametrize("batch_pixels", [1, 5000, 1 << 19])
+def test_batched_records_are_the_single_image_records(
+        mixed: list[str], batch_pixels: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dataset, "_BATCH_PIXELS", batch_pixels)
+    single = [tuple(dataset.scan_file(p).values()) for p in mixed]
+    assert dataset.scan_files(mixed) == single
+    rows = {row[0]: dataset.ImageRecord(*row) for row in single}
+    bad = {p: rows[p].error for p in mixed if not rows[p].ok}
+    assert {Path(p).name: e for p, e in bad.items()} == {
+        "cut.jpg": "truncated", "empty.png": "empty", "notes.jpg": "not-image"}
+    good = [rows[p] for p in mixed if p not in bad]
+    assert len(good) == 24 and all(r.blur is not None and r.phash for r in good)
+    shapes = {(r.width, r.height) for r in good}
+    assert len(shapes) == 8  # the batches did mix shapes
+
+
+def test_a_chunk_is_its_files_in_order_whatever_fails(mixed: list[str]) -> None:
+    chunk = mixed[10:16]
+    rows = dataset._scan_chunk((chunk, dataset.PIL_MAX_IMAGE_PIXELS))
+    assert [row[0] for row in rows] == chunk
+    assert rows == [tuple(dataset.scan_file(p).values()) for p in chunk]
+
+
+def _stacks() -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    out = [rng.integers(0, 256, (k, h, w), dtype=np.uint8)
+           for k, h, w in ((5, 256, 256), (3, 171, 256), (4, 256, 129), (2, 3, 3), (3, 2, 9),
+                           (2, 40, 65), (1, 1, 1), (2, 4, 2100))]
+    checker = np.zeros((3, 64, 48), np.uint8)  # the largest Laplacian: |L| = 1020 everywhere
+    checker[:, ::2, ::2] = 255
+    checker[:, 1::2, 1::2] = 255
+    flat = np.full((2, 30, 30), 255, np.uint8)
+    flat[1] = 0
+    return [*out, checker, flat]
+
+
+def test_stacked_scores_equal_each_image_scored_alone() -> None:
+    for stack in _stacks():
+        alone = [(dataset._laplacian_variance(np.ascontiguousarray(a)),
+                  dataset._phash(np.ascontiguousarray(a))) for a in stack]
+        assert list(zip(dataset._laplacian_variances(stack), dataset._phashes(stack),
+                        strict=True)) == alone, stack.shape
+    assert dataset._laplacian_variances(_stacks()[-2])[0] > 0
+
+
+def test_the_pool_scans_in_chunks_with_the_same_records(
+        mixed: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [Path(p) for p in mixed]
+    config = dataset.DatasetConfig(workers=2, cache=False)
+    monkeypatch.setattr(dataset, "_POOL_MIN", 10 ** 9)
+    alone = dataset.scan(paths, config, cache_dir=None)
+    monkeypatch.setattr(dataset, "_POOL_MIN", 2)
+    calls: list[tuple] = []
+    real = dataset.run_parallel
+
+    def spy(fn, items, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append((fn, [item[0] for item in items]))
+        return real(fn, items, *args, **kwargs)
+
+    monkeypatch.setattr(dataset, "run_parallel", spy)
+    pooled = dataset.scan(paths, config, cache_dir=None)
+    [(fn, chunks)] = calls
+    assert fn is dataset._scan_chunk  # the workers get chunks of files
+    assert [p for chunk in chunks for p in chunk] == mixed
+    assert pooled == alone
