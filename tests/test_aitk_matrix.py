@@ -161,3 +161,33 @@ def test_a_record_merges_and_reads_back(tmp_path: Path) -> None:
     assert got["phases_mib"] == {"train": 16008.8}  # shared: train only, as the kohya plans
     run = am.avram.run_from_record(got)
     assert run.dit_bytes == 0.5 and run.rank == 64
+
+
+def test_fitted_ai_toolkit_records_stay_out_of_musubis_model_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the plan's fit records are merged, ``--write`` keeps musubi-tuner's model file to
+    musubi-tuner's architectures (ai-toolkit's FLUX.1 constants are printed only)."""
+    from lorac.trainers.musubi import vram as mvram
+
+    spec_b = importlib.util.spec_from_file_location("vram_accuracy",
+                                                    ROOT / "bench/vram_accuracy.py")
+    bench = importlib.util.module_from_spec(spec_b)
+    spec_b.loader.exec_module(bench)
+    (base,) = [r for r in am.avram.load_measurements() if r["id"] == "aitk-flux-final-flash"]
+    recs = []
+    for i, (rank, res) in enumerate(((16, 512), (64, 1024), (128, 1024), (64, 512))):
+        scale = rank / 64 * 300 + res / 1024 * 1000
+        recs.append({**base, "id": f"aitk-t{i}", "split": "fit",
+                     "conditions": {**base["conditions"], "network_dim": rank,
+                                    "resolution": res},
+                     "phases_mib": {k: v + scale for k, v in base["phases_mib"].items()}})
+    monkeypatch.setattr(am.avram, "load_measurements", lambda: recs)
+    real = mvram.backends_file
+    monkeypatch.setattr(mvram, "backends_file", lambda name: tmp_path / name)
+    bench.generic_sections([], write=True)
+    path = tmp_path / "vram_model.json"
+    wrote = json.loads(path.read_text())["architectures"] if path.is_file() else {}
+    musubi = {mvram.CALIBRATED_BY.get(r["family"], r["family"])
+              for r in mvram.load_measurements() if r.get("split") == "fit"}
+    assert set(wrote) == musubi and "flux1" not in wrote
+    assert real("x").parent.name == "musubi"
