@@ -173,7 +173,8 @@ def record(job: dict, manifest: dict, offset: float, out: Path, shared: bool) ->
         "process_phases_mib": own, "device_phases_mib": device, "offset_mib": offset,
         "peak_mib": peak, "smi_process_peak_mib": smi["process"],
         "smi_device_peak_mib": smi["device"], "smi_interval_s": 0.1,
-        "host_rss_peak_mib": t.get("host_rss_peak_mib"), "host_rss_api": t.get("host_rss_api"),
+        "host_rss_mib": t.get("host_rss_mib"), "host_rss_peak_mib": t.get("host_rss_peak_mib"),
+        "host_rss_api": t.get("host_rss_api"),
         "sec_per_batch": prog.get("sec_per_it"), "sec_per_step_shared": shared,
         "steps_done": prog.get("step"), "wall_s": round(job["t1"] - job["t0"], 1),
         "plan": "h100", "plan_name": "aitk"}
