@@ -271,7 +271,8 @@ def time_points(records: list[dict]) -> list[tuple[dict, object, int, float]]:
         if r.get("trainer") == "ai-toolkit":
             # timed per batch (legacy accumulation: a step of the bar is one batch, the
             # optimizer steps every N): an optimizer step is N of them
-            if r.get("sec_per_batch") and not r.get("gpu_shared"):
+            if r.get("sec_per_batch") and not r.get("gpu_shared") and \
+                    r.get("weight", "full") == "full":
                 acc = int(r.get("conditions", {}).get("gradient_accumulation_steps") or 1)
                 out.append((r, avram.run_from_record(r), acc, float(r["sec_per_batch"]) * acc))
             continue
@@ -462,7 +463,7 @@ def generic_sections(kohya_records: list[dict], write: bool,
         entry = {"constants": k.as_dict(), "fitted_on": [r["id"] for r in fit_recs]}
         if trainer == "kohya":
             GENERIC_OUT.setdefault("kohya", {})[fam] = {**entry, "interval": iv.to_json()}
-        else:
+        elif trainer == "musubi":  # ai-toolkit's fitted constants are printed, not written
             fams = sorted({r["family"] for r in fit_recs})
             musubi_out[fam] = {**entry, "intervals": {f: iv.to_json() for f in fams}}
     if write and musubi_out:

@@ -18,6 +18,12 @@
 #   tests/gpu/aitk_proof.sh variant NAME...  setup, then `final` changed as
 #                                   test_flux_variant_twenty_steps says (flash: torch's flash
 #                                   attention; bf16: no quantisation, on an 80GB card; r512)
+#   tests/gpu/aitk_proof.sh matrix [D]  setup and the FLUX.1 set, then the ai-toolkit plan
+#                                   (tests/gpu/aitk_matrix.py) started detached into
+#                                   /tmp/aitk-matrix, its runs started while D seconds (480,
+#                                   counted from now) leave them time
+#   tests/gpu/aitk_proof.sh collect [S]  wait up to S seconds (0) for the plan's DONE, then copy
+#                                   records.jsonl, matrix.log and a tar of its logs to $OUT
 #
 # Needs the git-ignored .gpu/aitk/ (scripts/gpu_kit_aitk.sh) carried along. The machine stays
 # warm between calls, so /tmp/site, /tmp/ai-toolkit and the synthetic sets are made once.
@@ -162,15 +168,45 @@ wan() {
     case_ wan21 "test_wan21*-manifest.json"
 }
 
+MATRIX="${MATRIX:-/tmp/aitk-matrix}"
+
+matrix() {  # deadline in seconds from the call's start
+    local deadline=${1:-480}
+    setup
+    synth flux1-dev "$LORAC_SYNTH_DIR_FLUX"
+    python3 tests/gpu/vram_matrix.py probe 2>&1 | tee "$OUT/probe.log"
+    local offset left
+    offset=$(awk '/^OFFSET/ {print $2}' "$OUT/probe.log")
+    left=$(( deadline - SECONDS ))
+    mkdir -p "$MATRIX"
+    echo "plan started with ${left} s left, offset ${offset:-0} MiB" | summary
+    setsid nohup python3 tests/gpu/aitk_matrix.py run "$MATRIX" --deadline "$left" \
+        --offset "${offset:-0}" --synth-dir "$LORAC_SYNTH_DIR_FLUX" \
+        > "$MATRIX/matrix.log" 2>&1 < /dev/null &
+    sleep 20
+    tail -5 "$MATRIX/matrix.log"
+}
+
+collect() {  # seconds to wait for DONE
+    local until=$(( SECONDS + ${1:-0} ))
+    while (( SECONDS < until )) && ! grep -qs '^DONE' "$MATRIX/matrix.log"; do sleep 5; done
+    cp "$MATRIX/records.jsonl" "$MATRIX/matrix.log" "$OUT/" 2>/dev/null
+    # logs, manifests, job files and the nvidia-smi samples; LoRA files are deleted as recorded
+    tar -C "$MATRIX" -czf "$OUT/aitk-matrix-logs.tar.gz" --exclude='*.safetensors' . 2>/dev/null
+    wc -l "$OUT/records.jsonl" 2>/dev/null; tail -15 "$OUT/matrix.log"
+}
+
 case "${1:-}" in
 setup) setup ;;
+matrix) matrix "${2:-480}" ;;
+collect) collect "${2:-0}" ;;
 flux) flux ;;
 wan) wan ;;
 all) setup; flux; wan ;;
 auto) auto "${2:-570}" ;;
 variant) shift; setup; variant "$@" ;;
 *)
-    echo "usage: $0 setup|flux|wan|all|auto [D]|variant NAME..." >&2
+    echo "usage: $0 setup|flux|wan|all|auto [D]|variant NAME...|matrix [D]|collect [S]" >&2
     exit 2
     ;;
 esac

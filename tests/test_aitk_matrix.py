@@ -1,0 +1,193 @@
+"""The ai-toolkit FLUX.1 plan (tests/gpu/aitk_matrix.py), on the CPU: it covers the VRAM
+model's terms, every configuration builds for ai-toolkit with its conditions in the job, the
+scheduler keeps its budgets and deadline, and a record merges into the measurements file and
+reads back into lorac's ai-toolkit model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import lorac
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "gpu"))
+spec = importlib.util.spec_from_file_location("aitk_matrix", ROOT / "tests/gpu/aitk_matrix.py")
+am = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(am)
+
+
+def test_the_plan_covers_the_models_terms() -> None:
+    assert 8 <= len(am.PLAN) <= 10 and len({p[0] for p in am.PLAN}) == len(am.PLAN)
+    jobs = am.queue_of(set())
+    conds = [j["cond"] for j in jobs]
+    models = [j["native"]["model"] for j in jobs]
+    for key, values in (("network_dim", {16, 64, 128}), ("resolution", {512, 1024}),
+                        ("batch_size", {1, 2}), ("gradient_checkpointing", {True, False}),
+                        ("cache_text_encoder_outputs", {True, False}),
+                        ("fp8_base", {True, False})):
+        assert {c[key] for c in conds} == values, key
+    assert {m.get("qtype", "qfloat8") for m in models} == {"qfloat8", "uint4"}
+    assert {m.get("quantize_te", True) for m in models} == {True, False}
+    assert {m.get("low_vram", False) for m in models} == {True, False}
+    assert all(j["native"]["train"]["attention_backend"] == "_native_flash" for j in jobs)
+    fit = [j for j in jobs if j["split"] == "fit"]
+    assert {j["split"] for j in jobs} == {"fit", "holdout"}
+    assert 0.5 <= len(fit) / len(jobs) <= 0.7
+
+
+def _built(tmp_path: Path, job: dict) -> dict:
+    folder = tmp_path / "profiles"
+    folder.mkdir(exist_ok=True)
+    for name in ("base.toml", "final.toml"):
+        shutil.copy(ROOT / "profiles" / name, folder / name)
+    profile = folder / f"am-{job['name']}.toml"
+    profile.write_text(am.profile_text(job["name"], job["cond"], job["native"]))
+    out = tmp_path / job["name"]
+    code, _, err = lorac("build", str(profile), "--backend", "ai-toolkit", "-o", str(out))
+    assert code == 0, err
+    return yaml.safe_load((out / "job.yaml").read_text())["config"]["process"][0]
+
+
+@pytest.mark.parametrize("name", [p[0] for p in am.PLAN])
+def test_each_configuration_builds_with_its_conditions(tmp_path: Path, name: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLUX_DIFFUSERS", "/m/flux1-dev")
+    (job,) = am.queue_of({name})
+    proc = _built(tmp_path, job)
+    cond, own = job["cond"], job["native"]
+    assert proc["network"]["linear"] == cond["network_dim"]
+    assert proc["model"]["quantize"] is cond["fp8_base"]
+    for key in ("qtype", "quantize_te", "low_vram"):
+        assert proc["model"].get(key) == own["model"].get(key), key
+    assert proc["train"]["gradient_checkpointing"] is cond["gradient_checkpointing"]
+    assert proc["train"]["cache_text_embeddings"] is cond["cache_text_encoder_outputs"]
+    assert proc["train"]["attention_backend"] == "_native_flash"
+    assert proc["train"]["disable_sampling"] is True
+    assert proc["train"]["steps"] == am.STEPS
+    assert proc["save"]["save_every"] == am.STEPS
+    (ds,) = proc["datasets"]
+    assert cond["resolution"] in ds["resolution"] and proc["train"]["batch_size"] == \
+        cond["batch_size"]
+    # the record's conditions read back into the model as the build's job says
+    run = am.avram.run_from_record({"conditions": cond, "native": own, "gpus": 1,
+                                    "family": "flux1-dev"})
+    assert run.rank == cond["network_dim"] and run.batch_size == cond["batch_size"]
+    assert run.dit_bytes == (0.5 if own["model"].get("qtype") == "uint4" else
+                             1.0 if cond["fp8_base"] else 2.0)
+
+
+@pytest.mark.trainer
+@pytest.mark.parametrize("name", [p[0] for p in am.PLAN])
+def test_ai_toolkits_config_reader_takes_each_job(tmp_path: Path, name: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.trainer.conftest import checkout, run_worker
+
+    toolkit = checkout("LORAC_AI_TOOLKIT")
+    monkeypatch.setenv("FLUX_DIFFUSERS", "/m/flux1-dev")
+    (job,) = am.queue_of({name})
+    proc = _built(tmp_path, job)
+    got = run_worker(toolkit, "ai-toolkit", str(tmp_path / name / "job.yaml"), tmp=tmp_path)
+    for section in ("network", "train", "save", "model"):
+        for key, value in proc.get(section, {}).items():
+            assert got[section][key] == value, (section, key)
+
+
+def _stand_in(name: str, gpu: float, host: float) -> dict:
+    return {"name": name, "charge": gpu, "host": host, "split": "fit"}
+
+
+def test_the_scheduler_keeps_its_budgets_and_deadline() -> None:
+    queue = [_stand_in("big", 50_000, 22_000), _stand_in("a", 25_000, 22_000),
+             _stand_in("b", 25_000, 22_000), _stand_in("c", 20_000, 22_000)]
+    start, dropped = am.schedule_step(queue, [], 0.0, 480.0, 3)
+    # 50 + 25 GB fit 78 GB; the second 25 GB does not, nor the 20 GB after it
+    assert [j["name"] for j in start] == ["big", "a"] and not dropped
+    assert sum(j["charge"] for j in start) <= am.GPU_BUDGET_MIB
+    start2, _ = am.schedule_step(queue, start, 10.0, 480.0, 3)
+    assert start2 == []
+    # the host budget: five runs of 22 GB do not fit 110 GB beside one of 36 GB
+    many = [_stand_in(f"s{i}", 5_000, 22_000) for i in range(6)]
+    start3, _ = am.schedule_step(many, [_stand_in("bf16", 5_000, 36_000)], 0.0, 480.0, 9)
+    assert len(start3) == 3 and 36_000 + 22_000 * len(start3) <= am.HOST_BUDGET_MIB
+    # per_gpu caps the count
+    start4, _ = am.schedule_step([_stand_in(f"t{i}", 1, 1) for i in range(5)], [], 0, 480, 2)
+    assert len(start4) == 2
+    # past the deadline every waiting run is dropped, none started
+    late = [_stand_in("x", 1, 1), _stand_in("y", 1, 1)]
+    start5, dropped5 = am.schedule_step(late, [], 480.0 - am.EXPECTED_S + 1, 480.0, 3)
+    assert start5 == [] and dropped5 == ["x", "y"] and late == []
+
+
+def test_a_record_merges_and_reads_back(tmp_path: Path) -> None:
+    (job,) = am.queue_of({"uint4-r64-1024"})
+    job.update(pids={4242}, t0=1000.0, t1=1100.0)
+    (tmp_path / "smi-apps.csv").write_text("")
+    manifest = {"status": "succeeded", "exit_code": 0,
+                "progress": {"step": 10, "total": 10, "sec_per_it": 1.4},
+                "versions": {"torch": "2.11.0+cu130"},
+                "telemetry": {"driver_version": "580.1", "host_rss_peak_mib": 19000.0,
+                              "host_rss_api": "Pss", "gpus": [{"name": "NVIDIA H100 80GB HBM3",
+                                                               "memory_total_mib": 81559}],
+                              "phases": {"load": {"0": {"memory_used_mib": 40000.0,
+                                                        "process_memory_mib": 21000.0}},
+                                         "train": {"0": {"memory_used_mib": 38000.0,
+                                                         "process_memory_mib": 16000.0}}}}}
+    rec = am.record(job, manifest, 8.8, tmp_path, shared=True)
+    # shared: the trainer's own memory, not the device's
+    assert rec["phases_mib"] == {"load": 21008.8, "train": 16008.8}
+    assert rec["peak_mib"] == 21008.8 and rec["weight"] == "full"
+    assert rec["trainer"] == "ai-toolkit" and rec["native"]["model"]["qtype"] == "uint4"
+    assert rec["host_rss_peak_mib"] == 19000.0 and rec["sec_per_batch"] == 1.4
+    lines = tmp_path / "records.jsonl"
+    lines.write_text(json.dumps(rec) + "\n")
+    into = tmp_path / "m.json"
+    shutil.copy(ROOT / "backends/ai-toolkit/vram_measurements.json", into)
+    before = len(json.loads(into.read_text())["records"])
+    spec_b = importlib.util.spec_from_file_location("vram_accuracy",
+                                                    ROOT / "bench/vram_accuracy.py")
+    bench = importlib.util.module_from_spec(spec_b)
+    spec_b.loader.exec_module(bench)
+    assert bench.main(["--merge", str(lines), "--measurements", str(into)]) == 0
+    merged = json.loads(into.read_text())["records"]
+    assert len(merged) == before + 1
+    (got,) = [r for r in merged if r["id"] == rec["id"]]
+    assert got["phases_mib"] == {"train": 16008.8}  # shared: train only, as the kohya plans
+    run = am.avram.run_from_record(got)
+    assert run.dit_bytes == 0.5 and run.rank == 64
+
+
+def test_fitted_ai_toolkit_records_stay_out_of_musubis_model_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the plan's fit records are merged, ``--write`` keeps musubi-tuner's model file to
+    musubi-tuner's architectures (ai-toolkit's FLUX.1 constants are printed only)."""
+    from lorac.trainers.musubi import vram as mvram
+
+    spec_b = importlib.util.spec_from_file_location("vram_accuracy",
+                                                    ROOT / "bench/vram_accuracy.py")
+    bench = importlib.util.module_from_spec(spec_b)
+    spec_b.loader.exec_module(bench)
+    (base,) = [r for r in am.avram.load_measurements() if r["id"] == "aitk-flux-final-flash"]
+    recs = []
+    for i, (rank, res) in enumerate(((16, 512), (64, 1024), (128, 1024), (64, 512))):
+        scale = rank / 64 * 300 + res / 1024 * 1000
+        recs.append({**base, "id": f"aitk-t{i}", "split": "fit",
+                     "conditions": {**base["conditions"], "network_dim": rank,
+                                    "resolution": res},
+                     "phases_mib": {k: v + scale for k, v in base["phases_mib"].items()}})
+    monkeypatch.setattr(am.avram, "load_measurements", lambda: recs)
+    real = mvram.backends_file
+    monkeypatch.setattr(mvram, "backends_file", lambda name: tmp_path / name)
+    bench.generic_sections([], write=True)
+    path = tmp_path / "vram_model.json"
+    wrote = json.loads(path.read_text())["architectures"] if path.is_file() else {}
+    musubi = {mvram.CALIBRATED_BY.get(r["family"], r["family"])
+              for r in mvram.load_measurements() if r.get("split") == "fit"}
+    assert set(wrote) == musubi and "flux1" not in wrote
+    assert real("x").parent.name == "musubi"
