@@ -257,17 +257,11 @@ def run(out: Path, only: set[str], per_gpu: int, offset: float, deadline: float,
             r["pids"] |= vm.tree_pids(r["proc"].pid)
             if r["proc"].poll() is None:
                 continue
-            r["log"].close()
-            r["t1"] = time.time()
             running.remove(r)
-            manifests = sorted(r["runs"].glob("*/manifest.json"))
-            if not manifests:
-                print(f"{r['name']}: no manifest (exit {r['proc'].returncode})", flush=True)
+            rec = vm.finish_job(r, out, lambda m, r=r: record(r, m, offset, out,
+                                                              shared[r["name"]]))
+            if rec is None:
                 continue
-            rec = record(r, json.loads(manifests[-1].read_text()), offset, out,
-                         shared[r["name"]])
-            with open(out / "records.jsonl", "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
             for f in r["runs"].rglob("*.safetensors"):
                 f.unlink()  # the disk holds the FLUX set; keep logs and manifests only
             for f in (ROOT / "output").glob(f"am_{r['name']}*"):

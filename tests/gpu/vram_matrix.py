@@ -650,6 +650,22 @@ WEIGHTS = {"sdxl": "synthetic SDXL base (tests/gpu/sdxl_synth.py: sd-scripts' ow
                   "shapes, random values; MMDiT bf16, VAE, CLIP-L, CLIP-G and T5-XXL fp16)"}
 
 
+def finish_job(job: dict, out: Path, make_record) -> dict | None:
+    """A finished run: its log closed, its end time kept, and the record ``make_record`` makes
+    from its newest manifest appended to ``out/records.jsonl``; None (and said) when the run
+    wrote no manifest."""
+    job["log"].close()
+    job["t1"] = time.time()
+    manifests = sorted(job["runs"].glob("*/manifest.json"))
+    if not manifests:
+        print(f"{job['name']}: no manifest (exit {job['proc'].returncode})", flush=True)
+        return None
+    rec = make_record(json.loads(manifests[-1].read_text()))
+    with open(out / "records.jsonl", "a") as fh:
+        fh.write(json.dumps(rec) + "\n")
+    return rec
+
+
 def h100_record(job: dict, manifest: dict, offset: float, out: Path, shared: bool) -> dict:
     """A record in the format of the measurements file, with the H100 plan's extra figures."""
     fam = job["family"]
@@ -850,17 +866,11 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
                     r["steps_t1"] = time.time()
             if r["proc"].poll() is None:
                 continue
-            r["log"].close()
-            r["t1"] = time.time()
             running.remove(r)
-            manifests = sorted(r["runs"].glob("*/manifest.json"))
-            if not manifests:
-                print(f"{r['name']}: no manifest (exit {r['proc'].returncode})", flush=True)
+            rec = finish_job(r, out, lambda m, r=r: h100_record(r, m, offset, out,
+                                                                ever_shared[r["name"]]))
+            if rec is None:
                 continue
-            rec = h100_record(r, json.loads(manifests[-1].read_text()), offset, out,
-                              ever_shared[r["name"]])
-            with open(out / "records.jsonl", "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
             print(f"[{time.monotonic() - t0:6.0f} s] {r['name']}: {rec['status']} "
                   f"shared={rec['gpu_shared']} peak {rec.get('peak_mib')} (smi process "
                   f"{rec['smi_process_peak_mib']}, device {rec['smi_device_peak_mib']}) "
