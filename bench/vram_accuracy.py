@@ -369,26 +369,25 @@ def _judge_prior(scope: str, hold: list[dict], to_run: Any, iv: estimates.Interv
     return _judge(scope, judged, iv, "held back", "first-principles, held back")
 
 
-def _loo(fit_recs: list[dict], to_run: Any, verbose: bool) -> tuple[list[float], list]:
-    """Leave-one-out peak errors of the fit records, and (record, predicted, measured)."""
+def _loo(fit_recs: list[dict], to_run: Any) -> tuple[list[float], list, list[str]]:
+    """Leave-one-out peak errors of the fit records, (record, predicted, measured) and a line
+    per record with its phases' errors."""
     from lorac.trainers import lora_memory as lm
 
     def obs(rs: list[dict]) -> list:
         return [(to_run(r), ph, float(v)) for r in rs for ph, v in r["phases_mib"].items()]
 
-    errs, judged = [], []
+    errs, judged, lines = [], [], []
     for rec in fit_recs:
         kk = lm.fit(obs([r for r in fit_recs if r is not rec]))
         e = lm.estimate(to_run(rec), kk)
         p = e.peak_mib
         m = rec.get("peak_mib") or max(rec["phases_mib"].values())
-        if verbose:
-            print(f"  leave out {rec['id']:<20} phases: " + ", ".join(
-                f"{ph} {(e.phases[ph] - v) / v * 100:+.1f} %"
-                for ph, v in rec["phases_mib"].items()))
+        lines.append(f"  leave out {rec['id']:<20} phases: " + ", ".join(
+            f"{ph} {(e.phases[ph] - v) / v * 100:+.1f} %" for ph, v in rec["phases_mib"].items()))
         errs.append((p - m) / m)
         judged.append((rec, p, m))
-    return errs, judged
+    return errs, judged, lines
 
 
 def generic_sections(kohya_records: list[dict], write: bool,
@@ -424,7 +423,7 @@ def generic_sections(kohya_records: list[dict], write: bool,
     musubi_out: dict[str, dict] = {}
     fits = {(t, f): [r for r in recs if r.get("split") == "fit" and r.get("weight") == "full"]
             for t, f, recs, _ in groups}
-    loo = {(t, f): _loo(fits[(t, f)], to_run, verbose=False)[0] for t, f, _, to_run in groups}
+    loo = {(t, f): _loo(fits[(t, f)], to_run) for t, f, _, to_run in groups}
     for trainer, fam, recs, to_run in groups:
         scope = f"{trainer}/{fam}"
         fit_recs = fits[(trainer, fam)]
@@ -442,8 +441,9 @@ def generic_sections(kohya_records: list[dict], write: bool,
             return [(to_run(r), ph, float(v)) for r in rs for ph, v in r["phases_mib"].items()]
 
         k = lm.fit(obs(fit_recs))
-        errs, judged = _loo(fit_recs, to_run, verbose=True)
-        others = [e for (t, f), es in loo.items() if t == trainer and f != fam for e in es]
+        errs, judged, lines = loo[(trainer, fam)]
+        print("\n".join(lines))
+        others = [e for (t, f), (es, *_) in loo.items() if t == trainer and f != fam for e in es]
         others += (pooled or {}).get(trainer, [])
         iv = estimates.interval_from_errors(errs, scope=scope, pooled=others)
         if hold:
