@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import lorac
+from tests.vm_standins import stand_in_run
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("vram_matrix", ROOT / "tests/gpu/vram_matrix.py")
@@ -195,21 +196,8 @@ def test_the_runner_schedules_records_and_keeps_the_deadline(tmp_path: Path, mon
                     "json.dumps({'checkpoint': 'c', 'tokenizer_cache_dir': 't'}))")
             return real([sys.executable, "-c", code], **kw)
         name = cmd[cmd.index("run") + 1]
-        runs = Path(cmd[cmd.index("--runs-dir") + 1]) / "r1"
         started.append(name)
-        manifest = {"status": "succeeded", "progress": {"sec_per_it": 1.0},
-                    "telemetry": {"gpus": [{"name": "NVIDIA H100 80GB HBM3",
-                                            "memory_total_mib": 81559}],
-                                  "host_rss_mib": {"train": 5000.0},
-                                  "host_rss_peak_mib": 5000.0,
-                                  "phases": {"train": {"0": {"memory_used_mib": 20000.0,
-                                                             "process_memory_mib": 9000.0}}}}}
-        code = (f"import json, pathlib; r = pathlib.Path({str(runs)!r}); "
-                "r.mkdir(parents=True, exist_ok=True); (r / 'train.log').write_text("
-                "'steps: 100%|##########| 2/2 [00:02<00:00,  1.00s/it]'); "
-                f"(r / 'manifest.json').write_text({json.dumps(json.dumps(manifest))})")
-        return real([sys.executable, "-c", code], **{k: v for k, v in kw.items()
-                                                     if k in ("stdout", "stderr", "cwd")})
+        return stand_in_run(real, cmd, kw, steps=2)
 
     monkeypatch.setattr(vm.subprocess, "Popen", fake)
     only = {"h100-nogc-r512", "sdxl-r1024-b1", "sdxl-fp8", "sdxl-r512-b1"}

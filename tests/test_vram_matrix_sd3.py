@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import lorac
+from tests.vm_standins import stand_in_run
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("vram_matrix", ROOT / "tests/gpu/vram_matrix.py")
@@ -131,20 +132,7 @@ def test_the_runner_waits_for_each_sd3_set(tmp_path: Path, monkeypatch) -> None:
         name = cmd[cmd.index("run") + 1]
         prof = (root / "profiles" / f"{name}.toml").read_text()
         started.append((name, prof))
-        runs = Path(cmd[cmd.index("--runs-dir") + 1]) / "r1"
-        manifest = {"status": "succeeded", "progress": {"sec_per_it": 1.0},
-                    "telemetry": {"gpus": [{"name": "NVIDIA H100 80GB HBM3",
-                                            "memory_total_mib": 81559}],
-                                  "host_rss_mib": {"train": 5000.0},
-                                  "host_rss_peak_mib": 5000.0,
-                                  "phases": {"train": {"0": {"memory_used_mib": 20000.0,
-                                                             "process_memory_mib": 9000.0}}}}}
-        code = (f"import json, pathlib; r = pathlib.Path({str(runs)!r}); "
-                "r.mkdir(parents=True, exist_ok=True); (r / 'train.log').write_text("
-                "'steps: 100%|##########| 8/8 [00:02<00:00,  1.00s/it]'); "
-                f"(r / 'manifest.json').write_text({json.dumps(json.dumps(manifest))})")
-        return real([sys.executable, "-c", code], **{k: v for k, v in kw.items()
-                                                     if k in ("stdout", "stderr", "cwd")})
+        return stand_in_run(real, cmd, kw, steps=8)
 
     monkeypatch.setattr(vm.subprocess, "Popen", fake)
     only = {"sd3m-r1024-b1", "sd3m-te-live", "sd35l-fp8"}
@@ -201,13 +189,8 @@ def test_a_large_run_holds_the_line(tmp_path: Path, monkeypatch) -> None:
         order.append(name)
         if len(order) == 2:  # the large set is there once two medium runs hold the host
             (sd3 / "sd3.5-large.json").write_text(large)
-        runs = Path(cmd[cmd.index("--runs-dir") + 1]) / "r1"
-        wait = {1: 0.2, 2: 3.0}.get(len(order), 0.0)
-        code = (f"import pathlib, time; time.sleep({wait}); r = pathlib.Path({str(runs)!r}); "
-                "r.mkdir(parents=True, exist_ok=True); (r / 'manifest.json').write_text("
-                "'{\"status\": \"failed\"}')")
-        return real([sys.executable, "-c", code], **{k: v for k, v in kw.items()
-                                                     if k in ("stdout", "stderr", "cwd")})
+        return stand_in_run(real, cmd, kw, steps=None,
+                            wait={1: 0.2, 2: 3.0}.get(len(order), 0.0))
 
     monkeypatch.setattr(vm.subprocess, "Popen", fake)
     only = {"sd3m-r1024-b1", "sd3m-r512-b1", "sd3m-adamw", "sd35l-fp8"}
@@ -237,12 +220,7 @@ def test_extras_wait_for_the_whole_core(tmp_path: Path, monkeypatch) -> None:
                     f"'sd3-medium.json').write_text({json.dumps(json.dumps(FILES))})")
             return real([sys.executable, "-c", code], **kw)
         order.append(cmd[cmd.index("run") + 1])
-        runs = Path(cmd[cmd.index("--runs-dir") + 1]) / "r1"
-        code = (f"import pathlib; r = pathlib.Path({str(runs)!r}); "
-                "r.mkdir(parents=True, exist_ok=True); (r / 'manifest.json').write_text("
-                "'{\"status\": \"failed\"}')")
-        return real([sys.executable, "-c", code], **{k: v for k, v in kw.items()
-                                                     if k in ("stdout", "stderr", "cwd")})
+        return stand_in_run(real, cmd, kw, steps=None)
 
     monkeypatch.setattr(vm.subprocess, "Popen", fake)
     only = {"sd3m-r1024-b1", "sd35l-fp8-b4-r512"}

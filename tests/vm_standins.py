@@ -1,0 +1,34 @@
+"""A stand-in for `lorac run` in the tests of the GPU plans' schedulers (tests/gpu/*_matrix.py):
+a short process that writes what a run leaves in its runs folder."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+#: The manifest of a succeeded stand-in run: 9,000 MiB of its own on an H100, 5,000 MiB host.
+MANIFEST = {"status": "succeeded", "progress": {"sec_per_it": 1.0},
+            "telemetry": {"gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory_total_mib": 81559}],
+                          "host_rss_mib": {"train": 5000.0}, "host_rss_peak_mib": 5000.0,
+                          "phases": {"train": {"0": {"memory_used_mib": 20000.0,
+                                                     "process_memory_mib": 9000.0}}}}}
+
+
+def stand_in_run(popen: Any, cmd: list, kw: dict, *, steps: int | None = 8,
+                 wait: float = 0.0) -> Any:
+    """Start (with the real ``popen``) a process standing in for the `lorac run` of ``cmd``: after
+    ``wait`` seconds it writes ``<--runs-dir>/r1/manifest.json`` (:data:`MANIFEST` and a
+    train.log of ``steps`` steps; a failed run's manifest when ``steps`` is None)."""
+    runs = Path(cmd[cmd.index("--runs-dir") + 1]) / "r1"
+    if steps is None:
+        write = "(r / 'manifest.json').write_text('{\"status\": \"failed\"}')"
+    else:
+        write = ("(r / 'train.log').write_text('steps: 100%|##########| "
+                 f"{steps}/{steps} [00:02<00:00,  1.00s/it]'); (r / 'manifest.json')"
+                 f".write_text({json.dumps(json.dumps(MANIFEST))})")
+    code = (f"import pathlib, time; time.sleep({wait}); r = pathlib.Path({str(runs)!r}); "
+            f"r.mkdir(parents=True, exist_ok=True); {write}")
+    return popen([sys.executable, "-c", code],
+                 **{k: v for k, v in kw.items() if k in ("stdout", "stderr", "cwd")})
