@@ -39,7 +39,7 @@ def test_host_rss_of_the_trainer_tree_is_kept_per_phase() -> None:
         parent.wait()
 
 
-def test_forked_workers_do_not_count_their_parents_memory_again() -> None:
+def test_forked_workers_do_not_count_their_parents_memory_again(monkeypatch) -> None:
     """A parent holding ~300 MiB forks three workers (as a data loader does): the tree holds
     ~300 MiB of memory, not ~1200 (what the sum of VmRSS reads)."""
     if not os.path.exists("/proc/self/smaps_rollup"):
@@ -72,6 +72,13 @@ def test_forked_workers_do_not_count_their_parents_memory_again() -> None:
         summary = sampler.summary()
         assert 290 <= summary["host_rss_mib"]["train"] <= 450
         assert summary["host_rss_api"].startswith("sum of Pss")
+        # a kernel without smaps_rollup: the VmRSS sum, named as the upper bound it is
+        from lorac.run import telemetry
+
+        monkeypatch.setattr(telemetry, "_has_rollup", lambda: False)
+        assert (tree_rss_mib(parent.pid) or 0) >= 1100
+        assert telemetry.HOST_API[telemetry._tree_memory(parent.pid)[1]].startswith(
+            "sum of VmRSS")
     finally:
         os.killpg(parent.pid, signal.SIGKILL)
         parent.wait()

@@ -100,19 +100,21 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _pss_mib(pid: int) -> float | None:
-    """``Pss`` of one process in MiB: 0 when it is gone, None when the kernel has no
-    ``smaps_rollup``."""
+def _pss_mib(pid: int) -> float:
+    """``Pss`` of one process in MiB (0 when it is gone)."""
     try:
         with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as fh:
             for line in fh:
                 if line.startswith("Pss:"):
                     return int(line.split()[1]) / 1024.0
-    except FileNotFoundError:
-        return None if os.path.isdir(f"/proc/{pid}") else 0.0
     except (OSError, ValueError, IndexError):
         pass
     return 0.0
+
+
+def _has_rollup() -> bool:
+    """Whether this kernel has ``/proc/<pid>/smaps_rollup`` (Linux 4.14 and later)."""
+    return os.path.exists("/proc/self/smaps_rollup")
 
 
 #: What :func:`tree_rss_mib` adds up, by whether ``smaps_rollup`` was there.
@@ -132,22 +134,17 @@ def _tree_memory(root: int) -> tuple[float | None, bool]:
     """(MiB of the tree, whether it is a Pss sum)."""
     if not os.path.isdir(f"/proc/{root}"):
         return None, True
+    proportional = _has_rollup()
+    read = _pss_mib if proportional else _rss_mib
     seen: set[int] = set()
     todo = [root]
     total = 0.0
-    proportional = True
     while todo:
         pid = todo.pop()
         if pid in seen:
             continue
         seen.add(pid)
-        pss = _pss_mib(pid) if proportional else None
-        if pss is None:
-            if proportional:  # no smaps_rollup on this kernel: start over with VmRSS
-                proportional, total, seen, todo = False, 0.0, set(), [root]
-                continue
-            pss = _rss_mib(pid)
-        total += pss
+        total += read(pid)
         todo += _children(pid)
     return total, proportional
 
