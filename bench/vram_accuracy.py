@@ -420,7 +420,7 @@ def generic_sections(kohya_records: list[dict], write: bool,
     for arch in dict.fromkeys(avram.FAMILIES.values()):
         groups.append(("ai-toolkit", arch, by_arch_a.get(arch, []), avram.run_from_record))
     rows = []
-    musubi_out: dict[str, dict] = {}
+    generic_out: dict[str, dict[str, dict]] = {}
     fits = {(t, f): [r for r in recs if r.get("split") == "fit" and r.get("weight") == "full"]
             for t, f, recs, _ in groups}
     loo = {(t, f): _loo(fits[(t, f)], to_run) for t, f, _, to_run in groups}
@@ -463,18 +463,21 @@ def generic_sections(kohya_records: list[dict], write: bool,
         entry = {"constants": k.as_dict(), "fitted_on": [r["id"] for r in fit_recs]}
         if trainer == "kohya":
             GENERIC_OUT.setdefault("kohya", {})[fam] = {**entry, "interval": iv.to_json()}
-        elif trainer == "musubi":  # ai-toolkit's fitted constants are printed, not written
+        else:
             fams = sorted({r["family"] for r in fit_recs})
-            musubi_out[fam] = {**entry, "intervals": {f: iv.to_json() for f in fams}}
-    if write and musubi_out:
-        path = mvram.backends_file("vram_model.json")
-        doc = {"schema_version": 1,
-               "description": "Fitted constants of lorac/trainers/lora_memory.py for musubi-"
-                              "tuner per architecture, and the error interval of each measured "
-                              "family (bench/vram_accuracy.py --write).",
-               "fitted_at": dt.date.today().isoformat(), "architectures": musubi_out}
-        path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {path}")
+            generic_out.setdefault(trainer, {})[fam] = {
+                **entry, "intervals": {f: iv.to_json() for f in fams}}
+    for trainer, files in (("musubi", mvram.backends_file), ("ai-toolkit", avram.backends_file)):
+        if write and generic_out.get(trainer):
+            path = files("vram_model.json")
+            doc = {"schema_version": 1,
+                   "description": f"Fitted constants of lorac/trainers/lora_memory.py for "
+                                  f"{trainer} per architecture, and the error interval of each "
+                                  f"measured family (bench/vram_accuracy.py --write).",
+                   "fitted_at": dt.date.today().isoformat(),
+                   "architectures": generic_out[trainer]}
+            path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+            print(f"wrote {path}")
     return rows
 
 

@@ -136,3 +136,24 @@ def test_kohya_sdxl_host_memory_is_float32_models_beside_the_checkpoint() -> Non
     half = lm.host_ram_mib(vf.run_from_options({**opts, "full_bf16": True}, "sdxl",
                                                (1024, 1024, 1, 1)))
     assert half == pytest.approx(params * 4 / 2**20 + 3072)
+
+
+def test_ai_toolkit_fitted_constants_and_interval_are_used(monkeypatch) -> None:
+    """A fitted ai-toolkit architecture (backends/ai-toolkit/vram_model.json, written by
+    bench/vram_accuracy.py --write) gives its constants to every family of it, and its
+    measured interval only to the families that were measured."""
+    from lorac.trainers.ai_toolkit import vram as avram
+
+    run = avram.run_from_options({"network_dim": 16, "fp8_base": True}, {}, {},
+                                 (1024, 1024, 1, 1), family="flux1-dev")
+    prior = avram.estimate(run, "flux1-dev")
+    assert prior.interval.estimate_only
+    fitted = {"constants": {"train_mib": 3000.0, "act_scale_gc": 2.0},
+              "intervals": {"flux1-dev": {"low": 0.95, "high": 1.06, "n": 7,
+                                          "basis": "leave-one-out", "scope": "ai-toolkit/flux1"}}}
+    monkeypatch.setattr(avram, "_model", lambda: {"architectures": {"flux1": fitted}})
+    dev = avram.estimate(run, "flux1-dev")
+    assert not dev.interval.estimate_only and dev.interval.n == 7
+    assert dev.phases["train"] > prior.phases["train"]
+    schnell = avram.estimate(run, "flux1-schnell")
+    assert schnell.interval.estimate_only and schnell.phases == dev.phases

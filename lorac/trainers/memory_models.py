@@ -114,7 +114,8 @@ def model_for(profile: Any, family: str | None = None) -> Model | None:
         return _generic(mvram.run_from_profile(profile), mvram.estimate, mvram.calibration)
     from lorac.trainers.ai_toolkit import vram as avram
 
-    return _generic(avram.run_from_profile(profile), avram.estimate, None)
+    return _generic(avram.run_from_profile(profile), lambda run: avram.estimate(run, family),
+                    lambda arch: avram.calibration(arch, family))
 
 
 def _on(flag: bool) -> str:
@@ -141,8 +142,7 @@ def _generic(run: Any, estimate: Callable[[Any], Any], calibration: Any) -> Mode
 
     est = estimate(run)
     k = calibration(run.family if run.trainer != "kohya" else
-                    ("sd3" if run.family.startswith("sd3") else run.family))[0] \
-        if calibration else lm.Constants()
+                    ("sd3" if run.family.startswith("sd3") else run.family))[0]
     frames = f" x {run.frames} frames" if run.frames > 1 else ""
     head = (f"{run.family} ({run.trainer}), {run.width}x{run.height}{frames} batch "
             f"{run.batch_size}, rank {run.rank}, {run.optimizer}, weights "

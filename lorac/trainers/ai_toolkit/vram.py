@@ -1,7 +1,9 @@
 """GPU memory of ai-toolkit LoRA runs of FLUX.1 and Wan 2.1: a first-principles estimate
-(:mod:`lorac.trainers.lora_memory`) with ai-toolkit's placement, checked against the measured
-runs of ``backends/ai-toolkit/vram_measurements.json`` (held back: nothing is fitted on them, so
-every prediction carries the wide first-principles interval and says so).
+(:mod:`lorac.trainers.lora_memory`) with ai-toolkit's placement, calibrated per architecture on the
+measured runs of ``backends/ai-toolkit/vram_measurements.json`` that are marked ``fit``
+(constants and the interval of each measured family in ``backends/ai-toolkit/vram_model.json``,
+written by ``bench/vram_accuracy.py --write``). An architecture without fitted runs keeps the
+first-principles constants and the wide first-principles interval, and says so.
 
 Placement (ai-toolkit at the pin, ``toolkit/config_modules.py`` ModelConfig,
 ``toolkit/stable_diffusion_model.py`` for FLUX.1, ``toolkit/models/wan21/wan21.py`` for Wan):
@@ -30,9 +32,12 @@ the transformer and the text encoders too.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from lorac.trainers import lora_memory as lm
+from lorac.trainers.estimates import Interval
 
 #: family -> the architecture of lorac.trainers.lora_memory it is
 FAMILIES = {"flux1-dev": "flux1", "flux1-schnell": "flux1",
@@ -101,14 +106,36 @@ def run_from_record(rec: dict[str, Any]) -> lm.LoraRun:
                             lm._int(rec.get("gpus"), 1), rec.get("family", "flux1-dev"))
 
 
-def load_measurements() -> list[dict[str, Any]]:
-    """The measured ai-toolkit runs (``backends/ai-toolkit/vram_measurements.json``)."""
+def backends_file(name: str) -> Path:
     from lorac.config.inventory import backends_dir
 
-    p = backends_dir() / "ai-toolkit" / "vram_measurements.json"
+    return backends_dir() / "ai-toolkit" / name
+
+
+def load_measurements() -> list[dict[str, Any]]:
+    """The measured ai-toolkit runs (``backends/ai-toolkit/vram_measurements.json``)."""
+    p = backends_file("vram_measurements.json")
     return list(json.loads(p.read_text(encoding="utf-8")).get("records", [])) if p.is_file() \
         else []
 
 
-def estimate(run: lm.LoraRun) -> lm.Prediction:
-    return lm.estimate(run)
+@lru_cache(maxsize=2)
+def _model() -> dict[str, Any]:
+    p = backends_file("vram_model.json")
+    return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+
+
+def calibration(arch: str, family: str) -> tuple[lm.Constants, Interval | None]:
+    """The constants of ``arch`` (fitted, else the first-principles ones) and the interval of
+    ``family`` where that family itself was measured; a family that was not measured keeps the
+    first-principles interval (``None``)."""
+    entry = (_model().get("architectures") or {}).get(arch) or {}
+    iv = (entry.get("intervals") or {}).get(family)
+    return lm.constants_from(entry), Interval.from_json(iv) if iv else None
+
+
+def estimate(run: lm.LoraRun, family: str | None = None) -> lm.Prediction:
+    """The prediction of ``run`` (``run.family`` is the architecture; ``family`` the profile's
+    family, which picks the interval: by default the architecture's own name)."""
+    k, iv = calibration(run.family, family or run.family)
+    return lm.estimate(run, k, iv)
