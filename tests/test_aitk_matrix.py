@@ -163,10 +163,11 @@ def test_a_record_merges_and_reads_back(tmp_path: Path) -> None:
     assert run.dit_bytes == 0.5 and run.rank == 64
 
 
-def test_fitted_ai_toolkit_records_stay_out_of_musubis_model_file(
+def test_fitted_ai_toolkit_records_get_a_model_file_of_their_own(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Once the plan's fit records are merged, ``--write`` keeps musubi-tuner's model file to
-    musubi-tuner's architectures (ai-toolkit's FLUX.1 constants are printed only)."""
+    """Once the plan's fit records are merged, ``--write`` stores ai-toolkit's fitted FLUX.1
+    constants in ai-toolkit's model file, and musubi-tuner's file keeps musubi-tuner's
+    architectures only."""
     from lorac.trainers.musubi import vram as mvram
 
     spec_b = importlib.util.spec_from_file_location("vram_accuracy",
@@ -182,12 +183,21 @@ def test_fitted_ai_toolkit_records_stay_out_of_musubis_model_file(
                                     "resolution": res},
                      "phases_mib": {k: v + scale for k, v in base["phases_mib"].items()}})
     monkeypatch.setattr(am.avram, "load_measurements", lambda: recs)
-    real = mvram.backends_file
-    monkeypatch.setattr(mvram, "backends_file", lambda name: tmp_path / name)
+    musubi_recs = mvram.load_measurements()
+    monkeypatch.setattr(mvram, "load_measurements", lambda: musubi_recs)
+    (tmp_path / "musubi").mkdir()
+    (tmp_path / "ai-toolkit").mkdir()
+    real_m, real_a = mvram.backends_file, am.avram.backends_file
+    monkeypatch.setattr(mvram, "backends_file", lambda name: tmp_path / "musubi" / name)
+    monkeypatch.setattr(am.avram, "backends_file", lambda name: tmp_path / "ai-toolkit" / name)
     bench.generic_sections([], write=True)
-    path = tmp_path / "vram_model.json"
-    wrote = json.loads(path.read_text())["architectures"] if path.is_file() else {}
+    wrote_m = json.loads((tmp_path / "musubi" / "vram_model.json").read_text())["architectures"]
     musubi = {mvram.CALIBRATED_BY.get(r["family"], r["family"])
-              for r in mvram.load_measurements() if r.get("split") == "fit"}
-    assert set(wrote) == musubi and "flux1" not in wrote
-    assert real("x").parent.name == "musubi"
+              for r in musubi_recs if r.get("split") == "fit"}
+    assert musubi and set(wrote_m) == musubi and "flux1" not in wrote_m
+    wrote_a = json.loads((tmp_path / "ai-toolkit" / "vram_model.json").read_text())
+    flux = wrote_a["architectures"]["flux1"]
+    assert set(wrote_a["architectures"]) == {"flux1"}
+    assert flux["fitted_on"] == [r["id"] for r in recs]
+    assert set(flux["intervals"]) == {"flux1-dev"}
+    assert real_m("x").parent.name == "musubi" and real_a("x").parent.name == "ai-toolkit"
