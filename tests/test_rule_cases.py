@@ -3,7 +3,9 @@
 A case writes its ``files`` into a fresh project directory, lints ``lint`` (default
 ``profiles``) — or runs ``command`` (a list of arguments) for rules that another command
 reports — and compares the text-format lines of the rule's code with ``expect``
-(prefixes, in order). ``kind = "fix"`` checks ``expect`` when one is given, else that some
+(prefixes, in order; ``{n}`` in a prefix stands for any figure, for the figures of a fitted
+model that each refit moves, while the words around them — the verdict, the phase, the card —
+must match). ``kind = "fix"`` checks ``expect`` when one is given, else that some
 finding of the code is there; then it runs ``lint --fix`` (``--unsafe-fixes`` when
 ``unsafe = true``), compares the files with ``fixed`` and re-lints: no finding of the code may
 remain, and a second ``--fix`` changes nothing.
@@ -11,6 +13,7 @@ remain, and a second ``--fix`` changes nothing.
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -32,6 +35,13 @@ def _load() -> list:
             params.append(pytest.param(data["code"], case,
                                        id=f"{path.stem}[{i}:{case.get('kind')}]"))
     return params
+
+
+def _starts_with(line: str, prefix: str) -> bool:
+    """``line`` starts with ``prefix``, each ``{n}`` of which matches one figure (digits with
+    thousands commas or a decimal point)."""
+    pattern = re.escape(prefix).replace(re.escape("{n}"), r"[0-9][0-9,.]*")
+    return re.match(pattern, line) is not None
 
 
 def _lines(out: str, code: str) -> list[str]:
@@ -71,7 +81,7 @@ def test_case(code: str, case: dict, project: Path, monkeypatch: pytest.MonkeyPa
         expect = case.get("expect", [])
         assert len(got) == len(expect), f"expected {expect}, got:\n{out}"
         for line, prefix in zip(got, expect, strict=True):
-            assert line.startswith(prefix), f"{line!r} does not start with {prefix!r}"
+            assert _starts_with(line, prefix), f"{line!r} does not start with {prefix!r}"
         if case["kind"] == "fail":
             return
     assert case["kind"] == "fix", case["kind"]
