@@ -8,6 +8,7 @@ import json
 import pytest
 
 from lorac.trainers import lora_memory as lm
+from lorac.trainers.estimates import Interval
 from tests.conftest import lorac
 
 
@@ -146,6 +147,7 @@ def test_ai_toolkit_fitted_constants_and_interval_are_used(monkeypatch) -> None:
 
     run = avram.run_from_options({"network_dim": 16, "fp8_base": True}, {}, {},
                                  (1024, 1024, 1, 1), family="flux1-dev")
+    monkeypatch.setattr(avram, "_model", lambda: {})
     prior = avram.estimate(run, "flux1-dev")
     assert prior.interval.estimate_only
     fitted = {"constants": {"train_mib": 3000.0, "act_scale_gc": 2.0},
@@ -157,3 +159,33 @@ def test_ai_toolkit_fitted_constants_and_interval_are_used(monkeypatch) -> None:
     assert dev.phases["train"] > prior.phases["train"]
     schnell = avram.estimate(run, "flux1-schnell")
     assert schnell.interval.estimate_only and schnell.phases == dev.phases
+
+
+def test_a_peak_on_an_untested_constant_gets_the_first_principles_interval() -> None:
+    """Where no leave-one-out peak rested on a constant (``tested``), a prediction whose peak
+    phase depends on it is a first-principles estimate and names the constant; the measured
+    interval stays for a prediction whose peak rests on tested constants only."""
+    measured = Interval(0.95, 1.05, 6, "leave-one-out", "musubi/wan")
+    run = lm.LoraRun("musubi", "wan2.1-t2v-1.3b", width=832, height=480,
+                     gradient_checkpointing=False, batch_size=8, frames=81)
+    est = lm.estimate(run, None, measured, {"act_scale_gc": 4, "train_mib": 6})
+    assert est.peak_phase == "train"
+    assert est.interval.estimate_only and est.interval.scope == "musubi/wan"
+    assert "act_scale_nogc" in est.notes[0]
+    tested = lm.estimate(run, None, measured, {"act_scale_nogc": 2, "train_mib": 6})
+    assert tested.interval == measured
+    assert lm.estimate(run, None, measured).interval == measured  # no record of tests: as given
+
+
+def test_committed_ai_toolkit_model_is_the_fit_of_its_records() -> None:
+    """backends/ai-toolkit/vram_model.json is generated (bench/vram_accuracy.py --write) from
+    the FLUX.1 plan's fit records, with the load phase of runs that shared the GPU."""
+    from lorac.trainers.ai_toolkit import vram as avram
+
+    recs = [r for r in avram.load_measurements()
+            if r["split"] == "fit" and avram.FAMILIES.get(r["family"]) == "flux1"]
+    assert len(recs) >= 6 and all("load" in r["phases_mib"] for r in recs)
+    obs = [(avram.run_from_record(r), ph, float(v)) for r in recs
+           for ph, v in r["phases_mib"].items()]
+    k, iv = avram.calibration("flux1", "flux1-dev")
+    assert lm.fit(obs) == k and iv is not None and iv.n >= 5

@@ -242,6 +242,7 @@ class Constants:
     act_scale_nogc: float = 1.5
     latent_mib_per_mpx: float = 2114.0  # per megapixel x latent frame
     latent_mib: float = 0.0  # latent caching beyond the VAE and its activations
+    load_mib: float = 0.0  # loading beyond the weights: quantisation work, allocator slack
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -250,7 +251,7 @@ class Constants:
 FREE = tuple(f.name for f in fields(Constants))
 PRIOR_SCALE = {"context_mib": 100.0, "te_cache_mib": 1000.0, "prepare_mib": 1000.0,
                "train_mib": 2000.0, "act_scale_gc": 1.0, "act_scale_nogc": 0.5,
-               "latent_mib_per_mpx": 2000.0, "latent_mib": 2000.0}
+               "latent_mib_per_mpx": 2000.0, "latent_mib": 2000.0, "load_mib": 1000.0}
 
 Term = tuple[str, float, dict[str, float], str]
 
@@ -302,7 +303,8 @@ def terms(run: LoraRun) -> dict[str, list[Term]]:
             f"{name} while loading", _mib(n * run.te_load_bytes), {},
             f"{n / 1e9:.2f} B params x {run.te_load_bytes:g} B, before it is quantised")])
     if moments:  # the larger of the two moments of loading
-        phases["load"] = max(moments, key=lambda m: sum(t[1] for t in m))
+        phases["load"] = [*max(moments, key=lambda m: sum(t[1] for t in m)),
+                          ("quantisation work and allocator slack", 0.0, {"load_mib": 1.0}, "")]
     if run.cache_phases:
         loaded = [denoiser, *tes, vae] if run.resident_while_caching else []
         phases["cache_latents"] = [ctx, *(loaded or [vae]), encode]
@@ -385,7 +387,13 @@ def host_ram_mib(run: LoraRun) -> float:
 
 
 def estimate(run: LoraRun, constants: Constants | None = None,
-             interval: Interval | None = None) -> Prediction:
+             interval: Interval | None = None,
+             tested: Mapping[str, int] | None = None) -> Prediction:
+    """The prediction of ``run`` under ``constants`` with the family's measured ``interval``.
+    ``tested`` (constant -> how many leave-one-out peaks rested on it, stored beside the fitted
+    constants) keeps the measured interval from a prediction whose peak phase rests on a
+    constant no leave-one-out peak tested: that prediction carries the first-principles
+    interval and says which constant it is."""
     k = constants or Constants()
     ts = terms(run)
     phases = {p: sum(_value(t, k) for t in items) for p, items in ts.items()}
@@ -396,7 +404,34 @@ def estimate(run: LoraRun, constants: Constants | None = None,
     if iv.estimate_only:
         notes.insert(0, f"first-principles estimate: no run of {run.trainer} {run.family} was "
                         f"measured ({ARCHS[run.family].source})")
+    elif tested is not None:
+        peak = max(phases, key=lambda ph: phases[ph])
+        untested = sorted(n for n in used_constants(run, (peak,)) if not tested.get(n))
+        if untested:
+            iv = Interval(FIRST_PRINCIPLES.low, FIRST_PRINCIPLES.high, 0,
+                          FIRST_PRINCIPLES.basis, iv.scope)
+            notes.insert(0, f"first-principles estimate: the {peak} phase rests on "
+                            f"{', '.join(untested)}, which no measured {run.trainer} "
+                            f"{run.family} run left out of the fit tested")
     return Prediction(run, phases, breakdown, host_ram_mib(run), iv, notes)
+
+
+def used_constants(run: LoraRun, phases: Sequence[str],
+                   fixed: Sequence[str] = ("context_mib",)) -> set[str]:
+    """The fitted constants (not ``fixed``) that the ``phases`` of ``run`` depend on."""
+    ts = terms(run)
+    return {n for ph in phases for t in ts.get(ph, ()) for n, c in t[2].items()
+            if c and n not in fixed}
+
+
+def support_of(observations: Sequence[tuple[LoraRun, Sequence[str]]]) -> dict[str, int]:
+    """Per fitted constant, how many of the measured runs ``(run, its measured phases)`` fit
+    it."""
+    out: dict[str, int] = {}
+    for run, phases in observations:
+        for n in used_constants(run, phases):
+            out[n] = out.get(n, 0) + 1
+    return out
 
 
 def features(run: LoraRun) -> dict[str, tuple[float, dict[str, float]]]:

@@ -138,4 +138,5 @@ def estimate(run: lm.LoraRun, family: str | None = None) -> lm.Prediction:
     """The prediction of ``run`` (``run.family`` is the architecture; ``family`` the profile's
     family, which picks the interval: by default the architecture's own name)."""
     k, iv = calibration(run.family, family or run.family)
-    return lm.estimate(run, k, iv)
+    tested = ((_model().get("architectures") or {}).get(run.family) or {}).get("tested")
+    return lm.estimate(run, k, iv, tested)

@@ -122,4 +122,5 @@ def calibration(family: str) -> tuple[lm.Constants, Interval | None]:
 def estimate(run: lm.LoraRun) -> lm.Prediction:
     key = "sd3" if run.family.startswith("sd3") else run.family
     k, iv = calibration(key)
-    return lm.estimate(run, k, iv)
+    tested = ((_model().get("families") or {}).get(key) or {}).get("tested")
+    return lm.estimate(run, k, iv, tested)

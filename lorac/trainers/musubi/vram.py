@@ -86,4 +86,6 @@ def calibration(family: str) -> tuple[lm.Constants, Interval | None]:
 
 def estimate(run: lm.LoraRun) -> lm.Prediction:
     k, iv = calibration(run.family)
-    return lm.estimate(run, k, iv)
+    tested = ((_model().get("architectures") or {}).get(
+        CALIBRATED_BY.get(run.family, run.family)) or {}).get("tested")
+    return lm.estimate(run, k, iv, tested)
