@@ -189,3 +189,21 @@ def test_committed_ai_toolkit_model_is_the_fit_of_its_records() -> None:
            for ph, v in r["phases_mib"].items()]
     k, iv = avram.calibration("flux1", "flux1-dev")
     assert lm.fit(obs) == k and iv is not None and iv.n >= 5
+
+
+def test_ai_toolkit_host_memory_follows_where_it_quantises() -> None:
+    """ai-toolkit's host peak (Pss of runs that shared an H100 host: lower bounds) was 12-18 GB
+    quantised on the GPU, 34.2 GB with nothing quantised and 46.4 GB with low_vram; each
+    prediction is at or above its measured lower bound."""
+    from lorac.trainers.ai_toolkit import vram as avram
+
+    by_id = {r["id"]: r for r in avram.load_measurements()}
+    for rid in ("aitk-flux-bf16-r16-512", "aitk-flux-q8-lowvram-r64", "aitk-flux-q8-r64-1024"):
+        rec = by_id[rid]
+        assert lm.host_ram_mib(avram.run_from_record(rec)) >= rec["host_rss_peak_mib"], rid
+    base = {"network_dim": 16}
+    on_gpu = avram.run_from_options(base, {"quantize": True}, {}, (1024, 1024, 1, 1))
+    bf16 = avram.run_from_options(base, {"quantize": False}, {}, (1024, 1024, 1, 1))
+    host_q = avram.run_from_options(base, {"quantize": True, "low_vram": True}, {},
+                                    (1024, 1024, 1, 1))
+    assert lm.host_ram_mib(on_gpu) < lm.host_ram_mib(bf16) < lm.host_ram_mib(host_q)

@@ -219,6 +219,7 @@ class LoraRun:
     # tensors are converted), which also says the models are all on the host at once
     host_bytes: float = 2.0
     host_extra_mib: float = 0.0
+    host_all_at_once: bool = False  # every model on the host at once, even with no extra
     gpus: int = 1
     notes: tuple[str, ...] = ()
 
@@ -381,7 +382,8 @@ def host_ram_mib(run: LoraRun) -> float:
     a = run.arch
     params = a.denoiser + sum(n for _, n in a.text_encoders) + a.vae
     total = params * run.host_bytes / MIB + run.host_extra_mib
-    if run.cache_phases and not run.host_extra_mib:  # caching processes: one model at a time
+    if run.cache_phases and not (run.host_extra_mib or run.host_all_at_once):
+        # caching processes, or a loader that moves each model off the host: one at a time
         total = max(a.denoiser, max(n for _, n in a.text_encoders)) * run.host_bytes / MIB
     return (total + 3072) * run.gpus
 
