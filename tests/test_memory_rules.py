@@ -98,9 +98,9 @@ def _vram(name: str, card: str) -> dict:
 # (profile, card, trainer, verdict, first-principles estimate): a fit, a tight and a misfit for
 # each trainer
 CASES = [
-    (AITK_FLUX, "32GB", "ai-toolkit", "fits", True),
-    (AITK_FLUX, "24GB", "ai-toolkit", "tight", True),
-    (AITK_FLUX, "16GB", "ai-toolkit", "does not fit", True),
+    (AITK_FLUX, "24GB", "ai-toolkit", "fits", False),
+    (AITK_FLUX, "22GB", "ai-toolkit", "tight", False),
+    (AITK_FLUX, "16GB", "ai-toolkit", "does not fit", False),
     (MUSUBI_WAN, "24GB", "musubi", "fits", False),
     (MUSUBI_WAN, "12GB", "musubi", "tight", False),
     (MUSUBI_WAN, "10GB", "musubi", "does not fit", False),
@@ -211,11 +211,11 @@ def test_ai_toolkit_quantising_on_the_gpu_peaks_while_loading(project: Path) -> 
     _write(project, text)
     doc = _vram("p", "24GB")
     assert doc["peak_phase"] == "load" and doc["verdicts"]["24GB"] == "tight"
-    assert [i["name"] for i in doc["breakdown"]["load"]][-1] == "denoiser before quantisation"
+    assert "denoiser before quantisation" in [i["name"] for i in doc["breakdown"]["load"]]
     _write(project, AITK_FLUX.format(gpu="24GB"))
     low = _vram("p", "24GB")
     assert low["peak_phase"] == "load" and low["peak_mib"] < doc["peak_mib"] - 1500
-    assert [i["name"] for i in low["breakdown"]["load"]][-1] == "T5-XXL while loading"
+    assert "T5-XXL while loading" in [i["name"] for i in low["breakdown"]["load"]]
     first = doc["fixes"]["24GB"][0]
     assert first["change"] == "[trainers.ai-toolkit.model] low_vram = true"
     assert round(first["peak_mib"], 1) == low["peak_mib"] and first["time_cost_pct"] == 0
