@@ -55,7 +55,8 @@ setup() {  # "nowan": without the Wan set
     python3 - <<'PY' | tee "$OUT/versions.txt"
 import importlib, importlib.util
 for name in ("torch", "accelerate", "transformers", "diffusers", "tokenizers", "huggingface_hub",
-             "safetensors", "av", "bitsandbytes", "lorac", "musubi_tuner.wan.modules.model"):
+             "safetensors", "av", "bitsandbytes", "regex", "lorac", "musubi_tuner.wan.modules.model",
+             "musubi_tuner.qwen_image.qwen_image_utils"):
     if importlib.util.find_spec(name.split(".")[0]) is None:
         print(f"{name}: missing")
         continue
