@@ -12,8 +12,9 @@
 #                                     (29 GB, once), then the plan (tests/gpu/musubi_matrix.py)
 #                                     started detached into $MATRIX (/tmp/musubi-matrix), its
 #                                     runs started while D seconds (450, counted from now) leave
-#                                     them time; the Wan set is written beside the first runs
-#                                     (MATRIX_WAN=0: not at all) and its runs start once it is
+#                                     them time; with MATRIX_WAN=1 the Wan set is written beside
+#                                     the first runs and its two runs start once it is (they
+#                                     fill gaps, and may keep a Qwen-Image run from starting)
 #   tests/gpu/musubi_proof.sh collect [S]  wait up to S seconds (0) for the plan's DONE, then
 #                                     copy records.jsonl, matrix.log and a tar of its logs to $OUT
 #
@@ -111,7 +112,7 @@ matrix() {  # deadline in seconds from the call's start
     python3 tests/gpu/vram_matrix.py probe > "$OUT/probe.log" 2>&1
     offset=$(awk '/^OFFSET/ {print $2}' "$OUT/probe.log")
     mkdir -p "$MATRIX"
-    if [[ "${MATRIX_WAN:-1}" == 1 ]] \
+    if [[ "${MATRIX_WAN:-0}" == 1 ]] \
         && (( $(df --output=avail -k /tmp | tail -1) > 20 * 1024 * 1024 )); then
         wan=(--wan-synth-dir "$LORAC_SYNTH_DIR")
         # beside the first Qwen-Image runs: its runs wait for the set's marker
