@@ -51,7 +51,8 @@ fi
 # musubi-tuner's pins (pyproject.toml at 30c658c4) that the machine lacks or has in another
 # version; the machine's torch, accelerate, safetensors, numpy, einops, opencv, pillow,
 # sentencepiece and tqdm serve. tokenizers 0.22 is what transformers 4.57 requires; wcwidth is
-# ftfy's one dependency. Then lorac's own run-time dependencies (a bare machine lacked tomlkit;
+# ftfy's one dependency; regex is what transformers' Qwen2 tokenizer (Qwen-Image) imports. Then
+# lorac's own run-time dependencies (a bare machine lacked tomlkit;
 # rich and pygments are there), and pytest for the proof.
 wheels=(
     transformers==4.57.6
@@ -63,6 +64,7 @@ wheels=(
     ftfy==6.3.1
     easydict==1.13
     wcwidth
+    regex
     "${lorac_wheels[@]}"
     # tests/gpu/musubi_proof.sh runs the proof as a pytest test
     "${pytest_wheels[@]}"

@@ -7,10 +7,12 @@ synthetic text encoders of any size take them. The T5 tokenizer needs ``tokenize
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
-__all__ = ["write_clip_tokenizer", "write_t5_tokenizer"]
+__all__ = ["QWEN_TEMPLATE", "write_clip_tokenizer", "write_qwen2_tokenizer",
+           "write_t5_tokenizer"]
 
 _SPECIAL_CLIP = ("<|startoftext|>", "<|endoftext|>")
 
@@ -95,4 +97,87 @@ def write_t5_tokenizer(folder: Path, *, extra_pieces: tuple[str, ...] = (),
     )
     fast.save_pretrained(str(folder))
     raw.unlink()
+    return folder
+
+
+#: The prompt template Qwen-Image's text encoding wraps a caption in (musubi-tuner
+#: qwen_image/qwen_image_utils.py:339), whose first 34 tokens it drops (line 340).
+QWEN_TEMPLATE = ("<|im_start|>system\nDescribe the image by detailing the color, shape, size, "
+                 "texture, quantity, text, spatial relationships of the objects and background:"
+                 "<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n")
+_SPECIAL_QWEN = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+#: Qwen2's pre-tokenizer (transformers' tokenization_qwen2.py) on ASCII text: letters and
+#: digits read as ``\p{L}`` and ``\p{N}`` there.
+_QWEN_SPLIT = (r"'s|'t|'re|'ve|'m|'ll|'d|[^\r\nA-Za-z0-9]?[A-Za-z]+|[0-9]"
+               r"| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+#: Words besides the template's that become one token each (the example captions' words).
+QWEN_WORDS = ("ohwx woman, a photo of glasses, hat, red, night, mountain, library, books, winter, "
+              "window, train, trail, studio, street, station, reading, rain, portrait, painting, "
+              "neon, evening, daylight, coffee, bench, sunset, snow, smiling, scarf, kitchen")
+
+
+def _bpe_merges(words: dict[tuple[str, ...], int]) -> list[tuple[str, str]]:
+    """Byte-pair merges learnt on ``words`` (symbol tuples with counts) until every word is one
+    symbol: the most frequent adjacent pair first (ties: the smallest pair)."""
+    merges = []
+    words = dict(words)
+    while True:
+        counts: dict[tuple[str, str], int] = {}
+        for word, n in words.items():
+            for pair in itertools.pairwise(word):
+                counts[pair] = counts.get(pair, 0) + n
+        if not counts:
+            return merges
+        best = min(counts, key=lambda pair: (-counts[pair], pair))
+        merges.append(best)
+        merged = {}
+        for word, n in words.items():
+            out: list[str] = []
+            i = 0
+            while i < len(word):
+                if i + 1 < len(word) and (word[i], word[i + 1]) == best:
+                    out.append(word[i] + word[i + 1])
+                    i += 2
+                else:
+                    out.append(word[i])
+                    i += 1
+            merged[tuple(out)] = merged.get(tuple(out), 0) + n
+        words = merged
+
+
+def write_qwen2_tokenizer(folder: Path, text: str = QWEN_WORDS) -> Path:
+    """A byte-level BPE in Qwen2's file layout (``vocab.json``, ``merges.txt``,
+    ``tokenizer_config.json`` with ``<|endoftext|>``, ``<|im_start|>`` and ``<|im_end|>`` as
+    added tokens) that ``Qwen2Tokenizer.from_pretrained`` loads. Every byte is a token, and every
+    word of :data:`QWEN_TEMPLATE` and ``text`` is one token, as in the real vocabulary: the
+    template's prefix is 34 tokens, as musubi assumes. Ids stay below 1024 (the real vocabulary
+    has 151,643 and the added tokens)."""
+    import re
+
+    folder.mkdir(parents=True, exist_ok=True)
+    table = _bytes_to_unicode()
+    corpus = QWEN_TEMPLATE.format(text)
+    for special in _SPECIAL_QWEN:
+        corpus = corpus.replace(special, "\n")
+    words: dict[tuple[str, ...], int] = {}
+    for piece in re.findall(_QWEN_SPLIT, corpus):
+        word = tuple(table[b] for b in piece.encode("utf-8"))
+        words[word] = words.get(word, 0) + 1
+    merges = _bpe_merges(words)
+    vocab_list = list(table.values()) + ["".join(m) for m in merges]
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab_list))}
+    if len(vocab) + len(_SPECIAL_QWEN) > 1024:
+        raise ValueError(f"the synthetic Qwen2 vocabulary has {len(vocab)} tokens (max 1021)")
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    merges_txt = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges)
+    (folder / "merges.txt").write_text(merges_txt, encoding="utf-8")
+    added = {str(len(vocab) + i): {"content": tok, "lstrip": False, "normalized": False,
+                                   "rstrip": False, "single_word": False, "special": True}
+             for i, tok in enumerate(_SPECIAL_QWEN)}
+    config = {"added_tokens_decoder": added, "additional_special_tokens": list(_SPECIAL_QWEN[1:]),
+              "bos_token": None, "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+              "unk_token": None, "errors": "replace", "model_max_length": 131072,
+              "clean_up_tokenization_spaces": False, "split_special_tokens": False,
+              "tokenizer_class": "Qwen2Tokenizer"}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1), encoding="utf-8")
     return folder

@@ -360,8 +360,8 @@ class MusubiBackend:
         p = plan(profile)
         translated = crossing.translate(profile, p)[0]  # the module the emitter writes
         module = translated.option("network_module", p.arch["network_module"])
-        if module != "networks.lora_wan" or p.family.name not in synth.FAMILIES:
-            return None, (f"lorac knows the layers of {', '.join(synth.FAMILIES)} with "
+        if module != "networks.lora_wan" or p.family.name not in synth.WAN_FAMILIES:
+            return None, (f"lorac knows the layers of {', '.join(synth.WAN_FAMILIES)} with "
                           f"networks.lora_wan only, not {module} on {p.family.name}")
         args = layer_args(profile.option("network_args"))
         if args:

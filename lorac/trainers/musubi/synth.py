@@ -2,17 +2,24 @@
 
 ``write_synthetic("wan2.1-t2v-1.3b", out_dir)`` writes the three files a Wan run loads, with
 random weights: the DiT (bf16 safetensors, ``--dit``), the umT5-XXL encoder (bf16 ``.pth``,
-``--t5``) and the Wan 2.1 VAE (fp32 ``.pth``, ``--vae``). Key names and shapes are read from
-``backends/musubi/synth/<family>.json``, which :mod:`lorac.trainers.musubi.synth_gen` generates
-from musubi-tuner's own classes; ``tiny=True`` writes the same keys with that file's tiny sizes,
-for CPU tests. GPU memory then behaves as with the real weights; losses mean nothing.
+``--t5``) and the Wan 2.1 VAE (fp32 ``.pth``, ``--vae``). ``write_synthetic("qwen-image", ...)``
+writes Qwen-Image's: the DiT (``--dit``) and Qwen2.5-VL (``--text_encoder``) as float8 e4m3fn
+safetensors (musubi casts on read, so they serve bf16 runs and ``--fp8_base`` / ``--fp8_vl``
+runs alike; ``--fp8_scaled`` refuses them) and the VAE (bf16 safetensors, ``--vae``).
+Key names and shapes are read from ``backends/musubi/synth/<family>.json``, which
+:mod:`lorac.trainers.musubi.synth_gen` generates from musubi-tuner's own classes;
+``tiny=True`` writes the same keys with that file's tiny sizes, for CPU tests. GPU memory then
+behaves as with the real weights; losses mean nothing.
 
 Two more things make a run work offline:
 
-* musubi loads the umT5 tokenizer with ``AutoTokenizer.from_pretrained("Wan-AI/Wan2.1-T2V-14B",
-  subfolder="google/umt5-xxl")`` (src/musubi_tuner/wan/modules/t5.py:496-500): a small Unigram
-  tokenizer goes into a Hugging Face cache under that id (``hf_home/``; the run sets
-  ``HF_HOME`` to it);
+* musubi loads Wan's umT5 tokenizer with ``AutoTokenizer.from_pretrained(
+  "Wan-AI/Wan2.1-T2V-14B", subfolder="google/umt5-xxl")`` (src/musubi_tuner/wan/modules/t5.py:
+  496-500): a small Unigram tokenizer goes into a Hugging Face cache under that id
+  (``hf_home/``; the run sets ``HF_HOME`` to it); Qwen-Image's Qwen2 tokenizer goes there
+  under ``Qwen/Qwen-Image`` / ``tokenizer`` (qwen_image/qwen_image_utils.py:316-317), a
+  byte-level BPE whose template prefix is the 34 tokens musubi drops
+  (:func:`lorac.trainers.tokenizers.write_qwen2_tokenizer`);
 * musubi imports PyAV at module level (src/musubi_tuner/dataset/media_utils.py:11) but uses it
   only for video files: when ``av`` is not installed, ``stand_ins/av.py`` (which raises
   ``ImportError`` when used) goes on the run's ``PYTHONPATH``.
@@ -25,19 +32,23 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import math
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lorac.config import inventory
-from lorac.trainers.tokenizers import write_t5_tokenizer
+from lorac.trainers.tokenizers import write_qwen2_tokenizer, write_t5_tokenizer
 
-__all__ = ["FAMILIES", "TOKENIZER_REPO", "TOKENIZER_SUBFOLDER", "SynthSet", "layout",
-           "write_synthetic"]
+__all__ = ["FAMILIES", "TOKENIZER_REPO", "TOKENIZER_SUBFOLDER", "WAN_FAMILIES", "SynthSet",
+           "layout", "write_synthetic"]
 
-FAMILIES = ("wan2.1-t2v-1.3b",)
+FAMILIES = ("wan2.1-t2v-1.3b", "qwen-image")
+#: The families whose ``networks.lora_wan`` modules lorac counts (:func:`wan_lora_modules`).
+WAN_FAMILIES = ("wan2.1-t2v-1.3b",)
 
 #: The hub id and subfolder musubi hard-codes for the umT5 tokenizer (wan/modules/t5.py:497-498).
 TOKENIZER_REPO = "Wan-AI/Wan2.1-T2V-14B"
@@ -119,6 +130,41 @@ def _tensor(key: str, shape: tuple[int, ...], dtype: Any, device: str, gen: Any)
     return x.to(dtype)
 
 
+_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32",
+           "fp8_e4m3fn": "float8_e4m3fn"}
+_ST_DTYPE = {"bf16": "BF16", "fp16": "F16", "fp32": "F32", "fp8_e4m3fn": "F8_E4M3"}
+_ITEMSIZE = {"bf16": 2, "fp16": 2, "fp32": 4, "fp8_e4m3fn": 1}
+
+
+def _save_streamed(path: Path, shapes: dict[str, tuple[int, ...]], dtype: str, device: str,
+                   seed: int) -> None:
+    """A safetensors file written one tensor at a time (generated on ``device``, cast to
+    ``dtype``, copied out, freed): the host holds one tensor, never the model (the Qwen-Image
+    DiT is 20 GB in float8)."""
+    import torch
+
+    entries: dict[str, Any] = {"__metadata__": {"format": "pt",
+                                                "lorac": "synthetic, random weights"}}
+    offset = 0
+    for key, shape in shapes.items():
+        n = math.prod(shape) * _ITEMSIZE[dtype]
+        entries[key] = {"dtype": _ST_DTYPE[dtype], "shape": list(shape),
+                        "data_offsets": [offset, offset + n]}
+        offset += n
+    header = json.dumps(entries, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # safetensors pads the header to 8 bytes
+    gen = torch.Generator(device=device).manual_seed(seed)
+    target = getattr(torch, _DTYPES[dtype])
+    with open(path, "wb", buffering=0) as f:
+        f.write(struct.pack("<Q", len(header)))
+        f.write(header)
+        for key, shape in shapes.items():
+            t = _tensor(key, shape, target, device, gen)
+            if t.numel():
+                f.write(memoryview(t.contiguous().view(torch.uint8).reshape(-1).cpu().numpy()))
+            del t
+
+
 def _state_dict(shapes: dict[str, tuple[int, ...]], dtype: Any, device: str, seed: int,
                 ) -> dict[str, Any]:
     import torch
@@ -131,18 +177,32 @@ def _write_component(path: Path, comp: dict[str, Any], shapes: dict[str, tuple[i
                      device: str, seed: int) -> int:
     import torch
 
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[comp["dtype"]]
-    sd = _state_dict(shapes, dtype, device, seed)
     tmp = path.with_name(path.name + ".part")
     if comp["format"] == "safetensors":
-        from safetensors.torch import save_file
-
-        save_file(sd, str(tmp), metadata={"format": "pt", "lorac": "synthetic, random weights"})
+        _save_streamed(tmp, shapes, comp["dtype"], device, seed)
     else:
+        sd = _state_dict(shapes, getattr(torch, _DTYPES[comp["dtype"]]), device, seed)
         torch.save(sd, tmp)
-    del sd
+        del sd
     tmp.replace(path)
     return path.stat().st_size
+
+
+def _cache_folder(hf_home: Path, repo_id: str, subfolder: str) -> Path:
+    """``subfolder`` of ``repo_id``'s snapshot in the offline Hugging Face cache under
+    ``hf_home`` (``refs/main`` names :data:`CACHE_REVISION`)."""
+    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(CACHE_REVISION, encoding="utf-8")
+    return repo / "snapshots" / CACHE_REVISION / subfolder
+
+
+def write_qwen_tokenizer(hf_home: Path, family: str = "qwen-image") -> Path:
+    """Qwen-Image's Qwen2 tokenizer (:func:`lorac.trainers.tokenizers.write_qwen2_tokenizer`)
+    in the offline cache where musubi looks for it; every id is below 1024 (the tiny text
+    encoder's vocabulary). Returns the tokenizer's folder."""
+    spec = layout(family)["tokenizer"]
+    return write_qwen2_tokenizer(_cache_folder(hf_home, spec["repo"], spec["subfolder"]))
 
 
 def write_tokenizer(hf_home: Path) -> Path:
@@ -163,8 +223,8 @@ def write_synthetic(family: str, out_dir: Path, *, tiny: bool = False, device: s
     """Write a synthetic set for ``family`` into ``out_dir`` and return its paths.
 
     Each component is generated on ``device`` (``"cuda"`` on the GPU machine: the full
-    umT5-XXL encoder alone is 11.4 GB in bf16) and written whole, in the format its loader
-    reads; host memory peaks at the largest component.
+    umT5-XXL encoder alone is 11.4 GB in bf16) in the format its loader reads: a safetensors
+    file one tensor at a time, a ``.pth`` whole (host memory peaks at the largest ``.pth``).
     """
     _check_family(family)
     start = time.perf_counter()
@@ -180,7 +240,10 @@ def write_synthetic(family: str, out_dir: Path, *, tiny: bool = False, device: s
         files[name] = path
         options[comp["option"]] = str(path)
     hf_home = out_dir / "hf_home"
-    write_tokenizer(hf_home)
+    if "tokenizer" in layout(family):
+        write_qwen_tokenizer(hf_home, family)
+    else:
+        write_tokenizer(hf_home)
     stand_ins = None
     if importlib.util.find_spec("av") is None:
         stand_ins = out_dir / "stand_ins"

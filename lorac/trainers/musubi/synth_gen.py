@@ -12,6 +12,17 @@ device (nothing is allocated), exactly as its loaders build them before ``load_s
   (src/musubi_tuner/wan/modules/vae.py:627-654; a ``.pth`` loads strictly, a ``.safetensors``
   with ``strict=False``).
 
+Qwen-Image (``qwen-image``), from ``qwen_image.qwen_image_utils`` and ``qwen_image_model``:
+
+* the DiT: ``create_model`` (``load_qwen_image_model``, qwen_image_model.py:1375-1513, strict
+  load; ``--num_layers`` sets the depth, the other sizes are fixed in the call);
+* the text encoder: ``Qwen2_5_VLForConditionalGeneration`` with the configuration
+  ``load_qwen2_5_vl`` builds (qwen_image_utils.py:57-318; the generator captures it by calling
+  the loader with ``Qwen2_5_VLConfig`` wrapped), keys as the released single file has them
+  (``model.`` and ``visual.``, which the loader renames; strict load);
+* the VAE: ``AutoencoderKLQwenImage`` with ``load_vae``'s configuration (captured the same way;
+  qwen_image_utils.py:730-817, strict load).
+
 Each component is built twice: with the real sizes and with the small ``tiny`` sizes of
 :data:`TINY` (same key names), so ``lorac synth --tiny`` writes files musubi's loaders accept
 once their size arguments are the tiny ones. Run it with an interpreter that can import the
@@ -29,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 #: family -> musubi task (``--task``) whose WAN_CONFIGS entry sizes the DiT.
-TASKS = {"wan2.1-t2v-1.3b": "t2v-1.3B"}
+TASKS = {"wan2.1-t2v-1.3b": "t2v-1.3B", "qwen-image": None}
 
 #: The tiny sizes. The DiT keeps ``text_dim`` 4096 and the VAE ``z_dim`` 16: musubi's loaders
 #: do not take them from the config. Head dim 12 keeps the DiT's rotary split (d - 4*(d//6),
@@ -49,6 +60,135 @@ FILES = {
            "option": "t5"},
     "vae": {"file": "Wan2.1_VAE.pth", "format": "pth", "dtype": "fp32", "option": "vae"},
 }
+
+
+#: Qwen-Image's tiny sizes (the depths stay: the key names hold the block numbers). The DiT's
+#: text input width is the text encoder's hidden size; the rotary axes add up to the head dim;
+#: the text encoder's multimodal rotary sections add up to half its head dim (16 / 2 heads = 8);
+#: its vocabulary (1024) takes every id of the synthetic tokenizer
+#: (:func:`lorac.trainers.tokenizers.write_qwen2_tokenizer`).
+QWEN_TINY = {
+    "dit": {"attention_head_dim": 16, "num_attention_heads": 2,
+            "joint_attention_dim": 16, "axes_dims_rope": [4, 6, 6]},
+    "text_encoder": {"vocab_size": 1024, "hidden_size": 16, "intermediate_size": 32,
+                     "num_attention_heads": 2, "num_key_value_heads": 1,
+                     "mrope_section": [2, 1, 1],
+                     "vision": {"hidden_size": 16, "intermediate_size": 32, "num_heads": 2,
+                                "out_hidden_size": 16}},
+    "vae": {"base_dim": 8},
+}
+
+#: Qwen-Image's files. The DiT and the text encoder are stored in float8 e4m3fn: musubi casts
+#: on read (``get_tensor(..., dtype=)``: bf16 without ``--fp8_base`` / ``--fp8_vl``, float8
+#: with), so one set serves both and holds half the bytes. ``--fp8_scaled`` refuses weights
+#: already in float8 (modules/fp8_optimization_utils.py:322-336).
+QWEN_FILES = {
+    "dit": {"file": "qwen_image_fp8_e4m3fn.safetensors", "format": "safetensors",
+            "dtype": "fp8_e4m3fn", "option": "dit"},
+    "text_encoder": {"file": "qwen_2.5_vl_7b_fp8_e4m3fn.safetensors", "format": "safetensors",
+                     "dtype": "fp8_e4m3fn", "option": "text_encoder"},
+    "vae": {"file": "qwen_image_vae.safetensors", "format": "safetensors", "dtype": "bf16",
+            "option": "vae"},
+}
+#: The tokenizer musubi loads (qwen_image_utils.py:316-317): hub id and subfolder.
+QWEN_TOKENIZER = {"repo": "Qwen/Qwen-Image", "subfolder": "tokenizer", "kind": "qwen2"}
+
+
+def tiny_vl_config(config: dict[str, Any], tiny: dict[str, Any]) -> dict[str, Any]:
+    """``load_qwen2_5_vl``'s configuration with :data:`QWEN_TINY`'s text-encoder sizes, at
+    the top level and in ``text_config`` (the vision tower's in ``vision_config``)."""
+    import copy
+
+    cfg = copy.deepcopy(config)
+    text = {k: v for k, v in tiny.items() if k not in ("vision", "mrope_section")}
+    for target in (cfg, cfg.get("text_config") or {}):
+        target.update(text)
+        target["rope_scaling"] = {**target.get("rope_scaling", {}),
+                                  "mrope_section": list(tiny["mrope_section"])}
+    cfg["vision_config"] = {**cfg["vision_config"], **tiny["vision"]}
+    return cfg
+
+
+class _Captured(Exception):
+    pass
+
+
+def _capture(module: Any, name: str, call: Any) -> dict[str, Any]:
+    """The keyword arguments ``call()`` passes to ``module.name`` (which is not run)."""
+    seen: dict[str, Any] = {}
+    real = getattr(module, name)
+
+    def grab(*args: Any, **kwargs: Any) -> Any:
+        if args:
+            raise SystemExit(f"{name}: positional arguments; the generator needs keywords")
+        seen.update(kwargs)
+        raise _Captured
+
+    setattr(module, name, grab)
+    try:
+        call()
+    except _Captured:
+        pass
+    finally:
+        setattr(module, name, real)
+    if not seen:
+        raise SystemExit(f"{name} was not called")
+    return seen
+
+
+def build_qwen_image() -> dict[str, Any]:  # pragma: no cover - runs in the trainers' venv
+    """The Qwen-Image layout from musubi's loaders (the checkout must be importable)."""
+    import importlib.machinery
+    import importlib.util
+    import types
+
+    import torch
+
+    if importlib.util.find_spec("av") is None:  # imported by musubi's dataset module, unused
+        sys.modules["av"] = types.ModuleType("av")
+        sys.modules["av"].__spec__ = importlib.machinery.ModuleSpec("av", None)
+    from accelerate import init_empty_weights
+    from musubi_tuner.qwen_image import qwen_image_model as qm
+    from musubi_tuner.qwen_image import qwen_image_utils as qu
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    def dit(**over: Any) -> dict[str, list[int]]:
+        real = qm.QwenImageTransformer2DModel
+        qm.QwenImageTransformer2DModel = lambda **kw: real(**{**kw, **over})
+        try:
+            return _shapes(qm.create_model("torch", False, False, False, False, None))
+        finally:
+            qm.QwenImageTransformer2DModel = real
+
+    vl_config = _capture(qu, "Qwen2_5_VLConfig", lambda: qu.load_qwen2_5_vl("-", None, "cpu"))
+
+    def text_encoder(**over: Any) -> dict[str, list[int]]:
+        cfg = tiny_vl_config(vl_config, over) if over else vl_config
+        with init_empty_weights():
+            model = Qwen2_5_VLForConditionalGeneration._from_config(qu.Qwen2_5_VLConfig(**cfg))
+        shapes = {}
+        for key, shape in _shapes(model).items():  # the file's names (the loader renames)
+            if key.startswith("model.language_model."):
+                key = "model." + key[len("model.language_model."):]
+            elif key.startswith("model.visual."):
+                key = key[len("model."):]
+            shapes[key] = shape
+        return shapes
+
+    vae_args = _capture(qu, "AutoencoderKLQwenImage", lambda: qu.load_vae("-"))
+
+    def vae(**over: Any) -> dict[str, list[int]]:
+        with torch.device("meta"):
+            return _shapes(qu.AutoencoderKLQwenImage(**{**vae_args, **over}))
+
+    components: dict[str, Any] = {}
+    for name, make in (("dit", dit), ("text_encoder", text_encoder), ("vae", vae)):
+        full, tiny = make(), make(**QWEN_TINY[name])
+        if list(full) != list(tiny):
+            raise SystemExit(f"{name}: the tiny sizes change the key names")
+        components[name] = {**QWEN_FILES[name], "tiny_sizes": QWEN_TINY[name],
+                            "keys": {k: [full[k], tiny[k]] for k in full}}
+    return {"family": "qwen-image", "tokenizer": QWEN_TOKENIZER, "components": components}
 
 
 def _shapes(module: Any) -> dict[str, list[int]]:
@@ -112,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - runs in th
     sys.path.insert(0, str(args.checkout / "src"))
     args.out.mkdir(parents=True, exist_ok=True)
     for family in TASKS:
-        data = {"generated_from": commit, **build(family)}
+        made = build_qwen_image() if family == "qwen-image" else build(family)
+        data = {"generated_from": commit, **made}
         path = args.out / f"{family}.json"
         path.write_text(json.dumps(data, indent=0, separators=(",", ":")) + "\n",
                         encoding="utf-8")
