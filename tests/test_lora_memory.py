@@ -63,7 +63,8 @@ def test_musubi_wan_is_calibrated_and_says_so() -> None:
         est = mvram.estimate(mvram.run_from_record(rec))
         for phase, mib in rec["phases_mib"].items():
             assert abs(est.phases[phase] - mib) / mib < 0.03, (rec["id"], phase)
-        assert est.interval.n == 2 and not est.interval.estimate_only
+        fitted = [r for r in recs if r["family"] == rec["family"] and r["split"] == "fit"]
+        assert est.interval.n == len(fitted) and not est.interval.estimate_only
     other = mvram.estimate(lm.LoraRun("musubi", "wan2.1-t2v-14b"))
     assert other.interval.estimate_only
 
@@ -114,10 +115,12 @@ def test_committed_musubi_model_is_the_fit_of_its_records() -> None:
     """backends/musubi/vram_model.json is generated (bench/vram_accuracy.py --write)."""
     from lorac.trainers.musubi import vram as mvram
 
-    recs = [r for r in mvram.load_measurements() if r["split"] == "fit"]
-    obs = [(mvram.run_from_record(r), ph, float(v)) for r in recs
-           for ph, v in r["phases_mib"].items()]
-    assert lm.fit(obs) == mvram.calibration("wan2.1-t2v-1.3b")[0]
+    for arch, family in (("wan", "wan2.1-t2v-1.3b"), ("qwen-image", "qwen-image")):
+        recs = [r for r in mvram.load_measurements() if r["split"] == "fit"
+                and mvram.CALIBRATED_BY[r["family"]] == arch]
+        obs = [(mvram.run_from_record(r), ph, float(v)) for r in recs
+               for ph, v in r["phases_mib"].items()]
+        assert recs and lm.fit(obs) == mvram.calibration(family)[0], arch
 
 
 def test_kohya_sdxl_host_memory_is_float32_models_beside_the_checkpoint() -> None:
