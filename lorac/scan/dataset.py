@@ -740,7 +740,8 @@ def _cache_tag(config: DatasetConfig) -> str:
     return f"v{SCAN_VERSION}:norm{NORM_SIZE}:max{config.max_pixels}"
 
 
-_FLUSH_EVERY = 2000  # scanned records are committed to the cache in batches of this many
+_FLUSH_EVERY = 256  # scanned records are committed to the cache in batches of this many,
+# while the pool scans the next ones: the last batch, written after the pool has ended, is small
 
 
 def worker_count(config: DatasetConfig) -> int:
@@ -768,6 +769,23 @@ def _scan_chunk(args: tuple[list[str], int]) -> list[tuple[Any, ...]]:
 
 
 _CHUNK = 32  # images per pool task at most: scored together, sent back together
+_CHUNK_MIN = 8  # and at least (but for the last ones of a small set): one scoring batch
+
+
+def _chunk_bounds(count: int, workers: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the pool tasks for ``count`` images: each a quarter of what is
+    left per worker, between :data:`_CHUNK_MIN` and :data:`_CHUNK` — large while much is
+    left (fewer hand-overs), shrinking towards the end, so that the workers finish together
+    instead of one scanning a whole last chunk while the other waits."""
+
+    bounds = []
+    start = 0
+    while start < count:
+        left = count - start
+        size = min(_CHUNK, max(min(_CHUNK_MIN, -(-left // workers)), left // (workers * 4)))
+        bounds.append((start, start + size))
+        start += size
+    return bounds
 
 
 def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
@@ -937,7 +955,6 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
         run_parallel(_scan_task, [(p, config.max_pixels) for p in todo], 1, bar, arrived)
     elif todo:  # the pool scans chunks, enough of them to keep every worker busy to the end
         bar = Progress(len(todo), "scanning images", progress, show_progress)
-        size = max(1, min(_CHUNK, len(todo) // (workers * 8)))
         done = 0
 
         def arrived_chunk(rows: list[tuple[Any, ...]]) -> None:
@@ -947,8 +964,8 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
             done += len(rows)
             bar(done)
 
-        run_parallel(_scan_chunk, [(todo[i:i + size], config.max_pixels)
-                                   for i in range(0, len(todo), size)],
+        run_parallel(_scan_chunk, [(todo[i:j], config.max_pixels)
+                                   for i, j in _chunk_bounds(len(todo), workers)],
                      workers, None, arrived_chunk, pool_min=1, chunksize=1)
     if cache is not None:
         flush()
