@@ -132,3 +132,16 @@ def test_chunks_cover_the_files_once_and_shrink_towards_the_end(count: int,
         left -= size
     if count >= 32 * workers * 4:
         assert sizes[0] == dataset._CHUNK  # few hand-overs while much is left
+
+
+def test_the_widest_int32_row_of_the_largest_laplacian_is_exact() -> None:
+    """Rows of :data:`lorac.scan.dataset._INT32_ROW` pixels are multiplied and summed in int32:
+    a checkerboard (|Laplacian| = 1020 at every centre) at that width must not wrap."""
+
+    w = dataset._INT32_ROW
+    checker = np.zeros((2, 4, w), np.uint8)
+    checker[:, ::2, ::2] = 255
+    checker[:, 1::2, 1::2] = 255
+    alone = dataset._laplacian_variance(np.ascontiguousarray(checker[0]))
+    assert alone > 1000_000 * 0.9
+    assert dataset._laplacian_variances(checker) == [alone, alone]
