@@ -468,10 +468,11 @@ def _decode(rec: ImageRecord, data: bytes | Path,
             rec.error = "bomb"
             rec.detail = f"{rec.width}×{rec.height} = {rec.width * rec.height:,} pixels"
             return None
-        try:
-            rec.orientation = int(im.getexif().get(0x0112, 1) or 1)
-        except Exception:  # a broken EXIF block is not worth a finding
-            rec.orientation = 1
+        if _may_have_orientation(im, Image.Image.getexif):
+            try:
+                rec.orientation = int(im.getexif().get(0x0112, 1) or 1)
+            except Exception:  # a broken EXIF block is not worth a finding
+                rec.orientation = 1
         long_side = max(rec.width, rec.height)
         scale = min(1.0, NORM_SIZE / long_side)
         target = (max(1, round(rec.width * scale)), max(1, round(rec.height * scale)))
@@ -492,6 +493,20 @@ def _decode(rec: ImageRecord, data: bytes | Path,
     except Exception as exc:
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
     return None
+
+
+def _may_have_orientation(im: Any, base_getexif: Any) -> bool:
+    """Whether ``im.getexif()`` may find an orientation: PIL's ``Image.getexif`` reads it
+    only from the header's EXIF or XMP blocks (``info`` keys such as ``exif``, ``Raw profile
+    type exif``, ``xmp``, ``XML:com.adobe.xmp``) or a TIFF's own tags; without any, building
+    the empty ``Exif`` costs more than the rest of the header facts. A format whose plugin
+    reads EXIF its own way (PNG looks for an ``eXIf`` chunk after the pixels) is always
+    asked."""
+
+    if getattr(type(im), "getexif", None) is not base_getexif or hasattr(im, "tag_v2"):
+        return True
+    return any(not isinstance(key, str) or "exif" in key.lower() or "xmp" in key.lower()
+               for key in im.info)
 
 
 def _to_gray(im: Any) -> Any:
