@@ -835,7 +835,7 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
     chunk = chunksize or max(1, min(16, len(items) // (workers * 8)))
     results: list[Any] = [] if on_result else [None] * len(items)
-    with ctx.Pool(workers) as pool:
+    with _quiet_pool()(workers, context=ctx) as pool:
         for done, (i, value) in enumerate(
                 pool.imap_unordered(_indexed, [(fn, i, it) for i, it in enumerate(items)],
                                     chunksize=chunk), 1):
@@ -846,6 +846,29 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
             if on_done:
                 on_done(done)
     return results
+
+
+_QUIET_POOL: list[type] = []
+
+
+def _quiet_pool() -> type:
+    """``multiprocessing.pool.Pool`` whose worker-handler thread waits only for a worker to
+    end or the pool to change, as ``ThreadPool``'s does. The stock one also waits for the
+    result pipe to become readable, so between a worker's write and the result thread's read
+    it loops on ``wait`` and ``waitpid`` in the parent: about a tenth of a core for as long as
+    results keep coming, taken from the two the workers scan on. Nothing here needs that
+    wake-up: a worker that ends wakes the handler through its own sentinel (there is no
+    ``maxtasksperchild``), and the pool's close and drained cache through its notifier."""
+
+    if not _QUIET_POOL:
+        from multiprocessing.pool import Pool
+
+        class QuietPool(Pool):
+            def _get_sentinels(self) -> list[Any]:
+                return [self._change_notifier._reader]  # type: ignore[attr-defined]
+
+        _QUIET_POOL.append(QuietPool)
+    return _QUIET_POOL[0]
 
 
 def _indexed(args: tuple[Callable[[Any], Any], int, Any]) -> tuple[int, Any]:
