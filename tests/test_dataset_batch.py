@@ -112,3 +112,36 @@ def test_the_pool_scans_in_chunks_with_the_same_records(
     assert fn is dataset._scan_chunk  # the workers get chunks of files
     assert [p for chunk in chunks for p in chunk] == mixed
     assert pooled == alone
+
+
+@pytest.mark.parametrize("count", [1, 2, 16, 17, 100, 500, 10_007])
+@pytest.mark.parametrize("workers", [2, 3, 8])
+def test_chunks_cover_the_files_once_and_shrink_towards_the_end(count: int,
+                                                                 workers: int) -> None:
+    bounds = dataset._chunk_bounds(count, workers)
+    assert [i for start, stop in bounds for i in range(start, stop)] == list(range(count))
+    sizes = [stop - start for start, stop in bounds]
+    assert max(sizes) <= dataset._CHUNK
+    assert sizes == sorted(sizes, reverse=True)  # never a large chunk after a small one
+    # the pool is never left with a chunk larger than the smallest batch while the other
+    # workers have nothing left: the last chunks are at most _CHUNK_MIN images
+    left = count
+    for size in sizes:
+        if left <= dataset._CHUNK_MIN * workers:
+            assert size <= dataset._CHUNK_MIN
+        left -= size
+    if count >= 32 * workers * 4:
+        assert sizes[0] == dataset._CHUNK  # few hand-overs while much is left
+
+
+def test_the_widest_int32_row_of_the_largest_laplacian_is_exact() -> None:
+    """Rows of :data:`lorac.scan.dataset._INT32_ROW` pixels are multiplied and summed in int32:
+    a checkerboard (|Laplacian| = 1020 at every centre) at that width must not wrap."""
+
+    w = dataset._INT32_ROW
+    checker = np.zeros((2, 4, w), np.uint8)
+    checker[:, ::2, ::2] = 255
+    checker[:, 1::2, 1::2] = 255
+    alone = dataset._laplacian_variance(np.ascontiguousarray(checker[0]))
+    assert alone > 1000_000 * 0.9
+    assert dataset._laplacian_variances(checker) == [alone, alone]

@@ -468,10 +468,11 @@ def _decode(rec: ImageRecord, data: bytes | Path,
             rec.error = "bomb"
             rec.detail = f"{rec.width}×{rec.height} = {rec.width * rec.height:,} pixels"
             return None
-        try:
-            rec.orientation = int(im.getexif().get(0x0112, 1) or 1)
-        except Exception:  # a broken EXIF block is not worth a finding
-            rec.orientation = 1
+        if _may_have_orientation(im, Image.Image.getexif):
+            try:
+                rec.orientation = int(im.getexif().get(0x0112, 1) or 1)
+            except Exception:  # a broken EXIF block is not worth a finding
+                rec.orientation = 1
         long_side = max(rec.width, rec.height)
         scale = min(1.0, NORM_SIZE / long_side)
         target = (max(1, round(rec.width * scale)), max(1, round(rec.height * scale)))
@@ -492,6 +493,20 @@ def _decode(rec: ImageRecord, data: bytes | Path,
     except Exception as exc:
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
     return None
+
+
+def _may_have_orientation(im: Any, base_getexif: Any) -> bool:
+    """Whether ``im.getexif()`` may find an orientation: PIL's ``Image.getexif`` reads it
+    only from the header's EXIF or XMP blocks (``info`` keys such as ``exif``, ``Raw profile
+    type exif``, ``xmp``, ``XML:com.adobe.xmp``) or a TIFF's own tags; without any, building
+    the empty ``Exif`` costs more than the rest of the header facts. A format whose plugin
+    reads EXIF its own way (PNG looks for an ``eXIf`` chunk after the pixels) is always
+    asked."""
+
+    if getattr(type(im), "getexif", None) is not base_getexif or hasattr(im, "tag_v2"):
+        return True
+    return any(not isinstance(key, str) or "exif" in key.lower() or "xmp" in key.lower()
+               for key in im.info)
 
 
 def _to_gray(im: Any) -> Any:
@@ -549,9 +564,9 @@ def _laplacian_variances(stack: Any) -> list[float]:
     image's own (the same exact integer arithmetic). The stack is laid out flat between ``w``
     zeros on each side, so the north, south, west and east neighbours are fixed offsets for
     every centre; the first and last row and column of each image (whose neighbours lie
-    outside it) are zeroed. The squares are summed per row in int32 (a row of at most 2,063
-    squares of at most 1020² stays below 2³¹), then per image: summing the int32 squares into
-    int64 directly costs more than all the rest."""
+    outside it) are zeroed. The squares are made and summed per row in one ``einsum`` pass in
+    int32 (a row of at most 2,063 squares of at most 1020² stays below 2³¹), then per image:
+    summing the int32 squares into int64 directly costs more than all the rest."""
 
     import numpy as np
 
@@ -580,11 +595,12 @@ def _laplacian_variances(stack: Any) -> list[float]:
     s1s = (r[:, 0] - r[:, 1] - r[:, 2] + r[:, 3] + c[:, 0] - c[:, 1] - c[:, 2]
            + c[:, 3]).tolist()
     np.copyto(squares, lap)
-    np.multiply(squares, squares, out=squares)
-    if w <= _INT32_ROW:
-        rows = squares.reshape(k * h, w).sum(axis=1, dtype=np.int32)
-        s2s = rows.reshape(k, h).sum(axis=1, dtype=np.int64).tolist()
+    if w <= _INT32_ROW:  # each row's squares multiplied and summed in one pass
+        rows = squares.reshape(k * h, w)
+        s2s = np.einsum("ij,ij->i", rows, rows).reshape(k, h).sum(
+            axis=1, dtype=np.int64).tolist()
     else:
+        np.multiply(squares, squares, out=squares)
         s2s = squares.reshape(k, h * w).sum(axis=1, dtype=np.int64).tolist()
     return [round(max(0.0, (s2 - s1 * s1 / n) / n), 3) for s1, s2 in zip(s1s, s2s, strict=True)]
 
@@ -740,7 +756,8 @@ def _cache_tag(config: DatasetConfig) -> str:
     return f"v{SCAN_VERSION}:norm{NORM_SIZE}:max{config.max_pixels}"
 
 
-_FLUSH_EVERY = 2000  # scanned records are committed to the cache in batches of this many
+_FLUSH_EVERY = 256  # scanned records are committed to the cache in batches of this many,
+# while the pool scans the next ones: the last batch, written after the pool has ended, is small
 
 
 def worker_count(config: DatasetConfig) -> int:
@@ -768,6 +785,23 @@ def _scan_chunk(args: tuple[list[str], int]) -> list[tuple[Any, ...]]:
 
 
 _CHUNK = 32  # images per pool task at most: scored together, sent back together
+_CHUNK_MIN = 8  # and at least (but for the last ones of a small set): one scoring batch
+
+
+def _chunk_bounds(count: int, workers: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the pool tasks for ``count`` images: each a quarter of what is
+    left per worker, between :data:`_CHUNK_MIN` and :data:`_CHUNK` — large while much is
+    left (fewer hand-overs), shrinking towards the end, so that the workers finish together
+    instead of one scanning a whole last chunk while the other waits."""
+
+    bounds = []
+    start = 0
+    while start < count:
+        left = count - start
+        size = min(_CHUNK, max(min(_CHUNK_MIN, -(-left // workers)), left // (workers * 4)))
+        bounds.append((start, start + size))
+        start += size
+    return bounds
 
 
 def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
@@ -801,7 +835,7 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
     chunk = chunksize or max(1, min(16, len(items) // (workers * 8)))
     results: list[Any] = [] if on_result else [None] * len(items)
-    with ctx.Pool(workers) as pool:
+    with _quiet_pool()(workers, context=ctx) as pool:
         for done, (i, value) in enumerate(
                 pool.imap_unordered(_indexed, [(fn, i, it) for i, it in enumerate(items)],
                                     chunksize=chunk), 1):
@@ -812,6 +846,29 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
             if on_done:
                 on_done(done)
     return results
+
+
+_QUIET_POOL: list[type] = []
+
+
+def _quiet_pool() -> type:
+    """``multiprocessing.pool.Pool`` whose worker-handler thread waits only for a worker to
+    end or the pool to change, as ``ThreadPool``'s does. The stock one also waits for the
+    result pipe to become readable, so between a worker's write and the result thread's read
+    it loops on ``wait`` and ``waitpid`` in the parent: about a tenth of a core for as long as
+    results keep coming, taken from the two the workers scan on. Nothing here needs that
+    wake-up: a worker that ends wakes the handler through its own sentinel (there is no
+    ``maxtasksperchild``), and the pool's close and drained cache through its notifier."""
+
+    if not _QUIET_POOL:
+        from multiprocessing.pool import Pool
+
+        class QuietPool(Pool):
+            def _get_sentinels(self) -> list[Any]:
+                return [self._change_notifier._reader]  # type: ignore[attr-defined]
+
+        _QUIET_POOL.append(QuietPool)
+    return _QUIET_POOL[0]
 
 
 def _indexed(args: tuple[Callable[[Any], Any], int, Any]) -> tuple[int, Any]:
@@ -937,7 +994,6 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
         run_parallel(_scan_task, [(p, config.max_pixels) for p in todo], 1, bar, arrived)
     elif todo:  # the pool scans chunks, enough of them to keep every worker busy to the end
         bar = Progress(len(todo), "scanning images", progress, show_progress)
-        size = max(1, min(_CHUNK, len(todo) // (workers * 8)))
         done = 0
 
         def arrived_chunk(rows: list[tuple[Any, ...]]) -> None:
@@ -947,8 +1003,8 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
             done += len(rows)
             bar(done)
 
-        run_parallel(_scan_chunk, [(todo[i:i + size], config.max_pixels)
-                                   for i in range(0, len(todo), size)],
+        run_parallel(_scan_chunk, [(todo[i:j], config.max_pixels)
+                                   for i, j in _chunk_bounds(len(todo), workers)],
                      workers, None, arrived_chunk, pool_min=1, chunksize=1)
     if cache is not None:
         flush()
