@@ -865,7 +865,10 @@ def _quiet_pool() -> type:
 
         class QuietPool(Pool):
             def _get_sentinels(self) -> list[Any]:
-                return [self._change_notifier._reader]  # type: ignore[attr-defined]
+                # private to CPython's pool (3.8+): without it, the stock behaviour
+                notifier = getattr(self, "_change_notifier", None)
+                reader = getattr(notifier, "_reader", None)
+                return [reader] if reader is not None else super()._get_sentinels()
 
         _QUIET_POOL.append(QuietPool)
     return _QUIET_POOL[0]
