@@ -317,21 +317,29 @@ def time_section(records: list[dict]) -> tuple[object, str]:
     print(f"\n== step time (H100/H200, runs alone on their GPU): {len(fit_pts)} fit, "
           f"{len(hold)} held back; overhead {k.overhead_s:.3f} s/step, mfu {k.mfu:.3f}")
     loo = []
+    scopes: dict[str, list[float]] = {}
     for rec, run, acc, sec in fit_pts:
         kk = steptime.fit([(r2, a2, s2) for r1, r2, a2, s2 in fit_pts if r1 is not rec])
         pred = steptime.step_seconds(run, card, kk, acc)
         loo.append((pred - sec) / sec * 100)
+        scopes.setdefault(f"{run.trainer}/{run.family}", []).append(loo[-1])
         print(f"  {rec['id']:<26}{rec.get('gpu', '?'):<24}measured {sec:>6.2f} s  leave-one-out "
               f"{pred:>6.2f} s ({loo[-1]:+.0f} %)  busy {rec.get('gpu_busy', '?')}")
     held = []
     for rec, run, acc, sec in hold:
         pred = steptime.step_seconds(run, card, k, acc)
         held.append((pred - sec) / sec * 100)
+        scopes.setdefault(f"{run.trainer}/{run.family}", []).append(held[-1])
         print(f"  {rec['id']:<26}{rec.get('gpu', '?'):<24}measured {sec:>6.2f} s  held back "
               f"{pred:>6.2f} s ({held[-1]:+.0f} %)")
     both = loo + held
     if not both:
         return k, "step time: no measured step"
+    print("\nstep time per trainer x family (leave-one-out and held back together)")
+    print(f"{'trainer/family':<26}{'n':>5}{'median':>9}{'worst':>9}  within 20 %")
+    for scope, errs in sorted(scopes.items()):
+        print(f"{scope:<26}{len(errs):>5}{statistics.median(abs(e) for e in errs):>8.0f}%"
+              f"{max(errs, key=abs):>+8.0f}%  {sum(abs(e) <= 20 for e in errs)}/{len(errs)}")
     a = sorted(abs(e) for e in both)
     return k, (f"step time (kohya, ai-toolkit; H100/H200): {len(both)} points judged without them "
                f"({len(loo)} leave-one-out, {len(held)} held back): median |error| "
