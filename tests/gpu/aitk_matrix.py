@@ -130,37 +130,13 @@ def profile_text(name: str, cond: dict, own: dict) -> str:
 
 def record(job: dict, manifest: dict, offset: float, out: Path, shared: bool) -> dict:
     """A record in the format of backends/ai-toolkit/vram_measurements.json."""
-    t = manifest.get("telemetry") or {}
-    phases: dict[str, float] = {}
-    own: dict[str, float] = {}
-    device: dict[str, float] = {}
-    for phase, per_gpu in (t.get("phases") or {}).items():
-        vals = [v for v in per_gpu.values() if isinstance(v, dict)]
-        dev = max((v.get("memory_used_mib") or 0.0 for v in vals), default=0.0)
-        proc = max((v.get("process_memory_mib") or 0.0 for v in vals), default=0.0)
-        if dev:
-            device[phase] = dev
-        if proc:  # the trainer's own processes: the device's figure counts the others too
-            own[phase] = proc
-            phases[phase] = round(proc + offset, 1)
-    recorded = {k: v for k, v in phases.items() if k != "sample"}
-    smi = vm.smi_peaks(out, job["pids"], job["t0"], job["t1"])
-    prog = manifest.get("progress") or {}
-    peak = round(smi["process"] + offset, 1) if smi["process"] else (
-        max(recorded.values()) if recorded else None)
-    if not shared and smi["device"]:
-        peak = smi["device"]
-    gpu = (t.get("gpus") or [{}])[0]
-    ok = manifest.get("status") in ("succeeded", "stopped") and bool(recorded)
-    return {
+    f = vm.run_figures(job, manifest, offset, out, shared)
+    ok = f.pop("ok")
+    head = {
         "id": f"aitk-flux-{job['name']}", "gpus": 1, "split": job["split"],
         "weight": "full" if ok else "failed",
         "trainer": "ai-toolkit", "trainer_commit": COMMIT, "family": "flux1-dev",
         "script": "run.py (extensions_built_in/sd_trainer)",
-        "status": manifest.get("status"), "exit_code": manifest.get("exit_code"),
-        "gpu": gpu.get("name"), "gpu_memory_total_mib": gpu.get("memory_total_mib"),
-        "driver": t.get("driver_version"),
-        "torch": (manifest.get("versions") or {}).get("torch"),
         "memory_api": "per phase: NVML per-process used memory of the trainer's process tree "
                       "plus offset_mib; peak_mib: nvidia-smi's 100 ms samples of the same "
                       "(the device's used memory when alone on the GPU)",
@@ -168,16 +144,8 @@ def record(job: dict, manifest: dict, offset: float, out: Path, shared: bool) ->
                    "dtypes, random values",
         "date": time.strftime("%Y-%m-%d", time.gmtime()), "gpu_shared": shared,
         "source": f"tests/gpu/aitk_matrix.py run ({job['name']})",
-        "conditions": job["cond"], "native": job["native"], "phases_mib": recorded,
-        "other_phases_mib": {k: v for k, v in phases.items() if k == "sample"},
-        "process_phases_mib": own, "device_phases_mib": device, "offset_mib": offset,
-        "peak_mib": peak, "smi_process_peak_mib": smi["process"],
-        "smi_device_peak_mib": smi["device"], "smi_interval_s": 0.1,
-        "host_rss_mib": t.get("host_rss_mib"), "host_rss_peak_mib": t.get("host_rss_peak_mib"),
-        "host_rss_api": t.get("host_rss_api"),
-        "sec_per_batch": prog.get("sec_per_it"), "sec_per_step_shared": shared,
-        "steps_done": prog.get("step"), "wall_s": round(job["t1"] - job["t0"], 1),
-        "plan": "h100", "plan_name": "aitk"}
+        "conditions": job["cond"], "native": job["native"]}
+    return {**head, **f, "plan": "h100", "plan_name": "aitk"}
 
 
 def queue_of(only: set[str]) -> list[dict]:

@@ -666,6 +666,55 @@ def finish_job(job: dict, out: Path, make_record) -> dict | None:
     return rec
 
 
+def run_figures(job: dict, manifest: dict, offset: float, out: Path, shared: bool,
+                device_when_alone: bool = False) -> dict:
+    """The figures every plan's record takes from a finished run's manifest and the
+    nvidia-smi logs: per-phase memory (the trainer's own processes plus ``offset``; with
+    ``device_when_alone``, the device's figure for a run alone on the GPU), the whole run's
+    peak, the card, host memory and the step rate. ``ok``: the run ended well and recorded
+    memory; ``other_phases_mib``: sampling, which the models leave out."""
+    t = manifest.get("telemetry") or {}
+    phases: dict[str, float] = {}
+    own: dict[str, float] = {}
+    device: dict[str, float] = {}
+    for phase, per_gpu in (t.get("phases") or {}).items():
+        vals = [v for v in per_gpu.values() if isinstance(v, dict)]
+        dev = max((v.get("memory_used_mib") or 0.0 for v in vals), default=0.0)
+        proc = max((v.get("process_memory_mib") or 0.0 for v in vals), default=0.0)
+        if dev:
+            device[phase] = dev
+        if proc:  # the trainer's own processes: the device's figure counts the others too
+            own[phase] = proc
+            phases[phase] = round(proc + offset, 1)
+        elif dev and device_when_alone and not shared:
+            phases[phase] = dev
+    if device_when_alone and not shared and device:  # alone: the device's figure is the run's
+        phases = dict(device)
+    recorded = {k: v for k, v in phases.items() if k != "sample"}
+    smi = smi_peaks(out, job["pids"], job["t0"], job["t1"])
+    prog = manifest.get("progress") or {}
+    peak = round(smi["process"] + offset, 1) if smi["process"] else (
+        max(recorded.values()) if recorded else None)
+    if not shared and smi["device"]:
+        peak = smi["device"]
+    gpu = (t.get("gpus") or [{}])[0]
+    return {
+        "ok": manifest.get("status") in ("succeeded", "stopped") and bool(recorded),
+        "status": manifest.get("status"), "exit_code": manifest.get("exit_code"),
+        "gpu": gpu.get("name"), "gpu_memory_total_mib": gpu.get("memory_total_mib"),
+        "driver": t.get("driver_version"),
+        "torch": (manifest.get("versions") or {}).get("torch"),
+        "phases_mib": recorded,
+        "other_phases_mib": {k: v for k, v in phases.items() if k == "sample"},
+        "process_phases_mib": own, "device_phases_mib": device, "offset_mib": offset,
+        "peak_mib": peak, "smi_process_peak_mib": smi["process"],
+        "smi_device_peak_mib": smi["device"], "smi_interval_s": 0.1,
+        "host_rss_mib": t.get("host_rss_mib"), "host_rss_peak_mib": t.get("host_rss_peak_mib"),
+        "host_rss_api": t.get("host_rss_api"),
+        "sec_per_batch": prog.get("sec_per_it"), "sec_per_step_shared": shared,
+        "steps_done": prog.get("step"), "wall_s": round(job["t1"] - job["t0"], 1)}
+
+
 def h100_record(job: dict, manifest: dict, offset: float, out: Path, shared: bool) -> dict:
     """A record in the format of the measurements file, with the H100 plan's extra figures."""
     fam = job["family"]
