@@ -210,3 +210,14 @@ def test_ai_toolkit_host_memory_follows_where_it_quantises() -> None:
     host_q = avram.run_from_options(base, {"quantize": True, "low_vram": True}, {},
                                     (1024, 1024, 1, 1))
     assert lm.host_ram_mib(on_gpu) < lm.host_ram_mib(bf16) < lm.host_ram_mib(host_q)
+
+
+def test_an_untested_peak_says_why_it_is_an_estimate() -> None:
+    """The label of a peak resting on an untested constant names the phase, not 'no measured
+    run' (there were measured runs of the family)."""
+    measured = Interval(0.95, 1.05, 6, "leave-one-out", "musubi/wan")
+    run = lm.LoraRun("musubi", "wan2.1-t2v-1.3b", width=832, height=480,
+                     gradient_checkpointing=False, batch_size=8, frames=81)
+    label = lm.estimate(run, None, measured, {"train_mib": 6}).interval.label()
+    assert label.startswith("first-principles estimate, its train peak untested")
+    assert "no measured run" in lm.estimate(run).interval.label()

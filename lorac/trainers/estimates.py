@@ -62,7 +62,8 @@ class Interval:
     def label(self) -> str:
         pct = f"{(self.low - 1) * 100:+.0f} %/{(self.high - 1) * 100:+.0f} %"
         if self.estimate_only:
-            return f"first-principles estimate, no measured run: {pct}"
+            why = "no measured run" if self.basis == FIRST_PRINCIPLES_BASIS else self.basis
+            return f"first-principles estimate, {why}: {pct}"
         return f"{pct} from {self.n} measured run(s), {self.basis}" + (
             f" ({self.scope})" if self.scope else "")
 
@@ -78,7 +79,8 @@ class Interval:
 #: The interval of a trainer/family with no measured run: the first-principles terms miss
 #: allocator slack, workspaces and placement details that measured families show to be worth
 #: -20 % .. +40 % of the total before any constant is fitted.
-FIRST_PRINCIPLES = Interval(0.8, 1.4, 0, "first-principles estimate")
+FIRST_PRINCIPLES_BASIS = "first-principles estimate"
+FIRST_PRINCIPLES = Interval(0.8, 1.4, 0, FIRST_PRINCIPLES_BASIS)
 
 
 def interval_from_errors(errors: Sequence[float], *, scope: str = "", pad: float = 0.005,

@@ -411,7 +411,7 @@ def estimate(run: LoraRun, constants: Constants | None = None,
         untested = sorted(n for n in used_constants(run, (peak,)) if not tested.get(n))
         if untested:
             iv = Interval(FIRST_PRINCIPLES.low, FIRST_PRINCIPLES.high, 0,
-                          FIRST_PRINCIPLES.basis, iv.scope)
+                          f"its {peak} peak untested by the measured runs", iv.scope)
             notes.insert(0, f"first-principles estimate: the {peak} phase rests on "
                             f"{', '.join(untested)}, which no measured {run.trainer} "
                             f"{run.family} run left out of the fit tested")

@@ -2,10 +2,12 @@
 
 The numbers come from the model ``lorac vram`` uses (:mod:`lorac.trainers.memory_models`) for
 the trainer the profile targets (``[profile] backend``) and its family: kohya sd-scripts FLUX.1
-(calibrated on measured runs), SDXL and SD3/SD3.5; ai-toolkit FLUX.1 (bf16 and quantised);
-musubi-tuner Wan 2.x (Wan 2.1 T2V 1.3B calibrated) and Qwen-Image. Where no measured run of the
-trainer and family calibrates the model, the finding says it is a first-principles estimate,
-with its wide interval; a trainer and family without a model get no finding. A base profile is
+(calibrated on measured runs), SDXL and SD3/SD3.5 (calibrated); ai-toolkit FLUX.1 (bf16 and
+quantised, calibrated) and Wan 2.1; musubi-tuner Wan 2.x (Wan 2.1 T2V 1.3B calibrated) and
+Qwen-Image (calibrated). Where no measured run of the trainer and family calibrates the model,
+or the predicted peak rests on a constant no measured run tested, the finding says it is a
+first-principles estimate, with its wide interval; a trainer and family without a model get no
+finding. A base profile is
 judged through the profiles that extend it.
 """
 
@@ -75,8 +77,9 @@ class DoesNotFitGpu(Rule):
     prediction's error interval exceeds the card, ``tight`` (a warning) when the interval
     straddles the card's memory. The interval comes from the model's measured error for the
     trainer and family (leave-one-out residuals of its calibration runs); where no run was
-    measured it is a wide first-principles interval and the finding says ``first-principles
-    estimate``. A trainer and family without a model get no finding. The finding names the
+    measured, or the predicted peak's phase rests on a constant that no left-out run tested, it
+    is a wide first-principles interval and the finding says ``first-principles estimate``. A
+    trainer and family without a model get no finding. The finding names the
     phase that overflows (latent caching, text-encoder caching, the resident model, the
     training step, sampling, saving) and the cheapest changes that fit, from ``lorac vram``'s
     fix plan: among fp8 base, cached text-encoder outputs, cached latents, gradient
