@@ -12,7 +12,7 @@
 #                              warm), then carry .gpu/musubi
 #
 # Usage: scripts/gpu_kit_musubi.sh [--with-av] [MUSUBI_DIR]
-#        (default: $LORAC_MUSUBI_TUNER or /work/trainers/musubi-tuner)
+#        (default: $LORAC_MUSUBI_TUNER; one of the two is needed)
 #
 # On the GPU machine (tests/gpu/musubi_proof.sh does this):
 #   python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
@@ -28,7 +28,11 @@ if [[ "${1:-}" == "--with-av" ]]; then
     with_av=1
     shift
 fi
-src="${1:-${LORAC_MUSUBI_TUNER:-/work/trainers/musubi-tuner}}"
+src="${1:-${LORAC_MUSUBI_TUNER:-}}"
+if [[ -z "$src" ]]; then
+    echo "gpu_kit_musubi: name a musubi-tuner checkout (argument or \$LORAC_MUSUBI_TUNER)" >&2
+    exit 2
+fi
 kit="$here/.gpu/musubi"
 
 if [[ ! -f "$src/src/musubi_tuner/wan_train_network.py" ]]; then
