@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -161,24 +160,10 @@ def queue_of(only: set[str]) -> list[dict]:
 
 def schedule_step(queue: list[dict], running: list[dict], elapsed: float, deadline: float,
                   per_gpu: int) -> tuple[list[dict], list[str]]:
-    """The jobs to start now (taken off ``queue``) and the names dropped for the deadline."""
-    start, dropped = [], []
-    used = sum(r["charge"] for r in running)
-    host = sum(r["host"] for r in running)
-    for q in list(queue):
-        if len(running) + len(start) >= per_gpu:
-            break
-        if elapsed + EXPECTED_S > deadline:
-            queue.remove(q)
-            dropped.append(q["name"])
-            continue
-        if used + q["charge"] > GPU_BUDGET_MIB or host + q["host"] > HOST_BUDGET_MIB:
-            continue
-        queue.remove(q)
-        start.append(q)
-        used += q["charge"]
-        host += q["host"]
-    return start, dropped
+    """The jobs to start now (taken off ``queue``) and the names dropped for the deadline
+    (:func:`vram_matrix.schedule_step` with this plan's budgets, each run ``EXPECTED_S``)."""
+    return vm.schedule_step(queue, running, elapsed, deadline, per_gpu, GPU_BUDGET_MIB,
+                            HOST_BUDGET_MIB, expected=EXPECTED_S)
 
 
 def run(out: Path, only: set[str], per_gpu: int, offset: float, deadline: float,
@@ -203,29 +188,14 @@ def run(out: Path, only: set[str], per_gpu: int, offset: float, deadline: float,
                 shutil.copytree(ROOT / "examples" / "subject", data)
             name = q["name"]
             (folder / f"am-{name}.toml").write_text(profile_text(name, q["cond"], q["native"]))
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0", "DATA_DIR": str(data)}
-            log_path = out / f"{name}.log"
-            log = open(log_path, "w")  # noqa: SIM115 (open while it runs)
-            runs = out / f"runs-{name}"
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "lorac", "run", f"am-{name}", "--backend", "ai-toolkit",
-                 "--synthetic", "--synth-dir", synth, "--max-steps", str(STEPS), "--display",
-                 "plain", "--force", "--runs-dir", str(runs)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            q.update(proc=proc, log=log, runs=runs, t0=time.time(), pids={proc.pid})
-            shared[name] = bool(running)
-            for r in running:
-                shared[r["name"]] = True
-            running.append(q)
+            vm.start_run(q, [f"am-{name}", "--backend", "ai-toolkit", "--synthetic",
+                             "--synth-dir", synth, "--max-steps", str(STEPS)], out,
+                         {**os.environ, "DATA_DIR": str(data)}, running, shared)
             print(f"[{elapsed:6.0f} s] start {name} ({q['charge']:.0f} MiB, {q['host']:.0f} "
                   f"MiB host charged, {len(running)} running)", flush=True)
             time.sleep(5)  # stagger the weight loading
         time.sleep(1)
-        for r in list(running):
-            r["pids"] |= vm.tree_pids(r["proc"].pid)
-            if r["proc"].poll() is None:
-                continue
-            running.remove(r)
+        for r in vm.ended(running):
             rec = vm.finish_job(r, out, lambda m, r=r: record(r, m, offset, out,
                                                               shared[r["name"]]))
             if rec is None:

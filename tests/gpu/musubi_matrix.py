@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -215,29 +214,13 @@ def queue_of(only: set[str], wan: bool = True) -> list[dict]:
 
 def schedule_step(queue: list[dict], running: list[dict], elapsed: float, deadline: float,
                   per_gpu: int, ready: set[str] | None = None) -> tuple[list[dict], list[str]]:
-    """The jobs to start now (taken off ``queue``) and the names dropped for the deadline: a
-    job starts when it would end (``expected``) before the deadline, fits the GPU and host
-    budgets beside those running and its family's synthetic set is ready (``ready``: the
-    families whose set is complete; None: all)."""
-    start, dropped = [], []
-    used = sum(r["charge"] for r in running)
-    host = sum(r["host"] for r in running)
-    for q in list(queue):
-        if len(running) + len(start) >= per_gpu:
-            break
-        if elapsed + q["expected"] > deadline:
-            queue.remove(q)
-            dropped.append(q["name"])
-            continue
-        if used + q["charge"] > GPU_BUDGET_MIB or host + q["host"] > HOST_BUDGET_MIB:
-            continue
-        if ready is not None and q["family"] not in ready:
-            continue
-        queue.remove(q)
-        start.append(q)
-        used += q["charge"]
-        host += q["host"]
-    return start, dropped
+    """The jobs to start now (taken off ``queue``) and the names dropped for the deadline
+    (:func:`vram_matrix.schedule_step` with this plan's budgets): a job starts when it would
+    end (``expected``) before the deadline, fits the budgets beside those running and its
+    family's synthetic set is ready (``ready``: the families whose set is complete; None:
+    all)."""
+    return vm.schedule_step(queue, running, elapsed, deadline, per_gpu, GPU_BUDGET_MIB,
+                            HOST_BUDGET_MIB, ready)
 
 
 def simulate(queue: list[dict], deadline: float, per_gpu: int) -> list[tuple[str, float, float]]:
@@ -294,31 +277,15 @@ def run(out: Path, only: set[str], per_gpu: int, offset: float, deadline: float,
         for q in start:
             name = q["name"]
             profile = write_profile(out / "profiles", q, data, out / f"cache-{name}")
-            log_path = out / f"{name}.log"
-            log = open(log_path, "w")  # noqa: SIM115 (open while it runs)
-            runs = out / f"runs-{name}"
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0", "LORAC_NO_CACHE": "1"}
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "lorac", "run", str(profile), "--synthetic",
-                 "--synth-dir", synth[q["family"]], "--max-steps", str(STEPS), "--display",
-                 "plain", "--force", "--runs-dir", str(runs)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            q.update(proc=proc, log=log, log_path=log_path, runs=runs, t0=time.time(),
-                     pids={proc.pid})
-            shared[name] = bool(running)
-            for r in running:
-                shared[r["name"]] = True
-            running.append(q)
+            vm.start_run(q, [str(profile), "--synthetic", "--synth-dir", synth[q["family"]],
+                             "--max-steps", str(STEPS)], out,
+                         {**os.environ, "LORAC_NO_CACHE": "1"}, running, shared)
             print(f"[{elapsed:6.0f} s] start {name} ({q['charge']:.0f} MiB, {q['host']:.0f} "
                   f"MiB host charged, ~{q['expected']:.0f} s, {len(running)} running)",
                   flush=True)
             time.sleep(5)  # stagger the weight loading
         time.sleep(1)
-        for r in list(running):
-            r["pids"] |= vm.tree_pids(r["proc"].pid)
-            if r["proc"].poll() is None:
-                continue
-            running.remove(r)
+        for r in vm.ended(running):
             rec = vm.finish_job(r, out, lambda m, r=r: record(r, m, offset, out,
                                                               shared[r["name"]]))
             for f in r["runs"].rglob("*.safetensors"):

@@ -666,6 +666,68 @@ def finish_job(job: dict, out: Path, make_record) -> dict | None:
     return rec
 
 
+def schedule_step(queue: list[dict], running: list[dict], elapsed: float, deadline: float,
+                  per_gpu: int, gpu_budget: float, host_budget: float,
+                  ready: set[str] | None = None,
+                  expected: float = 0.0) -> tuple[list[dict], list[str]]:
+    """The jobs of a plan to start now (taken off ``queue``, in its order) and the names dropped
+    for the deadline: a job starts when it would end (its ``expected`` seconds, else
+    ``expected``) before the deadline, fits ``gpu_budget`` (``charge``) and ``host_budget``
+    (``host``) beside those running, and its family's synthetic set is ready (``ready``: the
+    families whose set is complete; None: all); at most ``per_gpu`` run at once."""
+    start, dropped = [], []
+    used = sum(r["charge"] for r in running)
+    host = sum(r["host"] for r in running)
+    for q in list(queue):
+        if len(running) + len(start) >= per_gpu:
+            break
+        if elapsed + q.get("expected", expected) > deadline:
+            queue.remove(q)
+            dropped.append(q["name"])
+            continue
+        if used + q["charge"] > gpu_budget or host + q["host"] > host_budget:
+            continue
+        if ready is not None and q["family"] not in ready:
+            continue
+        queue.remove(q)
+        start.append(q)
+        used += q["charge"]
+        host += q["host"]
+    return start, dropped
+
+
+def start_run(q: dict, args: list[str], out: Path, env: dict[str, str], running: list[dict],
+              shared: dict[str, bool]) -> None:
+    """Start ``lorac run ARGS`` for the plan's job ``q`` on GPU 0 (plain display, its runs in
+    ``out/runs-NAME``, its output in ``out/NAME.log``): ``q`` joins ``running``, and ``shared``
+    marks it and every run beside it as sharing the GPU."""
+    name = q["name"]
+    log_path = out / f"{name}.log"
+    log = open(log_path, "w")  # noqa: SIM115 (open while it runs)
+    runs = out / f"runs-{name}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lorac", "run", *args, "--display", "plain", "--force",
+         "--runs-dir", str(runs)],
+        cwd=ROOT, env={**env, "CUDA_VISIBLE_DEVICES": "0"}, stdout=log,
+        stderr=subprocess.STDOUT)
+    q.update(proc=proc, log=log, log_path=log_path, runs=runs, t0=time.time(), pids={proc.pid})
+    shared[name] = bool(running)
+    for r in running:
+        shared[r["name"]] = True
+    running.append(q)
+
+
+def ended(running: list[dict]) -> list[dict]:
+    """The jobs of ``running`` whose process has ended, taken off it; every job's process tree
+    is added to its ``pids`` first (nvidia-smi's per-process figures are read by pid)."""
+    for r in running:
+        r["pids"] |= tree_pids(r["proc"].pid)
+    done = [r for r in running if r["proc"].poll() is not None]
+    for r in done:
+        running.remove(r)
+    return done
+
+
 def run_figures(job: dict, manifest: dict, offset: float, out: Path, shared: bool,
                 device_when_alone: bool = False) -> dict:
     """The figures every plan's record takes from a finished run's manifest and the
@@ -884,28 +946,15 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
                 text = profile_text(name, q["cond"])
                 extra = ["--synthetic"]
             (ROOT / "profiles" / f"vm-{name}.toml").write_text(text)
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0", "DATA_DIR": str(data)}
-            log_path = out / f"{name}.log"
-            log = open(log_path, "w")  # noqa: SIM115 (open while it runs)
-            runs = out / f"runs-{name}"
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "lorac", "run", f"vm-{name}", *extra, "--max-steps",
-                 str(q["steps"]), "--display", "plain", "--force", "--runs-dir", str(runs)],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            q.update(proc=proc, log=log, log_path=log_path, runs=runs, t0=time.time(),
-                     pids={proc.pid})
-            ever_shared[name] = bool(running)
-            for r in running:
-                ever_shared[r["name"]] = True
-            running.append(q)
+            start_run(q, [f"vm-{name}", *extra, "--max-steps", str(q["steps"])], out,
+                      {**os.environ, "DATA_DIR": str(data)}, running, ever_shared)
             used += q["charge"]
             host += HOST_CHARGE[q["kind"]]
             print(f"[{elapsed:6.0f} s] start {name} ({q['charge']:.0f} MiB charged, "
                   f"{len(running)} running)", flush=True)
             time.sleep(3)  # stagger the weight loading
         time.sleep(1)
-        for r in list(running):
-            r["pids"] |= tree_pids(r["proc"].pid)
+        for r in running:
             tails = sorted(r["runs"].glob("*/train.log"))
             if tails:
                 _, _, seen = step_times(tails[-1].read_text(errors="replace")[-20000:])
@@ -913,9 +962,7 @@ def run_h100(out: Path, only: set[str], per_gpu: int, offset: float, deadline: f
                     r["steps_t0"] = time.time()
                 if seen >= r["steps"] and "steps_t1" not in r:
                     r["steps_t1"] = time.time()
-            if r["proc"].poll() is None:
-                continue
-            running.remove(r)
+        for r in ended(running):
             rec = finish_job(r, out, lambda m, r=r: h100_record(r, m, offset, out,
                                                                 ever_shared[r["name"]]))
             if rec is None:
