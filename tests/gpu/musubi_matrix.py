@@ -309,10 +309,9 @@ def main(argv: list[str]) -> int:
         return 2
 
     def opt(flag: str, default: str) -> str:
-        return argv[argv.index(flag) + 1] if flag in argv else default
+        return vm.option(argv, flag, default)
 
-    only = {n.strip() for n in opt("--only", "").split(",")} - {""}
-    unknown = sorted(only - {p[0] for p in PLAN})
+    only, unknown = vm.chosen(opt("--only", ""), (p[0] for p in PLAN))
     if unknown:
         print(f"musubi_matrix: no configuration {', '.join(unknown)}", file=sys.stderr)
         return 2

@@ -58,6 +58,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -986,17 +987,28 @@ def names(plan: str) -> list[str]:
     return [n for n, *_ in PLANS[plan][0]] if plan in PLANS else [n for n, _ in MATRIX]
 
 
+def option(argv: list[str], flag: str, default: str) -> str:
+    """The value after ``flag`` in a plan script's arguments, else ``default``."""
+    return argv[argv.index(flag) + 1] if flag in argv else default
+
+
+def chosen(only: str, known: Iterable[str]) -> tuple[set[str], list[str]]:
+    """The ids of ``--only`` (comma-separated; empty: every configuration), and those of them
+    not in ``known``."""
+    picked = {n.strip() for n in only.split(",")} - {""}
+    return picked, sorted(picked - set(known))
+
+
 def selection(only: str, plan: str) -> set[str]:
     """The ids of ``--only`` (comma-separated; empty: every configuration), or a ValueError
     naming those the plan does not have."""
-    chosen = {n.strip() for n in only.split(",")} - {""}
-    unknown = sorted(chosen - set(names(plan)))
+    chosen_ids, unknown = chosen(only, names(plan))
     if unknown:
         raise ValueError(f"no configuration {', '.join(unknown)} in the "
                          f"{plan + ' plan' if plan in PLANS else 'matrix'} (python3 "
                          f"tests/gpu/vram_matrix.py list{' --plan ' + plan if plan else ''} "
                          f"lists them)")
-    return chosen
+    return chosen_ids
 
 
 def main(argv: list[str]) -> int:
@@ -1005,7 +1017,7 @@ def main(argv: list[str]) -> int:
         return 2
 
     def opt(flag: str, default: str) -> str:
-        return argv[argv.index(flag) + 1] if flag in argv else default
+        return option(argv, flag, default)
 
     plan = opt("--plan", "")
     if argv[0] == "probe":
