@@ -402,20 +402,21 @@ def estimate(run: LoraRun, constants: Constants | None = None,
     breakdown = {p: [Item(t[0], _value(t, k), t[3]) for t in items] for p, items in ts.items()}
     iv = interval or Interval(FIRST_PRINCIPLES.low, FIRST_PRINCIPLES.high, 0,
                               FIRST_PRINCIPLES.basis, f"{run.trainer}/{run.family}")
-    notes = list(run.notes)
+    pred = Prediction(run, phases, breakdown, host_ram_mib(run), iv, list(run.notes))
     if iv.estimate_only:
-        notes.insert(0, f"first-principles estimate: no run of {run.trainer} {run.family} was "
-                        f"measured ({ARCHS[run.family].source})")
+        pred.notes.insert(0, f"first-principles estimate: no run of {run.trainer} {run.family} "
+                             f"was measured ({ARCHS[run.family].source})")
     elif tested is not None:
-        peak = max(phases, key=lambda ph: phases[ph])
+        peak = pred.peak_phase
         untested = sorted(n for n in used_constants(run, (peak,)) if not tested.get(n))
         if untested:
-            iv = Interval(FIRST_PRINCIPLES.low, FIRST_PRINCIPLES.high, 0,
-                          f"its {peak} peak untested by the measured runs", iv.scope)
-            notes.insert(0, f"first-principles estimate: the {peak} phase rests on "
-                            f"{', '.join(untested)}, which no measured {run.trainer} "
-                            f"{run.family} run left out of the fit tested")
-    return Prediction(run, phases, breakdown, host_ram_mib(run), iv, notes)
+            pred.interval = Interval(FIRST_PRINCIPLES.low, FIRST_PRINCIPLES.high, 0,
+                                     f"its {peak} peak untested by the measured runs",
+                                     iv.scope)
+            pred.notes.insert(0, f"first-principles estimate: the {peak} phase rests on "
+                                 f"{', '.join(untested)}, which no measured {run.trainer} "
+                                 f"{run.family} run left out of the fit tested")
+    return pred
 
 
 def used_constants(run: LoraRun, phases: Sequence[str],

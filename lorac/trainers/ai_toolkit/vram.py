@@ -140,11 +140,16 @@ def _model() -> dict[str, Any]:
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
 
 
+def _entry(arch: str) -> dict[str, Any]:
+    """The model file's entry of ``arch`` ({} where nothing was fitted)."""
+    return (_model().get("architectures") or {}).get(arch) or {}
+
+
 def calibration(arch: str, family: str) -> tuple[lm.Constants, Interval | None]:
     """The constants of ``arch`` (fitted, else the first-principles ones) and the interval of
     ``family`` where that family itself was measured; a family that was not measured keeps the
     first-principles interval (``None``)."""
-    entry = (_model().get("architectures") or {}).get(arch) or {}
+    entry = _entry(arch)
     iv = (entry.get("intervals") or {}).get(family)
     return lm.constants_from(entry), Interval.from_json(iv) if iv else None
 
@@ -153,5 +158,4 @@ def estimate(run: lm.LoraRun, family: str | None = None) -> lm.Prediction:
     """The prediction of ``run`` (``run.family`` is the architecture; ``family`` the profile's
     family, which picks the interval: by default the architecture's own name)."""
     k, iv = calibration(run.family, family or run.family)
-    tested = ((_model().get("architectures") or {}).get(run.family) or {}).get("tested")
-    return lm.estimate(run, k, iv, tested)
+    return lm.estimate(run, k, iv, _entry(run.family).get("tested"))

@@ -112,9 +112,14 @@ def _model() -> dict[str, Any]:
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
 
 
+def _entry(family: str) -> dict[str, Any]:
+    """``family``'s entry of ``families`` in vram_model.json ({} where nothing was fitted)."""
+    return (_model().get("families") or {}).get(family) or {}
+
+
 def calibration(family: str) -> tuple[lm.Constants, Interval | None]:
     """The constants and interval fitted for ``family`` (``families`` of vram_model.json)."""
-    entry = (_model().get("families") or {}).get(family) or {}
+    entry = _entry(family)
     iv = entry.get("interval")
     return lm.constants_from(entry), Interval.from_json(iv) if iv else None
 
@@ -122,5 +127,4 @@ def calibration(family: str) -> tuple[lm.Constants, Interval | None]:
 def estimate(run: lm.LoraRun) -> lm.Prediction:
     key = "sd3" if run.family.startswith("sd3") else run.family
     k, iv = calibration(key)
-    tested = ((_model().get("families") or {}).get(key) or {}).get("tested")
-    return lm.estimate(run, k, iv, tested)
+    return lm.estimate(run, k, iv, _entry(key).get("tested"))

@@ -75,17 +75,19 @@ def _model() -> dict[str, Any]:
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
 
 
+def _entry(family: str) -> dict[str, Any]:
+    """The model file's entry of the architecture that calibrates ``family`` ({} if none)."""
+    return (_model().get("architectures") or {}).get(CALIBRATED_BY.get(family, family)) or {}
+
+
 def calibration(family: str) -> tuple[lm.Constants, Interval | None]:
     """Constants of the family's architecture; the interval only where the family itself was
     measured (another family of the architecture is an estimate with its constants)."""
-    group = CALIBRATED_BY.get(family, family)
-    entry = (_model().get("architectures") or {}).get(group) or {}
+    entry = _entry(family)
     iv = (entry.get("intervals") or {}).get(family)
     return lm.constants_from(entry), Interval.from_json(iv) if iv else None
 
 
 def estimate(run: lm.LoraRun) -> lm.Prediction:
     k, iv = calibration(run.family)
-    tested = ((_model().get("architectures") or {}).get(
-        CALIBRATED_BY.get(run.family, run.family)) or {}).get("tested")
-    return lm.estimate(run, k, iv, tested)
+    return lm.estimate(run, k, iv, _entry(run.family).get("tested"))
