@@ -5,7 +5,6 @@ reads back into lorac's ai-toolkit model."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import sys
@@ -15,12 +14,11 @@ import pytest
 import yaml
 
 from tests.conftest import lorac
+from tests.vm_standins import load_script, merge_records
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "gpu"))
-spec = importlib.util.spec_from_file_location("aitk_matrix", ROOT / "tests/gpu/aitk_matrix.py")
-am = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(am)
+am = load_script("tests/gpu/aitk_matrix.py", "aitk_matrix")
 
 
 def test_the_plan_covers_the_models_terms() -> None:
@@ -145,19 +143,11 @@ def test_a_record_merges_and_reads_back(tmp_path: Path) -> None:
     assert rec["peak_mib"] == 21008.8 and rec["weight"] == "full"
     assert rec["trainer"] == "ai-toolkit" and rec["native"]["model"]["qtype"] == "uint4"
     assert rec["host_rss_peak_mib"] == 19000.0 and rec["sec_per_batch"] == 1.4
-    lines = tmp_path / "records.jsonl"
-    lines.write_text(json.dumps(rec) + "\n")
-    into = tmp_path / "m.json"
-    shutil.copy(ROOT / "backends/ai-toolkit/vram_measurements.json", into)
-    before = {r["id"] for r in json.loads(into.read_text())["records"]}
-    spec_b = importlib.util.spec_from_file_location("vram_accuracy",
-                                                    ROOT / "bench/vram_accuracy.py")
-    bench = importlib.util.module_from_spec(spec_b)
-    spec_b.loader.exec_module(bench)
-    assert bench.main(["--merge", str(lines), "--measurements", str(into)]) == 0
-    merged = json.loads(into.read_text())["records"]
-    assert len(merged) == len(before | {rec["id"]})  # a record of the same id is replaced
-    (got,) = [r for r in merged if r["id"] == rec["id"]]
+    committed = ROOT / "backends/ai-toolkit/vram_measurements.json"
+    before = {r["id"] for r in json.loads(committed.read_text())["records"]}
+    merged = merge_records([rec], committed, tmp_path)
+    assert set(merged) == before | {rec["id"]}  # a record of the same id is replaced
+    got = merged[rec["id"]]
     # shared: train, as the kohya plans, and load, the plateau of quantising the transformer
     assert got["phases_mib"] == {"load": 21008.8, "train": 16008.8}
     run = am.avram.run_from_record(got)
@@ -171,10 +161,7 @@ def test_fitted_ai_toolkit_records_get_a_model_file_of_their_own(
     architectures only."""
     from lorac.trainers.musubi import vram as mvram
 
-    spec_b = importlib.util.spec_from_file_location("vram_accuracy",
-                                                    ROOT / "bench/vram_accuracy.py")
-    bench = importlib.util.module_from_spec(spec_b)
-    spec_b.loader.exec_module(bench)
+    bench = load_script("bench/vram_accuracy.py", "vram_accuracy")
     (base,) = [r for r in am.avram.load_measurements() if r["id"] == "aitk-flux-final-flash"]
     recs = []
     for i, (rank, res) in enumerate(((16, 512), (64, 1024), (128, 1024), (64, 512))):

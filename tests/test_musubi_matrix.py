@@ -7,9 +7,7 @@ each build in tests/trainer/test_musubi_matrix_trainer.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -17,12 +15,11 @@ import pytest
 import tomllib
 
 from tests.conftest import lorac
+from tests.vm_standins import load_script, merge_records
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "gpu"))
-spec = importlib.util.spec_from_file_location("musubi_matrix", ROOT / "tests/gpu/musubi_matrix.py")
-mm = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mm)
+mm = load_script("tests/gpu/musubi_matrix.py", "musubi_matrix")
 
 QWEN = [p[0] for p in mm.PLAN if p[1] == "qwen-image"]
 
@@ -181,19 +178,11 @@ def test_a_record_merges_and_reads_back(tmp_path: Path) -> None:
     assert rec["host_rss_peak_mib"] == 31000.0 and rec["sec_per_batch"] == 2.1
     alone = mm.record(job, _manifest(), 8.8, tmp_path, shared=False)
     assert alone["phases_mib"]["train"] == 70000.0  # alone: the device's figure
-    lines = tmp_path / "records.jsonl"
-    lines.write_text(json.dumps(rec) + "\n")
-    into = tmp_path / "m.json"
-    shutil.copy(ROOT / "backends/musubi/vram_measurements.json", into)
-    before = {r["id"] for r in json.loads(into.read_text())["records"]}
-    spec_b = importlib.util.spec_from_file_location("vram_accuracy",
-                                                    ROOT / "bench/vram_accuracy.py")
-    bench = importlib.util.module_from_spec(spec_b)
-    spec_b.loader.exec_module(bench)
-    assert bench.main(["--merge", str(lines), "--measurements", str(into)]) == 0
-    merged = json.loads(into.read_text())["records"]
-    assert len(merged) == len(before | {rec["id"]})  # a record of the same id is replaced
-    (got,) = [r for r in merged if r["id"] == rec["id"]]
+    committed = ROOT / "backends/musubi/vram_measurements.json"
+    before = {r["id"] for r in json.loads(committed.read_text())["records"]}
+    merged = merge_records([rec], committed, tmp_path)
+    assert set(merged) == before | {rec["id"]}  # a record of the same id is replaced
+    got = merged[rec["id"]]
     assert got["phases_mib"] == {"train": 27508.8}  # shared: train only, as the other plans
     assert got["process_phases_mib"]["cache_text_encoder"] == 17200.0
     run = mm.mvram.run_from_record(got)
@@ -208,10 +197,7 @@ def test_the_qwen_image_records_fit_their_own_constants(
     ``wan``, with an interval for the family."""
     from lorac.trainers.musubi import vram as mvram
 
-    spec_b = importlib.util.spec_from_file_location("vram_accuracy",
-                                                    ROOT / "bench/vram_accuracy.py")
-    bench = importlib.util.module_from_spec(spec_b)
-    spec_b.loader.exec_module(bench)
+    bench = load_script("bench/vram_accuracy.py", "vram_accuracy")
     from lorac.trainers.ai_toolkit import vram as avram
 
     recs = [r for r in mvram.load_measurements() if r["family"] != "qwen-image"]

@@ -5,7 +5,6 @@ conditions back as meant, and the parsers of nvidia-smi and the progress bar rea
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -13,12 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import lorac
-from tests.vm_standins import stand_in_run
+from tests.vm_standins import load_script, merge_records, stand_in_run
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("vram_matrix", ROOT / "tests/gpu/vram_matrix.py")
-vm = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(vm)
+vm = load_script("tests/gpu/vram_matrix.py", "vram_matrix")
 
 
 def test_the_plan_has_sixteen_core_points_and_covers_the_grid() -> None:
@@ -146,13 +143,9 @@ def test_a_record_carries_every_condition_and_figure(tmp_path: Path) -> None:
 def test_records_merge_and_fit_their_family(tmp_path: Path) -> None:
     """bench/vram_accuracy.py --merge adds the plan's records; an SDXL record then calibrates
     kohya/sdxl (its interval is no longer the first-principles one)."""
-    bench = importlib.util.spec_from_file_location("bench_vram", ROOT / "bench/vram_accuracy.py")
-    mod = importlib.util.module_from_spec(bench)
-    bench.loader.exec_module(mod)
-    meas = tmp_path / "m.json"
+    mod = load_script("bench/vram_accuracy.py", "vram_accuracy")
     base = json.loads((ROOT / "backends/kohya/vram_measurements.json").read_text())
     base["records"] = [r for r in base["records"] if r.get("family") != "sdxl"]
-    meas.write_text(json.dumps(base))
     recs = []
     for i, (name, fam, changes, _) in enumerate(vm.H100_PLAN[4:8]):
         cond = vm.plan_conditions(fam, changes)
@@ -161,10 +154,7 @@ def test_records_merge_and_fit_their_family(tmp_path: Path) -> None:
                      "process_phases_mib": {"train": 8990.0 + 500 * i}, "offset_mib": 10.0,
                      "peak_mib": 9100.0 + 500 * i, "plan": "h100", "gpu_shared": False,
                      "status": "succeeded"})
-    jsonl = tmp_path / "records.jsonl"
-    jsonl.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    assert mod.main(["--merge", str(jsonl), "--measurements", str(meas)]) == 0
-    merged = {r["id"]: r for r in json.loads(meas.read_text())["records"]}
+    merged = merge_records(recs, base, tmp_path)
     assert merged["sdxl-r1024-b1"]["peak_mib"] == 9100.0  # nvidia-smi's figure kept
     rows = mod.generic_sections(list(merged.values()), write=False)
     sdxl = next(r for r in rows if r.startswith("kohya/sdxl"))

@@ -5,7 +5,6 @@ each variant's set and writes SD3 records, and ``list --plan sd3`` works without
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -15,12 +14,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import lorac
-from tests.vm_standins import stand_in_run
+from tests.vm_standins import load_script, merge_records, stand_in_run
 
 ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("vram_matrix", ROOT / "tests/gpu/vram_matrix.py")
-vm = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(vm)
+vm = load_script("tests/gpu/vram_matrix.py", "vram_matrix")
 
 FILES = {"checkpoint": "/m/sd3_medium-synth.safetensors", "clip_l": "/m/clip_l.safetensors",
          "clip_g": "/m/clip_g.safetensors", "t5xxl": "/m/t5xxl_fp16.safetensors",
@@ -231,13 +228,9 @@ def test_extras_wait_for_the_whole_core(tmp_path: Path, monkeypatch) -> None:
 def test_sd3_records_merge_and_fit_their_family(tmp_path: Path) -> None:
     """bench/vram_accuracy.py --merge takes the SD3 plan's records; fitted ones then calibrate
     kohya/sd3 (no longer the first-principles estimate)."""
-    bench = importlib.util.spec_from_file_location("bench_vram", ROOT / "bench/vram_accuracy.py")
-    mod = importlib.util.module_from_spec(bench)
-    bench.loader.exec_module(mod)
-    meas = tmp_path / "m.json"
+    mod = load_script("bench/vram_accuracy.py", "vram_accuracy")
     base = json.loads((ROOT / "backends/kohya/vram_measurements.json").read_text())
     base["records"] = [r for r in base["records"] if r.get("family") != "sd3"]
-    meas.write_text(json.dumps(base))
     recs = []
     for i, (name, fam, changes, _) in enumerate(vm.SD3_PLAN[:5]):
         cond = vm.plan_conditions(fam, changes)
@@ -248,10 +241,7 @@ def test_sd3_records_merge_and_fit_their_family(tmp_path: Path) -> None:
                      "peak_mib": 12100.0 + 900 * i, "plan": "h100", "plan_name": "sd3",
                      "gpu_shared": False,
                      "status": "succeeded"})
-    jsonl = tmp_path / "records.jsonl"
-    jsonl.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    assert mod.main(["--merge", str(jsonl), "--measurements", str(meas)]) == 0
-    merged = {r["id"]: r for r in json.loads(meas.read_text())["records"]}
+    merged = merge_records(recs, base, tmp_path)
     assert merged["sd3m-r1024-b1"]["peak_mib"] == 12100.0  # nvidia-smi's figure kept
     rows = mod.generic_sections(list(merged.values()), write=False)
     sd3 = next(r for r in rows if r.startswith("kohya/sd3"))

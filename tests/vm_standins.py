@@ -32,3 +32,31 @@ def stand_in_run(popen: Any, cmd: list, kw: dict, *, steps: int | None = 8,
             f"r.mkdir(parents=True, exist_ok=True); {write}")
     return popen([sys.executable, "-c", code],
                  **{k: v for k, v in kw.items() if k in ("stdout", "stderr", "cwd")})
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(relpath: str, name: str) -> Any:
+    """The module of a script that is not a package (a GPU plan under tests/gpu, a bench), loaded
+    from the repository root's ``relpath``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / relpath)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def merge_records(recs: list[dict], measurements: dict | Path, tmp: Path) -> dict[str, dict]:
+    """``recs`` merged by ``bench/vram_accuracy.py --merge`` into a copy of ``measurements`` (a
+    measurements file, or its contents) in ``tmp``: the merged file's records by id."""
+    lines = tmp / "records.jsonl"
+    lines.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    into = tmp / "m.json"
+    into.write_text(json.dumps(measurements) if isinstance(measurements, dict)
+                    else measurements.read_text())
+    bench = load_script("bench/vram_accuracy.py", "vram_accuracy")
+    if bench.main(["--merge", str(lines), "--measurements", str(into)]) != 0:
+        raise AssertionError("vram_accuracy.py --merge failed")
+    return {r["id"]: r for r in json.loads(into.read_text())["records"]}

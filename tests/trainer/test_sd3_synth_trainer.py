@@ -139,17 +139,15 @@ def test_tiny_sd3_sets_load_through_sd_scripts_own_loaders(tmp_path: Path) -> No
 def test_the_sd3_plan_builds_what_sd3_train_network_parses(tmp_path: Path) -> None:
     """Every configuration of ``vram_matrix.py --plan sd3``, built by ``lorac build``, read by
     sd3_train_network.py's own parser and config reader: each option arrives with its value."""
-    import importlib.util
 
     from lorac.config.profile import resolve
     from lorac.trainers.kohya.emitter import KohyaBackend
     from tests.trainer.conftest import run_worker
 
     sd = checkout("LORAC_SD_SCRIPTS")
-    spec = importlib.util.spec_from_file_location("vram_matrix",
-                                                  REPO / "tests/gpu/vram_matrix.py")
-    vm = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(vm)
+    from tests.vm_standins import load_script
+
+    vm = load_script("tests/gpu/vram_matrix.py", "vram_matrix")
     (tmp_path / "profiles").mkdir()
     for name, fam, changes, _ in vm.SD3_PLAN:
         cond = vm.plan_conditions(fam, changes)
