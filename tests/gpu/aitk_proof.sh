@@ -34,6 +34,8 @@ OUT="${OUT:-/tmp/lorac-aitk-proof}"
 SITE="${SITE:-/tmp/site}"
 AITK="${AITK:-/tmp/ai-toolkit}"
 mkdir -p "$OUT"
+# shellcheck source=tests/gpu/plan_collect.sh
+source "$(dirname "${BASH_SOURCE[0]}")/plan_collect.sh"
 exec > >(tee -a "$OUT/aitk_proof.log") 2>&1
 kit="${KIT:-$PWD/.gpu/aitk}"
 export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1 HF_HOME=/tmp/hf-home
@@ -188,12 +190,7 @@ matrix() {  # deadline in seconds from the call's start
 }
 
 collect() {  # seconds to wait for DONE
-    local until=$(( SECONDS + ${1:-0} ))
-    while (( SECONDS < until )) && ! grep -qs '^DONE' "$MATRIX/matrix.log"; do sleep 5; done
-    cp "$MATRIX/records.jsonl" "$MATRIX/matrix.log" "$OUT/" 2>/dev/null
-    # logs, manifests, job files and the nvidia-smi samples; LoRA files are deleted as recorded
-    tar -C "$MATRIX" -czf "$OUT/aitk-matrix-logs.tar.gz" --exclude='*.safetensors' . 2>/dev/null
-    wc -l "$OUT/records.jsonl" 2>/dev/null; tail -15 "$OUT/matrix.log"
+    collect_plan "$MATRIX" "${1:-0}" aitk-matrix-logs.tar.gz 15
 }
 
 case "${1:-}" in

@@ -26,6 +26,8 @@ set -uo pipefail
 OUT="${OUT:-/tmp/lorac-musubi-proof}"
 SITE="${SITE:-/tmp/site}"
 mkdir -p "$OUT"
+# shellcheck source=tests/gpu/plan_collect.sh
+source "$(dirname "${BASH_SOURCE[0]}")/plan_collect.sh"
 exec > >(tee -a "$OUT/musubi_proof.log") 2>&1
 kit="${KIT:-$PWD/.gpu/musubi}"
 export PYTHONPATH="$SITE:$kit/musubi-tuner/src:$PWD" PYTHONUNBUFFERED=1
@@ -128,14 +130,8 @@ matrix() {  # deadline in seconds from the call's start
     tail -5 "$MATRIX/matrix.log"
 }
 
-collect() {  # seconds to wait for DONE
-    local until=$(( SECONDS + ${1:-0} ))
-    while (( SECONDS < until )) && ! grep -qs '^DONE' "$MATRIX/matrix.log"; do sleep 5; done
-    cp "$MATRIX/records.jsonl" "$MATRIX/matrix.log" "$OUT/" 2>/dev/null
-    # logs, manifests, profiles and the nvidia-smi samples; LoRA files are deleted as recorded
-    tar -C "$MATRIX" -czf "$OUT/musubi-matrix-logs.tar.gz" --exclude='*.safetensors' \
-        --exclude='cache-*' . 2>/dev/null
-    wc -l "$OUT/records.jsonl" 2>/dev/null; tail -15 "$OUT/matrix.log"
+collect() {  # seconds to wait for DONE (the latent and text caches stay behind)
+    collect_plan "$MATRIX" "${1:-0}" musubi-matrix-logs.tar.gz 15 --exclude='cache-*'
 }
 
 case "${1:-}" in

@@ -43,6 +43,8 @@ OUT="${OUT:-/tmp/lorac-proof}"
 #: where the detached matrix runs (a copy of the tree) and writes its results
 VM_TREE="${VM_TREE:-/tmp/lorac-vm}" VM_OUT="${VM_OUT:-/tmp/vm}"
 mkdir -p "$OUT"
+# shellcheck source=tests/gpu/plan_collect.sh
+source "$(dirname "${BASH_SOURCE[0]}")/plan_collect.sh"
 export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export LORAC_SD_SCRIPTS="$PWD/.gpu/sd-scripts" LORAC_SYNTH_DIR=/tmp/synth LORAC_NO_CACHE=1
 lorac() { python3 -m lorac "$@"; }
@@ -202,11 +204,7 @@ matrix)
     echo "matrix started, offset ${offset:-0} MiB"
     ;;
 collect)
-    end=$((SECONDS + ${2:-500}))
-    while ((SECONDS < end)) && ! grep -qs "^DONE" "$VM_OUT/matrix.log"; do sleep 10; done
-    cp "$VM_OUT/matrix.log" "$VM_OUT/records.jsonl" "$OUT/" 2>/dev/null
-    tar czf "$OUT/matrix-logs.tgz" -C "$VM_OUT" --exclude='*.safetensors' . 2>/dev/null
-    tail -n 40 "$VM_OUT/matrix.log"
+    collect_plan "$VM_OUT" "${2:-500}" matrix-logs.tgz 40
     ;;
 *)
     usage
