@@ -14,16 +14,13 @@ renaming, the strict loads, the tokenizer lookup in the offline cache, the promp
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
+import math
 from pathlib import Path
 
 import pytest
 
 from lorac.trainers.musubi import synth
-from tests.trainer.conftest import REPO, checkout
-from tests.trainer.test_musubi_synth_trainer import _python
+from tests.trainer.test_musubi_synth_trainer import load_tiny_set
 
 pytestmark = pytest.mark.trainer
 FAMILY = "qwen-image"
@@ -89,25 +86,11 @@ json.dump(result, open(out, "w"), indent=1)
 
 
 def test_tiny_qwen_image_set_loads_through_musubis_own_loaders(tmp_path: Path) -> None:
-    musubi = checkout("LORAC_MUSUBI_TUNER", pinned="musubi")
-    python = _python()
-    pytest.importorskip("torch", reason="writing the set needs torch")
-    made = synth.write_synthetic(FAMILY, tmp_path / "set", tiny=True)
-    layout_path = tmp_path / "layout.json"
-    layout_path.write_text(json.dumps(synth.layout(FAMILY)), encoding="utf-8")
-    out = tmp_path / "result.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS"))}
-    env.update({**made.trainer_env(), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO)})
-    files = made.trainer_args()
-    proc = subprocess.run([python, "-c", WORKER, str(musubi / "src"), str(layout_path),
-                           files["dit"], files["text_encoder"], files["vae"], str(out)],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-5000:]
-    res = json.loads(out.read_text(encoding="utf-8"))
+    res = load_tiny_set(FAMILY, WORKER, lambda made: [made.trainer_args()[k] for k in (
+        "dit", "text_encoder", "vae")], tmp_path)
 
     tiny = synth.component_shapes(FAMILY, tiny=True)
-    params = sum(_numel(s) for s in tiny["dit"].values())
+    params = sum(math.prod(s) for s in tiny["dit"].values())
     # every key loaded strictly, the float8 file cast on read (bf16) or kept (--fp8_base)
     assert res["dit_bf16"] == {"dtypes": ["torch.bfloat16"], "meta": [], "blocks": 60,
                                "params": params}
@@ -130,10 +113,3 @@ def test_tiny_qwen_image_set_loads_through_musubis_own_loaders(tmp_path: Path) -
     assert res["template_prefix_tokens"] == 34
     # 32x32 pixels -> 4x4 latents, z_dim 16
     assert res["vae"] == {"meta": [], "latent": [1, 16, 1, 4, 4], "finite": True}
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n

@@ -9,10 +9,13 @@ else in this one; it is skipped when that interpreter lacks them.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,28 +85,36 @@ def _python() -> str:
     return python
 
 
-def test_tiny_set_loads_through_musubis_own_loaders(tmp_path: Path) -> None:
+def load_tiny_set(family: str, worker: str, files: Callable[[Any], list[str]],
+                  tmp_path: Path) -> dict[str, Any]:
+    """Write ``family``'s tiny synthetic set and run ``worker`` on it in the trainer's
+    interpreter, offline, with musubi's ``src``, the layout's JSON, ``files(set)`` and the path
+    of the JSON result it writes, which is returned."""
     musubi = checkout("LORAC_MUSUBI_TUNER", pinned="musubi")
     python = _python()
     pytest.importorskip("torch", reason="writing the set needs torch")
-    made = synth.write_synthetic(FAMILY, tmp_path / "set", tiny=True)
+    made = synth.write_synthetic(family, tmp_path / "set", tiny=True)
     layout_path = tmp_path / "layout.json"
-    layout_path.write_text(json.dumps(synth.layout(FAMILY)), encoding="utf-8")
+    layout_path.write_text(json.dumps(synth.layout(family)), encoding="utf-8")
     out = tmp_path / "result.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS"))}
     env.update({**made.trainer_env(), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO)})
-    proc = subprocess.run([python, "-c", WORKER, str(musubi / "src"), str(layout_path),
-                           str(made.files["dit"]), str(made.files["t5"]),
-                           str(made.files["vae"]), str(out)],
+    proc = subprocess.run([python, "-c", worker, str(musubi / "src"), str(layout_path),
+                           *files(made), str(out)],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-5000:]
-    result = json.loads(out.read_text(encoding="utf-8"))
+    return json.loads(out.read_text(encoding="utf-8"))
+
+
+def test_tiny_set_loads_through_musubis_own_loaders(tmp_path: Path) -> None:
+    result = load_tiny_set(FAMILY, WORKER, lambda made: [str(made.files[k]) for k in (
+        "dit", "t5", "vae")], tmp_path)
 
     tiny = synth.component_shapes(FAMILY, tiny=True)
     # every key loaded strictly (no parameter left on the meta device), dtype from the file
     assert result["dit"] == {"dtype": "torch.bfloat16", "meta": [],
-                             "params": sum(map(_numel, tiny["dit"].values()))}
+                             "params": sum(map(math.prod, tiny["dit"].values()))}
     assert result["t5"]["meta"] == [] and result["vae"]["meta"] == []
     # the tokenizer came from the offline cache; one vector per token, the tiny width
     assert result["t5"]["finite"] and result["t5"]["context"][1] == 8
@@ -129,10 +140,3 @@ def test_synth_layout_is_fresh(tmp_path: Path) -> None:
         assert path.read_bytes() == (shipped / path.name).read_bytes(), (
             f"backends/musubi/synth/{path.name} is stale: python -m "
             "lorac.trainers.musubi.synth_gen /path/to/musubi-tuner")
-
-
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
