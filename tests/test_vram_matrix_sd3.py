@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import lorac
-from tests.vm_standins import load_script, merge_records, stand_in_run
+from tests.vm_standins import built_plan_profile, load_script, merge_records, stand_in_run
 
 ROOT = Path(__file__).resolve().parent.parent
 vm = load_script("tests/gpu/vram_matrix.py", "vram_matrix")
@@ -51,13 +50,7 @@ def test_each_sd3_point_builds_with_its_conditions(entry, project: Path) -> None
     (project / "profiles").mkdir()
     text = vm.sd3_profile_text(name, cond, files_for(cond), "data/x", 8)
     (project / "profiles" / f"vm-{name}.toml").write_text(text)
-    code, _, err = lorac("lint", f"profiles/vm-{name}.toml", "--select", "LRC0,LRC1,LRC6")
-    assert code == 0, err
-    code, _, err = lorac("build", f"vm-{name}")
-    assert code == 0, err
-    built = project / "build" / f"vm-{name}"
-    cfg = (built / "config.toml").read_text()
-    ds = (built / "dataset.toml").read_text()
+    built, cfg, ds = built_plan_profile(project, name)
     for key in ("network_dim", "optimizer_type", "gradient_checkpointing", "fp8_base",
                 "network_train_unet_only", "cache_text_encoder_outputs", "network_module"):
         assert f"{key} = {json.dumps(cond[key])}" in cfg, key

@@ -60,3 +60,18 @@ def merge_records(recs: list[dict], measurements: dict | Path, tmp: Path) -> dic
     if bench.main(["--merge", str(lines), "--measurements", str(into)]) != 0:
         raise AssertionError("vram_accuracy.py --merge failed")
     return {r["id"]: r for r in json.loads(into.read_text())["records"]}
+
+
+def built_plan_profile(project: Path, name: str) -> tuple[Path, str, str]:
+    """``profiles/vm-NAME.toml`` of ``project`` linted clean and built for kohya: the build
+    folder, its config.toml and its dataset.toml."""
+    from tests.conftest import lorac
+
+    code, _, err = lorac("lint", f"profiles/vm-{name}.toml", "--select", "LRC0,LRC1,LRC6")
+    if code != 0:
+        raise AssertionError(err)
+    code, _, err = lorac("build", f"vm-{name}")
+    if code != 0:
+        raise AssertionError(err)
+    built = project / "build" / f"vm-{name}"
+    return built, (built / "config.toml").read_text(), (built / "dataset.toml").read_text()
