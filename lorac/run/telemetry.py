@@ -33,6 +33,7 @@ GPU samples (host memory is still sampled) and :attr:`GpuSampler.reason` says wh
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -88,30 +89,28 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _rss_mib(pid: int) -> float:
-    """``VmRSS`` of one process in MiB (0 when it is gone or has none, as a zombie)."""
+def _kib_field_mib(path: str, key: str) -> float:
+    """The ``key`` line (in kB) of a ``/proc`` file in MiB: ``VmRSS:`` of ``status``, ``Pss:``
+    of ``smaps_rollup`` (0 when the process is gone or has none, as a zombie)."""
     try:
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+        with open(path, encoding="ascii", errors="replace") as fh:
             for line in fh:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1]) / 1024.0
     except (OSError, ValueError, IndexError):
         pass
     return 0.0
+
+
+def _rss_mib(pid: int) -> float:
+    return _kib_field_mib(f"/proc/{pid}/status", "VmRSS:")
 
 
 def _pss_mib(pid: int) -> float:
-    """``Pss`` of one process in MiB (0 when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0
+    return _kib_field_mib(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
+@functools.cache
 def _has_rollup() -> bool:
     """Whether this kernel has ``/proc/<pid>/smaps_rollup`` (Linux 4.14 and later)."""
     return os.path.exists("/proc/self/smaps_rollup")
