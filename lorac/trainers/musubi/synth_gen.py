@@ -181,18 +181,27 @@ def build_qwen_image() -> dict[str, Any]:  # pragma: no cover - runs in the trai
         with torch.device("meta"):
             return _shapes(qu.AutoencoderKLQwenImage(**{**vae_args, **over}))
 
-    components: dict[str, Any] = {}
-    for name, make in (("dit", dit), ("text_encoder", text_encoder), ("vae", vae)):
-        full, tiny = make(), make(**QWEN_TINY[name])
-        if list(full) != list(tiny):
-            raise SystemExit(f"{name}: the tiny sizes change the key names")
-        components[name] = {**QWEN_FILES[name], "tiny_sizes": QWEN_TINY[name],
-                            "keys": {k: [full[k], tiny[k]] for k in full}}
-    return {"family": "qwen-image", "tokenizer": QWEN_TOKENIZER, "components": components}
+    makers = {"dit": dit, "text_encoder": text_encoder, "vae": vae}
+    return {"family": "qwen-image", "tokenizer": QWEN_TOKENIZER,
+            "components": _components(makers, QWEN_FILES, QWEN_TINY)}
 
 
 def _shapes(module: Any) -> dict[str, list[int]]:
     return {k: list(v.shape) for k, v in module.state_dict().items()}
+
+
+def _components(makers: dict[str, Any], files: dict[str, dict], tiny_sizes: dict[str, dict],
+                ) -> dict[str, Any]:
+    """Each component's file entry with its keys' full and tiny shapes: ``makers[name](**over)``
+    gives the state-dict shapes with the sizes ``over`` changes (none: the real model)."""
+    components: dict[str, Any] = {}
+    for name, make in makers.items():
+        full, tiny = make(), make(**tiny_sizes[name])
+        if list(full) != list(tiny):
+            raise SystemExit(f"{name}: the tiny sizes change the key names")
+        components[name] = {**files[name], "tiny_sizes": tiny_sizes[name],
+                            "keys": {k: [full[k], tiny[k]] for k in full}}
+    return components
 
 
 def build(family: str) -> dict[str, Any]:  # pragma: no cover - runs in the trainers' venv
@@ -230,14 +239,8 @@ def build(family: str) -> dict[str, Any]:  # pragma: no cover - runs in the trai
         with torch.device("meta"):
             return _shapes(vae_mod.WanVAE_(**args))
 
-    components: dict[str, Any] = {}
-    for name, make in (("dit", dit), ("t5", t5), ("vae", vae)):
-        full, tiny = make(), make(**TINY[name])
-        if list(full) != list(tiny):
-            raise SystemExit(f"{name}: the tiny sizes change the key names")
-        components[name] = {**FILES[name], "tiny_sizes": TINY[name],
-                            "keys": {k: [full[k], tiny[k]] for k in full}}
-    return {"family": family, "task": TASKS[family], "components": components}
+    return {"family": family, "task": TASKS[family],
+            "components": _components({"dit": dit, "t5": t5, "vae": vae}, FILES, TINY)}
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - runs in the trainers' venv
