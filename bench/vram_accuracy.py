@@ -207,9 +207,6 @@ def loo_errors(fit_recs: list[dict], verbose: bool) -> list[float]:
     return out
 
 
-GENERIC_OUT: dict[str, dict] = {}
-
-
 def host_section(records: list[dict]) -> str:
     """The model's host-RAM figure against the measured peak memory of the trainer's process
     tree (``host_rss_peak_mib``, lorac's telemetry), where records have it. Only a Pss sum is
@@ -437,14 +434,16 @@ def _loo(fit_recs: list[dict], to_run: Any) -> tuple[list[float], list, list[str
 
 
 def generic_sections(kohya_records: list[dict], write: bool,
-                     pooled: dict[str, list[float]] | None = None) -> list[str]:
+                     pooled: dict[str, list[float]] | None = None,
+                     ) -> tuple[list[str], dict[str, dict]]:
     """The first-principles families (lorac/trainers/lora_memory.py): per trainer x family,
     fit the constants on its 'fit' records, leave-one-out errors, the interval, and the
     held-back records (or, with fewer than 4 fit records and none held back, each fit record
     judged by the model fitted without it). A family with few runs gets an interval at least
     as wide as its trainer's other families' leave-one-out errors (``pooled`` adds those of
-    families outside this function, kohya FLUX.1). Returns the summary rows; with ``write``
-    keeps what ``--write`` stores."""
+    families outside this function, kohya FLUX.1). Returns the summary rows and the fitted
+    entries per trainer and family; with ``write``, musubi-tuner's and ai-toolkit's model
+    files are written here (kohya's entries go into kohya's model file, which main writes)."""
     from lorac.trainers import lora_memory as lm
     from lorac.trainers.kohya import vram_families
     from lorac.trainers.musubi import vram as mvram
@@ -513,7 +512,7 @@ def generic_sections(kohya_records: list[dict], write: bool,
         entry = {"constants": k.as_dict(), "fitted_on": [r["id"] for r in fit_recs],
                  "tested": tested}
         if trainer == "kohya":
-            GENERIC_OUT.setdefault("kohya", {})[fam] = {**entry, "interval": iv.to_json()}
+            generic_out.setdefault("kohya", {})[fam] = {**entry, "interval": iv.to_json()}
         else:
             fams = sorted({r["family"] for r in fit_recs})
             generic_out.setdefault(trainer, {})[fam] = {
@@ -530,7 +529,7 @@ def generic_sections(kohya_records: list[dict], write: bool,
                    "architectures": generic_out[trainer]}
             path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
             print(f"wrote {path}")
-    return rows
+    return rows, generic_out
 
 
 # sd-scripts' "Recommended Settings by GPU Memory" (docs/flux_train_network.md:284-290, all with
@@ -613,7 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     res = report(hold, k, "held back", interval)
     n = res["records"]
     within = sum(abs(e) <= 10 for e in res["peak_errors"])
-    others = generic_sections(all_records, args.write, {"kohya": [e / 100 for e in loo]})
+    others, fitted = generic_sections(all_records, args.write,
+                                      {"kohya": [e / 100 for e in loo]})
     tk, time_summary = time_section(all_records)
     host_summary = host_section(all_records)
     print(f"\n== per trainer x family, held-back records (cards "
@@ -642,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
                "fitted_on": [r["id"] for r in fit_recs],
                "constants": k.as_dict(), "status": status,
                "intervals": {vram.interval_key("flux1-dev"): interval.to_json()},
-               "families": GENERIC_OUT.get("kohya", {}),
+               "families": fitted.get("kohya", {}),
                "time": {"constants": tk.as_dict(), "reference": "H100 SXM",
                         "fitted_on": [r["id"] for r, *_ in time_points(all_records)
                                       if r.get("split") in ("fit", "check")]}}

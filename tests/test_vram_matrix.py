@@ -149,7 +149,7 @@ def test_records_merge_and_fit_their_family(tmp_path: Path) -> None:
                      "status": "succeeded"})
     merged = merge_records(recs, base, tmp_path)
     assert merged["sdxl-r1024-b1"]["peak_mib"] == 9100.0  # nvidia-smi's figure kept
-    rows = mod.generic_sections(list(merged.values()), write=False)
+    rows, _ = mod.generic_sections(list(merged.values()), write=False)
     sdxl = next(r for r in rows if r.startswith("kohya/sdxl"))
     assert "first-principles" not in sdxl and "4 runs" in sdxl
 

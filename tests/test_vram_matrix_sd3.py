@@ -236,7 +236,7 @@ def test_sd3_records_merge_and_fit_their_family(tmp_path: Path) -> None:
                      "status": "succeeded"})
     merged = merge_records(recs, base, tmp_path)
     assert merged["sd3m-r1024-b1"]["peak_mib"] == 12100.0  # nvidia-smi's figure kept
-    rows = mod.generic_sections(list(merged.values()), write=False)
+    rows, _ = mod.generic_sections(list(merged.values()), write=False)
     sd3 = next(r for r in rows if r.startswith("kohya/sd3"))
     # sd3m-nogc alone fits act_scale_nogc: left out, its peak would rest on the prior, which
     # the fitted model does not use, so it is not judged and 4 runs make the interval
