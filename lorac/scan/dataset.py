@@ -45,6 +45,7 @@ Facts about sd-scripts (commit 37a1cbbc, the default pin) this module relies on:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -848,9 +849,7 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
     return results
 
 
-_QUIET_POOL: list[type] = []
-
-
+@functools.cache
 def _quiet_pool() -> type:
     """``multiprocessing.pool.Pool`` whose worker-handler thread waits only for a worker to
     end or the pool to change, as ``ThreadPool``'s does. The stock one also waits for the
@@ -860,18 +859,16 @@ def _quiet_pool() -> type:
     wake-up: a worker that ends wakes the handler through its own sentinel (there is no
     ``maxtasksperchild``), and the pool's close and drained cache through its notifier."""
 
-    if not _QUIET_POOL:
-        from multiprocessing.pool import Pool
+    from multiprocessing.pool import Pool
 
-        class QuietPool(Pool):
-            def _get_sentinels(self) -> list[Any]:
-                # private to CPython's pool (3.8+): without it, the stock behaviour
-                notifier = getattr(self, "_change_notifier", None)
-                reader = getattr(notifier, "_reader", None)
-                return [reader] if reader is not None else super()._get_sentinels()
+    class QuietPool(Pool):
+        def _get_sentinels(self) -> list[Any]:
+            # private to CPython's pool (3.8+): without it, the stock behaviour
+            notifier = getattr(self, "_change_notifier", None)
+            reader = getattr(notifier, "_reader", None)
+            return [reader] if reader is not None else super()._get_sentinels()
 
-        _QUIET_POOL.append(QuietPool)
-    return _QUIET_POOL[0]
+    return QuietPool
 
 
 def _indexed(args: tuple[Callable[[Any], Any], int, Any]) -> tuple[int, Any]:
