@@ -408,7 +408,7 @@ def estimate(run: LoraRun, constants: Constants | None = None,
                              f"was measured ({ARCHS[run.family].source})")
     elif tested is not None:
         peak = pred.peak_phase
-        untested = sorted(n for n in used_constants(run, (peak,)) if not tested.get(n))
+        untested = sorted(n for n in _used(ts, (peak,)) if not tested.get(n))
         if untested:
             pred.interval = Interval(FIRST_PRINCIPLES.low, FIRST_PRINCIPLES.high, 0,
                                      f"its {peak} peak untested by the measured runs",
@@ -422,7 +422,12 @@ def estimate(run: LoraRun, constants: Constants | None = None,
 def used_constants(run: LoraRun, phases: Sequence[str],
                    fixed: Sequence[str] = ("context_mib",)) -> set[str]:
     """The fitted constants (not ``fixed``) that the ``phases`` of ``run`` depend on."""
-    ts = terms(run)
+    return _used(terms(run), phases, fixed)
+
+
+def _used(ts: Mapping[str, list[Term]], phases: Sequence[str],
+          fixed: Sequence[str] = ("context_mib",)) -> set[str]:
+    """:func:`used_constants` of a run's :func:`terms`."""
     return {n for ph in phases for t in ts.get(ph, ()) for n, c in t[2].items()
             if c and n not in fixed}
 
