@@ -214,12 +214,13 @@ class LoraRun:
     # quantisation (ai-toolkit: bf16, quantised there with quantize_te); 0: not modelled
     te_load_bytes: float = 0.0
     denoiser_at_te_load: bool = True  # the denoiser is on the GPU while that encoder loads
-    # bytes per parameter of the models as the trainer builds them on the host, and what its
-    # loader holds beside them at its worst moment (MiB: a checkpoint file mapped while its
-    # tensors are converted), which also says the models are all on the host at once
+    # bytes per parameter of the models as the trainer builds them on the host, whether they
+    # are all there at once (else one at a time: caching processes of their own, or a loader
+    # that moves each model off the host), and what the loader holds beside them at its worst
+    # moment (MiB: a checkpoint file mapped while its tensors are converted)
     host_bytes: float = 2.0
+    host_all_at_once: bool = False
     host_extra_mib: float = 0.0
-    host_all_at_once: bool = False  # every model on the host at once, even with no extra
     gpus: int = 1
     notes: tuple[str, ...] = ()
 
@@ -374,18 +375,17 @@ class Prediction(PhasePeaks):
 
 
 def host_ram_mib(run: LoraRun) -> float:
-    """Host memory at the worst moment: every component built on the host once
-    (:attr:`LoraRun.host_bytes` per parameter, bf16 unless the trainer says otherwise) and what
-    its loader holds beside them (:attr:`LoraRun.host_extra_mib`), plus ~3 GiB of Python, torch
-    and CUDA host allocations. Trainers that cache in processes of their own load one model at
-    a time."""
+    """Host memory at the worst moment: the components built on the host
+    (:attr:`LoraRun.host_bytes` per parameter, bf16 unless the trainer says otherwise), all of
+    them where :attr:`LoraRun.host_all_at_once`, else the largest, and what the loader holds
+    beside them (:attr:`LoraRun.host_extra_mib`), plus ~3 GiB of Python, torch and CUDA host
+    allocations."""
     a = run.arch
-    params = a.denoiser + sum(n for _, n in a.text_encoders) + a.vae
-    total = params * run.host_bytes / MIB + run.host_extra_mib
-    if run.cache_phases and not (run.host_extra_mib or run.host_all_at_once):
-        # caching processes, or a loader that moves each model off the host: one at a time
-        total = max(a.denoiser, max(n for _, n in a.text_encoders)) * run.host_bytes / MIB
-    return (total + 3072) * run.gpus
+    if run.host_all_at_once:
+        params = a.denoiser + sum(n for _, n in a.text_encoders) + a.vae
+    else:
+        params = max(a.denoiser, max(n for _, n in a.text_encoders))
+    return (params * run.host_bytes / MIB + run.host_extra_mib + 3072) * run.gpus
 
 
 def estimate(run: LoraRun, constants: Constants | None = None,

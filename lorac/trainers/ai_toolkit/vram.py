@@ -103,7 +103,8 @@ def _host(arch: str, quant: bool, quant_te: bool, low_vram: bool,
     if not quant and not quant_te:
         return {"host_all_at_once": True}
     if low_vram:
-        return {"host_extra_mib": lm.ARCHS[arch].denoiser * qbytes / lm.MIB}
+        return {"host_all_at_once": True,
+                "host_extra_mib": lm.ARCHS[arch].denoiser * qbytes / lm.MIB}
     return {}
 
 

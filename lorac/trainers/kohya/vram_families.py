@@ -73,20 +73,22 @@ def run_from_options(opts: dict[str, Any], family: str, shape: tuple[int, int, i
         gpus=gpus, notes=tuple(notes))
 
 
-def _sdxl_host(opts: dict[str, Any]) -> dict[str, float]:
+def _sdxl_host(opts: dict[str, Any]) -> dict[str, Any]:
     """sd-scripts' SDXL loader on the host: float32 models beside the fp16 checkpoint, or
     models in the weight dtype with ``full_bf16``/``full_fp16``."""
     half = lm.truthy(opts.get("full_bf16")) or lm.truthy(opts.get("full_fp16"))
     a = lm.ARCHS["sdxl"]
     params = a.denoiser + sum(n for _, n in a.text_encoders) + a.vae
-    return {"host_bytes": 2.0 if half else 4.0, "host_extra_mib": params * 2.0 / lm.MIB}
+    return {"host_bytes": 2.0 if half else 4.0, "host_all_at_once": True,
+            "host_extra_mib": params * 2.0 / lm.MIB}
 
 
-def _sd3_host(arch: str, weight_bytes: float) -> dict[str, float]:
+def _sd3_host(arch: str, weight_bytes: float) -> dict[str, Any]:
     """sd-scripts' SD3 loader on the host: every model in the weight dtype, and T5-XXL's fp16
     file mapped beside its converted copy while it loads."""
     t5 = max(n for _, n in lm.ARCHS[arch].text_encoders)
-    return {"host_bytes": weight_bytes, "host_extra_mib": t5 * 2.0 / lm.MIB}
+    return {"host_bytes": weight_bytes, "host_all_at_once": True,
+            "host_extra_mib": t5 * 2.0 / lm.MIB}
 
 
 def run_from_profile(profile: Any) -> lm.LoraRun:
