@@ -215,17 +215,10 @@ def run(out: Path, only: set[str], per_gpu: int, offset: float, deadline: float,
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("list", "run"):
-        print(__doc__)
+    parsed = vm.plan_arguments(argv, ("list", "run"), (p[0] for p in PLAN), "aitk_matrix", __doc__)
+    if parsed is None:
         return 2
-
-    def opt(flag: str, default: str) -> str:
-        return vm.option(argv, flag, default)
-
-    only, unknown = vm.chosen(opt("--only", ""), (p[0] for p in PLAN))
-    if unknown:
-        print(f"aitk_matrix: no configuration {', '.join(unknown)}", file=sys.stderr)
-        return 2
+    opt, only = parsed
     if argv[0] == "list":
         for q in queue_of(only):
             print(f"{q['name']:<24}{q['split']:<9}{q['charge']:>8.0f} MiB  "

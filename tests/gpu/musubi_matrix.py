@@ -304,17 +304,11 @@ def run(out: Path, only: set[str], per_gpu: int, offset: float, deadline: float,
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("list", "run", "profiles"):
-        print(__doc__)
+    parsed = vm.plan_arguments(argv, ("list", "run", "profiles"), (p[0] for p in PLAN),
+                               "musubi_matrix", __doc__)
+    if parsed is None:
         return 2
-
-    def opt(flag: str, default: str) -> str:
-        return vm.option(argv, flag, default)
-
-    only, unknown = vm.chosen(opt("--only", ""), (p[0] for p in PLAN))
-    if unknown:
-        print(f"musubi_matrix: no configuration {', '.join(unknown)}", file=sys.stderr)
-        return 2
+    opt, only = parsed
     if argv[0] == "list":  # with --deadline D: the timeline were each run to take its expected s
         queue = queue_of(only, wan="--wan-synth-dir" in argv)
         timeline = {n: (a, b) for n, a, b in simulate(queue, float(opt("--deadline", "450")),

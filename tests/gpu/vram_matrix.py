@@ -58,7 +58,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -997,6 +997,20 @@ def chosen(only: str, known: Iterable[str]) -> tuple[set[str], list[str]]:
     not in ``known``."""
     picked = {n.strip() for n in only.split(",")} - {""}
     return picked, sorted(picked - set(known))
+
+
+def plan_arguments(argv: list[str], commands: tuple[str, ...], known: Iterable[str],
+                   prog: str, usage: str) -> tuple[Callable[[str, str], str], set[str]] | None:
+    """A plan script's option reader and its ``--only`` ids; None (the usage or the unknown
+    ids said) when ``argv`` names none of ``commands`` or an id the plan does not have."""
+    if not argv or argv[0] not in commands:
+        print(usage)
+        return None
+    only, unknown = chosen(option(argv, "--only", ""), known)
+    if unknown:
+        print(f"{prog}: no configuration {', '.join(unknown)}", file=sys.stderr)
+        return None
+    return (lambda flag, default: option(argv, flag, default)), only
 
 
 def selection(only: str, plan: str) -> set[str]:
