@@ -7,14 +7,13 @@ Skipped unless ``LORAC_MUSUBI_TUNER`` points at the pinned checkout.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 import pytest
 
 from tests.test_musubi_matrix import mm
 from tests.trainer.conftest import REPO, checkout
-from tests.trainer.test_musubi_trainer import _musubi_run
+from tests.trainer.test_musubi_trainer import emitted_run
 
 pytestmark = pytest.mark.trainer
 
@@ -22,22 +21,11 @@ pytestmark = pytest.mark.trainer
 @pytest.mark.parametrize("name", [p[0] for p in mm.PLAN])
 def test_musubi_parses_each_configuration_of_the_plan(tmp_path: Path, name: str) -> None:
     musubi = checkout("LORAC_MUSUBI_TUNER", pinned="musubi")
-    from lorac.config.profile import resolve
-    from lorac.trainers.musubi.emitter import MusubiBackend
-
     (job,) = mm.queue_of({name})
     cond = job["cond"]
     profile = mm.write_profile(tmp_path, job, REPO / "examples" / "subject",
                                tmp_path / "cache")
-    with contextlib.chdir(REPO):
-        res = resolve(profile, env={})
-        assert res.profile is not None, res.diagnostics
-        art = MusubiBackend().emit(res.profile, "toml")
-    build = tmp_path / "build"
-    build.mkdir()
-    for fname, text in art.files.items():
-        (build / fname).write_text(text, encoding="utf-8")
-    got = _musubi_run(musubi, build, art.steps, tmp_path)
+    *_, got = emitted_run(musubi, profile, tmp_path)
     steps = got["steps"]
     assert set(steps) == {"latents", "text_encoder", "train"}, set(steps)
     train = steps["train"]

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -127,32 +128,41 @@ def _musubi_run(musubi: Path, build: Path, steps: list, tmp: Path) -> dict:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_musubi_reads_every_emitted_file_as_intended(path: Path, tmp_path: Path) -> None:
-    musubi = checkout("LORAC_MUSUBI_TUNER", pinned="musubi")
+def emitted_run(musubi: Path, profile: Path, tmp_path: Path) -> tuple[Any, Any, Path, dict]:
+    """``profile`` (relative to the repository) built for musubi-tuner into ``tmp_path/build``
+    and its steps read by musubi's own parsers: the resolved profile, the artifact, the build
+    folder and what the parsers made of it (:func:`_musubi_run`)."""
     from lorac.config.profile import resolve
-    from lorac.trainers.musubi import knowledge
     from lorac.trainers.musubi.emitter import MusubiBackend
 
     with contextlib.chdir(REPO):
-        res = resolve(Path("profiles/examples/musubi") / path.name, env={})
-        assert res.profile is not None
+        res = resolve(profile, env={})
+        assert res.profile is not None, res.diagnostics
         art = MusubiBackend().emit(res.profile, "toml")
     build = tmp_path / "build"
     build.mkdir()
     for name, text in art.files.items():
         (build / name).write_text(text, encoding="utf-8")
-    got = _musubi_run(musubi, build, art.steps, tmp_path)
+    return res.profile, art, build, _musubi_run(musubi, build, art.steps, tmp_path)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_musubi_reads_every_emitted_file_as_intended(path: Path, tmp_path: Path) -> None:
+    musubi = checkout("LORAC_MUSUBI_TUNER", pinned="musubi")
+    from lorac.trainers.musubi import knowledge
+
+    resolved, art, build, got = emitted_run(musubi, Path("profiles/examples/musubi") / path.name,
+                                            tmp_path)
     for step in knowledge.STEPS:
         ns = got["steps"][step]
         for name, value in art.step_options[step].items():
             assert ns[name] == value, (step, name, ns[name], value)
         assert ns["dataset_config"] == str(build / "dataset.toml")
-    fam = knowledge.family(res.profile.family)
+    fam = knowledge.family(resolved.family)
     assert fam is not None
     for name, value in fam.variant.items():
         assert got["steps"]["train"][name] == value
-    dataset = res.profile.get("dataset")
+    dataset = resolved.get("dataset")
     for emitted, declared in zip(got["datasets"], dataset["datasets"], strict=True):
         assert emitted["is_image"] == ("image_directory" in declared)
         for key in ("image_directory", "cache_directory", "num_repeats"):
