@@ -327,10 +327,12 @@ def scan_file(path: str, max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> dict[str, An
 def scan_files(paths: list[str], max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> list[tuple[Any, ...]]:
     """:func:`scan_file` of each path, as the record's values in field order, with the same
     scores: the reduced grey images of one shape are scored together (:func:`_score_batch`),
-    so that numpy's fixed cost per call is paid once per batch rather than once per image."""
+    so that numpy's fixed cost per call is paid once per batch rather than once per image.
+    Each image's pixels go straight into a batch array kept for its shape between batches
+    (:func:`_batch_array`): a fresh half-megabyte per batch is fresh pages from the kernel."""
 
     recs: list[ImageRecord] = []
-    by_shape: dict[tuple[int, int], tuple[list[ImageRecord], list[bytes]]] = {}
+    by_shape: dict[tuple[int, int], tuple[list[ImageRecord], Any]] = {}
     for path in paths:
         rec, gray = _load(path, max_pixels)
         recs.append(rec)
@@ -339,18 +341,41 @@ def scan_files(paths: list[str], max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> list
         data, h, w = gray
         group = by_shape.get((h, w))
         if group is None:
-            group = by_shape[(h, w)] = ([], [])
-        group[0].append(rec)
-        group[1].append(data)
-        if len(group[0]) * h * w >= _BATCH_PIXELS:  # scored while its pixels are in cache
-            _score_batch(group[0], group[1], h, w)
-            del by_shape[(h, w)]
-    for (h, w), (group, pixels) in by_shape.items():
-        _score_batch(group, pixels, h, w)
+            try:
+                group = by_shape[(h, w)] = ([], _batch_array(h, w))
+            except Exception:  # no numpy, or no memory: scored image by image
+                _score(rec, gray)
+                continue
+        members, stack = group
+        stack[len(members)] = memoryview(data).cast("B", (h, w))
+        members.append(rec)
+        if len(members) == len(stack):  # scored while its pixels are in cache
+            _score_batch(members, stack, h, w)
+            members.clear()
+    for (h, w), (members, stack) in by_shape.items():
+        if members:
+            _score_batch(members, stack[:len(members)], h, w)
     return [tuple(rec.__dict__.values()) for rec in recs]
 
 
 _BATCH_PIXELS = 1 << 19  # pixels scored in one batch: its work arrays stay a few MB
+
+
+def _batch_array(h: int, w: int) -> Any:
+    """The ``(k, h, w)`` uint8 array that a batch of ``h`` × ``w`` images is gathered in, with
+    ``k`` images of :data:`_BATCH_PIXELS` at most; kept per shape and thread (a few shapes
+    per dataset, a few hundred at most)."""
+
+    import numpy as np
+
+    kept = _SCRATCH.__dict__.setdefault("batches", {})
+    shape = (max(1, _BATCH_PIXELS // (h * w)), h, w)
+    stack = kept.get(shape)
+    if stack is None:
+        stack = np.empty(shape, np.uint8)
+        if len(kept) < 256:
+            kept[shape] = stack
+    return stack
 
 
 def _score(rec: ImageRecord, gray: tuple[bytes, int, int]) -> None:
@@ -365,19 +390,17 @@ def _score(rec: ImageRecord, gray: tuple[bytes, int, int]) -> None:
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
 
 
-def _score_batch(recs: list[ImageRecord], pixels: list[bytes], h: int, w: int) -> None:
-    """:func:`_score` of images of one shape (``h`` × ``w``) at once; each image gets the
-    value :func:`_score` gives it, bit for bit (a failure falls back to it image by image)."""
+def _score_batch(recs: list[ImageRecord], stack: Any, h: int, w: int) -> None:
+    """:func:`_score` of images of one shape (``h`` × ``w``, a ``(k, h, w)`` uint8 array) at
+    once; each image gets the value :func:`_score` gives it, bit for bit (a failure falls
+    back to it image by image)."""
 
     try:
-        import numpy as np
-
-        stack = np.frombuffer(b"".join(pixels), dtype=np.uint8).reshape(len(pixels), h, w)
         blurs = _laplacian_variances(stack)
         hashes = _phashes(stack)
     except Exception:  # e.g. out of memory for the batch: image by image, as scan_file does
-        for rec, data in zip(recs, pixels, strict=True):
-            _score(rec, (data, h, w))
+        for rec, pixels in zip(recs, stack, strict=True):
+            _score(rec, (pixels.tobytes(), h, w))
         return
     for rec, blur, phash in zip(recs, blurs, hashes, strict=True):
         rec.blur, rec.phash = blur, phash
