@@ -6,9 +6,10 @@ The module has three layers, each usable on its own:
   way sd-scripts' ``BlueprintGenerator`` does it (subset → dataset → general → the trainer's
   command-line options → the dataclass default; library/config_util.py:414-477);
 * :func:`scan` — a pure scan of image files into :class:`ImageRecord` values (size, mode, EXIF
-  orientation, a blur score, a perceptual hash, a content hash, or the reason the file does not
-  decode), spread over processes and cached under ``.lorac_cache/dataset/`` keyed by
-  (path, size, mtime_ns, inode);
+  orientation, a blur score, a perceptual hash, or the reason the file does not decode),
+  spread over processes and cached under ``.lorac_cache/dataset/`` keyed by
+  (path, size, mtime_ns, inode); a content hash only for the files that may be copies of
+  another (:func:`_hash_candidates`, at analysis);
 * :func:`analyse_folder` / :func:`analyse_profile` — the findings (:class:`Finding`, codes
   LRC501–LRC524) computed from a folder listing, the records and :class:`DatasetConfig`.
 
@@ -302,7 +303,7 @@ class ImageRecord:
     orientation: int = 1
     blur: float | None = None
     phash: str | None = None
-    sha256: str = ""
+    sha256: str = ""  # only where another file may be its copy (:func:`_hash_candidates`)
 
     @property
     def ok(self) -> bool:
@@ -408,7 +409,8 @@ def _score_batch(recs: list[ImageRecord], stack: Any, h: int, w: int) -> None:
 
 def _load(path: str, max_pixels: int) -> tuple[ImageRecord, tuple[bytes, int, int] | None]:
     """The record of ``path`` but its scores, and its reduced grey image (8-bit pixels,
-    height, width) when it decodes."""
+    height, width) when it decodes. No content hash: most files of a folder have no possible
+    copy, and hashing a 1-MB photo costs a quarter of its reduced decode."""
 
     rec = ImageRecord(path=path)
     try:
@@ -419,14 +421,8 @@ def _load(path: str, max_pixels: int) -> tuple[ImageRecord, tuple[bytes, int, in
             rec.detail = "not a regular file"
             return rec, None
         with open(path, "rb") as fh:
-            if st.st_size <= _READ_WHOLE:
-                data: bytes | Path = fh.read()
-                digest = hashlib.sha256(data)
-            else:  # a big file is hashed in blocks and decoded from the disk: memory stays
-                digest = hashlib.sha256()  # at one block whatever the file holds
-                while block := fh.read(1 << 20):
-                    digest.update(block)
-                data = Path(path)
+            # a big file is decoded from the disk: memory stays at the decoder's buffers
+            data: bytes | Path = fh.read() if st.st_size <= _READ_WHOLE else Path(path)
     except OSError as exc:
         rec.error = "unreadable"
         rec.detail = _os_reason(exc)
@@ -434,7 +430,6 @@ def _load(path: str, max_pixels: int) -> tuple[ImageRecord, tuple[bytes, int, in
     if isinstance(data, bytes) and not data:
         rec.error, rec.detail = "empty", "zero-byte file"
         return rec, None
-    rec.sha256 = digest.hexdigest()
     return rec, _decode(rec, data, max_pixels)
 
 
@@ -1646,7 +1641,8 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
                         f"under blur-min {config.blur_min:g}", rec.path,
                         data={"blur": rec.blur}))
 
-    hashed = [r for r in recs if r.sha256 and r.error != "unreadable"]
+    _remember(cache_dir, config, _hash_candidates(recs, config, bar))
+    hashed = [r for r in recs if r.sha256 and r.error not in ("unreadable", "empty")]
     same_file: dict[str, str] = {}
     for group in neighbours.keyed_groups(r.sha256 for r in hashed):
         paths = [hashed[i].path for i in group]
@@ -1678,6 +1674,90 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
         add(Finding("LRC520", f"{len(paths)} images are near-duplicates (perceptual-hash "
                     f"distance ≤ {dist}, limit {limit}): {', '.join(paths)}", paths[1],
                     hint="keep the best one", data={"files": paths, "distance": dist}))
+
+
+def _copy_key(rec: ImageRecord) -> tuple[Any, ...] | None:
+    """What byte-identical files share, from the scan alone: size, and the error of a file
+    that does not decode, or the size in pixels and blur score of one that does (exact
+    integer arithmetic: the same on every machine, unlike the perceptual hash's floats).
+    ``None`` for a file that cannot be read or is empty."""
+
+    if rec.error in ("unreadable", "empty"):
+        return None
+    return rec.size, rec.error, rec.width, rec.height, rec.blur
+
+
+def _hash_candidates(recs: list[ImageRecord], config: DatasetConfig,
+                     bar: Callable[[int, str], Progress] | None = None) -> list[ImageRecord]:
+    """Fill the content hash (``sha256``) of every record that shares :func:`_copy_key` with
+    another and has none yet: byte-identical files always do, files of other content almost
+    never (a folder of flat single-colour images of one size is the exception, and costs
+    only their hashing). The records hashed now, for the cache; a file changed since its
+    scan (another size, mtime or inode) keeps no hash and is no one's copy."""
+
+    by_key: dict[tuple[Any, ...], list[ImageRecord]] = {}
+    for rec in recs:
+        key = _copy_key(rec)
+        if key is not None:
+            by_key.setdefault(key, []).append(rec)
+    todo = [r for group in by_key.values() if len(group) > 1 for r in group if not r.sha256]
+    if not todo:
+        return []
+    shown = bar(len(todo), "hashing possible copies") if bar and len(todo) >= _SHOW_FROM \
+        else None
+    workers = min(worker_count(config), -(-len(todo) // _HASH_PER_THREAD))
+    if workers > 1:  # reading and hashing release the GIL
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(workers) as pool:
+            digests = list(pool.map(_content_hash, todo, chunksize=_HASH_PER_THREAD))
+    else:
+        digests = [_content_hash(r) for r in todo]
+    hashed = []
+    for i, (rec, digest) in enumerate(zip(todo, digests, strict=True), 1):
+        if digest:
+            rec.sha256 = digest
+            hashed.append(rec)
+        if shown:
+            shown(i)
+    return hashed
+
+
+_HASH_PER_THREAD = 64  # files per thread of _hash_candidates at least
+
+
+def _content_hash(rec: ImageRecord) -> str | None:
+    """SHA-256 of the file of ``rec`` if it is still the file scanned, else ``None``."""
+
+    try:
+        with open(rec.path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if (st.st_size, st.st_mtime_ns, st.st_ino) != (rec.size, rec.mtime_ns, rec.inode):
+                return None
+            digest = hashlib.sha256()
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _remember(cache_dir: Path | None, config: DatasetConfig, recs: list[ImageRecord]) -> None:
+    """Store ``recs`` (whose content hash was just computed) in the scan cache, so that the
+    next check of the folder reads the hashes back."""
+
+    if cache_dir is None or not config.cache or not recs:
+        return
+    from lorac.scan.scancache import ScanCache
+
+    by_key: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+    for rec in recs:
+        folder, name = os.path.split(rec.path)
+        by_key.setdefault(_real(Path(folder or ".")), []).append(
+            (name, tuple(rec.__dict__.values())[1:]))
+    with ScanCache(cache_dir, _cache_tag(config), {"images": ImageRecord}) as cache:
+        for key, rows in by_key.items():
+            cache.store("images", key, rows)
 
 
 def _judge_size(rec: ImageRecord, spec: SubsetSpec, config: DatasetConfig,

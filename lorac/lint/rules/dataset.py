@@ -497,7 +497,8 @@ class BlurryImage(_DatasetRule):
 
 class DuplicateImages(_DatasetRule):
     """What it does
-    Reports groups of byte-identical image files (same SHA-256).
+    Reports groups of byte-identical image files (same SHA-256, taken of the files that share
+    their size and scan facts with another).
 
     Why is this bad?
     A duplicated image is trained twice as often: the LoRA overfits to that one pose and
