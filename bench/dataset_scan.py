@@ -24,7 +24,9 @@ then prints the ratios (rescan / first, analysis / first, ceiling / first, i.e. 
 scan's throughput as a share of the bare decode's), the peak RSS of the parent process and
 of the pool, and the growth exponent of each stage between sizes (time ∝ n^k).
 ``--ceiling-sizes`` repeats the ceiling / first-scan ratio on ``--ceiling-count`` images of
-each size. ``--grouping N`` times the grouping stage alone on N generated perceptual hashes
+each size, and gives the ratio of a first scan whose blur score and perceptual hash are
+constants: the share of the decode ceiling that the rest of the scan leaves.
+``--grouping N`` times the grouping stage alone on N generated perceptual hashes
 and captions. ``--bad N`` times a folder of N files that are not images, a 60,000 × 60,000 PNG
 header and a truncated clip. Busy machines slow every stage alike within a run; compare the
 ratios, not the seconds, across runs.
@@ -173,22 +175,40 @@ def one_size(count: int, root: Path, workers: int, repeat: int) -> dict:
 
 
 def one_ceiling(size: int, count: int, root: Path, workers: int, repeat: int) -> dict:
+    """The ceiling and the first scan at ``size`` px, interleaved, best of ``repeat``; and
+    the first scan with the two scores (blur, perceptual hash) replaced by constants, which
+    shows how much of the gap is the rest of the scan: reading, decoding into the batch,
+    the records, the pool's results and the cache."""
+
     folder = root / f"px{size}"
     config = dataset.DatasetConfig(workers=workers)
     paths = generate(folder, count, size, workers)
     _warm(paths)
     names = [str(p) for p in paths]
     cache = Path(tempfile.mkdtemp(prefix="lorac-bench-cache-"))
+    scores = dataset._laplacian_variances, dataset._phashes
+
+    def unscored() -> None:
+        dataset._laplacian_variances = lambda stack: [0.0] * len(stack)
+        dataset._phashes = lambda stack: ["0" * 16] * len(stack)
+        try:
+            dataset.scan(paths, config, cache_dir=cache)
+        finally:
+            dataset._laplacian_variances, dataset._phashes = scores
+
     try:
-        ceilings, firsts = [], []
+        ceilings, firsts, bare = [], [], []
         for _ in range(repeat):
             ceilings.append(_timed(lambda: dataset.run_parallel(
                 _bare_decode, names, dataset.worker_count(config))))
             shutil.rmtree(cache, ignore_errors=True)
             firsts.append(_timed(lambda: dataset.scan(paths, config, cache_dir=cache)))
+            shutil.rmtree(cache, ignore_errors=True)
+            bare.append(_timed(unscored))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
-    return {"px": size, "n": count, "ceiling": min(ceilings), "first": min(firsts)}
+    return {"px": size, "n": count, "ceiling": min(ceilings), "first": min(firsts),
+            "unscored": min(bare)}
 
 
 def one_grouping(count: int) -> dict:
@@ -374,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             c = _child(args, "--one-ceiling", str(size), "--ceiling-count",
                        str(args.ceiling_count), "--repeat", str(args.repeat))
             print(f"  {size:5d} px: ceiling {c['n'] / c['ceiling']:7.0f} images/s, first scan "
-                  f"{c['n'] / c['first']:7.0f} images/s, ratio {c['ceiling'] / c['first']:.2f}")
+                  f"{c['n'] / c['first']:7.0f} images/s, ratio {c['ceiling'] / c['first']:.2f}"
+                  f" ({c['ceiling'] / c['unscored']:.2f} without the two scores)")
 
     if args.grouping:
         g = _child(args, "--one-grouping", str(args.grouping))
