@@ -1,5 +1,6 @@
-"""Identical files (LRC519) without hashing every file: only the files that share size and
-scan facts with another are hashed, and their hashes are kept in the scan cache."""
+"""The judging of a scanned folder: identical files (LRC519) without hashing every file —
+only the files that share size and scan facts with another are hashed, and their hashes are
+kept in the scan cache — and the garbage collector paused while it judges."""
 
 from __future__ import annotations
 
@@ -110,3 +111,44 @@ def test_many_candidates_hash_on_threads_alike(folder: Path,
     assert _identical(threaded) == _identical(serial)
     assert {p: r.sha256 for p, r in threaded.records.items()} == {
         p: r.sha256 for p, r in serial.records.items()}
+
+
+def test_the_collector_is_paused_for_judging_only(folder: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The analysis pauses Python's cyclic garbage collector while it pairs and judges the
+    records, never while it scans (forked workers would inherit the pause), and leaves it
+    as it found it, also when judging fails."""
+
+    import gc
+
+    seen: dict[str, bool] = {}
+    scan, judge = dataset.scan, dataset._judge_images
+
+    def scanning(*args: Any, **kwargs: Any) -> Any:
+        seen["scan"] = gc.isenabled()
+        return scan(*args, **kwargs)
+
+    def judging(*args: Any, **kwargs: Any) -> Any:
+        seen["judge"] = gc.isenabled()
+        return judge(*args, **kwargs)
+
+    monkeypatch.setattr(dataset, "scan", scanning)
+    monkeypatch.setattr(dataset, "_judge_images", judging)
+    assert gc.isenabled()
+    _analyse(folder, None)
+    assert seen == {"scan": True, "judge": False} and gc.isenabled()
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("judging failed")
+
+    monkeypatch.setattr(dataset, "_judge_images", failing)
+    with pytest.raises(RuntimeError):
+        _analyse(folder, None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        monkeypatch.setattr(dataset, "_judge_images", judging)
+        _analyse(folder, None)
+        assert not gc.isenabled()  # a caller's own pause stays
+    finally:
+        gc.enable()
