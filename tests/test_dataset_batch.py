@@ -4,6 +4,7 @@ every file exactly the record :func:`lorac.scan.dataset.scan_file` gives it alon
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -145,3 +146,29 @@ def test_the_widest_int32_row_of_the_largest_laplacian_is_exact() -> None:
     alone = dataset._laplacian_variance(np.ascontiguousarray(checker[0]))
     assert alone > 1000_000 * 0.9
     assert dataset._laplacian_variances(checker) == [alone, alone]
+
+
+def test_batch_arrays_are_kept_for_the_shapes_used_last(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A shape's batch array is reused while it is among the last ``_KEPT_SHAPES`` shapes;
+    no more than that many are held, whatever the dataset's shapes."""
+
+    import threading
+
+    def in_thread(fn: Any) -> Any:  # a fresh thread: its own kept arrays
+        out: list[Any] = []
+        t = threading.Thread(target=lambda: out.append(fn()))
+        t.start()
+        t.join()
+        return out[0]
+
+    def run() -> tuple[bool, bool, int]:
+        first = dataset._batch_array(256, 192)
+        for h in range(100, 100 + dataset._KEPT_SHAPES - 1):
+            dataset._batch_array(h, 256)
+        kept_while_recent = dataset._batch_array(256, 192) is first
+        for h in range(200, 200 + dataset._KEPT_SHAPES):
+            dataset._batch_array(h, 256)
+        evicted = dataset._batch_array(256, 192) is not first
+        return kept_while_recent, evicted, len(dataset._SCRATCH.__dict__["batches"])
+
+    assert in_thread(run) == (True, True, dataset._KEPT_SHAPES)

@@ -366,19 +366,24 @@ _BATCH_PIXELS = 1 << 19  # pixels scored in one batch: its work arrays stay a fe
 
 def _batch_array(h: int, w: int) -> Any:
     """The ``(k, h, w)`` uint8 array that a batch of ``h`` × ``w`` images is gathered in, with
-    ``k`` images of :data:`_BATCH_PIXELS` at most; kept per shape and thread (a few shapes
-    per dataset, a few hundred at most)."""
+    ``k`` images of :data:`_BATCH_PIXELS` at most; kept per shape and thread, for the
+    :data:`_KEPT_SHAPES` shapes used last (a set of photos cropped every which way has
+    hundreds of shapes: kept all, they would hold 0.5 MB each)."""
 
     import numpy as np
 
     kept = _SCRATCH.__dict__.setdefault("batches", {})
     shape = (max(1, _BATCH_PIXELS // (h * w)), h, w)
-    stack = kept.get(shape)
+    stack = kept.pop(shape, None)
     if stack is None:
         stack = np.empty(shape, np.uint8)
-        if len(kept) < 256:
-            kept[shape] = stack
+        if len(kept) >= _KEPT_SHAPES:
+            del kept[next(iter(kept))]  # the shape used longest ago
+    kept[shape] = stack  # last in the order: the most recently used
     return stack
+
+
+_KEPT_SHAPES = 16
 
 
 def _score(rec: ImageRecord, gray: tuple[bytes, int, int]) -> None:
