@@ -653,24 +653,25 @@ _PHASH_SIDES: dict[tuple[int, bool], Any] = {}
 
 
 def _pil_weights(src: int, dst: int, support: float,
-                 kernel: Callable[[float], float]) -> list[list[float]]:
+                 kernel: Callable[[float], float]) -> Any:
     """The resampling weights PIL uses to scale ``src`` samples to ``dst``
-    (``precompute_coeffs`` in libImaging/Resample.c), as a dense ``dst × src`` matrix."""
+    (``precompute_coeffs`` in libImaging/Resample.c), as a dense ``dst × src`` float64 array
+    (each row's few weights computed as PIL does, in Python, and put in place)."""
+
+    import numpy as np
 
     scale = src / dst
     filterscale = max(1.0, scale)
     support *= filterscale
-    rows = []
+    out = np.zeros((dst, src))
     for xx in range(dst):
         centre = (xx + 0.5) * scale
         lo = max(0, int(centre - support + 0.5))
         hi = min(src, int(centre + support + 0.5))
         ws = [kernel((x - centre + 0.5) / filterscale) for x in range(lo, hi)]
         total = sum(ws) or 1.0
-        row = [0.0] * src
-        row[lo:hi] = [v / total for v in ws]
-        rows.append(row)
-    return rows
+        out[xx, lo:hi] = [v / total for v in ws]
+    return out
 
 
 def _box(x: float) -> float:
@@ -694,17 +695,31 @@ def _phash_side(length: int, boxed: bool) -> Any:
 
     side = _PHASH_SIDES.get((length, boxed))
     if side is None:
-        n = np.arange(32)
-        dct8 = (2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0))[:8]
-        if boxed:
-            side = dct8 @ np.array(_pil_weights(64, 32, 3.0, _lanczos)) @ np.array(
-                _pil_weights(length, 64, 0.5, _box))
+        if boxed:  # the DCT of the Lanczos 64 → 32 is one matrix for every length
+            side = _phash_head() @ _pil_weights(length, 64, 0.5, _box)
         else:
-            side = dct8 @ np.array(_pil_weights(length, 32, 3.0, _lanczos))
+            side = _dct8() @ _pil_weights(length, 32, 3.0, _lanczos)
         side = np.ascontiguousarray(side, dtype=np.float32)
         if len(_PHASH_SIDES) < 1024:
             _PHASH_SIDES[(length, boxed)] = side
     return side
+
+
+@functools.cache
+def _dct8() -> Any:
+    """The first 8 rows of scipy's unnormalised DCT-II matrix of 32 samples."""
+
+    import numpy as np
+
+    n = np.arange(32)
+    return (2.0 * np.cos(np.pi * np.outer(n, 2 * n + 1) / 64.0))[:8]
+
+
+@functools.cache
+def _phash_head() -> Any:
+    """:func:`_dct8` of PIL's Lanczos 64 → 32: what every boxed side ends with."""
+
+    return _dct8() @ _pil_weights(64, 32, 3.0, _lanczos)
 
 
 _PHASH_ROWS = 262_144  # rows × width × 8 per matrix product: OpenBLAS stays on one thread
