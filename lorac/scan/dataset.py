@@ -1401,9 +1401,9 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector paused, then resumed as it was. Pairing and judging
-    100,000 records allocate millions of small objects and no cycles, and the collections
-    those allocations trigger walk every record again and again: a tenth of a warm analysis.
-    Never around a scan: its forked workers would inherit the pause."""
+    100,000 records allocate several small objects per record and no cycles, and the
+    collections those allocations trigger walk every record again and again: a tenth of a
+    warm analysis. Never around a scan: its forked workers would inherit the pause."""
 
     import gc
 
