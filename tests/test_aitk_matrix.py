@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import lorac
-from tests.vm_standins import load_script, merge_records
+from tests.vm_standins import load_script, merge_records, plan_job
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "gpu"))
@@ -97,28 +97,22 @@ def test_ai_toolkits_config_reader_takes_each_job(tmp_path: Path, name: str,
             assert got[section][key] == value, (section, key)
 
 
-def _stand_in(name: str, gpu: float, host: float) -> dict:
-    return {"name": name, "charge": gpu, "host": host, "split": "fit"}
+def test_the_scheduler_runs_with_this_plans_budgets_and_run_time() -> None:
+    """The plan's ``schedule_step`` is ``vram_matrix.schedule_step`` (tested in
+    test_vram_matrix.py) with this plan's budgets and ``EXPECTED_S`` per run."""
 
-
-def test_the_scheduler_keeps_its_budgets_and_deadline() -> None:
-    queue = [_stand_in("big", 50_000, 22_000), _stand_in("a", 25_000, 22_000),
-             _stand_in("b", 25_000, 22_000), _stand_in("c", 20_000, 22_000)]
+    queue = [plan_job("big", 50_000, 22_000), plan_job("a", 25_000, 22_000),
+             plan_job("b", 25_000, 22_000), plan_job("c", 20_000, 22_000)]
     start, dropped = am.schedule_step(queue, [], 0.0, 480.0, 3)
     # 50 + 25 GB fit 78 GB; the second 25 GB does not, nor the 20 GB after it
     assert [j["name"] for j in start] == ["big", "a"] and not dropped
     assert sum(j["charge"] for j in start) <= am.GPU_BUDGET_MIB
-    start2, _ = am.schedule_step(queue, start, 10.0, 480.0, 3)
-    assert start2 == []
     # the host budget: five runs of 22 GB do not fit 110 GB beside one of 36 GB
-    many = [_stand_in(f"s{i}", 5_000, 22_000) for i in range(6)]
-    start3, _ = am.schedule_step(many, [_stand_in("bf16", 5_000, 36_000)], 0.0, 480.0, 9)
+    many = [plan_job(f"s{i}", 5_000, 22_000) for i in range(6)]
+    start3, _ = am.schedule_step(many, [plan_job("bf16", 5_000, 36_000)], 0.0, 480.0, 9)
     assert len(start3) == 3 and 36_000 + 22_000 * len(start3) <= am.HOST_BUDGET_MIB
-    # per_gpu caps the count
-    start4, _ = am.schedule_step([_stand_in(f"t{i}", 1, 1) for i in range(5)], [], 0, 480, 2)
-    assert len(start4) == 2
-    # past the deadline every waiting run is dropped, none started
-    late = [_stand_in("x", 1, 1), _stand_in("y", 1, 1)]
+    # past the deadline less EXPECTED_S every waiting run is dropped, none started
+    late = [plan_job("x", 1, 1), plan_job("y", 1, 1)]
     start5, dropped5 = am.schedule_step(late, [], 480.0 - am.EXPECTED_S + 1, 480.0, 3)
     assert start5 == [] and dropped5 == ["x", "y"] and late == []
 

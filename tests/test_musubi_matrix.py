@@ -15,7 +15,7 @@ import pytest
 import tomllib
 
 from tests.conftest import lorac
-from tests.vm_standins import load_script, merge_records
+from tests.vm_standins import load_script, merge_records, plan_job
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "gpu"))
@@ -93,36 +93,28 @@ def test_each_configuration_builds_with_its_conditions(tmp_path: Path, name: str
     assert run.te_bytes == (1.0 if cond.get("fp8_vl") or cond.get("fp8_t5") else 2.0)
 
 
-def _stand_in(name: str, gpu: float, host: float, expected: float = 100.0,
-              family: str = "qwen-image") -> dict:
-    return {"name": name, "charge": gpu, "host": host, "expected": expected, "split": "fit",
-            "family": family}
+def test_the_scheduler_runs_with_this_plans_budgets() -> None:
+    """The plan's ``schedule_step`` is ``vram_matrix.schedule_step`` (tested in
+    test_vram_matrix.py) with this plan's budgets, each run's own expected seconds and the
+    families whose synthetic set is ready."""
 
-
-def test_the_scheduler_keeps_its_budgets_and_deadline() -> None:
-    queue = [_stand_in("big", 50_000, 10_000), _stand_in("a", 28_000, 10_000),
-             _stand_in("b", 30_000, 10_000), _stand_in("c", 20_000, 10_000)]
+    queue = [plan_job("big", 50_000, 10_000, 100.0), plan_job("a", 28_000, 10_000, 100.0),
+             plan_job("b", 30_000, 10_000, 100.0)]
     start, dropped = mm.schedule_step(queue, [], 0.0, 450.0, 4)
-    # 50 + 28 GB fit 79 GB; neither 30 nor 20 GB more does
+    # 50 + 28 GB fit 79 GB; 30 GB more does not
     assert [j["name"] for j in start] == ["big", "a"] and not dropped
     assert sum(j["charge"] for j in start) <= mm.GPU_BUDGET_MIB
-    assert mm.schedule_step(queue, start, 10.0, 450.0, 4) == ([], [])
     # the host budget: a bf16 DiT swapped to the host (~49 GB) beside float8 ones (~29 GB)
-    swaps = [_stand_in(f"s{i}", 5_000, 29_484) for i in range(4)]
-    start3, _ = mm.schedule_step(swaps, [_stand_in("bf16", 5_000, 48_968)], 0.0, 450.0, 9)
+    swaps = [plan_job(f"s{i}", 5_000, 29_484, 100.0) for i in range(4)]
+    start3, _ = mm.schedule_step(swaps, [plan_job("bf16", 5_000, 48_968)], 0.0, 450.0, 9)
     assert len(start3) == 2 and mm.HOST_BUDGET_MIB >= 48_968 + 29_484 * 2
-    # per_gpu caps the count
-    start4, _ = mm.schedule_step([_stand_in(f"t{i}", 1, 1) for i in range(5)], [], 0, 450, 2)
-    assert len(start4) == 2
-    # a run that would end after the deadline is dropped; a shorter one still starts
-    late = [_stand_in("long", 1, 1, 200.0), _stand_in("short", 1, 1, 90.0)]
+    # each run's own seconds against the deadline, and the ready families
+    late = [plan_job("long", 1, 1, 200.0), plan_job("short", 1, 1, 90.0)]
     start5, dropped5 = mm.schedule_step(late, [], 350.0, 450.0, 3)
-    assert [j["name"] for j in start5] == ["short"] and dropped5 == ["long"] and late == []
-    # a family whose set is still being written waits; the others go past it
-    wait = [_stand_in("wan", 1, 1, family="wan2.1-t2v-1.3b"), _stand_in("qwen", 1, 1)]
-    start6, dropped6 = mm.schedule_step(wait, [], 0.0, 450.0, 3, ready={"qwen-image"})
-    assert [j["name"] for j in start6] == ["qwen"] and not dropped6
-    assert [j["name"] for j in wait] == ["wan"]
+    assert [j["name"] for j in start5] == ["short"] and dropped5 == ["long"]
+    wait = [plan_job("wan", 1, 1, 100.0, "wan2.1-t2v-1.3b"), plan_job("qwen", 1, 1, 100.0)]
+    start6, _ = mm.schedule_step(wait, [], 0.0, 450.0, 3, ready={"qwen-image"})
+    assert [j["name"] for j in start6] == ["qwen"] and [j["name"] for j in wait] == ["wan"]
 
 
 def test_the_timeline_starts_six_qwen_image_runs() -> None:

@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.vm_standins import built_plan_profile, load_script, merge_records, stand_in_run
+from tests.vm_standins import (
+    built_plan_profile,
+    load_script,
+    merge_records,
+    plan_job,
+    stand_in_run,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 vm = load_script("tests/gpu/vram_matrix.py", "vram_matrix")
@@ -193,3 +199,41 @@ def test_the_runner_schedules_records_and_keeps_the_deadline(tmp_path: Path, mon
     started.clear()
     assert vm.run_h100(tmp_path / "out2", only, 3, 8.8, 0.0, tmp_path / "sdxl") == 0
     assert started == [] and not (tmp_path / "out2" / "records.jsonl").exists()
+
+
+def test_the_scheduler_keeps_budgets_count_deadline_and_ready_sets() -> None:
+    """``schedule_step``, which the ai-toolkit and musubi-tuner plans call with their budgets:
+    jobs start in queue order while they fit the GPU and host budgets beside those running,
+    at most ``per_gpu`` at once, never when they would end after the deadline (then they are
+    dropped), and only once their family's set is ready."""
+
+    queue = [plan_job("big", 50_000, 10_000), plan_job("a", 28_000, 10_000),
+             plan_job("b", 30_000, 10_000), plan_job("c", 20_000, 10_000)]
+    start, dropped = vm.schedule_step(queue, [], 0.0, 450.0, 4, 79_000, 110_000, expected=60)
+    # 50 + 28 GB fit 79 GB; neither 30 nor 20 GB more does
+    assert [j["name"] for j in start] == ["big", "a"] and not dropped
+    assert [j["name"] for j in queue] == ["b", "c"]
+    assert vm.schedule_step(queue, start, 10.0, 450.0, 4, 79_000, 110_000, expected=60) == (
+        [], [])
+    # the host budget
+    many = [plan_job(f"s{i}", 5_000, 22_000) for i in range(6)]
+    start3, _ = vm.schedule_step(many, [plan_job("bf16", 5_000, 36_000)], 0.0, 450.0, 9,
+                                 79_000, 110_000, expected=60)
+    assert len(start3) == 3 and 36_000 + 22_000 * 3 <= 110_000 < 36_000 + 22_000 * 4
+    # per_gpu caps the count
+    start4, _ = vm.schedule_step([plan_job(f"t{i}", 1, 1) for i in range(5)], [], 0, 450, 2,
+                                 79_000, 110_000, expected=60)
+    assert len(start4) == 2
+    # a job that would end after the deadline is dropped (its own seconds, else the
+    # default); a shorter one still starts
+    late = [plan_job("long", 1, 1, 200.0), plan_job("short", 1, 1, 90.0), plan_job("x", 1, 1)]
+    start5, dropped5 = vm.schedule_step(late, [], 350.0, 450.0, 3, 79_000, 110_000,
+                                        expected=120)
+    assert [j["name"] for j in start5] == ["short"] and dropped5 == ["long", "x"]
+    assert late == []
+    # a family whose set is still being written waits; the others go past it
+    wait = [plan_job("wan", 1, 1, family="wan2.1-t2v-1.3b"), plan_job("qwen", 1, 1)]
+    start6, dropped6 = vm.schedule_step(wait, [], 0.0, 450.0, 3, 79_000, 110_000,
+                                        ready={"qwen-image"}, expected=60)
+    assert [j["name"] for j in start6] == ["qwen"] and not dropped6
+    assert [j["name"] for j in wait] == ["wan"]

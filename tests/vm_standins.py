@@ -75,3 +75,14 @@ def built_plan_profile(project: Path, name: str) -> tuple[Path, str, str]:
         raise AssertionError(err)
     built = project / "build" / f"vm-{name}"
     return built, (built / "config.toml").read_text(), (built / "dataset.toml").read_text()
+
+
+def plan_job(name: str, gpu: float, host: float, expected: float | None = None,
+             family: str = "qwen-image") -> dict:
+    """A job of a GPU plan's queue as ``vram_matrix.schedule_step`` reads it: ``gpu`` and
+    ``host`` MiB charged, ``expected`` seconds (absent: the plan's default), its family."""
+
+    job = {"name": name, "charge": gpu, "host": host, "split": "fit", "family": family}
+    if expected is not None:
+        job["expected"] = expected
+    return job
