@@ -105,9 +105,20 @@ def test_a_file_changed_since_its_scan_is_no_ones_copy(folder: Path) -> None:
 
 def test_many_candidates_hash_on_threads_alike(folder: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
     serial = _analyse(folder, None)
     monkeypatch.setattr(dataset, "_HASH_PER_THREAD", 1)
+    hashing = dataset._content_hash
+    threads: set[int] = set()
+
+    def counted(rec: Any) -> str | None:
+        threads.add(threading.get_ident())
+        return hashing(rec)
+
+    monkeypatch.setattr(dataset, "_content_hash", counted)
     threaded = _analyse(folder, None, workers=4)
+    assert threads and threading.get_ident() not in threads  # hashed on the pool's threads
     assert _identical(threaded) == _identical(serial)
     assert {p: r.sha256 for p, r in threaded.records.items()} == {
         p: r.sha256 for p, r in serial.records.items()}

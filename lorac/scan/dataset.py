@@ -353,11 +353,11 @@ def scan_files(paths: list[str], max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> list
         stack[len(members)] = memoryview(data).cast("B", (h, w))
         members.append(rec)
         if len(members) == len(stack):  # scored while its pixels are in cache
-            _score_batch(members, stack, h, w)
+            _score_batch(members, stack)
             members.clear()
-    for (h, w), (members, stack) in by_shape.items():
+    for members, stack in by_shape.values():
         if members:
-            _score_batch(members, stack[:len(members)], h, w)
+            _score_batch(members, stack[:len(members)])
     return [tuple(rec.__dict__.values()) for rec in recs]
 
 
@@ -398,17 +398,17 @@ def _score(rec: ImageRecord, gray: tuple[bytes, int, int]) -> None:
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
 
 
-def _score_batch(recs: list[ImageRecord], stack: Any, h: int, w: int) -> None:
-    """:func:`_score` of images of one shape (``h`` × ``w``, a ``(k, h, w)`` uint8 array) at
-    once; each image gets the value :func:`_score` gives it, bit for bit (a failure falls
-    back to it image by image)."""
+def _score_batch(recs: list[ImageRecord], stack: Any) -> None:
+    """:func:`_score` of images of one shape (a ``(k, h, w)`` uint8 array) at once; each
+    image gets the value :func:`_score` gives it, bit for bit (a failure falls back to it
+    image by image)."""
 
     try:
         blurs = _laplacian_variances(stack)
         hashes = _phashes(stack)
     except Exception:  # e.g. out of memory for the batch: image by image, as scan_file does
         for rec, pixels in zip(recs, stack, strict=True):
-            _score(rec, (pixels.tobytes(), h, w))
+            _score(rec, (pixels.tobytes(), *pixels.shape))
         return
     for rec, blur, phash in zip(recs, blurs, hashes, strict=True):
         rec.blur, rec.phash = blur, phash
@@ -765,15 +765,13 @@ def _phashes(stack: Any) -> list[str]:
     right = _phash_side(w, boxed).T
     if h > 64 and h % 64 == 0:
         f = h // 64  # ≤ 256 rows of ≤ 255 sum in uint16
-        sums = np.add.reduce(stack.reshape(k, 64, f, w), axis=2, dtype=np.uint16)
+        stack = np.add.reduce(stack.reshape(k, 64, f, w), axis=2, dtype=np.uint16)
         left = _phash_side(64, True) / np.float32(f)  # box(64 → 64) is the identity
         h = 64
-        pixels = _phash_scratch(np, k * h * w).reshape(k, h, w)
-        np.copyto(pixels, sums, casting="unsafe")
     else:
         left = _phash_side(h, boxed)
-        pixels = _phash_scratch(np, k * h * w).reshape(k, h, w)
-        np.copyto(pixels, stack, casting="unsafe")
+    pixels = _phash_scratch(np, k * h * w).reshape(k, h, w)
+    np.copyto(pixels, stack, casting="unsafe")
     cols = np.empty((k, h, 8), np.float32)
     step = max(1, _PHASH_ROWS // (8 * w))
     for top in range(0, h, step):
@@ -1684,7 +1682,7 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
                         data={"blur": rec.blur}))
 
     _remember(cache_dir, config, _hash_candidates(recs, config, bar))
-    hashed = [r for r in recs if r.sha256 and r.error not in ("unreadable", "empty")]
+    hashed = [r for r in recs if r.sha256]  # never an unreadable or empty file (_copy_key)
     same_file: dict[str, str] = {}
     for group in neighbours.keyed_groups(r.sha256 for r in hashed):
         paths = [hashed[i].path for i in group]
