@@ -503,6 +503,15 @@ def constants_from(data: Mapping[str, Any] | None) -> Constants:
     return Constants(**{k: float(v) for k, v in values.items() if k in FREE})
 
 
+def calibration_of(entry: Mapping[str, Any], family: str) -> tuple[Constants, Interval | None]:
+    """The constants of a model file's architecture ``entry`` and the interval of ``family``
+    where that family itself was measured (``intervals``); a family that was not measured
+    keeps the first-principles interval (``None``). The ai-toolkit and musubi-tuner model
+    files share this layout."""
+    iv = (entry.get("intervals") or {}).get(family)
+    return constants_from(entry), Interval.from_json(iv) if iv else None
+
+
 def params_b(n: int) -> str:
     return f"{n / 1e9:.2f} B" if n >= 1e8 else f"{n / 1e6:.0f} M"
 

@@ -150,9 +150,7 @@ def calibration(arch: str, family: str) -> tuple[lm.Constants, Interval | None]:
     """The constants of ``arch`` (fitted, else the first-principles ones) and the interval of
     ``family`` where that family itself was measured; a family that was not measured keeps the
     first-principles interval (``None``)."""
-    entry = _entry(arch)
-    iv = (entry.get("intervals") or {}).get(family)
-    return lm.constants_from(entry), Interval.from_json(iv) if iv else None
+    return lm.calibration_of(_entry(arch), family)
 
 
 def estimate(run: lm.LoraRun, family: str | None = None) -> lm.Prediction:

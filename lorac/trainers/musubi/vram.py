@@ -83,9 +83,7 @@ def _entry(family: str) -> dict[str, Any]:
 def calibration(family: str) -> tuple[lm.Constants, Interval | None]:
     """Constants of the family's architecture; the interval only where the family itself was
     measured (another family of the architecture is an estimate with its constants)."""
-    entry = _entry(family)
-    iv = (entry.get("intervals") or {}).get(family)
-    return lm.constants_from(entry), Interval.from_json(iv) if iv else None
+    return lm.calibration_of(_entry(family), family)
 
 
 def estimate(run: lm.LoraRun) -> lm.Prediction:
