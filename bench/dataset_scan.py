@@ -359,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
     workers = dataset.worker_count(dataset.DatasetConfig(workers=args.workers))
     print(f"{workers} worker process(es) on {os.cpu_count()} CPU(s), "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("scores computed by "
+          + ("the C extension lorac.scan._pixels" if dataset._pixels is not None else
+             "numpy (lorac.scan._pixels is not built: no C compiler at install)"))
     rows = []
     for n in sizes:
         rows.append(r := _child(args, "--one", str(n), "--repeat", str(args.repeat)))

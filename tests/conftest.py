@@ -52,6 +52,16 @@ def project(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path
 
 
+def has_c_compiler() -> bool:
+    """Whether this Python's C compiler is here: where it is, installing lorac builds its
+    optional C extension (lorac/scan/_pixels.c)."""
+
+    import shutil
+    import sysconfig
+
+    return shutil.which((sysconfig.get_config_var("CC") or "cc").split()[0]) is not None
+
+
 def write_files(root: Path, files: dict[str, str | bytes]) -> None:
     for name, content in files.items():
         path = root / name

@@ -8,9 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from lorac.scan import dataset
+from tests.conftest import has_c_compiler
 
 
 def _image(path: Path, size: tuple[int, int], mode: str, seed: int) -> str:
@@ -172,3 +175,77 @@ def test_batch_arrays_are_kept_for_the_shapes_used_last(monkeypatch: pytest.Monk
         return kept_while_recent, evicted, len(dataset._SCRATCH.__dict__["batches"])
 
     assert in_thread(run) == (True, True, dataset._KEPT_SHAPES)
+
+
+# -- the C loops (lorac/scan/_pixels.c) against the numpy path
+
+
+def _native() -> Any:
+    """:mod:`lorac.scan._pixels`; where it is missing, the install had no C compiler."""
+
+    assert dataset._pixels is not None or not has_c_compiler(), (
+        "a C compiler is here but lorac.scan._pixels was not built: reinstall lorac")
+    return dataset._pixels
+
+
+def _numpy_scores(stack: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
+    with monkeypatch.context() as m:
+        m.setattr(dataset, "_pixels", None)
+        return dataset._laplacian_variances(stack), dataset._phashes(stack)
+
+
+def test_the_c_loops_give_the_numpy_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    if _native() is None:
+        return
+    rng = np.random.default_rng(11)
+    stacks = [*_stacks(), *(rng.integers(0, 256, shape, dtype=np.uint8) for shape in (
+        (3, 128, 256), (2, 192, 100), (2, 256, 64), (1, 320, 7), (2, 64, 256)))]
+    stacks.append(np.where(rng.random((2, 256, 256)) < 0.5, 0, 255).astype(np.uint8))
+    for stack in stacks:
+        assert (dataset._laplacian_variances(stack), dataset._phashes(stack)) == _numpy_scores(
+            stack, monkeypatch), stack.shape
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(1, 3), h=st.integers(1, 200), w=st.integers(1, 200),
+       seed=st.integers(0, 2**32 - 1), levels=st.sampled_from([2, 16, 256]))
+def test_the_c_loops_give_the_numpy_values_at_any_shape(k: int, h: int, w: int, seed: int,
+                                                        levels: int) -> None:
+    if _native() is None:
+        return
+    rng = np.random.default_rng(seed)
+    h = h if h % 3 else 64 * (1 + h % 4)  # a third of the heights take the row-sum path
+    stack = (rng.integers(0, levels, (k, h, w)) * (255 // (levels - 1))).astype(np.uint8)
+    with pytest.MonkeyPatch.context() as m:
+        want = _numpy_scores(stack, m)
+    assert (dataset._laplacian_variances(stack), dataset._phashes(stack)) == want
+
+
+def test_the_c_loops_refuse_what_they_cannot_read() -> None:
+    native = _native()
+    if native is None:
+        return
+    pixels = np.zeros((2, 64, 64), np.uint8)
+    out = np.zeros((2, 16, 64), np.float32)
+    with pytest.raises(ValueError, match="fewer than 3 images"):
+        native.laplacian_sums(pixels, 3, 64, 64)
+    with pytest.raises(ValueError, match="3 to 2064 columns"):
+        native.laplacian_sums(pixels, 1, 2, 4096)
+    with pytest.raises(ValueError, match="sides must be positive"):
+        native.laplacian_sums(pixels, 1, 0, 64)
+    with pytest.raises(ValueError, match="cannot sum 5 rows"):
+        native.row_sums(pixels, 2, 64, 64, 5, out)
+    with pytest.raises(ValueError, match="output buffer too small"):
+        native.row_sums(pixels, 2, 64, 64, 2, out)
+    with pytest.raises(TypeError):  # the output must be writable
+        native.row_sums(pixels, 2, 64, 64, 4, b"\0" * out.nbytes)
+    native.row_sums(pixels + 1, 2, 64, 64, 4, out)
+    assert (out == 4).all()
+    assert native.laplacian_sums(pixels, 0, 64, 64) == []
+
+
+def test_a_scan_without_the_c_loops_gives_the_same_records(
+        mixed: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    with_c = dataset.scan_files(mixed)
+    monkeypatch.setattr(dataset, "_pixels", None)
+    assert dataset.scan_files(mixed) == with_c

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, has_c_compiler
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,10 @@ def test_wheel_contains_backends_and_schema(wheel: Path) -> None:
     assert "lorac/_backends/parsed.json" in names
     assert "lorac/schema/profile.schema.json" in names
     assert not any(n.startswith("backends/") for n in names)
+    # the scan's C loops, built wherever a compiler is (tests/test_dataset_batch.py)
+    built = any(n.startswith("lorac/scan/_pixels.") and n.endswith((".so", ".pyd"))
+                for n in names)
+    assert built == has_c_compiler()
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "lorac = lorac.__main__:main" in text

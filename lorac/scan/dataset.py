@@ -67,6 +67,11 @@ from lorac.config.profile import parse_resolution
 from lorac.core.diagnostics import KeyPath, LoracError
 from lorac.scan import neighbours
 
+try:  # the scan's per-pixel loops in C, built with lorac where a C compiler was at hand
+    from lorac.scan import _pixels
+except ImportError:  # pragma: no cover - installed without it: numpy gives the same values
+    _pixels = None
+
 #: sd-scripts' image extensions, matched case-sensitively (library/dataset.py:77).
 SD_IMAGE_EXTENSIONS = frozenset(
     e for ext in (".png", ".jpg", ".jpeg", ".webp", ".bmp") for e in (ext, ext.upper()))
@@ -600,6 +605,10 @@ def _laplacian_variances(stack: Any) -> list[float]:
     k, h, w = stack.shape
     if w < 3 or h < 3:
         return [0.0] * k
+    n = (h - 2) * (w - 2)
+    if _pixels is not None and _native(np, stack) and w <= _INT32_ROW:
+        return [round(max(0.0, (s2 - s1 * s1 / n) / n), 3)
+                for s1, s2 in _pixels.laplacian_sums(stack, k, h, w)]
     size = k * h * w
     pixels, lap, squares = _scratch(np, size + 2 * w, size)
     centre = squares.view(np.int16)[:size]  # the squares' memory is free until they are made
@@ -616,7 +625,6 @@ def _laplacian_variances(stack: Any) -> list[float]:
     images[:, h - 1] = 0
     images[:, :, 0] = 0
     images[:, :, w - 1] = 0
-    n = (h - 2) * (w - 2)
     r = stack[:, [0, 1, h - 2, h - 1], 1:w - 1].sum(axis=2, dtype=np.int64)
     c = stack[:, 1:h - 1, [0, 1, w - 2, w - 1]].sum(axis=1, dtype=np.int64)
     s1s = (r[:, 0] - r[:, 1] - r[:, 2] + r[:, 3] + c[:, 0] - c[:, 1] - c[:, 2]
@@ -633,6 +641,12 @@ def _laplacian_variances(stack: Any) -> list[float]:
 
 
 _INT32_ROW = (2**31 - 1) // 1020**2  # the longest row whose squared Laplacian sums in int32
+
+
+def _native(np: Any, stack: Any) -> bool:
+    """Whether :mod:`lorac.scan._pixels` can read ``stack`` as it is: 8-bit, in one block."""
+
+    return stack.dtype == np.uint8 and stack.flags.c_contiguous
 
 
 _SCRATCH = threading.local()  # work arrays per thread: two threads never share one
@@ -765,13 +779,18 @@ def _phashes(stack: Any) -> list[str]:
     right = _phash_side(w, boxed).T
     if h > 64 and h % 64 == 0:
         f = h // 64  # ≤ 256 rows of ≤ 255 sum in uint16
-        stack = np.add.reduce(stack.reshape(k, 64, f, w), axis=2, dtype=np.uint16)
         left = _phash_side(64, True) / np.float32(f)  # box(64 → 64) is the identity
+        pixels = _phash_scratch(np, k * 64 * w).reshape(k, 64, w)
+        if _pixels is not None and _native(np, stack):
+            _pixels.row_sums(stack, k, h, w, f, pixels)
+        else:
+            np.copyto(pixels, np.add.reduce(stack.reshape(k, 64, f, w), axis=2,
+                                            dtype=np.uint16), casting="unsafe")
         h = 64
     else:
         left = _phash_side(h, boxed)
-    pixels = _phash_scratch(np, k * h * w).reshape(k, h, w)
-    np.copyto(pixels, stack, casting="unsafe")
+        pixels = _phash_scratch(np, k * h * w).reshape(k, h, w)
+        np.copyto(pixels, stack, casting="unsafe")
     cols = np.empty((k, h, 8), np.float32)
     step = max(1, _PHASH_ROWS // (8 * w))
     for top in range(0, h, step):
