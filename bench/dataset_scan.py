@@ -186,15 +186,18 @@ def one_ceiling(size: int, count: int, root: Path, workers: int, repeat: int) ->
     _warm(paths)
     names = [str(p) for p in paths]
     cache = Path(tempfile.mkdtemp(prefix="lorac-bench-cache-"))
-    scores = dataset._laplacian_variances, dataset._phashes
+    batches = dataset._Batches
+
+    class Unscored(batches):  # every decoded image gets constant scores, nothing else
+        def add(self, rec: dataset.ImageRecord, gray: object) -> None:
+            rec.blur, rec.phash = 0.0, "0" * 16
 
     def unscored() -> None:
-        dataset._laplacian_variances = lambda stack: [0.0] * len(stack)
-        dataset._phashes = lambda stack: ["0" * 16] * len(stack)
+        dataset._Batches = Unscored
         try:
             dataset.scan(paths, config, cache_dir=cache)
         finally:
-            dataset._laplacian_variances, dataset._phashes = scores
+            dataset._Batches = batches
 
     try:
         ceilings, firsts, bare = [], [], []

@@ -188,64 +188,98 @@ def _native() -> Any:
     return dataset._pixels
 
 
-def _numpy_scores(stack: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> tuple[list, list]:
-    with monkeypatch.context() as m:
-        m.setattr(dataset, "_pixels", None)
-        return dataset._laplacian_variances(stack), dataset._phashes(stack)
+def _c_scores(native: Any, pixels: Any, h: int, w: int) -> tuple[float, str, np.ndarray]:
+    """The blur score, the hash and the summed rows that the C path gives one image."""
+
+    f, left, right = dataset._phash_plan(h, w)
+    rows = np.full((2, h // f, w), np.nan, np.float32)
+    blur = dataset._variance(*native.score(pixels, h, w, f, rows, 1), h, w)
+    assert np.isnan(rows[0]).all()  # only its own slot is written
+    return blur, dataset._phash_products(rows[1:], left, right)[0], rows[1]
 
 
-def test_the_c_loops_give_the_numpy_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    if _native() is None:
-        return
-    rng = np.random.default_rng(11)
-    stacks = [*_stacks(), *(rng.integers(0, 256, shape, dtype=np.uint8) for shape in (
-        (3, 128, 256), (2, 192, 100), (2, 256, 64), (1, 320, 7), (2, 64, 256)))]
-    stacks.append(np.where(rng.random((2, 256, 256)) < 0.5, 0, 255).astype(np.uint8))
-    for stack in stacks:
-        assert (dataset._laplacian_variances(stack), dataset._phashes(stack)) == _numpy_scores(
-            stack, monkeypatch), stack.shape
+def _check_c_path(native: Any, a: np.ndarray) -> None:
+    h, w = a.shape
+    want = dataset._laplacian_variance(a), dataset._phash(a)
+    blur, phash, rows = _c_scores(native, a.tobytes(), h, w)
+    assert (blur, phash) == want, a.shape
+    f = dataset._phash_plan(h, w)[0]
+    assert (rows == a.reshape(h // f, f, w).sum(axis=1)).all()
+    lent = Image.fromarray(a, "L").__arrow_c_array__()  # PIL's own memory, no copy
+    assert _c_scores(native, lent, h, w)[:2] == want
 
 
-@settings(max_examples=60, deadline=None)
-@given(k=st.integers(1, 3), h=st.integers(1, 200), w=st.integers(1, 200),
-       seed=st.integers(0, 2**32 - 1), levels=st.sampled_from([2, 16, 256]))
-def test_the_c_loops_give_the_numpy_values_at_any_shape(k: int, h: int, w: int, seed: int,
-                                                        levels: int) -> None:
-    if _native() is None:
-        return
-    rng = np.random.default_rng(seed)
-    h = h if h % 3 else 64 * (1 + h % 4)  # a third of the heights take the row-sum path
-    stack = (rng.integers(0, levels, (k, h, w)) * (255 // (levels - 1))).astype(np.uint8)
-    with pytest.MonkeyPatch.context() as m:
-        want = _numpy_scores(stack, m)
-    assert (dataset._laplacian_variances(stack), dataset._phashes(stack)) == want
-
-
-def test_the_c_loops_refuse_what_they_cannot_read() -> None:
+def test_the_c_path_gives_the_numpy_values() -> None:
     native = _native()
     if native is None:
         return
-    pixels = np.zeros((2, 64, 64), np.uint8)
+    rng = np.random.default_rng(11)
+    images = [a for stack in _stacks() for a in stack if stack.shape[2] <= 2064]
+    images += [rng.integers(0, 256, shape, dtype=np.uint8) for shape in (
+        (256, 256), (128, 256), (192, 100), (256, 64), (320, 7), (64, 256), (256, 2064))]
+    images.append(np.where(rng.random((256, 256)) < 0.5, 0, 255).astype(np.uint8))
+    for a in images:
+        _check_c_path(native, np.ascontiguousarray(a))
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 200), w=st.integers(1, 200), seed=st.integers(0, 2**32 - 1),
+       levels=st.sampled_from([2, 16, 256]))
+def test_the_c_path_gives_the_numpy_values_at_any_shape(h: int, w: int, seed: int,
+                                                         levels: int) -> None:
+    native = _native()
+    if native is None:
+        return
+    rng = np.random.default_rng(seed)
+    h = h if h % 3 else 64 * (1 + h % 4)  # a third of the heights sum rows for the hash
+    _check_c_path(native, (rng.integers(0, levels, (h, w)) * (255 // (levels - 1))).astype(
+        np.uint8))
+
+
+def test_the_c_path_refuses_what_it_cannot_read() -> None:
+    native = _native()
+    if native is None:
+        return
+    pixels = np.zeros((64, 64), np.uint8)
     out = np.zeros((2, 16, 64), np.float32)
-    with pytest.raises(ValueError, match="fewer than 3 images"):
-        native.laplacian_sums(pixels, 3, 64, 64)
-    with pytest.raises(ValueError, match="3 to 2064 columns"):
-        native.laplacian_sums(pixels, 1, 2, 4096)
+    with pytest.raises(ValueError, match="4096 bytes for an image of 64 x 65"):
+        native.score(pixels, 64, 65, 1, np.zeros(64 * 65, np.float32), 0)
     with pytest.raises(ValueError, match="sides must be positive"):
-        native.laplacian_sums(pixels, 1, 0, 64)
+        native.score(pixels, 0, 64, 1, out, 0)
+    with pytest.raises(ValueError, match="rows of 4096 pixels"):
+        native.score(np.zeros(4096, np.uint8), 1, 4096, 1, np.zeros(4096, np.float32), 0)
     with pytest.raises(ValueError, match="cannot sum 5 rows"):
-        native.row_sums(pixels, 2, 64, 64, 5, out)
-    with pytest.raises(ValueError, match="output buffer too small"):
-        native.row_sums(pixels, 2, 64, 64, 2, out)
+        native.score(pixels, 64, 64, 5, out, 0)
+    with pytest.raises(ValueError, match="output holds no image 2"):
+        native.score(pixels, 64, 64, 4, out, 2)
+    with pytest.raises(ValueError, match="output holds no image 1"):
+        native.score(pixels, 64, 64, 2, out, 1)  # one image of 32 rows fills both slots of 16
     with pytest.raises(TypeError):  # the output must be writable
-        native.row_sums(pixels, 2, 64, 64, 4, b"\0" * out.nbytes)
-    native.row_sums(pixels + 1, 2, 64, 64, 4, out)
-    assert (out == 4).all()
-    assert native.laplacian_sums(pixels, 0, 64, 64) == []
+        native.score(pixels, 64, 64, 4, b"\0" * out.nbytes, 0)
+    with pytest.raises(TypeError, match="capsule pair"):
+        native.score(12, 64, 64, 4, out, 0)
+    wide = Image.new("I", (64, 64)).__arrow_c_array__()  # 4-byte pixels
+    with pytest.raises(ValueError, match="not an Arrow array of 4096 unsigned bytes"):
+        native.score(wide, 64, 64, 4, out, 0)
+    with pytest.raises(ValueError, match="not an Arrow array of 4095 unsigned bytes"):
+        native.score(Image.new("L", (64, 64)).__arrow_c_array__(), 63, 65, 1,
+                     np.zeros(63 * 65, np.float32), 0)
+    assert native.score(pixels + 1, 64, 64, 4, out, 1) == (0, 0)
+    assert (out[0] == 0).all() and (out[1] == 4).all()
+    assert native.score(pixels[:2], 2, 64, 1, out, 0) == (0, 0)  # no interior
 
 
-def test_a_scan_without_the_c_loops_gives_the_same_records(
+def test_a_scan_without_the_c_path_gives_the_same_records(
         mixed: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     with_c = dataset.scan_files(mixed)
     monkeypatch.setattr(dataset, "_pixels", None)
     assert dataset.scan_files(mixed) == with_c
+
+
+def test_a_scan_gives_the_same_records_where_pil_lends_no_memory(
+        mixed: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """PIL before 11.2 has no ``__arrow_c_array__``: the C path reads a copy instead."""
+
+    with_arrow = dataset.scan_files(mixed)
+    monkeypatch.delattr(Image.Image, "__arrow_c_array__")
+    assert dataset.scan_files(mixed) == with_arrow

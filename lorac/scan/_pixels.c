@@ -1,14 +1,13 @@
-/* lorac.scan._pixels: the two per-pixel loops of the dataset scan, in C.
+/* lorac.scan._pixels: the per-pixel loops of the dataset scan, in C.
  *
  * lorac.scan.dataset scores every image on its 8-bit grey downscale (at most 256 px on the
- * long side): the variance of its 4-neighbour Laplacian and a perceptual hash. In numpy
- * each is a dozen passes over the pixels through work arrays; at 256 px those passes cost
- * a third as much as decoding the JPEG. Here each is one pass, with the same exact integer
- * arithmetic: the results are the numpy path's, bit for bit (tests/test_dataset.py compares
- * them), and the scan uses numpy when this module was not built (the extension is optional:
- * a machine without a C compiler installs lorac without it).
- *
- * Both functions take a C-contiguous buffer of k images of h rows of w bytes.
+ * long side): the variance of its 4-neighbour Laplacian, and a perceptual hash whose first
+ * step sums groups of rows. In numpy these are a dozen passes over the pixels through work
+ * arrays, after a copy of the pixels out of PIL; at 256 px that costs a third as much as
+ * decoding the JPEG. score() makes one pass over the pixels where PIL decoded them, with the
+ * same exact integer arithmetic: the results are the numpy path's, bit for bit
+ * (tests/test_dataset_batch.py compares them), and the scan uses numpy when this module was
+ * not built (the extension is optional: an install without a C compiler goes on without it).
  */
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -19,31 +18,107 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
-static int
-check_images(Py_buffer *buf, Py_ssize_t k, Py_ssize_t h, Py_ssize_t w)
+/* The Arrow C data interface (arrow.apache.org/docs/format/CDataInterface.html): how PIL
+ * (11.2 and later) lends its image memory without a copy. */
+struct ArrowSchema {
+    const char *format;
+    const char *name;
+    const char *metadata;
+    int64_t flags;
+    int64_t n_children;
+    struct ArrowSchema **children;
+    struct ArrowSchema *dictionary;
+    void (*release)(struct ArrowSchema *);
+    void *private_data;
+};
+
+struct ArrowArray {
+    int64_t length;
+    int64_t null_count;
+    int64_t offset;
+    int64_t n_buffers;
+    int64_t n_children;
+    const void **buffers;
+    struct ArrowArray **children;
+    struct ArrowArray *dictionary;
+    void (*release)(struct ArrowArray *);
+    void *private_data;
+};
+
+/* The n bytes of an (arrow_schema, arrow_array) capsule pair of an 8-bit single-channel
+ * image, as PIL's Image.__arrow_c_array__() gives them; NULL (and an exception) otherwise. */
+static const uint8_t *
+arrow_bytes(PyObject *pair, Py_ssize_t n)
 {
-    if (k < 0 || h < 1 || w < 1 || (k && h > PY_SSIZE_T_MAX / w / k)) {
-        PyErr_SetString(PyExc_ValueError, "image count and sides must be positive");
-        return -1;
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "pixels: a bytes-like object or an Arrow "
+                        "(schema, array) capsule pair");
+        return NULL;
     }
-    if (buf->len < k * h * w) {
-        PyErr_Format(PyExc_ValueError, "buffer of %zd bytes holds fewer than %zd images of "
-                     "%zd x %zd", buf->len, k, h, w);
-        return -1;
+    struct ArrowSchema *schema = PyCapsule_GetPointer(PyTuple_GET_ITEM(pair, 0),
+                                                      "arrow_schema");
+    struct ArrowArray *array = PyCapsule_GetPointer(PyTuple_GET_ITEM(pair, 1), "arrow_array");
+    if (schema == NULL || array == NULL)
+        return NULL;
+    if (schema->release == NULL || array->release == NULL || strcmp(schema->format, "C")
+            || schema->n_children || array->n_children || array->n_buffers != 2
+            || array->null_count > 0 || array->offset < 0 || array->length != n
+            || array->buffers[1] == NULL) {
+        PyErr_Format(PyExc_ValueError, "pixels: not an Arrow array of %zd unsigned bytes", n);
+        return NULL;
     }
-    return 0;
+    return (const uint8_t *)array->buffers[1] + array->offset;
 }
 
-/* Sum and sum of squares of up + down + left + right - 4 * centre over the interior of one
- * image (every pixel with four neighbours). |value| <= 1020, so a row of up to 2,064 squares
- * sums in int32; rows are added in int64. */
+#define MAX_LAPLACIAN_ROW 2064 /* (2**31 - 1) // 1020**2: a row's squares sum in int32 */
+#define MAX_GROUP 257          /* rows summed in uint16 at most: 257 * 255 < 2**16 */
+
+/* The pass over one image: each row is widened to int16 once, into a ring of three, and
+ * added to the sum of its group of f rows. */
+typedef struct {
+    Py_ssize_t w, f;
+    int16_t *ring;  /* 3 rows */
+    uint16_t *sum;  /* 1 row: the sum of the current group so far */
+    float *out;     /* (h / f) rows: each group's sum, exact in float32 */
+} Pass;
+
 static void
-laplacian_one(const uint8_t *a, Py_ssize_t h, Py_ssize_t w, int64_t *sum, int64_t *squares)
+take_row(Pass *pass, const uint8_t *src, Py_ssize_t r)
 {
+    Py_ssize_t w = pass->w, f = pass->f;
+    int16_t *dst = pass->ring + (r % 3) * w;
+    uint16_t *sum = pass->sum;
+    if (r % f == 0)
+        for (Py_ssize_t x = 0; x < w; x++)
+            sum[x] = (uint16_t)(dst[x] = src[x]);
+    else
+        for (Py_ssize_t x = 0; x < w; x++)
+            sum[x] += (uint16_t)(dst[x] = src[x]);
+    if (r % f == f - 1) {
+        float *out = pass->out + (r / f) * w;
+        for (Py_ssize_t x = 0; x < w; x++)
+            out[x] = (float)sum[x];
+    }
+}
+
+/* The rows of the h x w image a summed f at a time into pass->out, and the sum and sum of
+ * squares of up + down + left + right - 4 * centre over the image's interior (every pixel
+ * with four neighbours): |value| <= 1020, so a row's squares sum in int32 (w <= 2,064), and
+ * rows are added in int64. */
+static void
+scan_image(Pass *pass, const uint8_t *a, Py_ssize_t h, int64_t *sum, int64_t *squares)
+{
+    Py_ssize_t w = pass->w;
     int64_t s1 = 0, s2 = 0;
+    take_row(pass, a, 0);
+    if (h > 1)
+        take_row(pass, a + w, 1);
     for (Py_ssize_t y = 1; y < h - 1; y++) {
-        const uint8_t *up = a + (y - 1) * w, *row = a + y * w, *down = a + (y + 1) * w;
+        take_row(pass, a + (y + 1) * w, y + 1);
+        const int16_t *up = pass->ring + ((y - 1) % 3) * w, *row = pass->ring + (y % 3) * w,
+                      *down = pass->ring + ((y + 1) % 3) * w;
         int32_t r1 = 0, r2 = 0;
         for (Py_ssize_t x = 1; x < w - 1; x++) {
             int16_t v = (int16_t)(up[x] + down[x] + row[x - 1] + row[x + 1] - 4 * row[x]);
@@ -57,95 +132,71 @@ laplacian_one(const uint8_t *a, Py_ssize_t h, Py_ssize_t w, int64_t *sum, int64_
     *squares = s2;
 }
 
-#define MAX_LAPLACIAN_ROW 2064 /* (2**31 - 1) // 1020**2: its squares sum in int32 */
-
 static PyObject *
-laplacian_sums(PyObject *self, PyObject *args)
+score(PyObject *self, PyObject *args)
 {
-    Py_buffer buf;
-    Py_ssize_t k, h, w;
-    if (!PyArg_ParseTuple(args, "y*nnn", &buf, &k, &h, &w))
+    PyObject *source;
+    Py_ssize_t h, w, f, index;
+    Py_buffer dst, src = {0};
+    if (!PyArg_ParseTuple(args, "Onnnw*n", &source, &h, &w, &f, &dst, &index))
         return NULL;
-    PyObject *out = NULL;
-    if (check_images(&buf, k, h, w) < 0)
-        goto done;
-    if (h < 3 || w < 3 || w > MAX_LAPLACIAN_ROW) {
-        PyErr_Format(PyExc_ValueError, "images of %zd x %zd: the Laplacian needs 3 to %d "
-                     "columns and 3 rows or more", h, w, MAX_LAPLACIAN_ROW);
-        goto done;
-    }
-    int64_t *sums = PyMem_Malloc(sizeof(int64_t) * 2 * (k ? k : 1));
-    if (sums == NULL) {
-        PyErr_NoMemory();
+    PyObject *result = NULL;
+    int16_t *work = NULL;
+    const uint8_t *pixels;
+    if (h < 1 || w < 1 || h > PY_SSIZE_T_MAX / w) {
+        PyErr_SetString(PyExc_ValueError, "image sides must be positive");
         goto done;
     }
-    const uint8_t *pixels = buf.buf;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < k; i++)
-        laplacian_one(pixels + i * h * w, h, w, &sums[2 * i], &sums[2 * i + 1]);
-    Py_END_ALLOW_THREADS
-    out = PyList_New(k);
-    for (Py_ssize_t i = 0; out != NULL && i < k; i++) {
-        PyObject *pair = Py_BuildValue("(LL)", (long long)sums[2 * i],
-                                       (long long)sums[2 * i + 1]);
-        if (pair == NULL)
-            Py_CLEAR(out);
-        else
-            PyList_SET_ITEM(out, i, pair);
-    }
-    PyMem_Free(sums);
-done:
-    PyBuffer_Release(&buf);
-    return out;
-}
-
-/* out[i][r][x] = sum of rows r*f .. r*f+f-1 of image i at column x, as float32 (exact: at
- * most 2**24 / 255 rows are summed). */
-static PyObject *
-row_sums(PyObject *self, PyObject *args)
-{
-    Py_buffer buf, dst;
-    Py_ssize_t k, h, w, f;
-    if (!PyArg_ParseTuple(args, "y*nnnnw*", &buf, &k, &h, &w, &f, &dst))
-        return NULL;
-    PyObject *out = NULL;
-    if (check_images(&buf, k, h, w) < 0)
+    if (w > MAX_LAPLACIAN_ROW) {
+        PyErr_Format(PyExc_ValueError, "rows of %zd pixels: at most %d", w, MAX_LAPLACIAN_ROW);
         goto done;
-    if (f < 1 || h % f || f > (1 << 24) / 255) {
+    }
+    if (f < 1 || f > MAX_GROUP || h % f) {
         PyErr_Format(PyExc_ValueError, "cannot sum %zd rows at a time of %zd", f, h);
         goto done;
     }
-    if (dst.len < (Py_ssize_t)sizeof(float) * k * (h / f) * w) {
-        PyErr_SetString(PyExc_ValueError, "output buffer too small");
+    Py_ssize_t slot = (h / f) * w;
+    if (index < 0 || dst.len / (Py_ssize_t)sizeof(float) / slot <= index) {
+        PyErr_Format(PyExc_ValueError, "output holds no image %zd of %zd floats", index, slot);
         goto done;
     }
-    const uint8_t *pixels = buf.buf;
-    float *sums = dst.buf;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < k * (h / f); i++) {
-        const uint8_t *rows = pixels + i * f * w;
-        float *o = sums + i * w;
-        for (Py_ssize_t x = 0; x < w; x++)
-            o[x] = (float)rows[x];
-        for (Py_ssize_t j = 1; j < f; j++)
-            for (Py_ssize_t x = 0; x < w; x++)
-                o[x] += (float)rows[j * w + x];
+    if (PyObject_CheckBuffer(source)) {
+        if (PyObject_GetBuffer(source, &src, PyBUF_SIMPLE) < 0)
+            goto done;
+        if (src.len < h * w) {
+            PyErr_Format(PyExc_ValueError, "pixels: %zd bytes for an image of %zd x %zd",
+                         src.len, h, w);
+            goto done;
+        }
+        pixels = src.buf;
     }
+    else if ((pixels = arrow_bytes(source, h * w)) == NULL)
+        goto done;
+    work = PyMem_Malloc((sizeof(int16_t) * 3 + sizeof(uint16_t)) * w);
+    if (work == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t s1, s2;
+    Pass pass = {w, f, work, (uint16_t *)(work + 3 * w), (float *)dst.buf + index * slot};
+    Py_BEGIN_ALLOW_THREADS
+    scan_image(&pass, pixels, h, &s1, &s2);
     Py_END_ALLOW_THREADS
-    out = Py_NewRef(Py_None);
+    result = Py_BuildValue("(LL)", (long long)s1, (long long)s2);
 done:
-    PyBuffer_Release(&buf);
+    PyMem_Free(work);
+    if (src.obj != NULL)
+        PyBuffer_Release(&src);
     PyBuffer_Release(&dst);
-    return out;
+    return result;
 }
 
 static PyMethodDef methods[] = {
-    {"laplacian_sums", laplacian_sums, METH_VARARGS,
-     "laplacian_sums(pixels, k, h, w) -> [(sum, sum of squares)] of the 4-neighbour "
-     "Laplacian over each image's interior"},
-    {"row_sums", row_sums, METH_VARARGS,
-     "row_sums(pixels, k, h, w, f, out) -> None: sums of f consecutive rows into the float32 "
-     "buffer out (k x h/f x w)"},
+    {"score", score, METH_VARARGS,
+     "score(pixels, h, w, f, out, index) -> (sum, sum of squares) of the 4-neighbour Laplacian "
+     "over the interior of an h x w 8-bit image ((0, 0) below 3 x 3), whose rows it also sums "
+     "f at a time into image index of the float32 buffer out. pixels: a bytes-like object, or "
+     "the Arrow (schema, array) capsules of PIL's Image.__arrow_c_array__()."},
     {NULL, NULL, 0, NULL},
 };
 

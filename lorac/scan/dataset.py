@@ -326,77 +326,144 @@ def _png_bit_depth(head: bytes) -> int:
 def scan_file(path: str, max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> dict[str, Any]:
     """Scan one image file (see :class:`ImageRecord`); never raises for a bad file."""
 
-    rec, gray = _load(path, max_pixels)
-    if gray is not None:
-        _score(rec, gray)
-    return dict(rec.__dict__)
+    return dict(zip(ImageRecord.__dataclass_fields__, scan_files([path], max_pixels)[0],
+                    strict=True))
 
 
 def scan_files(paths: list[str], max_pixels: int = PIL_MAX_IMAGE_PIXELS) -> list[tuple[Any, ...]]:
-    """:func:`scan_file` of each path, as the record's values in field order, with the same
-    scores: the reduced grey images of one shape are scored together (:func:`_score_batch`),
-    so that numpy's fixed cost per call is paid once per batch rather than once per image.
-    Each image's pixels go straight into a batch array kept for its shape between batches
-    (:func:`_batch_array`): a fresh half-megabyte per batch is fresh pages from the kernel."""
+    """The records of ``paths`` (see :class:`ImageRecord`), each as its values in field
+    order; never raises for a bad file. The reduced grey images are scored as they are
+    decoded, in batches of one shape (:class:`_Batches`)."""
 
     recs: list[ImageRecord] = []
-    by_shape: dict[tuple[int, int], tuple[list[ImageRecord], Any]] = {}
+    batches = _Batches()
     for path in paths:
         rec, gray = _load(path, max_pixels)
         recs.append(rec)
-        if gray is None:
-            continue
-        data, h, w = gray
-        group = by_shape.get((h, w))
+        if gray is not None:
+            batches.add(rec, gray)
+    batches.close()
+    return [tuple(rec.__dict__.values()) for rec in recs]
+
+
+class _Batches:
+    """Scores reduced grey images (PIL images, mode ``L``) gathered by shape into batch
+    arrays kept between batches (:func:`_batch_array`: a fresh half-megabyte per batch is
+    fresh pages from the kernel), so that numpy's fixed cost per call is paid once per batch.
+
+    With :mod:`lorac.scan._pixels` each image is read once, where PIL decoded it (Arrow's C
+    data interface, no copy), right after its decoding while its pixels are in cache: the
+    blur score's sums come back and the rows the perceptual hash starts from go into a float32
+    batch, whose hashes are taken together. Without it the pixels are copied into a uint8
+    batch scored by numpy (:func:`_score_batch`). Either way each image gets the values
+    :func:`_score` gives it alone, bit for bit."""
+
+    def __init__(self) -> None:
+        self.native = _pixels is not None
+        self.groups: dict[tuple[int, int], tuple[list[ImageRecord], Any]] = {}
+
+    def add(self, rec: ImageRecord, gray: Any) -> None:
+        w, h = gray.size
+        group = self.groups.get((h, w))
         if group is None:
             try:
-                group = by_shape[(h, w)] = ([], _batch_array(h, w))
-            except Exception:  # no numpy, or no memory: scored image by image
+                group = self.groups[(h, w)] = ([], _batch_array(h, w, self.native))
+            except Exception:  # no memory for a batch: scored alone
                 _score(rec, gray)
-                continue
-        members, stack = group
-        stack[len(members)] = memoryview(data).cast("B", (h, w))
+                return
+        members, batch = group
+        try:
+            if self.native:
+                rec.blur = _variance(*_native_score(gray, h, w, batch, len(members)), h, w)
+            else:
+                batch[len(members)] = memoryview(gray.tobytes()).cast("B", (h, w))
+        except Exception:
+            _score(rec, gray)
+            return
         members.append(rec)
-        if len(members) == len(stack):  # scored while its pixels are in cache
-            _score_batch(members, stack)
+        if len(members) == len(batch):
+            self._score(members, batch, h, w)
             members.clear()
-    for members, stack in by_shape.values():
-        if members:
-            _score_batch(members, stack[:len(members)])
-    return [tuple(rec.__dict__.values()) for rec in recs]
+
+    def close(self) -> None:
+        for (h, w), (members, batch) in self.groups.items():
+            if members:
+                self._score(members, batch[:len(members)], h, w)
+        self.groups.clear()
+
+    def _score(self, members: list[ImageRecord], batch: Any, h: int, w: int) -> None:
+        if not self.native:
+            _score_batch(members, batch)
+            return
+        try:
+            hashes = _phash_products(batch, *_phash_plan(h, w)[1:])
+        except Exception as exc:  # e.g. no memory for the products
+            for rec in members:
+                rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
+            return
+        for rec, phash in zip(members, hashes, strict=True):
+            rec.phash = phash
+
+
+def _native_score(gray: Any, h: int, w: int, batch: Any, index: int) -> tuple[int, int]:
+    """:func:`lorac.scan._pixels.score` of a grey PIL image into row ``index`` of ``batch``:
+    from PIL's own memory where PIL lends it (11.2 and later, an image in one block), else
+    from a copy."""
+
+    f = _phash_plan(h, w)[0]
+    try:
+        pixels = gray.__arrow_c_array__()
+    except Exception:  # an older PIL, or an image PIL cannot lend
+        pixels = gray.tobytes()
+    return _pixels.score(pixels, h, w, f, batch, index)
+
+
+def _variance(s1: int, s2: int, h: int, w: int) -> float:
+    """The blur score from the Laplacian's sum and sum of squares over the interior."""
+
+    if h < 3 or w < 3:
+        return 0.0
+    n = (h - 2) * (w - 2)
+    return round(max(0.0, (s2 - s1 * s1 / n) / n), 3)
 
 
 _BATCH_PIXELS = 1 << 19  # pixels scored in one batch: its work arrays stay a few MB
 
 
-def _batch_array(h: int, w: int) -> Any:
-    """The ``(k, h, w)`` uint8 array that a batch of ``h`` × ``w`` images is gathered in, with
-    ``k`` images of :data:`_BATCH_PIXELS` at most; kept per shape and thread, for the
-    :data:`_KEPT_SHAPES` shapes used last (a set of photos cropped every which way has
-    hundreds of shapes: kept all, they would hold 0.5 MB each)."""
+def _batch_array(h: int, w: int, native: bool = False) -> Any:
+    """The array that a batch of ``h`` × ``w`` images is gathered in: ``(k, h, w)`` uint8
+    pixels, or for :mod:`lorac.scan._pixels` ``(k, h / f, w)`` float32 rows
+    (:func:`_phash_plan`), with ``k`` images of :data:`_BATCH_PIXELS` at most; kept per
+    shape and thread, for the :data:`_KEPT_SHAPES` shapes used last (a set of photos cropped
+    every which way has hundreds of shapes: kept all, they would hold 0.5 MB each)."""
 
     import numpy as np
 
     kept = _SCRATCH.__dict__.setdefault("batches", {})
-    shape = (max(1, _BATCH_PIXELS // (h * w)), h, w)
-    stack = kept.pop(shape, None)
+    k = max(1, _BATCH_PIXELS // (h * w))
+    shape = (k, h // _phash_plan(h, w)[0], w) if native else (k, h, w)
+    key = (shape, native)
+    stack = kept.pop(key, None)
     if stack is None:
-        stack = np.empty(shape, np.uint8)
+        stack = np.empty(shape, np.float32 if native else np.uint8)
         if len(kept) >= _KEPT_SHAPES:
             del kept[next(iter(kept))]  # the shape used longest ago
-    kept[shape] = stack  # last in the order: the most recently used
+    kept[key] = stack  # last in the order: the most recently used
     return stack
 
 
 _KEPT_SHAPES = 16
 
 
-def _score(rec: ImageRecord, gray: tuple[bytes, int, int]) -> None:
+def _score(rec: ImageRecord, gray: Any) -> None:
+    """The blur score and the perceptual hash of one reduced grey image (a PIL image or a
+    2-D uint8 array), by numpy: what every faster path must give."""
+
     try:
         import numpy as np
 
         # one 8-bit array of the reduced image serves the sharpness and the hash
-        pixels = np.frombuffer(gray[0], dtype=np.uint8).reshape(gray[1], gray[2])
+        pixels = np.asarray(gray, dtype=np.uint8)
         rec.blur = _laplacian_variance(pixels)
         rec.phash = _phash(pixels)
     except Exception as exc:
@@ -411,19 +478,19 @@ def _score_batch(recs: list[ImageRecord], stack: Any) -> None:
     try:
         blurs = _laplacian_variances(stack)
         hashes = _phashes(stack)
-    except Exception:  # e.g. out of memory for the batch: image by image, as scan_file does
+    except Exception:  # e.g. out of memory for the batch: image by image
         for rec, pixels in zip(recs, stack, strict=True):
-            _score(rec, (pixels.tobytes(), *pixels.shape))
+            _score(rec, pixels)
         return
     for rec, blur, phash in zip(recs, blurs, hashes, strict=True):
         rec.blur, rec.phash = blur, phash
 
 
-def _load(path: str, max_pixels: int) -> tuple[ImageRecord, tuple[bytes, int, int] | None]:
-    """The record of ``path`` but its scores, and its reduced grey image (8-bit pixels,
-    height, width) when it decodes. No content hash: most files of a folder have no possible
-    copy, and hashing costs 4-8 % of the reduced decode (a 256-px or 2,048-px JPEG, a
-    1,024-px PNG)."""
+def _load(path: str, max_pixels: int) -> tuple[ImageRecord, Any]:
+    """The record of ``path`` but its scores, and its reduced grey image (a PIL image, mode
+    ``L``, at most :data:`NORM_SIZE` on the long side) when it decodes. No content hash: most
+    files of a folder have no possible copy, and hashing costs 4-8 % of the reduced decode (a
+    256-px or 2,048-px JPEG, a 1,024-px PNG)."""
 
     rec = ImageRecord(path=path)
     try:
@@ -468,10 +535,9 @@ def _os_reason(exc: OSError) -> str:
     return exc.strerror or exc.__class__.__name__
 
 
-def _decode(rec: ImageRecord, data: bytes | Path,
-            max_pixels: int) -> tuple[bytes, int, int] | None:
-    """Fill ``rec`` from the file's header and decode it to its reduced grey image (8-bit
-    pixels, height, width); ``None`` (and ``rec.error``) when it does not decode."""
+def _decode(rec: ImageRecord, data: bytes | Path, max_pixels: int) -> Any:
+    """Fill ``rec`` from the file's header and decode it to its reduced grey image (a PIL
+    image, mode ``L``); ``None`` (and ``rec.error``) when it does not decode."""
 
     import io
 
@@ -521,7 +587,7 @@ def _decode(rec: ImageRecord, data: bytes | Path,
         gray = im if im.mode == "L" else _to_gray(im)
         if gray.size != target:
             gray = gray.resize(target, Image.Resampling.BOX)
-        return gray.tobytes(), target[1], target[0]
+        return gray
     except Exception as exc:
         rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
     return None
@@ -550,65 +616,35 @@ def _to_gray(im: Any) -> Any:
 
 def _laplacian_variance(gray: Any) -> float:
     """Variance of the 4-neighbour Laplacian of an 8-bit grey image (PIL image or 2-D array
-    of values 0–255) over its interior, where every pixel has four neighbours.
-
-    Exact integer arithmetic in as few passes over the pixels as numpy allows: the Laplacian
-    (|value| ≤ 1020) in int16 on the flattened image with offsets ±1 and ±width (the values
-    that wrap from one row's end to the next row's start are zeroed), its squares in int32
-    summed into an int64; the plain sum telescopes to the first and last two interior rows and
-    columns, so it costs no pass at all. Every pass writes into work arrays kept between calls:
-    a fresh array per step costs more in page faults than the arithmetic on it.
-    """
+    of values 0–255) over its interior, where every pixel has four neighbours: 0 when it has
+    none. See :func:`_laplacian_variances`, which this is for a stack of one."""
 
     import numpy as np
 
     a = np.asarray(gray)
-    h, w = a.shape
-    if w < 3 or h < 3:
-        return 0.0
-    m = (h - 2) * w
-    pixels, lap, squares = _scratch(np, h * w, m)
-    np.copyto(pixels.reshape(h, w), a, casting="unsafe")  # values 0–255: exact in int16
-    shifted = squares.view(np.int16)[:m]  # the squares' memory is free until they are made
-    np.add(pixels[w - 1:-w - 1], pixels[w + 1:-w + 1], out=lap)  # west + east of the
-    np.add(lap, pixels[:-2 * w], out=lap)  # north                   centres w … h·w-w-1
-    np.add(lap, pixels[2 * w:], out=lap)  # south
-    np.left_shift(pixels[w:-w], 2, out=shifted)
-    np.subtract(lap, shifted, out=lap)
-    rows = lap.reshape(h - 2, w)
-    rows[:, 0] = 0  # centres in the first and last column have no west / east neighbour
-    rows[:, w - 1] = 0
-    n = (h - 2) * (w - 2)
-    # Σ over the interior of (N + S - 2C) telescopes to r0 - r1 - r[h-2] + r[h-1] with r the
-    # row sums over the interior columns; likewise (W + E - 2C) with the column sums
-    r = a[[0, 1, h - 2, h - 1], 1:w - 1].sum(axis=1, dtype=np.int64).tolist()
-    c = a[1:h - 1, [0, 1, w - 2, w - 1]].sum(axis=0, dtype=np.int64).tolist()
-    s1 = r[0] - r[1] - r[2] + r[3] + c[0] - c[1] - c[2] + c[3]
-    np.copyto(squares, lap)
-    np.multiply(squares, squares, out=squares)  # ≤ 1020² each: int32 holds it
-    s2 = int(squares.sum(dtype=np.int64))
-    return round(max(0.0, (s2 - s1 * s1 / n) / n), 3)
+    return _laplacian_variances(a.reshape(1, *a.shape))[0]
 
 
 def _laplacian_variances(stack: Any) -> list[float]:
     """:func:`_laplacian_variance` of each image of a ``(k, h, w)`` stack of 8-bit grey
-    images, in one pass of each numpy step over the whole stack; every value equals the
-    image's own (the same exact integer arithmetic). The stack is laid out flat between ``w``
-    zeros on each side, so the north, south, west and east neighbours are fixed offsets for
-    every centre; the first and last row and column of each image (whose neighbours lie
-    outside it) are zeroed. The squares are made and summed per row in one ``einsum`` pass in
-    int32 (a row of at most 2,063 squares of at most 1020² stays below 2³¹), then per image:
-    summing the int32 squares into int64 directly costs more than all the rest."""
+    images, in one pass of each numpy step over the whole stack, in exact integer arithmetic
+    (the C path, :mod:`lorac.scan._pixels`, does the same in one pass per image).
+
+    The stack is laid out flat in int16 between ``w`` zeros on each side, so the north,
+    south, west and east neighbours are fixed offsets for every centre; the first and last
+    row and column of each image (whose neighbours lie outside it) are zeroed. The plain sum
+    telescopes to the first and last two interior rows and columns, so it costs no pass at
+    all. The squares are made and summed per row in one ``einsum`` pass in int32 (a row of at
+    most 2,064 squares of at most 1020² stays below 2³¹), then per image: summing the int32
+    squares into int64 directly costs more than all the rest. Every pass writes into work
+    arrays kept between calls: a fresh array per step costs more in page faults than the
+    arithmetic on it."""
 
     import numpy as np
 
     k, h, w = stack.shape
     if w < 3 or h < 3:
         return [0.0] * k
-    n = (h - 2) * (w - 2)
-    if _pixels is not None and _native(np, stack) and w <= _INT32_ROW:
-        return [round(max(0.0, (s2 - s1 * s1 / n) / n), 3)
-                for s1, s2 in _pixels.laplacian_sums(stack, k, h, w)]
     size = k * h * w
     pixels, lap, squares = _scratch(np, size + 2 * w, size)
     centre = squares.view(np.int16)[:size]  # the squares' memory is free until they are made
@@ -625,6 +661,8 @@ def _laplacian_variances(stack: Any) -> list[float]:
     images[:, h - 1] = 0
     images[:, :, 0] = 0
     images[:, :, w - 1] = 0
+    # Σ over the interior of (N + S - 2C) is r0 - r1 - r[h-2] + r[h-1] with r the row sums
+    # over the interior columns; likewise (W + E - 2C) with the column sums
     r = stack[:, [0, 1, h - 2, h - 1], 1:w - 1].sum(axis=2, dtype=np.int64)
     c = stack[:, 1:h - 1, [0, 1, w - 2, w - 1]].sum(axis=1, dtype=np.int64)
     s1s = (r[:, 0] - r[:, 1] - r[:, 2] + r[:, 3] + c[:, 0] - c[:, 1] - c[:, 2]
@@ -637,24 +675,18 @@ def _laplacian_variances(stack: Any) -> list[float]:
     else:
         np.multiply(squares, squares, out=squares)
         s2s = squares.reshape(k, h * w).sum(axis=1, dtype=np.int64).tolist()
-    return [round(max(0.0, (s2 - s1 * s1 / n) / n), 3) for s1, s2 in zip(s1s, s2s, strict=True)]
+    return [_variance(s1, s2, h, w) for s1, s2 in zip(s1s, s2s, strict=True)]
 
 
 _INT32_ROW = (2**31 - 1) // 1020**2  # the longest row whose squared Laplacian sums in int32
-
-
-def _native(np: Any, stack: Any) -> bool:
-    """Whether :mod:`lorac.scan._pixels` can read ``stack`` as it is: 8-bit, in one block."""
-
-    return stack.dtype == np.uint8 and stack.flags.c_contiguous
 
 
 _SCRATCH = threading.local()  # work arrays per thread: two threads never share one
 
 
 def _scratch(np: Any, size: int, inner: int) -> tuple[Any, Any, Any]:
-    """Work arrays of :func:`_laplacian_variance` (int16 pixels, int16 Laplacian, int32
-    squares), kept between calls and grown when an image needs more."""
+    """Work arrays of :func:`_laplacian_variances` (int16 pixels, int16 Laplacian, int32
+    squares), kept between calls and grown when a stack needs more."""
 
     kept = _SCRATCH.__dict__
     if kept.get("size", 0) < size:
@@ -762,35 +794,55 @@ def _phash(gray: Any) -> str:
 
 def _phashes(stack: Any) -> list[str]:
     """:func:`_phash` of each image of a ``(k, h, w)`` stack of 8-bit grey images, in one
-    pass of each numpy step over the stack; an image's hash does not depend on the others in
-    its stack (numpy's stacked ``matmul`` makes the same BLAS call for each image).
-
-    When the height is a multiple of 64 (the 256-px box and its 4:3 and 2:1 shapes), the box
-    to 64 rows is exact sums of ``f`` rows in integers, and its weights ``1/f`` fold into the
-    left matrix: the costly product runs on a quarter of the rows of a 256-px image. The
-    products run in rows of at most :data:`_PHASH_ROWS` multiply-adds, below the size at
-    which OpenBLAS starts threads that would spin on the cores the other scanning processes
-    use."""
+    pass of each numpy step over the stack: the rows of :func:`_phash_plan` in float32 (the
+    C path, :mod:`lorac.scan._pixels`, sums them in one pass per image), then
+    :func:`_phash_products`."""
 
     import numpy as np
 
     k, h, w = stack.shape
+    f, left, right = _phash_plan(h, w)
+    pixels = _phash_scratch(np, k * (h // f) * w).reshape(k, h // f, w)
+    if f > 1:  # ≤ 256 rows of ≤ 255 sum in uint16
+        np.copyto(pixels, np.add.reduce(stack.reshape(k, h // f, f, w), axis=2,
+                                        dtype=np.uint16), casting="unsafe")
+    else:
+        np.copyto(pixels, stack, casting="unsafe")
+    return _phash_products(pixels, left, right)
+
+
+@functools.lru_cache(maxsize=1024)
+def _phash_plan(h: int, w: int) -> tuple[int, Any, Any]:
+    """How the perceptual hash of an ``h`` × ``w`` image is taken: ``(f, left, right)``, the
+    hash being the signs about their median of ``left @ rows @ right``, where ``rows`` are the
+    image's rows summed ``f`` at a time (8 × h/f and w × 8 float32 matrices).
+
+    When the height is a multiple of 64 (the 256-px box and its 4:3 and 2:1 shapes), the box
+    to 64 rows is exact sums of ``f = h / 64`` rows in integers, and its weights ``1/f`` fold
+    into the left matrix: the costly product runs on a quarter of the rows of a 256-px image.
+    Otherwise ``f`` is 1 and the box is in the matrices. Kept per shape: a dataset of many
+    aspect ratios has a few hundred at most."""
+
+    import numpy as np
+
     boxed = w > 64 or h > 64
     right = _phash_side(w, boxed).T
     if h > 64 and h % 64 == 0:
-        f = h // 64  # ≤ 256 rows of ≤ 255 sum in uint16
-        left = _phash_side(64, True) / np.float32(f)  # box(64 → 64) is the identity
-        pixels = _phash_scratch(np, k * 64 * w).reshape(k, 64, w)
-        if _pixels is not None and _native(np, stack):
-            _pixels.row_sums(stack, k, h, w, f, pixels)
-        else:
-            np.copyto(pixels, np.add.reduce(stack.reshape(k, 64, f, w), axis=2,
-                                            dtype=np.uint16), casting="unsafe")
-        h = 64
-    else:
-        left = _phash_side(h, boxed)
-        pixels = _phash_scratch(np, k * h * w).reshape(k, h, w)
-        np.copyto(pixels, stack, casting="unsafe")
+        return h // 64, _phash_side(64, True) / np.float32(h // 64), right
+    return 1, _phash_side(h, boxed), right
+
+
+def _phash_products(pixels: Any, left: Any, right: Any) -> list[str]:
+    """The hashes of a ``(k, rows, w)`` float32 stack of :func:`_phash_plan` rows: the 8×8
+    low frequencies ``left @ rows @ right`` of each image against their median, as imagehash
+    writes them (16 hex digits). An image's hash does not depend on the others in its stack
+    (numpy's stacked ``matmul`` makes the same BLAS call for each image). The products run in
+    rows of at most :data:`_PHASH_ROWS` multiply-adds, below the size at which OpenBLAS starts
+    threads that would spin on the cores the other scanning processes use."""
+
+    import numpy as np
+
+    k, h, w = pixels.shape
     cols = np.empty((k, h, 8), np.float32)
     step = max(1, _PHASH_ROWS // (8 * w))
     for top in range(0, h, step):
