@@ -11,13 +11,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 'setuptools>=77' wheel
 
-$(STAMP_RUN): pyproject.toml lorac/scan/_pixels.c | $(BIN)/python
+$(STAMP_RUN): pyproject.toml lorac/scan/_native.c | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $(STAMP_RUN)
 
 # torch (CPU build), safetensors and transformers let the tests write and read a --tiny
 # synthetic checkpoint set; they are test tools here, not dependencies of lorac.
-$(STAMP_TEST): pyproject.toml lorac/scan/_pixels.c | $(BIN)/python
+$(STAMP_TEST): pyproject.toml lorac/scan/_native.c | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev,report]'
 	$(BIN)/python -m pip install -q torch==2.13.0 safetensors 'transformers>=4.44,<5'
 	@# the browser test needs Debian's chromium: installed here when missing and we are root

@@ -363,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{workers} worker process(es) on {os.cpu_count()} CPU(s), "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("scores computed by "
-          + ("the C extension lorac.scan._pixels" if dataset._pixels is not None else
-             "numpy (lorac.scan._pixels is not built: no C compiler at install)"))
+          + ("the C extension lorac.scan._native" if dataset._native is not None else
+             "numpy (lorac.scan._native is not built: no C compiler at install)"))
     rows = []
     for n in sizes:
         rows.append(r := _child(args, "--one", str(n), "--repeat", str(args.repeat)))

@@ -54,7 +54,7 @@ def project(tmp_path: Path) -> Iterator[Path]:
 
 def has_c_compiler() -> bool:
     """Whether this Python's C compiler is here: where it is, installing lorac builds its
-    optional C extension (lorac/scan/_pixels.c)."""
+    optional C extension (lorac/scan/_native.c)."""
 
     import shutil
     import sysconfig

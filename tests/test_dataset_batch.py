@@ -177,15 +177,15 @@ def test_batch_arrays_are_kept_for_the_shapes_used_last(monkeypatch: pytest.Monk
     assert in_thread(run) == (True, True, dataset._KEPT_SHAPES)
 
 
-# -- the C loops (lorac/scan/_pixels.c) against the numpy path
+# -- the C loops (lorac/scan/_native.c) against the numpy path
 
 
 def _native() -> Any:
-    """:mod:`lorac.scan._pixels`; where it is missing, the install had no C compiler."""
+    """:mod:`lorac.scan._native`; where it is missing, the install had no C compiler."""
 
-    assert dataset._pixels is not None or not has_c_compiler(), (
-        "a C compiler is here but lorac.scan._pixels was not built: reinstall lorac")
-    return dataset._pixels
+    assert dataset._native is not None or not has_c_compiler(), (
+        "a C compiler is here but lorac.scan._native was not built: reinstall lorac")
+    return dataset._native
 
 
 def _c_scores(native: Any, pixels: Any, h: int, w: int) -> tuple[float, str, np.ndarray]:
@@ -272,7 +272,7 @@ def test_the_c_path_refuses_what_it_cannot_read() -> None:
 def test_a_scan_without_the_c_path_gives_the_same_records(
         mixed: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     with_c = dataset.scan_files(mixed)
-    monkeypatch.setattr(dataset, "_pixels", None)
+    monkeypatch.setattr(dataset, "_native", None)
     assert dataset.scan_files(mixed) == with_c
 
 

@@ -23,9 +23,10 @@ def test_caption_lines(tmp_path: Path, text: str, wildcard: bool, caption: str,
     path.write_text(text)
     spec = dataset.SubsetSpec(image_dir=str(tmp_path), key_path=(), caption_extension=".txt",
                               enable_wildcard=wildcard)
-    got, finding = dataset._read_caption(str(path), spec)
+    [row] = dataset._stats([str(path)], dataset.DatasetConfig())
+    got, finding = dataset._read_caption(str(path), spec, row)
     assert (finding.code if finding else None, got) == (code, caption)
     # the cached text gives the same answer as the file
     st = path.stat()
     cached = {"a.txt": (st.st_size, st.st_mtime_ns, st.st_ino, text)}
-    assert dataset._read_caption(str(path), spec, cached) == (got, finding)
+    assert dataset._read_caption(str(path), spec, row, cached) == (got, finding)

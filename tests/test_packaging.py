@@ -33,7 +33,7 @@ def test_wheel_contains_backends_and_schema(wheel: Path) -> None:
     assert "lorac/schema/profile.schema.json" in names
     assert not any(n.startswith("backends/") for n in names)
     # the scan's C loops, built wherever a compiler is (tests/test_dataset_batch.py)
-    built = any(n.startswith("lorac/scan/_pixels.") and n.endswith((".so", ".pyd"))
+    built = any(n.startswith("lorac/scan/_native.") and n.endswith((".so", ".pyd"))
                 for n in names)
     assert built == has_c_compiler()
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

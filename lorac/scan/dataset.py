@@ -47,9 +47,11 @@ Facts about sd-scripts (commit 37a1cbbc, the default pin) this module relies on:
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import math
+import operator
 import os
 import re
 import stat
@@ -68,9 +70,9 @@ from lorac.core.diagnostics import KeyPath, LoracError
 from lorac.scan import neighbours
 
 try:  # the scan's per-pixel loops in C, built with lorac where a C compiler was at hand
-    from lorac.scan import _pixels
+    from lorac.scan import _native
 except ImportError:  # pragma: no cover - installed without it: numpy gives the same values
-    _pixels = None
+    _native = None
 
 #: sd-scripts' image extensions, matched case-sensitively (library/dataset.py:77).
 SD_IMAGE_EXTENSIONS = frozenset(
@@ -351,7 +353,7 @@ class _Batches:
     arrays kept between batches (:func:`_batch_array`: a fresh half-megabyte per batch is
     fresh pages from the kernel), so that numpy's fixed cost per call is paid once per batch.
 
-    With :mod:`lorac.scan._pixels` each image is read once, where PIL decoded it (Arrow's C
+    With :mod:`lorac.scan._native` each image is read once, where PIL decoded it (Arrow's C
     data interface, no copy), right after its decoding while its pixels are in cache: the
     blur score's sums come back and the rows the perceptual hash starts from go into a float32
     batch, whose hashes are taken together. Without it the pixels are copied into a uint8
@@ -359,7 +361,7 @@ class _Batches:
     :func:`_score` gives it alone, bit for bit."""
 
     def __init__(self) -> None:
-        self.native = _pixels is not None
+        self.native = _native is not None
         self.groups: dict[tuple[int, int], tuple[list[ImageRecord], Any]] = {}
 
     def add(self, rec: ImageRecord, gray: Any) -> None:
@@ -406,7 +408,7 @@ class _Batches:
 
 
 def _native_score(gray: Any, h: int, w: int, batch: Any, index: int) -> tuple[int, int]:
-    """:func:`lorac.scan._pixels.score` of a grey PIL image into row ``index`` of ``batch``:
+    """:func:`lorac.scan._native.score` of a grey PIL image into row ``index`` of ``batch``:
     from PIL's own memory where PIL lends it (11.2 and later, an image in one block), else
     from a copy."""
 
@@ -415,7 +417,7 @@ def _native_score(gray: Any, h: int, w: int, batch: Any, index: int) -> tuple[in
         pixels = gray.__arrow_c_array__()
     except Exception:  # an older PIL, or an image PIL cannot lend
         pixels = gray.tobytes()
-    return _pixels.score(pixels, h, w, f, batch, index)
+    return _native.score(pixels, h, w, f, batch, index)
 
 
 def _variance(s1: int, s2: int, h: int, w: int) -> float:
@@ -432,7 +434,7 @@ _BATCH_PIXELS = 1 << 19  # pixels scored in one batch: its work arrays stay a fe
 
 def _batch_array(h: int, w: int, native: bool = False) -> Any:
     """The array that a batch of ``h`` × ``w`` images is gathered in: ``(k, h, w)`` uint8
-    pixels, or for :mod:`lorac.scan._pixels` ``(k, h / f, w)`` float32 rows
+    pixels, or for :mod:`lorac.scan._native` ``(k, h / f, w)`` float32 rows
     (:func:`_phash_plan`), with ``k`` images of :data:`_BATCH_PIXELS` at most; kept per
     shape and thread, for the :data:`_KEPT_SHAPES` shapes used last (a set of photos cropped
     every which way has hundreds of shapes: kept all, they would hold 0.5 MB each)."""
@@ -628,7 +630,7 @@ def _laplacian_variance(gray: Any) -> float:
 def _laplacian_variances(stack: Any) -> list[float]:
     """:func:`_laplacian_variance` of each image of a ``(k, h, w)`` stack of 8-bit grey
     images, in one pass of each numpy step over the whole stack, in exact integer arithmetic
-    (the C path, :mod:`lorac.scan._pixels`, does the same in one pass per image).
+    (the C path, :mod:`lorac.scan._native`, does the same in one pass per image).
 
     The stack is laid out flat in int16 between ``w`` zeros on each side, so the north,
     south, west and east neighbours are fixed offsets for every centre; the first and last
@@ -795,7 +797,7 @@ def _phash(gray: Any) -> str:
 def _phashes(stack: Any) -> list[str]:
     """:func:`_phash` of each image of a ``(k, h, w)`` stack of 8-bit grey images, in one
     pass of each numpy step over the stack: the rows of :func:`_phash_plan` in float32 (the
-    C path, :mod:`lorac.scan._pixels`, sums them in one pass per image), then
+    C path, :mod:`lorac.scan._native`, sums them in one pass per image), then
     :func:`_phash_products`."""
 
     import numpy as np
@@ -1039,6 +1041,27 @@ def scan(paths: Iterable[Path], config: DatasetConfig | None = None, *,
             cache.close()
 
 
+def _stats(paths: list[str], config: DatasetConfig) -> list[tuple[int, int, int, int] | int]:
+    """Each path's ``(size, mtime_ns, inode, mode)`` as :func:`os.stat` gives them, or the
+    errno of its failure: on up to ``workers`` threads in C where :mod:`lorac.scan._native`
+    is built (a check of an unchanged folder is mostly these stats)."""
+
+    many = getattr(_native, "stat_many", None)
+    if many is not None:
+        return many(paths, worker_count(config))
+    out: list[tuple[int, int, int, int] | int] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            out.append(exc.errno or errno.EIO)
+        except ValueError:  # a NUL in the name
+            out.append(errno.EINVAL)
+        else:
+            out.append((st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode))
+    return out
+
+
 def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
                progress: TextIO | None, show_progress: bool | None) -> dict[str, ImageRecord]:
     # grouped by the text up to the last separator (os.path.basename is what follows it on
@@ -1064,14 +1087,12 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
     for folder, names in by_folder.items():
         keys[folder] = key = _real(Path(folder or "."))
         entries = cache.load("images", key) if cache is not None else {}
-        for name, base in names:
-            hit = entries.pop(base, None)
+        cached = [(name, entries.pop(base, None)) for name, base in names]
+        stats = iter(_stats([name for name, hit in cached if hit is not None], config))
+        for name, hit in cached:
             if hit is not None:
-                try:
-                    st = os.stat(name)
-                except OSError:
-                    st = None
-                if st is not None and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+                st = next(stats)
+                if type(st) is tuple and hit[:3] == st[:3]:  # else an errno, or changed
                     rec = ImageRecord(name, *hit)
                     rec.has_alpha = bool(rec.has_alpha)
                     records[name] = rec
@@ -1166,7 +1187,7 @@ def list_folder(folder: Path) -> Listing:
         out.error = f"cannot be listed ({_os_reason(exc) if isinstance(exc, OSError) else exc})"
         return out
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        entries = sorted(os.scandir(folder), key=operator.attrgetter("name"))
     except OSError as exc:
         out.error = f"cannot be listed ({_os_reason(exc)})"
         return out
@@ -1273,25 +1294,27 @@ class CaptionRecord:
 _CAPTION_TAG = "captions-v1"
 
 
-def _read_caption(path: str, spec: SubsetSpec,
+def _read_caption(path: str, spec: SubsetSpec, st: tuple[int, int, int, int] | int,
                   cached: Mapping[str, tuple[Any, ...]] | None = None,
                   fresh: list[tuple[str, tuple[Any, ...]]] | None = None,
                   base: str | None = None) -> tuple[str | None, Finding | None]:
     """The caption as sd-scripts trains it (before shuffling), or the finding that stops it.
-    ``cached``: file name → (size, mtime_ns, inode, text) of the cache; a file read afresh
-    is appended to ``fresh`` with the stat taken before the read (a change during the read
-    shows at the next stat). ``base``: the file name of ``path``, when the caller has it."""
+    ``st``: the caption's :func:`_stats` row, taken before the read (a change during the read
+    shows at the next stat). ``cached``: file name → (size, mtime_ns, inode, text) of the
+    cache; a file read afresh is appended to ``fresh``. ``base``: the file name of ``path``,
+    when the caller has it."""
 
     name = str(path)
     if base is None:
         base = os.path.basename(name)
     try:
-        st = os.stat(name)
-        if not stat.S_ISREG(st.st_mode):
+        if isinstance(st, int):
+            raise OSError(st, os.strerror(st))
+        if not stat.S_ISREG(st[3]):
             return None, Finding("LRC507", f"caption {name} cannot be read (not a regular "
                                  "file)", name)
         hit = cached.get(base) if cached else None
-        if hit is not None and hit[:3] == (st.st_size, st.st_mtime_ns, st.st_ino):
+        if hit is not None and hit[:3] == st[:3]:
             raw = None
             text = hit[3]
         else:
@@ -1309,7 +1332,7 @@ def _read_caption(path: str, spec: SubsetSpec,
                 f"offset {exc.start}); sd-scripts stops with UnicodeDecodeError when it reads "
                 "it", name, hint="re-save the caption as UTF-8")
         if fresh is not None:
-            fresh.append((base, (st.st_size, st.st_mtime_ns, st.st_ino, text)))
+            fresh.append((base, (*st[:3], text)))
     lines = text.splitlines()
     if not lines:
         return None, Finding(
@@ -1562,10 +1585,11 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     folder_key = _real(listing.folder)
     cached = cache.load("captions", folder_key) if cache is not None else None
     fresh: list[tuple[str, tuple[Any, ...]]] = []
-    for done, cap in enumerate(sorted(used), 1):
+    ordered = sorted(used)
+    for done, (cap, st) in enumerate(zip(ordered, _stats(ordered, config), strict=True), 1):
         if shown is not None:
             shown(done)
-        text, problem = _read_caption(cap, spec, cached, fresh, cap[cut:])
+        text, problem = _read_caption(cap, spec, st, cached, fresh, cap[cut:])
         if problem is not None:
             add(problem)
         if text is None:

@@ -1,13 +1,20 @@
-/* lorac.scan._pixels: the per-pixel loops of the dataset scan, in C.
+/* lorac.scan._native: the dataset scan's hot loops, in C.
  *
- * lorac.scan.dataset scores every image on its 8-bit grey downscale (at most 256 px on the
- * long side): the variance of its 4-neighbour Laplacian, and a perceptual hash whose first
- * step sums groups of rows. In numpy these are a dozen passes over the pixels through work
- * arrays, after a copy of the pixels out of PIL; at 256 px that costs a third as much as
- * decoding the JPEG. score() makes one pass over the pixels where PIL decoded them, with the
- * same exact integer arithmetic: the results are the numpy path's, bit for bit
- * (tests/test_dataset_batch.py compares them), and the scan uses numpy when this module was
- * not built (the extension is optional: an install without a C compiler goes on without it).
+ * score(): lorac.scan.dataset scores every image on its 8-bit grey downscale (at most 256 px
+ * on the long side): the variance of its 4-neighbour Laplacian, and a perceptual hash whose
+ * first step sums groups of rows. In numpy these are a dozen passes over the pixels through
+ * work arrays, after a copy of the pixels out of PIL; at 256 px that costs a third as much
+ * as decoding the JPEG. score() makes one pass over the pixels where PIL decoded them, with
+ * the same exact integer arithmetic: the results are the numpy path's, bit for bit
+ * (tests/test_dataset_batch.py compares them).
+ *
+ * stat_many(): a check of an unchanged folder is mostly the stat of every image and caption
+ * against the cache: in a virtual machine a stat costs microseconds, and os.stat adds a
+ * result object and the interpreter's loop. stat_many() stats a list of paths on a few
+ * threads, outside the interpreter lock, with the values os.stat gives.
+ *
+ * The scan uses Python and numpy where this module was not built (the extension is
+ * optional: an install without a C compiler goes on without it).
  */
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -19,6 +26,13 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+
+#if !defined(_WIN32)
+#define HAVE_STAT_MANY 1
+#include <errno.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#endif
 
 /* The Arrow C data interface (arrow.apache.org/docs/format/CDataInterface.html): how PIL
  * (11.2 and later) lends its image memory without a copy. */
@@ -191,21 +205,141 @@ done:
     return result;
 }
 
+#ifdef HAVE_STAT_MANY
+/* stat_many(): each path's (size, mtime_ns, inode, mode), or the errno its stat gave */
+typedef struct {
+    const char **paths;
+    int64_t (*out)[4];
+    Py_ssize_t start, stop;
+} StatJob;
+
+static void *
+stat_range(void *arg)
+{
+    StatJob *job = arg;
+    struct stat st;
+    for (Py_ssize_t i = job->start; i < job->stop; i++) {
+        int64_t *o = job->out[i];
+        if (job->paths[i] == NULL) { /* a NUL in the name: os.stat refuses it too */
+            o[0] = -1;
+            o[1] = EINVAL;
+        }
+        else if (stat(job->paths[i], &st) == 0) {
+#if defined(__APPLE__)
+            struct timespec mtime = st.st_mtimespec;
+#else
+            struct timespec mtime = st.st_mtim;
+#endif
+            o[0] = (int64_t)st.st_size;
+            o[1] = (int64_t)mtime.tv_sec * 1000000000 + mtime.tv_nsec;
+            o[2] = (int64_t)st.st_ino;
+            o[3] = (int64_t)st.st_mode;
+        }
+        else {
+            o[0] = -1;
+            o[1] = errno;
+        }
+    }
+    return NULL;
+}
+
+#define MAX_STAT_THREADS 8
+#define STATS_PER_THREAD 2048 /* fewer than this per thread: not worth starting one */
+
+static PyObject *
+stat_many(PyObject *self, PyObject *args)
+{
+    PyObject *list;
+    int threads;
+    if (!PyArg_ParseTuple(args, "O!i", &PyList_Type, &list, &threads))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    PyObject *encoded = PyList_New(n); /* keeps the encoded names alive */
+    const char **paths = PyMem_Calloc(n ? n : 1, sizeof(char *));
+    int64_t (*out)[4] = PyMem_Calloc(n ? n : 1, sizeof(*out));
+    PyObject *result = NULL;
+    if (encoded == NULL || paths == NULL || out == NULL) {
+        if (encoded != NULL)
+            PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = PyList_GET_ITEM(list, i), *bytes;
+        if (PyUnicode_Check(name))
+            bytes = PyUnicode_EncodeFSDefault(name); /* as os.fsencode */
+        else if (PyBytes_Check(name))
+            bytes = Py_NewRef(name);
+        else {
+            PyErr_Format(PyExc_TypeError, "path %zd is not str or bytes", i);
+            goto done;
+        }
+        if (bytes == NULL)
+            goto done;
+        PyList_SET_ITEM(encoded, i, bytes);
+        const char *text = PyBytes_AS_STRING(bytes);
+        paths[i] = (Py_ssize_t)strlen(text) == PyBytes_GET_SIZE(bytes) ? text : NULL;
+    }
+    if (threads > MAX_STAT_THREADS)
+        threads = MAX_STAT_THREADS;
+    if (threads > n / STATS_PER_THREAD)
+        threads = (int)(n / STATS_PER_THREAD);
+    if (threads < 1)
+        threads = 1;
+    StatJob jobs[MAX_STAT_THREADS];
+    pthread_t ids[MAX_STAT_THREADS];
+    int started[MAX_STAT_THREADS] = {0};
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 0; t < threads; t++) {
+        jobs[t] = (StatJob){paths, out, n * t / threads, n * (t + 1) / threads};
+        if (t > 0)
+            started[t] = pthread_create(&ids[t], NULL, stat_range, &jobs[t]) == 0;
+    }
+    stat_range(&jobs[0]);
+    for (int t = 1; t < threads; t++) {
+        if (started[t])
+            pthread_join(ids[t], NULL);
+        else /* no thread to be had: this one does that share too */
+            stat_range(&jobs[t]);
+    }
+    Py_END_ALLOW_THREADS
+    result = PyList_New(n);
+    for (Py_ssize_t i = 0; result != NULL && i < n; i++) {
+        int64_t *o = out[i];
+        PyObject *item = o[0] < 0 ? PyLong_FromLongLong(o[1]) : Py_BuildValue(
+            "(LLLL)", (long long)o[0], (long long)o[1], (long long)o[2], (long long)o[3]);
+        if (item == NULL)
+            Py_CLEAR(result);
+        else
+            PyList_SET_ITEM(result, i, item);
+    }
+done:
+    Py_XDECREF(encoded);
+    PyMem_Free(paths);
+    PyMem_Free(out);
+    return result;
+}
+#endif
+
 static PyMethodDef methods[] = {
     {"score", score, METH_VARARGS,
      "score(pixels, h, w, f, out, index) -> (sum, sum of squares) of the 4-neighbour Laplacian "
      "over the interior of an h x w 8-bit image ((0, 0) below 3 x 3), whose rows it also sums "
      "f at a time into image index of the float32 buffer out. pixels: a bytes-like object, or "
      "the Arrow (schema, array) capsules of PIL's Image.__arrow_c_array__()."},
+#ifdef HAVE_STAT_MANY
+    {"stat_many", stat_many, METH_VARARGS,
+     "stat_many(paths, threads) -> [(size, mtime_ns, inode, mode) or errno] of each path "
+     "(str or bytes), as os.stat gives them, stat'ed on up to threads threads"},
+#endif
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_pixels", "The per-pixel loops of the dataset scan.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_native", "The dataset scan's hot loops.", -1, methods,
 };
 
 PyMODINIT_FUNC
-PyInit__pixels(void)
+PyInit__native(void)
 {
     return PyModule_Create(&module);
 }
