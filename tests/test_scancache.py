@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lorac.scan import dataset
+from lorac.scan import dataset, scancache
 from lorac.scan.scancache import FILE_NAME, ScanCache
 from tests.make_dataset_fixture import build
 
@@ -144,3 +144,79 @@ def test_each_kind_keeps_its_own_tag(tmp_path: Path) -> None:
         assert cache.load("recs", "/f") == {"a": (1, None, "")}
     with ScanCache(tmp_path, "clips-v1", {"clips": Clip}) as cache:
         assert cache.load("clips", "/f") == {"c": (25,)}
+
+
+# -- snapshots: a large folder's rows in one blob, always the rows as they are
+
+
+def _snapshots(root: Path) -> list[tuple[str, int]]:
+    with sqlite3.connect(root / FILE_NAME) as db:
+        return db.execute("SELECT kind, folder FROM snapshots ORDER BY kind").fetchall()
+
+
+def _rows(n: int, note: str = "x") -> list[tuple[str, tuple]]:
+    return [(f"f{i}", (i, i / 2, note)) for i in range(n)]
+
+
+def test_a_large_folder_loads_from_its_snapshot(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scancache, "SNAPSHOT_FROM", 3)
+    with ScanCache(tmp_path, "t", {"recs": Rec}) as cache:
+        cache.store("recs", "/big", _rows(5))
+        cache.store("recs", "/small", _rows(2))
+        assert _snapshots(tmp_path) == []
+        want = dict(_rows(5))
+        assert cache.load("recs", "/big") == want  # from the rows, kept as a snapshot
+        assert cache.load("recs", "/small") == dict(_rows(2))  # too few for one
+        assert _snapshots(tmp_path) == [("recs", 1)]
+
+        def no_rows(*args: object) -> None:
+            raise AssertionError("read the rows although the snapshot is there")
+
+        monkeypatch.setattr(cache, "_load_rows", no_rows)
+        assert cache.load("recs", "/big") == want
+
+
+@pytest.mark.parametrize("change", ["store", "stale", "older writer", "another table's tag"])
+def test_any_change_to_the_rows_drops_the_snapshot(tmp_path: Path, change: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scancache, "SNAPSHOT_FROM", 3)
+    with ScanCache(tmp_path, "t", {"recs": Rec}) as cache:
+        cache.store("recs", "/big", _rows(5))
+        cache.store("recs", "/other", _rows(4))
+        cache.load("recs", "/big")
+        cache.load("recs", "/other")
+        assert len(_snapshots(tmp_path)) == 2
+        want = dict(_rows(5))
+        if change == "store":
+            cache.store("recs", "/big", [("f1", (9, 9.0, "new"))])
+            want["f1"] = (9, 9.0, "new")
+        elif change == "stale":
+            cache.store("recs", "/big", [], stale=["f4"])
+            del want["f4"]
+        elif change == "older writer":  # a lorac that knows no snapshots writes the row
+            with sqlite3.connect(tmp_path / FILE_NAME) as db:
+                db.execute("INSERT OR REPLACE INTO recs VALUES (1, 'f0', 7, 7.0, 'old')")
+            want["f0"] = (7, 7.0, "old")
+        if change == "another table's tag":
+            with ScanCache(tmp_path, "t2", {"others": Rec}):
+                pass
+            assert len(_snapshots(tmp_path)) == 2  # its own table only
+            with ScanCache(tmp_path, "t2", {"recs": Rec}) as other:
+                assert other.load("recs", "/big") == {}
+            assert _snapshots(tmp_path) == []
+            return
+        assert _snapshots(tmp_path) == [("recs", 2)]  # the other folder keeps its own
+        assert cache.load("recs", "/big") == want
+
+
+def test_a_damaged_snapshot_is_read_again_from_the_rows(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scancache, "SNAPSHOT_FROM", 3)
+    with ScanCache(tmp_path, "t", {"recs": Rec}) as cache:
+        cache.store("recs", "/big", _rows(5))
+        cache.load("recs", "/big")
+        with sqlite3.connect(tmp_path / FILE_NAME) as db:
+            db.execute("UPDATE snapshots SET data = x'00ff'")
+        assert cache.load("recs", "/big") == dict(_rows(5))
+        assert cache.load("recs", "/big") == dict(_rows(5))  # from the snapshot written again

