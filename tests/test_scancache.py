@@ -220,3 +220,21 @@ def test_a_damaged_snapshot_is_read_again_from_the_rows(tmp_path: Path,
             db.execute("UPDATE snapshots SET data = x'00ff'")
         assert cache.load("recs", "/big") == dict(_rows(5))
         assert cache.load("recs", "/big") == dict(_rows(5))  # from the snapshot written again
+
+
+def test_a_snapshot_key_lookup_does_not_read_the_blob(tmp_path: Path) -> None:
+    """Every stored row's trigger looks up the snapshots' key. In a WITHOUT ROWID table the
+    key and the blob are one b-tree record, and each lookup read the whole blob of another
+    folder's snapshot: with an 11 MB one there, 2,000 rows took 19 s to store. The key must be
+    an index of its own, which the lookup uses."""
+
+    with ScanCache(tmp_path, "t", {"recs": Rec}) as cache:
+        assert cache.db is not None
+        plan = " ".join(row[-1] for row in cache.db.execute(
+            "EXPLAIN QUERY PLAN DELETE FROM snapshots WHERE kind = 'recs' AND folder IN (1)"))
+        assert "USING INDEX sqlite_autoindex_snapshots_1" in plan, plan
+        cache.db.execute("INSERT INTO snapshots VALUES ('recs', 99, ?)", (b"\0" * (1 << 20),))
+        cache.store("recs", "/f", _rows(2000))
+        assert cache.load("recs", "/f") == dict(_rows(2000))
+        assert [r[0] for r in cache.db.execute("SELECT folder FROM snapshots ORDER BY folder")
+                ] == [1, 99]  # its own, and the other folder's untouched

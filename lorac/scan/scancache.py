@@ -87,8 +87,10 @@ class ScanCache:
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             db.execute("CREATE TABLE IF NOT EXISTS folders (id INTEGER PRIMARY KEY, "
                        "path TEXT UNIQUE)")
+            # a rowid table: its key is an index of its own, which a lookup reads without the
+            # blob (in a WITHOUT ROWID table every lookup reads the whole blob: 10 ms a row)
             db.execute("CREATE TABLE IF NOT EXISTS snapshots (kind TEXT, folder INTEGER, "
-                       "data BLOB, PRIMARY KEY (kind, folder)) WITHOUT ROWID")
+                       "data BLOB, PRIMARY KEY (kind, folder))")
             for name, cls in self.kinds.items():
                 # each kind of record has its own tag: opening the video table with another
                 # scanner version leaves the images alone
