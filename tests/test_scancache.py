@@ -217,14 +217,23 @@ def test_any_change_to_the_rows_drops_the_snapshot(tmp_path: Path, change: str,
         assert cache.load("recs", "/big") == want
 
 
-def test_a_damaged_snapshot_is_read_again_from_the_rows(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("data", [
+    b"\0\xff", "not json", '"a text"', "[[1, 2]]", '[["f0"], [1], [2.0]]',  # too few columns
+    '[["f0", "f1"], [1], [2.0], ["x"]]',  # columns of unequal length
+    '[[0], [1], [2.0], ["x"]]',  # a name that is no name
+    "[" * 100_000,  # nested past the parser's recursion
+])
+def test_a_damaged_snapshot_is_read_again_from_the_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: str | bytes) -> None:
+    """A snapshot is JSON (never marshal or pickle: the cache may come with a repository);
+    one that is not the folder's columns is ignored, and the rows are read instead."""
+
     monkeypatch.setattr(scancache, "SNAPSHOT_FROM", 3)
     with ScanCache(tmp_path, "t", {"recs": Rec}) as cache:
         cache.store("recs", "/big", _rows(5))
         cache.load("recs", "/big")
         with sqlite3.connect(tmp_path / FILE_NAME) as db:
-            db.execute("UPDATE snapshots SET data = x'00ff'")
+            db.execute("UPDATE snapshots SET data = ?", (data,))
         assert cache.load("recs", "/big") == dict(_rows(5))
         assert cache.load("recs", "/big") == dict(_rows(5))  # from the snapshot written again
 

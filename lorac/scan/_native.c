@@ -78,7 +78,8 @@ arrow_bytes(PyObject *pair, Py_ssize_t n)
         return NULL;
     if (schema->release == NULL || array->release == NULL || strcmp(schema->format, "C")
             || schema->n_children || array->n_children || array->n_buffers != 2
-            || array->null_count > 0 || array->offset < 0 || array->length != n
+            || (array->null_count != 0 && array->buffers[0] != NULL) /* has nulls */
+            || array->offset < 0 || array->length != n
             || array->buffers[1] == NULL) {
         PyErr_Format(PyExc_ValueError, "pixels: not an Arrow array of %zd unsigned bytes", n);
         return NULL;
@@ -117,7 +118,7 @@ take_row(Pass *pass, const uint8_t *src, Py_ssize_t r)
     }
 }
 
-/* The rows of the h x w image a summed f at a time into pass->out, and the sum and sum of
+/* The rows of the h x w image are summed f at a time into pass->out, and the sum and sum of
  * squares of up + down + left + right - 4 * centre over the image's interior (every pixel
  * with four neighbours): |value| <= 1020, so a row's squares sum in int32 (w <= 2,064), and
  * rows are added in int64. */
