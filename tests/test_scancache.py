@@ -254,3 +254,26 @@ def test_a_snapshot_key_lookup_does_not_read_the_blob(tmp_path: Path) -> None:
         assert cache.load("recs", "/f") == dict(_rows(2000))
         assert [r[0] for r in cache.db.execute("SELECT folder FROM snapshots ORDER BY folder")
                 ] == [1, 99]  # its own, and the other folder's untouched
+
+
+def test_no_snapshot_of_rows_another_writer_changed_after_the_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store by another connection between a load's read and its snapshot: the load
+    returns what it read, and keeps no snapshot of it; the next load has the new row."""
+
+    import json
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(scancache, "SNAPSHOT_FROM", 3)
+    with ScanCache(tmp_path, "t", {"recs": Rec}) as cache, \
+            ScanCache(tmp_path, "t", {"recs": Rec}) as other:
+        cache.store("recs", "/big", _rows(5))
+
+        def dumps(value: object, **kwargs: object) -> str:  # runs between read and write
+            other.store("recs", "/big", [("new", (9, 9.0, "later"))])
+            return json.dumps(value, **kwargs)
+
+        monkeypatch.setattr(scancache, "json", SimpleNamespace(dumps=dumps, loads=json.loads))
+        assert cache.load("recs", "/big") == dict(_rows(5))
+        assert _snapshots(tmp_path) == []
+        assert cache.load("recs", "/big") == {**dict(_rows(5)), "new": (9, 9.0, "later")}

@@ -31,6 +31,7 @@ writer, at 7 µs a row stored: 2 % of a first scan of small images.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -165,23 +166,27 @@ class ScanCache:
             return {}
 
     def _load_rows(self, kind: str, fid: int) -> dict[str, tuple[Any, ...]]:
-        """The rows of a folder, kept as its snapshot too when they are many: read under the
-        write lock, so that no store comes between the read and the snapshot."""
+        """The rows of a folder, kept as its snapshot too when they are many. The rows are
+        read in a transaction that becomes a write only to keep the snapshot: SQLite refuses
+        that step when another connection has changed the database since the read, so a
+        snapshot is never of rows that have changed (and the folder goes without one)."""
 
         assert self.db is not None
         db = self.db
         cols = ", ".join(["name", *self.columns[kind]])
-        select = f"SELECT {cols} FROM {kind} WHERE folder = ?"
+        db.execute("BEGIN")
         try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:  # locked for longer than the timeout: no snapshot
-            return {r[0]: r[1:] for r in db.execute(select, (fid,)).fetchall()}
-        try:
-            rows = {r[0]: r[1:] for r in db.execute(select, (fid,)).fetchall()}
+            rows = {r[0]: r[1:] for r in db.execute(
+                f"SELECT {cols} FROM {kind} WHERE folder = ?", (fid,)).fetchall()}
             if len(rows) >= SNAPSHOT_FROM:
                 columns = [list(rows), *(list(c) for c in zip(*rows.values(), strict=True))]
-                db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
-                           (kind, fid, json.dumps(columns, separators=(",", ":"))))
+                try:
+                    db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)",
+                               (kind, fid, json.dumps(columns, separators=(",", ":"))))
+                except sqlite3.OperationalError:  # changed since the read, busy, read-only
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                    return rows
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -278,16 +278,11 @@ def scan_videos(paths: Iterable[Path], config: DatasetConfig | None = None, *,
         todo: list[str] = []
         for folder, members in by_folder.items():
             entries = cache.load("videos", keys[folder]) if cache is not None else {}
-            for name in members:
+            for name, st in zip(members, dataset._stats(members, config), strict=True):
                 hit = entries.get(os.path.basename(name))
-                try:
-                    st = os.stat(name)
-                    ident = (st.st_size, st.st_mtime_ns, st.st_ino)
-                except OSError:
-                    ident = None
-                if hit is not None and hit[:3] == ident:
+                if hit is not None and type(st) is tuple and hit[:3] == st[:3]:
                     records[name] = VideoRecord(name, *hit)
-                else:
+                else:  # not cached, changed, or its stat failed (an errno)
                     todo.append(name)
         if todo and not have_pyav():
             raise LoracError(NEEDS_PYAV)
