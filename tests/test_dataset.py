@@ -115,6 +115,22 @@ def test_cache_notices_a_changed_file(tmp_path: Path) -> None:
     assert (moved.blur, moved.phash) != (first[str(target)].blur, first[str(target)].phash)
 
 
+def test_scan_gives_the_records_in_the_order_asked(tmp_path: Path) -> None:
+    """Cached and fresh records, from two folders and interleaved, come back in the order of
+    the paths given (the analysis then keeps them without sorting them again)."""
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    build(one, clean=3, only=())
+    build(two, clean=3, only=())
+    paths = [p for pair in zip(sorted(one.glob("*.jpg")), sorted(two.glob("*.jpg")),
+                               strict=True) for p in pair]
+    cache = tmp_path / "cache"
+    dataset.scan(paths[::3], cache_dir=cache)  # a third of them cached
+    got = dataset.scan(paths[::-1], cache_dir=cache)
+    assert list(got) == [str(p) for p in paths[::-1]]
+    assert all(rec.ok for rec in got.values())
+
+
 def test_bad_input_gives_one_diagnostic_each(project: Path) -> None:
     d = project / "d"
     build(d, clean=1, only=("huge",))

@@ -59,3 +59,25 @@ def test_results_come_in_order_and_through_on_result() -> None:
     done: list[int] = []
     assert dataset.run_parallel(_nap, items, 2, done.append, seen.append) == []
     assert sorted(seen) == [i * i for i in items] and done == list(range(1, 51))
+
+
+def _collecting(_: int) -> bool:
+    import gc
+
+    return gc.isenabled()
+
+
+def test_the_workers_collect_garbage_while_the_parent_pauses() -> None:
+    """The analysis pauses the parent's cyclic collector (records make no cycles); the forked
+    workers inherit the pause and end it: a scan of files that fail leaves cycles there."""
+
+    import gc
+
+    assert gc.isenabled()
+    with dataset._collector_paused():
+        assert not gc.isenabled()
+        assert dataset.run_parallel(_collecting, list(range(8)), 2, pool_min=1) == [True] * 8
+        with dataset._collector_paused():  # nested: the outer pause holds
+            pass
+        assert not gc.isenabled()
+    assert gc.isenabled()

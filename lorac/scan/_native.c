@@ -13,6 +13,10 @@
  * result object and the interpreter's loop. stat_many() stats a list of paths on a few
  * threads, outside the interpreter lock, with the values os.stat gives.
  *
+ * list_dir(): the listing of a folder of 100,000 images and their captions made as many
+ * os.DirEntry objects, then a path string of each, sorted by kind in the interpreter's loop.
+ * list_dir() reads the folder and sorts its entries into the same lists.
+ *
  * The scan uses Python and numpy where this module was not built (the extension is
  * optional: an install without a C compiler goes on without it).
  */
@@ -30,6 +34,8 @@
 #if !defined(_WIN32)
 #define HAVE_STAT_MANY 1
 #include <errno.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #endif
@@ -319,6 +325,129 @@ done:
     PyMem_Free(out);
     return result;
 }
+
+/* list_dir(): the entries of a folder as lorac.scan.dataset.list_folder sorts them. */
+static int
+append_path(PyObject *list, const char *head, size_t head_len, const char *name, size_t len,
+            char **buf, size_t *cap)
+{
+    if (head_len + len > *cap) {
+        char *grown = PyMem_Realloc(*buf, head_len + len);
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        *buf = grown;
+        *cap = head_len + len;
+    }
+    memcpy(*buf, head, head_len);
+    memcpy(*buf + head_len, name, len);
+    /* as os.fsdecode(os.fsencode(prefix) + name) */
+    PyObject *text = PyUnicode_DecodeFSDefaultAndSize(*buf, (Py_ssize_t)(head_len + len));
+    int failed = text == NULL || PyList_Append(list, text) < 0;
+    Py_XDECREF(text);
+    return failed ? -1 : 0;
+}
+
+/* 1 if the extension (from the last '.', after the first character) is in images, 2 if its
+ * lower case is in others, 0 if neither, -1 on an error */
+static int
+kind_of(const char *name, size_t len, PyObject *images, PyObject *others)
+{
+    const char *dot = strrchr(name, '.');
+    if (dot == NULL || dot == name)
+        return 0;
+    PyObject *ext = PyUnicode_DecodeFSDefaultAndSize(dot, (Py_ssize_t)(name + len - dot));
+    if (ext == NULL)
+        return -1;
+    int kind = PySet_Contains(images, ext);
+    if (kind == 0) {
+        PyObject *lower = PyObject_CallMethod(ext, "lower", NULL);
+        kind = lower == NULL ? -1 : PySet_Contains(others, lower);
+        Py_XDECREF(lower);
+        if (kind == 1)
+            kind = 2;
+    }
+    Py_DECREF(ext);
+    return kind;
+}
+
+static PyObject *
+list_dir(PyObject *self, PyObject *args)
+{
+    PyObject *given, *prefix, *images, *others, *path, *head = NULL, *result = NULL;
+    PyObject *lists[4] = {NULL, NULL, NULL, NULL}; /* images, ignored, others, folders */
+    char *buf = NULL;
+    size_t cap = 0;
+    if (!PyArg_ParseTuple(args, "OUO!O!", &given, &prefix, &PyFrozenSet_Type, &images,
+                          &PyFrozenSet_Type, &others))
+        return NULL;
+    if (!PyUnicode_FSConverter(given, &path))
+        return NULL;
+    DIR *dir;
+    Py_BEGIN_ALLOW_THREADS
+    dir = opendir(PyBytes_AS_STRING(path));
+    Py_END_ALLOW_THREADS
+    if (dir == NULL) {
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, given);
+        Py_DECREF(path);
+        return NULL;
+    }
+    head = PyUnicode_EncodeFSDefault(prefix);
+    if (head == NULL)
+        goto done;
+    for (int i = 0; i < 4; i++)
+        if ((lists[i] = PyList_New(0)) == NULL)
+            goto done;
+    for (;;) {
+        errno = 0;
+        struct dirent *entry = readdir(dir);
+        if (entry == NULL) {
+            if (errno != 0) {
+                PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, given);
+                goto done;
+            }
+            break;
+        }
+        const char *name = entry->d_name;
+        size_t len = strlen(name);
+        if (name[0] == '.' && (len == 1 || (len == 2 && name[1] == '.')))
+            continue;
+        int is_dir = 0;
+#ifdef _DIRENT_HAVE_D_TYPE
+        if (entry->d_type == DT_DIR)
+            is_dir = 1;
+        else if (entry->d_type == DT_LNK || entry->d_type == DT_UNKNOWN)
+#endif
+        {
+            struct stat st;
+            is_dir = fstatat(dirfd(dir), name, &st, 0) == 0 && S_ISDIR(st.st_mode);
+        }
+        if (is_dir) {
+            if (append_path(lists[3], "", 0, name, len, &buf, &cap) < 0)
+                goto done;
+            continue;
+        }
+        if (name[0] == '.')
+            continue; /* glob("*") skips dot-files */
+        int kind = kind_of(name, len, images, others);
+        if (kind < 0 || append_path(lists[kind == 0 ? 2 : kind - 1], PyBytes_AS_STRING(head),
+                                    (size_t)PyBytes_GET_SIZE(head), name, len, &buf, &cap) < 0)
+            goto done;
+    }
+    for (int i = 0; i < 3; i++)
+        if (PyList_Sort(lists[i]) < 0)
+            goto done;
+    result = PyTuple_Pack(4, lists[0], lists[1], lists[2], lists[3]);
+done:
+    closedir(dir);
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(lists[i]);
+    Py_XDECREF(head);
+    Py_DECREF(path);
+    PyMem_Free(buf);
+    return result;
+}
 #endif
 
 static PyMethodDef methods[] = {
@@ -331,6 +460,12 @@ static PyMethodDef methods[] = {
     {"stat_many", stat_many, METH_VARARGS,
      "stat_many(paths, threads) -> [(size, mtime_ns, inode, mode) or errno] of each path "
      "(str or bytes), as os.stat gives them, stat'ed on up to threads threads"},
+    {"list_dir", list_dir, METH_VARARGS,
+     "list_dir(path, prefix, images, others) -> (images, ignored, others, folders): the "
+     "entries of path but . and .., as lorac.scan.dataset.list_folder sorts them: prefix + "
+     "name of each file (not starting with '.') whose extension is in images, whose lower "
+     "case extension is in others, or neither, each list sorted; and the names of the "
+     "folders (what os.DirEntry.is_dir() calls one), unsorted"},
 #endif
     {NULL, NULL, 0, NULL},
 };

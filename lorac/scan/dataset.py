@@ -49,9 +49,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import gc
 import hashlib
 import math
-import operator
 import os
 import re
 import stat
@@ -949,7 +949,7 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
     chunk = chunksize or max(1, min(16, len(items) // (workers * 8)))
     results: list[Any] = [] if on_result else [None] * len(items)
-    with _quiet_pool()(workers, context=ctx) as pool:
+    with _quiet_pool()(workers, context=ctx, initializer=gc.enable) as pool:
         for done, (i, value) in enumerate(
                 pool.imap_unordered(_indexed, [(fn, i, it) for i, it in enumerate(items)],
                                     chunksize=chunk), 1):
@@ -1020,7 +1020,7 @@ class Progress:
 def scan(paths: Iterable[Path], config: DatasetConfig | None = None, *,
          cache_dir: Path | None = CACHE_DIR, progress: TextIO | None = None,
          show_progress: bool | None = None) -> dict[str, ImageRecord]:
-    """Scan image files → records by path string.
+    """Scan image files → records by path string, in the order of ``paths``.
 
     Unchanged files (same size, mtime_ns and inode) are read from the cache
     (:class:`lorac.scan.scancache.ScanCache`); the rest are scanned by :func:`scan_file` in a
@@ -1062,43 +1062,62 @@ def _stats(paths: list[str], config: DatasetConfig) -> list[tuple[int, int, int,
     return out
 
 
-def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
-               progress: TextIO | None, show_progress: bool | None) -> dict[str, ImageRecord]:
+def _cached_records(order: list[str], config: DatasetConfig, cache: Any) -> tuple[
+        dict[str, ImageRecord], list[str], dict[str, str], dict[str, list[str]]]:
+    """The records of the unchanged files in ``order`` from the cache, the paths to scan, each
+    folder's cache key (its real path), and each folder's cached names no longer listed."""
+
     # grouped by the text up to the last separator (os.path.basename is what follows it on
-    # POSIX): one os.path.dirname per group, not per file
+    # POSIX): one os.path.dirname per group, not per file; a folder's files come in a run
     sep = os.sep if os.altsep is None else None
-    by_head: dict[str, list[tuple[str, str]]] = {}
-    for p in paths:
-        name = str(p)
-        if sep is not None:
-            cut = name.rfind(sep) + 1
-            by_head.setdefault(name[:cut], []).append((name, name[cut:]))
-        else:  # pragma: no cover - Windows paths have two separators and drives
-            by_head.setdefault(os.path.dirname(name), []).append(
-                (name, os.path.basename(name)))
-    by_folder: dict[str, list[tuple[str, str]]] = {}
-    for group in by_head.values():
-        by_folder.setdefault(os.path.dirname(group[0][0]), []).extend(group)
+    by_head: dict[str, tuple[list[str], list[str]]] = {}
+    head, cut, group = None, 0, ([], [])
+    for name in order:
+        if sep is None:  # pragma: no cover - Windows paths have two separators and drives
+            group = by_head.setdefault(os.path.dirname(name), ([], []))
+            group[0].append(name)
+            group[1].append(os.path.basename(name))
+            continue
+        end = name.rfind(sep) + 1
+        if end != cut or head is None or not name.startswith(head):
+            head, cut = name[:end], end
+            group = by_head.setdefault(head, ([], []))
+        group[0].append(name)
+        group[1].append(name[cut:])
+    by_folder: dict[str, tuple[list[str], list[str]]] = {}
+    for names, bases in by_head.values():
+        into = by_folder.setdefault(os.path.dirname(names[0]), ([], []))
+        into[0].extend(names)
+        into[1].extend(bases)
     del by_head
     records: dict[str, ImageRecord] = {}
     todo: list[str] = []
     keys: dict[str, str] = {}  # folder → its cache key (the real path)
     stale: dict[str, list[str]] = {}
-    for folder, names in by_folder.items():
+    for folder, (names, bases) in by_folder.items():
         keys[folder] = key = _real(Path(folder or "."))
         entries = cache.load("images", key) if cache is not None else {}
-        cached = [(name, entries.pop(base, None)) for name, base in names]
-        stats = iter(_stats([name for name, hit in cached if hit is not None], config))
-        for name, hit in cached:
+        pop = entries.pop
+        hits = [pop(base, None) for base in bases]
+        stats = iter(_stats([name for name, hit in zip(names, hits, strict=True)
+                             if hit is not None], config))
+        for name, hit in zip(names, hits, strict=True):
             if hit is not None:
                 st = next(stats)
                 if type(st) is tuple and hit[:3] == st[:3]:  # else an errno, or changed
-                    rec = ImageRecord(name, *hit)
+                    rec = records[name] = ImageRecord(name, *hit)
                     rec.has_alpha = bool(rec.has_alpha)
-                    records[name] = rec
                     continue
             todo.append(name)
         stale[folder] = list(entries)  # cached files no longer in the listing
+    return records, todo, keys, stale
+
+
+def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
+               progress: TextIO | None, show_progress: bool | None) -> dict[str, ImageRecord]:
+    order = [str(p) for p in paths]
+    with _collector_paused():
+        records, todo, keys, stale = _cached_records(order, config, cache)
     if cache is not None:
         # a record's values after its path are the cache row (ScanCache's columns are the
         # fields of ImageRecord but the first, path)
@@ -1143,6 +1162,8 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
         for folder, names in stale.items():
             if names:
                 cache.store("images", keys[folder], (), stale=names)
+    if list(records) != order:  # the cache's hits came first, or another folder's files
+        records = {name: records[name] for name in order if name in records}
     return records
 
 
@@ -1186,36 +1207,55 @@ def list_folder(folder: Path) -> Listing:
     except (OSError, ValueError) as exc:  # a name too long, a NUL byte
         out.error = f"cannot be listed ({_os_reason(exc) if isinstance(exc, OSError) else exc})"
         return out
+    prefix = _child_prefix(folder)
     try:
-        entries = sorted(os.scandir(folder), key=operator.attrgetter("name"))
+        out.images, out.ignored_images, out.others, dirs = _entries(folder, prefix)
     except OSError as exc:
         out.error = f"cannot be listed ({_os_reason(exc)})"
         return out
-    prefix = _child_prefix(folder)
-    for entry in entries:
-        name = entry.name
-        path = prefix + name
+    for name in sorted(dirs):
+        if not name.startswith("."):
+            count = _count_images(prefix + name)
+            if count:
+                out.subfolder_images[name] = count
+    return out
+
+
+def _entries(folder: Path, prefix: str) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The entries of ``folder`` (but ``.`` and ``..``) by kind: the files that sd-scripts
+    reads as images, the other images, the other files (each ``prefix + name``, sorted;
+    without dot-files, which ``glob("*")`` skips), and the names of the folders — what
+    :meth:`os.DirEntry.is_dir` calls one (a directory, or a link to one). In C where
+    :mod:`lorac.scan._native` is built: 100,000 images and their captions made as many
+    ``DirEntry`` objects, then a path string each in the interpreter's loop."""
+
+    native = getattr(_native, "list_dir", None)
+    if native is not None:
+        return native(folder, prefix, SD_IMAGE_EXTENSIONS, OTHER_IMAGE_EXTENSIONS)
+    files: list[str] = []
+    dirs: list[str] = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            (dirs if is_dir else files).append(entry.name)
+    images: list[str] = []
+    ignored: list[str] = []
+    others: list[str] = []
+    for name in sorted(files):
+        if name[0] == ".":
+            continue
         dot = name.rfind(".")
         ext = name[dot:] if dot > 0 else ""  # os.path.splitext for names not starting with "."
-        try:
-            is_dir = entry.is_dir()
-        except OSError:
-            is_dir = False
-        if is_dir:
-            if not name.startswith("."):
-                count = _count_images(path)
-                if count:
-                    out.subfolder_images[name] = count
-            continue
-        if name.startswith("."):
-            continue  # glob("*") skips dot-files
         if ext in SD_IMAGE_EXTENSIONS:
-            out.images.append(path)
+            images.append(prefix + name)
         elif ext.lower() in OTHER_IMAGE_EXTENSIONS:
-            out.ignored_images.append(path)
+            ignored.append(prefix + name)
         else:
-            out.others.append(path)
-    return out
+            others.append(prefix + name)
+    return images, ignored, others, dirs
 
 
 def _child_prefix(folder: Path) -> str:
@@ -1333,7 +1373,19 @@ def _read_caption(path: str, spec: SubsetSpec, st: tuple[int, int, int, int] | i
                 "it", name, hint="re-save the caption as UTF-8")
         if fresh is not None:
             fresh.append((base, (*st[:3], text)))
+    return _caption_of(text, name, spec)
+
+
+def _caption_of(text: str, name: str, spec: SubsetSpec) -> tuple[str | None, Finding | None]:
+    """The caption that sd-scripts trains from the text of caption file ``name``, or the
+    finding that stops it (:func:`_read_caption`)."""
+
     lines = text.splitlines()
+    if len(lines) == 1 and not spec.enable_wildcard:  # most captions: one line, no wildcards
+        caption = lines[0].strip()
+        if caption:
+            return (_decorate(caption, spec) if spec.caption_prefix or spec.caption_suffix
+                    else caption), None
     if not lines:
         return None, Finding(
             "LRC506", f"caption {name} is empty: sd-scripts stops with an assertion "
@@ -1449,6 +1501,13 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
     ``memo`` shares listings and scans between subsets and profiles that name the same folder.
     """
 
+    with _collector_paused():
+        return _analyse_folder(spec, config, triggers, memo, cache_dir, progress, show_progress)
+
+
+def _analyse_folder(spec: SubsetSpec, config: DatasetConfig, triggers: Iterable[str],
+                    memo: dict[str, Any] | None, cache_dir: Path | None,
+                    progress: TextIO | None, show_progress: bool | None) -> FolderResult:
     memo = {} if memo is None else memo
     folder = spec.folder
     key = ("listing", _real(folder))
@@ -1471,7 +1530,9 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
     if records is None:
         records = memo[scan_key] = scan(listing.images, config, cache_dir=cache_dir,
                                         progress=progress, show_progress=show_progress)
-    result.records = {p: records[p] for p in listing.images if p in records}
+    # the scan of these same paths gives them in this order, with the unreadable ones
+    result.records = dict(records) if list(records) == listing.images else {
+        p: records[p] for p in listing.images if p in records}
 
     for path in listing.ignored_images:
         add(Finding("LRC523", f"{path} is not read by sd-scripts: it globs only "
@@ -1483,21 +1544,20 @@ def analyse_folder(spec: SubsetSpec, config: DatasetConfig, *, triggers: Iterabl
                     "not read: it does not look into subfolders of image_dir", str(folder / name),
                     hint="make the subfolder a subset of its own"))
 
-    with _collector_paused():
-        if spec.metadata_file is None:
-            _pair(result, triggers, config, bar, cache_dir)
-        _judge_images(result, config, bar, cache_dir)
+    if spec.metadata_file is None:
+        _pair(result, triggers, config, bar, cache_dir)
+    _judge_images(result, config, bar, cache_dir)
     return result
 
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector paused, then resumed as it was. Pairing and judging
-    100,000 records allocate several small objects per record and no cycles, and the
-    collections those allocations trigger walk every record again and again: a tenth of a
-    warm analysis. Never around a scan: its forked workers would inherit the pause."""
-
-    import gc
+    """Python's cyclic garbage collector paused, then resumed as it was. Reading 100,000
+    records from the cache, pairing and judging them allocate several small objects per
+    record and no cycles, and the collections those allocations trigger walk every record
+    again and again: a tenth of a warm analysis. The pool's forked workers inherit the pause
+    and end it (:func:`run_parallel`): a scan of files that fail leaves a cycle per failure
+    (an exception and its frames)."""
 
     was = gc.isenabled()
     gc.disable()
@@ -1519,18 +1579,19 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     cut = len(_child_prefix(listing.folder))
     captions = {p[: -len(ext)]: p for p in listing.others if ext and p.endswith(ext)
                 and len(p) - cut > len(ext)}
-    by_base: dict[str, list[str]] = {}
-    for img in listing.images:  # an image's name has an extension, after its first character
-        by_base.setdefault(img[:img.rfind(".")], []).append(img)
+    by_base: dict[str, str] = {}  # an image's name has an extension, after its first character
+    shared: dict[str, list[str]] = {}  # the stems of more than one image → those images
+    for img in listing.images:
+        base = img[:img.rfind(".")]
+        first = by_base.setdefault(base, img)
+        if first is not img:
+            shared.setdefault(base, [first]).append(img)
 
-    def caption_for(base: str) -> str | None:
-        found = captions.get(base)
-        if found is not None:
-            return found
+    paired = {base: captions.get(base) for base in by_base}
+    for base in [base for base, cap in paired.items() if cap is None]:
         tokens = base.split("_")
-        return captions.get("_".join(tokens[:-4])) if len(tokens) >= 5 else None
-
-    paired = {base: caption_for(base) for base in by_base}
+        if len(tokens) >= 5:
+            paired[base] = captions.get("_".join(tokens[:-4]))
     if listing.images and not any(paired.values()):
         others: dict[str, int] = {}
         for p in listing.others:
@@ -1549,11 +1610,10 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
                 hint=f"set caption_extension = {best!r}", data={"found": others}))
             return
 
-    used: set[str] = set()
-    for base, imgs in sorted(by_base.items()):
+    uncaptioned = [base for base, cap in paired.items() if cap is None]
+    for base in sorted({*shared, *uncaptioned}):
         cap = paired[base]
-        if cap is not None:
-            used.add(cap)
+        imgs = shared.get(base) or [by_base[base]]
         if len(imgs) > 1:
             names = " and ".join(imgs)
             reads = f"both read {cap}" if cap else "they cannot have separate captions"
@@ -1565,47 +1625,58 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
             for img in imgs:
                 add(Finding("LRC503", f"{img} has no caption {os.path.basename(base)}{ext}: "
                             f"sd-scripts trains it with {fallback}", img))
-    for stem, cap in sorted(captions.items()):
-        if cap not in used:
-            add(Finding("LRC504", f"caption {cap} has no image beside it (no "
+    # the captions read, each once, sorted (in the images' order, so nearly sorted already)
+    used = sorted(dict.fromkeys(cap for cap in paired.values() if cap is not None))
+    if len(used) < len(captions):
+        read = set(used)
+        for stem in sorted(stem for stem, cap in captions.items() if cap not in read):
+            add(Finding("LRC504", f"caption {captions[stem]} has no image beside it (no "
                         f"{os.path.basename(stem)}.png/.jpg/… that sd-scripts reads)",
-                        cap, hint="add the image, or delete the caption"))
+                        captions[stem], hint="add the image, or delete the caption"))
 
     tokens: list[str] = []
     for t in [*triggers, *([spec.class_tokens] if spec.class_tokens else [])]:
         if t.strip() and t.strip().lower() not in (x.lower() for x in tokens):
             tokens.append(t.strip())
-    patterns = [(t, _word_re(t)) for t in tokens]
+    patterns = [(t, _word_re(t).search) for t in tokens]
     lowered = {t.strip().lower() for t in triggers}
+    fixing = bool(spec.keep_tokens_separator) or spec.keep_tokens > 0
     shown = bar(len(used), "reading captions") if bar and len(used) >= _SHOW_FROM else None
+    if shown is not None and not shown.enabled:
+        shown = None  # no terminal: nothing to draw, no call per caption
     from lorac.scan.scancache import ScanCache
 
     cache = ScanCache(cache_dir, _CAPTION_TAG, {"captions": CaptionRecord}) if (
         cache_dir is not None and config.cache and used) else None
     folder_key = _real(listing.folder)
     cached = cache.load("captions", folder_key) if cache is not None else None
+    known = cached.get if cached else {}.get
     fresh: list[tuple[str, tuple[Any, ...]]] = []
-    ordered = sorted(used)
-    for done, (cap, st) in enumerate(zip(ordered, _stats(ordered, config), strict=True), 1):
+    texts = result.captions
+    for done, (cap, st) in enumerate(zip(used, _stats(used, config), strict=True), 1):
         if shown is not None:
             shown(done)
-        text, problem = _read_caption(cap, spec, st, cached, fresh, cap[cut:])
+        hit = known(cap[cut:])
+        if hit is not None and type(st) is tuple and hit[:3] == st[:3] and stat.S_ISREG(st[3]):
+            text, problem = _caption_of(hit[3], cap, spec)  # unchanged since it was read
+        else:
+            text, problem = _read_caption(cap, spec, st, cached, fresh, cap[cut:])
         if problem is not None:
             add(problem)
         if text is None:
             continue
-        result.captions[cap] = text
+        texts[cap] = text
         if not text:
             continue
-        missing = [t for t, rx in patterns if not rx.search(text)]
+        missing = [t for t, search in patterns if not search(text)] if patterns else ()
         if missing:
             add(Finding("LRC508", f"caption {cap} does not contain the trigger "
                         f"{' / '.join(repr(m) for m in missing)}", cap,
                         anchor="trigger" if any(m.lower() in lowered for m in missing)
                         else "class_tokens"))
-        fixed = _fixed_part(text, spec)
+        fixed = _fixed_part(text, spec) if fixing else None
         if fixed is not None:
-            late = [t for t, rx in patterns if t not in missing and not rx.search(fixed)]
+            late = [t for t, search in patterns if t not in missing and not search(fixed)]
             if late:
                 kept = (f"before {spec.keep_tokens_separator!r}" if spec.keep_tokens_separator
                         and spec.keep_tokens_separator in text
@@ -1691,7 +1762,7 @@ def _memo_groups(cache_dir: Path | None, config: DatasetConfig, folder: Path, wh
 def _similar_captions(result: FolderResult, config: DatasetConfig,
                       bar: Callable[[int, str], Progress] | None = None,
                       cache_dir: Path | None = None) -> None:
-    items = [(p, t) for p, t in sorted(result.captions.items()) if t]
+    items = [(p, t) for p, t in sorted(result.captions.items()) if t]  # _pair reads them sorted
     t = config.caption_similarity
     if len(items) < 2 or t <= 0:
         return
@@ -1723,7 +1794,7 @@ def _judge_images(result: FolderResult, config: DatasetConfig,
                   cache_dir: Path | None = None) -> None:
     spec = result.spec
     add = result.findings.append
-    recs = [result.records[p] for p in result.listing.images if p in result.records]
+    recs = list(result.records.values())  # in the listing's order (analyse_folder)
     buckets = bucket_list(spec) if spec.resolution and not (
         spec.enable_bucket and spec.bucket_no_upscale) else None
     sizes: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
