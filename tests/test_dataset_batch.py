@@ -236,6 +236,48 @@ def test_the_c_path_gives_the_numpy_values_at_any_shape(h: int, w: int, seed: in
         np.uint8))
 
 
+_PASSES = """
+import json, sys
+import numpy as np
+from lorac.scan import _native, dataset
+rng = np.random.default_rng(5)
+out = [_native.PASS]
+for h, w in ((256, 256), (192, 100), (3, 3), (256, 2064), (64, 17), (128, 256)):
+    a = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    f = dataset._phash_plan(h, w)[0]
+    rows = np.zeros((1, h // f, w), np.float32)
+    out.append([list(_native.score(a.tobytes(), h, w, f, rows, 0)), rows.tobytes().hex()])
+json.dump(out, sys.stdout)
+"""
+
+
+def test_the_baseline_and_avx2_passes_give_the_same_sums() -> None:
+    """The C pass is built twice (baseline and, on x86-64, AVX2, taken where the processor
+    has it); ``LORAC_NATIVE_BASELINE`` makes a process take the baseline one."""
+
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if _native() is None:
+        return
+    runs = {}
+    for baseline in (False, True):
+        env = {k: v for k, v in os.environ.items() if k != "LORAC_NATIVE_BASELINE"}
+        if baseline:
+            env["LORAC_NATIVE_BASELINE"] = "1"
+        done = subprocess.run([sys.executable, "-c", _PASSES], env=env, capture_output=True,
+                              text=True, check=True)
+        name, *sums = json.loads(done.stdout)
+        runs[name] = sums
+    assert "baseline" in runs
+    assert all(sums == runs["baseline"] for sums in runs.values())
+    cpu = Path("/proc/cpuinfo")
+    if cpu.is_file() and " avx2" in cpu.read_text() and os.uname().machine == "x86_64":
+        assert set(runs) == {"baseline", "avx2"}
+
+
 def test_the_c_path_refuses_what_it_cannot_read() -> None:
     native = _native()
     if native is None:

