@@ -65,6 +65,28 @@ _WRITER = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
+def test_an_up_to_date_cache_opens_while_another_process_writes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening a cache whose tables and tags are already right takes no write lock: a check
+    reads it while another process holds the lock (a scan committing its batches)."""
+
+    with ScanCache(tmp_path, "t1", {"recs": Rec}) as cache:
+        cache.store("recs", "/f", [("a", (1, 0.5, "x"))])
+    writer = sqlite3.connect(tmp_path / FILE_NAME, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the write lock, held
+    monkeypatch.setattr(scancache, "_TIMEOUT_S", 0.2)
+    try:
+        with ScanCache(tmp_path, "t1", {"recs": Rec}) as cache:
+            assert cache.usable and cache.load("recs", "/f") == {"a": (1, 0.5, "x")}
+        with ScanCache(tmp_path, "t2", {"recs": Rec}) as cache:  # must write: waits, gives up
+            assert not cache.usable and cache.load("recs", "/f") == {}
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    with ScanCache(tmp_path, "t2", {"recs": Rec}) as cache:  # the lock gone: a new tag
+        assert cache.usable and cache.load("recs", "/f") == {}
+
+
 def test_a_process_killed_mid_write_leaves_the_last_commit(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run([sys.executable, "-c", _WRITER, str(tmp_path)], cwd=root,

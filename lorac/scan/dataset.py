@@ -1062,6 +1062,18 @@ def _stats(paths: list[str], config: DatasetConfig) -> list[tuple[int, int, int,
     return out
 
 
+def _preload_decoders() -> None:
+    """PIL and the plugins that ``Image.open`` loads first (JPEG, PNG, BMP, GIF, PPM),
+    imported here before the pool forks: each worker would import them on its first image,
+    about 25 ms of a core each, a twentieth of a first scan of 2,000 small images."""
+
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - a run-time dependency
+        return
+    Image.preinit()
+
+
 def _cached_records(order: list[str], config: DatasetConfig, cache: Any) -> tuple[
         dict[str, ImageRecord], list[str], dict[str, str], dict[str, list[str]]]:
     """The records of the unchanged files in ``order`` from the cache, the paths to scan, each
@@ -1140,6 +1152,8 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
                 flush()
 
     workers = worker_count(config)
+    if todo and workers > 1 and len(todo) >= _POOL_MIN:
+        _preload_decoders()
     if todo and (workers <= 1 or len(todo) < _POOL_MIN):
         bar = Progress(len(todo), "scanning images", progress, show_progress)
         run_parallel(_scan_task, [(p, config.max_pixels) for p in todo], 1, bar, arrived)

@@ -107,6 +107,8 @@ class ScanCache:
         assert self.db is not None
         db = self.db
         tag = f"{tag};{LAYOUT}"
+        if self._prepared(tag):
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
@@ -133,6 +135,26 @@ class ScanCache:
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    def _prepared(self, tag: str) -> bool:
+        """Whether every table is there and every kind's table has ``tag``: read in one
+        query, without the write lock and the dozen statements that make them (a check of a
+        small folder opens the cache three or four times)."""
+
+        assert self.db is not None
+        names = ("meta", "folders", "snapshots", *self.kinds)
+        try:
+            rows = self.db.execute(
+                "SELECT 'table', name FROM sqlite_master WHERE type = 'table' AND name IN "
+                f"({', '.join('?' * len(names))}) UNION ALL SELECT key, value FROM meta "
+                f"WHERE key IN ({', '.join('?' * len(self.kinds))})",
+                (*names, *(f"tag:{name}" for name in self.kinds))).fetchall()
+        except sqlite3.OperationalError:  # no meta table yet: a new file
+            return False
+        tables = {value for key, value in rows if key == "table"}
+        tags = {key: value for key, value in rows if key != "table"}
+        return tables == set(names) and all(tags.get(f"tag:{name}") == tag
+                                            for name in self.kinds)
 
     @property
     def usable(self) -> bool:
