@@ -189,11 +189,11 @@ def _native() -> Any:
 
 
 def _c_scores(native: Any, pixels: Any, h: int, w: int) -> tuple[float, str, np.ndarray]:
-    """The blur score, the hash and the summed rows that the C path gives one image."""
+    """The blur score, the hash and the block sums that the C path gives one image."""
 
-    f, left, right = dataset._phash_plan(h, w)
-    rows = np.full((2, h // f, w), np.nan, np.float32)
-    blur = dataset._variance(*native.score(pixels, h, w, f, rows, 1), h, w)
+    f, g, left, right = dataset._phash_plan(h, w)
+    rows = np.full((2, h // f, w // g), np.nan, np.float32)
+    blur = dataset._variance(*native.score(pixels, h, w, f, g, rows, 1), h, w)
     assert np.isnan(rows[0]).all()  # only its own slot is written
     return blur, dataset._phash_products(rows[1:], left, right)[0], rows[1]
 
@@ -203,8 +203,8 @@ def _check_c_path(native: Any, a: np.ndarray) -> None:
     want = dataset._laplacian_variance(a), dataset._phash(a)
     blur, phash, rows = _c_scores(native, a.tobytes(), h, w)
     assert (blur, phash) == want, a.shape
-    f = dataset._phash_plan(h, w)[0]
-    assert (rows == a.reshape(h // f, f, w).sum(axis=1)).all()
+    f, g = dataset._phash_plan(h, w)[:2]
+    assert (rows == a.reshape(h // f, f, w // g, g).sum(axis=(1, 3))).all()
     lent = Image.fromarray(a, "L").__arrow_c_array__()  # PIL's own memory, no copy
     assert _c_scores(native, lent, h, w)[:2] == want
 
@@ -216,7 +216,9 @@ def test_the_c_path_gives_the_numpy_values() -> None:
     rng = np.random.default_rng(11)
     images = [a for stack in _stacks() for a in stack if stack.shape[2] <= 2064]
     images += [rng.integers(0, 256, shape, dtype=np.uint8) for shape in (
-        (256, 256), (128, 256), (192, 100), (256, 64), (320, 7), (64, 256), (256, 2064))]
+        (256, 256), (128, 256), (192, 100), (256, 64), (320, 7), (64, 256), (256, 2064),
+        # columns summed 2, 3, 4, 5 and 8 at a time
+        (64, 128), (100, 192), (171, 256), (256, 320), (128, 512))]
     images.append(np.where(rng.random((256, 256)) < 0.5, 0, 255).astype(np.uint8))
     for a in images:
         _check_c_path(native, np.ascontiguousarray(a))
@@ -242,11 +244,11 @@ import numpy as np
 from lorac.scan import _native, dataset
 rng = np.random.default_rng(5)
 out = [_native.PASS]
-for h, w in ((256, 256), (192, 100), (3, 3), (256, 2064), (64, 17), (128, 256)):
+for h, w in ((256, 256), (192, 100), (3, 3), (256, 2064), (64, 17), (128, 256), (100, 192)):
     a = rng.integers(0, 256, (h, w), dtype=np.uint8)
-    f = dataset._phash_plan(h, w)[0]
-    rows = np.zeros((1, h // f, w), np.float32)
-    out.append([list(_native.score(a.tobytes(), h, w, f, rows, 0)), rows.tobytes().hex()])
+    f, g = dataset._phash_plan(h, w)[:2]
+    rows = np.zeros((1, h // f, w // g), np.float32)
+    out.append([list(_native.score(a.tobytes(), h, w, f, g, rows, 0)), rows.tobytes().hex()])
 json.dump(out, sys.stdout)
 """
 
@@ -285,30 +287,43 @@ def test_the_c_path_refuses_what_it_cannot_read() -> None:
     pixels = np.zeros((64, 64), np.uint8)
     out = np.zeros((2, 16, 64), np.float32)
     with pytest.raises(ValueError, match="4096 bytes for an image of 64 x 65"):
-        native.score(pixels, 64, 65, 1, np.zeros(64 * 65, np.float32), 0)
+        native.score(pixels, 64, 65, 1, 1, np.zeros(64 * 65, np.float32), 0)
     with pytest.raises(ValueError, match="sides must be positive"):
-        native.score(pixels, 0, 64, 1, out, 0)
+        native.score(pixels, 0, 64, 1, 1, out, 0)
     with pytest.raises(ValueError, match="rows of 4096 pixels"):
-        native.score(np.zeros(4096, np.uint8), 1, 4096, 1, np.zeros(4096, np.float32), 0)
+        native.score(np.zeros(4096, np.uint8), 1, 4096, 1, 1, np.zeros(4096, np.float32), 0)
     with pytest.raises(ValueError, match="cannot sum 5 rows"):
-        native.score(pixels, 64, 64, 5, out, 0)
+        native.score(pixels, 64, 64, 5, 1, out, 0)
     with pytest.raises(ValueError, match="output holds no image 2"):
-        native.score(pixels, 64, 64, 4, out, 2)
+        native.score(pixels, 64, 64, 4, 1, out, 2)
     with pytest.raises(ValueError, match="output holds no image 1"):
-        native.score(pixels, 64, 64, 2, out, 1)  # one image of 32 rows fills both slots of 16
+        native.score(pixels, 64, 64, 2, 1, out, 1)  # one image of 32 rows fills both slots
     with pytest.raises(TypeError):  # the output must be writable
-        native.score(pixels, 64, 64, 4, b"\0" * out.nbytes, 0)
+        native.score(pixels, 64, 64, 4, 1, b"\0" * out.nbytes, 0)
     with pytest.raises(TypeError, match="capsule pair"):
-        native.score(12, 64, 64, 4, out, 0)
+        native.score(12, 64, 64, 4, 1, out, 0)
     wide = Image.new("I", (64, 64)).__arrow_c_array__()  # 4-byte pixels
     with pytest.raises(ValueError, match="not an Arrow array of 4096 unsigned bytes"):
-        native.score(wide, 64, 64, 4, out, 0)
+        native.score(wide, 64, 64, 4, 1, out, 0)
     with pytest.raises(ValueError, match="not an Arrow array of 4095 unsigned bytes"):
-        native.score(Image.new("L", (64, 64)).__arrow_c_array__(), 63, 65, 1,
+        native.score(Image.new("L", (64, 64)).__arrow_c_array__(), 63, 65, 1, 1,
                      np.zeros(63 * 65, np.float32), 0)
-    assert native.score(pixels + 1, 64, 64, 4, out, 1) == (0, 0)
+    with pytest.raises(ValueError, match="cannot sum 3 columns at a time of 64"):
+        native.score(pixels, 64, 64, 4, 3, out, 0)
+    with pytest.raises(ValueError, match="cannot sum 0 columns"):
+        native.score(pixels, 64, 64, 4, 0, out, 0)
+    with pytest.raises(ValueError, match="by 257 rows"):  # 257 * 257 * 255 >= 2**24
+        native.score(np.zeros((257, 257), np.uint8), 257, 257, 257, 257,
+                     np.zeros(1, np.float32), 0)
+    block = np.zeros(1, np.float32)  # 256 * 257 * 255 < 2**24: exact
+    assert native.score(np.full((256, 257), 255, np.uint8), 256, 257, 256, 257, block, 0) == (0, 0)
+    assert block[0] == 256 * 257 * 255
+    assert native.score(pixels + 1, 64, 64, 4, 1, out, 1) == (0, 0)
     assert (out[0] == 0).all() and (out[1] == 4).all()
-    assert native.score(pixels[:2], 2, 64, 1, out, 0) == (0, 0)  # no interior
+    blocks = np.zeros((2, 16, 16), np.float32)
+    assert native.score(pixels + 1, 64, 64, 4, 4, blocks, 1) == (0, 0)
+    assert (blocks[0] == 0).all() and (blocks[1] == 16).all()
+    assert native.score(pixels[:2], 2, 64, 1, 1, out, 0) == (0, 0)  # no interior
 
 
 def test_a_scan_without_the_c_path_gives_the_same_records(

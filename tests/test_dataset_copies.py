@@ -127,17 +127,22 @@ def test_many_candidates_hash_on_threads_alike(folder: Path,
 def test_the_collector_is_paused_for_the_analysis(folder: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The analysis pauses Python's cyclic garbage collector while it reads, pairs and judges
-    the records (the scan's forked workers end the pause in their own process:
-    tests/test_dataset_pool.py), and leaves it as it found it, also when judging fails."""
+    the records, but not while it decodes files (the scan's forked workers also end the
+    pause in their own process: tests/test_dataset_pool.py), and leaves it as it found it,
+    also when judging fails."""
 
     import gc
 
     seen: dict[str, bool] = {}
-    scan, judge = dataset.scan, dataset._judge_images
+    scan, judge, task = dataset.scan, dataset._judge_images, dataset._scan_task
 
     def scanning(*args: Any, **kwargs: Any) -> Any:
         seen["scan"] = gc.isenabled()
         return scan(*args, **kwargs)
+
+    def decoding(*args: Any, **kwargs: Any) -> Any:
+        seen["decode"] = gc.isenabled()
+        return task(*args, **kwargs)
 
     def judging(*args: Any, **kwargs: Any) -> Any:
         seen["judge"] = gc.isenabled()
@@ -145,9 +150,11 @@ def test_the_collector_is_paused_for_the_analysis(folder: Path,
 
     monkeypatch.setattr(dataset, "scan", scanning)
     monkeypatch.setattr(dataset, "_judge_images", judging)
+    monkeypatch.setattr(dataset, "_scan_task", decoding)
     assert gc.isenabled()
     _analyse(folder, None)
-    assert seen == {"scan": False, "judge": False} and gc.isenabled()
+    # decoding files (here, in this process: a few files) runs with the collector
+    assert seen == {"scan": False, "decode": True, "judge": False} and gc.isenabled()
 
     def failing(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("judging failed")

@@ -96,14 +96,17 @@ arrow_bytes(PyObject *pair, Py_ssize_t n)
 
 #define MAX_LAPLACIAN_ROW 2064 /* (2**31 - 1) // 1020**2: a row's squares sum in int32 */
 #define MAX_GROUP 257          /* rows summed in uint16 at most: 257 * 255 < 2**16 */
+#define MAX_BLOCK 65793        /* pixels of a block summed at most: 65793 * 255 < 2**24, exact
+                                * in float32 */
 
 /* The pass over one image: each row is widened to int16 once, into a ring of three, and
- * added to the sum of its group of f rows. */
+ * added to the sum of its group of f rows; a group's sum is then summed g columns at a
+ * time into the output. */
 typedef struct {
-    Py_ssize_t w, f;
+    Py_ssize_t w, f, g;
     int16_t *ring;  /* 3 rows */
     uint16_t *sum;  /* 1 row: the sum of the current group so far */
-    float *out;     /* (h / f) rows: each group's sum, exact in float32 */
+    float *out;     /* (h / f) rows of w / g: each f x g block's sum, exact in float32 */
 } Pass;
 
 #if defined(__GNUC__)
@@ -125,9 +128,29 @@ take_row(Pass *pass, const uint8_t *src, Py_ssize_t r)
         for (Py_ssize_t x = 0; x < w; x++)
             sum[x] += (uint16_t)(dst[x] = src[x]);
     if (r % f == f - 1) {
-        float *out = pass->out + (r / f) * w;
-        for (Py_ssize_t x = 0; x < w; x++)
-            out[x] = (float)sum[x];
+        Py_ssize_t g = pass->g;
+        float *out = pass->out + (r / f) * (w / g);
+        if (g == 1)
+            for (Py_ssize_t x = 0; x < w; x++)
+                out[x] = (float)sum[x];
+        /* the widths of the 256-px box (256, 192, 128): loops of fixed stride vectorise */
+        else if (g == 4)
+            for (Py_ssize_t x = 0; x < w / 4; x++)
+                out[x] = (float)((uint32_t)sum[4 * x] + sum[4 * x + 1] + sum[4 * x + 2] +
+                                 sum[4 * x + 3]);
+        else if (g == 3)
+            for (Py_ssize_t x = 0; x < w / 3; x++)
+                out[x] = (float)((uint32_t)sum[3 * x] + sum[3 * x + 1] + sum[3 * x + 2]);
+        else if (g == 2)
+            for (Py_ssize_t x = 0; x < w / 2; x++)
+                out[x] = (float)((uint32_t)sum[2 * x] + sum[2 * x + 1]);
+        else
+            for (Py_ssize_t x = 0; x < w / g; x++) {
+                uint32_t block = 0;
+                for (Py_ssize_t j = 0; j < g; j++)
+                    block += sum[x * g + j];
+                out[x] = (float)block;
+            }
     }
 }
 
@@ -186,9 +209,9 @@ static PyObject *
 score(PyObject *self, PyObject *args)
 {
     PyObject *source;
-    Py_ssize_t h, w, f, index;
+    Py_ssize_t h, w, f, g, index;
     Py_buffer dst, src = {0};
-    if (!PyArg_ParseTuple(args, "Onnnw*n", &source, &h, &w, &f, &dst, &index))
+    if (!PyArg_ParseTuple(args, "Onnnnw*n", &source, &h, &w, &f, &g, &dst, &index))
         return NULL;
     PyObject *result = NULL;
     int16_t *work = NULL;
@@ -205,7 +228,12 @@ score(PyObject *self, PyObject *args)
         PyErr_Format(PyExc_ValueError, "cannot sum %zd rows at a time of %zd", f, h);
         goto done;
     }
-    Py_ssize_t slot = (h / f) * w;
+    if (g < 1 || w % g || f * g > MAX_BLOCK) {
+        PyErr_Format(PyExc_ValueError, "cannot sum %zd columns at a time of %zd (by %zd rows)",
+                     g, w, f);
+        goto done;
+    }
+    Py_ssize_t slot = (h / f) * (w / g);
     if (index < 0 || dst.len / (Py_ssize_t)sizeof(float) / slot <= index) {
         PyErr_Format(PyExc_ValueError, "output holds no image %zd of %zd floats", index, slot);
         goto done;
@@ -228,7 +256,7 @@ score(PyObject *self, PyObject *args)
         goto done;
     }
     int64_t s1, s2;
-    Pass pass = {w, f, work, (uint16_t *)(work + 3 * w), (float *)dst.buf + index * slot};
+    Pass pass = {w, f, g, work, (uint16_t *)(work + 3 * w), (float *)dst.buf + index * slot};
     Py_BEGIN_ALLOW_THREADS
     scan_image(&pass, pixels, h, &s1, &s2);
     Py_END_ALLOW_THREADS
@@ -481,10 +509,11 @@ done:
 
 static PyMethodDef methods[] = {
     {"score", score, METH_VARARGS,
-     "score(pixels, h, w, f, out, index) -> (sum, sum of squares) of the 4-neighbour Laplacian "
-     "over the interior of an h x w 8-bit image ((0, 0) below 3 x 3), whose rows it also sums "
-     "f at a time into image index of the float32 buffer out. pixels: a bytes-like object, or "
-     "the Arrow (schema, array) capsules of PIL's Image.__arrow_c_array__()."},
+     "score(pixels, h, w, f, g, out, index) -> (sum, sum of squares) of the 4-neighbour "
+     "Laplacian over the interior of an h x w 8-bit image ((0, 0) below 3 x 3), whose blocks "
+     "of f rows by g columns it also sums into image index of the float32 buffer out "
+     "(h / f rows of w / g). pixels: a bytes-like object, or the Arrow (schema, array) "
+     "capsules of PIL's Image.__arrow_c_array__()."},
 #ifdef HAVE_STAT_MANY
     {"stat_many", stat_many, METH_VARARGS,
      "stat_many(paths, threads) -> [(size, mtime_ns, inode, mode) or errno] of each path "

@@ -84,7 +84,7 @@ OTHER_IMAGE_EXTENSIONS = frozenset((
 DEFAULT_CAPTION_EXTENSION = ".caption"  # library/config_util.py:86, library/args.py:913
 PIL_MAX_IMAGE_PIXELS = 89_478_485  # PIL.Image.MAX_IMAGE_PIXELS; PIL fails at twice this
 NORM_SIZE = 256  # the long side of the normalised downscale that blur and phash are scored on
-SCAN_VERSION = 4
+SCAN_VERSION = 5
 CACHE_DIR = Path(".lorac_cache") / "dataset"
 _POOL_MIN = 16  # fewer uncached images than this are scanned in-process
 
@@ -398,7 +398,7 @@ class _Batches:
             _score_batch(members, batch)
             return
         try:
-            hashes = _phash_products(batch, *_phash_plan(h, w)[1:])
+            hashes = _phash_products(batch, *_phash_plan(h, w)[2:])
         except Exception as exc:  # e.g. no memory for the products
             for rec in members:
                 rec.error, rec.detail = "decode", f"{exc.__class__.__name__}: {exc}"
@@ -412,12 +412,12 @@ def _native_score(gray: Any, h: int, w: int, batch: Any, index: int) -> tuple[in
     from PIL's own memory where PIL lends it (11.2 and later, an image in one block), else
     from a copy."""
 
-    f = _phash_plan(h, w)[0]
+    f, g = _phash_plan(h, w)[:2]
     try:
         pixels = gray.__arrow_c_array__()
     except Exception:  # an older PIL, or an image PIL cannot lend
         pixels = gray.tobytes()
-    return _native.score(pixels, h, w, f, batch, index)
+    return _native.score(pixels, h, w, f, g, batch, index)
 
 
 def _variance(s1: int, s2: int, h: int, w: int) -> float:
@@ -434,17 +434,23 @@ _BATCH_PIXELS = 1 << 19  # pixels scored in one batch: its work arrays stay a fe
 
 def _batch_array(h: int, w: int, native: bool = False) -> Any:
     """The array that a batch of ``h`` × ``w`` images is gathered in: ``(k, h, w)`` uint8
-    pixels, or for :mod:`lorac.scan._native` ``(k, h / f, w)`` float32 rows
-    (:func:`_phash_plan`), with ``k`` images of :data:`_BATCH_PIXELS` at most; kept per
-    shape and thread, for the :data:`_KEPT_SHAPES` shapes used last (a set of photos cropped
-    every which way has hundreds of shapes: kept all, they would hold 0.5 MB each)."""
+    pixels, with ``k`` images of :data:`_BATCH_PIXELS` at most, or for
+    :mod:`lorac.scan._native` ``(k, h / f, w / g)`` float32 block sums (:func:`_phash_plan`),
+    as many images again as fit in :data:`_BATCH_PIXELS` × 4 bytes (numpy's cost per call
+    is then paid once per 32 images of 256 × 256); kept per shape and thread, for the
+    :data:`_KEPT_SHAPES` shapes used last (a set of photos cropped every which way has
+    hundreds of shapes: kept all, they would hold 0.5 MB each)."""
 
     import numpy as np
 
     kept = _SCRATCH.__dict__.setdefault("batches", {})
     k = max(1, _BATCH_PIXELS // (h * w))
-    shape = (k, h // _phash_plan(h, w)[0], w) if native else (k, h, w)
-    key = (shape, native)
+    shape = (k, h, w)
+    if native:
+        f, g = _phash_plan(h, w)[:2]
+        k = max(k, _BATCH_PIXELS // (4 * (h // f) * (w // g)))
+        shape = (k, h // f, w // g)
+    key = (h, w, native)  # two image shapes can have one batch shape: never one array
     stack = kept.pop(key, None)
     if stack is None:
         stack = np.empty(shape, np.float32 if native else np.uint8)
@@ -803,44 +809,50 @@ def _phashes(stack: Any) -> list[str]:
     import numpy as np
 
     k, h, w = stack.shape
-    f, left, right = _phash_plan(h, w)
-    pixels = _phash_scratch(np, k * (h // f) * w).reshape(k, h // f, w)
-    if f > 1:  # ≤ 256 rows of ≤ 255 sum in uint16
-        np.copyto(pixels, np.add.reduce(stack.reshape(k, h // f, f, w), axis=2,
-                                        dtype=np.uint16), casting="unsafe")
+    f, g, left, right = _phash_plan(h, w)
+    pixels = _phash_scratch(np, k * (h // f) * (w // g)).reshape(k, h // f, w // g)
+    if f > 1 or g > 1:  # block sums, exact in uint32 and then in float32
+        np.copyto(pixels, np.add.reduce(stack.reshape(k, h // f, f, w // g, g), axis=(2, 4),
+                                        dtype=np.uint32), casting="unsafe")
     else:
         np.copyto(pixels, stack, casting="unsafe")
     return _phash_products(pixels, left, right)
 
 
 @functools.lru_cache(maxsize=1024)
-def _phash_plan(h: int, w: int) -> tuple[int, Any, Any]:
-    """How the perceptual hash of an ``h`` × ``w`` image is taken: ``(f, left, right)``, the
-    hash being the signs about their median of ``left @ rows @ right``, where ``rows`` are the
-    image's rows summed ``f`` at a time (8 × h/f and w × 8 float32 matrices).
+def _phash_plan(h: int, w: int) -> tuple[int, int, Any, Any]:
+    """How the perceptual hash of an ``h`` × ``w`` image is taken: ``(f, g, left, right)``,
+    the hash being the signs about their median of ``left @ blocks @ right``, where
+    ``blocks`` are the sums of the image's blocks of ``f`` rows by ``g`` columns (8 × h/f and
+    w/g × 8 float32 matrices).
 
     When the height is a multiple of 64 (the 256-px box and its 4:3 and 2:1 shapes), the box
     to 64 rows is exact sums of ``f = h / 64`` rows in integers, and its weights ``1/f`` fold
-    into the left matrix: the costly product runs on a quarter of the rows of a 256-px image.
-    Otherwise ``f`` is 1 and the box is in the matrices. Kept per shape: a dataset of many
-    aspect ratios has a few hundred at most."""
+    into the left matrix; the width likewise, with ``g = w / 64`` and the right matrix: the
+    products run on a sixteenth of the pixels of a 256-px square. Otherwise ``f`` (or ``g``)
+    is 1 and the box is in the matrices. Kept per shape: a dataset of many aspect ratios has
+    a few hundred at most."""
 
     import numpy as np
 
     boxed = w > 64 or h > 64
-    right = _phash_side(w, boxed).T
+    if w > 64 and w % 64 == 0:
+        g, right = w // 64, (_phash_side(64, True) / np.float32(w // 64)).T
+    else:
+        g, right = 1, _phash_side(w, boxed).T
     if h > 64 and h % 64 == 0:
-        return h // 64, _phash_side(64, True) / np.float32(h // 64), right
-    return 1, _phash_side(h, boxed), right
+        return h // 64, g, _phash_side(64, True) / np.float32(h // 64), right
+    return 1, g, _phash_side(h, boxed), right
 
 
 def _phash_products(pixels: Any, left: Any, right: Any) -> list[str]:
-    """The hashes of a ``(k, rows, w)`` float32 stack of :func:`_phash_plan` rows: the 8×8
-    low frequencies ``left @ rows @ right`` of each image against their median, as imagehash
-    writes them (16 hex digits). An image's hash does not depend on the others in its stack
-    (numpy's stacked ``matmul`` makes the same BLAS call for each image). The products run in
-    rows of at most :data:`_PHASH_ROWS` multiply-adds, below the size at which OpenBLAS starts
-    threads that would spin on the cores the other scanning processes use."""
+    """The hashes of a ``(k, rows, columns)`` float32 stack of :func:`_phash_plan` block
+    sums: the 8×8 low frequencies ``left @ blocks @ right`` of each image against their
+    median, as imagehash writes them (16 hex digits). An image's hash does not depend on the
+    others in its stack (numpy's stacked ``matmul`` makes the same BLAS call for each image).
+    The products run in rows of at most :data:`_PHASH_ROWS` multiply-adds, below the size at
+    which OpenBLAS starts threads that would spin on the cores the other scanning processes
+    use."""
 
     import numpy as np
 
@@ -1151,6 +1163,23 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
             if len(pending) >= _FLUSH_EVERY:
                 flush()
 
+    if todo:  # (a warm check scans nothing: no collection of what it has read so far)
+        with _collector_running():  # files that fail to decode can leave cycles behind
+            _scan_todo(todo, config, arrived, progress, show_progress)
+    if cache is not None:
+        flush()
+        for folder, names in stale.items():
+            if names:
+                cache.store("images", keys[folder], (), stale=names)
+    if list(records) != order:  # the cache's hits came first, or another folder's files
+        records = {name: records[name] for name in order if name in records}
+    return records
+
+
+def _scan_todo(todo: list[str], config: DatasetConfig, arrived: Callable[[Any], None],
+               progress: TextIO | None, show_progress: bool | None) -> None:
+    """Scan ``todo``, in the pool or (few files, one worker) here, each row to ``arrived``."""
+
     workers = worker_count(config)
     if todo and workers > 1 and len(todo) >= _POOL_MIN:
         _preload_decoders()
@@ -1171,14 +1200,6 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
         run_parallel(_scan_chunk, [(todo[i:j], config.max_pixels)
                                    for i, j in _chunk_bounds(len(todo), workers)],
                      workers, None, arrived_chunk, pool_min=1, chunksize=1)
-    if cache is not None:
-        flush()
-        for folder, names in stale.items():
-            if names:
-                cache.store("images", keys[folder], (), stale=names)
-    if list(records) != order:  # the cache's hits came first, or another folder's files
-        records = {name: records[name] for name in order if name in records}
-    return records
 
 
 # --------------------------------------------------------------------------- listing
@@ -1565,13 +1586,27 @@ def _analyse_folder(spec: SubsetSpec, config: DatasetConfig, triggers: Iterable[
 
 
 @contextlib.contextmanager
+def _collector_running() -> Iterator[None]:
+    """Python's cyclic garbage collector running (a scan inside a paused analysis), then as
+    it was."""
+
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        yield
+    finally:
+        if not was:
+            gc.disable()
+
+
+@contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector paused, then resumed as it was. Reading 100,000
     records from the cache, pairing and judging them allocate several small objects per
     record and no cycles, and the collections those allocations trigger walk every record
-    again and again: a tenth of a warm analysis. The pool's forked workers inherit the pause
-    and end it (:func:`run_parallel`): a scan of files that fail leaves a cycle per failure
-    (an exception and its frames)."""
+    again and again: a tenth of a warm analysis. The scan of the files not in the cache runs
+    with the collector (:func:`_collector_running`; the pool's forked workers also enable it,
+    :func:`run_parallel`): a file that fails to decode can leave a cycle behind."""
 
     was = gc.isenabled()
     gc.disable()
