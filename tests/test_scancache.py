@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lorac.scan import dataset, scancache
 from lorac.scan.scancache import FILE_NAME, ScanCache
@@ -178,6 +181,38 @@ def _snapshots(root: Path) -> list[tuple[str, int]]:
 
 def _rows(n: int, note: str = "x") -> list[tuple[str, tuple]]:
     return [(f"f{i}", (i, i / 2, note)) for i in range(n)]
+
+
+_VALUE = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.0, 1.0, 2.5]),
+                   st.sampled_from(["", "JPEG", "x"]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(width=st.integers(1, 4), data=st.data())
+def test_a_snapshot_gives_back_its_rows_value_for_value(width: int, data: st.DataObject) -> None:
+    """Columns of one value are kept once; 1, 1.0 and True are three values, not one."""
+
+    names = data.draw(st.lists(st.text(max_size=3), min_size=1, max_size=6, unique=True))
+    column = st.lists(_VALUE, min_size=len(names), max_size=len(names))
+    columns = [data.draw(st.one_of(column, _VALUE.map(lambda v: [v] * len(names))))
+               for _ in range(width)]
+    rows = dict(zip(names, zip(*columns, strict=True), strict=True))
+    back = scancache._from_columns(scancache._to_columns(rows), width + 1)
+    assert back == rows
+    assert back is not None and all(
+        [type(v) for v in back[n]] == [type(v) for v in rows[n]] for n in names)
+
+
+def test_a_snapshot_keeps_a_column_of_one_value_once() -> None:
+    rows = {f"f{i}": (i, None, "JPEG", True, 1.5 if i else 1) for i in range(3)}
+    text = scancache._to_columns(rows)
+    assert text.count('"JPEG"') == 1 and '{"same":null}' in text and '{"same":true}' in text
+    assert scancache._from_columns(text, 6) == rows
+    full = json.dumps([list(rows), *map(list, zip(*rows.values(), strict=True))])
+    assert scancache._from_columns(full, 6) == rows  # a snapshot of lists, as before
+    for bad in ('[["a"], {"same": 1, "also": 2}]', '[["a"], {"all": 1}]', '[["a"], [1, 2]]',
+                '[["a", "b"], 3]', '[[1], [2]]', '[]', '{"same": 1}'):
+        assert scancache._from_columns(bad, 2) is None, bad
 
 
 def test_a_large_folder_loads_from_its_snapshot(tmp_path: Path,
