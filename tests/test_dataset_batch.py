@@ -217,8 +217,8 @@ def test_the_c_path_gives_the_numpy_values() -> None:
     images = [a for stack in _stacks() for a in stack if stack.shape[2] <= 2064]
     images += [rng.integers(0, 256, shape, dtype=np.uint8) for shape in (
         (256, 256), (128, 256), (192, 100), (256, 64), (320, 7), (64, 256), (256, 2064),
-        # columns summed 2, 3, 4, 5 and 8 at a time
-        (64, 128), (100, 192), (171, 256), (256, 320), (128, 512))]
+        # columns summed 2, 3, 4, 5 and 8 at a time; blocks of 512 pixels (uint32 in numpy)
+        (64, 128), (100, 192), (171, 256), (256, 320), (128, 512), (2048, 1024))]
     images.append(np.where(rng.random((256, 256)) < 0.5, 0, 255).astype(np.uint8))
     for a in images:
         _check_c_path(native, np.ascontiguousarray(a))
