@@ -1152,11 +1152,18 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
         # fields of ImageRecord but the first, path)
         pending: list[tuple[Any, ...]] = []
 
+        sep = os.sep if os.altsep is None else None
+
         def flush() -> None:
             by_key: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
             for row in pending:
-                by_key.setdefault(keys[os.path.dirname(row[0])], []).append(
-                    (os.path.basename(row[0]), row[1:]))
+                name = row[0]
+                if sep is None:  # pragma: no cover - Windows: two separators and drives
+                    head, base = os.path.dirname(name), os.path.basename(name)
+                else:  # os.path.dirname and basename on POSIX, without their calls
+                    cut = name.rfind(sep) + 1
+                    head, base = name[:cut].rstrip(sep) or name[:cut], name[cut:]
+                by_key.setdefault(keys[head], []).append((base, row[1:]))
             for key, rows in by_key.items():
                 cache.store("images", key, rows)
             pending.clear()
