@@ -1729,7 +1729,10 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
         texts[cap] = text
         if not text:
             continue
-        missing = [t for t, search in patterns if not search(text)] if patterns else ()
+        missing: list[str] = []
+        for t, search in patterns:  # a loop, not a comprehension: no frame per caption
+            if not search(text):
+                missing.append(t)
         if missing:
             add(Finding("LRC508", f"caption {cap} does not contain the trigger "
                         f"{' / '.join(repr(m) for m in missing)}", cap,
@@ -1823,7 +1826,9 @@ def _memo_groups(cache_dir: Path | None, config: DatasetConfig, folder: Path, wh
 def _similar_captions(result: FolderResult, config: DatasetConfig,
                       bar: Callable[[int, str], Progress] | None = None,
                       cache_dir: Path | None = None) -> None:
-    items = [(p, t) for p, t in sorted(result.captions.items()) if t]  # _pair reads them sorted
+    captions = result.captions
+    names = sorted(captions)  # _pair reads them in this order: a linear check, no reordering
+    items = [(p, captions[p]) for p in names if captions[p]]
     t = config.caption_similarity
     if len(items) < 2 or t <= 0:
         return
@@ -1835,10 +1840,12 @@ def _similar_captions(result: FolderResult, config: DatasetConfig,
         return [(g, 0) for g in neighbours.jaccard_groups(words, t, progress=shown)]
 
     if len(items) >= _MEMO_FROM:
-        import json
-
+        texts = [text for _, text in items]
+        # the texts, unambiguously: their lengths, then the texts themselves (JSON escaping
+        # 10 MB of text cost more than the rest of reading the groups back)
+        lengths = ",".join(map(str, map(len, texts)))
         groups = _memo_groups(cache_dir, config, result.listing.folder, "captions",
-                              f"{t!r}\0" + json.dumps([text for _, text in items]), compute)
+                              f"{t!r}\0{lengths}\0" + "\0".join(texts), compute)
     else:
         groups = compute()
     for group, _ in groups:
