@@ -36,7 +36,6 @@
 #define HAVE_STAT_MANY 1
 #include <errno.h>
 #include <dirent.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #endif

@@ -940,21 +940,25 @@ def run_parallel(fn: Callable[[Any], Any], items: list[Any], workers: int,
                  on_result: Callable[[Any], None] | None = None,
                  pool_min: int | None = None, chunksize: int | None = None) -> list[Any]:
     """``fn`` over ``items`` in ``workers`` processes (in-process when fewer than
-    ``pool_min``, default :data:`_POOL_MIN`), results in order; ``chunksize`` items per
-    hand-over to a worker (default: up to 16, fewer for few items). ``on_done(count)`` and
-    ``on_result(value)`` are called as each result arrives; with ``on_result`` the results
-    are handed over only there (the list returned is empty)."""
+    ``pool_min``, default :data:`_POOL_MIN`), results in order, with Python's cyclic
+    collector running either way (a caller may have paused it: :func:`_collector_paused`);
+    ``chunksize`` items per hand-over to a worker (default: up to 16, fewer for few items).
+    ``on_done(count)`` and ``on_result(value)`` are called as each result arrives; with
+    ``on_result`` the results are handed over only there (the list returned is empty)."""
 
+    if not items:
+        return []
     if workers <= 1 or len(items) < (_POOL_MIN if pool_min is None else pool_min):
         out = []
-        for i, item in enumerate(items, 1):
-            value = fn(item)
-            if on_result:
-                on_result(value)
-            else:
-                out.append(value)
-            if on_done:
-                on_done(i)
+        with _collector_running():
+            for i, item in enumerate(items, 1):
+                value = fn(item)
+                if on_result:
+                    on_result(value)
+                else:
+                    out.append(value)
+                if on_done:
+                    on_done(i)
         return out
     import multiprocessing
 
@@ -1092,9 +1096,10 @@ def _preload_decoders() -> None:
 
 
 def _cached_records(order: list[str], config: DatasetConfig, cache: Any) -> tuple[
-        dict[str, ImageRecord], list[str], dict[str, str], dict[str, list[str]]]:
-    """The records of the unchanged files in ``order`` from the cache, the paths to scan, each
-    folder's cache key (its real path), and each folder's cached names no longer listed."""
+        dict[str, ImageRecord], list[str], dict[str, str], list[tuple[str, list[str]]]]:
+    """The records of the unchanged files in ``order`` from the cache, the paths to scan, the
+    cache key (the folder's real path) of each path's head (the text up to its file name),
+    and each folder's cache key with its cached names no longer listed."""
 
     # grouped by the text up to the last separator (os.path.basename is what follows it on
     # POSIX): one os.path.dirname per group, not per file; a folder's files come in a run
@@ -1114,17 +1119,20 @@ def _cached_records(order: list[str], config: DatasetConfig, cache: Any) -> tupl
         group[0].append(name)
         group[1].append(name[cut:])
     by_folder: dict[str, tuple[list[str], list[str]]] = {}
-    for names, bases in by_head.values():
-        into = by_folder.setdefault(os.path.dirname(names[0]), ([], []))
+    folder_of: dict[str, str] = {}
+    for head, (names, bases) in by_head.items():
+        folder_of[head] = folder = os.path.dirname(names[0])
+        into = by_folder.setdefault(folder, ([], []))
         into[0].extend(names)
         into[1].extend(bases)
     del by_head
+    real = {folder: _real(Path(folder or ".")) for folder in by_folder}
+    keys = {head: real[folder] for head, folder in folder_of.items()}
     records: dict[str, ImageRecord] = {}
     todo: list[str] = []
-    keys: dict[str, str] = {}  # folder → its cache key (the real path)
-    stale: dict[str, list[str]] = {}
+    stale: list[tuple[str, list[str]]] = []
     for folder, (names, bases) in by_folder.items():
-        keys[folder] = key = _real(Path(folder or "."))
+        key = real[folder]
         entries = cache.load("images", key) if cache is not None else {}
         pop = entries.pop
         hits = [pop(base, None) for base in bases]
@@ -1138,7 +1146,7 @@ def _cached_records(order: list[str], config: DatasetConfig, cache: Any) -> tupl
                     rec.has_alpha = bool(rec.has_alpha)
                     continue
             todo.append(name)
-        stale[folder] = list(entries)  # cached files no longer in the listing
+        stale.append((key, list(entries)))  # cached files no longer in the listing
     return records, todo, keys, stale
 
 
@@ -1158,11 +1166,11 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
             by_key: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
             for row in pending:
                 name = row[0]
-                if sep is None:  # pragma: no cover - Windows: two separators and drives
+                if sep is None:  # pragma: no cover - Windows: heads are os.path.dirname's
                     head, base = os.path.dirname(name), os.path.basename(name)
-                else:  # os.path.dirname and basename on POSIX, without their calls
+                else:  # the head as _cached_records cut it
                     cut = name.rfind(sep) + 1
-                    head, base = name[:cut].rstrip(sep) or name[:cut], name[cut:]
+                    head, base = name[:cut], name[cut:]
                 by_key.setdefault(keys[head], []).append((base, row[1:]))
             for key, rows in by_key.items():
                 cache.store("images", key, rows)
@@ -1175,14 +1183,12 @@ def _scan_with(paths: Iterable[Path], config: DatasetConfig, cache: Any,
             if len(pending) >= _FLUSH_EVERY:
                 flush()
 
-    if todo:  # (a warm check scans nothing: no collection of what it has read so far)
-        with _collector_running():  # files that fail to decode can leave cycles behind
-            _scan_todo(todo, config, arrived, progress, show_progress)
+    _scan_todo(todo, config, arrived, progress, show_progress)
     if cache is not None:
         flush()
-        for folder, names in stale.items():
+        for key, names in stale:
             if names:
-                cache.store("images", keys[folder], (), stale=names)
+                cache.store("images", key, (), stale=names)
     if list(records) != order:  # the cache's hits came first, or another folder's files
         records = {name: records[name] for name in order if name in records}
     return records
@@ -1193,9 +1199,11 @@ def _scan_todo(todo: list[str], config: DatasetConfig, arrived: Callable[[Any], 
     """Scan ``todo``, in the pool or (few files, one worker) here, each row to ``arrived``."""
 
     workers = worker_count(config)
-    if todo and workers > 1 and len(todo) >= _POOL_MIN:
+    if not todo:
+        return
+    if workers > 1 and len(todo) >= _POOL_MIN:
         _preload_decoders()
-    if todo and (workers <= 1 or len(todo) < _POOL_MIN):
+    if workers <= 1 or len(todo) < _POOL_MIN:
         bar = Progress(len(todo), "scanning images", progress, show_progress)
         run_parallel(_scan_task, [(p, config.max_pixels) for p in todo], 1, bar, arrived)
     elif todo:  # the pool scans chunks, enough of them to keep every worker busy to the end
@@ -1382,14 +1390,14 @@ _CAPTION_TAG = "captions-v1"
 
 
 def _read_caption(path: str, spec: SubsetSpec, st: tuple[int, int, int, int] | int,
-                  cached: Mapping[str, tuple[Any, ...]] | None = None,
+                  hit: tuple[Any, ...] | None = None,
                   fresh: list[tuple[str, tuple[Any, ...]]] | None = None,
                   base: str | None = None) -> tuple[str | None, Finding | None]:
     """The caption as sd-scripts trains it (before shuffling), or the finding that stops it.
     ``st``: the caption's :func:`_stats` row, taken before the read (a change during the read
-    shows at the next stat). ``cached``: file name → (size, mtime_ns, inode, text) of the
-    cache; a file read afresh is appended to ``fresh``. ``base``: the file name of ``path``,
-    when the caller has it."""
+    shows at the next stat). ``hit``: the file's cache row (size, mtime_ns, inode, text),
+    whose text is taken while the file is unchanged; a file read afresh is appended to
+    ``fresh``. ``base``: the file name of ``path``, when the caller has it."""
 
     name = str(path)
     if base is None:
@@ -1400,7 +1408,6 @@ def _read_caption(path: str, spec: SubsetSpec, st: tuple[int, int, int, int] | i
         if not stat.S_ISREG(st[3]):
             return None, Finding("LRC507", f"caption {name} cannot be read (not a regular "
                                  "file)", name)
-        hit = cached.get(base) if cached else None
         if hit is not None and hit[:3] == st[:3]:
             raw = None
             text = hit[3]
@@ -1564,8 +1571,9 @@ def _analyse_folder(spec: SubsetSpec, config: DatasetConfig, triggers: Iterable[
     result = FolderResult(spec, listing)
     add = result.findings.append
 
-    def bar(total: int, label: str) -> Progress:
-        return Progress(total, label, progress, show_progress)
+    def bar(total: int, label: str) -> Progress | None:
+        shown = Progress(total, label, progress, show_progress)
+        return shown if shown.enabled else None  # nothing to draw: no call per item
 
     if listing.error:
         add(Finding("LRC501", f"image_dir {spec.image_dir} {listing.error}", None,
@@ -1577,9 +1585,7 @@ def _analyse_folder(spec: SubsetSpec, config: DatasetConfig, triggers: Iterable[
     if records is None:
         records = memo[scan_key] = scan(listing.images, config, cache_dir=cache_dir,
                                         progress=progress, show_progress=show_progress)
-    # the scan of these same paths gives them in this order, with the unreadable ones
-    result.records = dict(records) if list(records) == listing.images else {
-        p: records[p] for p in listing.images if p in records}
+    result.records = dict(records)  # a scan of listing.images: one record each, in its order
 
     for path in listing.ignored_images:
         add(Finding("LRC523", f"{path} is not read by sd-scripts: it globs only "
@@ -1599,8 +1605,8 @@ def _analyse_folder(spec: SubsetSpec, config: DatasetConfig, triggers: Iterable[
 
 @contextlib.contextmanager
 def _collector_running() -> Iterator[None]:
-    """Python's cyclic garbage collector running (a scan inside a paused analysis), then as
-    it was."""
+    """Python's cyclic garbage collector running (work of :func:`run_parallel` inside a
+    paused analysis), then as it was."""
 
     was = gc.isenabled()
     gc.enable()
@@ -1617,8 +1623,8 @@ def _collector_paused() -> Iterator[None]:
     records from the cache, pairing and judging them allocate several small objects per
     record and no cycles, and the collections those allocations trigger walk every record
     again and again: a tenth of a warm analysis. The scan of the files not in the cache runs
-    with the collector (:func:`_collector_running`; the pool's forked workers also enable it,
-    :func:`run_parallel`): a file that fails to decode can leave a cycle behind."""
+    with the collector (:func:`run_parallel`, in the pool's workers or here): a file that
+    fails to decode can leave a cycle behind."""
 
     was = gc.isenabled()
     gc.disable()
@@ -1630,7 +1636,7 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
-          bar: Callable[[int, str], Progress] | None = None,
+          bar: Callable[[int, str], Progress | None] | None = None,
           cache_dir: Path | None = None) -> None:
     spec, listing = result.spec, result.listing
     triggers = list(triggers)
@@ -1703,8 +1709,6 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     lowered = {t.strip().lower() for t in triggers}
     fixing = bool(spec.keep_tokens_separator) or spec.keep_tokens > 0
     shown = bar(len(used), "reading captions") if bar and len(used) >= _SHOW_FROM else None
-    if shown is not None and not shown.enabled:
-        shown = None  # no terminal: nothing to draw, no call per caption
     from lorac.scan.scancache import ScanCache
 
     cache = ScanCache(cache_dir, _CAPTION_TAG, {"captions": CaptionRecord}) if (
@@ -1717,11 +1721,8 @@ def _pair(result: FolderResult, triggers: Iterable[str], config: DatasetConfig,
     for done, (cap, st) in enumerate(zip(used, _stats(used, config), strict=True), 1):
         if shown is not None:
             shown(done)
-        hit = known(cap[cut:])
-        if hit is not None and type(st) is tuple and hit[:3] == st[:3] and stat.S_ISREG(st[3]):
-            text, problem = _caption_of(hit[3], cap, spec)  # unchanged since it was read
-        else:
-            text, problem = _read_caption(cap, spec, st, cached, fresh, cap[cut:])
+        base = cap[cut:]
+        text, problem = _read_caption(cap, spec, st, known(base), fresh, base)
         if problem is not None:
             add(problem)
         if text is None:
@@ -1824,7 +1825,7 @@ def _memo_groups(cache_dir: Path | None, config: DatasetConfig, folder: Path, wh
 
 
 def _similar_captions(result: FolderResult, config: DatasetConfig,
-                      bar: Callable[[int, str], Progress] | None = None,
+                      bar: Callable[[int, str], Progress | None] | None = None,
                       cache_dir: Path | None = None) -> None:
     captions = result.captions
     names = sorted(captions)  # _pair reads them in this order: a linear check, no reordering
@@ -1858,7 +1859,7 @@ def _similar_captions(result: FolderResult, config: DatasetConfig,
 
 
 def _judge_images(result: FolderResult, config: DatasetConfig,
-                  bar: Callable[[int, str], Progress] | None = None,
+                  bar: Callable[[int, str], Progress | None] | None = None,
                   cache_dir: Path | None = None) -> None:
     spec = result.spec
     add = result.findings.append
@@ -1962,7 +1963,7 @@ def _copy_key(rec: ImageRecord) -> tuple[Any, ...] | None:
 
 
 def _hash_candidates(recs: list[ImageRecord], config: DatasetConfig,
-                     bar: Callable[[int, str], Progress] | None = None) -> list[ImageRecord]:
+                     bar: Callable[[int, str], Progress | None] | None = None) -> list[ImageRecord]:
     """Fill the content hash (``sha256``) of every record that shares :func:`_copy_key` with
     another and has none yet: byte-identical files always do, files of other content almost
     never (a folder of flat single-colour images of one size is the exception, and costs
